@@ -1,0 +1,23 @@
+"""Device profiles, budgets: YAML files turned into frozen, validated objects."""
+
+from harness.profiles.budget import Budget, Limit, load_budgets
+from harness.profiles.device import (
+    DEFAULT_PROFILES_DIR,
+    DeviceProfile,
+    Display,
+    Hardware,
+    load_profile,
+    load_profiles,
+)
+
+__all__ = [
+    "DEFAULT_PROFILES_DIR",
+    "Budget",
+    "DeviceProfile",
+    "Display",
+    "Hardware",
+    "Limit",
+    "load_budgets",
+    "load_profile",
+    "load_profiles",
+]
