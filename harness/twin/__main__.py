@@ -1,0 +1,7 @@
+"""`python -m harness.twin twin up ...` (same as `hil twin up ...`)."""
+
+import sys
+
+from harness.twin.runner import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""`hil twin up`: start device twins in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def _up(args: argparse.Namespace) -> int:
+    from harness.twin.runner import TwinSpec, run
+
+    adb_port = args.adb_port
+    if adb_port is None and os.environ.get("ANDROID_ADB_SERVER_PORT"):
+        adb_port = int(os.environ["ANDROID_ADB_SERVER_PORT"])
+    spec = TwinSpec(
+        profile=args.profile, port=args.port, count=args.count, accept_new_keys=args.accept_new_keys,
+        registered=not args.unregistered, state_dir=args.state_dir, adb_server_port=adb_port or 5037,
+        profiles_dir=args.profiles_dir, boot_s=args.boot_s,
+    )
+    return run(spec)
+
+
+def add_twin_parser(sub) -> None:
+    twin = sub.add_parser("twin", help="device twins (a device for adb, with no hardware)")
+    tsub = twin.add_subparsers(dest="twin_command", required=True, metavar="COMMAND")
+    up = tsub.add_parser("up", help="start twins and serve until interrupted")
+    up.add_argument("--profile", required=True, help="device profile name (device_profiles/NAME.yaml) or path")
+    up.add_argument("--port", type=int, default=5555, help="adb port of the first twin (5555..5585: found as emulator-<port-1>)")
+    up.add_argument("--count", type=int, default=1, help="number of twins, on port, port+2, ...")
+    up.add_argument("--accept-new-keys", action="store_true", help="play the user tapping 'Allow' for new adb keys")
+    up.add_argument("--unregistered", action="store_true", help="no account registered on the device")
+    up.add_argument("--state-dir", type=Path, default=None, help="where ground truth and keys go (default: a temp dir)")
+    up.add_argument("--adb-port", type=int, default=None, help="adb server port to register with (default $ANDROID_ADB_SERVER_PORT or 5037)")
+    up.add_argument("--profiles-dir", type=Path, default=None)
+    up.add_argument("--boot-s", type=float, default=1.0, help="time a reboot keeps the twin off adb")
+    up.set_defaults(func=_up)
+
+
+def add_commands(sub) -> None:
+    add_twin_parser(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness.twin")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_twin_parser(sub)
+    return parser

@@ -1,0 +1,129 @@
+"""The twin's control socket: fault injection and the user's taps that adb cannot make.
+
+One JSON object per line in, one per line out, on a Unix socket in the twin's state dir:
+{"op": "accept_keys"} plays the user tapping "Allow" on the USB-debugging dialog;
+"drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
+prefix), "registered" (on), "status".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.twin.device import Twin
+
+log = logging.getLogger(__name__)
+_READ_TIMEOUT_S = 30.0
+
+
+class ControlServer:
+    def __init__(self, twins: dict[str, Twin], path: Path):
+        self.twins = twins
+        self.path = path
+        self.server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        if self.path.exists():
+            self.path.unlink()
+        self.server = await asyncio.start_unix_server(self._client, str(self.path))
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                raw = await asyncio.wait_for(reader.readline(), _READ_TIMEOUT_S)
+                if not raw:
+                    return
+                try:
+                    req = json.loads(raw)
+                    reply = await self.handle(req)
+                except Exception as e:  # one bad request must not kill the control socket
+                    reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+                writer.write((json.dumps(reply) + "\n").encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.TimeoutError):
+            return
+        finally:
+            writer.close()
+
+    async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        if op == "list":
+            return {"ok": True, "twins": {s: t.port for s, t in self.twins.items()}}
+        serial = req.get("serial") or (next(iter(self.twins)) if len(self.twins) == 1 else None)
+        twin = self.twins.get(serial) if serial else None
+        if twin is None:
+            return {"ok": False, "error": f"unknown twin {serial!r}; known: {sorted(self.twins)}"}
+        if op == "status":
+            return {
+                "ok": True, "serial": serial, "port": twin.port, "profile": twin.profile.name,
+                "online": sum(1 for c in twin.connections if c.online), "wifi": twin.wifi.enabled,
+                "network": vars(twin.network), "screen": twin.screen.state, "truth": str(twin.truth.path),
+            }
+        if op == "accept_keys":
+            return {"ok": True, "accepted": await twin.accept_pending_keys()}
+        if op == "drop":
+            await twin.drop_transports()
+            twin.truth.record("fault", kind="drop")
+            return {"ok": True}
+        if op == "offline":
+            seconds = float(req.get("seconds", 5.0))
+            twin.offline = True
+            twin.truth.record("fault", kind="offline", seconds=seconds)
+            await twin.drop_transports()
+
+            async def back() -> None:
+                await asyncio.sleep(seconds)
+                twin.offline = False
+                twin.truth.record("fault_end", kind="offline")
+                await twin.register_with_adb_server()
+
+            asyncio.get_running_loop().create_task(back())
+            return {"ok": True}
+        if op == "reboot":
+            asyncio.get_running_loop().create_task(twin.reboot(float(req.get("boot_s", 1.0))))
+            return {"ok": True}
+        if op == "wifi":
+            twin.set_wifi(bool(req.get("on", True)))
+            return {"ok": True}
+        if op == "stall":
+            twin.services.stalled.add(str(req["service"]))
+            twin.truth.record("fault", kind="stall", service=req["service"])
+            return {"ok": True}
+        if op == "unstall":
+            twin.services.stalled.discard(str(req["service"]))
+            return {"ok": True}
+        if op == "registered":
+            on = bool(req.get("on", True))
+            twin.accounts = [(twin.options.account, "com.amazon.account")] if on else []
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+def control_request(path: Path | str, req: dict[str, Any], timeout_s: float = 5.0) -> dict[str, Any]:
+    """Send one request to a twin's control socket (blocking, bounded)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout_s)
+        s.connect(str(path))
+        s.sendall((json.dumps(req) + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return json.loads(buf or b'{"ok": false, "error": "no reply"}')

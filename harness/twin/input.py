@@ -1,0 +1,54 @@
+"""`input tap|swipe|keyevent|text` as Android's input command parses them."""
+
+from __future__ import annotations
+
+from harness.twin.shell import Proc
+
+KEYCODES = {
+    "KEYCODE_HOME": 3, "KEYCODE_BACK": 4, "KEYCODE_POWER": 26, "KEYCODE_MENU": 82,
+    "KEYCODE_ENTER": 66, "KEYCODE_WAKEUP": 224, "KEYCODE_SLEEP": 223, "KEYCODE_VOLUME_UP": 24,
+    "KEYCODE_VOLUME_DOWN": 25, "KEYCODE_APP_SWITCH": 187,
+}
+_USAGE = (
+    "Usage: input [<source>] <command> [<arg>...]\n\nThe commands and default sources are:\n"
+    "      text <string> (Default: touchscreen)\n      keyevent [--longpress] <key code number or name> ... (Default: keyboard)\n"
+    "      tap <x> <y> (Default: touchscreen)\n      swipe <x1> <y1> <x2> <y2> [duration(ms)] (Default: touchscreen)"
+)
+_SOURCES = ("touchscreen", "keyboard", "mouse", "touchpad", "dpad", "trackball", "stylus", "gamepad", "joystick")
+
+
+async def run_input(p: Proc) -> int:
+    args = p.argv[1:]
+    if args and args[0] in _SOURCES:
+        args = args[1:]
+    screen = p.twin.screen
+    try:
+        if args[:1] == ["tap"] and len(args) == 3:
+            screen.tap(float(args[1]), float(args[2]))
+            return 0
+        if args[:1] == ["swipe"] and len(args) in (5, 6):
+            if len(args) == 6 and p.twin.personality.api < 19:
+                # Android 4.2's input swipe takes no duration (not verified on hardware)
+                await p.eprint(_USAGE)
+                return 1
+            x1, y1, x2, y2 = (float(a) for a in args[1:5])
+            screen.swipe(x1, y1, x2, y2, int(args[5]) if len(args) == 6 else 300)
+            return 0
+        if args[:1] == ["keyevent"] and len(args) >= 2:
+            for key in args[1:]:
+                if key == "--longpress":
+                    continue
+                code = KEYCODES.get(key.upper()) if not key.isdigit() else int(key)
+                if code is None:
+                    await p.eprint(f"Error: Unknown keycode: {key}")
+                    return 1
+                screen.key(code)
+            return 0
+        if args[:1] == ["text"] and len(args) >= 2:
+            p.twin.truth.record("text", text=" ".join(args[1:]).replace("%s", " "))
+            return 0
+    except ValueError as e:
+        await p.eprint(f"Error: {e}")
+        return 1
+    await p.eprint(_USAGE)
+    return 1

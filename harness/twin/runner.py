@@ -1,0 +1,94 @@
+"""Run one or more twins in the foreground until interrupted (`hil twin up`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.profiles import load_profile
+from harness.twin.control import ControlServer
+from harness.twin.device import Twin, TwinOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TwinSpec:
+    profile: str
+    port: int = 5555
+    count: int = 1
+    accept_new_keys: bool = False
+    registered: bool = True
+    state_dir: Path | None = None
+    adb_server_port: int | None = None
+    profiles_dir: Path | None = None
+    boot_s: float = 1.0
+
+
+async def serve(spec: TwinSpec, ready=None) -> int:
+    """Start spec.count twins on spec.port, spec.port + 2, ...; serve until a signal or `kill`."""
+    profile = load_profile(spec.profile, spec.profiles_dir)
+    state_root = Path(spec.state_dir or tempfile.mkdtemp(prefix="hil-twin-"))
+    state_root.mkdir(parents=True, exist_ok=True)
+    twins: dict[str, Twin] = {}
+    for i in range(spec.count):
+        port = spec.port + 2 * i
+        opts = TwinOptions(
+            accept_new_keys=spec.accept_new_keys, registered=spec.registered,
+            adb_server_port=spec.adb_server_port, extra={"boot_s": spec.boot_s},
+        )
+        twin = Twin(profile, port, state_root / f"twin-{port}", opts)
+        twins[twin.serial_hint] = twin
+    control = ControlServer(twins, state_root / "control.sock")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    started: list[Twin] = []
+    try:
+        for twin in twins.values():
+            await twin.start()
+            started.append(twin)
+        await control.start()
+        for serial, twin in twins.items():
+            line = {
+                "ready": True, "serial": serial, "port": twin.port, "console_port": twin.port - 1,
+                "profile": profile.name, "model": profile.model, "api": profile.api_level,
+                "state_dir": str(twin.state_dir), "truth": str(twin.truth.path),
+                "control": str(control.path),
+            }
+            print(json.dumps(line), flush=True)
+        if ready is not None:
+            ready(twins, control)
+        waiters = [asyncio.ensure_future(stop.wait())] + [asyncio.ensure_future(t.stopped.wait()) for t in started]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+    except OSError as e:
+        print(json.dumps({"ready": False, "error": f"cannot listen: {e}"}), flush=True)
+        return 2
+    finally:
+        for twin in started:
+            if not twin.stopped.is_set():
+                await twin.stop()
+        await control.stop()
+    return 0
+
+
+def run(spec: TwinSpec) -> int:
+    return asyncio.run(serve(spec))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.twin.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
