@@ -1,0 +1,185 @@
+"""Twins started as processes (`python -m harness.twin twin up ...`), stopped by their PID."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.farm.adbserver import EMULATOR_PORTS, AdbServer, free_port
+
+log = logging.getLogger(__name__)
+
+TWIN_START_TIMEOUT_S = 20.0
+TWIN_STOP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class TwinInfo:
+    serial: str
+    port: int
+    console_port: int
+    profile: str
+    model: str
+    api: int
+    state_dir: Path
+    truth: Path
+    control: Path
+
+
+class TwinProcess:
+    """One `twin up` process hosting `count` twins of one profile."""
+
+    def __init__(
+        self,
+        profile: str,
+        adb: AdbServer | None = None,
+        port: int | None = None,
+        count: int = 1,
+        accept_new_keys: bool = True,
+        registered: bool = True,
+        state_dir: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ):
+        self.profile = profile
+        self.adb = adb
+        self.port = port or free_port(pair=True)
+        self.count = count
+        self.accept_new_keys = accept_new_keys
+        self.registered = registered
+        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="hil-twin-"))
+        self.extra_args = extra_args
+        self.proc: subprocess.Popen | None = None
+        self.twins: list[TwinInfo] = []
+        self.log_path = self.state_dir / "twin.log"
+
+    @property
+    def discovered_as_emulator(self) -> bool:
+        return self.port in EMULATOR_PORTS
+
+    def start(self, timeout_s: float = TWIN_START_TIMEOUT_S, connect: bool = True) -> list[TwinInfo]:
+        """Start the process, wait for every twin's ready line, and (if not an emulator port)
+        `adb connect` each one. Raises HarnessError naming the profile and the reason."""
+        cmd = [sys.executable, "-m", "harness.twin", "twin", "up", "--profile", self.profile,
+               "--port", str(self.port), "--count", str(self.count), "--state-dir", str(self.state_dir)]
+        if self.accept_new_keys:
+            cmd.append("--accept-new-keys")
+        if not self.registered:
+            cmd.append("--unregistered")
+        env = dict(self.adb.env) if self.adb else dict(os.environ)
+        if self.adb:
+            cmd += ["--adb-port", str(self.adb.port)]
+        cmd += list(self.extra_args)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        logf = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=logf, stdin=subprocess.DEVNULL,
+                                         env=env, start_new_session=True)
+        finally:
+            logf.close()
+        deadline = time.monotonic() + timeout_s
+        buf = b""
+        while len(self.twins) < self.count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.stop()
+                raise HarnessError(f"twin {self.profile} on port {self.port}: not ready within {timeout_s:g} s ({self._log_tail()})")
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(remaining, 0.5))
+            if not ready:
+                if self.proc.poll() is not None:
+                    raise HarnessError(f"twin {self.profile} exited with {self.proc.returncode}: {self._log_tail()}")
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                code = self.proc.wait(TWIN_STOP_TIMEOUT_S)
+                raise HarnessError(f"twin {self.profile} exited with {code}: {self._log_tail()}")
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                info = json.loads(line)
+                if not info.get("ready"):
+                    self.stop()
+                    raise HarnessError(f"twin {self.profile} on port {self.port}: {info.get('error')}")
+                self.twins.append(TwinInfo(
+                    serial=info["serial"], port=info["port"], console_port=info["console_port"],
+                    profile=info["profile"], model=info["model"], api=info["api"],
+                    state_dir=Path(info["state_dir"]), truth=Path(info["truth"]), control=Path(info["control"]),
+                ))
+        if connect and self.adb is not None:
+            for twin in self.twins:
+                if twin.port in EMULATOR_PORTS:
+                    continue
+                # an API 17 twin that may not know our key yet: either state is an answer
+                state = "device" if self.accept_new_keys or twin.api > 17 else ("device", "unauthorized")
+                self.adb.connect(f"127.0.0.1:{twin.port}", state=state)
+        return self.twins
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+            return lines[-1][:300] if lines else "(empty log)"
+        except OSError:
+            return "(no log)"
+
+    def control(self, op: str, serial: str | None = None, timeout_s: float = 5.0, **kw: Any) -> dict[str, Any]:
+        from harness.twin.control import control_request
+
+        if not self.twins:
+            raise HarnessError(f"twin {self.profile} is not running")
+        req = {"op": op, "serial": serial or self.twins[0].serial, **kw}
+        reply = control_request(self.twins[0].control, req, timeout_s)
+        if not reply.get("ok"):
+            raise HarnessError(f"twin {req['serial']}: control {op} failed: {reply.get('error')}")
+        return reply
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Stop by PID (SIGTERM, then SIGKILL), disconnect from adb. Never raises."""
+        proc, self.proc = self.proc, None
+        if self.adb is not None:
+            for twin in self.twins:
+                if twin.port not in EMULATOR_PORTS:
+                    try:
+                        self.adb.client(timeout_s=2.0).disconnect(f"127.0.0.1:{twin.port}")
+                    except Exception:
+                        pass
+        if proc is None:
+            return
+        try:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(TWIN_STOP_TIMEOUT_S)
+        except (subprocess.TimeoutExpired, ProcessLookupError, PermissionError):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(TWIN_STOP_TIMEOUT_S)
+            except Exception as e:
+                log.warning("could not kill twin pid %d: %s", proc.pid, e)
+        except Exception as e:
+            log.warning("stopping twin pid %s: %s", proc.pid, e)
+        finally:
+            if proc.stdout:
+                proc.stdout.close()
+
+    def __enter__(self) -> TwinProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
