@@ -1,0 +1,221 @@
+"""The UI driver: one small API over two back ends chosen by probing.
+
+- Uiautomator2Backend: the uiautomator2 on-device server (API 18+), via uiautomator2.connect.
+- DumpBackend: `uiautomator dump` + `input` (every API level, and the only way on Fire OS 3).
+
+find by text / resource-id / description, tap, swipe, wait for: every wait bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+from harness.device.adb import Device
+from harness.errors import AdbError, UiError
+
+log = logging.getLogger(__name__)
+
+WAIT_TIMEOUT_S = 10.0
+_POLL_S = 0.2
+_DUMP_PATH = "/data/local/tmp/hil-uidump.xml"
+U2_MIN_API = 18
+U2_CONNECT_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class Selector:
+    text: str | None = None
+    resource_id: str | None = None
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.text or self.resource_id or self.description):
+            raise ValueError("a selector needs text, resource_id or description")
+
+    def __str__(self) -> str:
+        parts = [f"{k}={v!r}" for k, v in (("text", self.text), ("resource_id", self.resource_id),
+                                            ("description", self.description)) if v]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Element:
+    text: str
+    resource_id: str
+    description: str
+    class_name: str
+    package: str
+    bounds: tuple[int, int, int, int]
+    clickable: bool
+
+    @property
+    def center(self) -> tuple[float, float]:
+        x1, y1, x2, y2 = self.bounds
+        return (x1 + x2) / 2, (y1 + y2) / 2
+
+    def matches(self, sel: Selector) -> bool:
+        return (
+            (sel.text is None or self.text == sel.text)
+            and (sel.resource_id is None or self.resource_id == sel.resource_id)
+            and (sel.description is None or self.description == sel.description)
+        )
+
+
+def parse_hierarchy(xml: str) -> list[Element]:
+    """Elements of a uiautomator hierarchy dump, in document order.
+
+    Raises:
+        UiError: not a hierarchy dump.
+    """
+    try:
+        root = ET.fromstring(xml.strip())
+    except ET.ParseError as e:
+        raise UiError("?", f"UI dump is not XML: {e}") from None
+    if root.tag != "hierarchy":
+        raise UiError("?", f"UI dump root is <{root.tag}>, not <hierarchy>")
+    out = []
+    for node in root.iter("node"):
+        b = node.get("bounds", "[0,0][0,0]").replace("][", ",").strip("[]").split(",")
+        try:
+            bounds = tuple(int(v) for v in b)
+        except ValueError:
+            bounds = (0, 0, 0, 0)
+        out.append(Element(
+            text=node.get("text", ""), resource_id=node.get("resource-id", ""),
+            description=node.get("content-desc", ""), class_name=node.get("class", ""),
+            package=node.get("package", ""), bounds=bounds,  # type: ignore[arg-type]
+            clickable=node.get("clickable") == "true",
+        ))
+    return out
+
+
+class DumpBackend:
+    """`uiautomator dump` to a file, pulled with sync; `input tap/swipe` to act."""
+
+    name = "uiautomator-dump"
+
+    def __init__(self, device: Device):
+        self.device = device
+
+    def dump(self, timeout_s: float = WAIT_TIMEOUT_S) -> str:
+        r = self.device.shell(f"uiautomator dump {_DUMP_PATH}", timeout_s=timeout_s)
+        if r.returncode != 0 or "dumped to" not in r.stdout:
+            raise UiError(self.device.serial, f"uiautomator dump failed (exit {r.returncode}): {r.output.strip()[:200]}")
+        return self.device.pull_bytes(_DUMP_PATH, timeout_s).decode("utf-8", "replace")
+
+    def tap(self, x: float, y: float) -> None:
+        self.device.shell(f"input tap {int(x)} {int(y)}", check=True)
+
+    def swipe(self, x1: float, y1: float, x2: float, y2: float, duration_ms: int) -> None:
+        cmd = f"input swipe {int(x1)} {int(y1)} {int(x2)} {int(y2)}"
+        if self.device.api_level >= 19:  # no duration argument before 4.4
+            cmd += f" {int(duration_ms)}"
+        self.device.shell(cmd, check=True)
+
+    def press(self, key: str) -> None:
+        self.device.shell(f"input keyevent {key}", check=True)
+
+
+class Uiautomator2Backend:
+    """uiautomator2's JSON-RPC server on the device (API 18+)."""
+
+    name = "uiautomator2"
+
+    def __init__(self, device: Device, timeout_s: float = U2_CONNECT_TIMEOUT_S):
+        import os
+
+        import uiautomator2
+
+        os.environ.setdefault("ANDROID_ADB_SERVER_PORT", str(device.port))
+        self.device = device
+        self.u2 = uiautomator2.connect(device.serial)
+        self.u2.settings["wait_timeout"] = min(timeout_s, WAIT_TIMEOUT_S)
+        self.u2.info  # noqa: B018 - starts and pings the server; raises when it cannot
+
+    def dump(self, timeout_s: float = WAIT_TIMEOUT_S) -> str:
+        return self.u2.dump_hierarchy()
+
+    def tap(self, x: float, y: float) -> None:
+        self.u2.click(x, y)
+
+    def swipe(self, x1: float, y1: float, x2: float, y2: float, duration_ms: int) -> None:
+        self.u2.swipe(x1, y1, x2, y2, duration=duration_ms / 1000.0)
+
+    def press(self, key: str) -> None:
+        self.u2.press(key.removeprefix("KEYCODE_").lower())
+
+
+class Ui:
+    """The harness's UI driver for one device."""
+
+    def __init__(self, device: Device, backend: DumpBackend | Uiautomator2Backend):
+        self.device = device
+        self.backend = backend
+
+    @classmethod
+    def for_device(cls, device: Device, prefer_u2: bool = True) -> Ui:
+        """Choose the back end by probing: uiautomator2 where its server starts, else dump."""
+        if prefer_u2 and device.api_level >= U2_MIN_API:
+            try:
+                return cls(device, Uiautomator2Backend(device))
+            except Exception as e:  # any failure to start the server means: use the fallback
+                log.info("%s: uiautomator2 unavailable (%s); using uiautomator dump", device.serial, e)
+                device.retries.record("ui-backend-fallback", 1, f"uiautomator2: {type(e).__name__}: {e}")
+        return cls(device, DumpBackend(device))
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def elements(self) -> list[Element]:
+        return parse_hierarchy(self.backend.dump())
+
+    def find(self, text: str | None = None, resource_id: str | None = None,
+             description: str | None = None) -> Element | None:
+        sel = Selector(text, resource_id, description)
+        return next((e for e in self.elements() if e.matches(sel)), None)
+
+    def wait_for(self, text: str | None = None, resource_id: str | None = None,
+                 description: str | None = None, timeout_s: float = WAIT_TIMEOUT_S) -> Element:
+        """Poll until an element matches. Raises UiError naming the selector and the wait."""
+        sel = Selector(text, resource_id, description)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                hit = next((e for e in self.elements() if e.matches(sel)), None)
+            except AdbError as e:
+                raise UiError(self.device.serial, f"waiting for {sel}: {e}") from None
+            if hit is not None:
+                return hit
+            if time.monotonic() >= deadline:
+                raise UiError(self.device.serial, f"no element with {sel} within {timeout_s:g} s")
+            time.sleep(_POLL_S)
+
+    def wait_gone(self, text: str | None = None, resource_id: str | None = None,
+                  description: str | None = None, timeout_s: float = WAIT_TIMEOUT_S) -> None:
+        sel = Selector(text, resource_id, description)
+        deadline = time.monotonic() + timeout_s
+        while any(e.matches(sel) for e in self.elements()):
+            if time.monotonic() >= deadline:
+                raise UiError(self.device.serial, f"element with {sel} still shown after {timeout_s:g} s")
+            time.sleep(_POLL_S)
+
+    def tap(self, target: Element | tuple[float, float]) -> float:
+        """Tap an element's centre or a point; returns the host monotonic time of the tap."""
+        x, y = target.center if isinstance(target, Element) else target
+        t = time.monotonic()
+        self.backend.tap(x, y)
+        return t
+
+    def tap_on(self, text: str | None = None, resource_id: str | None = None,
+               description: str | None = None, timeout_s: float = WAIT_TIMEOUT_S) -> float:
+        return self.tap(self.wait_for(text, resource_id, description, timeout_s))
+
+    def swipe(self, x1: float, y1: float, x2: float, y2: float, duration_ms: int = 300) -> None:
+        self.backend.swipe(x1, y1, x2, y2, duration_ms)
+
+    def press(self, key: str) -> None:
+        self.backend.press(key)
