@@ -28,3 +28,6 @@ def start_twin(adb_server, tmp_path):
     yield start
     for tp in started:
         tp.stop()
+
+
+pytest_plugins = ["pytester"]

@@ -1,1 +1,256 @@
-"""pytest plugin entry point (pytest11: mayday_hil). Options and fixtures land with issue 3."""
+"""The mayday-hil pytest plugin (entry point pytest11: mayday_hil).
+
+Options: --device SERIAL, --all-devices, --profile NAME, --twin PROFILE[xN], --budget NAME,
+--profiles-dir DIR, --adb-port P, --hil-reports DIR. Markers: requires(...), budget(metric),
+network(profile). Fixtures: device, profile, capabilities, ui, budget, measure, hil_device.
+With pytest-xdist, tests are grouped per device (--dist loadgroup), so a device is driven by
+one worker at a time. Reports and results.jsonl are written on the controller only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from harness.plugin.state import PLUGIN_STATE, WorkerState
+
+log = logging.getLogger("harness.plugin")
+
+_REQUIREMENTS = {
+    "microphone": lambda c: c.microphone,
+    "front_camera": lambda c: c.front_camera,
+    "back_camera": lambda c: c.back_camera,
+    "camera": lambda c: c.front_camera or c.back_camera,
+    "wifi": lambda c: c.wifi_hardware,
+    "wifi_connected": lambda c: bool(c.wifi and c.wifi.connected),
+    "account": lambda c: c.account_registered,
+    "screenrecord": lambda c: "screenrecord-h264" in c.capture_backends,
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("mayday-hil", "mayday-hil: devices, twins, budgets")
+    g.addoption("--device", action="append", default=[], metavar="SERIAL", help="run on this attached device (repeatable)")
+    g.addoption("--all-devices", action="store_true", help="run on every attached device in `device` state")
+    g.addoption("--profile", default=None, metavar="NAME", help="only devices matching this device profile")
+    g.addoption("--twin", action="append", default=[], metavar="PROFILE[xN]", help="start N device twins of PROFILE for the run")
+    g.addoption("--budget", default=None, metavar="NAME", help="budget to check against (default: the profile's)")
+    g.addoption("--profiles-dir", default=None, metavar="DIR", help="device profiles and budgets.yaml")
+    g.addoption("--adb-port", type=int, default=None, metavar="P", help="adb server port for attached devices (default $ANDROID_ADB_SERVER_PORT or 5037)")
+    g.addoption("--hil-reports", default=None, metavar="DIR", help="where reports/<run>/ go (default: reports)")
+    parser.addini("hil_profiles_dir", "device profiles directory", default="")
+    parser.addini("hil_reports_dir", "reports directory", default="reports")
+    parser.addini("hil_budget", "budget name overriding the profile's", default="")
+
+
+def _active(config: pytest.Config) -> bool:
+    o = config.option
+    return bool(getattr(o, "twin", None) or getattr(o, "device", None) or getattr(o, "all_devices", False)
+                or getattr(o, "profile", None) or hasattr(config, "workerinput") and "hil" in config.workerinput)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    # one device per worker: tests of a device form one xdist group
+    if getattr(config.option, "numprocesses", None) and _active(config):
+        if getattr(config.option, "dist", "no") in ("no", "load"):
+            config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requires(*capabilities): skip unless the device has them "
+                            f"({', '.join(sorted(_REQUIREMENTS))}, eligible)")
+    config.addinivalue_line("markers", "budget(metric): the budget metric this test measures")
+    config.addinivalue_line("markers", "network(profile): the network profile this test runs under")
+    state = WorkerState.from_config(config, active=_active(config))
+    config.stash[PLUGIN_STATE] = state
+    if state.is_controller and state.active:
+        config.pluginmanager.register(state, "mayday-hil-results")
+        if not config.option.htmlpath:
+            config.option.htmlpath = str(state.run_dir / "report.html")
+            config.option.self_contained_html = True
+        try:
+            state.start_run(config)
+        except Exception as e:
+            state.stop()
+            raise pytest.UsageError(f"mayday-hil: {e}") from None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist controller -> worker: the run's devices and report dir, as plain data."""
+    state: WorkerState = node.config.stash[PLUGIN_STATE]
+    if state.active:
+        node.workerinput["hil"] = state.to_workerinput()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    state: WorkerState = session.config.stash[PLUGIN_STATE]
+    if not (state.is_controller and state.active):
+        return
+    try:
+        from pytest_metadata.plugin import metadata_key
+    except ImportError:  # pragma: no cover - pytest-html depends on it
+        return
+    meta = session.config.stash.get(metadata_key, None)
+    if meta is not None:
+        meta.update(state.environment_rows())
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "hil_device" not in metafunc.fixturenames:
+        return
+    state: WorkerState = metafunc.config.stash[PLUGIN_STATE]
+    specs = state.devices
+    if not specs:
+        reason = ("no device for this run: pass --twin PROFILE, --device SERIAL, --all-devices or --profile NAME"
+                  if not state.active else "no attached device matches the selection")
+        metafunc.parametrize("hil_device", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                             ids=["no-device"], scope="session")
+        return
+    metafunc.parametrize("hil_device", specs, ids=[s.id for s in specs], scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        spec = getattr(getattr(item, "callspec", None), "params", {}).get("hil_device")
+        if spec is not None:
+            item.add_marker(pytest.mark.xdist_group(spec.id))
+
+
+# --- fixtures ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def hil_state(pytestconfig) -> WorkerState:
+    return pytestconfig.stash[PLUGIN_STATE]
+
+
+@pytest.fixture(scope="session")
+def hil_device(request):
+    """The DeviceSpec this test runs on (parametrized over the run's devices)."""
+    return request.param
+
+
+@pytest.fixture
+def device(hil_device, hil_state: WorkerState, request):
+    """The harness Device (harness.device.adb.Device) for this test; logcat cleared at start."""
+    dev = hil_state.device(hil_device)
+    request.node.stash[_DEVICE_USED] = dev
+    try:
+        dev.shell("logcat -c", timeout_s=5.0)
+    except Exception as e:  # a device that is gone fails in the test itself, with its own error
+        log.info("%s: logcat -c failed: %s", dev.serial, e)
+    return dev
+
+
+@pytest.fixture
+def profile(hil_device, hil_state: WorkerState):
+    """The matched DeviceProfile, or None for a model no profile describes."""
+    return hil_state.profile(hil_device)
+
+
+@pytest.fixture
+def capabilities(device, hil_state: WorkerState):
+    """Capabilities probed once per device per worker."""
+    return hil_state.capabilities(device)
+
+
+@pytest.fixture
+def ui(device, hil_state: WorkerState):
+    """The UI driver (uiautomator2 or dump back end, chosen by probing)."""
+    return hil_state.ui(device)
+
+
+@pytest.fixture
+def budget(hil_device, hil_state: WorkerState, request):
+    """The Budget for this device (profile's budget, --budget or ini hil_budget overrides)."""
+    return hil_state.budget(hil_device)
+
+
+@pytest.fixture
+def measure(request, hil_device, budget, hil_state: WorkerState):
+    """measure(name, unit) -> Measurement; measure.check(m) -> Verdict (raises BudgetExceeded).
+
+    Every measurement is sent to the controller's results.jsonl when the test ends, pass or fail.
+    """
+    from harness.plugin.state import Recorder
+
+    rec = Recorder(request.node.nodeid, hil_device, budget)
+    yield rec
+    for record in rec.records():
+        request.node.user_properties.append(("hil_measurement", record))
+
+
+@pytest.fixture(autouse=True)
+def _hil_requires(request):
+    marker = request.node.get_closest_marker("requires")
+    if marker is None or "hil_device" not in request.fixturenames:
+        return
+    caps = request.getfixturevalue("capabilities")
+    missing = []
+    for name in marker.args:
+        if name == "eligible":
+            from harness.device.capabilities import eligibility
+
+            verdict = eligibility(request.getfixturevalue("profile"), caps)
+            if not verdict.eligible:
+                missing.append(f"eligible ({verdict.reason})")
+            continue
+        check = _REQUIREMENTS.get(name)
+        if check is None:
+            raise pytest.UsageError(f"@requires({name!r}): unknown capability; use {', '.join(sorted(_REQUIREMENTS))}, eligible")
+        if not check(caps):
+            missing.append(name)
+    if missing:
+        spec = request.getfixturevalue("hil_device")
+        pytest.skip(f"{spec.serial} ({spec.profile or spec.model}) lacks {', '.join(missing)}")
+
+
+_DEVICE_USED = pytest.StashKey[object]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    outcome = yield
+    report = outcome.get_result()
+    dev = item.stash.get(_DEVICE_USED, None)
+    if dev is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        counts = dict(dev.retries.counts)
+        if counts:
+            report.user_properties.append(("hil_retries", {"device": dev.serial, "counts": counts}))
+    if report.failed and report.when in ("setup", "call"):
+        from harness.plugin.state import failure_extras
+
+        extras = getattr(report, "extras", [])
+        extras.extend(failure_extras(dev))
+        report.extras = extras
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    state: WorkerState = config.stash.get(PLUGIN_STATE, None)
+    if state is None or not state.is_controller or not state.active:
+        return
+    tr = terminalreporter
+    tr.section("mayday-hil")
+    for spec in state.devices:
+        tr.write_line(f"device {spec.serial}: {spec.model} (API {spec.api_level}), profile {spec.profile or 'none'}")
+    for line in state.summary_lines():
+        tr.write_line(line)
+    tr.write_line(f"results: {state.results_path} ({state.results_count} measurements)")
+    tr.write_line(f"report:  {config.option.htmlpath}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    state: WorkerState = session.config.stash.get(PLUGIN_STATE, None)
+    if state is not None and state.is_controller and state.active:
+        state.write_summary(int(exitstatus))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state: WorkerState = config.stash.get(PLUGIN_STATE, None)
+    if state is not None:
+        state.stop()

@@ -1,0 +1,134 @@
+"""The run's devices: attached ones (--device, --profile) and twins started for it (--twin).
+
+Resolved once on the xdist controller (or the single process), handed to workers as plain
+data, and torn down by PID at the end of the run, also when it is interrupted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness.device.adb import Device
+from harness.device.capabilities import match_profile
+from harness.errors import HarnessError, ProfileError
+from harness.farm import AdbServer, TwinProcess
+from harness.profiles import DeviceProfile, load_profile, load_profiles
+
+log = logging.getLogger(__name__)
+_TWIN_SPEC = re.compile(r"^(?P<profile>[A-Za-z0-9_.\-/]+?)(?:x(?P<count>\d+))?$")
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """Everything a worker needs to reach one device."""
+
+    serial: str
+    adb_host: str
+    adb_port: int
+    profile: str | None  # matched profile name
+    model: str
+    api_level: int
+    twin_truth: str | None = None
+    twin_control: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.serial}-{self.profile or 'unknown'}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_twin_option(value: str) -> tuple[str, int]:
+    """"fire-hdx-7-2013x2" -> ("fire-hdx-7-2013", 2)."""
+    m = _TWIN_SPEC.match(value)
+    if not m:
+        raise ProfileError("--twin", value, "expected PROFILE or PROFILExN")
+    return m.group("profile"), int(m.group("count") or 1)
+
+
+class HilRun:
+    """Owns the adb server and twins of a run (controller side)."""
+
+    def __init__(self, profiles_dir: Path | None, adb_host: str, adb_port: int | None):
+        self.profiles_dir = profiles_dir
+        self.adb_host = adb_host
+        self.adb_port = adb_port or int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"))
+        self.adb_server: AdbServer | None = None
+        self.twins: list[TwinProcess] = []
+        self.devices: list[DeviceSpec] = []
+        self._stopped = False
+
+    def start_twins(self, specs: list[str]) -> None:
+        """Start a private adb server and the twins (each an own process); bounded waits."""
+        parsed = [parse_twin_option(s) for s in specs]
+        for name, _ in parsed:
+            load_profile(name, self.profiles_dir)  # unknown profile: ProfileError before anything starts
+        atexit.register(self.stop)
+        self.adb_server = AdbServer(home=Path(tempfile.mkdtemp(prefix="hil-run-adb-"))).start()
+        self.adb_host, self.adb_port = "127.0.0.1", self.adb_server.port
+        for name, count in parsed:
+            tp = TwinProcess(name, adb=self.adb_server, count=count,
+                             state_dir=Path(tempfile.mkdtemp(prefix=f"hil-twin-{name}-")))
+            self.twins.append(tp)
+            tp.start()
+
+    def resolve(self, serials: list[str], profile_filter: str | None) -> list[DeviceSpec]:
+        """The devices of this run: the twins, or the named serials, or every attached device."""
+        profiles = load_profiles(self.profiles_dir)
+        if profile_filter and profile_filter not in profiles:
+            raise ProfileError(str(self.profiles_dir or "device_profiles"), "--profile",
+                               f"unknown profile {profile_filter!r}; known: {', '.join(sorted(profiles))}")
+        twin_info = {f"127.0.0.1:{t.port}": t for tp in self.twins for t in tp.twins}
+        import adbutils
+
+        try:
+            listed = adbutils.AdbClient(host=self.adb_host, port=self.adb_port, socket_timeout=5).list()
+        except (adbutils.AdbError, OSError) as e:
+            raise HarnessError(f"adb server {self.adb_host}:{self.adb_port} unreachable: {e}") from None
+        states = {d.serial: d.state for d in listed}
+        if twin_info:
+            wanted = list(twin_info)
+        elif serials:
+            wanted = serials
+            for s in serials:
+                if s not in states:
+                    shown = ", ".join(f"{k} ({v})" for k, v in states.items()) or "none"
+                    raise HarnessError(f"device {s} is not attached (adb devices shows: {shown})")
+        else:
+            wanted = [s for s, st in states.items() if st == "device"]
+        out = []
+        for serial in wanted:
+            state = states.get(serial, "absent")
+            if state != "device":
+                raise HarnessError(f"device {serial} is {state}, not ready for tests")
+            dev = Device(serial, host=self.adb_host, port=self.adb_port)
+            props = dev.getprops()
+            prof: DeviceProfile | None = match_profile(props, profiles)
+            if profile_filter and (prof is None or prof.name != profile_filter):
+                continue
+            info = twin_info.get(serial)
+            out.append(DeviceSpec(
+                serial=serial, adb_host=self.adb_host, adb_port=self.adb_port,
+                profile=prof.name if prof else None, model=props.get("ro.product.model", "?"),
+                api_level=int(props.get("ro.build.version.sdk", "0") or 0),
+                twin_truth=str(info.truth) if info else None, twin_control=str(info.control) if info else None,
+            ))
+        self.devices = out
+        return out
+
+    def stop(self) -> None:
+        """Stop every twin and the private adb server by PID. Never raises."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for tp in self.twins:
+            tp.stop()
+        if self.adb_server is not None:
+            self.adb_server.stop()
