@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from harness.device.adb import SHELL_TIMEOUT_S, Device
-from harness.device.capabilities import Capabilities, api_level_of, capabilities_from, probe_commands
+from harness.device.capabilities import (
+    Capabilities,
+    api_level_of,
+    capabilities_from,
+    probe_commands,
+)
 from harness.device.parsers import ShellOutputError, parse_getprop
 from harness.errors import DeviceError
 

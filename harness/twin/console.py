@@ -101,7 +101,7 @@ class ConsoleServer:
                 if words[0] == "kill" and authed:
                     asyncio.get_running_loop().create_task(self.twin.stop())
                     return
-        except (ConnectionError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionError):
             return
         finally:
             self.clients.discard(writer)

@@ -53,7 +53,7 @@ class ControlServer:
                     reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
                 writer.write((json.dumps(reply) + "\n").encode())
                 await writer.drain()
-        except (ConnectionError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionError):
             return
         finally:
             writer.close()

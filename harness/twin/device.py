@@ -155,7 +155,7 @@ class Twin:
             await writer.drain()
             writer.close()
             self.truth.record("registered_with_adb_server", adb_server_port=port)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             log.info("%s: adb server on %s not reachable for registration: %s", self.serial_hint, port, e)
 
     async def _on_adb_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -196,7 +196,7 @@ class Twin:
         for server in self._servers:
             try:
                 await asyncio.wait_for(server.wait_closed(), 2.0)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 pass
         self._servers.clear()
         self.screen.stop()

@@ -171,7 +171,7 @@ async def _pipe_to_host(stream: Stream, host_port: int) -> None:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection("127.0.0.1", host_port), _TCP_CONNECT_TIMEOUT_S
         )
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return
 
     async def up() -> None:

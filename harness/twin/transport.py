@@ -161,7 +161,7 @@ class AdbConnection:
         except p.ProtocolViolation as e:
             reason = f"protocol violation: {e}"
             log.warning("%s: dropping connection from %s: %s", self.twin.serial_hint, self.peer, e)
-        except (ConnectionError, asyncio.TimeoutError, StreamClosed) as e:
+        except (TimeoutError, ConnectionError, StreamClosed) as e:
             reason = f"{type(e).__name__}: {e}"
         finally:
             self.twin.truth.record("transport_closed", peer=self.peer, reason=reason)
