@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 
 _COMMAND_MODULES = (
     "harness.twin.cli",
-    "harness.farm.cli",
+    "harness.device.cli",
     "harness.vision.cli",
     "harness.network.cli",
     "harness.instruments.cli",
