@@ -205,7 +205,9 @@ class Device:
 
     def _shell_v1(self, cmd: str, timeout_s: float) -> tuple[bytes, bytes, int]:
         marker = f"HILRC{secrets.token_hex(4)}:"
-        data = self.shell_bytes(f"{cmd}; echo {marker}$?", timeout_s=timeout_s, service_name=cmd)
+        # in its own `sh -c`, so that an `exit` in the command cannot skip the marker
+        quoted = "'" + cmd.replace("'", "'\\''") + "'"
+        data = self.shell_bytes(f"sh -c {quoted}; echo {marker}$?", timeout_s=timeout_s, service_name=cmd)
         if self.pty_crlf:
             data = data.replace(b"\r\n", b"\n")
         idx = data.rfind(marker.encode())

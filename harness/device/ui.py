@@ -125,13 +125,11 @@ class Uiautomator2Backend:
     name = "uiautomator2"
 
     def __init__(self, device: Device, timeout_s: float = U2_CONNECT_TIMEOUT_S):
-        import os
-
         import uiautomator2
 
-        os.environ.setdefault("ANDROID_ADB_SERVER_PORT", str(device.port))
         self.device = device
-        self.u2 = uiautomator2.connect(device.serial)
+        # through our adb server (not adbutils' default one)
+        self.u2 = uiautomator2.connect(device.client.device(device.serial))
         self.u2.settings["wait_timeout"] = min(timeout_s, WAIT_TIMEOUT_S)
         self.u2.info  # noqa: B018 - starts and pings the server; raises when it cannot
 

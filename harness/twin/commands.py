@@ -552,6 +552,13 @@ async def _uiautomator(p: Proc) -> int:
     return await uiautomator(p)
 
 
+@command("app_process")
+async def _app_process(p: Proc) -> int:
+    from harness.twin.u2server import app_process
+
+    return await app_process(p)
+
+
 @command("cmd", when=lambda pers: pers.has_cmd)
 async def _cmd(p: Proc) -> int:
     if p.argv[1:3] == ["wifi", "status"] and p.twin.personality.api >= 30:
