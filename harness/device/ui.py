@@ -152,6 +152,7 @@ class Ui:
     def __init__(self, device: Device, backend: DumpBackend | Uiautomator2Backend):
         self.device = device
         self.backend = backend
+        self.last_tap_window: tuple[float, float] = (0.0, 0.0)  # host times around the last tap
 
     @classmethod
     def for_device(cls, device: Device, prefer_u2: bool = True) -> Ui:
@@ -202,10 +203,12 @@ class Ui:
             time.sleep(_POLL_S)
 
     def tap(self, target: Element | tuple[float, float]) -> float:
-        """Tap an element's centre or a point; returns the host monotonic time of the tap."""
+        """Tap an element's centre or a point; returns the host monotonic time just before it was
+        sent. The device acted on it before `last_tap_window[1]` (when the call returned)."""
         x, y = target.center if isinstance(target, Element) else target
         t = time.monotonic()
         self.backend.tap(x, y)
+        self.last_tap_window = (t, time.monotonic())
         return t
 
     def tap_on(self, text: str | None = None, resource_id: str | None = None,

@@ -35,6 +35,8 @@ class TwinInfo:
     state_dir: Path
     truth: Path
     control: Path
+    backend: tuple[str, int] | None = None
+    backend_truth: Path | None = None
 
 
 class TwinProcess:
@@ -114,6 +116,8 @@ class TwinProcess:
                     serial=info["serial"], port=info["port"], console_port=info["console_port"],
                     profile=info["profile"], model=info["model"], api=info["api"],
                     state_dir=Path(info["state_dir"]), truth=Path(info["truth"]), control=Path(info["control"]),
+                    backend=tuple(info["backend"]) if info.get("backend") else None,
+                    backend_truth=Path(info["backend_truth"]) if info.get("backend_truth") else None,
                 ))
         if connect and self.adb is not None:
             for twin in self.twins:

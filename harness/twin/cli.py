@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def _up(args: argparse.Namespace) -> int:
+    from harness.twin.backend import BackendConfig
     from harness.twin.runner import TwinSpec, run
 
     adb_port = args.adb_port
@@ -16,9 +17,47 @@ def _up(args: argparse.Namespace) -> int:
     spec = TwinSpec(
         profile=args.profile, port=args.port, count=args.count, accept_new_keys=args.accept_new_keys,
         registered=not args.unregistered, state_dir=args.state_dir, adb_server_port=adb_port or 5037,
-        profiles_dir=args.profiles_dir, boot_s=args.boot_s,
+        profiles_dir=args.profiles_dir, boot_s=args.boot_s, region=args.region, timezone=args.timezone,
+        backend=_host_port(args.backend) if args.backend else None,
+        backend_config=BackendConfig(agents=args.agents, answer_s=args.answer_s, handle_s=args.handle_s,
+                                     wrap_s=args.wrap_s),
     )
     return run(spec)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def _backend(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from harness.twin.backend import BackendConfig, SupportBackend
+    from harness.twin.truth import GroundTruth
+
+    async def main() -> int:
+        truth = GroundTruth(args.truth, "backend") if args.truth else None
+        backend = SupportBackend(BackendConfig(agents=args.agents, answer_s=args.answer_s, handle_s=args.handle_s,
+                                               wrap_s=args.wrap_s), truth)
+        port = await backend.start(args.port)
+        print(f'{{"ready": true, "backend": ["127.0.0.1", {port}]}}', flush=True)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await backend.stop()
+        return 0
+
+    return asyncio.run(main())
+
+
+def _add_backend_args(p) -> None:
+    p.add_argument("--agents", type=int, default=2, help="support agents on duty")
+    p.add_argument("--answer-s", type=float, default=1.0, help="time from assignment to the agent's video (s)")
+    p.add_argument("--handle-s", type=float, default=600.0, help="longest session before the agent ends it (s)")
+    p.add_argument("--wrap-s", type=float, default=0.0, help="after-call work before the agent takes the next (s)")
 
 
 def add_twin_parser(sub) -> None:
@@ -34,7 +73,16 @@ def add_twin_parser(sub) -> None:
     up.add_argument("--adb-port", type=int, default=None, help="adb server port to register with (default $ANDROID_ADB_SERVER_PORT or 5037)")
     up.add_argument("--profiles-dir", type=Path, default=None)
     up.add_argument("--boot-s", type=float, default=1.0, help="time a reboot keeps the twin off adb")
+    up.add_argument("--region", default=None, help="support region (US, UK, DE); default: the profile's")
+    up.add_argument("--timezone", default=None, help="device time zone, e.g. Europe/Berlin; default: the profile's")
+    up.add_argument("--backend", default=None, metavar="HOST:PORT", help="a shared support backend (default: one in this process)")
+    _add_backend_args(up)
     up.set_defaults(func=_up)
+    be = tsub.add_parser("backend", help="a support backend shared by several twin processes")
+    be.add_argument("--port", type=int, default=0)
+    be.add_argument("--truth", type=Path, default=None, help="ground-truth file")
+    _add_backend_args(be)
+    be.set_defaults(func=_backend)
 
 
 def add_commands(sub) -> None:

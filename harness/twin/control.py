@@ -3,7 +3,8 @@
 One JSON object per line in, one per line out, on a Unix socket in the twin's state dir:
 {"op": "accept_keys"} plays the user tapping "Allow" on the USB-debugging dialog;
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
-prefix), "registered" (on), "status".
+prefix), "registered" (on), "region" (region, timezone), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
+clock_offset_s of the in-process support backend).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ _READ_TIMEOUT_S = 30.0
 
 
 class ControlServer:
-    def __init__(self, twins: dict[str, Twin], path: Path):
+    def __init__(self, twins: dict[str, Twin], path: Path, backend=None):
         self.twins = twins
         self.path = path
+        self.backend = backend
         self.server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
@@ -62,6 +64,17 @@ class ControlServer:
         op = req.get("op")
         if op == "list":
             return {"ok": True, "twins": {s: t.port for s, t in self.twins.items()}}
+        if op == "backend":
+            if self.backend is None:
+                return {"ok": False, "error": "this twin process uses an external backend"}
+            cfg = self.backend.config
+            for key in ("answer_s", "handle_s", "wrap_s", "clock_offset_s"):
+                if key in req:
+                    setattr(cfg, key, float(req[key]))
+            if "answer_waits" in req:
+                cfg.scripted_waits = [float(x) for x in req["answer_waits"]]
+            return {"ok": True, "agents": cfg.agents, "queued": len(self.backend.queue),
+                    "free_agents": len(self.backend.free_agents), "truth": str(self.backend.truth.path)}
         serial = req.get("serial") or (next(iter(self.twins)) if len(self.twins) == 1 else None)
         twin = self.twins.get(serial) if serial else None
         if twin is None:
@@ -105,6 +118,11 @@ class ControlServer:
         if op == "unstall":
             twin.services.stalled.discard(str(req["service"]))
             return {"ok": True}
+        if op == "region":
+            twin.region = str(req.get("region", twin.region))
+            twin.timezone = str(req.get("timezone", twin.timezone))
+            twin.props["persist.sys.timezone"] = twin.timezone
+            return {"ok": True, "region": twin.region, "timezone": twin.timezone}
         if op == "registered":
             on = bool(req.get("on", True))
             twin.accounts = [(twin.options.account, "com.amazon.account")] if on else []

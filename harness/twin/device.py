@@ -49,6 +49,9 @@ class TwinOptions:
     adb_server_port: int | None = None  # for host:emulator registration
     console_token: str | None = None  # None: read ~/.emulator_console_auth_token
     console_token_path: Path | None = None
+    region: str | None = None  # default: the profile's
+    timezone: str | None = None  # default: the profile's
+    backend: tuple[str, int] | None = None  # the support backend (set by the runner)
     extra: dict = field(default_factory=dict)
 
 
@@ -96,6 +99,13 @@ class Twin:
         self.console = None
         self.offline = False
         self.stopped = asyncio.Event()
+        self.region = self.options.region or profile.region
+        self.timezone = self.options.timezone or profile.timezone
+        self.props["persist.sys.timezone"] = self.timezone
+
+    @property
+    def backend_address(self) -> tuple[str, int] | None:
+        return self.options.backend
 
     # --- identity
     def _initial_props(self) -> dict[str, str]:
@@ -199,6 +209,8 @@ class Twin:
             except (TimeoutError, Exception):
                 pass
         self._servers.clear()
+        if self.screen.session is not None:
+            self.screen.session.end("twin stopped")
         self.screen.stop()
         self.truth.record("twin_stopped")
         self.truth.close()

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.profiles import load_profile
+from harness.twin.backend import BackendConfig, SupportBackend
 from harness.twin.control import ControlServer
 from harness.twin.device import Twin, TwinOptions
+from harness.twin.truth import GroundTruth
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,10 @@ class TwinSpec:
     adb_server_port: int | None = None
     profiles_dir: Path | None = None
     boot_s: float = 1.0
+    region: str | None = None
+    timezone: str | None = None
+    backend: tuple[str, int] | None = None  # an external backend; None: one in this process
+    backend_config: BackendConfig | None = None
 
 
 async def serve(spec: TwinSpec, ready=None) -> int:
@@ -37,15 +43,21 @@ async def serve(spec: TwinSpec, ready=None) -> int:
     state_root = Path(spec.state_dir or tempfile.mkdtemp(prefix="hil-twin-"))
     state_root.mkdir(parents=True, exist_ok=True)
     twins: dict[str, Twin] = {}
+    backend = None
+    backend_addr = spec.backend
+    if backend_addr is None:
+        backend = SupportBackend(spec.backend_config or BackendConfig(), GroundTruth(state_root / "backend.jsonl", "backend"))
+        backend_addr = ("127.0.0.1", await backend.start())
     for i in range(spec.count):
         port = spec.port + 2 * i
         opts = TwinOptions(
             accept_new_keys=spec.accept_new_keys, registered=spec.registered,
             adb_server_port=spec.adb_server_port, extra={"boot_s": spec.boot_s},
+            region=spec.region, timezone=spec.timezone, backend=backend_addr,
         )
         twin = Twin(profile, port, state_root / f"twin-{port}", opts)
         twins[twin.serial_hint] = twin
-    control = ControlServer(twins, state_root / "control.sock")
+    control = ControlServer(twins, state_root / "control.sock", backend)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -61,7 +73,8 @@ async def serve(spec: TwinSpec, ready=None) -> int:
                 "ready": True, "serial": serial, "port": twin.port, "console_port": twin.port - 1,
                 "profile": profile.name, "model": profile.model, "api": profile.api_level,
                 "state_dir": str(twin.state_dir), "truth": str(twin.truth.path),
-                "control": str(control.path),
+                "control": str(control.path), "backend": list(backend_addr),
+                "backend_truth": str(backend.truth.path) if backend else None,
             }
             print(json.dumps(line), flush=True)
         if ready is not None:
@@ -78,6 +91,9 @@ async def serve(spec: TwinSpec, ready=None) -> int:
             if not twin.stopped.is_set():
                 await twin.stop()
         await control.stop()
+        if backend is not None:
+            await backend.stop()
+            backend.truth.close()
     return 0
 
 

@@ -72,22 +72,31 @@ class Screen:
             App("com.amazon.photos" if fire else "com.google.android.apps.photos", "Photos", private=True),
             App("com.android.settings", "Settings"),
         ]
+        self.support_pkg = "com.amazon.mayday" if fire else "com.mayday.support"
         self.state = "home"
         self.focus_package = self.launcher
+        self.qs_open = False
+        self.dialog: str | None = None
+        self.session = None  # harness.twin.support.SupportSession while one runs
         self.version = 0
         self.screen_on = True
         self._lock = threading.Lock()
         self._frame: np.ndarray | None = None
         self._frame_version = -1
         self._root: UiNode | None = None
+        self._base: tuple[UiNode, np.ndarray] | None = None
 
     # --- state changes
-    def changed(self, why: str) -> None:
+    def changed(self, why: str, record: bool = True, rebuild: bool = True) -> int:
         """Mark the screen dirty and record when the change happened (ground truth)."""
         with self._lock:
             self.version += 1
-            self._root = None
-        self.twin.truth.record("screen_changed", version=self.version, state=self.state, why=why)
+            if rebuild:
+                self._root = None
+            version = self.version
+        if record:
+            self.twin.truth.record("screen_changed", version=version, state=self.state, why=why)
+        return version
 
     def go_home(self) -> None:
         self.state, self.focus_package = "home", self.launcher
@@ -154,15 +163,148 @@ class Screen:
                        text_color=(30, 30, 30))
             )
         root.children = [content, status]
+        if self.session is not None:
+            root.children.append(self._session_pane())
+        if self.qs_open:
+            root.children.append(self._quick_settings())
+        if self.dialog is not None:
+            root.children.append(self._dialog())
         return root
+
+    # --- support UI
+    def _quick_settings(self) -> UiNode:
+        w, _h, u = self.width, self.height, self.unit
+        panel = UiNode(rid="com.android.systemui:id/quick_settings_panel", bounds=(0, 0, w, 12 * u),
+                       pkg="com.android.systemui", fill=(48, 48, 52))
+        tiles = [("Wi-Fi" if self.twin.wifi.enabled else "Wi-Fi off", "com.android.systemui:id/wifi_tile", None),
+                 ("Mayday", f"{self.support_pkg}:id/mayday_button", self.press_mayday),
+                 ("Settings", "com.android.systemui:id/settings_tile", lambda: self.open_package("com.android.settings"))]
+        size = 8 * u
+        for i, (label, rid, action) in enumerate(tiles):
+            x1 = 3 * u + i * (size + 2 * u)
+            is_mayday = label == "Mayday"
+            panel.children.append(UiNode(
+                cls="android.widget.Button", text=label, rid=rid, desc="Mayday live support" if is_mayday else label,
+                bounds=(x1, self.status_h + u, x1 + size, self.status_h + u + size - 2 * u),
+                pkg=self.support_pkg if is_mayday else "com.android.systemui", clickable=True,
+                fill=(255, 153, 0) if is_mayday else (90, 90, 96), text_color=(20, 20, 20) if is_mayday else (255, 255, 255),
+                on_tap=action,
+            ))
+        return panel
+
+    def pane_bounds(self) -> tuple[int, int, int, int]:
+        """The session pane: a floating window at the right, over whatever the customer uses."""
+        w, _h, u = self.width, self.height, self.unit
+        pw = (w * 3) // 10
+        ph = (pw * 3) // 4 + 6 * u
+        x1, y1 = w - pw - u, self.status_h + u
+        return x1, y1, x1 + pw, y1 + ph
+
+    def pane_video_bounds(self) -> tuple[int, int, int, int]:
+        x1, y1, x2, y2 = self.pane_bounds()
+        vw = x2 - x1
+        vw -= vw % 2
+        vh = (vw * 3) // 4
+        vh -= vh % 2
+        return x1, y1, x1 + vw, y1 + vh
+
+    def _session_pane(self) -> UiNode:
+        s = self.session
+        pkg, u = self.support_pkg, self.unit
+        x1, y1, x2, y2 = self.pane_bounds()
+        vx1, vy1, vx2, vy2 = self.pane_video_bounds()
+        pane = UiNode(rid=f"{pkg}:id/session_pane", bounds=(x1, y1, x2, y2), pkg=pkg, fill=(28, 28, 30))
+        if s.state == "queued":
+            status, banner = f"You are number {s.position} in line", (255, 176, 0)
+        elif s.state == "assigned":
+            status, banner = f"Connecting you to {s.agent}", (0, 170, 90)
+        elif s.state == "video":
+            status, banner = f"{s.agent} is here to help", None
+        else:
+            status, banner = "Connecting to Mayday", (110, 110, 120)
+        pane.children.append(UiNode(cls="android.view.SurfaceView", rid=f"{pkg}:id/agent_video", desc="agent video",
+                                    bounds=(vx1, vy1, vx2, vy2), pkg=pkg, fill=banner))
+        pane.children.append(UiNode(cls="android.widget.TextView", rid=f"{pkg}:id/status", text=status,
+                                    bounds=(x1 + u, vy2 + u // 2, x2 - 7 * u, y2 - u // 2), pkg=pkg))
+        pane.children.append(UiNode(cls="android.widget.Button", rid=f"{pkg}:id/end_button", text="End", desc="End session",
+                                    bounds=(x2 - 6 * u, vy2 + u // 2, x2 - u, y2 - u // 2), pkg=pkg, clickable=True,
+                                    fill=(200, 40, 40), on_tap=self.end_session))
+        return pane
+
+    def _dialog(self) -> UiNode:
+        w, h, u = self.width, self.height, self.unit
+        x1, y1, x2, y2 = w // 4, h // 3, (w * 3) // 4, h // 3 + 10 * u
+        pkg = self.support_pkg
+        box = UiNode(rid=f"{pkg}:id/dialog", bounds=(x1, y1, x2, y2), pkg=pkg, fill=(250, 250, 250))
+        box.children.append(UiNode(cls="android.widget.TextView", rid=f"{pkg}:id/message", text=self.dialog,
+                                   bounds=(x1 + u, y1 + u, x2 - u, y1 + 5 * u), pkg=pkg, text_color=(20, 20, 20)))
+        box.children.append(UiNode(cls="android.widget.Button", rid=f"{pkg}:id/ok_button", text="OK",
+                                   bounds=(x2 - 7 * u, y2 - 4 * u, x2 - u, y2 - u), pkg=pkg, clickable=True,
+                                   fill=(0, 120, 200), on_tap=self.dismiss_dialog))
+        return box
+
+    def open_quick_settings(self) -> None:
+        if not self.qs_open:
+            self.qs_open = True
+            self.changed("quick settings open")
+
+    def close_quick_settings(self) -> None:
+        if self.qs_open:
+            self.qs_open = False
+            self.changed("quick settings closed")
+
+    def show_dialog(self, message: str) -> None:
+        self.dialog = message
+        self.twin.truth.record("support_message", message=message)
+        self.changed("dialog")
+
+    def dismiss_dialog(self) -> None:
+        self.dialog = None
+        self.changed("dialog dismissed")
+
+    def press_mayday(self) -> None:
+        """The Mayday tile: the device-side checks, then a session with the backend."""
+        from harness.twin import support
+
+        twin = self.twin
+        self.qs_open = False
+        twin.truth.record("mayday_pressed")
+        if self.session is not None and self.session.state != "ended":
+            self.changed("mayday pressed again")
+            return
+        if not (twin.profile.eligible and twin.profile.hardware.microphone):
+            self.show_dialog(support.MSG_UNSUPPORTED)
+        elif not twin.wifi.enabled:
+            self.show_dialog(support.MSG_NO_WIFI)
+        elif not twin.accounts:
+            self.show_dialog(support.MSG_UNREGISTERED)
+        else:
+            self.session = support.SupportSession(twin)
+            twin.recording_clients = [("MIC", self.support_pkg)]
+            self.changed("session pane")
+            self.session.start()
+
+    def end_session(self) -> None:
+        if self.session is not None:
+            self.session.end()
+
+    def session_ended(self, session) -> None:
+        if self.session is session:
+            self.session = None
+            self.twin.recording_clients = []
+            self.changed("session ended")
 
     # --- input
     def tap(self, x: float, y: float) -> UiNode | None:
         """Tap at (x, y): the topmost clickable node under the point takes it."""
         hit = None
-        for node in self.root().walk():
+        root = self.root()
+        modal = root.children[-1] if (self.dialog is not None or self.qs_open) else root
+        for node in modal.walk():
             if node.clickable and node.contains(x, y):
                 hit = node
+        if hit is None and self.qs_open and not modal.contains(x, y):
+            self.close_quick_settings()
         self.twin.truth.record("tap", x=x, y=y, node=hit.text or hit.rid if hit else None)
         if hit is not None and hit.on_tap is not None and hit.enabled:
             hit.on_tap()
@@ -170,11 +312,19 @@ class Screen:
 
     def swipe(self, x1: float, y1: float, x2: float, y2: float, duration_ms: int) -> None:
         self.twin.truth.record("swipe", x1=x1, y1=y1, x2=x2, y2=y2, duration_ms=duration_ms)
+        if y1 <= self.status_h * 1.5 and y2 - y1 >= self.height * 0.15:
+            self.open_quick_settings()  # swipe down from the top edge
+        elif self.qs_open and y1 - y2 >= self.height * 0.15:
+            self.close_quick_settings()
 
     def key(self, code: int) -> None:
         self.twin.truth.record("key", code=code)
         if code == 3:  # HOME
+            self.qs_open = False
             self.go_home()
+        elif code == 4 and (self.qs_open or self.dialog is not None):  # BACK closes overlays first
+            self.qs_open, self.dialog = False, None
+            self.changed("back")
         elif code == 4 and self.state != "home":  # BACK
             self.go_home()
         elif code == 26:  # POWER
@@ -192,14 +342,29 @@ class Screen:
             if self._frame is not None and self._frame_version == self.version:
                 return self._frame
         root = self.root()
+        with self._lock:
+            version = self.version
+        img = self._base_image(root)
+        session = self.session
+        if self.screen_on and session is not None and session.agent_frame is not None and session.state == "video":
+            img = img.copy()
+            x1, y1, x2, y2 = self.pane_video_bounds()
+            img[y1:y2, x1:x2] = session.agent_frame
+        rgba = cv2.cvtColor(img, cv2.COLOR_RGB2RGBA)
+        with self._lock:
+            self._frame, self._frame_version = rgba, version
+        return rgba
+
+    def _base_image(self, root: UiNode) -> np.ndarray:
+        """The UI drawn from the node tree, cached while the tree is the same object."""
+        if self._base is not None and self._base[0] is root:
+            return self._base[1]
         img = np.zeros((self.height, self.width, 3), np.uint8)
         if self.screen_on:
             for node in root.walk():
                 self._draw(img, node)
-        rgba = cv2.cvtColor(img, cv2.COLOR_RGB2RGBA)
-        with self._lock:
-            self._frame, self._frame_version = rgba, self.version
-        return rgba
+        self._base = (root, img)
+        return img
 
     @property
     def frame_no(self) -> int:
@@ -210,10 +375,14 @@ class Screen:
         if node.fill is not None:
             cv2.rectangle(img, (x1, y1), (x2 - 1, y2 - 1), node.fill, thickness=-1)
         if node.text:
-            scale = max(0.4, (y2 - y1) / 60.0) if node.fill is None or node.clickable is False else self.unit / 25.0
-            scale = min(scale, self.unit / 18.0)
+            avail_w = max(1, (x2 - x1) - self.unit // 2)
+            scale = min(self.unit / 25.0, (y2 - y1) / 45.0)
             thickness = max(1, int(scale * 2))
             (tw, th), _ = cv2.getTextSize(node.text, _FONT, scale, thickness)
-            tx = x1 + max(0, ((x2 - x1) - tw) // 2) if node.clickable else x1 + self.unit // 2
+            if tw > avail_w:  # shrink to fit the node's width
+                scale *= avail_w / tw
+                thickness = max(1, int(scale * 2))
+                (tw, th), _ = cv2.getTextSize(node.text, _FONT, scale, thickness)
+            tx = x1 + max(0, ((x2 - x1) - tw) // 2) if node.clickable else x1 + self.unit // 4
             ty = y2 - max(2, (y2 - y1 - th) // 2)
             cv2.putText(img, node.text, (tx, ty), _FONT, scale, node.text_color, thickness, cv2.LINE_AA)

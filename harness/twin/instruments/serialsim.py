@@ -152,6 +152,8 @@ class SerialSim:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._stop = threading.Event()
+        self._vanish = threading.Event()
+        self._vanished = threading.Event()
         self._thread: threading.Thread | None = None
         self._baud_warned = False
 
@@ -183,11 +185,19 @@ class SerialSim:
         self._wake_r = self._wake_w = -1
 
     def vanish(self) -> None:
-        """The device is unplugged: the pty closes now; the host's next read or write fails."""
+        """The device is unplugged: the pty closes now; the host's next read or write fails.
+
+        The loop thread closes it itself: a descriptor closed while another thread sits in
+        select() on it is only released when that select returns.
+        """
         self.note("vanish")
+        if self.running and threading.current_thread() is not self._thread:
+            self._vanish.set()
+            self._wake()
+            if self._vanished.wait(STOP_TIMEOUT_S):
+                return
         with self._lock:
             self.pty.close()
-        self._wake()
 
     def set_mode(self, mode: str) -> None:
         """Switch fault mode at run time: "ok", "silent" or "garbage"."""
@@ -277,6 +287,10 @@ class SerialSim:
     def _loop(self) -> None:
         next_work: float | None = None
         while not self._stop.is_set():
+            if self._vanish.is_set() and not self._vanished.is_set():
+                with self._lock:
+                    self.pty.close()
+                self._vanished.set()
             now = time.monotonic()
             wait = IDLE_WAIT_S
             with self._lock:

@@ -1,0 +1,146 @@
+"""Frame sources: timestamped frames from a device on the host's monotonic clock.
+
+Polling sources (raw `screencap` over exec:, the `framebuffer:` service) time each frame by the
+request and the arrival: the frame shows the screen at some instant between the two, so an
+event first seen in frame k happened after frame k-1's request and before frame k's arrival.
+That interval is the uncertainty every figure read off these frames carries.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.device.adb import SHELL_TIMEOUT_S, Device
+from harness.errors import DeviceError
+
+_FB_HEADER_V2 = struct.Struct("<13I")  # after the version word
+
+
+@dataclass
+class Frame:
+    """One captured frame: BGR pixels, capture index, and host times (monotonic, s)."""
+
+    image: np.ndarray
+    index: int
+    t_request: float
+    t_arrival: float
+    source: str
+
+    @property
+    def t(self) -> float:
+        return self.t_arrival
+
+
+def grab_framebuffer(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np.ndarray:
+    """One frame from the `framebuffer:` service (RGBA8888 or RGB565 layouts), as BGR."""
+    deadline = time.monotonic() + timeout_s
+    with device.stream("framebuffer:", timeout_s) as s:
+        head = _read(s, 4, deadline, device)
+        (version,) = struct.unpack("<I", head)
+        if version != 2:
+            raise DeviceError(device.serial, f"framebuffer: header version {version} not supported")
+        fields = _FB_HEADER_V2.unpack(_read(s, _FB_HEADER_V2.size, deadline, device))
+        bpp, _cs, size, w, h = fields[:5]
+        if bpp != 32 or size != w * h * 4:
+            raise DeviceError(device.serial, f"framebuffer: {bpp} bpp, {size} bytes for {w}x{h} not supported")
+        data = _read(s, size, deadline, device)
+    rgba = np.frombuffer(data, np.uint8).reshape(h, w, 4)
+    return np.ascontiguousarray(rgba[:, :, 2::-1])
+
+
+def grab_screencap_raw(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np.ndarray:
+    """One frame from raw `screencap` over exec: (API 21+), as BGR."""
+    data = device.exec_out("screencap", timeout_s)
+    if len(data) < 12:
+        raise DeviceError(device.serial, f"screencap: {len(data)} bytes is not a frame")
+    w, h, fmt = struct.unpack_from("<III", data)
+    header = len(data) - w * h * 4
+    if fmt != 1 or header not in (12, 16):
+        raise DeviceError(device.serial, f"screencap: format {fmt}, {len(data)} bytes for {w}x{h} not supported")
+    rgba = np.frombuffer(data, np.uint8, offset=header).reshape(h, w, 4)
+    return np.ascontiguousarray(rgba[:, :, 2::-1])
+
+
+_PNG_PATH = "/data/local/tmp/hil-frame.png"
+
+
+def grab_screencap_png(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np.ndarray:
+    """One frame as a PNG written on the device and pulled with sync: for old adbd, whose
+    4 KiB packets make a raw frame slow and whose PTY mangles binary stdout."""
+    import cv2
+
+    device.shell(f"screencap -p {_PNG_PATH}", timeout_s=timeout_s, check=True)
+    png = device.pull_bytes(_PNG_PATH, timeout_s)
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DeviceError(device.serial, f"screencap -p {_PNG_PATH}: not a PNG ({len(png)} bytes)")
+    return img
+
+
+def _read(s, n: int, deadline: float, device: Device) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeviceError(device.serial, f"framebuffer: timed out after {len(buf)} of {n} bytes")
+        s.settimeout(remaining)
+        chunk = s.recv(min(1 << 20, n - len(buf)))
+        if not chunk:
+            raise DeviceError(device.serial, f"framebuffer: stream ended after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def polling_method(device: Device) -> str:
+    """Raw screencap over exec: (API 21+); a PNG file and a sync pull on older adbd."""
+    return "screencap-png" if device.api_level < 21 else "screencap"
+
+
+class PollingSource:
+    """Grabs frames back to back in a thread and hands each to `on_frame` (in that thread).
+
+    Stops when on_frame returns True, when stop() is called, or after max_s (always bounded).
+    """
+
+    def __init__(self, device: Device, method: str | None = None, timeout_s: float = SHELL_TIMEOUT_S):
+        self.device = device
+        self.method = method or polling_method(device)
+        self.grab: Callable[[Device, float], np.ndarray] = {
+            "framebuffer": grab_framebuffer, "screencap": grab_screencap_raw,
+            "screencap-png": grab_screencap_png}[self.method]
+        self.timeout_s = timeout_s
+        self.frames = 0
+        self.error: Exception | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run(self, on_frame: Callable[[Frame], bool], max_s: float) -> None:
+        """Capture in this thread until on_frame says stop, stop() or max_s."""
+        deadline = time.monotonic() + max_s
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            t_req = time.monotonic()
+            try:
+                image = self.grab(self.device, self.timeout_s)
+            except Exception as e:  # reported to the caller; the loop ends
+                self.error = e
+                return
+            frame = Frame(image, self.frames, t_req, time.monotonic(), self.method)
+            self.frames += 1
+            if on_frame(frame):
+                return
+
+    def start(self, on_frame: Callable[[Frame], bool], max_s: float) -> PollingSource:
+        self._thread = threading.Thread(target=self.run, args=(on_frame, max_s), daemon=True, name="frame-poll")
+        self._thread.start()
+        return self
+
+    def stop(self, join_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(join_s)

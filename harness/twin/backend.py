@@ -1,0 +1,200 @@
+"""The support backend of the twin world: a queue, an agent pool, opening hours, registration.
+
+Asyncio, loopback only. Devices send one JSON object per line; the backend answers with state
+changes on the same connection:
+
+    -> {"op": "request", "device": SERIAL, "region": "US", "registered": true, "tz": "Europe/Berlin"}
+    <- {"state": "queued", "position": N}            (also when the position changes)
+    <- {"state": "assigned", "agent": "agent-1"}      (an agent took the session)
+    <- {"state": "answered", "agent": "agent-1"}      (the agent is on camera: video starts)
+    <- {"state": "refused", "reason": "closed" | "unregistered"}
+    -> {"op": "end"}                                  (customer ended; the agent wraps up)
+
+Queue waits come from the pool: `agents` agents, each session held for the customer's time
+(or `handle_s` when the customer never ends it), then `wrap_s` of after-call work; `answer_s`
+between assignment and the agent's video. Opening hours per region follow the device's time
+zone (Germany 06:00-24:00 local time, US and UK around the clock). Every request's times go to
+the ground truth: requested, assigned, answered, ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from harness.twin.truth import GroundTruth
+
+log = logging.getLogger(__name__)
+
+HOURS = {"US": None, "UK": None, "DE": (6, 24)}  # None = 24/7; (open, close) local hours
+DEFAULT_TZ = {"US": "America/Los_Angeles", "UK": "Europe/London", "DE": "Europe/Berlin"}
+_READ_TIMEOUT_S = 3600.0
+
+
+@dataclass
+class BackendConfig:
+    agents: int = 2
+    answer_s: float = 1.0
+    handle_s: float = 600.0
+    wrap_s: float = 0.0
+    scripted_waits: list[float] = field(default_factory=list)  # if set: answer_s per request, in order
+    clock_offset_s: float = 0.0  # shifts the wall clock used for opening hours (tests of closed hours)
+
+
+@dataclass
+class Request:
+    rid: int
+    device: str
+    writer: asyncio.StreamWriter
+    t_request: float
+    answer_s: float
+    agent: str | None = None
+    t_assigned: float | None = None
+    t_answered: float | None = None
+    ended: bool = False
+
+
+class SupportBackend:
+    def __init__(self, config: BackendConfig | None = None, truth: GroundTruth | None = None):
+        self.config = config or BackendConfig()
+        self.truth = truth or GroundTruth(None, twin="backend")
+        self.free_agents: deque[str] = deque(f"agent-{i + 1}" for i in range(self.config.agents))
+        self.queue: deque[Request] = deque()
+        self.sessions: dict[int, Request] = {}
+        self._next = 1
+        self.server: asyncio.base_events.Server | None = None
+        self.port: int | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self, port: int = 0) -> int:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.truth.record("backend_started", port=self.port, agents=self.config.agents)
+        return self.port
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for t in list(self._tasks):
+            t.cancel()
+
+    def is_open(self, region: str, tz: str | None) -> bool:
+        hours = HOURS.get(region)
+        if hours is None:
+            return True
+        now = datetime.fromtimestamp(time.time() + self.config.clock_offset_s, ZoneInfo(tz or DEFAULT_TZ[region]))
+        return hours[0] <= now.hour < hours[1]
+
+    async def _send(self, req: Request, msg: dict) -> None:
+        try:
+            req.writer.write((json.dumps(msg) + "\n").encode())
+            await req.writer.drain()
+        except (ConnectionError, RuntimeError):
+            req.ended = True
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        req: Request | None = None
+        try:
+            while True:
+                raw = await asyncio.wait_for(reader.readline(), _READ_TIMEOUT_S)
+                if not raw:
+                    break
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    writer.write(b'{"state": "error", "reason": "bad json"}\n')
+                    continue
+                if msg.get("op") == "request" and req is None:
+                    req = await self._request(msg, writer)
+                    if req is None:
+                        break
+                elif msg.get("op") == "end":
+                    break
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            if req is not None:
+                self._end(req)
+            writer.close()
+
+    async def _request(self, msg: dict, writer: asyncio.StreamWriter) -> Request | None:
+        now = time.monotonic()
+        device = str(msg.get("device", "?"))
+        region = str(msg.get("region", "US"))
+        if not msg.get("registered", False):
+            self.truth.record("session_refused", device=device, reason="unregistered")
+            writer.write(b'{"state": "refused", "reason": "unregistered"}\n')
+            await writer.drain()
+            return None
+        if not self.is_open(region, msg.get("tz")):
+            self.truth.record("session_refused", device=device, reason="closed", region=region)
+            writer.write(b'{"state": "refused", "reason": "closed"}\n')
+            await writer.drain()
+            return None
+        waits = self.config.scripted_waits
+        answer_s = waits.pop(0) if waits else self.config.answer_s
+        req = Request(self._next, device, writer, now, answer_s)
+        self._next += 1
+        self.sessions[req.rid] = req
+        self.queue.append(req)
+        self.truth.record("session_requested", t=now, rid=req.rid, device=device, region=region, answer_s=answer_s)
+        await self._dispatch()
+        if req.agent is None:
+            await self._send(req, {"state": "queued", "position": self.queue.index(req) + 1})
+        return req
+
+    async def _dispatch(self) -> None:
+        while self.queue and self.free_agents:
+            req = self.queue.popleft()
+            if req.ended:
+                continue
+            req.agent = self.free_agents.popleft()
+            req.t_assigned = time.monotonic()
+            self.truth.record("session_assigned", t=req.t_assigned, rid=req.rid, device=req.device, agent=req.agent,
+                              queue_wait_s=req.t_assigned - req.t_request)
+            await self._send(req, {"state": "assigned", "agent": req.agent})
+            task = asyncio.get_running_loop().create_task(self._answer(req))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        for pos, req in enumerate(self.queue, start=1):
+            await self._send(req, {"state": "queued", "position": pos})
+
+    async def _answer(self, req: Request) -> None:
+        await asyncio.sleep(req.answer_s)
+        if req.ended:
+            return
+        req.t_answered = time.monotonic()
+        self.truth.record("session_answered", t=req.t_answered, rid=req.rid, device=req.device, agent=req.agent,
+                          wait_s=req.t_answered - req.t_request)
+        await self._send(req, {"state": "answered", "agent": req.agent})
+        await asyncio.sleep(self.config.handle_s)
+        if not req.ended:
+            self.truth.record("session_timeout", rid=req.rid, device=req.device)
+            self._end(req)
+
+    def _end(self, req: Request) -> None:
+        if req.ended and req.rid not in self.sessions:
+            return
+        req.ended = True
+        self.sessions.pop(req.rid, None)
+        if req in self.queue:
+            self.queue.remove(req)
+        self.truth.record("session_ended", rid=req.rid, device=req.device, agent=req.agent)
+        if req.agent is not None:
+            agent = req.agent
+            req.agent = None
+
+            async def release() -> None:
+                await asyncio.sleep(self.config.wrap_s)
+                self.free_agents.append(agent)
+                await self._dispatch()
+
+            task = asyncio.get_running_loop().create_task(release())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
