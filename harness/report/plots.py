@@ -1,0 +1,93 @@
+"""Small plots for the HTML report, drawn with OpenCV (no plotting library needed)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_W, _H = 640, 360
+_MARGIN_L, _MARGIN_R, _MARGIN_T, _MARGIN_B = 64, 20, 36, 48
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_BLUE, _RED, _GREY, _BLACK = (200, 90, 30), (40, 40, 220), (200, 200, 200), (30, 30, 30)
+
+
+def _canvas(title: str) -> np.ndarray:
+    img = np.full((_H, _W, 3), 255, np.uint8)
+    cv2.putText(img, title, (_MARGIN_L, 24), _FONT, 0.55, _BLACK, 1, cv2.LINE_AA)
+    return img
+
+
+def _axes(img: np.ndarray, x_lo: float, x_hi: float, y_lo: float, y_hi: float, xlabel: str, ylabel: str):
+    x0, y0, x1, y1 = _MARGIN_L, _H - _MARGIN_B, _W - _MARGIN_R, _MARGIN_T
+
+    def to_px(x: float, y: float) -> tuple[int, int]:
+        fx = (x - x_lo) / (x_hi - x_lo) if x_hi > x_lo else 0.5
+        fy = (y - y_lo) / (y_hi - y_lo) if y_hi > y_lo else 0.5
+        return int(x0 + fx * (x1 - x0)), int(y0 - fy * (y0 - y1))
+
+    cv2.rectangle(img, (x0, y1), (x1, y0), _GREY, 1)
+    for i in range(5):
+        xv = x_lo + (x_hi - x_lo) * i / 4
+        px, _ = to_px(xv, y_lo)
+        cv2.putText(img, f"{xv:.3g}", (px - 14, y0 + 18), _FONT, 0.4, _BLACK, 1, cv2.LINE_AA)
+        yv = y_lo + (y_hi - y_lo) * i / 4
+        _, py = to_px(x_lo, yv)
+        cv2.putText(img, f"{yv:.3g}", (6, py + 4), _FONT, 0.4, _BLACK, 1, cv2.LINE_AA)
+    cv2.putText(img, xlabel, (x1 - 8 * len(xlabel), _H - 10), _FONT, 0.45, _BLACK, 1, cv2.LINE_AA)
+    cv2.putText(img, ylabel, (6, _MARGIN_T - 6), _FONT, 0.45, _BLACK, 1, cv2.LINE_AA)
+    return to_px
+
+
+def _limits(img, to_px, limits, y_lo, y_hi) -> None:
+    for label, value in limits:
+        top, bottom = to_px(value, y_hi), to_px(value, y_lo)
+        cv2.line(img, top, bottom, _RED, 1, cv2.LINE_AA)
+        cv2.putText(img, label, (top[0] + 3, top[1] + 14), _FONT, 0.4, _RED, 1, cv2.LINE_AA)
+
+
+def _range(values, limits) -> tuple[float, float]:
+    points = list(values) + [v for _, v in limits]
+    lo, hi = min(points + [0.0]), max(points)
+    return lo, hi * 1.05 if hi > 0 else 1.0
+
+
+def cdf_png(values, unit: str, title: str, limits: list[tuple[str, float]] = ()) -> bytes:
+    """Empirical CDF of values, with vertical budget lines."""
+    img = _canvas(title)
+    xs = np.sort(np.asarray(values, float))
+    lo, hi = _range(xs, limits)
+    to_px = _axes(img, lo, hi, 0.0, 1.0, unit, "share")
+    n = len(xs)
+    pts = []
+    for i, x in enumerate(xs):
+        pts += [to_px(x, i / n), to_px(x, (i + 1) / n)]
+    if pts:
+        cv2.polylines(img, [np.array(pts, np.int32)], False, _BLUE, 2, cv2.LINE_AA)
+    _limits(img, to_px, limits, 0.0, 1.0)
+    return _png(img)
+
+
+def hist_png(values, unit: str, title: str, limits: list[tuple[str, float]] = (), bins: int = 20) -> bytes:
+    """Histogram of values, with vertical budget lines."""
+    img = _canvas(title)
+    arr = np.asarray(values, float)
+    lo, hi = _range(arr, limits)
+    counts, edges = np.histogram(arr, bins=bins, range=(lo, hi))
+    to_px = _axes(img, lo, hi, 0.0, float(max(counts.max(initial=0), 1)), unit, "count")
+    for c, a, b in zip(counts, edges[:-1], edges[1:], strict=True):
+        if c:
+            cv2.rectangle(img, to_px(a, c), to_px(b, 0), _BLUE, -1)
+    _limits(img, to_px, limits, 0.0, float(max(counts.max(initial=0), 1)))
+    return _png(img)
+
+
+def thumbnail_png(image: np.ndarray, width: int = 480) -> bytes:
+    h, w = image.shape[:2]
+    scale = min(1.0, width / w)
+    small = cv2.resize(image, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+    return _png(small)
+
+
+def _png(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", img)
+    return buf.tobytes()

@@ -1,0 +1,137 @@
+"""Press Mayday: does an agent appear within 15 s (9 s on average)? And the messages when not."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness.device.ui import Ui
+from harness.report.html import png_b64
+from harness.report.plots import cdf_png, hist_png, thumbnail_png
+from harness.session import SessionDriver, SessionRefused
+
+SESSIONS_PER_DEVICE = 3
+HOLD_S = 2.0
+
+
+def _limit_lines(budget, metric: str) -> list[tuple[str, float]]:
+    return [(f"{lim.stat} {lim.op} {lim.value:g}", lim.value) for lim in budget.for_metric(metric)]
+
+
+def _attach_plots(extras, measurement, budget, title: str) -> None:
+    from pytest_html import extras as html
+
+    values = measurement.values
+    lines = _limit_lines(budget, measurement.name)
+    extras.append(html.png(png_b64(cdf_png(values, measurement.unit, f"{title}: CDF", lines)), f"{measurement.name} CDF"))
+    extras.append(html.png(png_b64(hist_png(values, measurement.unit, f"{title}: histogram", lines)), f"{measurement.name} histogram"))
+
+
+@pytest.mark.requires("eligible")
+@pytest.mark.budget("connect_time_s")
+def test_connect_time_within_budget(device, ui, measure, budget, extras, hil_device):
+    from pytest_html import extras as html
+
+    drv = SessionDriver(device, ui)
+    connect = measure("connect_time_s", "s", source="host clock, polled frames")
+    queue = measure("queue_wait_s", "s")
+    first = None
+    for i in range(SESSIONS_PER_DEVICE):
+        r = drv.connect(timeout_s=60)
+        connect.add(r.connect_time_s, uncertainty=r.uncertainty_s, session=i, frames=r.frames, source=r.source)
+        if r.queue_wait_s is not None:
+            queue.add(r.queue_wait_s, uncertainty=r.queue_uncertainty_s or 0.0, session=i)
+        first = first or r
+        drv.end()
+    extras.append(html.png(png_b64(thumbnail_png(first.frame)),
+                           f"{hil_device.serial}: frame where the agent was detected (frame {first.frame_index}, "
+                           f"{first.connect_time_s:.3f} s +/- {first.uncertainty_s:.3f} s)"))
+    _attach_plots(extras, connect, budget, f"connect time, {hil_device.serial}")
+    measure.check(queue)
+    measure.check(connect)
+
+
+@pytest.mark.requires("microphone")
+def test_unregistered_device_is_told_to_register(device, ui, hil_device):
+    if not hil_device.twin_control:
+        pytest.skip("needs a twin: a real tablet cannot be unregistered by the harness")
+    from harness.twin.control import control_request
+
+    control_request(hil_device.twin_control, {"op": "registered", "on": False, "serial": hil_device.serial})
+    try:
+        drv = SessionDriver(device, ui)
+        with pytest.raises(SessionRefused) as err:
+            drv.connect(timeout_s=15)
+        assert err.value.message == "Register this device first"
+        drv.dismiss_message()
+    finally:
+        control_request(hil_device.twin_control, {"op": "registered", "on": True, "serial": hil_device.serial})
+
+
+def test_ineligible_device_shows_the_unsupported_message(device, ui, profile, capabilities):
+    from harness.device.capabilities import eligibility
+
+    if eligibility(profile, capabilities).eligible:
+        pytest.skip(f"{device.serial} is eligible for live support")
+    drv = SessionDriver(device, ui)
+    with pytest.raises(SessionRefused) as err:
+        drv.connect(timeout_s=15)
+    assert err.value.message == "This device does not support live support"
+    drv.dismiss_message()
+
+
+def test_busiest_day_queue_waits(hil_state, hil_device, measure, budget, extras, tmp_path):
+    """Eight customers press within one second; two agents. The wait distribution, from the screens."""
+    twins = [d for d in hil_state.devices if d.twin_control]
+    if not twins:
+        pytest.skip("the busiest-day load needs twins (it starts its own eight)")
+    if hil_device != twins[0]:
+        pytest.skip(f"the busiest-day load runs once per run, with {twins[0].serial}")
+    from harness.device.adb import Device
+    from harness.farm import AdbServer, TwinProcess, free_port_block
+    from harness.twin.truth import read_truth
+
+    with AdbServer(home=tmp_path / "adb") as adb:
+        tp = TwinProcess("android-emulator-api34", adb=adb, port=free_port_block(8), count=8, state_dir=tmp_path / "twins")
+        try:
+            tp.start()
+            tp.control("backend", answer_s=1.0)
+            results, errors = {}, []
+
+            def customer(info, delay: float) -> None:
+                try:
+                    dev = Device(f"127.0.0.1:{info.port}", port=adb.port)
+                    drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False), poll_interval_s=0.2)
+                    button = drv.open_quick_settings()
+                    time.sleep(delay)
+                    t_tap, t_acted = drv.press_mayday(button)
+                    results[info.serial] = drv.wait_for_agent(t_tap, drv.wait_for_pane(), 60, t_acted - t_tap)
+                    time.sleep(HOLD_S)
+                    drv.end()
+                except Exception as e:  # re-raised below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=customer, args=(info, i * 0.1)) for i, info in enumerate(tp.twins)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            if errors:
+                raise errors[0]
+            backend = read_truth(tp.twins[0].backend_truth)
+        finally:
+            tp.stop()
+    waits = measure("queue_wait_s", "s", load="8 customers, 2 agents")
+    connects = measure("connect_time_s", "s", load="8 customers, 2 agents")
+    truth = {e["device"]: e["queue_wait_s"] for e in backend if e["event"] == "session_assigned"}
+    for serial, r in sorted(results.items()):
+        waits.add(r.queue_wait_s, uncertainty=r.queue_uncertainty_s, device=serial, backend_truth=truth[serial])
+        connects.add(r.connect_time_s, uncertainty=r.uncertainty_s, device=serial)
+    _attach_plots(extras, waits, budget, "busiest day: queue wait")
+    _attach_plots(extras, connects, budget, "busiest day: connect time")
+    assert len(waits.samples) == 8
+    for s in waits.samples:
+        assert abs(s.value - s.meta["backend_truth"]) <= s.uncertainty + 0.05, s
+    measure.check(waits)
