@@ -3,7 +3,7 @@
 One JSON object per line in, one per line out, on a Unix socket in the twin's state dir:
 {"op": "accept_keys"} plays the user tapping "Allow" on the USB-debugging dialog;
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
-prefix), "registered" (on), "region" (region, timezone), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
+prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
 clock_offset_s of the in-process support backend).
 """
 
@@ -117,6 +117,10 @@ class ControlServer:
             return {"ok": True}
         if op == "unstall":
             twin.services.stalled.discard(str(req["service"]))
+            return {"ok": True}
+        if op == "mayday_button":
+            twin.screen.mayday_button = bool(req.get("on", True))
+            twin.screen.changed("mayday button " + ("shown" if twin.screen.mayday_button else "hidden"))
             return {"ok": True}
         if op == "region":
             twin.region = str(req.get("region", twin.region))

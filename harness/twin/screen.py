@@ -76,6 +76,7 @@ class Screen:
         self.state = "home"
         self.focus_package = self.launcher
         self.qs_open = False
+        self.mayday_button = True  # fault injection: a build without the tile
         self.dialog: str | None = None
         self.session = None  # harness.twin.support.SupportSession while one runs
         self.version = 0
@@ -180,6 +181,8 @@ class Screen:
                  ("Mayday", f"{self.support_pkg}:id/mayday_button", self.press_mayday),
                  ("Settings", "com.android.systemui:id/settings_tile", lambda: self.open_package("com.android.settings"))]
         size = 8 * u
+        if not self.mayday_button:
+            tiles = [t for t in tiles if t[0] != "Mayday"]
         for i, (label, rid, action) in enumerate(tiles):
             x1 = 3 * u + i * (size + 2 * u)
             is_mayday = label == "Mayday"
