@@ -9,6 +9,19 @@ changes on the same connection:
     <- {"state": "answered", "agent": "agent-1"}      (the agent is on camera: video starts)
     <- {"state": "refused", "reason": "closed" | "unregistered"}
     -> {"op": "end"}                                  (customer ended; the agent wraps up)
+    -> {"op": "signal", "data": {...}}                  (WebRTC offer/answer/candidates, relayed)
+
+An agent program (the harness's AgentBot) joins the pool over the same port:
+
+    -> {"op": "agent", "name": "bot-1"}
+    <- {"event": "session", "rid": N, "device": SERIAL}   (assigned to this agent)
+    <- {"event": "signal", "rid": N, "data": {...}}        (from the device)
+    -> {"op": "signal", "rid": N, "data": {...}}           (to the device)
+    <- {"event": "ended", "rid": N}
+    -> {"op": "end", "rid": N}                             (the agent hangs up)
+
+A session with an agent program is "answered" with "media": true: the device then opens a
+WebRTC peer connection, signalled through the backend.
 
 Queue waits come from the pool: `agents` agents, each session held for the customer's time
 (or `handle_s` when the customer never ends it), then `wrap_s` of after-call work; `answer_s`
@@ -71,6 +84,14 @@ class SupportBackend:
         self.server: asyncio.base_events.Server | None = None
         self.port: int | None = None
         self._tasks: set[asyncio.Task] = set()
+        self.bots: dict[str, asyncio.StreamWriter] = {}
+
+    def set_simulated_agents(self, count: int) -> None:
+        """Replace the simulated agents in the pool (programs that joined stay)."""
+        busy = {r.agent for r in self.sessions.values() if r.agent}
+        self.free_agents = deque(a for a in self.free_agents if a in self.bots)
+        self.free_agents.extend(f"agent-{i + 1}" for i in range(count) if f"agent-{i + 1}" not in busy)
+        self.config.agents = count
 
     async def start(self, port: int = 0) -> int:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", port)
@@ -110,6 +131,12 @@ class SupportBackend:
                 except ValueError:
                     writer.write(b'{"state": "error", "reason": "bad json"}\n')
                     continue
+                if msg.get("op") == "agent" and req is None:
+                    await self._agent(str(msg.get("name", "bot")), reader, writer)
+                    return
+                if msg.get("op") == "signal" and req is not None and req.agent in self.bots:
+                    await self._to_bot(req.agent, {"event": "signal", "rid": req.rid, "data": msg.get("data")})
+                    continue
                 if msg.get("op") == "request" and req is None:
                     req = await self._request(msg, writer)
                     if req is None:
@@ -121,6 +148,51 @@ class SupportBackend:
         finally:
             if req is not None:
                 self._end(req)
+            writer.close()
+
+    async def _to_bot(self, name: str, msg: dict) -> None:
+        writer = self.bots.get(name)
+        if writer is None:
+            return
+        try:
+            writer.write((json.dumps(msg) + "\n").encode())
+            await writer.drain()
+        except (ConnectionError, RuntimeError):
+            pass
+
+    async def _agent(self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """An agent program: in the pool while connected; relays its signalling to its device."""
+        self.bots[name] = writer
+        self.free_agents.appendleft(name)
+        self.truth.record("agent_joined", agent=name)
+        writer.write(b'{"event": "joined"}\n')
+        await writer.drain()
+        await self._dispatch()
+        try:
+            while True:
+                raw = await asyncio.wait_for(reader.readline(), _READ_TIMEOUT_S)
+                if not raw:
+                    break
+                msg = json.loads(raw)
+                req = self.sessions.get(int(msg.get("rid", 0)))
+                if req is None or req.agent != name:
+                    continue
+                if msg.get("op") == "signal":
+                    await self._send(req, {"state": "signal", "data": msg.get("data")})
+                elif msg.get("op") == "end":
+                    await self._send(req, {"state": "ended", "by": "agent"})
+                    self._end(req)
+        except (TimeoutError, ConnectionError, ValueError):
+            pass
+        finally:
+            self.bots.pop(name, None)
+            if name in self.free_agents:
+                self.free_agents.remove(name)
+            for req in list(self.sessions.values()):
+                if req.agent == name:
+                    await self._send(req, {"state": "ended", "by": "agent gone"})
+                    self._end(req)
+            self.truth.record("agent_left", agent=name)
             writer.close()
 
     async def _request(self, msg: dict, writer: asyncio.StreamWriter) -> Request | None:
@@ -159,6 +231,8 @@ class SupportBackend:
             self.truth.record("session_assigned", t=req.t_assigned, rid=req.rid, device=req.device, agent=req.agent,
                               queue_wait_s=req.t_assigned - req.t_request)
             await self._send(req, {"state": "assigned", "agent": req.agent})
+            if req.agent in self.bots:
+                await self._to_bot(req.agent, {"event": "session", "rid": req.rid, "device": req.device})
             task = asyncio.get_running_loop().create_task(self._answer(req))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -172,7 +246,7 @@ class SupportBackend:
         req.t_answered = time.monotonic()
         self.truth.record("session_answered", t=req.t_answered, rid=req.rid, device=req.device, agent=req.agent,
                           wait_s=req.t_answered - req.t_request)
-        await self._send(req, {"state": "answered", "agent": req.agent})
+        await self._send(req, {"state": "answered", "agent": req.agent, "media": req.agent in self.bots})
         await asyncio.sleep(self.config.handle_s)
         if not req.ended:
             self.truth.record("session_timeout", rid=req.rid, device=req.device)
@@ -191,8 +265,11 @@ class SupportBackend:
             req.agent = None
 
             async def release() -> None:
+                if agent in self.bots:
+                    await self._to_bot(agent, {"event": "ended", "rid": req.rid})
                 await asyncio.sleep(self.config.wrap_s)
-                self.free_agents.append(agent)
+                if agent in self.bots or agent.startswith("agent-"):
+                    self.free_agents.append(agent)
                 await self._dispatch()
 
             task = asyncio.get_running_loop().create_task(release())

@@ -73,8 +73,11 @@ class ControlServer:
                     setattr(cfg, key, float(req[key]))
             if "answer_waits" in req:
                 cfg.scripted_waits = [float(x) for x in req["answer_waits"]]
+            if "agents" in req:
+                self.backend.set_simulated_agents(int(req["agents"]))
             return {"ok": True, "agents": cfg.agents, "queued": len(self.backend.queue),
-                    "free_agents": len(self.backend.free_agents), "truth": str(self.backend.truth.path)}
+                    "free_agents": len(self.backend.free_agents), "bots": sorted(self.backend.bots),
+                    "truth": str(self.backend.truth.path), "address": ["127.0.0.1", self.backend.port]}
         serial = req.get("serial") or (next(iter(self.twins)) if len(self.twins) == 1 else None)
         twin = self.twins.get(serial) if serial else None
         if twin is None:
@@ -118,6 +121,24 @@ class ControlServer:
         if op == "unstall":
             twin.services.stalled.discard(str(req["service"]))
             return {"ok": True}
+        if op == "privacy_mask":
+            twin.screen.mask_private = bool(req.get("on", True))
+            twin.truth.record("fault", kind="privacy_mask", on=twin.screen.mask_private)
+            return {"ok": True}
+        if op == "camera":
+            on = bool(req.get("on", True))
+            twin.camera_clients = [(1, twin.screen.support_pkg)] if on else []
+            twin.truth.record("fault", kind="camera_open", on=on)
+            return {"ok": True}
+        if op == "mic":
+            session = twin.screen.session
+            peer = session.peer if session is not None else None
+            if peer is None or peer.mic is None:
+                return {"ok": False, "error": "no media session: the microphone is not streaming"}
+            import numpy as np
+
+            peer.mic.pending.append(np.asarray(req["samples"], np.int16))
+            return {"ok": True, "t": __import__("time").monotonic()}
         if op == "mayday_button":
             twin.screen.mayday_button = bool(req.get("on", True))
             twin.screen.changed("mayday button " + ("shown" if twin.screen.mayday_button else "hidden"))

@@ -77,7 +77,12 @@ class Screen:
         self.focus_package = self.launcher
         self.qs_open = False
         self.mayday_button = True  # fault injection: a build without the tile
+        self.mask_private = True  # fault injection: False plants a privacy leak in the share
+        self.consented: set[str] = set()  # private apps the customer let the agent see
+        self.remote_control_allowed = False
+        self.strokes: list[dict] = []  # the agent's annotations, in screen pixels
         self.dialog: str | None = None
+        self.dialog_buttons: list[tuple[str, object]] = []
         self.session = None  # harness.twin.support.SupportSession while one runs
         self.version = 0
         self.screen_on = True
@@ -241,9 +246,12 @@ class Screen:
         box = UiNode(rid=f"{pkg}:id/dialog", bounds=(x1, y1, x2, y2), pkg=pkg, fill=(250, 250, 250))
         box.children.append(UiNode(cls="android.widget.TextView", rid=f"{pkg}:id/message", text=self.dialog,
                                    bounds=(x1 + u, y1 + u, x2 - u, y1 + 5 * u), pkg=pkg, text_color=(20, 20, 20)))
-        box.children.append(UiNode(cls="android.widget.Button", rid=f"{pkg}:id/ok_button", text="OK",
-                                   bounds=(x2 - 7 * u, y2 - 4 * u, x2 - u, y2 - u), pkg=pkg, clickable=True,
-                                   fill=(0, 120, 200), on_tap=self.dismiss_dialog))
+        buttons = self.dialog_buttons or [("OK", self.dismiss_dialog)]
+        for i, (label, action) in enumerate(reversed(buttons)):
+            bx2 = x2 - u - i * 8 * u
+            box.children.append(UiNode(cls="android.widget.Button", rid=f"{pkg}:id/{label.lower()}_button", text=label,
+                                       bounds=(bx2 - 7 * u, y2 - 4 * u, bx2, y2 - u), pkg=pkg, clickable=True,
+                                       fill=(0, 120, 200), on_tap=action))
         return box
 
     def open_quick_settings(self) -> None:
@@ -256,14 +264,82 @@ class Screen:
             self.qs_open = False
             self.changed("quick settings closed")
 
-    def show_dialog(self, message: str) -> None:
+    def show_dialog(self, message: str, buttons: list[tuple[str, object]] | None = None) -> None:
         self.dialog = message
+        self.dialog_buttons = buttons or []
         self.twin.truth.record("support_message", message=message)
         self.changed("dialog")
 
     def dismiss_dialog(self) -> None:
         self.dialog = None
+        self.dialog_buttons = []
         self.changed("dialog dismissed")
+
+    # --- privacy, annotations, remote control (the agent's side of a session)
+    def private_package(self) -> str | None:
+        """The private app in front (Email, Photos), if any."""
+        if self.state.startswith("app:"):
+            pkg = self.state.split(":", 1)[1]
+            if any(a.package == pkg and a.private for a in self.apps):
+                return pkg
+        return None
+
+    def private_app_showing(self) -> bool:
+        """True when the share must be masked: a private app without the customer's consent."""
+        pkg = self.private_package()
+        return bool(pkg) and pkg not in self.consented and self.mask_private
+
+    def agent_command(self, msg: dict, reply) -> None:
+        kind = msg.get("type")
+        truth = self.twin.truth
+        if kind == "stroke":
+            pts = [(float(x), float(y)) for x, y in msg.get("points", [])]
+            stroke = {"id": msg.get("id"), "points": pts, "color": tuple(msg.get("color", (255, 0, 0))),
+                      "width": int(msg.get("width", max(2, self.unit // 4)))}
+            self.strokes.append(stroke)
+            self.changed("stroke", record=False, rebuild=False)
+            truth.record("stroke_drawn", id=stroke["id"], points=pts, color=stroke["color"], width=stroke["width"])
+        elif kind == "clear_strokes":
+            self.strokes.clear()
+            self.changed("strokes cleared", record=False, rebuild=False)
+        elif kind == "tap":
+            x, y = float(msg["x"]), float(msg["y"])
+            if self.remote_control_allowed:
+                truth.record("remote_tap_applied", id=msg.get("id"), x=x, y=y)
+                self.tap(x, y)
+                reply({"type": "tap_applied", "id": msg.get("id")})
+            else:
+                truth.record("remote_tap_refused", id=msg.get("id"), x=x, y=y)
+                reply({"type": "tap_refused", "id": msg.get("id"), "reason": "no permission"})
+        elif kind == "request_control":
+            def allow() -> None:
+                self.remote_control_allowed = True
+                truth.record("consent", what="remote_control", granted=True)
+                reply({"type": "control_granted"})
+                self.dismiss_dialog()
+
+            def deny() -> None:
+                truth.record("consent", what="remote_control", granted=False)
+                reply({"type": "control_denied"})
+                self.dismiss_dialog()
+
+            self.show_dialog("Allow the agent to control your tablet?", [("Deny", deny), ("Allow", allow)])
+        elif kind == "request_access":
+            pkg = str(msg.get("package", ""))
+            label = next((a.label for a in self.apps if a.package == pkg), pkg)
+
+            def allow_app() -> None:
+                self.consented.add(pkg)
+                truth.record("consent", what=pkg, granted=True)
+                reply({"type": "access_granted", "package": pkg})
+                self.dismiss_dialog()
+
+            def deny_app() -> None:
+                truth.record("consent", what=pkg, granted=False)
+                reply({"type": "access_denied", "package": pkg})
+                self.dismiss_dialog()
+
+            self.show_dialog(f"Allow the agent to see {label}?", [("Deny", deny_app), ("Allow", allow_app)])
 
     def press_mayday(self) -> None:
         """The Mayday tile: the device-side checks, then a session with the backend."""
@@ -295,6 +371,9 @@ class Screen:
         if self.session is session:
             self.session = None
             self.twin.recording_clients = []
+            self.strokes.clear()
+            self.consented.clear()
+            self.remote_control_allowed = False
             self.changed("session ended")
 
     # --- input
@@ -353,6 +432,12 @@ class Screen:
             img = img.copy()
             x1, y1, x2, y2 = self.pane_video_bounds()
             img[y1:y2, x1:x2] = session.agent_frame
+        if self.screen_on and self.strokes:
+            img = img.copy() if img is self._base[1] else img
+            for stroke in list(self.strokes):
+                pts = np.array(stroke["points"], np.float64).round().astype(np.int32)
+                if len(pts):
+                    cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, stroke["color"], stroke["width"], cv2.LINE_AA)
         rgba = cv2.cvtColor(img, cv2.COLOR_RGB2RGBA)
         with self._lock:
             self._frame, self._frame_version = rgba, version

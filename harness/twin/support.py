@@ -50,6 +50,7 @@ class SupportSession:
         self._task: asyncio.Task | None = None
         self._video_task: asyncio.Task | None = None
         self.layout: TimecodeLayout | None = None
+        self.peer = None  # harness.twin.rtc.MediaPeer when the agent is a program
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -86,6 +87,18 @@ class SupportSession:
                 elif st == "assigned":
                     self.state, self.agent = "assigned", msg.get("agent", "")
                     screen.changed("assigned")
+                elif st == "answered" and msg.get("media"):
+                    from harness.twin.rtc import MediaPeer
+
+                    self.state = "assigned"
+                    self.peer = MediaPeer(twin, self, self._signal)
+                    await self.peer.start()
+                elif st == "signal" and self.peer is not None:
+                    await self.peer.on_signal(msg.get("data") or {})
+                elif st == "ended":
+                    screen.show_dialog(MSG_ENDED)
+                    self._finish(f"ended by {msg.get('by', 'agent')}")
+                    return
                 elif st == "answered":
                     self.state = "video"
                     screen.changed("answered")
@@ -123,6 +136,11 @@ class SupportSession:
             self.twin.truth.record("agent_frame_shown", t=t_shown, frame_no=self.frame_no, t_send=t_send)
             await asyncio.sleep(max(0.0, t0 + self.frame_no * period - time.monotonic()))
 
+    async def _signal(self, data: dict) -> None:
+        if self._writer is not None:
+            self._writer.write((json.dumps({"op": "signal", "data": data}) + "\n").encode())
+            await self._writer.drain()
+
     def end(self, why: str = "customer ended") -> None:
         if self.state == "ended":
             return
@@ -138,6 +156,8 @@ class SupportSession:
         self.twin.truth.record("support_session_ended", why=why, frames=self.frame_no)
         if self._video_task is not None:
             self._video_task.cancel()
+        if self.peer is not None:
+            asyncio.get_running_loop().create_task(self.peer.close())
         if self._writer is not None:
             try:
                 self._writer.close()

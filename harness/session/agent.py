@@ -1,0 +1,343 @@
+"""The AgentBot: the harness playing the support agent.
+
+AgentBot is the interface the suites use; AiortcAgentBot is the reference adapter. It joins the
+twin world's support backend as an agent (JSON lines over loopback TCP, the backend relays the
+WebRTC signalling) and answers each session with an aiortc peer connection (DTLS-SRTP): it sends
+timecoded video it renders itself (frame number + host send time, harness.vision.timecode) and
+receives the screen share and the microphone, timestamping every frame on arrival with the
+host's monotonic clock. Strokes, remote-control taps and access requests go over the data
+channel. ICE is pinned to 127.0.0.1 and no STUN server is configured: no traffic leaves loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from harness.errors import SessionError
+from harness.vision.timecode import TimecodeLayout, stamp
+
+log = logging.getLogger(__name__)
+
+AGENT_VIDEO_SIZE = (640, 480)
+AGENT_FPS = 30.0
+JOIN_TIMEOUT_S = 10.0
+_KEEP_FRAMES = 900
+_VIDEO_CLOCK = 90000
+
+
+@dataclass
+class ReceivedFrame:
+    image: np.ndarray  # BGR
+    t_arrival: float
+    index: int
+
+
+@dataclass
+class BotSession:
+    rid: int
+    device: str
+    t_assigned: float
+    connected: asyncio.Event | None = None
+    sent: dict[int, float] = field(default_factory=dict)  # frame_no -> host send time (s)
+    share: deque = field(default_factory=lambda: deque(maxlen=_KEEP_FRAMES))
+    share_count: int = 0
+    audio: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (arrival, samples)
+    audio_rate: int = 0
+    replies: list[tuple[float, dict]] = field(default_factory=list)
+    ended: bool = False
+
+
+class AgentBot(Protocol):
+    """What a suite needs from an agent, whatever the backend behind it."""
+
+    def start(self) -> None: ...
+    def wait_for_session(self, timeout_s: float) -> BotSession: ...
+    def wait_connected(self, timeout_s: float) -> None: ...
+    def send_stroke(self, points: list[tuple[float, float]], color=(255, 0, 0), width: int = 6) -> float: ...
+    def send_tap(self, x: float, y: float) -> dict: ...
+    def request_control(self) -> None: ...
+    def request_access(self, package: str) -> None: ...
+    def hang_up(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def pin_ice_to_loopback() -> None:
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=False: ["127.0.0.1"]
+
+
+class AiortcAgentBot:
+    """Reference AgentBot over aiortc, speaking to the twin world's backend."""
+
+    def __init__(self, backend: tuple[str, int], name: str = "bot-1", video_size=AGENT_VIDEO_SIZE,
+                 fps: float = AGENT_FPS):
+        self.backend = backend
+        self.name = name
+        self.video_size = video_size
+        self.fps = fps
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.session: BotSession | None = None
+        self._session_ready = threading.Event()
+        self._joined = threading.Event()
+        self.pc = None
+        self.channel = None
+        self.error: Exception | None = None
+        self._tap_id = 0
+        self.layout = TimecodeLayout.for_size(*video_size)
+        self._base = _agent_picture(*video_size)
+
+    # --- lifecycle (sync API, an asyncio loop in a thread)
+    def start(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=f"agentbot-{self.name}", daemon=True)
+        self._thread.start()
+        self._call(self._join(), JOIN_TIMEOUT_S)
+
+    def _call(self, coro, timeout_s: float):
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result(timeout_s)
+        except TimeoutError:
+            fut.cancel()
+            raise SessionError(f"agent bot {self.name}: no answer within {timeout_s:g} s") from None
+
+    async def _join(self) -> None:
+        host, port = self.backend
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), JOIN_TIMEOUT_S)
+        except (TimeoutError, OSError) as e:
+            raise SessionError(f"agent bot {self.name}: support backend {host}:{port} unreachable: {e}") from None
+        self._writer = writer
+        writer.write((json.dumps({"op": "agent", "name": self.name}) + "\n").encode())
+        await writer.drain()
+        first = json.loads(await asyncio.wait_for(reader.readline(), JOIN_TIMEOUT_S) or b"{}")
+        if first.get("event") != "joined":
+            raise SessionError(f"agent bot {self.name}: backend did not accept the agent: {first}")
+        self._joined.set()
+        asyncio.ensure_future(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                raw = await reader.readline()
+                if not raw:
+                    break
+                msg = json.loads(raw)
+                ev = msg.get("event")
+                if ev == "session":
+                    self.session = BotSession(int(msg["rid"]), str(msg["device"]), time.monotonic(), asyncio.Event())
+                    self._session_ready.set()
+                elif ev == "signal" and self.session is not None:
+                    await self._on_signal(msg.get("data") or {})
+                elif ev == "ended" and self.session is not None:
+                    self.session.ended = True
+                    await self._close_pc()
+        except Exception as e:  # kept for the caller
+            self.error = e
+            log.warning("agent bot %s: %s", self.name, e)
+
+    async def _send(self, msg: dict) -> None:
+        self._writer.write((json.dumps(msg) + "\n").encode())
+        await self._writer.drain()
+
+    async def _on_signal(self, data: dict) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        if data.get("type") != "offer":
+            return
+        pin_ice_to_loopback()
+        session = self.session
+        pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+        @pc.on("datachannel")
+        def on_channel(channel) -> None:
+            self.channel = channel
+
+            @channel.on("message")
+            def on_message(message: str) -> None:
+                session.replies.append((time.monotonic(), json.loads(message)))
+
+        @pc.on("track")
+        def on_track(track) -> None:
+            if track.kind == "video":
+                asyncio.ensure_future(self._receive_share(track, session))
+            else:
+                asyncio.ensure_future(self._receive_audio(track, session))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState == "connected":
+                session.connected.set()
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="offer"))
+        video, audio = self._tracks(session)
+        pc.addTrack(video)  # reuses the offered transceivers: sendrecv both ways
+        pc.addTrack(audio)
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        await self._send({"op": "signal", "rid": session.rid, "data": {"type": "answer", "sdp": pc.localDescription.sdp}})
+
+    def _tracks(self, session: BotSession):
+        from aiortc import AudioStreamTrack, VideoStreamTrack
+        from av import VideoFrame
+
+        bot = self
+
+        class AgentVideo(VideoStreamTrack):
+            def __init__(self) -> None:
+                super().__init__()
+                self.n = 0
+                self.t0: float | None = None
+
+            async def recv(self):
+                if self.t0 is None:
+                    self.t0 = time.monotonic()
+                else:
+                    await asyncio.sleep(max(0.0, self.t0 + self.n / bot.fps - time.monotonic()))
+                self.n += 1
+                img = bot._base.copy()
+                t_send = time.monotonic()
+                stamp(img, self.n, int(t_send * 1000) % (1 << 32), bot.layout)
+                session.sent[self.n] = t_send
+                frame = VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts = int(self.n * _VIDEO_CLOCK / bot.fps)
+                frame.time_base = __import__("fractions").Fraction(1, _VIDEO_CLOCK)
+                return frame
+
+        return AgentVideo(), AudioStreamTrack()
+
+    async def _receive_share(self, track, session: BotSession) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        while not session.ended:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            t = time.monotonic()
+            session.share.append(ReceivedFrame(frame.to_ndarray(format="bgr24"), t, session.share_count))
+            session.share_count += 1
+
+    async def _receive_audio(self, track, session: BotSession) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        while not session.ended:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            session.audio_rate = frame.sample_rate
+            session.audio.append((time.monotonic(), frame.to_ndarray().reshape(-1).copy()))
+
+    async def _close_pc(self) -> None:
+        if self.pc is not None:
+            try:
+                await asyncio.wait_for(self.pc.close(), 5.0)
+            except Exception as e:  # cleanup never raises
+                log.info("agent bot %s: close: %s", self.name, e)
+            self.pc = None
+
+    # --- the agent's actions (sync)
+    def wait_for_session(self, timeout_s: float = 30.0) -> BotSession:
+        if not self._session_ready.wait(timeout_s):
+            raise SessionError(f"agent bot {self.name}: no session assigned within {timeout_s:g} s")
+        return self.session
+
+    def wait_connected(self, timeout_s: float = 15.0) -> None:
+        session = self.wait_for_session(timeout_s)
+        try:
+            self._call(asyncio.wait_for(session.connected.wait(), timeout_s), timeout_s + 1)
+        except (TimeoutError, SessionError):
+            raise SessionError(f"agent bot {self.name}: media never connected within {timeout_s:g} s "
+                               "(peer unreachable or signalling lost)") from None
+
+    def _channel_send(self, msg: dict) -> float:
+        async def send() -> float:
+            if self.channel is None or self.channel.readyState != "open":
+                raise SessionError(f"agent bot {self.name}: the control channel is not open")
+            t = time.monotonic()
+            self.channel.send(json.dumps(msg))
+            return t
+
+        return self._call(send(), 5.0)
+
+    def send_stroke(self, points, color=(255, 0, 0), width: int = 6, stroke_id: int | None = None) -> float:
+        """Draw on the customer's screen; returns the host send time."""
+        return self._channel_send({"type": "stroke", "id": stroke_id, "points": [list(map(float, p)) for p in points],
+                                   "color": list(color), "width": width})
+
+    def send_tap(self, x: float, y: float, timeout_s: float = 5.0) -> dict:
+        """A remote-control tap; returns the device's reply (tap_applied or tap_refused)."""
+        self._tap_id += 1
+        tap_id = self._tap_id
+        t0 = self._channel_send({"type": "tap", "id": tap_id, "x": x, "y": y})
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for t, reply in list(self.session.replies):
+                if reply.get("id") == tap_id:
+                    return {**reply, "t_sent": t0, "t_reply": t}
+            time.sleep(0.01)
+        raise SessionError(f"agent bot {self.name}: no reply to remote tap {tap_id} within {timeout_s:g} s")
+
+    def request_control(self) -> None:
+        self._channel_send({"type": "request_control"})
+
+    def request_access(self, package: str) -> None:
+        self._channel_send({"type": "request_access", "package": package})
+
+    def wait_reply(self, kind: str, timeout_s: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for _, reply in list(self.session.replies):
+                if reply.get("type") == kind:
+                    return reply
+            time.sleep(0.02)
+        raise SessionError(f"agent bot {self.name}: no {kind!r} from the device within {timeout_s:g} s")
+
+    def hang_up(self) -> None:
+        if self.session is not None and not self.session.ended:
+            self._call(self._send({"op": "end", "rid": self.session.rid}), 5.0)
+
+    def stop(self) -> None:
+        """Leave the backend and stop the loop. Never raises."""
+        if self.loop is None:
+            return
+        try:
+            async def shutdown() -> None:
+                await self._close_pc()
+                if self._writer is not None:
+                    self._writer.close()
+
+            self._call(shutdown(), 10.0)
+        except Exception as e:
+            log.info("agent bot %s: stop: %s", self.name, e)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread is not None:
+            self._thread.join(5.0)
+        self.loop = None
+
+
+def _agent_picture(w: int, h: int) -> np.ndarray:
+    """The bot's camera picture (RGB): a figure on a soft background, with texture for codecs."""
+    import cv2
+
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = (200, 214, 228)
+    rng = np.random.default_rng(7)
+    img += rng.integers(0, 12, img.shape, dtype=np.uint8)
+    cx, cy, r = w // 2, int(h * 0.42), max(4, min(w, h) // 6)
+    cv2.circle(img, (cx, cy), r, (224, 172, 140), -1, cv2.LINE_AA)
+    cv2.ellipse(img, (cx, h), (int(r * 2.2), int(r * 1.8)), 0, 180, 360, (40, 70, 140), -1, cv2.LINE_AA)
+    return img

@@ -1,0 +1,242 @@
+"""The twin's support app as a WebRTC media peer (aiortc, DTLS-SRTP), loopback only.
+
+It sends the tablet's screen as the share (scaled to SHARE_WIDTH like a phone-class encoder
+would, with private apps masked until the customer consents) and receives the agent's video,
+composited into the session pane when it arrives: every frame shown is read back with the
+pure timecode codec and written to the ground truth with its host time. A data channel
+"control" carries the agent's strokes, remote-control taps and access requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from harness.vision.timecode import TimecodeLayout, decode_fast
+
+if TYPE_CHECKING:
+    from harness.twin.device import Twin
+    from harness.twin.support import SupportSession
+
+log = logging.getLogger(__name__)
+
+SHARE_WIDTH = 640
+SHARE_FPS = 15.0
+_VIDEO_CLOCK = 90000
+ICE_TIMEOUT_S = 10.0
+
+
+def pin_ice_to_loopback() -> None:
+    """Make aioice gather 127.0.0.1 only: no STUN server, no other interface is ever contacted."""
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=False: ["127.0.0.1"]
+
+
+def rtc_configuration():
+    from aiortc import RTCConfiguration
+
+    return RTCConfiguration(iceServers=[])
+
+
+class ShareTrack:
+    """The screen share: the framebuffer, scaled, privacy-masked, paced at SHARE_FPS."""
+
+    def __new__(cls, twin: Twin):
+        from aiortc import VideoStreamTrack
+
+        class _Share(VideoStreamTrack):
+            def __init__(self) -> None:
+                super().__init__()
+                self.twin = twin
+                self.sent = 0
+                self._t0: float | None = None
+
+            async def recv(self):
+                from av import VideoFrame
+
+                if self._t0 is None:
+                    self._t0 = time.monotonic()
+                else:
+                    await asyncio.sleep(max(0.0, self._t0 + self.sent / SHARE_FPS - time.monotonic()))
+                screen = self.twin.screen
+                rgba = screen.frame()
+                version = screen.version
+                masked = screen.private_app_showing()
+                h, w = rgba.shape[:2]
+                sw = SHARE_WIDTH
+                sh = int(round(h * sw / w / 2)) * 2
+                rgb = cv2.resize(cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), (sw, sh), interpolation=cv2.INTER_AREA)
+                if masked:
+                    rgb[:] = (30, 30, 30)
+                    cv2.putText(rgb, "Private content hidden", (sw // 8, sh // 2), cv2.FONT_HERSHEY_SIMPLEX,
+                                sw / 900, (220, 220, 220), 2, cv2.LINE_AA)
+                frame = VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts = int(self.sent * _VIDEO_CLOCK / SHARE_FPS)
+                frame.time_base = fractions.Fraction(1, _VIDEO_CLOCK)
+                self.twin.truth.record("share_frame_sent", index=self.sent, screen_version=version, masked=masked,
+                                       private=screen.private_package() or "")
+                self.sent += 1
+                return frame
+
+        return _Share()
+
+
+class MicTrack:
+    """The tablet microphone: silence, plus whatever the lab speaker plays (control op "mic")."""
+
+    def __new__(cls, twin: Twin):
+        from aiortc import AudioStreamTrack
+
+        class _Mic(AudioStreamTrack):
+            def __init__(self) -> None:
+                super().__init__()
+                self.twin = twin
+                self.pending: list[np.ndarray] = []  # sounds queued by the lab speaker
+                self._cursor = 0
+
+            async def recv(self):
+                from av import AudioFrame
+
+                frame = await super().recv()  # paced 20 ms silence, s16 mono 8 kHz
+                samples = frame.samples
+                pcm = np.zeros(samples, np.int16)
+                if self.pending:
+                    sound = self.pending[0]
+                    if self._cursor == 0:
+                        self.twin.truth.record("mic_sound_started", samples=len(sound), rate=frame.sample_rate)
+                    part = sound[self._cursor : self._cursor + samples]
+                    pcm[: len(part)] = part
+                    self._cursor += samples
+                    if self._cursor >= len(sound):
+                        self.pending.pop(0)
+                        self._cursor = 0
+                out = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+                out.sample_rate, out.pts, out.time_base = frame.sample_rate, frame.pts, frame.time_base
+                return out
+
+        return _Mic()
+
+
+class MediaPeer:
+    """One WebRTC peer connection of a support session (device side, the offerer)."""
+
+    def __init__(self, twin: Twin, session: SupportSession, send_signal):
+        self.twin = twin
+        self.session = session
+        self.send_signal = send_signal
+        self.pc = None
+        self.channel = None
+        self.mic = None
+        self.share = None
+        self._tasks: list[asyncio.Task] = []
+        self.layout: TimecodeLayout | None = None
+        self.frames_shown = 0
+
+    async def start(self) -> None:
+        from aiortc import RTCPeerConnection
+
+        pin_ice_to_loopback()
+        pc = self.pc = RTCPeerConnection(rtc_configuration())
+        self.share = ShareTrack(self.twin)
+        self.mic = MicTrack(self.twin)
+        pc.addTransceiver(self.share, direction="sendrecv")
+        pc.addTransceiver(self.mic, direction="sendrecv")
+        self.channel = pc.createDataChannel("control")
+        self.channel.on("message", self._on_message)
+
+        @pc.on("track")
+        def on_track(track) -> None:
+            if track.kind == "video":
+                self._tasks.append(asyncio.ensure_future(self._show_agent_video(track)))
+            else:
+                self._tasks.append(asyncio.ensure_future(self._play_agent_audio(track)))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            self.twin.truth.record("rtc_state", state=pc.connectionState)
+            if pc.connectionState in ("failed", "closed") and self.session.state != "ended":
+                self.session.end(f"media {pc.connectionState}")
+
+        offer = await pc.createOffer()
+        await pc.setLocalDescription(offer)
+        await self.send_signal({"type": "offer", "sdp": pc.localDescription.sdp})
+        self.twin.truth.record("rtc_offer_sent")
+
+    async def on_signal(self, data: dict[str, Any]) -> None:
+        from aiortc import RTCSessionDescription
+
+        if data.get("type") == "answer" and self.pc is not None:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="answer"))
+            self.twin.truth.record("rtc_answer_received")
+
+    async def _show_agent_video(self, track) -> None:
+        """Composite each received agent frame into the pane as soon as it is decoded."""
+        from aiortc.mediastreams import MediaStreamError
+
+        screen = self.twin.screen
+        session = self.session
+        x1, y1, x2, y2 = screen.pane_video_bounds()
+        w, h = x2 - x1, y2 - y1
+        while session.state != "ended":
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            delay = self.twin.network.max_delay_ms / 1000.0  # the emulator's console delay, downlink
+            rgb = frame.to_ndarray(format="rgb24")
+            if rgb.shape[1] != w or rgb.shape[0] != h:
+                rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if session.state == "ended":
+                return
+            if session.state != "video":
+                session.state = "video"
+                screen.changed("agent video")
+            session.agent_frame = rgb
+            version = screen.changed("agent frame", record=False, rebuild=False)
+            t_shown = time.monotonic()
+            read = decode_fast(rgb)
+            self.frames_shown += 1
+            if self.frames_shown == 1:
+                self.twin.truth.record("agent_video_started", t=t_shown, frame_no=read.frame_no if read.ok else None,
+                                       version=version)
+            self.twin.truth.record("agent_frame_shown", t=t_shown, frame_no=read.frame_no if read.ok else None,
+                                   t_send_ms=read.t_ms if read.ok else None)
+
+    async def _play_agent_audio(self, track) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        while self.session.state != "ended":
+            try:
+                await track.recv()
+            except MediaStreamError:
+                return
+
+    def _on_message(self, message: str) -> None:
+        try:
+            msg = json.loads(message)
+        except ValueError:
+            return
+        self.twin.screen.agent_command(msg, reply=self.reply)
+
+    def reply(self, msg: dict[str, Any]) -> None:
+        if self.channel is not None and self.channel.readyState == "open":
+            self.channel.send(json.dumps(msg))
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        if self.pc is not None:
+            try:
+                await asyncio.wait_for(self.pc.close(), 5.0)
+            except Exception as e:  # cleanup never raises
+                log.info("closing peer: %s", e)
