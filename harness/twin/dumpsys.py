@@ -143,12 +143,11 @@ def _camera(twin: Twin, args: list[str]) -> str:
     for cid, (facing, _) in enumerate(cams):
         out += [f"    Device {cid} maps to \"{cid}\"", f"Camera {cid} information:", f"  Facing: {facing}"]
     out += ["Active Camera Clients:"]
-    if twin.camera_clients:
-        items = ", ".join(
-            f"(Camera ID: {cid}, Cost: 100, PID: 4321, Score: 0, State: 0, Client Package Name: {pkg}, Conflicting Client Devices: {{}})"
-            for cid, pkg in twin.camera_clients
-        )
-        out.append(f"[{items}]")
+    if twin.camera_clients:  # AOSP really prints "State: 2User Id" with no separator
+        out.append("[")
+        out += [f"(Camera ID: {cid}, Cost: 100, PID: 4321, Score: 0, State: 2User Id: 0, Client Package Name: {pkg}, "
+                "Conflicting Client Devices: {})" for cid, pkg in twin.camera_clients]
+        out.append("]")
     else:
         out.append("[]")
     return "\n".join(out) + "\n"
