@@ -3,7 +3,8 @@
 One JSON object per line in, one per line out, on a Unix socket in the twin's state dir:
 {"op": "accept_keys"} plays the user tapping "Allow" on the USB-debugging dialog;
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
-prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
+prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
+"camera" (on), "mic" (samples), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
 clock_offset_s of the in-process support backend).
 """
 
@@ -120,6 +121,10 @@ class ControlServer:
             return {"ok": True}
         if op == "unstall":
             twin.services.stalled.discard(str(req["service"]))
+            return {"ok": True}
+        if op == "support":
+            if "reconnect_grace_s" in req:
+                twin.reconnect_grace_s = float(req["reconnect_grace_s"])
             return {"ok": True}
         if op == "privacy_mask":
             twin.screen.mask_private = bool(req.get("on", True))

@@ -99,6 +99,9 @@ class Twin:
         self.console = None
         self.offline = False
         self.stopped = asyncio.Event()
+        import random
+
+        self._rng = random.Random(port)
         self.region = self.options.region or profile.region
         self.timezone = self.options.timezone or profile.timezone
         self.props["persist.sys.timezone"] = self.timezone
@@ -183,6 +186,18 @@ class Twin:
         self.settings["global"]["wifi_on"] = "1" if on else "0"
         self.truth.record("wifi", enabled=on)
         self.log_event("WifiService", f"setWifiEnabled: {str(on).lower()}")
+        session = self.screen.session
+        if session is not None:
+            session.on_wifi(on)
+
+    def network_delay_s(self, what: str) -> float:
+        """One packet's delay under the console's `network delay min:max` (uniform), recorded."""
+        lo, hi = self.network.min_delay_ms, self.network.max_delay_ms
+        if hi <= 0:
+            return 0.0
+        delay_ms = self._rng.uniform(lo, hi)
+        self.truth.record("delay_applied", what=what, delay_ms=delay_ms)
+        return delay_ms / 1000.0
 
     async def drop_transports(self) -> None:
         for conn in list(self.connections):

@@ -198,6 +198,8 @@ class MediaPeer:
                 await asyncio.sleep(delay)
             if session.state == "ended":
                 return
+            if session.state == "reconnecting":  # dropped: nothing crosses a dead Wi-Fi
+                continue
             if session.state != "video":
                 session.state = "video"
                 screen.changed("agent video")

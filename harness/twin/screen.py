@@ -228,6 +228,8 @@ class Screen:
             status, banner = f"Connecting you to {s.agent}", (0, 170, 90)
         elif s.state == "video":
             status, banner = f"{s.agent} is here to help", None
+        elif s.state == "reconnecting":
+            status, banner = "Reconnecting...", None
         else:
             status, banner = "Connecting to Mayday", (110, 110, 120)
         pane.children.append(UiNode(cls="android.view.SurfaceView", rid=f"{pkg}:id/agent_video", desc="agent video",
@@ -428,7 +430,8 @@ class Screen:
             version = self.version
         img = self._base_image(root)
         session = self.session
-        if self.screen_on and session is not None and session.agent_frame is not None and session.state == "video":
+        if (self.screen_on and session is not None and session.agent_frame is not None
+                and session.state in ("video", "reconnecting")):
             img = img.copy()
             x1, y1, x2, y2 = self.pane_video_bounds()
             img[y1:y2, x1:x2] = session.agent_frame

@@ -33,6 +33,8 @@ MSG_UNREGISTERED = "Register this device first"
 MSG_CLOSED = "Mayday is not available at this hour"
 MSG_UNAVAILABLE = "Mayday is not available right now"
 MSG_ENDED = "Your session has ended"
+MSG_CONNECTION_LOST = "Connection lost: check your Wi-Fi and try again"
+RECONNECT_GRACE_S = 10.0  # a Wi-Fi drop shorter than this resumes the session
 
 
 class SupportSession:
@@ -51,6 +53,8 @@ class SupportSession:
         self._video_task: asyncio.Task | None = None
         self.layout: TimecodeLayout | None = None
         self.peer = None  # harness.twin.rtc.MediaPeer when the agent is a program
+        self.resume_state = "video"
+        self._grace: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -71,6 +75,7 @@ class SupportSession:
         self._writer = writer
         request = {"op": "request", "device": twin.serial_hint, "region": twin.region, "tz": twin.timezone,
                    "registered": bool(twin.accounts)}
+        await self._net("request")
         writer.write((json.dumps(request) + "\n").encode())
         await writer.drain()
         twin.truth.record("support_request_sent")
@@ -81,6 +86,7 @@ class SupportSession:
                     break
                 msg = json.loads(raw)
                 st = msg.get("state")
+                await self._net(f"backend {st}")
                 if st == "queued":
                     self.state, self.position = "queued", int(msg.get("position", 0))
                     screen.changed(f"queued {self.position}")
@@ -123,7 +129,11 @@ class SupportSession:
         self.layout = TimecodeLayout.for_size(w, h)
         t0 = time.monotonic()
         period = 1.0 / AGENT_FPS
-        while self.state == "video":
+        while self.state in ("video", "reconnecting"):
+            if self.state == "reconnecting":  # nothing arrives over a dead Wi-Fi: the picture freezes
+                await asyncio.sleep(period)
+                t0 = time.monotonic() - self.frame_no * period
+                continue
             frame = base.copy()
             t_send = time.monotonic()
             self.frame_no += 1
@@ -136,7 +146,37 @@ class SupportSession:
             self.twin.truth.record("agent_frame_shown", t=t_shown, frame_no=self.frame_no, t_send=t_send)
             await asyncio.sleep(max(0.0, t0 + self.frame_no * period - time.monotonic()))
 
+    async def _net(self, what: str) -> None:
+        """The emulator console's delay on one message of the app's signalling."""
+        delay = self.twin.network_delay_s(what)
+        if delay:
+            await asyncio.sleep(delay)
+
+    def on_wifi(self, on: bool) -> None:
+        """Wi-Fi dropped or came back: freeze and show "Reconnecting", resume, or give up."""
+        if self.state == "ended":
+            return
+        if not on:
+            if self.state in ("video", "assigned", "queued"):
+                self.resume_state, self.state = self.state, "reconnecting"
+                self.twin.truth.record("session_reconnecting")
+                self.twin.screen.changed("reconnecting")
+                grace = getattr(self.twin, "reconnect_grace_s", RECONNECT_GRACE_S)
+                self._grace = asyncio.get_running_loop().call_later(grace, self._give_up)
+        elif self.state == "reconnecting":
+            if self._grace is not None:
+                self._grace.cancel()
+            self.state = self.resume_state
+            self.twin.truth.record("session_recovered", state=self.state)
+            self.twin.screen.changed("recovered")
+
+    def _give_up(self) -> None:
+        if self.state == "reconnecting":
+            self.twin.screen.show_dialog(MSG_CONNECTION_LOST)
+            self.end("wifi lost")
+
     async def _signal(self, data: dict) -> None:
+        await self._net("signal")
         if self._writer is not None:
             self._writer.write((json.dumps({"op": "signal", "data": data}) + "\n").encode())
             await self._writer.drain()
@@ -153,6 +193,8 @@ class SupportSession:
 
     def _finish(self, why: str) -> None:
         self.state = "ended"
+        if self._grace is not None:
+            self._grace.cancel()
         self.twin.truth.record("support_session_ended", why=why, frames=self.frame_no)
         if self._video_task is not None:
             self._video_task.cancel()
