@@ -39,6 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--profiles-dir", default=None, metavar="DIR", help="device profiles and budgets.yaml")
     g.addoption("--adb-port", type=int, default=None, metavar="P", help="adb server port for attached devices (default $ANDROID_ADB_SERVER_PORT or 5037)")
     g.addoption("--hil-reports", default=None, metavar="DIR", help="where reports/<run>/ go (default: reports)")
+    g.addoption("--network", default=None, metavar="PROFILE", help="network profile for every device test (hil net list)")
     parser.addini("hil_profiles_dir", "device profiles directory", default="")
     parser.addini("hil_reports_dir", "reports directory", default="reports")
     parser.addini("hil_budget", "budget name overriding the profile's", default="")
@@ -181,6 +182,28 @@ def measure(request, hil_device, budget, hil_state: WorkerState):
     yield rec
     for record in rec.records():
         request.node.user_properties.append(("hil_measurement", record))
+
+
+@pytest.fixture
+def network(request, hil_device, hil_state: WorkerState):
+    """The network profile of this test (`network` marker, else --network), applied through the
+    device's emulator console for the test's duration and always cleared; None when none.
+    Parts the console cannot express are approximated and listed in the report."""
+    marker = request.node.get_closest_marker("network")
+    name = marker.args[0] if marker else request.config.getoption("network")
+    if not name:
+        yield None
+        return
+    with hil_state.shape(hil_device, name) as shaper:
+        request.node.user_properties.append(("hil_network", {"profile": name, "approximations": shaper.report.approximations}))
+        yield shaper
+
+
+@pytest.fixture(autouse=True)
+def _hil_network(request):
+    if "hil_device" in request.fixturenames and (
+            request.node.get_closest_marker("network") or request.config.getoption("network")):
+        request.getfixturevalue("network")
 
 
 @pytest.fixture(autouse=True)

@@ -36,6 +36,8 @@ class DeviceSpec:
     api_level: int
     twin_truth: str | None = None
     twin_control: str | None = None
+    console_port: int | None = None  # emulator console (emulators and twins)
+    console_token_file: str | None = None
 
     @property
     def id(self) -> str:
@@ -114,11 +116,14 @@ class HilRun:
             if profile_filter and (prof is None or prof.name != profile_filter):
                 continue
             info = twin_info.get(serial)
+            console = info.console_port if info else (int(serial.split("-", 1)[1]) if serial.startswith("emulator-") else None)
+            home = self.adb_server.home if self.adb_server is not None else Path(os.path.expanduser("~"))
             out.append(DeviceSpec(
                 serial=serial, adb_host=self.adb_host, adb_port=self.adb_port,
                 profile=prof.name if prof else None, model=props.get("ro.product.model", "?"),
                 api_level=int(props.get("ro.build.version.sdk", "0") or 0),
                 twin_truth=str(info.truth) if info else None, twin_control=str(info.control) if info else None,
+                console_port=console, console_token_file=str(home / ".emulator_console_auth_token") if console else None,
             ))
         self.devices = out
         return out

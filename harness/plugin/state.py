@@ -131,6 +131,22 @@ class WorkerState:
                                f"no such budget; known: {', '.join(sorted(budgets))}")
         return budgets[name]
 
+    def shape(self, spec: DeviceSpec, profile_name: str, approximate: bool = True):
+        """A shaper for the device's network: its emulator console (emulators and twins).
+
+        Raises:
+            pytest.skip.Exception: a device with no console (shape it on the lab gateway instead).
+        """
+        from harness.network import load_network_profile
+        from harness.network.console import EmulatorConsoleShaper
+
+        profile = load_network_profile(profile_name)
+        if spec.console_port is None:
+            pytest.skip(f"{spec.serial} has no emulator console: shape its Wi-Fi on the lab gateway "
+                        f"(hil net apply {profile_name} --via netem --dev IFACE)")
+        return EmulatorConsoleShaper(profile, spec.console_port, token_file=Path(spec.console_token_file),
+                                     approximate=approximate)
+
     # --- controller reporting
     def environment_rows(self) -> dict[str, str]:
         rows = {"mayday-hil run": self.run_dir.name}
@@ -159,6 +175,25 @@ class WorkerState:
                 per = self.retries.setdefault(value["device"], {})
                 for what, n in value["counts"].items():
                     per[what] = per.get(what, 0) + n
+
+    def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
+        """The network matrix: connect time per device and network profile, in the summary."""
+        cells: dict[tuple[str, str], str] = {}
+        for v in self.verdicts:
+            net = (v.get("meta") or {}).get("network")
+            if v.get("metric") != "connect_time_s" or not net:
+                continue
+            stats = v.get("stats") or {}
+            ok = (v.get("verdict") or {}).get("passed", True)
+            cells[(v["device"], net)] = f"{stats.get('mean', float('nan')):.2f} s{'' if ok else ' (over budget)'}"
+        if not cells:
+            return
+        devices = sorted({d for d, _ in cells})
+        nets = list(dict.fromkeys(n for _, n in cells))
+        rows = "".join(
+            f"<tr><th>{d}</th>" + "".join(f"<td>{cells.get((d, n), '-')}</td>" for n in nets) + "</tr>" for d in devices)
+        head = "<tr><th>device</th>" + "".join(f"<th>{n}</th>" for n in nets) + "</tr>"
+        prefix.append(f"<h3>Connect time per network profile</h3><table>{head}{rows}</table>")
 
     @property
     def results_path(self) -> Path:

@@ -1,5 +1,5 @@
 """The flow under test: open quick settings, press Mayday, wait for the agent, end."""
 
-from harness.session.driver import ConnectResult, SessionDriver, SessionRefused
+from harness.session.driver import ConnectResult, Recovery, SessionDriver, SessionRefused
 
-__all__ = ["ConnectResult", "SessionDriver", "SessionRefused"]
+__all__ = ["ConnectResult", "Recovery", "SessionDriver", "SessionRefused"]

@@ -60,6 +60,15 @@ class ConnectResult:
     mean_interval_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class Recovery:
+    drop_s: float
+    recovery_s: float
+    uncertainty_s: float
+    t_wifi_on: float
+    frozen_frame: int
+
+
 class SessionDriver:
     def __init__(self, device: Device, ui: Ui, poll_interval_s: float = POLL_INTERVAL_S,
                  capture_method: str | None = None):
@@ -180,6 +189,59 @@ class SessionDriver:
             frames=source.frames, source=source.method, frame=frame.image,
             mean_interval_s=float(np.mean(state["intervals"])) if state["intervals"] else 0.0,
         )
+
+    def wifi_recovery(self, drop_s: float, timeout_s: float = 20.0) -> Recovery:
+        """Drop the Wi-Fi (`svc wifi disable`) for drop_s mid-session and measure how long after
+        it comes back the agent's video moves again (a newer timecode in the pane).
+
+        Raises:
+            SessionRefused: the session ended with a message instead (the text is in .message).
+            SessionError: the video never moved again within timeout_s.
+        """
+        pane = self.ui.wait_for(description=AGENT_VIDEO_DESC, timeout_s=UI_TIMEOUT_S)
+        x1, y1, x2, y2 = pane.bounds
+        layout = TimecodeLayout.for_size(x2 - x1, y2 - y1)
+        last = {"frame_no": -1}
+
+        def newest(f: Frame) -> bool:
+            read = decode_fast(f.image[y1:y2, x1:x2], layout)
+            if read.ok:
+                last["frame_no"] = max(last["frame_no"], read.frame_no)
+            return False
+
+        self.device.shell("svc wifi disable", check=True)
+        t_off = time.monotonic()
+        PollingSource(self.device, self.capture_method).run(newest, drop_s)  # the frozen picture's last code
+        t_on = time.monotonic()
+        self.device.shell("svc wifi enable", check=True)
+        t_acted = time.monotonic()
+        frozen = last["frame_no"]
+        state: dict = {"prev": t_on, "hit": None, "message": None, "last_ui": t_on}
+
+        def moving(f: Frame) -> bool:
+            read = decode_fast(f.image[y1:y2, x1:x2], layout)
+            if read.ok and read.frame_no > frozen:
+                state["hit"] = (f.t_arrival, f.t_arrival - state["prev"])
+                return True
+            state["prev"] = f.t_request
+            if time.monotonic() - state["last_ui"] >= UI_CHECK_PERIOD_S:
+                state["last_ui"] = time.monotonic()
+                state["message"] = _message_of(self.ui.elements())
+                return state["message"] is not None
+            time.sleep(self.poll_interval_s)
+            return False
+
+        source = PollingSource(self.device, self.capture_method)
+        source.run(moving, timeout_s)
+        if state["message"] is not None:
+            raise SessionRefused(self.device.serial, state["message"])
+        if state["hit"] is None:
+            raise SessionError(f"[{self.device.serial}] the agent's video did not move within {timeout_s:g} s "
+                               f"of the Wi-Fi coming back (frozen at frame {frozen})"
+                               + (f"; capture failed: {source.error}" if source.error else ""))
+        t_hit, unc = state["hit"]
+        return Recovery(drop_s=t_on - t_off, recovery_s=t_hit - t_on, uncertainty_s=unc + (t_acted - t_on),
+                        t_wifi_on=t_on, frozen_frame=frozen)
 
     def end(self, timeout_s: float = UI_TIMEOUT_S) -> None:
         """Tap End and wait until the pane is gone (bounded)."""

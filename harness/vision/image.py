@@ -1,0 +1,69 @@
+"""Checks on image arrays, shared by every vision module (numpy only, no OpenCV).
+
+Every function that takes a frame validates it here first, so that a wrong shape or dtype ends
+in a MeasurementError that names the frame, its shape and dtype, never in a traceback from deep
+inside OpenCV.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.errors import MeasurementError
+
+_CHANNELS = (1, 3, 4)
+# ITU-R BT.601 luma weights for B, G, R (the order OpenCV and PyAV's "bgr24" use).
+LUMA_WEIGHTS_BGR = (0.114, 0.587, 0.299)
+
+
+def check_image(
+    frame: object, what: str = "frame", *, min_size: tuple[int, int] = (1, 1)
+) -> np.ndarray:
+    """Validate an 8-bit image: (H, W) gray or (H, W, C) with C in 1, 3 (BGR), 4 (BGRA).
+
+    Args:
+        frame: the array to check.
+        what: how to name it in an error ("frame 12", "reference frame"...).
+        min_size: smallest (width, height) accepted.
+
+    Returns:
+        The same array (not copied).
+
+    Raises:
+        MeasurementError: not an array, wrong dtype, wrong number of dimensions or channels, or
+            smaller than min_size; the message names `what`, the shape and the dtype.
+    """
+    if not isinstance(frame, np.ndarray):
+        raise MeasurementError(f"{what}: expected a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise MeasurementError(
+            f"{what}: expected dtype uint8, got {frame.dtype} (shape {frame.shape})"
+        )
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in _CHANNELS):
+        raise MeasurementError(
+            f"{what}: expected shape (H, W) or (H, W, 1|3|4), got {frame.shape} ({frame.dtype})"
+        )
+    h, w = frame.shape[:2]
+    if w < min_size[0] or h < min_size[1]:
+        raise MeasurementError(
+            f"{what}: {w}x{h} is smaller than the {min_size[0]}x{min_size[1]} needed "
+            f"(shape {frame.shape}, {frame.dtype})"
+        )
+    return frame
+
+
+def check_same_shape(a: np.ndarray, b: np.ndarray, what_a: str, what_b: str) -> None:
+    """Raise MeasurementError unless two images have the same shape."""
+    if a.shape != b.shape:
+        raise MeasurementError(f"{what_a} has shape {a.shape} but {what_b} has shape {b.shape}")
+
+
+def gray_of(frame: np.ndarray) -> np.ndarray:
+    """Luma of a checked image as uint8 (no copy for a gray image); numpy only."""
+    if frame.ndim == 2:
+        return frame
+    if frame.shape[2] == 1:
+        return frame[:, :, 0]
+    b, g, r = LUMA_WEIGHTS_BGR
+    y = frame[:, :, 0] * b + frame[:, :, 1] * g + frame[:, :, 2] * r
+    return np.clip(y + 0.5, 0, 255).astype(np.uint8)
