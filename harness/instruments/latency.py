@@ -160,7 +160,8 @@ def fit_curve(samples: list[tuple[int, int]], to_white: bool) -> CurveFit:
     )
     if j is None:
         raise MeasurementError(f"photodiode never crossed the firmware threshold {thresh}")
-    detect = t[j - 1] + (t[j] - t[j - 1]) * (thresh - v[j - 1]) / (v[j] - v[j - 1])
+    frac = (thresh - v[j - 1]) / (v[j] - v[j - 1]) if v[j] != v[j - 1] else 1.0
+    detect = t[j - 1] + (t[j] - t[j - 1]) * min(max(frac, 0.0), 1.0)
     return CurveFit(to_white, start, detect, tau_us * math.log(9.0) / 1000.0, dark, light)
 
 
