@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from harness.vision.timecode import TimecodeLayout, stamp
+
 if TYPE_CHECKING:
     from harness.twin.device import Twin
 
@@ -56,6 +58,10 @@ class App:
     private: bool = False
 
 
+TIMECODE_APP = "com.mayday.hil.timecode"
+TIMECODE_FPS = 30.0
+
+
 class Screen:
     """Home screen and app pages of one twin; later issues add quick settings and sessions."""
 
@@ -71,7 +77,14 @@ class Screen:
             App("com.amazon.email" if fire else "com.android.email", "Email", private=True),
             App("com.amazon.photos" if fire else "com.google.android.apps.photos", "Photos", private=True),
             App("com.android.settings", "Settings"),
+            App(TIMECODE_APP, "Timecode"),
         ]
+        self.tc_frame_no = 0  # the Timecode app: a 30 fps code over a test pattern (for share tests)
+        self.tc_t_ms = 0
+        # the contract with harness.session.media.timecode_layout: centred, cells of 1/32 of the short side
+        self.tc_layout = TimecodeLayout.for_size(self.width, self.height, anchor="center",
+                                                 cell_px=min(self.width, self.height) // 32)
+        self._tc_task = None
         self.support_pkg = "com.amazon.mayday" if fire else "com.mayday.support"
         self.state = "home"
         self.focus_package = self.launcher
@@ -113,6 +126,24 @@ class Screen:
         self.state = f"app:{pkg}" if app else "home"
         self.focus_package = pkg if app else self.launcher
         self.changed(f"open {pkg}")
+        if pkg == TIMECODE_APP and (self._tc_task is None or self._tc_task.done()):
+            import asyncio
+
+            self._tc_task = asyncio.get_running_loop().create_task(self._tick_timecode())
+
+    async def _tick_timecode(self) -> None:
+        """While the Timecode app is in front: a new code every 1/30 s, each shown recorded."""
+        import asyncio
+
+        t0 = time.monotonic()
+        n0 = self.tc_frame_no
+        while self.state == f"app:{TIMECODE_APP}":
+            self.tc_frame_no += 1
+            t = time.monotonic()
+            self.tc_t_ms = int(t * 1000)
+            self.changed("timecode", record=False, rebuild=False)
+            self.twin.truth.record("timecode_shown", t=t, frame_no=self.tc_frame_no)
+            await asyncio.sleep(max(0.0, t0 + (self.tc_frame_no - n0) / TIMECODE_FPS - time.monotonic()))
 
     def stop_package(self, pkg: str) -> None:
         if self.focus_package == pkg:
@@ -429,6 +460,9 @@ class Screen:
         with self._lock:
             version = self.version
         img = self._base_image(root)
+        if self.state == f"app:{TIMECODE_APP}" and self.tc_frame_no and self.screen_on:
+            img = img.copy()
+            stamp(img, self.tc_frame_no, self.tc_t_ms % (1 << 32), self.tc_layout)
         session = self.session
         if (self.screen_on and session is not None and session.agent_frame is not None
                 and session.state in ("video", "reconnecting")):
@@ -454,8 +488,28 @@ class Screen:
         if self.screen_on:
             for node in root.walk():
                 self._draw(img, node)
+            if self.state == f"app:{TIMECODE_APP}":
+                self._test_pattern(img)
         self._base = (root, img)
         return img
+
+    def _test_pattern(self, img: np.ndarray) -> None:
+        """Colour bars, a gradient, a checkerboard and text: content that shows codec losses."""
+        u = self.unit
+        y0, y1 = self.status_h + 5 * u, self.height - u
+        x0, x1 = u, (self.width * 6) // 10
+        bars = [(255, 255, 255), (255, 255, 0), (0, 255, 255), (0, 255, 0), (255, 0, 255), (255, 0, 0), (0, 0, 255)]
+        bw = (x1 - x0) // len(bars)
+        for i, c in enumerate(bars):
+            img[y0 : y0 + 6 * u, x0 + i * bw : x0 + (i + 1) * bw] = c
+        ramp = np.linspace(0, 255, x1 - x0, dtype=np.float32).astype(np.uint8)
+        img[y0 + 6 * u : y0 + 9 * u, x0:x1] = ramp[None, :, None]
+        yy, xx = np.mgrid[y0 + 9 * u : y1, x0:x1]
+        checker = (((yy // (2 * u)) + (xx // (2 * u))) % 2 * 160 + 50).astype(np.uint8)
+        img[y0 + 9 * u : y1, x0:x1] = checker[..., None]
+        for k in range(4):
+            cv2.putText(img, f"Mayday HIL test pattern line {k + 1}", (x0 + u, y0 + (12 + 3 * k) * u), _FONT,
+                        self.unit / 22.0, (255, 80, 0), 2, cv2.LINE_AA)
 
     @property
     def frame_no(self) -> int:
