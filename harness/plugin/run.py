@@ -38,6 +38,8 @@ class DeviceSpec:
     twin_control: str | None = None
     console_port: int | None = None  # emulator console (emulators and twins)
     console_token_file: str | None = None
+    walt_port: str | None = None  # serial port of the WALT on this device's screen
+    relay_port: str | None = None  # serial port of the USB relay powering this device
 
     @property
     def id(self) -> str:
@@ -67,7 +69,7 @@ class HilRun:
         self.devices: list[DeviceSpec] = []
         self._stopped = False
 
-    def start_twins(self, specs: list[str]) -> None:
+    def start_twins(self, specs: list[str], lab: bool = False) -> None:
         """Start a private adb server and the twins (each an own process); bounded waits."""
         parsed = [parse_twin_option(s) for s in specs]
         for name, _ in parsed:
@@ -77,11 +79,13 @@ class HilRun:
         self.adb_host, self.adb_port = "127.0.0.1", self.adb_server.port
         for name, count in parsed:
             tp = TwinProcess(name, adb=self.adb_server, count=count,
-                             state_dir=Path(tempfile.mkdtemp(prefix=f"hil-twin-{name}-")))
+                             state_dir=Path(tempfile.mkdtemp(prefix=f"hil-twin-{name}-")),
+                             extra_args=("--walt", "--relay") if lab else ())
             self.twins.append(tp)
             tp.start()
 
-    def resolve(self, serials: list[str], profile_filter: str | None) -> list[DeviceSpec]:
+    def resolve(self, serials: list[str], profile_filter: str | None, walt_port: str | None = None,
+                relay_port: str | None = None) -> list[DeviceSpec]:
         """The devices of this run: the twins, or the named serials, or every attached device."""
         profiles = load_profiles(self.profiles_dir)
         if profile_filter and profile_filter not in profiles:
@@ -124,7 +128,10 @@ class HilRun:
                 api_level=int(props.get("ro.build.version.sdk", "0") or 0),
                 twin_truth=str(info.truth) if info else None, twin_control=str(info.control) if info else None,
                 console_port=console, console_token_file=str(home / ".emulator_console_auth_token") if console else None,
+                walt_port=(info.walt if info else walt_port), relay_port=(info.relay if info else relay_port),
             ))
+        if (walt_port or relay_port) and len(out) != 1:
+            raise HarnessError(f"--walt/--relay name the instruments of one device; {len(out)} devices were selected")
         self.devices = out
         return out
 

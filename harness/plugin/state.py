@@ -75,8 +75,8 @@ class WorkerState:
         self.budgets()  # a malformed budget file stops the run before any device is touched
         self.run = HilRun(self.profiles_dir, "127.0.0.1", o.adb_port)
         if o.twin:
-            self.run.start_twins(o.twin)
-        self.devices = self.run.resolve(list(o.device), o.profile)
+            self.run.start_twins(o.twin, lab=o.twin_lab)
+        self.devices = self.run.resolve(list(o.device), o.profile, o.walt, o.relay)
         (self.run_dir / "devices.json").write_text(json.dumps([d.to_dict() for d in self.devices], indent=2))
 
     def stop(self) -> None:

@@ -486,7 +486,11 @@ async def _am(p: Proc) -> int:
         p.twin.screen.stop_package(args[1])
         return 0
     if args[:1] == ["broadcast"]:
-        await p.print("Broadcasting: Intent { }\nBroadcast completed: result=0")
+        action = args[args.index("-a") + 1] if "-a" in args else ""
+        if action == "com.mayday.hil.DRAW" and "--ez" in args:
+            white = args[args.index("--ez") + 2].lower() == "true"
+            p.twin.screen.walt_draw(white)
+        await p.print(f"Broadcasting: Intent {{ act={action} }}\nBroadcast completed: result=0")
         return 0
     await p.eprint("usage: am [start|force-stop|broadcast] ...")
     return 1

@@ -231,6 +231,26 @@ class Twin:
         self.truth.close()
         self.stopped.set()
 
+    async def power(self, on: bool, adb_after_s: float, boot_completed_after_s: float) -> None:
+        """Power from the lab relay: off drops off adb at once; on boots (adb, then boot_completed)."""
+        if not on:
+            self.truth.record("power_off")
+            self.offline = True
+            self.props["sys.boot_completed"] = "0"
+            self.screen.screen_on = False
+            await self.drop_transports()
+            return
+        t_on = self.truth.record("power_on")
+        await asyncio.sleep(max(0.0, t_on + adb_after_s - time.monotonic()))
+        self.offline = False
+        self.truth.record("adb_up")
+        await self.register_with_adb_server()
+        await asyncio.sleep(max(0.0, t_on + boot_completed_after_s - time.monotonic()))
+        self.props["sys.boot_completed"] = "1"
+        self.screen.screen_on = True
+        self.screen.changed("booted")
+        self.truth.record("boot_completed")
+
     async def reboot(self, boot_s: float = 1.0) -> None:
         """Drop off adb, stay away boot_s, then come back (re-registering as an emulator)."""
         self.truth.record("reboot_begin", boot_s=boot_s)
@@ -252,6 +272,10 @@ def _initial_packages(profile: DeviceProfile) -> dict[str, str]:
         "com.android.systemui": "/system/app/SystemUI.apk",
         "com.android.shell": "/system/app/Shell.apk",
     }
+    pkgs.update({  # the harness's own test apps
+        "com.mayday.hil.timecode": "/data/app/com.mayday.hil.timecode-1/base.apk",
+        "com.mayday.hil.walt": "/data/app/com.mayday.hil.walt-1/base.apk",
+    })
     if "Fire" in profile.os_name:
         pkgs.update(
             {

@@ -35,6 +35,10 @@ class TwinSpec:
     timezone: str | None = None
     backend: tuple[str, int] | None = None  # an external backend; None: one in this process
     backend_config: BackendConfig | None = None
+    walt: bool = False  # a simulated WALT on a pty, its photodiode on the screen's centre
+    relay: bool = False  # a simulated USB power relay on a pty
+    adb_after_s: float = 2.0
+    boot_completed_after_s: float = 4.0
 
 
 async def serve(spec: TwinSpec, ready=None) -> int:
@@ -63,10 +67,16 @@ async def serve(spec: TwinSpec, ready=None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     started: list[Twin] = []
+    labs = {}
     try:
-        for twin in twins.values():
+        for serial, twin in twins.items():
             await twin.start()
             started.append(twin)
+            if spec.walt or spec.relay:
+                from harness.twin.lab import TwinLab
+
+                lab = TwinLab(twin, spec.walt, spec.relay, spec.adb_after_s, spec.boot_completed_after_s)
+                labs[serial] = (lab, lab.start())
         await control.start()
         for serial, twin in twins.items():
             line = {
@@ -75,6 +85,7 @@ async def serve(spec: TwinSpec, ready=None) -> int:
                 "state_dir": str(twin.state_dir), "truth": str(twin.truth.path),
                 "control": str(control.path), "backend": list(backend_addr),
                 "backend_truth": str(backend.truth.path) if backend else None,
+                **(labs[serial][1] if serial in labs else {}),
             }
             print(json.dumps(line), flush=True)
         if ready is not None:
@@ -87,6 +98,8 @@ async def serve(spec: TwinSpec, ready=None) -> int:
         print(json.dumps({"ready": False, "error": f"cannot listen: {e}"}), flush=True)
         return 2
     finally:
+        for lab, _ in labs.values():
+            lab.stop()
         for twin in started:
             if not twin.stopped.is_set():
                 await twin.stop()

@@ -60,6 +60,9 @@ class App:
 
 TIMECODE_APP = "com.mayday.hil.timecode"
 TIMECODE_FPS = 30.0
+WALT_APP = "com.mayday.hil.walt"
+VSYNC_S = 1 / 60.0
+COMPOSITOR_FRAMES = 1  # a drawn frame reaches the glass one vsync after the one it was drawn for
 
 
 class Screen:
@@ -78,7 +81,10 @@ class Screen:
             App("com.amazon.photos" if fire else "com.google.android.apps.photos", "Photos", private=True),
             App("com.android.settings", "Settings"),
             App(TIMECODE_APP, "Timecode"),
+            App(WALT_APP, "WALT"),
         ]
+        self.walt_white = False  # the WALT screen test app: black or white, flipped on request
+        self.luma_signal = None  # a StepSignal the simulated photodiode reads (harness.twin.lab)
         self.tc_frame_no = 0  # the Timecode app: a 30 fps code over a test pattern (for share tests)
         self.tc_t_ms = 0
         # the contract with harness.session.media.timecode_layout: centred, cells of 1/32 of the short side
@@ -130,6 +136,33 @@ class Screen:
             import asyncio
 
             self._tc_task = asyncio.get_running_loop().create_task(self._tick_timecode())
+
+    def walt_draw(self, white: bool) -> float:
+        """The WALT app repaints: at the next vsync plus the compositor's frame, the pixels change.
+
+        Returns the host time they will change (also written to the ground truth then)."""
+        import asyncio
+        import math
+
+        t_req = time.monotonic()
+        phase = t_req - self.twin.boot_time
+        t_present = self.twin.boot_time + (math.floor(phase / VSYNC_S) + 1 + COMPOSITOR_FRAMES) * VSYNC_S
+        if self.luma_signal is not None:
+            self.luma_signal.set(t_present, 1.0 if white else 0.0)
+
+        def commit() -> None:
+            self.walt_white = white
+            self.changed("walt draw", record=False)
+            self.twin.truth.record("pixels_changed", t=t_present, white=white, t_request=t_req)
+
+        asyncio.get_running_loop().call_later(max(0.0, t_present - time.monotonic()), commit)
+        return t_present
+
+    def probe_luminance(self) -> float:
+        """Mean luminance (0..1) of the photodiode's spot: the centre of the screen."""
+        h, w = self.height, self.width
+        spot = self.frame()[h // 2 - h // 20 : h // 2 + h // 20, w // 2 - w // 20 : w // 2 + w // 20, :3]
+        return float(spot.mean()) / 255.0
 
     async def _tick_timecode(self) -> None:
         """While the Timecode app is in front: a new code every 1/30 s, each shown recorded."""
@@ -490,6 +523,8 @@ class Screen:
                 self._draw(img, node)
             if self.state == f"app:{TIMECODE_APP}":
                 self._test_pattern(img)
+            if self.state == f"app:{WALT_APP}":  # full-screen black or white below the status bar
+                img[self.status_h :] = 255 if self.walt_white else 0
         self._base = (root, img)
         return img
 
