@@ -58,28 +58,28 @@ def _order_corners(pts: np.ndarray) -> np.ndarray:
 
 def _refine(contour: np.ndarray, quad: np.ndarray) -> np.ndarray:
     """Corners as intersections of lines fitted to the contour's four sides."""
-    pts = contour.reshape(-1, 2).astype(np.float64)
+    pts = contour.reshape(-1, 2).astype(np.float32)
+    centroid = quad.mean(axis=0)
     lines = []
     for i in range(4):
         a, b = quad[i], quad[(i + 1) % 4]
         d = b - a
-        length = float(np.hypot(*d))
+        length = float(np.hypot(d[0], d[1]))
         if length < 4:
             return quad
-        d /= length
-        rel = pts - a
-        t = rel @ d / length
-        dist = rel[:, 0] * d[1] - rel[:, 1] * d[0]
+        d = d / length
+        rx, ry = pts[:, 0] - a[0], pts[:, 1] - a[1]
+        t = (rx * d[0] + ry * d[1]) / length
+        dist = rx * d[1] - ry * d[0]
         sel = pts[(t > 0.12) & (t < 0.88) & (np.abs(dist) < max(2.0, 0.04 * length))]
         if len(sel) < 4:
             return quad
-        mean = sel.mean(axis=0)
-        _, _, vt = np.linalg.svd(sel - mean, full_matrices=False)
-        normal = np.array([-vt[0, 1], vt[0, 0]])
-        # contour pixels are the outermost dark pixels: the edge lies half a pixel outside
-        centroid = quad.mean(axis=0)
-        if (centroid - mean) @ normal > 0:
+        vx, vy, x0, y0 = cv2.fitLine(sel, cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+        normal = np.array([-vy, vx], dtype=np.float64)
+        mean = np.array([x0, y0], dtype=np.float64)
+        if (centroid - mean) @ normal > 0:  # point the normal outwards
             normal = -normal
+        # contour pixels are the outermost dark pixels: the edge lies half a pixel outside
         lines.append((normal, float(normal @ mean) + 0.5))
     out = np.empty((4, 2))
     for i in range(4):
@@ -109,7 +109,7 @@ def find_quads(gray: np.ndarray, min_cell_px: float = MIN_CELL_PX) -> list[np.nd
     if hierarchy is None:
         return []
     min_side = (BLOCK_CELLS - 2) * min_cell_px
-    lengths = np.fromiter((len(c) for c in contours), dtype=np.int64, count=len(contours))
+    lengths = np.array(list(map(len, contours)), dtype=np.int64)
     keep = np.flatnonzero((hierarchy[0][:, 3] == -1) & (lengths >= 3 * min_side))
     quads = []
     for i in keep:
