@@ -79,6 +79,147 @@ def share_reference(screen_bgr: np.ndarray, share_size: tuple[int, int], frame_n
     return out
 
 
+MIC_RATE_HZ = 8000
+CHIRP_S = 0.12
+_CHIRP_F0_HZ, _CHIRP_F1_HZ = 300.0, 3000.0
+CHIRP_MIN_SCORE = 0.5
+
+
+def chirp(rate: int = MIC_RATE_HZ, seconds: float = CHIRP_S) -> np.ndarray:
+    """A linear sweep with a Hann window, int16: what the lab speaker plays into the microphone."""
+    t = np.arange(int(rate * seconds)) / rate
+    k = (_CHIRP_F1_HZ - _CHIRP_F0_HZ) / seconds
+    wave = np.sin(2 * np.pi * (_CHIRP_F0_HZ * t + 0.5 * k * t * t)) * np.hanning(t.size)
+    return (wave * 12000).astype(np.int16)
+
+
+@dataclass
+class ChirpArrival:
+    t_arrival: float  # host time the chirp's first sample reached the agent
+    score: float  # normalised correlation peak
+
+
+def find_chirp(audio: list[tuple[float, np.ndarray]], rate: int, reference: np.ndarray,
+               ref_rate: int = MIC_RATE_HZ, after: float = 0.0) -> ChirpArrival:
+    """Where the reference sound starts in the audio the agent received (frames timed on arrival).
+
+    Args:
+        audio: (arrival time, samples) per received frame; samples interleaved if stereo.
+        rate: the received sample rate.
+        reference: the sound played, at ref_rate.
+        after: only frames that arrived after this host time.
+
+    Raises:
+        MeasurementError: no audio, or nothing that correlates with the reference.
+    """
+    frames = [(t, s) for t, s in audio if t >= after]
+    if not frames:
+        raise MeasurementError("microphone latency: the agent received no audio after the sound was played")
+    per = [s.reshape(-1) for _, s in frames]
+    channels = max(1, round(sum(p.size for p in per) / max(1, len(per)) / (rate * 0.02)))
+    mono = np.concatenate([p.reshape(-1, channels).mean(axis=1) if channels > 1 else p for p in per]).astype(np.float64)
+    step = max(1, rate // ref_rate)
+    mono = mono[: mono.size - mono.size % step].reshape(-1, step).mean(axis=1)  # to ref_rate (box filter)
+    ref = reference.astype(np.float64)
+    if mono.size < ref.size:
+        raise MeasurementError("microphone latency: less audio received than the sound lasts")
+    corr = np.correlate(mono, ref, mode="valid")
+    energy = np.sqrt(np.convolve(mono * mono, np.ones(ref.size), mode="valid")) * np.linalg.norm(ref)
+    score = np.divide(corr, energy, out=np.zeros_like(corr), where=energy > 0)
+    i = int(np.argmax(score))
+    if score[i] < CHIRP_MIN_SCORE:
+        raise MeasurementError(f"microphone latency: the sound was not found (best correlation {score[i]:.2f})")
+    # the sample's arrival: the end time of the frame holding it, less the samples after it
+    sample = i * step
+    ends = np.cumsum([p.size // channels for p in per])
+    k = int(np.searchsorted(ends, sample, side="right"))
+    after_in_frame = ends[k] - sample
+    return ChirpArrival(frames[k][0] - after_in_frame / rate, float(score[i]))
+
+
+def agent_to_tablet(device, pane, sent: dict[int, float], duration_s: float, capture_method: str | None = None,
+                    poll_interval_s: float = 0.0):
+    """Glass-to-glass, agent -> tablet, host-clock mode: poll the tablet's screen, read the code
+    in the agent pane, and time each frame's first appearance against the bot's send times.
+
+    Each polled capture is of an instant between its request and its arrival, so a sample's
+    interval runs from the previous clean capture's request to this capture's arrival (the
+    capture pipeline's delay is inside the bound, not an unknown offset).
+
+    Returns:
+        harness.vision.latency.LatencyResult (samples in seconds; to_measurement() in ms).
+    """
+    import time
+
+    from harness.device.frames import PollingSource
+
+    x1, y1, x2, y2 = pane.bounds
+    layout = TimecodeLayout.for_size(x2 - x1, y2 - y1)
+    captures: list[Capture] = []
+
+    def on_frame(f) -> bool:
+        captures.append(Capture.from_read(f.t_arrival, decode_fast(f.image[y1:y2, x1:x2], layout), f.t_request))
+        if poll_interval_s:
+            time.sleep(poll_interval_s)
+        return False
+
+    source = PollingSource(device, capture_method)
+    source.run(on_frame, duration_s)
+    if source.error is not None and not captures:
+        raise MeasurementError(f"glass-to-glass: frame capture failed: {source.error}")
+    return frame_latency(dict(sent), captures)
+
+
+@dataclass
+class PolledEvent:
+    """When a state first showed on polled frames: after `t_lower_s` (the previous frame's
+    request), by `t_upper_s` (this frame's arrival)."""
+
+    t_lower_s: float
+    t_upper_s: float
+    image: np.ndarray
+    frames: int
+
+    def latency_ms(self, t_cause_s: float) -> tuple[float, float]:
+        """(midpoint, half-width) of the delay from a cause at t_cause_s, in ms."""
+        lo, hi = (self.t_lower_s - t_cause_s) * 1000.0, (self.t_upper_s - t_cause_s) * 1000.0
+        return 0.5 * (lo + hi), 0.5 * (hi - lo)
+
+
+def poll_until(device, detector, timeout_s: float, *, hold_frames: int = 2, t_start_s: float | None = None,
+               capture_method: str | None = None) -> PolledEvent:
+    """Poll the screen until `detector(frame) >= detector.threshold` (or 0.5) holds for
+    hold_frames frames; the event is the first of them (harness.vision.events.first_state).
+
+    Raises:
+        MeasurementError: the state did not show within timeout_s, or capture failed.
+    """
+    import time
+
+    from harness.device.frames import PollingSource
+    from harness.vision.events import first_state
+
+    threshold = getattr(detector, "threshold", 0.5)
+    frames: list = []
+    run = {"n": 0}
+
+    def on_frame(f) -> bool:
+        frames.append(f)
+        run["n"] = run["n"] + 1 if detector(f.image) >= threshold else 0
+        return run["n"] >= hold_frames
+
+    start = time.monotonic() if t_start_s is None else t_start_s
+    source = PollingSource(device, capture_method)
+    source.run(on_frame, timeout_s)
+    if source.error is not None:
+        raise MeasurementError(f"polling for an event: frame capture failed: {source.error}")
+    event = first_state([(f.t_arrival, f.image) for f in frames], detector, threshold=threshold, hold_frames=hold_frames)
+    if event is None:
+        raise MeasurementError(f"the expected screen state did not show within {timeout_s:g} s ({len(frames)} frames)")
+    lower = frames[event.index - 1].t_request if event.index > 0 else start
+    return PolledEvent(lower, frames[event.index].t_arrival, frames[event.index].image, len(frames))
+
+
 def crop_left(img: np.ndarray, share: float) -> np.ndarray:
     """The left part of a frame (the session pane sits on the right and changes on its own)."""
     return img[:, : int(img.shape[1] * share)]

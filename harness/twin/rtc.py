@@ -178,41 +178,46 @@ class MediaPeer:
             self.twin.truth.record("rtc_answer_received")
 
     async def _show_agent_video(self, track) -> None:
-        """Composite each received agent frame into the pane as soon as it is decoded."""
+        """Composite each received agent frame into the pane as soon as it is decoded (later by
+        the emulator console's downlink delay, when one is set: the frame is in flight)."""
         from aiortc.mediastreams import MediaStreamError
 
         screen = self.twin.screen
         session = self.session
         x1, y1, x2, y2 = screen.pane_video_bounds()
         w, h = x2 - x1, y2 - y1
+        loop = asyncio.get_running_loop()
         while session.state != "ended":
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            delay = self.twin.network.max_delay_ms / 1000.0  # the emulator's console delay, downlink
             rgb = frame.to_ndarray(format="rgb24")
             if rgb.shape[1] != w or rgb.shape[0] != h:
                 rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+            delay = self.twin.network.max_delay_ms / 1000.0
             if delay > 0:
-                await asyncio.sleep(delay)
-            if session.state == "ended":
-                return
-            if session.state == "reconnecting":  # dropped: nothing crosses a dead Wi-Fi
-                continue
-            if session.state != "video":
-                session.state = "video"
-                screen.changed("agent video")
-            session.agent_frame = rgb
-            version = screen.changed("agent frame", record=False, rebuild=False)
-            t_shown = time.monotonic()
-            read = decode_fast(rgb)
-            self.frames_shown += 1
-            if self.frames_shown == 1:
-                self.twin.truth.record("agent_video_started", t=t_shown, frame_no=read.frame_no if read.ok else None,
-                                       version=version)
-            self.twin.truth.record("agent_frame_shown", t=t_shown, frame_no=read.frame_no if read.ok else None,
-                                   t_send_ms=read.t_ms if read.ok else None)
+                loop.call_later(delay, self._display, rgb)
+            else:
+                self._display(rgb)
+
+    def _display(self, rgb: np.ndarray) -> None:
+        session, screen = self.session, self.twin.screen
+        if session.state in ("ended", "reconnecting"):  # nothing crosses a dead Wi-Fi
+            return
+        if session.state != "video":
+            session.state = "video"
+            screen.changed("agent video")
+        session.agent_frame = rgb
+        version = screen.changed("agent frame", record=False, rebuild=False)
+        t_shown = time.monotonic()
+        read = decode_fast(rgb)
+        self.frames_shown += 1
+        if self.frames_shown == 1:
+            self.twin.truth.record("agent_video_started", t=t_shown, frame_no=read.frame_no if read.ok else None,
+                                   version=version)
+        self.twin.truth.record("agent_frame_shown", t=t_shown, frame_no=read.frame_no if read.ok else None,
+                               t_send_ms=read.t_ms if read.ok else None)
 
     async def _play_agent_audio(self, track) -> None:
         from aiortc.mediastreams import MediaStreamError

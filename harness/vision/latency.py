@@ -58,16 +58,24 @@ class Capture:
         frame_no: decoded frame number, None when undecodable.
         status: the read's status.
         t_ms: decoded sender host time (ms mod 2**32), if any.
+        t_start_s: for a polled capture (screencap, framebuffer), when the grab was requested:
+            the picture is of some instant between t_start_s and t_s, so a capture that does not
+            show a frame bounds its appearance only from t_start_s. None: an instant capture.
     """
 
     t_s: float
     frame_no: int | None
     status: ReadStatus = ReadStatus.OK
     t_ms: int | None = None
+    t_start_s: float | None = None
+
+    @property
+    def t_earliest_s(self) -> float:
+        return self.t_s if self.t_start_s is None else self.t_start_s
 
     @classmethod
-    def from_read(cls, t_s: float, read: TimecodeRead) -> Capture:
-        return cls(float(t_s), read.frame_no, read.status, read.t_ms)
+    def from_read(cls, t_s: float, read: TimecodeRead, t_start_s: float | None = None) -> Capture:
+        return cls(float(t_s), read.frame_no, read.status, read.t_ms, t_start_s)
 
 
 @dataclass(frozen=True)
@@ -236,19 +244,19 @@ def frame_latency(
         if cap.status is not ReadStatus.OK or cap.frame_no is None:
             undecodable += 1
             if cap.status in clean:
-                last_clean_t = cap.t_s
+                last_clean_t = cap.t_earliest_s
             continue
         f = int(cap.frame_no) % FRAME_NO_MOD
         if f in seen:
             repeated += 1
-            last_clean_t = cap.t_s
+            last_clean_t = cap.t_earliest_s
             continue
         if send_t is not None:
             t_send = send_t.get(f)
             if t_send is None:
                 if f not in unknown:
                     unknown.append(f)
-                last_clean_t = cap.t_s
+                last_clean_t = cap.t_earliest_s
                 continue
         else:
             if cap.t_ms is None:
@@ -267,7 +275,7 @@ def frame_latency(
         else:
             lo, hi = last_clean_t - t_send, cap.t_s - t_send
             samples.append(LatencySample(f, 0.5 * (lo + hi), lo, hi, cap.t_s, k))
-        last_clean_t = cap.t_s
+        last_clean_t = cap.t_earliest_s
     if not samples:
         what = "frame numbers" if send_t is not None else "codes"
         got = (

@@ -1,0 +1,32 @@
+"""Agent -> tablet glass-to-glass latency (host-clock mode) against the twin's ground truth,
+at console delays of 0, 100 and 400 ms."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.network.console import TOKEN_FILE_NAME, EmulatorConsole
+from harness.session.driver import AGENT_VIDEO_DESC
+from harness.session.media import agent_to_tablet
+from harness.twin.truth import read_truth
+
+
+@pytest.mark.parametrize("delay_ms", [0, 100, 400])
+def test_agent_to_tablet_latency_within_its_bounds_of_the_truth(live, delay_ms):
+    if delay_ms:
+        with EmulatorConsole(live.tp.twins[0].console_port, token_file=live.tp.adb.home / TOKEN_FILE_NAME) as console:
+            console.command(f"network delay {delay_ms}")
+    pane = live.ui.wait_for(description=AGENT_VIDEO_DESC)
+    result = agent_to_tablet(live.device, pane, live.bot.session.sent, duration_s=15.0)
+    shown: dict[int, float] = {}
+    for e in read_truth(live.tp.twins[0].truth, "agent_frame_shown"):
+        if e["frame_no"] is not None:
+            shown.setdefault(e["frame_no"], e["t"])
+    sent = live.bot.session.sent
+    assert len(result.samples) >= 300, (len(result.samples), result.captures)
+    for s in result.samples:
+        true = shown[s.frame_no] - sent[s.frame_no]
+        assert s.lower_s <= true <= s.upper_s, (s, true)
+    stats = result.stats()
+    assert delay_ms <= stats.p50 <= delay_ms + 250, stats  # the console delay is in the figure
+    assert result.to_measurement("glass_to_glass_ms").uncertainty < 100
