@@ -48,3 +48,15 @@ def test_verdict_passes_and_fails_with_measured_value_and_limit():
     assert "connect_time_s mean = 9.375 s (limit <= 9 s): OVER BUDGET" in msg
     assert "uncertainty +/- 0.033" in msg
     assert verdict.to_dict()["passed"] is False
+
+
+def test_a_limit_broken_only_within_the_uncertainty_is_inconclusive_not_a_product_failure():
+    budget = load_budgets(DEFAULT_PROFILES_DIR / "budgets.yaml")["fire-hdx"]
+    m = Measurement("connect_time_s", "s")
+    for v in (8.0, 9.0, 10.0):
+        m.add(v, uncertainty=1.5)  # mean 9.0 ok; p95 9.9 ok; now push the mean just over
+    m.add(9.6, uncertainty=1.5)
+    verdict = check(m, budget)
+    assert not verdict.passed and verdict.inconclusive
+    with pytest.raises(MeasurementError, match=r"inconclusive: .*INCONCLUSIVE \(within uncertainty\)"):
+        verdict.raise_if_failed()

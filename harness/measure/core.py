@@ -111,13 +111,30 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Check:
+    """One limit against its statistic. `passed` is the plain comparison; a failing check whose
+    measured value is within `uncertainty` of the limit is inconclusive (the harness cannot
+    tell, and says so instead of blaming the product)."""
+
     limit: Limit
     measured: float
     passed: bool
+    uncertainty: float = 0.0
+
+    @property
+    def definitely_failed(self) -> bool:
+        if self.passed:
+            return False
+        if self.limit.op == "<=":
+            return self.measured - self.uncertainty > self.limit.value
+        return self.measured + self.uncertainty < self.limit.value
+
+    @property
+    def inconclusive(self) -> bool:
+        return not self.passed and not self.definitely_failed
 
     def describe(self) -> str:
         unit = f" {self.limit.unit}" if self.limit.unit else ""
-        mark = "ok" if self.passed else "OVER BUDGET"
+        mark = "ok" if self.passed else ("OVER BUDGET" if self.definitely_failed else "INCONCLUSIVE (within uncertainty)")
         return f"{self.limit.metric} {self.limit.stat} = {self.measured:.4g}{unit} (limit {self.limit.op} {self.limit.value:g}{unit}): {mark}"
 
 
@@ -141,10 +158,18 @@ class Verdict:
             text += f" (uncertainty +/- {self.uncertainty:.3g})"
         return f"budget {self.budget!r}: {text}"
 
+    @property
+    def inconclusive(self) -> bool:
+        return not self.passed and not any(c.definitely_failed for c in self.checks)
+
     def raise_if_failed(self) -> None:
-        """Raises BudgetExceeded (an AssertionError) naming measured value and limit."""
-        if not self.passed:
+        """Raises BudgetExceeded (an AssertionError) naming measured value and limit when a limit
+        is broken beyond the measurement's uncertainty; MeasurementError when a limit is broken
+        only within it (the figure is not precise enough to judge the product)."""
+        if any(c.definitely_failed for c in self.checks):
             raise BudgetExceeded(self.message)
+        if not self.passed:
+            raise MeasurementError(f"inconclusive: {self.message}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,8 +177,10 @@ class Verdict:
             "budget": self.budget,
             "passed": self.passed,
             "message": self.message,
+            "inconclusive": self.inconclusive,
             "checks": [
-                {"stat": c.limit.stat, "op": c.limit.op, "limit": c.limit.value, "measured": c.measured, "passed": c.passed}
+                {"stat": c.limit.stat, "op": c.limit.op, "limit": c.limit.value, "measured": c.measured,
+                 "passed": c.passed, "inconclusive": c.inconclusive}
                 for c in self.checks
             ],
         }
@@ -169,5 +196,6 @@ def check(measurement: Measurement, budget: Budget) -> Verdict:
     checks = []
     for limit in limits:
         measured = stats.get(limit.stat)
-        checks.append(Check(limit, measured, limit.holds(measured) and not math.isnan(measured)))
+        uncertainty = 0.0 if limit.stat == "n" else measurement.uncertainty
+        checks.append(Check(limit, measured, limit.holds(measured) and not math.isnan(measured), uncertainty))
     return Verdict(measurement.name, budget.name, tuple(checks), measurement.uncertainty)

@@ -70,6 +70,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "network(profile): the network profile this test runs under")
     state = WorkerState.from_config(config, active=_active(config))
     config.stash[PLUGIN_STATE] = state
+    if hasattr(config, "workerinput") and state.active:
+        # xdist workers parse the original command line: make them tag the device groups too
+        config.option.loadgroup = True
     if state.is_controller and state.active:
         config.pluginmanager.register(state, "mayday-hil-results")
         if not config.option.htmlpath:
@@ -118,6 +121,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("hil_device", specs, ids=[s.id for s in specs], scope="session")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("hil_device")
@@ -185,6 +189,47 @@ def measure(request, hil_device, budget, hil_state: WorkerState):
     yield rec
     for record in rec.records():
         request.node.user_properties.append(("hil_measurement", record))
+
+
+@pytest.fixture
+def agent_bot(hil_device):
+    """The reference AgentBot (WebRTC via aiortc) joined to the twin world's support backend as
+    the agent for this device only; stopped at teardown. Skips on devices with no twin world."""
+    if not hil_device.twin_control:
+        pytest.skip(f"{hil_device.serial}: the reference AgentBot speaks to the twin world's support backend; "
+                    "a real device needs an adapter for the production support backend")
+    from harness.session.agent import AiortcAgentBot
+    from harness.twin.control import control_request
+
+    info = control_request(hil_device.twin_control, {"op": "backend", "serial": hil_device.serial})
+    if not info.get("ok"):
+        pytest.skip(f"{hil_device.serial}: {info.get('error')}")
+    import uuid
+
+    bot = AiortcAgentBot(tuple(info["address"]), name=f"bot-{uuid.uuid4().hex[:8]}", device=hil_device.serial)
+    bot.start()
+    try:
+        yield bot
+    finally:
+        bot.stop()
+
+
+@pytest.fixture
+def live_session(device, ui, agent_bot):
+    """A connected support session with the AgentBot as the agent: (driver, connect result).
+    Ended at teardown (cleanup never raises)."""
+    from harness.session import SessionDriver
+
+    driver = SessionDriver(device, ui)
+    result = driver.connect(timeout_s=30)
+    agent_bot.wait_connected(15)
+    try:
+        yield driver, result
+    finally:
+        try:
+            driver.end(timeout_s=5)
+        except Exception as e:
+            log.info("%s: ending the session: %s", device.serial, e)
 
 
 @pytest.fixture

@@ -207,7 +207,7 @@ class WorkerState:
         lines = []
         for v in self.verdicts:
             verdict = v.get("verdict") or {}
-            mark = "PASS" if verdict.get("passed", True) else "FAIL"
+            mark = "PASS" if verdict.get("passed", True) else ("INCONCLUSIVE" if verdict.get("inconclusive") else "FAIL")
             stats = v.get("stats") or {}
             lines.append(f"{mark} {v['metric']} on {v['device']}: n={stats.get('n')} mean={stats.get('mean', float('nan')):.4g} "
                          f"p95={stats.get('p95', float('nan')):.4g} {v.get('unit', '')}")

@@ -81,6 +81,41 @@ def hist_png(values, unit: str, title: str, limits: list[tuple[str, float]] = ()
     return _png(img)
 
 
+def series_png(times, values, unit: str, title: str, limits: list[tuple[str, float]] = ()) -> bytes:
+    """A value over time (e.g. SSIM per frame), with horizontal budget lines."""
+    img = _canvas(title)
+    t = np.asarray(times, float)
+    v = np.asarray(values, float)
+    if t.size:
+        t = t - t[0]
+    points = list(v) + [x for _, x in limits]
+    lo, hi = (min(points), max(points)) if points else (0.0, 1.0)
+    pad = (hi - lo) * 0.1 or 0.05
+    to_px = _axes(img, 0.0, float(t.max()) if t.size else 1.0, lo - pad, hi + pad, "s", unit)
+    if t.size > 1:
+        cv2.polylines(img, [np.array([to_px(a, b) for a, b in zip(t, v, strict=True)], np.int32)], False, _BLUE, 2,
+                      cv2.LINE_AA)
+    for label, value in limits:
+        left, right = to_px(0.0, value), to_px(float(t.max()) if t.size else 1.0, value)
+        cv2.line(img, left, right, _RED, 1, cv2.LINE_AA)
+        cv2.putText(img, label, (left[0] + 3, left[1] - 4), _FONT, 0.4, _RED, 1, cv2.LINE_AA)
+    return _png(img)
+
+
+def side_by_side_png(left: np.ndarray, right: np.ndarray, caption: str, width: int = 640) -> bytes:
+    """Two frames (e.g. sent and received) side by side at the same height, with a caption."""
+    h = min(left.shape[0], right.shape[0], 360)
+    def fit(img):
+        return cv2.resize(img, (max(1, int(img.shape[1] * h / img.shape[0])), h), interpolation=cv2.INTER_AREA)
+    both = np.hstack([fit(left), np.full((h, 8, 3), 255, np.uint8), fit(right)])
+    both = np.vstack([both, np.full((28, both.shape[1], 3), 255, np.uint8)])
+    cv2.putText(both, caption, (6, h + 20), _FONT, 0.5, _BLACK, 1, cv2.LINE_AA)
+    scale = min(1.0, width / both.shape[1])
+    if scale < 1:
+        both = cv2.resize(both, (int(both.shape[1] * scale), int(both.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    return _png(both)
+
+
 def thumbnail_png(image: np.ndarray, width: int = 480) -> bytes:
     h, w = image.shape[:2]
     scale = min(1.0, width / w)

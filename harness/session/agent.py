@@ -80,9 +80,10 @@ class AiortcAgentBot:
     """Reference AgentBot over aiortc, speaking to the twin world's backend."""
 
     def __init__(self, backend: tuple[str, int], name: str = "bot-1", video_size=AGENT_VIDEO_SIZE,
-                 fps: float = AGENT_FPS):
+                 fps: float = AGENT_FPS, device: str | None = None):
         self.backend = backend
         self.name = name
+        self.device = device  # serve only this device's sessions (None: any)
         self.video_size = video_size
         self.fps = fps
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -120,7 +121,7 @@ class AiortcAgentBot:
         except (TimeoutError, OSError) as e:
             raise SessionError(f"agent bot {self.name}: support backend {host}:{port} unreachable: {e}") from None
         self._writer = writer
-        writer.write((json.dumps({"op": "agent", "name": self.name}) + "\n").encode())
+        writer.write((json.dumps({"op": "agent", "name": self.name, "device": self.device}) + "\n").encode())
         await writer.drain()
         first = json.loads(await asyncio.wait_for(reader.readline(), JOIN_TIMEOUT_S) or b"{}")
         if first.get("event") != "joined":

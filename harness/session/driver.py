@@ -126,6 +126,7 @@ class SessionDriver:
             SessionRefused: a message instead of a session (the text is in .message).
             SessionError: the agent did not appear within timeout_s, or capture failed.
         """
+        self.reset()
         button = self.open_quick_settings()
         t_tap, t_acted = self.press_mayday(button)
         tap_s = t_acted - t_tap
@@ -247,6 +248,19 @@ class SessionDriver:
         """Tap End and wait until the pane is gone (bounded)."""
         self.ui.tap_on(description=END_DESC, timeout_s=timeout_s)
         self.ui.wait_gone(description=AGENT_VIDEO_DESC, timeout_s=timeout_s)
+
+    def reset(self) -> None:
+        """A known start: no leftover message (tap its OK), no leftover session (End), home."""
+        elements = self.ui.elements()
+        if _message_of(elements) is not None:
+            ok = next((e for e in elements if e.text == "OK"), None)
+            if ok is not None:
+                self.ui.tap(ok)
+                self.device.retries.record("reset-dismiss-message", 1, "a message was left on screen")
+        if any(e.description == END_DESC for e in self.ui.elements()):
+            self.end()
+            self.device.retries.record("reset-end-session", 1, "a session was left open")
+        self.device.shell("input keyevent 3", check=True)  # HOME
 
     def dismiss_message(self, timeout_s: float = UI_TIMEOUT_S) -> None:
         self.ui.tap_on(text="OK", timeout_s=timeout_s)

@@ -220,6 +220,53 @@ def poll_until(device, detector, timeout_s: float, *, hold_frames: int = 2, t_st
     return PolledEvent(lower, frames[event.index].t_arrival, frames[event.index].image, len(frames))
 
 
+def _crop(img: np.ndarray, region: tuple[int, int, int, int] | None) -> np.ndarray:
+    if region is None:
+        return img
+    x, y, w, h = region
+    return img[y : y + h, x : x + w]
+
+
+class StrokeShown:
+    """Detector: a stroke of `color` (BGR) is on screen within `region` (x, y, w, h)."""
+
+    threshold = 1.0
+
+    def __init__(self, color_bgr: tuple[int, int, int], region: tuple[int, int, int, int] | None = None):
+        self.color, self.region = color_bgr, region
+
+    def __call__(self, img: np.ndarray) -> float:
+        from harness.vision.annotation import find_stroke
+
+        return 1.0 if find_stroke(_crop(img, self.region), color=self.color) is not None else 0.0
+
+    def stroke(self, img: np.ndarray):
+        from harness.vision.annotation import find_stroke
+
+        return find_stroke(_crop(img, self.region), color=self.color)
+
+
+class RegionChanged:
+    """Detector: `region` differs from its look in `baseline` (harness.vision.events.ChangeState)."""
+
+    threshold = 1.0
+
+    def __init__(self, baseline: np.ndarray, region: tuple[int, int, int, int] | None = None,
+                 min_fraction: float = 0.2):
+        from harness.vision.events import ChangeState
+
+        self.region = region
+        self.inner = ChangeState(_crop(baseline, region), min_fraction=min_fraction)
+
+    def __call__(self, img: np.ndarray) -> float:
+        return self.inner(_crop(img, self.region))
+
+
+def content_region(screen_w: int, screen_h: int, pane_x1: int, status_h: int) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the screen left of the session pane and below the status bar."""
+    return 0, status_h, max(1, pane_x1 - 1), screen_h - status_h
+
+
 def crop_left(img: np.ndarray, share: float) -> np.ndarray:
     """The left part of a frame (the session pane sits on the right and changes on its own)."""
     return img[:, : int(img.shape[1] * share)]

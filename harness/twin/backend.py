@@ -13,7 +13,7 @@ changes on the same connection:
 
 An agent program (the harness's AgentBot) joins the pool over the same port:
 
-    -> {"op": "agent", "name": "bot-1"}
+    -> {"op": "agent", "name": "bot-1", "device": SERIAL}  (device: serve only that one)
     <- {"event": "session", "rid": N, "device": SERIAL}   (assigned to this agent)
     <- {"event": "signal", "rid": N, "data": {...}}        (from the device)
     -> {"op": "signal", "rid": N, "data": {...}}           (to the device)
@@ -85,6 +85,7 @@ class SupportBackend:
         self.port: int | None = None
         self._tasks: set[asyncio.Task] = set()
         self.bots: dict[str, asyncio.StreamWriter] = {}
+        self.bot_devices: dict[str, str | None] = {}  # agent program -> the device it serves (None: any)
 
     def set_simulated_agents(self, count: int) -> None:
         """Replace the simulated agents in the pool (programs that joined stay)."""
@@ -132,7 +133,7 @@ class SupportBackend:
                     writer.write(b'{"state": "error", "reason": "bad json"}\n')
                     continue
                 if msg.get("op") == "agent" and req is None:
-                    await self._agent(str(msg.get("name", "bot")), reader, writer)
+                    await self._agent(str(msg.get("name", "bot")), reader, writer, msg.get("device"))
                     return
                 if msg.get("op") == "signal" and req is not None and req.agent in self.bots:
                     await self._to_bot(req.agent, {"event": "signal", "rid": req.rid, "data": msg.get("data")})
@@ -160,9 +161,17 @@ class SupportBackend:
         except (ConnectionError, RuntimeError):
             pass
 
-    async def _agent(self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """An agent program: in the pool while connected; relays its signalling to its device."""
+    async def _agent(self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     device: str | None = None) -> None:
+        """An agent program: in the pool while connected (serving only `device` if given);
+        relays its signalling to its device."""
+        if name in self.bots:
+            writer.write(b'{"event": "refused", "reason": "an agent with this name is connected"}\n')
+            await writer.drain()
+            writer.close()
+            return
         self.bots[name] = writer
+        self.bot_devices[name] = device
         self.free_agents.appendleft(name)
         self.truth.record("agent_joined", agent=name)
         writer.write(b'{"event": "joined"}\n')
@@ -185,7 +194,9 @@ class SupportBackend:
         except (TimeoutError, ConnectionError, ValueError):
             pass
         finally:
-            self.bots.pop(name, None)
+            if self.bots.get(name) is writer:  # a program that rejoined under the same name stays
+                self.bots.pop(name, None)
+                self.bot_devices.pop(name, None)
             if name in self.free_agents:
                 self.free_agents.remove(name)
             for req in list(self.sessions.values()):
@@ -221,23 +232,43 @@ class SupportBackend:
             await self._send(req, {"state": "queued", "position": self.queue.index(req) + 1})
         return req
 
+    def _agent_for(self, req: Request) -> str | None:
+        """A free agent for this request: the program dedicated to its device if one joined
+        (waiting for it while it is busy), else any free agent not dedicated elsewhere."""
+        dedicated = [name for name, dev in self.bot_devices.items() if dev == req.device]
+        if dedicated:
+            return next((a for a in self.free_agents if a in dedicated), None)
+        return next((a for a in self.free_agents if self.bot_devices.get(a) is None), None)
+
     async def _dispatch(self) -> None:
-        while self.queue and self.free_agents:
-            req = self.queue.popleft()
-            if req.ended:
-                continue
-            req.agent = self.free_agents.popleft()
-            req.t_assigned = time.monotonic()
-            self.truth.record("session_assigned", t=req.t_assigned, rid=req.rid, device=req.device, agent=req.agent,
-                              queue_wait_s=req.t_assigned - req.t_request)
-            await self._send(req, {"state": "assigned", "agent": req.agent})
-            if req.agent in self.bots:
-                await self._to_bot(req.agent, {"event": "session", "rid": req.rid, "device": req.device})
-            task = asyncio.get_running_loop().create_task(self._answer(req))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        progress = True
+        while progress:
+            progress = False
+            for req in list(self.queue):
+                if req.ended:
+                    self.queue.remove(req)
+                    continue
+                agent = self._agent_for(req)
+                if agent is None:
+                    continue
+                self.queue.remove(req)
+                self.free_agents.remove(agent)
+                await self._assign(req, agent)
+                progress = True
         for pos, req in enumerate(self.queue, start=1):
             await self._send(req, {"state": "queued", "position": pos})
+
+    async def _assign(self, req: Request, agent: str) -> None:
+        req.agent = agent
+        req.t_assigned = time.monotonic()
+        self.truth.record("session_assigned", t=req.t_assigned, rid=req.rid, device=req.device, agent=req.agent,
+                          queue_wait_s=req.t_assigned - req.t_request)
+        await self._send(req, {"state": "assigned", "agent": req.agent})
+        if req.agent in self.bots:
+            await self._to_bot(req.agent, {"event": "session", "rid": req.rid, "device": req.device})
+        task = asyncio.get_running_loop().create_task(self._answer(req))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, req: Request) -> None:
         await asyncio.sleep(req.answer_s)

@@ -18,8 +18,8 @@ class Live:
 @pytest.fixture
 def live(adb_server, start_twin):
     tp = start_twin("android-emulator-api34")
-    info = tp.control("backend", agents=0, answer_s=0.5)
-    bot = AiortcAgentBot(tuple(info["address"]))
+    info = tp.control("backend", answer_s=0.5)
+    bot = AiortcAgentBot(tuple(info["address"]), device=tp.twins[0].serial)
     bot.start()
     try:
         dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)

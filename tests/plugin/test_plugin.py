@@ -23,9 +23,16 @@ def test_capability_suite_on_two_twins_with_xdist(pytester: pytest.Pytester, tmp
     reports = tmp_path / "reports"
     result = pytester.runpytest_subprocess(
         str(SUITES / "test_capabilities.py"), "--twin", "fire-hdx-7-2013", "--twin", "fire-hd-7-2013",
-        "-n", "2", "--hil-reports", str(reports), "-p", "no:cacheprovider", timeout=180,
+        "-n", "2", "-v", "--hil-reports", str(reports), "-p", "no:cacheprovider", timeout=180,
     )
     result.assert_outcomes(passed=8, skipped=2)
+    # one device per worker: every test of a device ran on the same xdist worker
+    workers: dict[str, set[str]] = {}
+    for line in result.stdout.lines:
+        if line.startswith("[gw") and "[127.0.0.1:" in line:
+            device = line.split("[127.0.0.1:", 1)[1].split("]", 1)[0]
+            workers.setdefault(device, set()).add(line.split("]", 1)[0])
+    assert len(workers) == 2 and all(len(w) == 1 for w in workers.values()), workers
     result.stdout.fnmatch_lines(["*not eligible for live support: no microphone*"])
     result.stdout.fnmatch_lines(["*(fire-hd-7-2013) lacks microphone*"])
     run = _run_dir(reports)

@@ -1,0 +1,191 @@
+"""Once the agent is there: picture and voice arrive quickly, the agent sees the screen faithfully,
+strokes land where drawn, remote control waits for permission, nothing private leaks, and the
+customer's camera is never used."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from harness.device.parsers import parse_dumpsys_audio, parse_dumpsys_camera
+from harness.report.html import png_b64
+from harness.report.plots import cdf_png, series_png, side_by_side_png
+from harness.session.driver import AGENT_VIDEO_DESC
+from harness.session.media import (
+    TIMECODE_APP,
+    RegionChanged,
+    StrokeShown,
+    agent_to_tablet,
+    chirp,
+    content_region,
+    crop_left,
+    find_chirp,
+    poll_until,
+    share_latency,
+    share_reference,
+    timecode_layout,
+)
+from harness.session.privacy import check_frames, private_template
+from harness.vision.fidelity import compare
+from harness.vision.timecode import decode_fast
+
+SHARE_WINDOW_S = 6.0
+G2G_WINDOW_S = 8.0
+RED_BGR = (0, 0, 255)
+
+
+def _png_extra(extras, png: bytes, name: str) -> None:
+    from pytest_html import extras as html
+
+    extras.append(html.png(png_b64(png), name))
+
+
+def _limits(budget, metric):
+    return [(f"{lim.stat} {lim.op} {lim.value:g}", lim.value) for lim in budget.for_metric(metric)]
+
+
+def _screen(device):
+    img = device.screenshot()
+    return img, img.shape[1], img.shape[0]
+
+
+@pytest.mark.requires("eligible")
+@pytest.mark.budget("glass_to_glass_ms")
+def test_glass_to_glass_agent_to_tablet(device, ui, live_session, agent_bot, measure, budget, extras):
+    pane = ui.wait_for(description=AGENT_VIDEO_DESC)
+    result = agent_to_tablet(device, pane, agent_bot.session.sent, duration_s=G2G_WINDOW_S)
+    m = result.to_measurement("glass_to_glass_ms")
+    measure.measurements.append(m)
+    _png_extra(extras, cdf_png(m.values, "ms", f"glass to glass, agent -> {device.serial}", _limits(budget, m.name)),
+               "glass-to-glass CDF")
+    measure.check(m)
+
+
+@pytest.mark.requires("eligible")
+@pytest.mark.budget("share_latency_ms")
+def test_screen_share_latency_and_fidelity(device, ui, live_session, agent_bot, measure, budget, extras):
+    ui.tap_on(text="Timecode")
+    ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title")
+    time.sleep(1.0)
+    screen, w, h = _screen(device)
+    t0 = time.monotonic()
+    time.sleep(SHARE_WINDOW_S)
+    frames = [f for f in list(agent_bot.session.share) if f.t_arrival >= t0]
+    lat = share_latency(frames, (w, h))
+    measure.measurements.append(lat.measurement)
+    fps = measure("share_fps", "fps")
+    fps.add(lat.fps, frames=lat.frames)
+
+    share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
+    layout = timecode_layout(w, h)
+    codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
+    refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
+    keep = 0.65  # left of the session pane, which changes on its own
+    report = compare([crop_left(r, keep) for r in refs], [crop_left(f.image, keep) for f in frames],
+                     received_times_s=[f.t_arrival for f in frames], align="timecode")
+    for m in report.to_measurements():
+        measure.measurements.append(m)
+    freeze = measure("share_freeze_ms", "ms", freezes=len(report.freezes))
+    freeze.add(max((f.duration_s for f in report.freezes), default=0.0) * 1000.0)
+
+    ssim = next(m for m in measure.measurements if m.name == "share_ssim")
+    _png_extra(extras, cdf_png(lat.measurement.values, "ms", "share latency, tablet -> agent",
+                               _limits(budget, "share_latency_ms")), "share latency CDF")
+    _png_extra(extras, series_png([s.t for s in ssim.samples], ssim.values, "SSIM", "share SSIM over time",
+                                  _limits(budget, "share_ssim")), "SSIM over time")
+    worst = sorted(report.matched, key=lambda f: f.ssim)[:3]
+    for f in worst:
+        _png_extra(extras, side_by_side_png(crop_left(refs[f.ref_index], keep), crop_left(frames[f.index].image, keep),
+                                            f"frame {f.frame_no}: sent | received, SSIM {f.ssim:.3f}"),
+                   f"worst frame {f.frame_no}")
+    for m in measure.measurements:
+        measure.check(m)
+
+
+@pytest.mark.requires("eligible")
+@pytest.mark.budget("annotation_error_px")
+def test_strokes_land_where_the_agent_drew(device, ui, live_session, agent_bot, measure):
+    from harness.vision.annotation import path_error
+
+    _, w, h = _screen(device)
+    pane = ui.wait_for(description=AGENT_VIDEO_DESC)
+    region = content_region(w, h, pane.bounds[0], pane.bounds[1])
+    err, late = measure("annotation_error_px", "px"), measure("annotation_latency_ms", "ms")
+    for k in range(3):
+        t = np.linspace(0, 1, 30)
+        x0, y0 = region[0] + region[2] * 0.15, region[1] + region[3] * (0.3 + 0.2 * k)
+        drawn = np.stack([x0 + region[2] * 0.6 * t, y0 + region[3] * 0.08 * np.sin(t * 4 + k)], axis=1)
+        shown = StrokeShown(RED_BGR, region)
+        t0 = time.monotonic()
+        t_sent = agent_bot.send_stroke(drawn.tolist(), color=(255, 0, 0), width=max(4, w // 200), stroke_id=k)
+        event = poll_until(device, shown, 5.0, t_start_s=t0)
+        mid, unc = event.latency_ms(t_sent)
+        late.add(mid, uncertainty=unc, stroke=k)
+        e = path_error(shown.stroke(event.image), drawn - np.array(region[:2]))
+        err.add(e.p95_px, stroke=k, mean_px=e.mean_px, coverage=e.coverage)
+        agent_bot._channel_send({"type": "clear_strokes"})
+        time.sleep(0.3)
+    measure.check(err)
+    measure.check(late)
+
+
+@pytest.mark.requires("eligible")
+@pytest.mark.budget("remote_control_ms")
+def test_remote_control_only_with_permission(device, ui, live_session, agent_bot, measure):
+    settings = ui.wait_for(text="Settings")
+    x, y = settings.center
+    assert agent_bot.send_tap(x, y)["type"] == "tap_refused", "a tap before permission reached the tablet"
+    agent_bot.request_control()
+    ui.tap_on(text="Allow")
+    agent_bot.wait_reply("control_granted")
+    _, w, h = _screen(device)
+    pane = ui.wait_for(description=AGENT_VIDEO_DESC)
+    region = content_region(w, h, pane.bounds[0], pane.bounds[1])
+    changed = RegionChanged(device.screenshot(), region)
+    t0 = time.monotonic()
+    reply = agent_bot.send_tap(x, y)
+    assert reply["type"] == "tap_applied"
+    event = poll_until(device, changed, 5.0, t_start_s=t0)
+    m = measure("remote_control_ms", "ms")
+    mid, unc = event.latency_ms(reply["t_sent"])
+    m.add(mid, uncertainty=unc)
+    measure.check(m)
+
+
+@pytest.mark.requires("eligible", "microphone")
+@pytest.mark.budget("mic_to_agent_ms")
+def test_microphone_reaches_the_agent(device, hil_device, live_session, agent_bot, measure):
+    from harness.twin.control import control_request
+
+    sound = chirp()
+    m = measure("mic_to_agent_ms", "ms")
+    for _ in range(3):
+        time.sleep(0.5)
+        reply = control_request(hil_device.twin_control, {"op": "mic", "samples": sound.tolist(), "serial": hil_device.serial})
+        if not reply.get("ok"):
+            pytest.skip(f"no lab speaker: {reply.get('error')}")
+        time.sleep(0.6)
+        s = agent_bot.session
+        arrival = find_chirp(list(s.audio), s.audio_rate, sound, after=reply["t"])
+        m.add((arrival.t_arrival - reply["t"]) * 1000.0, uncertainty=20.0, score=arrival.score)
+    measure.check(m)
+
+
+@pytest.mark.requires("eligible")
+def test_privacy_camera_never_used_and_private_apps_masked(device, ui, live_session, agent_bot):
+    cam = parse_dumpsys_camera(device.shell("dumpsys media.camera").stdout)
+    assert cam.clients == (), f"a camera is open during the session: {cam.clients}"
+    recordings = parse_dumpsys_audio(device.shell("dumpsys audio").stdout)
+    if recordings is not None:  # API 24+: the microphone must be in use, by the support app
+        assert any(r.source == "MIC" for r in recordings), "the microphone is not recording"
+    ui.tap_on(text="Email")
+    body = next(e for e in ui.elements() if e.resource_id.endswith(":id/body"))
+    screen = device.screenshot()
+    t0 = time.monotonic() + 0.3
+    time.sleep(2.5)
+    frames = [f for f in list(agent_bot.session.share) if f.t_arrival >= t0]
+    tpl = private_template(screen, body.bounds, (frames[0].image.shape[1], frames[0].image.shape[0]))
+    leak = check_frames([f.image for f in frames], tpl)
+    assert leak.clean, f"private content reached the agent in {len(leak.leaked)} of {leak.frames} frames before consent"
