@@ -46,8 +46,20 @@ def rtc_configuration():
     return RTCConfiguration(iceServers=[])
 
 
+SHARE_KBIT_PER_FRAME = 60.0  # a 640x400 VP8 delta frame of a screen at decent quality
+
+
+def share_fps_for(up_kbps: float) -> float:
+    """The share's frame rate under the console's upload speed (0 = unlimited): like a real
+    sender's rate adaptation, it drops frames to fit the link (about 60 kbit per frame)."""
+    if up_kbps <= 0:
+        return SHARE_FPS
+    return max(1.0, min(SHARE_FPS, up_kbps / SHARE_KBIT_PER_FRAME))
+
+
 class ShareTrack:
-    """The screen share: the framebuffer, scaled, privacy-masked, paced at SHARE_FPS."""
+    """The screen share: the framebuffer, scaled, privacy-masked, paced at SHARE_FPS (fewer
+    under the console's upload speed), sent the console's delay after it was captured."""
 
     def __new__(cls, twin: Twin):
         from aiortc import VideoStreamTrack
@@ -57,15 +69,29 @@ class ShareTrack:
                 super().__init__()
                 self.twin = twin
                 self.sent = 0
-                self._t0: float | None = None
+                self._next = 0.0
+                self._in_flight: list[tuple[float, object]] = []  # (capture time, frame) on the uplink
 
             async def recv(self):
+                net = self.twin.network
+                now = time.monotonic()
+                self._next = max(self._next, now - 1.0) if self._next else now
+                while True:  # capture at the adapted rate; hand over what has crossed the uplink
+                    if time.monotonic() >= self._next:
+                        self._in_flight.append((time.monotonic(), self._capture()))
+                        self._next += 1.0 / share_fps_for(net.up_kbps)
+                    delay = net.max_delay_ms / 1000.0
+                    if self._in_flight and time.monotonic() - self._in_flight[0][0] >= delay:
+                        _, frame = self._in_flight.pop(0)
+                        return frame
+                    wake = self._next
+                    if self._in_flight:
+                        wake = min(wake, self._in_flight[0][0] + delay)
+                    await asyncio.sleep(max(0.001, wake - time.monotonic()))
+
+            def _capture(self):
                 from av import VideoFrame
 
-                if self._t0 is None:
-                    self._t0 = time.monotonic()
-                else:
-                    await asyncio.sleep(max(0.0, self._t0 + self.sent / SHARE_FPS - time.monotonic()))
                 screen = self.twin.screen
                 rgba = screen.frame()
                 version = screen.version
@@ -79,10 +105,11 @@ class ShareTrack:
                     cv2.putText(rgb, "Private content hidden", (sw // 8, sh // 2), cv2.FONT_HERSHEY_SIMPLEX,
                                 sw / 900, (220, 220, 220), 2, cv2.LINE_AA)
                 frame = VideoFrame.from_ndarray(rgb, format="rgb24")
-                frame.pts = int(self.sent * _VIDEO_CLOCK / SHARE_FPS)
+                frame.pts = int((time.monotonic() - self.twin.boot_time) * _VIDEO_CLOCK)
                 frame.time_base = fractions.Fraction(1, _VIDEO_CLOCK)
                 self.twin.truth.record("share_frame_sent", index=self.sent, screen_version=version, masked=masked,
-                                       private=screen.private_package() or "")
+                                       private=screen.private_package() or "",
+                                       fps=share_fps_for(self.twin.network.up_kbps))
                 self.sent += 1
                 return frame
 

@@ -56,3 +56,24 @@ def test_clean_share_fidelity_ssim_at_least_095(live):
     summary = report.summary()
     assert summary["matched"] >= len(frames) * 0.9
     assert summary["ssim"]["mean"] >= 0.95, summary
+
+
+def test_on_edge_the_harness_reports_the_frame_rate_drop_the_twin_really_made(live):
+    from harness.network.console import TOKEN_FILE_NAME, EmulatorConsole
+    from harness.session.media import share_latency
+
+    live.ui.tap_on(text="Timecode")
+    live.ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title", timeout_s=5)
+    with EmulatorConsole(live.tp.twins[0].console_port, token_file=live.tp.adb.home / TOKEN_FILE_NAME) as console:
+        console.command("network speed edge")  # 473.6 kbit/s both ways
+        console.command("network delay 400")
+    time.sleep(1.5)
+    t_start = time.monotonic()
+    frames = _share_window(live.bot, 10.0)
+    result = share_latency(frames, (1280, 800))
+    sent = [e for e in read_truth(live.tp.twins[0].truth, "share_frame_sent") if e["t"] >= t_start - 0.4]
+    sent_fps = (len(sent) - 1) / (sent[-1]["t"] - sent[0]["t"])
+    assert sent_fps < 10.0  # the twin adapted to the link
+    assert abs(result.fps - sent_fps) <= 0.1 * sent_fps, (result.fps, sent_fps)
+    stats = result.measurement.stats()
+    assert stats.p50 >= 400.0  # the uplink delay is in every frame's latency
