@@ -76,3 +76,26 @@ def test_long_wifi_drop_ends_the_session_with_a_message(emulator):
     dev.shell("svc wifi enable", check=True)
     drv.dismiss_message()
     assert drv.ui.find(description=AGENT_VIDEO_DESC) is None
+
+
+def test_support_traffic_pointed_through_the_relay_carries_its_delay(adb_server, start_twin):
+    """A second twin whose support app reaches the backend through the harness's TCP relay."""
+    from harness.network.relay import RelayShaper
+
+    world = start_twin("android-emulator-api34")  # hosts the support backend
+    backend = tuple(world.control("backend", answer_s=1.0)["address"])
+    with RelayShaper(load_network_profile("3g"), backend, protocol="tcp", seed=1) as relay:
+        host, port = relay.address
+        tp = start_twin("android-emulator-api34", extra_args=("--backend", f"{host}:{port}"))
+        dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)
+        drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
+        r = drv.connect(timeout_s=30)
+        drv.end()
+        counters = relay.counters()
+    truth = read_truth(tp.twins[0].truth)
+    pressed = [e["t"] for e in truth if e["event"] == "mayday_pressed"][-1]
+    shown = [e["t"] for e in truth if e["event"] == "agent_video_started"][-1]
+    assert 0.0 <= r.connect_time_s - (shown - pressed) <= r.uncertainty_s
+    # request up + "answered" down each cross the relay's 100 ms: > 1 s answer + 0.2 s
+    assert shown - pressed >= 1.2
+    assert counters.clients >= 1 and counters.forward.received > 0 and counters.reverse.received > 0
