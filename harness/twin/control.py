@@ -4,7 +4,7 @@ One JSON object per line in, one per line out, on a Unix socket in the twin's st
 {"op": "accept_keys"} plays the user tapping "Allow" on the USB-debugging dialog;
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
 prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
-"camera" (on), "mic" (samples), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
+"camera" (on), "mic" (samples), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
 clock_offset_s of the in-process support backend).
 """
 
@@ -121,6 +121,13 @@ class ControlServer:
             return {"ok": True}
         if op == "unstall":
             twin.services.stalled.discard(str(req["service"]))
+            return {"ok": True}
+        if op == "media":
+            if "block" in req:
+                twin.screen.media_blocked = bool(req["block"])
+            if "freeze_share" in req:
+                twin.screen.share_frozen = bool(req["freeze_share"])
+                twin.truth.record("share_freeze" if twin.screen.share_frozen else "share_unfreeze")
             return {"ok": True}
         if op == "support":
             if "reconnect_grace_s" in req:

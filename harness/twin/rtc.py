@@ -93,6 +93,14 @@ class ShareTrack:
                 from av import VideoFrame
 
                 screen = self.twin.screen
+                if screen.share_frozen and getattr(self, "_last", None) is not None:
+                    frame = VideoFrame.from_ndarray(self._last, format="rgb24")  # the same picture, a new frame
+                    frame.pts = int((time.monotonic() - self.twin.boot_time) * _VIDEO_CLOCK)
+                    frame.time_base = fractions.Fraction(1, _VIDEO_CLOCK)
+                    self.twin.truth.record("share_frame_sent", index=self.sent, repeated=True,
+                                           fps=share_fps_for(self.twin.network.up_kbps))
+                    self.sent += 1
+                    return frame
                 rgba = screen.frame()
                 version = screen.version
                 masked = screen.private_app_showing()
@@ -111,6 +119,7 @@ class ShareTrack:
                                        private=screen.private_package() or "",
                                        fps=share_fps_for(self.twin.network.up_kbps))
                 self.sent += 1
+                self._last = rgb
                 return frame
 
         return _Share()
@@ -192,6 +201,9 @@ class MediaPeer:
             if pc.connectionState in ("failed", "closed") and self.session.state != "ended":
                 self.session.end(f"media {pc.connectionState}")
 
+        if self.twin.screen.media_blocked:  # fault: the media path is blocked (no offer leaves)
+            self.twin.truth.record("rtc_blocked")
+            return
         offer = await pc.createOffer()
         await pc.setLocalDescription(offer)
         await self.send_signal({"type": "offer", "sdp": pc.localDescription.sdp})

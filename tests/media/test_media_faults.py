@@ -1,0 +1,63 @@
+"""Media faults: each ends within its bound with one clear error, or shows in the figures."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness.device.adb import Device
+from harness.device.ui import Ui
+from harness.errors import SessionError
+from harness.session import SessionDriver
+from harness.session.agent import AiortcAgentBot
+from harness.session.media import TIMECODE_APP, crop_left, share_reference, timecode_layout
+from harness.twin.truth import read_truth
+from harness.vision.fidelity import compare
+from harness.vision.timecode import decode_fast
+
+
+def test_the_media_peer_never_connects(adb_server, start_twin):
+    tp = start_twin("android-emulator-api34")
+    info = tp.control("backend", answer_s=0.3)
+    tp.control("media", block=True)
+    bot = AiortcAgentBot(tuple(info["address"]), device=tp.twins[0].serial)
+    bot.start()
+    try:
+        dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)
+        drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
+        t0 = time.monotonic()
+        with pytest.raises(SessionError, match=r"the agent did not appear within 5 s"):
+            drv.connect(timeout_s=5)
+        with pytest.raises(SessionError, match=r"media never connected within 2 s"):
+            bot.wait_connected(2)
+        assert time.monotonic() - t0 < 15
+        assert "rtc_blocked" in [e["event"] for e in read_truth(tp.twins[0].truth)]
+    finally:
+        bot.stop()
+
+
+def test_a_frozen_share_shows_as_a_freeze_of_the_right_length(live):
+    live.ui.tap_on(text="Timecode")
+    live.ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title", timeout_s=5)
+    time.sleep(1.0)
+    screen = live.device.screenshot()
+    t0 = time.monotonic()
+    time.sleep(1.0)
+    live.tp.control("media", freeze_share=True)
+    time.sleep(1.5)
+    live.tp.control("media", freeze_share=False)
+    time.sleep(1.5)
+    frames = [f for f in list(live.bot.session.share) if f.t_arrival >= t0]
+    layout = timecode_layout(1280, 800)
+    codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
+    share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
+    refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
+    report = compare([crop_left(r, 0.65) for r in refs], [crop_left(f.image, 0.65) for f in frames],
+                     received_times_s=[f.t_arrival for f in frames], align="timecode")
+    truth = {e["event"]: e["t"] for e in read_truth(live.tp.twins[0].truth) if e["event"].startswith("share_")
+             and e["event"] in ("share_freeze", "share_unfreeze")}
+    true_s = truth["share_unfreeze"] - truth["share_freeze"]
+    assert report.frozen_frames >= 15  # 1.5 s of repeats at 15 fps, give or take the edges
+    longest = max(report.freezes, key=lambda f: f.duration_s)
+    assert abs(longest.duration_s - true_s) <= 2 / 15, (longest, true_s)  # within a frame interval each side
