@@ -144,3 +144,50 @@ class PollingSource:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(join_s)
+
+
+CAMERA_OPEN_TIMEOUT_S = 5.0
+CAMERA_READ_TIMEOUT_S = 3.0
+
+
+class CameraSource:
+    """A lab camera (IP camera URL, video file, or USB index) read with cv2.VideoCapture, each
+    frame timed on arrival. Open and every read are bounded; a wrong URL or a stall is one
+    clear error naming the URL."""
+
+    def __init__(self, url: str | int, open_timeout_s: float = CAMERA_OPEN_TIMEOUT_S,
+                 read_timeout_s: float = CAMERA_READ_TIMEOUT_S):
+        self.url = url
+        self.open_timeout_s = open_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.frames = 0
+        self.error: Exception | None = None
+
+    def run(self, on_frame: Callable[[Frame], bool], max_s: float) -> None:
+        """Read until on_frame returns True or max_s; a failure is left in .error."""
+        import cv2
+
+        from harness.errors import MeasurementError
+
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)]
+        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params) if isinstance(self.url, str) else cv2.VideoCapture(self.url)
+        try:
+            if not cap.isOpened():
+                self.error = MeasurementError(f"lab camera {self.url}: cannot open the stream "
+                                              f"(wrong URL, or nothing answered within {self.open_timeout_s:g} s)")
+                return
+            deadline = time.monotonic() + max_s
+            while time.monotonic() < deadline:
+                t_req = time.monotonic()
+                ok, img = cap.read()
+                if not ok or img is None:
+                    self.error = MeasurementError(f"lab camera {self.url}: no frame within {self.read_timeout_s:g} s "
+                                                  f"(the stream stalled or ended after {self.frames} frames)")
+                    return
+                frame = Frame(img, self.frames, t_req, time.monotonic(), "camera")
+                self.frames += 1
+                if on_frame(frame):
+                    return
+        finally:
+            cap.release()

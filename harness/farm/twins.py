@@ -39,6 +39,7 @@ class TwinInfo:
     backend_truth: Path | None = None
     walt: str | None = None  # pty of the simulated WALT
     relay: str | None = None  # pty of the simulated power relay
+    camera: str | None = None  # base URL of the lab camera
 
 
 class TwinProcess:
@@ -120,7 +121,7 @@ class TwinProcess:
                     state_dir=Path(info["state_dir"]), truth=Path(info["truth"]), control=Path(info["control"]),
                     backend=tuple(info["backend"]) if info.get("backend") else None,
                     backend_truth=Path(info["backend_truth"]) if info.get("backend_truth") else None,
-                    walt=info.get("walt"), relay=info.get("relay"),
+                    walt=info.get("walt"), relay=info.get("relay"), camera=info.get("camera"),
                 ))
         if connect and self.adb is not None:
             for twin in self.twins:

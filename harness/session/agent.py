@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from harness.errors import SessionError
-from harness.vision.timecode import TimecodeLayout, stamp
+from harness.vision.timecode import feed_layout, stamp
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,11 @@ class AiortcAgentBot:
     """Reference AgentBot over aiortc, speaking to the twin world's backend."""
 
     def __init__(self, backend: tuple[str, int], name: str = "bot-1", video_size=AGENT_VIDEO_SIZE,
-                 fps: float = AGENT_FPS, device: str | None = None):
+                 fps: float = AGENT_FPS, device: str | None = None, display_url: str | None = None):
         self.backend = backend
         self.name = name
         self.device = device  # serve only this device's sessions (None: any)
+        self.display_url = display_url  # a lab camera's /agent_display: the agent's monitor, filmed
         self.video_size = video_size
         self.fps = fps
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -96,7 +97,7 @@ class AiortcAgentBot:
         self.channel = None
         self.error: Exception | None = None
         self._tap_id = 0
-        self.layout = TimecodeLayout.for_size(*video_size)
+        self.layout = feed_layout(*video_size)
         self._base = _agent_picture(*video_size)
 
     # --- lifecycle (sync API, an asyncio loop in a thread)
@@ -212,12 +213,33 @@ class AiortcAgentBot:
                 t_send = time.monotonic()
                 stamp(img, self.n, int(t_send * 1000) % (1 << 32), bot.layout)
                 session.sent[self.n] = t_send
+                if bot.display_url:
+                    asyncio.ensure_future(bot._show_on_monitor(img, self.n))
                 frame = VideoFrame.from_ndarray(img, format="rgb24")
                 frame.pts = int(self.n * _VIDEO_CLOCK / bot.fps)
                 frame.time_base = __import__("fractions").Fraction(1, _VIDEO_CLOCK)
                 return frame
 
         return AgentVideo(), AudioStreamTrack()
+
+    async def _show_on_monitor(self, rgb: np.ndarray, frame_no: int) -> None:
+        """Put the frame just sent on the agent's monitor (the lab camera's /agent_display)."""
+        from urllib.parse import urlsplit
+
+        import cv2
+
+        url = urlsplit(self.display_url)
+        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        body = jpg.tobytes()
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(url.hostname, url.port), 2.0)
+            writer.write(f"POST /agent_display HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(body)}\r\n"
+                         f"X-Frame-No: {frame_no}\r\nConnection: close\r\n\r\n".encode() + body)
+            await writer.drain()
+            await asyncio.wait_for(reader.read(256), 2.0)
+            writer.close()
+        except (TimeoutError, OSError) as e:
+            log.debug("agent monitor: %s", e)
 
     async def _receive_share(self, track, session: BotSession) -> None:
         from aiortc.mediastreams import MediaStreamError

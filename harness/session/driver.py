@@ -19,7 +19,7 @@ from harness.device.adb import Device
 from harness.device.frames import Frame, PollingSource
 from harness.device.ui import Element, Ui
 from harness.errors import SessionError, UiError
-from harness.vision.timecode import TimecodeLayout, decode_fast
+from harness.vision.timecode import decode_fast, feed_layout
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class SessionDriver:
                 uncertainty of both figures.
         """
         x1, y1, x2, y2 = pane.bounds
-        layout = TimecodeLayout.for_size(x2 - x1, y2 - y1)
+        layout = feed_layout(x2 - x1, y2 - y1)
         probe = (slice(y1 + (y2 - y1) // 2, y2 - 2), slice(x1 + (x2 - x1) // 2, x2 - 2))
         state: dict = {"prev_req": t_tap, "left_queue": None, "queue_unc": None, "hit": None,
                        "last_ui": time.monotonic(), "message": None, "intervals": []}
@@ -201,7 +201,7 @@ class SessionDriver:
         """
         pane = self.ui.wait_for(description=AGENT_VIDEO_DESC, timeout_s=UI_TIMEOUT_S)
         x1, y1, x2, y2 = pane.bounds
-        layout = TimecodeLayout.for_size(x2 - x1, y2 - y1)
+        layout = feed_layout(x2 - x1, y2 - y1)
         last = {"frame_no": -1}
 
         def newest(f: Frame) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 from harness.errors import MeasurementError
 from harness.measure import Measurement
 from harness.vision.latency import Capture, frame_latency
-from harness.vision.timecode import TimecodeLayout, decode_fast, stamp
+from harness.vision.timecode import TimecodeLayout, decode_fast, feed_layout, stamp
 
 TIMECODE_APP = "com.mayday.hil.timecode"
 TIMECODE_ANCHOR = "center"
@@ -154,7 +154,7 @@ def agent_to_tablet(device, pane, sent: dict[int, float], duration_s: float, cap
     from harness.device.frames import PollingSource
 
     x1, y1, x2, y2 = pane.bounds
-    layout = TimecodeLayout.for_size(x2 - x1, y2 - y1)
+    layout = feed_layout(x2 - x1, y2 - y1)
     captures: list[Capture] = []
 
     def on_frame(f) -> bool:

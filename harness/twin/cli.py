@@ -21,7 +21,7 @@ def _up(args: argparse.Namespace) -> int:
         backend=_host_port(args.backend) if args.backend else None,
         backend_config=BackendConfig(agents=args.agents, answer_s=args.answer_s, handle_s=args.handle_s,
                                      wrap_s=args.wrap_s),
-        walt=args.walt, relay=args.relay, adb_after_s=args.adb_after_s, boot_completed_after_s=args.boot_completed_after_s,
+        walt=args.walt, relay=args.relay, camera=args.camera, adb_after_s=args.adb_after_s, boot_completed_after_s=args.boot_completed_after_s,
     )
     return run(spec)
 
@@ -77,6 +77,7 @@ def add_twin_parser(sub) -> None:
     up.add_argument("--region", default=None, help="support region (US, UK, DE); default: the profile's")
     up.add_argument("--timezone", default=None, help="device time zone, e.g. Europe/Berlin; default: the profile's")
     up.add_argument("--backend", default=None, metavar="HOST:PORT", help="a shared support backend (default: one in this process)")
+    up.add_argument("--camera", action="store_true", help="a lab camera: MJPEG over HTTP filming the tablet and the agent's display")
     up.add_argument("--walt", action="store_true", help="a simulated WALT on a pty (photodiode on the screen's centre)")
     up.add_argument("--relay", action="store_true", help="a simulated USB power relay on a pty")
     up.add_argument("--adb-after-s", type=float, default=2.0, help="power on -> on adb (relay)")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from harness.vision.timecode import TimecodeLayout, decode_fast
+from harness.vision.timecode import TimecodeLayout, decode_fast, feed_layout
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
@@ -247,10 +247,11 @@ class MediaPeer:
         if session.state != "video":
             session.state = "video"
             screen.changed("agent video")
+        read = decode_fast(rgb, feed_layout(rgb.shape[1], rgb.shape[0]))
         session.agent_frame = rgb
+        session.shown_frame_no = read.frame_no if read.ok else None
         version = screen.changed("agent frame", record=False, rebuild=False)
         t_shown = time.monotonic()
-        read = decode_fast(rgb)
         self.frames_shown += 1
         if self.frames_shown == 1:
             self.twin.truth.record("agent_video_started", t=t_shown, frame_no=read.frame_no if read.ok else None,

@@ -35,6 +35,7 @@ class TwinSpec:
     timezone: str | None = None
     backend: tuple[str, int] | None = None  # an external backend; None: one in this process
     backend_config: BackendConfig | None = None
+    camera: bool = False  # a lab camera (MJPEG over HTTP) filming the tablet and the agent's display
     walt: bool = False  # a simulated WALT on a pty, its photodiode on the screen's centre
     relay: bool = False  # a simulated USB power relay on a pty
     adb_after_s: float = 2.0
@@ -68,6 +69,7 @@ async def serve(spec: TwinSpec, ready=None) -> int:
         loop.add_signal_handler(sig, stop.set)
     started: list[Twin] = []
     labs = {}
+    cameras = {}
     try:
         for serial, twin in twins.items():
             await twin.start()
@@ -77,6 +79,11 @@ async def serve(spec: TwinSpec, ready=None) -> int:
 
                 lab = TwinLab(twin, spec.walt, spec.relay, spec.adb_after_s, spec.boot_completed_after_s)
                 labs[serial] = (lab, lab.start())
+            if spec.camera:
+                from harness.twin.camera import LabCamera
+
+                cam = LabCamera(twin)
+                cameras[serial] = (cam, await cam.start())
         await control.start()
         for serial, twin in twins.items():
             line = {
@@ -86,6 +93,7 @@ async def serve(spec: TwinSpec, ready=None) -> int:
                 "control": str(control.path), "backend": list(backend_addr),
                 "backend_truth": str(backend.truth.path) if backend else None,
                 **(labs[serial][1] if serial in labs else {}),
+                **({"camera": f"http://127.0.0.1:{cameras[serial][1]}"} if serial in cameras else {}),
             }
             print(json.dumps(line), flush=True)
         if ready is not None:
@@ -100,6 +108,8 @@ async def serve(spec: TwinSpec, ready=None) -> int:
     finally:
         for lab, _ in labs.values():
             lab.stop()
+        for cam, _ in cameras.values():
+            await cam.stop()
         for twin in started:
             if not twin.stopped.is_set():
                 await twin.stop()

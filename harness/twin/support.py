@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from harness.vision.timecode import TimecodeLayout, stamp
+from harness.vision.timecode import TimecodeLayout, feed_layout, stamp
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
@@ -48,6 +48,7 @@ class SupportSession:
         self.frame_no = 0
         self.agent_frame: np.ndarray | None = None  # RGB, pane size
         self.agent_frame_t_ms = 0
+        self.shown_frame_no: int | None = None  # the agent frame's code now in the pane
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task | None = None
         self._video_task: asyncio.Task | None = None
@@ -126,7 +127,7 @@ class SupportSession:
         x1, y1, x2, y2 = screen.pane_video_bounds()
         w, h = x2 - x1, y2 - y1
         base = _agent_picture(w, h)
-        self.layout = TimecodeLayout.for_size(w, h)
+        self.layout = feed_layout(w, h)
         t0 = time.monotonic()
         period = 1.0 / AGENT_FPS
         while self.state in ("video", "reconnecting"):

@@ -138,11 +138,12 @@ def _read_quad(img: np.ndarray, quad: np.ndarray) -> TimecodeRead:
     return read_samples(values, find_rotation=True, corners=corners, path="robust")
 
 
-def read_all(frame: np.ndarray, *, thorough: bool = True) -> list[TimecodeRead]:
+def read_all(frame: np.ndarray, *, thorough: bool = True, expect: int = 1) -> list[TimecodeRead]:
     """Every code found anywhere in a frame (e.g. two displays in one camera view).
 
-    The search runs on a copy scaled to DETECT_SHORT_SIDE_PX (fast); when that finds no OK
-    code and `thorough` is set, it runs again at full resolution (small codes).
+    The search runs on a copy scaled to DETECT_SHORT_SIDE_PX (fast); when that finds fewer
+    than `expect` OK codes and `thorough` is set, it runs again at full resolution (small
+    codes). Dual view passes expect=2: one code per display.
 
     Returns:
         One read per code-like border found (NOT_FOUND candidates dropped), OK reads first,
@@ -156,7 +157,7 @@ def read_all(frame: np.ndarray, *, thorough: bool = True) -> list[TimecodeRead]:
     h, w = gray.shape
     scale = 1.0 / max(1, round(min(h, w) / DETECT_SHORT_SIDE_PX))  # 1/k: a fast area resize
     reads = _search(gray, scale)
-    if scale < 1.0 and thorough and not any(r.ok for r in reads):
+    if scale < 1.0 and thorough and sum(r.ok for r in reads) < expect:
         reads = _merge(reads, _search(gray, 1.0))
     return reads
 

@@ -542,6 +542,17 @@ def stamp(
     return layout
 
 
+FEED_CELLS_PER_SHORT_SIDE = 24
+
+
+def feed_layout(width: int, height: int) -> TimecodeLayout:
+    """Where a live video feed (the agent's camera) carries its code: top-left, cells of 1/24 of
+    the short side. Larger than the default so that the code still reads after the feed is shown
+    in a pane a third of a tablet wide and that tablet is filmed by the lab camera. The contract
+    between the feed's sender and every reader (the twin, the session driver, the harness)."""
+    return TimecodeLayout.for_size(width, height, cell_px=max(MIN_CELL_PX, min(width, height) // FEED_CELLS_PER_SHORT_SIDE))
+
+
 def decode_fast(frame: np.ndarray, region: TimecodeLayout | None = None) -> TimecodeRead:
     """Read the code at a known region (direct captures: screenrecord, screencap, framebuffer).
 

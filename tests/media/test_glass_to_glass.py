@@ -29,4 +29,5 @@ def test_agent_to_tablet_latency_within_its_bounds_of_the_truth(live, delay_ms):
         assert s.lower_s <= true <= s.upper_s, (s, true)
     stats = result.stats()
     assert delay_ms <= stats.p50 <= delay_ms + 250, stats  # the console delay is in the figure
-    assert result.to_measurement("glass_to_glass_ms").uncertainty < 100
+    # the bound is the capture interval: typically a few tens of ms (a loaded machine stretches some)
+    assert sorted(s.uncertainty_s for s in result.samples)[len(result.samples) // 2] < 0.06

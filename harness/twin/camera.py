@@ -1,0 +1,166 @@
+"""The lab camera: an MJPEG stream over HTTP that films the tablet's screen and the agent's
+display side by side, as a real IP camera on the bench would (read it with cv2.VideoCapture).
+
+- GET /stream.mjpg: multipart/x-mixed-replace JPEG frames at CAMERA_FPS.
+- POST /agent_display: the agent's monitor (a JPEG body; header X-Frame-No): what the agent's
+  own display shows, pushed by the AgentBot as it sends each frame; the time it reaches the
+  monitor is the ground truth dual view measures from (the agent's glass).
+The picture has each display under a slight perspective, lens blur, sensor noise and an
+exposure window: a display that changed during the exposure is caught blended (the codes'
+mid-refresh case). Every camera frame is written to the ground truth with what each display
+showed at its mid-exposure instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    from harness.twin.device import Twin
+
+log = logging.getLogger(__name__)
+
+CAMERA_FPS = 30.0
+CAMERA_SIZE = (1280, 720)
+EXPOSURE_S = 0.008
+NOISE_SIGMA = 2.5
+_BOUNDARY = b"hilframe"
+_MAX_BODY = 4 << 20
+
+
+class LabCamera:
+    def __init__(self, twin: Twin, fps: float = CAMERA_FPS, size: tuple[int, int] = CAMERA_SIZE, seed: int = 1):
+        self.twin = twin
+        self.fps = fps
+        self.size = size
+        rng = np.random.default_rng(seed)
+        # sensor noise: a small bank of precomputed fields, cycled (drawing it per frame costs more than the rest)
+        self._noise = [rng.normal(0, NOISE_SIGMA, (size[1], size[0], 3)).astype(np.int16) for _ in range(4)]
+        self.server: asyncio.base_events.Server | None = None
+        self.port: int | None = None
+        self.agent_display: np.ndarray | None = None  # BGR
+        self.agent_frame_no: int | None = None
+        self._prev_agent: tuple[np.ndarray, float] | None = None
+        self._agent_t = 0.0
+        self._prev_tablet: tuple[np.ndarray, float, int] | None = None
+        self._tablet: tuple[np.ndarray, float, int] | None = None
+        self.index = 0
+        w, h = size
+        half = w // 2
+        # where each display lands: a slight keystone, as seen by a camera above the bench
+        self._h_tablet = self._homography(twin.profile.display.width, twin.profile.display.height,
+                                          [(20, 70), (half - 15, 90), (half - 25, h - 80), (35, h - 60)])
+        self._h_agent = None
+        self._agent_quad = [(half + 25, 150), (w - 20, 135), (w - 30, h - 140), (half + 35, h - 150)]
+
+    @staticmethod
+    def _homography(src_w: int, src_h: int, quad) -> np.ndarray:
+        src = np.float32([(0, 0), (src_w, 0), (src_w, src_h), (0, src_h)])
+        return cv2.getPerspectiveTransform(src, np.float32(quad))
+
+    async def start(self, port: int = 0) -> int:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    # --- scene
+    def _tablet_now(self) -> tuple[np.ndarray, float, int]:
+        screen = self.twin.screen
+        version = screen.version
+        if self._tablet is None or self._tablet[2] != version:
+            img = cv2.cvtColor(screen.frame(), cv2.COLOR_RGBA2BGR)
+            self._prev_tablet = self._tablet
+            self._tablet = (img, time.monotonic(), version)
+        return self._tablet
+
+    def compose(self) -> tuple[np.ndarray, dict]:
+        """One camera frame at mid-exposure `now`."""
+        w, h = self.size
+        t = time.monotonic()
+        tablet, t_changed, version = self._tablet_now()
+        pic = np.full((h, w, 3), 40, np.uint8)
+        pic = cv2.warpPerspective(tablet, self._h_tablet, (w, h), dst=pic, borderMode=cv2.BORDER_TRANSPARENT)
+        frac = (t - t_changed) / EXPOSURE_S
+        if 0 <= frac < 1 and self._prev_tablet is not None:  # it changed during the exposure
+            prev = cv2.warpPerspective(self._prev_tablet[0], self._h_tablet, (w, h), dst=np.full((h, w, 3), 40, np.uint8),
+                                       borderMode=cv2.BORDER_TRANSPARENT)
+            pic = cv2.addWeighted(pic, frac, prev, 1 - frac, 0)
+        if self.agent_display is not None:
+            ah, aw = self.agent_display.shape[:2]
+            if self._h_agent is None or self._h_agent[1] != (aw, ah):
+                self._h_agent = (self._homography(aw, ah, self._agent_quad), (aw, ah))
+            agent = cv2.warpPerspective(self.agent_display, self._h_agent[0], (w, h), dst=pic.copy(),
+                                        borderMode=cv2.BORDER_TRANSPARENT)
+            frac = (t - self._agent_t) / EXPOSURE_S
+            if 0 <= frac < 1 and self._prev_agent is not None:
+                prev = cv2.warpPerspective(self._prev_agent[0], self._h_agent[0], (w, h), dst=pic.copy(),
+                                           borderMode=cv2.BORDER_TRANSPARENT)
+                agent = cv2.addWeighted(agent, frac, prev, 1 - frac, 0)
+            pic = agent
+        pic = cv2.GaussianBlur(pic, (3, 3), 0.8)
+        pic = np.clip(pic.astype(np.int16) + self._noise[self.index % len(self._noise)], 0, 255).astype(np.uint8)
+        session = self.twin.screen.session
+        facts = {"index": self.index, "t": t, "tablet_version": version, "agent_display_frame": self.agent_frame_no,
+                 "tablet_agent_frame": getattr(session, "shown_frame_no", None) if session else None}
+        self.index += 1
+        return pic, facts
+
+    # --- HTTP
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10.0)
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+            if method == "POST" and path == "/agent_display":
+                length = int(headers.get("content-length", "0"))
+                if not 0 < length <= _MAX_BODY:
+                    writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
+                    return
+                body = await asyncio.wait_for(reader.readexactly(length), 10.0)
+                img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+                if img is None:
+                    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    return
+                if self.agent_display is not None:
+                    self._prev_agent = (self.agent_display, self._agent_t)
+                self.agent_display, self._agent_t = img, time.monotonic()
+                self.agent_frame_no = int(headers["x-frame-no"]) if "x-frame-no" in headers else None
+                self.twin.truth.record("agent_display_shown", t=self._agent_t, frame_no=self.agent_frame_no)
+                writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            elif method == "GET" and path.startswith("/stream.mjpg"):
+                await self._stream(writer)
+            else:
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, TimeoutError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def _stream(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=" + _BOUNDARY
+                     + b"\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n")
+        period = 1.0 / self.fps
+        t0 = time.monotonic()
+        n = 0
+        while True:
+            pic, facts = self.compose()
+            ok, jpg = cv2.imencode(".jpg", pic, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            self.twin.truth.record("camera_frame", **facts)
+            part = (b"--" + _BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                    + str(len(jpg)).encode() + b"\r\n\r\n" + jpg.tobytes() + b"\r\n")
+            writer.write(part)
+            await writer.drain()
+            n += 1
+            await asyncio.sleep(max(0.0, t0 + n * period - time.monotonic()))
