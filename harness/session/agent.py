@@ -213,8 +213,8 @@ class AiortcAgentBot:
                 t_send = time.monotonic()
                 stamp(img, self.n, int(t_send * 1000) % (1 << 32), bot.layout)
                 session.sent[self.n] = t_send
-                if bot.display_url:
-                    asyncio.ensure_future(bot._show_on_monitor(img, self.n))
+                if bot.display_url and self.n == 1:
+                    asyncio.ensure_future(bot._show_on_monitor(bot._base))
                 frame = VideoFrame.from_ndarray(img, format="rgb24")
                 frame.pts = int(self.n * _VIDEO_CLOCK / bot.fps)
                 frame.time_base = __import__("fractions").Fraction(1, _VIDEO_CLOCK)
@@ -222,8 +222,9 @@ class AiortcAgentBot:
 
         return AgentVideo(), AudioStreamTrack()
 
-    async def _show_on_monitor(self, rgb: np.ndarray, frame_no: int) -> None:
-        """Put the frame just sent on the agent's monitor (the lab camera's /agent_display)."""
+    async def _show_on_monitor(self, rgb: np.ndarray) -> None:
+        """Put the agent's picture on the agent's monitor filmed by the lab camera
+        (/agent_display), which shows it with the code of each instant (the live preview)."""
         from urllib.parse import urlsplit
 
         import cv2
@@ -234,7 +235,7 @@ class AiortcAgentBot:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(url.hostname, url.port), 2.0)
             writer.write(f"POST /agent_display HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(body)}\r\n"
-                         f"X-Frame-No: {frame_no}\r\nConnection: close\r\n\r\n".encode() + body)
+                         f"X-FPS: {self.fps}\r\nConnection: close\r\n\r\n".encode() + body)
             await writer.drain()
             await asyncio.wait_for(reader.read(256), 2.0)
             writer.close()

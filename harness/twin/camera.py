@@ -2,9 +2,10 @@
 display side by side, as a real IP camera on the bench would (read it with cv2.VideoCapture).
 
 - GET /stream.mjpg: multipart/x-mixed-replace JPEG frames at CAMERA_FPS.
-- POST /agent_display: the agent's monitor (a JPEG body; header X-Frame-No): what the agent's
-  own display shows, pushed by the AgentBot as it sends each frame; the time it reaches the
-  monitor is the ground truth dual view measures from (the agent's glass).
+- POST /agent_display: the agent's monitor: a JPEG of the agent's picture and its frame rate
+  (header X-FPS), sent once by the AgentBot. The monitor shows the agent's live preview: at
+  every instant, that picture with the code of that instant (frame number, host time), as the
+  agent's own screen shows what is being sent now (an ideal, lag-free monitor).
 The picture has each display under a slight perspective, lens blur, sensor noise and an
 exposure window: a display that changed during the exposure is caught blended (the codes'
 mid-refresh case). Every camera frame is written to the ground truth with what each display
@@ -44,10 +45,10 @@ class LabCamera:
         self._noise = [rng.normal(0, NOISE_SIGMA, (size[1], size[0], 3)).astype(np.int16) for _ in range(4)]
         self.server: asyncio.base_events.Server | None = None
         self.port: int | None = None
-        self.agent_display: np.ndarray | None = None  # BGR
+        self.agent_picture: np.ndarray | None = None  # BGR, the agent's picture without its code
+        self.agent_fps = 30.0
+        self._agent_t0 = 0.0
         self.agent_frame_no: int | None = None
-        self._prev_agent: tuple[np.ndarray, float] | None = None
-        self._agent_t = 0.0
         self._prev_tablet: tuple[np.ndarray, float, int] | None = None
         self._tablet: tuple[np.ndarray, float, int] | None = None
         self.index = 0
@@ -95,17 +96,21 @@ class LabCamera:
             prev = cv2.warpPerspective(self._prev_tablet[0], self._h_tablet, (w, h), dst=np.full((h, w, 3), 40, np.uint8),
                                        borderMode=cv2.BORDER_TRANSPARENT)
             pic = cv2.addWeighted(pic, frac, prev, 1 - frac, 0)
-        if self.agent_display is not None:
-            ah, aw = self.agent_display.shape[:2]
+        if self.agent_picture is not None:
+            ah, aw = self.agent_picture.shape[:2]
             if self._h_agent is None or self._h_agent[1] != (aw, ah):
                 self._h_agent = (self._homography(aw, ah, self._agent_quad), (aw, ah))
-            agent = cv2.warpPerspective(self.agent_display, self._h_agent[0], (w, h), dst=pic.copy(),
+            period = 1.0 / self.agent_fps
+            n = int((t - self._agent_t0) / period) + 1
+            agent = cv2.warpPerspective(self._monitor(n, t), self._h_agent[0], (w, h), dst=pic.copy(),
                                         borderMode=cv2.BORDER_TRANSPARENT)
-            frac = (t - self._agent_t) / EXPOSURE_S
-            if 0 <= frac < 1 and self._prev_agent is not None:
-                prev = cv2.warpPerspective(self._prev_agent[0], self._h_agent[0], (w, h), dst=pic.copy(),
-                                           borderMode=cv2.BORDER_TRANSPARENT)
+            t_flip = self._agent_t0 + (n - 1) * period
+            frac = (t - t_flip) / EXPOSURE_S
+            if 0 <= frac < 1 and n > 1:  # the monitor refreshed during the exposure: caught blended
+                prev = cv2.warpPerspective(self._monitor(n - 1, t_flip - 1e-3), self._h_agent[0], (w, h),
+                                           dst=pic.copy(), borderMode=cv2.BORDER_TRANSPARENT)
                 agent = cv2.addWeighted(agent, frac, prev, 1 - frac, 0)
+            self.agent_frame_no = n
             pic = agent
         pic = cv2.GaussianBlur(pic, (3, 3), 0.8)
         pic = np.clip(pic.astype(np.int16) + self._noise[self.index % len(self._noise)], 0, 255).astype(np.uint8)
@@ -114,6 +119,15 @@ class LabCamera:
                  "tablet_agent_frame": getattr(session, "shown_frame_no", None) if session else None}
         self.index += 1
         return pic, facts
+
+    def _monitor(self, n: int, t: float) -> np.ndarray:
+        """The agent's monitor at instant t: the picture with frame n's code, stamped with t."""
+        from harness.vision.timecode import feed_layout, stamp
+
+        img = self.agent_picture.copy()
+        h, w = img.shape[:2]
+        stamp(img, n, int(t * 1000) % (1 << 32), feed_layout(w, h))
+        return img
 
     # --- HTTP
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -132,11 +146,10 @@ class LabCamera:
                 if img is None:
                     writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
                     return
-                if self.agent_display is not None:
-                    self._prev_agent = (self.agent_display, self._agent_t)
-                self.agent_display, self._agent_t = img, time.monotonic()
-                self.agent_frame_no = int(headers["x-frame-no"]) if "x-frame-no" in headers else None
-                self.twin.truth.record("agent_display_shown", t=self._agent_t, frame_no=self.agent_frame_no)
+                self.agent_picture = img
+                self.agent_fps = float(headers.get("x-fps", self.agent_fps))
+                self._agent_t0 = time.monotonic()
+                self.twin.truth.record("agent_monitor_on", fps=self.agent_fps)
                 writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
             elif method == "GET" and path.startswith("/stream.mjpg"):
                 await self._stream(writer)

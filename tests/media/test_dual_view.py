@@ -35,26 +35,31 @@ def filmed(adb_server, start_twin):
         bot.stop()
 
 
-def test_the_lab_camera_films_both_displays_and_dual_view_reads_them(filmed):
-    """The camera stream (read with cv2.VideoCapture) shows the tablet and the agent's monitor,
-    and dual view gets a latency sample per agent frame the tablet showed. (Its accuracy is not
-    proven here yet: the simulated monitor lags its codes by a varying amount under load.)"""
+def test_dual_view_latency_within_one_camera_frame_of_the_truth(filmed):
+    """Camera frames showing the agent's monitor and the tablet; per agent frame the tablet
+    showed, the latency from the two codes, checked against the twin's and the bot's truth."""
     tp, bot, info = filmed
     time.sleep(1.0)
     shots = []
 
     def on_frame(f) -> bool:
         shots.append((f.t_arrival, read_all(f.image, expect=2)))
-        return len(shots) >= 60
+        return len(shots) >= 300
 
     cam = CameraSource(f"{info.camera}/stream.mjpg")
-    cam.run(on_frame, 20.0)
+    cam.run(on_frame, 45.0)
     assert cam.error is None, cam.error
-    assert sum(1 for _, reads in shots if sum(r.ok for r in reads) == 2) >= 30
     result = dual_view_latency(shots, sender="right")
-    assert len(result.samples) >= 5
-    frames = read_truth(info.truth, "camera_frame")
-    assert len(frames) >= 60 and any(f["agent_display_frame"] for f in frames)
+    shown: dict[int, float] = {}
+    for e in read_truth(info.truth, "agent_frame_shown"):
+        if e["frame_no"] is not None:
+            shown.setdefault(e["frame_no"], e["t"])
+    sent = bot.session.sent
+    assert result.captures >= 300 and len(result.samples) >= 60, (len(result.samples), result.captures)
+    camera_frame_s = 1 / 30
+    for s in result.samples:
+        true = shown[s.frame_no] - sent[s.frame_no]
+        assert s.lower_s - camera_frame_s <= true <= s.upper_s + camera_frame_s, (s, true)
 
 
 def test_wrong_camera_url_is_one_clear_error_within_its_bound():
@@ -63,3 +68,34 @@ def test_wrong_camera_url_is_one_clear_error_within_its_bound():
     cam.run(lambda f: True, 5.0)
     assert isinstance(cam.error, MeasurementError) and "cannot open" in str(cam.error)
     assert time.monotonic() - t0 < 6.0
+
+
+def test_a_stalled_camera_is_one_clear_error_within_its_bound():
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    held = []
+
+    def accept_then_stall() -> None:
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=x\r\n\r\n")
+        held.append(conn)  # ... and never a frame
+
+    t = threading.Thread(target=accept_then_stall, daemon=True)
+    t.start()
+    try:
+        cam = CameraSource(f"http://127.0.0.1:{port}/stream.mjpg", open_timeout_s=2.0, read_timeout_s=2.0)
+        t0 = time.monotonic()
+        cam.run(lambda f: True, 10.0)
+        assert isinstance(cam.error, MeasurementError)
+        assert "cannot open" in str(cam.error) or "no frame within 2 s" in str(cam.error)
+        assert time.monotonic() - t0 < 8.0
+    finally:
+        for c in held:
+            c.close()
+        srv.close()
