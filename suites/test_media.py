@@ -64,6 +64,30 @@ def test_glass_to_glass_agent_to_tablet(device, ui, live_session, agent_bot, mea
 
 
 @pytest.mark.requires("eligible")
+@pytest.mark.budget("glass_to_glass_ms")
+def test_glass_to_glass_dual_view(device, hil_device, live_session, agent_bot, measure, budget, extras):
+    """One lab camera sees the agent's monitor and the tablet: no clock sync needed."""
+    from harness.device.frames import CameraSource
+    from harness.vision.latency import dual_view_latency
+    from harness.vision.locator import read_all
+
+    if not hil_device.camera_url:
+        pytest.skip(f"{device.serial}: no lab camera (pass --camera URL, or --twin-lab for twins)")
+    time.sleep(3.0)  # past the stream's start (key frame, jitter buffer)
+    shots = []
+    cam = CameraSource(hil_device.camera_url)
+    cam.run(lambda f: shots.append((f.t_arrival, read_all(f.image, expect=2))) or len(shots) >= 150, 30.0)
+    if cam.error is not None:
+        raise cam.error
+    m = dual_view_latency(shots, sender="right").to_measurement("glass_to_glass_ms")
+    m.meta["mode"] = "dual view"
+    measure.measurements.append(m)
+    _png_extra(extras, cdf_png(m.values, "ms", f"glass to glass (dual view), agent -> {device.serial}",
+                               _limits(budget, m.name)), "dual-view CDF")
+    measure.check(m)
+
+
+@pytest.mark.requires("eligible")
 @pytest.mark.budget("share_latency_ms")
 def test_screen_share_latency_and_fidelity(device, ui, live_session, agent_bot, measure, budget, extras):
     ui.tap_on(text="Timecode")

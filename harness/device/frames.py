@@ -191,3 +191,88 @@ class CameraSource:
                     return
         finally:
             cap.release()
+
+
+class ScreenrecordSource:
+    """`screenrecord --output-format=h264 -` over exec: (API 21+), decoded as it streams.
+
+    Frames are timed on decode; the pipeline (device encoder, adb, decoder) delays them by an
+    amount `calibrate_delay` measures against the Timecode app, so a frame's estimated shown
+    time is arrival - delay, within the calibration's spread.
+    """
+
+    def __init__(self, device: Device, size: tuple[int, int] | None = None, bit_rate: int = 4_000_000,
+                 read_timeout_s: float = SHELL_TIMEOUT_S):
+        self.device = device
+        self.size = size
+        self.bit_rate = bit_rate
+        self.read_timeout_s = read_timeout_s
+        self.frames = 0
+        self.error: Exception | None = None
+
+    def run(self, on_frame: Callable[[Frame], bool], max_s: float) -> None:
+        import av
+
+        if self.device.api_level < 21:
+            self.error = DeviceError(self.device.serial, "screenrecord to stdout needs API 21+ (use polling or a camera)")
+            return
+        limit = max(1, min(180, int(max_s + 1)))
+        cmd = f"screenrecord --output-format=h264 --bit-rate {self.bit_rate} --time-limit {limit}"
+        if self.size:
+            cmd += f" --size {self.size[0]}x{self.size[1]}"
+        codec = av.CodecContext.create("h264", "r")
+        deadline = time.monotonic() + max_s
+        try:
+            with self.device.stream(f"exec:{cmd} -", self.read_timeout_s) as s:
+                while time.monotonic() < deadline:
+                    s.settimeout(self.read_timeout_s)
+                    try:
+                        chunk = s.recv(1 << 16)
+                    except TimeoutError:
+                        self.error = DeviceError(self.device.serial, f"screenrecord: no data for {self.read_timeout_s:g} s")
+                        return
+                    if not chunk:
+                        return
+                    for packet in codec.parse(chunk):
+                        for vf in codec.decode(packet):
+                            t = time.monotonic()
+                            frame = Frame(vf.to_ndarray(format="bgr24"), self.frames, t, t, "screenrecord")
+                            self.frames += 1
+                            if on_frame(frame):
+                                return
+        except Exception as e:  # reported to the caller
+            self.error = e
+
+
+@dataclass(frozen=True)
+class PipelineDelay:
+    """A capture pipeline's delay: from shown on the device to decoded on the host (s)."""
+
+    median_s: float
+    spread_s: float  # half the 5..95 % range, plus the frames' own age on screen
+    samples: int
+
+
+def calibrate_delay(reads, frame_interval_s: float) -> PipelineDelay:
+    """The delay of a frame source, from frames of the Timecode app (each code carries the host
+    time it was shown): arrival - shown, at each code's first appearance.
+
+    Args:
+        reads: (arrival time, TimecodeRead) per frame, in order.
+        frame_interval_s: the source's frame interval (a frame's age on screen when caught).
+
+    Raises:
+        DeviceError: no readable code among the frames.
+    """
+    from harness.vision.timecode import unwrap_t_ms
+
+    seen: set[int] = set()
+    delays = []
+    for t_arrival, read in reads:
+        if read.ok and read.frame_no not in seen:
+            seen.add(read.frame_no)
+            delays.append(t_arrival - unwrap_t_ms(read.t_ms, t_arrival * 1000.0) / 1000.0)
+    if not delays:
+        raise DeviceError("?", "pipeline calibration: no readable Timecode app code in the frames")
+    lo, med, hi = np.percentile(delays, [5, 50, 95])
+    return PipelineDelay(float(med), float((hi - lo) / 2 + frame_interval_s), len(delays))

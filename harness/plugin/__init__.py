@@ -42,7 +42,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--network", default=None, metavar="PROFILE", help="network profile for every device test (hil net list)")
     g.addoption("--walt", default=None, metavar="PORT", help="serial port of the WALT on the device's screen")
     g.addoption("--relay", default=None, metavar="PORT", help="serial port of the USB relay powering the device")
-    g.addoption("--twin-lab", action="store_true", help="give each twin a simulated WALT and power relay")
+    g.addoption("--camera", default=None, metavar="URL", help="lab camera filming the device and the agent's monitor (dual view)")
+    g.addoption("--twin-lab", action="store_true", help="give each twin a simulated WALT, power relay and lab camera")
     parser.addini("hil_profiles_dir", "device profiles directory", default="")
     parser.addini("hil_reports_dir", "reports directory", default="reports")
     parser.addini("hil_budget", "budget name overriding the profile's", default="")
@@ -206,7 +207,9 @@ def agent_bot(hil_device):
         pytest.skip(f"{hil_device.serial}: {info.get('error')}")
     import uuid
 
-    bot = AiortcAgentBot(tuple(info["address"]), name=f"bot-{uuid.uuid4().hex[:8]}", device=hil_device.serial)
+    monitor = hil_device.camera_url.rsplit("/", 1)[0] + "/agent_display" if hil_device.camera_url else None
+    bot = AiortcAgentBot(tuple(info["address"]), name=f"bot-{uuid.uuid4().hex[:8]}", device=hil_device.serial,
+                         display_url=monitor)
     bot.start()
     try:
         yield bot

@@ -40,6 +40,7 @@ class DeviceSpec:
     console_token_file: str | None = None
     walt_port: str | None = None  # serial port of the WALT on this device's screen
     relay_port: str | None = None  # serial port of the USB relay powering this device
+    camera_url: str | None = None  # lab camera stream filming this device (and the agent's monitor)
 
     @property
     def id(self) -> str:
@@ -80,12 +81,12 @@ class HilRun:
         for name, count in parsed:
             tp = TwinProcess(name, adb=self.adb_server, count=count,
                              state_dir=Path(tempfile.mkdtemp(prefix=f"hil-twin-{name}-")),
-                             extra_args=("--walt", "--relay") if lab else ())
+                             extra_args=("--walt", "--relay", "--camera") if lab else ())
             self.twins.append(tp)
             tp.start()
 
     def resolve(self, serials: list[str], profile_filter: str | None, walt_port: str | None = None,
-                relay_port: str | None = None) -> list[DeviceSpec]:
+                relay_port: str | None = None, camera_url: str | None = None) -> list[DeviceSpec]:
         """The devices of this run: the twins, or the named serials, or every attached device."""
         profiles = load_profiles(self.profiles_dir)
         if profile_filter and profile_filter not in profiles:
@@ -129,9 +130,10 @@ class HilRun:
                 twin_truth=str(info.truth) if info else None, twin_control=str(info.control) if info else None,
                 console_port=console, console_token_file=str(home / ".emulator_console_auth_token") if console else None,
                 walt_port=(info.walt if info else walt_port), relay_port=(info.relay if info else relay_port),
+                camera_url=(f"{info.camera}/stream.mjpg" if info and info.camera else camera_url),
             ))
-        if (walt_port or relay_port) and len(out) != 1:
-            raise HarnessError(f"--walt/--relay name the instruments of one device; {len(out)} devices were selected")
+        if (walt_port or relay_port or camera_url) and len(out) != 1:
+            raise HarnessError(f"--walt/--relay/--camera name the instruments of one device; {len(out)} devices were selected")
         self.devices = out
         return out
 

@@ -76,7 +76,7 @@ class WorkerState:
         self.run = HilRun(self.profiles_dir, "127.0.0.1", o.adb_port)
         if o.twin:
             self.run.start_twins(o.twin, lab=o.twin_lab)
-        self.devices = self.run.resolve(list(o.device), o.profile, o.walt, o.relay)
+        self.devices = self.run.resolve(list(o.device), o.profile, o.walt, o.relay, o.camera)
         (self.run_dir / "devices.json").write_text(json.dumps([d.to_dict() for d in self.devices], indent=2))
 
     def stop(self) -> None:

@@ -2,7 +2,9 @@
 
 The reference is the harness's own capture of the tablet showing the private app; its content
 area, scaled to the share's size, is searched in every frame the agent received (normalised
-cross-correlation). A frame scoring above LEAK_SCORE shows the private content.
+cross-correlation). A frame scoring above LEAK_SCORE shows the private content. The threshold is
+low on purpose: a codec's first frames after a scene change are soft (scores of 0.7-0.85 seen),
+and a privacy check must not miss a leak; a masked frame scores near 0.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from harness.errors import MeasurementError
 
-LEAK_SCORE = 0.8
+LEAK_SCORE = 0.6
 
 
 @dataclass(frozen=True)

@@ -161,15 +161,21 @@ class LabCamera:
         finally:
             writer.close()
 
+    def _shoot(self) -> tuple[np.ndarray, dict]:
+        pic, facts = self.compose()
+        ok, jpg = cv2.imencode(".jpg", pic, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        return jpg, facts
+
     async def _stream(self, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=" + _BOUNDARY
                      + b"\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n")
         period = 1.0 / self.fps
         t0 = time.monotonic()
         n = 0
+        loop = asyncio.get_running_loop()
         while True:
-            pic, facts = self.compose()
-            ok, jpg = cv2.imencode(".jpg", pic, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            # off the event loop: the camera is its own hardware, it must not slow the tablet down
+            jpg, facts = await loop.run_in_executor(None, self._shoot)
             self.twin.truth.record("camera_frame", **facts)
             part = (b"--" + _BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
                     + str(len(jpg)).encode() + b"\r\n\r\n" + jpg.tobytes() + b"\r\n")

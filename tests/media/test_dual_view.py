@@ -49,6 +49,7 @@ def test_dual_view_latency_within_one_camera_frame_of_the_truth(filmed):
     cam = CameraSource(f"{info.camera}/stream.mjpg")
     cam.run(on_frame, 45.0)
     assert cam.error is None, cam.error
+    time.sleep(0.5)  # the last frames' truth lines are written just after they are shown
     result = dual_view_latency(shots, sender="right")
     shown: dict[int, float] = {}
     for e in read_truth(info.truth, "agent_frame_shown"):
