@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
-from harness.device.ui import Ui
 from harness.report.html import png_b64
 from harness.report.plots import cdf_png, hist_png, thumbnail_png
 from harness.session import SessionDriver, SessionRefused
@@ -89,8 +85,8 @@ def test_busiest_day_queue_waits(hil_state, hil_device, measure, budget, extras,
         pytest.skip("the busiest-day load needs twins (it starts its own eight)")
     if hil_device != twins[0]:
         pytest.skip(f"the busiest-day load runs once per run, with {twins[0].serial}")
-    from harness.device.adb import Device
     from harness.farm import AdbServer, TwinProcess, free_port_block
+    from harness.session.load import busiest_day
     from harness.twin.truth import read_truth
 
     with AdbServer(home=tmp_path / "adb") as adb:
@@ -98,28 +94,7 @@ def test_busiest_day_queue_waits(hil_state, hil_device, measure, budget, extras,
         try:
             tp.start()
             tp.control("backend", answer_s=1.0)
-            results, errors = {}, []
-
-            def customer(info, delay: float) -> None:
-                try:
-                    dev = Device(f"127.0.0.1:{info.port}", port=adb.port)
-                    drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False), poll_interval_s=0.2)
-                    button = drv.open_quick_settings()
-                    time.sleep(delay)
-                    t_tap, t_acted = drv.press_mayday(button)
-                    results[info.serial] = drv.wait_for_agent(t_tap, drv.wait_for_pane(), 60, t_acted - t_tap)
-                    time.sleep(HOLD_S)
-                    drv.end()
-                except Exception as e:  # re-raised below
-                    errors.append(e)
-
-            threads = [threading.Thread(target=customer, args=(info, i * 0.1)) for i, info in enumerate(tp.twins)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(120)
-            if errors:
-                raise errors[0]
+            results = busiest_day([f"127.0.0.1:{t.port}" for t in tp.twins], adb.port, hold_s=HOLD_S)
             backend = read_truth(tp.twins[0].backend_truth)
         finally:
             tp.stop()

@@ -223,23 +223,18 @@ class Device:
 
     def shell_bytes(self, cmd: str, timeout_s: float = SHELL_TIMEOUT_S, service_name: str | None = None) -> bytes:
         """Raw output of `shell:` (v1; stdout and stderr merged; CRLF-mangled on API <= 20)."""
-        deadline = time.monotonic() + timeout_s
-        out = bytearray()
-        name = service_name or cmd
-        with self._open(f"shell:{cmd}", timeout_s) as s:
-            while True:
-                chunk = _recv(s, deadline, name, timeout_s, self.serial)
-                if not chunk:
-                    return bytes(out)
-                out += chunk
+        return self._read_to_end(f"shell:{cmd}", service_name or cmd, timeout_s)
 
     def exec_out(self, cmd: str, timeout_s: float = SHELL_TIMEOUT_S) -> bytes:
         """Raw stdout of `exec:` (API 21+). Raises AdbError where the device has no exec:."""
+        return self._read_to_end(f"exec:{cmd}", cmd, timeout_s)
+
+    def _read_to_end(self, service: str, name: str, timeout_s: float) -> bytes:
         deadline = time.monotonic() + timeout_s
         out = bytearray()
-        with self._open(f"exec:{cmd}", timeout_s) as s:
+        with self._open(service, timeout_s) as s:
             while True:
-                chunk = _recv(s, deadline, cmd, timeout_s, self.serial)
+                chunk = _recv(s, deadline, name, timeout_s, self.serial)
                 if not chunk:
                     return bytes(out)
                 out += chunk

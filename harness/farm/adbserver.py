@@ -35,6 +35,17 @@ def adb_binary() -> str:
     return str(path)
 
 
+def port_free(port: int) -> bool:
+    """True when a loopback TCP port can be bound now (TIME_WAIT leftovers do not count)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def free_port(pair: bool = False, avoid: range = EMULATOR_PORTS) -> int:
     """A free loopback TCP port; with pair=True, port - 1 is free too (for a twin's console)."""
     for _ in range(200):

@@ -196,12 +196,7 @@ def _read_word(line: str, i: int) -> tuple[Word, int]:
                     lit.append(line[i + 1])
                     i += 2
                 elif line[i] == "$":
-                    name, i = _read_var(line, i)
-                    if name is None:
-                        lit.append("$")
-                    else:
-                        flush()
-                        parts.append(("var", name))
+                    i = _var_or_dollar(line, i, lit, parts, flush)
                 else:
                     lit.append(line[i])
                     i += 1
@@ -209,12 +204,7 @@ def _read_word(line: str, i: int) -> tuple[Word, int]:
                 raise ShellSyntaxError('unterminated "')
             i += 1
         elif c == "$":
-            name, i = _read_var(line, i)
-            if name is None:
-                lit.append("$")
-            else:
-                flush()
-                parts.append(("var", name))
+            i = _var_or_dollar(line, i, lit, parts, flush)
         else:
             lit.append(c)
             i += 1
@@ -222,6 +212,17 @@ def _read_word(line: str, i: int) -> tuple[Word, int]:
     if not parts:
         parts.append(("lit", ""))
     return Word(parts), i
+
+
+def _var_or_dollar(line: str, i: int, lit: list[str], parts: list[tuple[str, str]], flush) -> int:
+    """At a `$`: a variable part ($?, $NAME, ${NAME}) or a literal dollar. Returns the next index."""
+    name, i = _read_var(line, i)
+    if name is None:
+        lit.append("$")
+    else:
+        flush()
+        parts.append(("var", name))
+    return i
 
 
 def _read_var(line: str, i: int) -> tuple[str | None, int]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from harness.device.adb import Device
+from harness.farm import port_free
 from harness.instruments.boot import time_boot
 from harness.instruments.latency import measure_screen_draw
 from harness.instruments.relay import LcusRelay
@@ -15,15 +14,6 @@ from harness.twin.truth import read_truth
 
 WALT_APP = "com.mayday.hil.walt"
 
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def test_screen_draw_latency_from_the_photodiode_equals_the_truth(adb_server, start_twin):
@@ -56,7 +46,7 @@ def test_screen_draw_latency_from_the_photodiode_equals_the_truth(adb_server, st
 
 
 def test_power_cycle_boot_times_match_the_truth(adb_server, start_twin):
-    port = next((p for p in range(5583, 5555, -2) if _free(p) and _free(p - 1)), None)
+    port = next((p for p in range(5583, 5555, -2) if port_free(p) and port_free(p - 1)), None)
     if port is None:
         pytest.skip("no free emulator port pair")
     tp = start_twin("android-emulator-api34", port=port,

@@ -91,34 +91,11 @@ def test_api17_session_through_dump_ui_and_png_frames(adb_server, start_twin):
 
 def test_busiest_day_8_twins_press_within_a_second_against_2_agents(adb_server, start_twin):
     from harness.farm import free_port_block
+    from harness.session.load import busiest_day
 
     tp = start_twin("android-emulator-api34", port=free_port_block(8), count=8)
     tp.control("backend", answer_s=1.0)
-    hold_s = 2.0
-    results: dict[str, object] = {}
-    errors: list = []
-
-    def customer(info, delay: float) -> None:
-        try:
-            dev = Device(f"127.0.0.1:{info.port}", port=adb_server.port)
-            drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False), poll_interval_s=0.2)
-            button = drv.open_quick_settings()
-            time.sleep(delay)
-            t_tap, t_acted = drv.press_mayday(button)
-            pane = drv.wait_for_pane()
-            r = drv.wait_for_agent(t_tap, pane, timeout_s=60, tap_s=t_acted - t_tap)
-            results[info.serial] = r
-            time.sleep(hold_s)
-            drv.end()
-        except Exception as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=customer, args=(info, i * 0.1)) for i, info in enumerate(tp.twins)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
+    results = busiest_day([f"127.0.0.1:{t.port}" for t in tp.twins], adb_server.port, stagger_s=0.1, hold_s=2.0)
     backend = read_truth(tp.twins[0].backend_truth)
     assigned = {e["device"]: e["t"] for e in backend if e["event"] == "session_assigned"}
     requested = [e["t"] for e in backend if e["event"] == "session_requested"]

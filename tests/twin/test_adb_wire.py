@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 
 import av
@@ -11,21 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from harness.farm import TwinProcess, free_port_block
+from harness.farm import TwinProcess, free_port_block, port_free
 from harness.profiles import load_profile, load_profiles
 from harness.twin.truth import read_truth
 
 EMULATOR_PORT = 5555
 
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def _out(cp: subprocess.CompletedProcess) -> str:
@@ -33,7 +23,7 @@ def _out(cp: subprocess.CompletedProcess) -> str:
 
 
 def test_twin_on_5555_is_discovered_as_emulator_5554_and_its_console_answers(adb_server, start_twin):
-    if not (_port_free(EMULATOR_PORT) and _port_free(EMULATOR_PORT - 1)):
+    if not (port_free(EMULATOR_PORT) and port_free(EMULATOR_PORT - 1)):
         pytest.skip("ports 5554/5555 are taken on this machine")
     tp = start_twin("android-emulator-api34", port=EMULATOR_PORT)
     adb_server.wait_for("emulator-5554")
