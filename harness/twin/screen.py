@@ -185,7 +185,9 @@ class Screen:
             self.go_home()
 
     def stop(self) -> None:
-        """Release resources (nothing runs in the background yet)."""
+        """Stop the Timecode app's ticker, if it runs. Never raises."""
+        if self._tc_task is not None and not self._tc_task.done():
+            self._tc_task.cancel()
 
     # --- model
     def root(self) -> UiNode:
