@@ -138,13 +138,16 @@ def find_chirp(audio: list[tuple[float, np.ndarray]], rate: int, reference: np.n
 
 
 def agent_to_tablet(device, pane, sent: dict[int, float], duration_s: float, capture_method: str | None = None,
-                    poll_interval_s: float = 0.0):
+                    poll_interval_s: float = 0.0, max_captures: int | None = None):
     """Glass-to-glass, agent -> tablet, host-clock mode: poll the tablet's screen, read the code
     in the agent pane, and time each frame's first appearance against the bot's send times.
 
     Each polled capture is of an instant between its request and its arrival, so a sample's
     interval runs from the previous clean capture's request to this capture's arrival (the
     capture pipeline's delay is inside the bound, not an unknown offset).
+
+    Args:
+        duration_s: how long to poll at most; max_captures: stop earlier once that many.
 
     Returns:
         harness.vision.latency.LatencyResult (samples in seconds; to_measurement() in ms).
@@ -161,7 +164,7 @@ def agent_to_tablet(device, pane, sent: dict[int, float], duration_s: float, cap
         captures.append(Capture.from_read(f.t_arrival, decode_fast(f.image[y1:y2, x1:x2], layout), f.t_request))
         if poll_interval_s:
             time.sleep(poll_interval_s)
-        return False
+        return max_captures is not None and len(captures) >= max_captures
 
     source = PollingSource(device, capture_method)
     source.run(on_frame, duration_s)

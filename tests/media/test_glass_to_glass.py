@@ -17,13 +17,14 @@ def test_agent_to_tablet_latency_within_its_bounds_of_the_truth(live, delay_ms):
         with EmulatorConsole(live.tp.twins[0].console_port, token_file=live.tp.adb.home / TOKEN_FILE_NAME) as console:
             console.command(f"network delay {delay_ms}")
     pane = live.ui.wait_for(description=AGENT_VIDEO_DESC)
-    result = agent_to_tablet(live.device, pane, live.bot.session.sent, duration_s=15.0)
+    # 300+ captured frames (45 s at most on a loaded machine); a sample per new agent frame
+    result = agent_to_tablet(live.device, pane, live.bot.session.sent, duration_s=45.0, max_captures=330)
     shown: dict[int, float] = {}
     for e in read_truth(live.tp.twins[0].truth, "agent_frame_shown"):
         if e["frame_no"] is not None:
             shown.setdefault(e["frame_no"], e["t"])
     sent = live.bot.session.sent
-    assert len(result.samples) >= 300, (len(result.samples), result.captures)
+    assert result.captures >= 300 and len(result.samples) >= 200, (len(result.samples), result.captures)
     for s in result.samples:
         true = shown[s.frame_no] - sent[s.frame_no]
         assert s.lower_s <= true <= s.upper_s, (s, true)

@@ -39,7 +39,7 @@ def test_screenrecord_glass_to_glass_with_calibrated_pipeline_delay(live):
         return len(captures) >= 300
 
     src = ScreenrecordSource(live.device)
-    src.run(on_frame, 20.0)
+    src.run(on_frame, 40.0)
     assert src.error is None, src.error
     result = frame_latency(dict(live.bot.session.sent), captures)
     shown: dict[int, float] = {}
