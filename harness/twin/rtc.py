@@ -232,22 +232,22 @@ class MediaPeer:
             except MediaStreamError:
                 return
             rgb = frame.to_ndarray(format="rgb24")
+            read = decode_fast(rgb, feed_layout(rgb.shape[1], rgb.shape[0]))  # at full size: what it carries
             if rgb.shape[1] != w or rgb.shape[0] != h:
                 rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
             delay = self.twin.network.max_delay_ms / 1000.0
             if delay > 0:
-                loop.call_later(delay, self._display, rgb)
+                loop.call_later(delay, self._display, rgb, read)
             else:
-                self._display(rgb)
+                self._display(rgb, read)
 
-    def _display(self, rgb: np.ndarray) -> None:
+    def _display(self, rgb: np.ndarray, read) -> None:
         session, screen = self.session, self.twin.screen
         if session.state in ("ended", "reconnecting"):  # nothing crosses a dead Wi-Fi
             return
         if session.state != "video":
             session.state = "video"
             screen.changed("agent video")
-        read = decode_fast(rgb, feed_layout(rgb.shape[1], rgb.shape[0]))
         session.agent_frame = rgb
         session.shown_frame_no = read.frame_no if read.ok else None
         version = screen.changed("agent frame", record=False, rebuild=False)

@@ -58,9 +58,14 @@ def test_dual_view_latency_within_one_camera_frame_of_the_truth(filmed):
     sent = bot.session.sent
     assert result.captures >= 300 and len(result.samples) >= 60, (len(result.samples), result.captures)
     camera_frame_s = 1 / 30
+    checked = 0
     for s in result.samples:
+        if s.frame_no not in shown:  # the twin could not read that frame's code itself (codec damage)
+            continue
         true = shown[s.frame_no] - sent[s.frame_no]
         assert s.lower_s - camera_frame_s <= true <= s.upper_s + camera_frame_s, (s, true)
+        checked += 1
+    assert checked >= 0.95 * len(result.samples)
 
 
 def test_wrong_camera_url_is_one_clear_error_within_its_bound():

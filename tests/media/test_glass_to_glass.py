@@ -25,9 +25,14 @@ def test_agent_to_tablet_latency_within_its_bounds_of_the_truth(live, delay_ms):
             shown.setdefault(e["frame_no"], e["t"])
     sent = live.bot.session.sent
     assert result.captures >= 300 and len(result.samples) >= 200, (len(result.samples), result.captures)
+    checked = 0
     for s in result.samples:
+        if s.frame_no not in shown:  # the twin could not read that frame's code itself (codec damage)
+            continue
         true = shown[s.frame_no] - sent[s.frame_no]
         assert s.lower_s <= true <= s.upper_s, (s, true)
+        checked += 1
+    assert checked >= 0.95 * len(result.samples)
     stats = result.stats()
     assert delay_ms <= stats.p50 <= delay_ms + 250, stats  # the console delay is in the figure
     # the bound is the capture interval: typically a few tens of ms (a loaded machine stretches some)
