@@ -55,3 +55,12 @@ def read_truth(path: Path | str, event: str | None = None) -> list[dict[str, Any
             if event is None or item.get("event") == event:
                 out.append(item)
     return out
+
+
+def first_times(path: Path | str, event: str, key: str = "frame_no") -> dict[Any, float]:
+    """{value of `key`: time of its first `event`}, e.g. when each agent frame was first shown."""
+    out: dict[Any, float] = {}
+    for item in read_truth(path, event):
+        if item.get(key) is not None:
+            out.setdefault(item[key], item["t"])
+    return out

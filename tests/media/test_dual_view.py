@@ -13,7 +13,7 @@ from harness.device.ui import Ui
 from harness.errors import MeasurementError
 from harness.session import SessionDriver
 from harness.session.agent import AiortcAgentBot
-from harness.twin.truth import read_truth
+from harness.twin.truth import first_times
 from harness.vision.latency import dual_view_latency
 from harness.vision.locator import read_all
 
@@ -51,10 +51,7 @@ def test_dual_view_latency_within_one_camera_frame_of_the_truth(filmed):
     assert cam.error is None, cam.error
     time.sleep(0.5)  # the last frames' truth lines are written just after they are shown
     result = dual_view_latency(shots, sender="right")
-    shown: dict[int, float] = {}
-    for e in read_truth(info.truth, "agent_frame_shown"):
-        if e["frame_no"] is not None:
-            shown.setdefault(e["frame_no"], e["t"])
+    shown = first_times(info.truth, "agent_frame_shown")
     sent = bot.session.sent
     assert result.captures >= 300 and len(result.samples) >= 60, (len(result.samples), result.captures)
     camera_frame_s = 1 / 30

@@ -8,7 +8,7 @@ import pytest
 from harness.network.console import TOKEN_FILE_NAME, EmulatorConsole
 from harness.session.driver import AGENT_VIDEO_DESC
 from harness.session.media import agent_to_tablet
-from harness.twin.truth import read_truth
+from harness.twin.truth import first_times
 
 
 @pytest.mark.parametrize("delay_ms", [0, 100, 400])
@@ -19,10 +19,7 @@ def test_agent_to_tablet_latency_within_its_bounds_of_the_truth(live, delay_ms):
     pane = live.ui.wait_for(description=AGENT_VIDEO_DESC)
     # 300+ captured frames (45 s at most on a loaded machine); a sample per new agent frame
     result = agent_to_tablet(live.device, pane, live.bot.session.sent, duration_s=45.0, max_captures=330)
-    shown: dict[int, float] = {}
-    for e in read_truth(live.tp.twins[0].truth, "agent_frame_shown"):
-        if e["frame_no"] is not None:
-            shown.setdefault(e["frame_no"], e["t"])
+    shown = first_times(live.tp.twins[0].truth, "agent_frame_shown")
     sent = live.bot.session.sent
     assert result.captures >= 300 and len(result.samples) >= 200, (len(result.samples), result.captures)
     checked = 0

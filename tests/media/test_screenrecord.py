@@ -8,7 +8,7 @@ import time
 from harness.device.frames import ScreenrecordSource, calibrate_delay
 from harness.session.driver import AGENT_VIDEO_DESC
 from harness.session.media import TIMECODE_APP, timecode_layout
-from harness.twin.truth import read_truth
+from harness.twin.truth import first_times
 from harness.vision.latency import Capture, frame_latency
 from harness.vision.timecode import decode_fast, feed_layout
 
@@ -42,10 +42,7 @@ def test_screenrecord_glass_to_glass_with_calibrated_pipeline_delay(live):
     src.run(on_frame, 40.0)
     assert src.error is None, src.error
     result = frame_latency(dict(live.bot.session.sent), captures)
-    shown: dict[int, float] = {}
-    for e in read_truth(live.tp.twins[0].truth, "agent_frame_shown"):
-        if e["frame_no"] is not None:
-            shown.setdefault(e["frame_no"], e["t"])
+    shown = first_times(live.tp.twins[0].truth, "agent_frame_shown")
     sent = live.bot.session.sent
     assert result.captures >= 300 and len(result.samples) >= 100
     inside = checked = 0
