@@ -85,12 +85,18 @@ class Device:
         return self.client.device(self.serial)
 
     def state(self, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
-        """"device", "offline", "unauthorized"... or "absent"."""
+        """"device", "offline", "unauthorized"... or "absent". (A raw query: adbutils would
+        start a default adb server when this one is unreachable.)"""
         try:
-            client = adbutils.AdbClient(host=self.host, port=self.port, socket_timeout=timeout_s)
-            return {d.serial: d.state for d in client.list()}.get(self.serial, "absent")
-        except (adbutils.AdbError, OSError) as e:
+            with self._open("host:devices", timeout_s, host_service=True) as s:
+                text = _read_length_prefixed(s, self.serial)
+        except (AdbError, OSError) as e:
             raise DeviceError(self.serial, f"adb server on {self.host}:{self.port} unreachable: {e}") from None
+        for line in text.splitlines():
+            serial, _, state = line.partition("\t")
+            if serial == self.serial:
+                return state.strip()
+        return "absent"
 
     def getprops(self, refresh: bool = False, timeout_s: float = SHELL_TIMEOUT_S) -> dict[str, str]:
         from harness.device.parsers import parse_getprop

@@ -35,6 +35,36 @@ def adb_binary() -> str:
     return str(path)
 
 
+def host_query(port: int, service: str, timeout_s: float = 2.0) -> str:
+    """One host service (e.g. "host:version") from the adb server on loopback, on a raw socket.
+
+    adbutils starts a default adb server (port 5037) when it cannot connect; polling a private
+    server that is not up yet must not do that.
+
+    Raises:
+        OSError: no server answered.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
+        raw = service.encode()
+        s.sendall(b"%04x" % len(raw) + raw)
+        status = s.recv(4)
+        if status != b"OKAY":
+            raise OSError(f"adb server on {port} answered {status!r} to {service}")
+        size = b""
+        while len(size) < 4:
+            chunk = s.recv(4 - len(size))
+            if not chunk:
+                raise OSError("adb server closed the connection")
+            size += chunk
+        body = b""
+        while len(body) < int(size, 16):
+            chunk = s.recv(int(size, 16) - len(body))
+            if not chunk:
+                break
+            body += chunk
+        return body.decode("utf-8", "replace")
+
+
 def port_free(port: int) -> bool:
     """True when a loopback TCP port can be bound now (TIME_WAIT leftovers do not count)."""
     with socket.socket() as s:
@@ -90,6 +120,16 @@ def free_port_block(count: int, avoid: range = EMULATOR_PORTS) -> int:
     raise HarnessError(f"no block of {2 * count} free loopback ports found")
 
 
+def parse_devices(text: str) -> dict[str, str]:
+    """The body of `host:devices`: "serial\tstate" lines."""
+    out = {}
+    for line in text.splitlines():
+        serial, _, state = line.partition("\t")
+        if serial and state:
+            out[serial] = state.strip()
+    return out
+
+
 class AdbServer:
     """`adb server nodaemon` on a private port with a private HOME (keys, console token).
 
@@ -123,10 +163,10 @@ class AdbServer:
             if self.proc.poll() is not None:
                 raise HarnessError(f"adb server on port {self.port} exited with {self.proc.returncode}: {self._log_tail()}")
             try:
-                self.client(timeout_s=1.0).server_version()
+                host_query(self.port, "host:version", timeout_s=1.0)
                 log.info("adb server up on port %d (pid %d, HOME %s)", self.port, self.proc.pid, self.home)
                 return self
-            except (adbutils.AdbError, OSError):
+            except OSError:
                 time.sleep(_POLL_S)
         self.stop()
         raise HarnessError(f"adb server on port {self.port} did not answer within {timeout_s:g} s: {self._log_tail()}")
@@ -150,7 +190,7 @@ class AdbServer:
 
     def states(self) -> dict[str, str]:
         """serial -> state ("device", "offline", "unauthorized", ...) as the server sees them."""
-        return {d.serial: d.state for d in self.client(timeout_s=5.0).list()}
+        return parse_devices(host_query(self.port, "host:devices", timeout_s=5.0))
 
     def wait_for(self, serial: str, state: str | tuple[str, ...] = "device",
                  timeout_s: float = DEVICE_TIMEOUT_S) -> str:
