@@ -345,13 +345,7 @@ class UdpRelay:
         forward: str = "up",
         max_duration_s: float = MAX_RUN_S,
     ):
-        self.listen = listen
-        self.target = target
-        self.max_duration_s = max_duration_s
-        self.profile = profile or _clean_profile()
-        self.seed = seed
-        self.forward_dir = _check_forward(forward)
-        self.reverse_dir = "down" if self.forward_dir == "up" else "up"
+        _configure(self, listen, target, profile, seed, forward, max_duration_s)
         self.fwd_counters = DirectionCounters("forward")
         self.rev_counters = DirectionCounters("reverse")
         self.refused_clients = 0
@@ -737,13 +731,7 @@ class TcpRelay:
         forward: str = "up",
         max_duration_s: float = MAX_RUN_S,
     ):
-        self.listen = listen
-        self.target = target
-        self.max_duration_s = max_duration_s
-        self.profile = profile or _clean_profile()
-        self.seed = seed
-        self.forward_dir = _check_forward(forward)
-        self.reverse_dir = "down" if self.forward_dir == "up" else "up"
+        _configure(self, listen, target, profile, seed, forward, max_duration_s)
         self.fwd = _TcpDirection("forward", DirectionCounters("forward"))
         self.rev = _TcpDirection("reverse", DirectionCounters("reverse"))
         self.address: Address | None = None
@@ -967,6 +955,18 @@ class RelayShaper(Shaper):
         self.relay.stop()
         self.final_counters = self.relay.counters()
         self.report.note(self.final_counters.describe())
+
+
+def _configure(relay, listen: Address, target: Address, profile: NetworkProfile | None, seed: int,
+               forward: str, max_duration_s: float) -> None:
+    """The settings UdpRelay and TcpRelay share."""
+    relay.listen = listen
+    relay.target = target
+    relay.max_duration_s = max_duration_s
+    relay.profile = profile or _clean_profile()
+    relay.seed = seed
+    relay.forward_dir = _check_forward(forward)
+    relay.reverse_dir = "down" if relay.forward_dir == "up" else "up"
 
 
 def _clean_profile() -> NetworkProfile:
