@@ -336,12 +336,19 @@ def _recv(s: socket.socket, deadline: float, cmd: str, timeout_s: float, serial:
         raise AdbError(cmd, serial=serial, msg=f"`{cmd}`: connection lost: {e}") from None
 
 
-def _recv_exact(s: socket.socket, n: int) -> bytes:
+def _recv_exact(s: socket.socket, n: int, serial: str = "", cmd: str = "adb host protocol") -> bytes:
+    """Exactly n bytes; a closed or reset connection is an AdbError naming the command and serial
+    (the adb server drops a request whose device went offline under it)."""
     out = b""
     while len(out) < n:
-        chunk = s.recv(n - len(out))
+        try:
+            chunk = s.recv(n - len(out))
+        except TimeoutError:
+            raise  # the caller knows the whole timeout and reports it
+        except OSError as e:
+            raise AdbError(cmd, serial=serial, msg=f"`{cmd}`: connection lost: {e}") from None
         if not chunk:
-            raise ConnectionError("adb server closed the connection")
+            raise AdbError(cmd, serial=serial, msg=f"`{cmd}`: device unavailable: adb server closed the connection")
         out += chunk
     return out
 
@@ -349,16 +356,16 @@ def _recv_exact(s: socket.socket, n: int) -> bytes:
 def _request(s: socket.socket, service: str, serial: str, cmd: str) -> None:
     raw = service.encode()
     s.sendall(b"%04x" % len(raw) + raw)
-    status = _recv_exact(s, 4)
+    status = _recv_exact(s, 4, serial, cmd)
     if status == b"OKAY":
         return
     if status == b"FAIL":
-        msg = _read_length_prefixed(s, serial)
+        msg = _read_length_prefixed(s, serial, cmd)
         gone = any(m in msg for m in _GONE_MARKERS)
         raise AdbError(cmd, stderr=msg, serial=serial, msg=f"`{cmd}`: {'device unavailable: ' if gone else ''}{msg}")
     raise AdbError(cmd, serial=serial, msg=f"`{cmd}`: adb server answered {status!r}")
 
 
-def _read_length_prefixed(s: socket.socket, serial: str) -> str:
-    n = int(_recv_exact(s, 4), 16)
-    return _recv_exact(s, n).decode("utf-8", "replace")
+def _read_length_prefixed(s: socket.socket, serial: str, cmd: str = "adb host protocol") -> str:
+    n = int(_recv_exact(s, 4, serial, cmd), 16)
+    return _recv_exact(s, n, serial, cmd).decode("utf-8", "replace")
