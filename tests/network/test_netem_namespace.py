@@ -24,6 +24,8 @@ FRAME_B = PAYLOAD_B + 28 + 14  # htb counts the Ethernet frame: payload + IPv4/U
 IP_B = PAYLOAD_B + 28
 RATE_TOLERANCE = 0.05
 SEND_S = 2.5
+OFFER = 1.6  # offered load over the shaped rate: the queue stays backlogged through short stalls
+MEASURE_ATTEMPTS = 3
 DOWN_KBIT = 8000
 UP_KBIT = 4000
 CHILD_TIMEOUT_S = 30.0
@@ -76,6 +78,20 @@ def _expected_ip_bps(kbit: float) -> float:
     return kbit * 1000.0 * IP_B / FRAME_B
 
 
+def _measure_ceiling(sender_prefix, sink_prefix, sink_ip, kbit) -> tuple[float, list[float]]:
+    """The shaped rate is a ceiling: a sender or softirq starved by a loaded machine can only
+    come in under it (the link idles), never over. So measure up to MEASURE_ATTEMPTS times, stop
+    at the first figure within tolerance, and return the best with every attempt (printed, and
+    each one checked against the ceiling by the caller)."""
+    expected = _expected_ip_bps(kbit)
+    attempts: list[float] = []
+    for _ in range(MEASURE_ATTEMPTS):
+        attempts.append(_measure_ip_bps(sender_prefix, sink_prefix, sink_ip, OFFER * kbit * 1000 / (FRAME_B * 8)))
+        if abs(attempts[-1] - expected) <= RATE_TOLERANCE * expected:
+            break
+    return max(attempts), attempts
+
+
 def test_htb_rate_limit_applied_and_measured_both_ways(netns_pair):
     pair = netns_pair
     runner = CommandRunner(prefix=pair.exec_a())
@@ -84,19 +100,17 @@ def test_htb_rate_limit_applied_and_measured_both_ways(netns_pair):
         q = pair.qdiscs(pair.a, pair.dev_a)
         assert "qdisc htb 1: root" in q and "qdisc ingress ffff:" in q
         assert "qdisc htb 1: root" in pair.qdiscs(pair.a, shaper.ifb)
-        down = _measure_ip_bps(
-            pair.exec_a(), pair.exec_b(), pair.ip_b, 1.4 * DOWN_KBIT * 1000 / (FRAME_B * 8)
-        )
-        up = _measure_ip_bps(
-            pair.exec_b(), pair.exec_a(), pair.ip_a, 1.4 * UP_KBIT * 1000 / (FRAME_B * 8)
-        )
+        down, down_runs = _measure_ceiling(pair.exec_a(), pair.exec_b(), pair.ip_b, DOWN_KBIT)
+        up, up_runs = _measure_ceiling(pair.exec_b(), pair.exec_a(), pair.ip_a, UP_KBIT)
     print(
         f"\nhtb down: {down / 1e3:.1f} kbit/s IP"
         f" (expected {_expected_ip_bps(DOWN_KBIT) / 1e3:.1f}); up via IFB: {up / 1e3:.1f} kbit/s IP"
-        f" (expected {_expected_ip_bps(UP_KBIT) / 1e3:.1f})"
+        f" (expected {_expected_ip_bps(UP_KBIT) / 1e3:.1f}); attempts down {len(down_runs)}, up {len(up_runs)}"
     )
-    assert down == pytest.approx(_expected_ip_bps(DOWN_KBIT), rel=RATE_TOLERANCE)
-    assert up == pytest.approx(_expected_ip_bps(UP_KBIT), rel=RATE_TOLERANCE)
+    for kbit, runs in ((DOWN_KBIT, down_runs), (UP_KBIT, up_runs)):
+        assert max(runs) <= _expected_ip_bps(kbit) * (1 + RATE_TOLERANCE), runs  # never over the ceiling
+    assert down == pytest.approx(_expected_ip_bps(DOWN_KBIT), rel=RATE_TOLERANCE), down_runs
+    assert up == pytest.approx(_expected_ip_bps(UP_KBIT), rel=RATE_TOLERANCE), up_runs
 
     # clear() leaves the kernel defaults: no htb, no ingress, no IFB, and the veth is fast again
     assert shaper.report.errors == []
