@@ -56,6 +56,7 @@ STOP_TIMEOUT_S = 3.0
 CONNECT_TIMEOUT_S = 5.0
 SEND_TIMEOUT_S = 10.0
 _RECV_BATCH = 128
+_PINNED = "pinned"  # selector tag of a pinned relay's upstream socket
 _SHORT_WAIT_S = 0.002  # below this the UDP loop waits with select() (us) instead of epoll (ms)
 TCP_CHUNK_MAX_B = 65536
 TCP_CHUNK_MIN_B = 1024
@@ -331,6 +332,11 @@ class UdpRelay:
         seed: seed of every random decision.
         forward: profile direction of client -> target traffic ("up" or "down").
         max_duration_s: it stops by itself after this long (every loop is bounded).
+        pinned: one client only, with its upstream socket made at start(): `.upstream_address`
+            is known before any datagram flows, so both ends of a peer-to-peer flow (WebRTC's
+            ICE) can be told the relay's addresses in advance. The client is the one given to
+            pin_client(), else the first sender; replies before it is known are dropped
+            (counted as `dropped_send`), other senders are refused (`refused_clients`).
     """
 
     protocol = "udp"
@@ -344,8 +350,13 @@ class UdpRelay:
         seed: int = 0,
         forward: str = "up",
         max_duration_s: float = MAX_RUN_S,
+        pinned: bool = False,
     ):
         _configure(self, listen, target, profile, seed, forward, max_duration_s)
+        self.pinned = pinned
+        self.upstream_address: Address | None = None
+        self._pinned_up: socket.socket | None = None
+        self._pinned_client: Address | None = None
         self.fwd_counters = DirectionCounters("forward")
         self.rev_counters = DirectionCounters("reverse")
         self.refused_clients = 0
@@ -387,6 +398,12 @@ class UdpRelay:
         sock.setblocking(False)
         self._sock = sock
         self.address = sock.getsockname()[:2]
+        if self.pinned:
+            self._pinned_up = self._upstream_socket()
+            if self._pinned_up is None:
+                sock.close()
+                raise NetworkShaperError(f"udp relay: cannot reach {self.target}")
+            self.upstream_address = self._pinned_up.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         t0 = time.monotonic()
@@ -430,12 +447,18 @@ class UdpRelay:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 log.error("udp relay thread did not stop within %.1f s", timeout_s)
-        for s in [self._sock, self._wake_r, self._wake_w, *self._clients.values()]:
+        for s in [self._sock, self._wake_r, self._wake_w, self._pinned_up, *self._clients.values()]:
             if s is not None:
                 try:
                     s.close()
                 except OSError:
                     pass
+
+    def pin_client(self, client: Address) -> None:
+        """The one client of a pinned relay (its replies go there from now on)."""
+        if not self.pinned:
+            raise NetworkShaperError("pin_client() needs a relay made with pinned=True")
+        self._pinned_client = (str(client[0]), int(client[1]))  # one assignment: thread-safe
 
     def counters(self) -> RelayCounters:
         return RelayCounters(
@@ -444,7 +467,7 @@ class UdpRelay:
             self.seed,
             self.fwd_counters.snapshot(),
             self.rev_counters.snapshot(),
-            len(self._clients),
+            len(self._clients) + (self._pinned_client is not None),
             self.refused_clients,
         )
 
@@ -461,6 +484,8 @@ class UdpRelay:
         listen = self._sock
         sel.register(listen, selectors.EVENT_READ, None)
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        if self._pinned_up is not None:
+            sel.register(self._pinned_up, selectors.EVENT_READ, _PINNED)
         fwd, rev = self._fwd, self._rev
         monotonic = time.monotonic
         try:
@@ -524,32 +549,49 @@ class UdpRelay:
             except OSError:
                 continue
             addr = addr[:2]
-            up = clients.get(addr)
-            if up is None:
-                up = self._new_client(addr, sel)
-                if up is None:
+            if self._pinned_up is not None:
+                if self._pinned_client is None:
+                    self._pinned_client = addr
+                if addr != self._pinned_client:
+                    self.refused_clients += 1
                     continue
+                up = self._pinned_up
+            else:
+                up = clients.get(addr)
+                if up is None:
+                    up = self._new_client(addr, sel)
+                    if up is None:
+                        continue
             fwd.admit(time.monotonic(), data, up, None)
+
+    def _upstream_socket(self) -> socket.socket | None:
+        """A socket connected to the target, bound on the listen host (None: unreachable)."""
+        up = socket.socket(self._target_family, socket.SOCK_DGRAM)
+        _big_buffers(up)
+        up.setblocking(False)
+        try:
+            if self.pinned:  # its address is handed out: bind where the peers can reach it
+                up.bind((self.listen[0], 0))
+            up.connect(self._target_addr)
+        except OSError as e:
+            log.warning("udp relay: cannot reach %s: %s", self.target, e)
+            up.close()
+            return None
+        return up
 
     def _new_client(self, addr: Address, sel: selectors.BaseSelector) -> socket.socket | None:
         if len(self._clients) >= MAX_UDP_CLIENTS:
             self.refused_clients += 1
             return None
-        up = socket.socket(self._target_family, socket.SOCK_DGRAM)
-        _big_buffers(up)
-        up.setblocking(False)
-        try:
-            up.connect(self._target_addr)
-        except OSError as e:
-            log.warning("udp relay: cannot reach %s: %s", self.target, e)
-            up.close()
+        up = self._upstream_socket()
+        if up is None:
             self.refused_clients += 1
             return None
         self._clients[addr] = up
         sel.register(up, selectors.EVENT_READ, addr)
         return up
 
-    def _read_upstream(self, up: Any, addr: Address) -> None:
+    def _read_upstream(self, up: Any, addr: Address | str) -> None:
         rev = self._rev
         listen = self._sock
         for _ in range(_RECV_BATCH):
@@ -559,7 +601,12 @@ class UdpRelay:
                 return
             except OSError:  # ICMP port unreachable from the target, reported on the next recv
                 continue
-            rev.admit(time.monotonic(), data, listen, addr)
+            to = self._pinned_client if addr is _PINNED else addr
+            if to is None:  # a pinned relay's client is not known yet: nowhere to send it
+                rev.c.received += 1
+                rev.c.dropped_send += 1
+                continue
+            rev.admit(time.monotonic(), data, listen, to)
 
 
 # ---------------------------------------------------------------------------------------------

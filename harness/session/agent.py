@@ -7,6 +7,10 @@ timecoded video it renders itself (frame number + host send time, harness.vision
 receives the screen share and the microphone, timestamping every frame on arrival with the
 host's monotonic clock. Strokes, remote-control taps and access requests go over the data
 channel. ICE is pinned to 127.0.0.1 and no STUN server is configured: no traffic leaves loopback.
+
+With a `media_profile`, every byte of the peer connection (ICE checks, DTLS, SRTP, the data
+channel) crosses the harness's impairment relay (harness.network.ice): the agent's video gets
+the profile's `down` direction on its way to the tablet, the share and the microphone its `up`.
 """
 
 from __future__ import annotations
@@ -80,8 +84,12 @@ class AiortcAgentBot:
     """Reference AgentBot over aiortc, speaking to the twin world's backend."""
 
     def __init__(self, backend: tuple[str, int], name: str = "bot-1", video_size=AGENT_VIDEO_SIZE,
-                 fps: float = AGENT_FPS, device: str | None = None, display_url: str | None = None):
+                 fps: float = AGENT_FPS, device: str | None = None, display_url: str | None = None,
+                 media_profile=None, media_seed: int = 0):
         self.backend = backend
+        self.media_profile = media_profile  # a NetworkProfile for the media path (None: direct)
+        self.media_seed = media_seed
+        self.media_relay = None  # the IceRelay of the current session, once signalled
         self.name = name
         self.device = device  # serve only this device's sessions (None: any)
         self.display_url = display_url  # a lab camera's /agent_display: the agent's monitor, filmed
@@ -183,13 +191,22 @@ class AiortcAgentBot:
             if pc.connectionState == "connected":
                 session.connected.set()
 
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="offer"))
+        offer = data["sdp"]
+        if self.media_profile is not None:
+            from harness.network.ice import IceRelay
+
+            self.media_relay = IceRelay(self.media_profile, seed=self.media_seed, forward="down")
+            offer = self.media_relay.rewrite_offer(offer)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         video, audio = self._tracks(session)
         pc.addTrack(video)  # reuses the offered transceivers: sendrecv both ways
         pc.addTrack(audio)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
-        await self._send({"op": "signal", "rid": session.rid, "data": {"type": "answer", "sdp": pc.localDescription.sdp}})
+        sdp = pc.localDescription.sdp
+        if self.media_relay is not None:
+            sdp = self.media_relay.rewrite_answer(sdp)
+        await self._send({"op": "signal", "rid": session.rid, "data": {"type": "answer", "sdp": sdp}})
 
     def _tracks(self, session: BotSession):
         from aiortc import AudioStreamTrack, VideoStreamTrack
@@ -272,6 +289,12 @@ class AiortcAgentBot:
             except Exception as e:  # cleanup never raises
                 log.info("agent bot %s: close: %s", self.name, e)
             self.pc = None
+        if self.media_relay is not None:
+            self.media_relay.stop()  # never raises; its counters stay readable
+
+    def media_counters(self):
+        """What the relay did to this session's media (RelayCounters), or None without one."""
+        return self.media_relay.counters() if self.media_relay is not None else None
 
     # --- the agent's actions (sync)
     def wait_for_session(self, timeout_s: float = 30.0) -> BotSession:
@@ -284,8 +307,8 @@ class AiortcAgentBot:
         try:
             self._call(asyncio.wait_for(session.connected.wait(), timeout_s), timeout_s + 1)
         except (TimeoutError, SessionError):
-            raise SessionError(f"agent bot {self.name}: media never connected within {timeout_s:g} s "
-                               "(peer unreachable or signalling lost)") from None
+            why = f": {self.error}" if self.error is not None else " (peer unreachable or signalling lost)"
+            raise SessionError(f"agent bot {self.name}: media never connected within {timeout_s:g} s{why}") from None
 
     def _channel_send(self, msg: dict) -> float:
         async def send() -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from harness.device.adb import Device
@@ -15,11 +17,12 @@ class Live:
         self.tp, self.device, self.ui, self.driver, self.bot, self.connect = tp, device, ui, driver, bot, connect
 
 
-@pytest.fixture
-def live(adb_server, start_twin):
+@contextlib.contextmanager
+def _live(adb_server, start_twin, media_profile=None, media_seed: int = 0):
     tp = start_twin("android-emulator-api34")
     info = tp.control("backend", answer_s=0.5)
-    bot = AiortcAgentBot(tuple(info["address"]), device=tp.twins[0].serial)
+    bot = AiortcAgentBot(tuple(info["address"]), device=tp.twins[0].serial,
+                         media_profile=media_profile, media_seed=media_seed)
     bot.start()
     try:
         dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)
@@ -30,3 +33,17 @@ def live(adb_server, start_twin):
         yield Live(tp, dev, ui, drv, bot, result)
     finally:
         bot.stop()
+
+
+@pytest.fixture
+def live(adb_server, start_twin):
+    with _live(adb_server, start_twin) as session:
+        yield session
+
+
+@pytest.fixture
+def live_via_relay(request, adb_server, start_twin):
+    """A live session whose media crosses the impairment relay with the NetworkProfile given as
+    the fixture's (indirect) parameter."""
+    with _live(adb_server, start_twin, media_profile=request.param, media_seed=7) as session:
+        yield session
