@@ -188,6 +188,11 @@ def _sorted_captures(captures: Iterable[Capture]) -> list[Capture]:
     return sorted(caps, key=lambda c: c.t_s)
 
 
+def _ms_diff(a_ms: int, b_ms: int) -> int:
+    """a - b for millisecond codes that wrap at T_MS_MOD."""
+    return ((a_ms - b_ms + T_MS_MOD // 2) % T_MS_MOD) - T_MS_MOD // 2
+
+
 def _median_interval(times: Sequence[float]) -> float:
     if len(times) < 2:
         return 0.0
@@ -359,13 +364,15 @@ def dual_view_latency(
     """Glass-to-glass latency from camera frames that show both displays.
 
     For each receiver frame number, at its first appearance: the sender's display shows S,
-    the receiver's shows R; the latency lies in (tS - tR - camera interval, tS - tR + sender
-    frame interval), reported as the middle with the half-width as uncertainty. The frame on
-    screen in the first readable camera frame gives no sample (it appeared before).
+    the receiver's shows R, and the previous readable camera frame showed sender code P; the
+    latency lies in (tP - tR, tS - tR + sender frame interval), reported as the middle with the
+    half-width as uncertainty. Only the codes date the exposures, so a camera whose frames
+    arrive late or in bursts gives the same bounds. The frame on screen in the first readable
+    camera frame gives no sample (it appeared before).
 
     Args:
         frames: (camera time in s, reads of that camera frame), e.g. from locator.read_all.
-            Camera times need only be consistent with each other.
+            Camera times only order the frames (the codes date the exposures).
         sender: which code is the sender's: "newer" (the later host time) or its position in
             the picture ("left", "right", "top", "bottom").
         frame_interval_s: the sender's frame interval; default the median step of its codes.
@@ -398,7 +405,7 @@ def dual_view_latency(
     samples: list[LatencySample] = []
     censored: list[int] = []
     repeated = undecodable = 0
-    last_t: float | None = None
+    last_s_ms: int | None = None  # the sender's code in the last readable camera frame
     for p in pairs:
         if p is None:
             undecodable += 1
@@ -406,18 +413,21 @@ def dual_view_latency(
         k, t, s_read, r_read = p
         if r_read.frame_no in seen:
             repeated += 1
-            last_t = t
+            last_s_ms = s_read.t_ms
             continue
         seen.add(r_read.frame_no)
-        if last_t is None:  # on the receiver's screen before the camera looked
+        if last_s_ms is None:  # on the receiver's screen before the camera looked
             censored.append(int(r_read.frame_no))
-            last_t = t
+            last_s_ms = s_read.t_ms
             continue
-        diff_ms = ((s_read.t_ms - r_read.t_ms + T_MS_MOD // 2) % T_MS_MOD) - T_MS_MOD // 2
-        lo = diff_ms / MS_PER_S - (t - last_t)
-        hi = diff_ms / MS_PER_S + frame_interval_s
+        # The exposures are dated by the sender's codes, not by when the camera's frames arrived
+        # (a camera's delivery jitters; what it filmed does not): R was not yet on screen at the
+        # previous readable exposure, which came after the sender code it showed, and was on
+        # screen at this one, which came before the sender's next code.
+        lo = _ms_diff(last_s_ms, r_read.t_ms) / MS_PER_S
+        hi = _ms_diff(s_read.t_ms, r_read.t_ms) / MS_PER_S + frame_interval_s
         samples.append(LatencySample(int(r_read.frame_no), 0.5 * (lo + hi), lo, hi, t, k))
-        last_t = t
+        last_s_ms = s_read.t_ms
     return LatencyResult(
         samples=samples,
         captures=len(rows),
