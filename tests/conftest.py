@@ -31,3 +31,18 @@ def start_twin(adb_server, tmp_path):
 
 
 pytest_plugins = ["pytester"]
+
+
+def _reset_signal_dispositions() -> None:
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+@pytest.fixture
+def default_signals():
+    """preexec_fn for a child that a test stops by a signal: SIGINT, SIGTERM and SIGHUP back to
+    their defaults, as in a terminal. A run started by nohup or as a background job ignores
+    SIGHUP or SIGINT, children inherit that, and such a child would never see the signal."""
+    return _reset_signal_dispositions

@@ -136,7 +136,8 @@ class AdbServer:
     Started and stopped by its own PID, so test sessions never collide or leak a server.
     """
 
-    def __init__(self, port: int | None = None, home: Path | None = None):
+    def __init__(self, port: int | None = None, home: Path | None = None, reaper=None):
+        self.reaper = reaper  # a harness.farm.reaper.Reaper: stops the server if the run dies
         self.port = port or free_port()
         self.home = Path(home or tempfile.mkdtemp(prefix="hil-adb-home-"))
         self.proc: subprocess.Popen | None = None
@@ -158,6 +159,8 @@ class AdbServer:
                 env=self.env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        if self.reaper is not None:
+            self.reaper.watch(self.proc.pid)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

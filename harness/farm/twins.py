@@ -55,7 +55,9 @@ class TwinProcess:
         registered: bool = True,
         state_dir: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        reaper=None,
     ):
+        self.reaper = reaper  # a harness.farm.reaper.Reaper: stops the twin if the run dies
         self.profile = profile
         self.adb = adb
         self.port = port or free_port(pair=True)
@@ -92,6 +94,8 @@ class TwinProcess:
                                          env=env, start_new_session=True)
         finally:
             logf.close()
+        if self.reaper is not None:
+            self.reaper.watch(self.proc.pid)
         deadline = time.monotonic() + timeout_s
         buf = b""
         while len(self.twins) < self.count:

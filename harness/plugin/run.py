@@ -18,6 +18,7 @@ from harness.device.adb import Device
 from harness.device.capabilities import match_profile
 from harness.errors import HarnessError, ProfileError
 from harness.farm import AdbServer, TwinProcess
+from harness.farm.reaper import Reaper
 from harness.profiles import DeviceProfile, load_profile, load_profiles
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class HilRun:
         self.adb_server: AdbServer | None = None
         self.twins: list[TwinProcess] = []
         self.devices: list[DeviceSpec] = []
+        self.reaper: Reaper | None = None
         self._stopped = False
 
     def start_twins(self, specs: list[str], lab: bool = False) -> None:
@@ -76,12 +78,14 @@ class HilRun:
         for name, _ in parsed:
             load_profile(name, self.profiles_dir)  # unknown profile: ProfileError before anything starts
         atexit.register(self.stop)
-        self.adb_server = AdbServer(home=Path(tempfile.mkdtemp(prefix="hil-run-adb-"))).start()
+        home = Path(tempfile.mkdtemp(prefix="hil-run-adb-"))
+        self.reaper = Reaper(home / "reaper.ledger").start()  # stops them all if this run is killed
+        self.adb_server = AdbServer(home=home, reaper=self.reaper).start()
         self.adb_host, self.adb_port = "127.0.0.1", self.adb_server.port
         for name, count in parsed:
             tp = TwinProcess(name, adb=self.adb_server, count=count,
                              state_dir=Path(tempfile.mkdtemp(prefix=f"hil-twin-{name}-")),
-                             extra_args=("--walt", "--relay", "--camera") if lab else ())
+                             extra_args=("--walt", "--relay", "--camera") if lab else (), reaper=self.reaper)
             self.twins.append(tp)
             tp.start()
 
@@ -146,3 +150,5 @@ class HilRun:
             tp.stop()
         if self.adb_server is not None:
             self.adb_server.stop()
+        if self.reaper is not None:
+            self.reaper.stop()

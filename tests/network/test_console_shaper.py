@@ -177,7 +177,7 @@ def test_apply_failure_restores_and_raises(twin_console, tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
 def test_a_process_killed_mid_profile_leaves_the_console_restored(
-    twin_console, tmp_path, child_line, sig
+    twin_console, tmp_path, child_line, sig, default_signals
 ):
     _set_original(twin_console)
     child = subprocess.Popen(
@@ -192,6 +192,7 @@ def test_a_process_killed_mid_profile_leaves_the_console_restored(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_signals,
     )
     try:
         child_line(child, "applied", CHILD_TIMEOUT_S)

@@ -139,13 +139,14 @@ def test_failed_apply_leaves_nothing_behind(netns_pair):
 @pytest.mark.parametrize(
     "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name
 )
-def test_a_process_killed_mid_profile_leaves_no_shaping(netns_pair, child_line, sig):
+def test_a_process_killed_mid_profile_leaves_no_shaping(netns_pair, child_line, sig, default_signals):
     pair = netns_pair
     child = subprocess.Popen(
         [sys.executable, "-c", _APPLY_AND_WAIT, pair.dev_a, pair.a],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_signals,
     )
     try:
         child_line(child, "applied", CHILD_TIMEOUT_S)
