@@ -14,7 +14,7 @@ from harness.report.html import png_b64
 from harness.report.plots import cdf_png, series_png, side_by_side_png
 from harness.session.driver import AGENT_VIDEO_DESC
 from harness.session.media import (
-    TIMECODE_APP,
+    SHARE_KEEP,
     RegionChanged,
     StrokeShown,
     agent_to_tablet,
@@ -23,13 +23,9 @@ from harness.session.media import (
     crop_left,
     find_chirp,
     poll_until,
-    share_latency,
-    share_reference,
-    timecode_layout,
+    share_run,
 )
 from harness.session.privacy import check_frames, private_template
-from harness.vision.fidelity import compare
-from harness.vision.timecode import decode_fast
 
 SHARE_WINDOW_S = 6.0
 G2G_WINDOW_S = 8.0
@@ -90,38 +86,16 @@ def test_glass_to_glass_dual_view(device, hil_device, live_session, agent_bot, m
 @pytest.mark.requires("eligible")
 @pytest.mark.budget("share_latency_ms")
 def test_screen_share_latency_and_fidelity(device, ui, live_session, agent_bot, measure, budget, extras):
-    ui.tap_on(text="Timecode")
-    ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title")
-    time.sleep(1.0)
-    screen, w, h = _screen(device)
-    t0 = time.monotonic()
-    time.sleep(SHARE_WINDOW_S)
-    frames = [f for f in list(agent_bot.session.share) if f.t_arrival >= t0]
-    lat = share_latency(frames, (w, h))
-    measure.measurements.append(lat.measurement)
-    fps = measure("share_fps", "fps")
-    fps.add(lat.fps, frames=lat.frames)
-
-    share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
-    layout = timecode_layout(w, h)
-    codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
-    refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
-    keep = 0.65  # left of the session pane, which changes on its own
-    report = compare([crop_left(r, keep) for r in refs], [crop_left(f.image, keep) for f in frames],
-                     received_times_s=[f.t_arrival for f in frames], align="timecode")
-    for m in report.to_measurements():
-        measure.measurements.append(m)
-    freeze = measure("share_freeze_ms", "ms", freezes=len(report.freezes))
-    freeze.add(max((f.duration_s for f in report.freezes), default=0.0) * 1000.0)
-
-    ssim = next(m for m in measure.measurements if m.name == "share_ssim")
-    _png_extra(extras, cdf_png(lat.measurement.values, "ms", "share latency, tablet -> agent",
+    run = share_run(device, ui, agent_bot, SHARE_WINDOW_S)
+    measure.measurements.extend(run.measurements())
+    lat, ssim = run.latency.measurement, next(m for m in measure.measurements if m.name == "share_ssim")
+    _png_extra(extras, cdf_png(lat.values, "ms", "share latency, tablet -> agent",
                                _limits(budget, "share_latency_ms")), "share latency CDF")
     _png_extra(extras, series_png([s.t for s in ssim.samples], ssim.values, "SSIM", "share SSIM over time",
                                   _limits(budget, "share_ssim")), "SSIM over time")
-    worst = sorted(report.matched, key=lambda f: f.ssim)[:3]
-    for f in worst:
-        _png_extra(extras, side_by_side_png(crop_left(refs[f.ref_index], keep), crop_left(frames[f.index].image, keep),
+    for f in sorted(run.fidelity.matched, key=lambda f: f.ssim)[:3]:
+        _png_extra(extras, side_by_side_png(crop_left(run.references[f.ref_index], SHARE_KEEP),
+                                            crop_left(run.frames[f.index].image, SHARE_KEEP),
                                             f"frame {f.frame_no}: sent | received, SSIM {f.ssim:.3f}"),
                    f"worst frame {f.frame_no}")
     for m in measure.measurements:

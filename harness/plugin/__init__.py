@@ -79,11 +79,38 @@ def pytest_configure(config: pytest.Config) -> None:
         if not config.option.htmlpath:
             config.option.htmlpath = str(state.run_dir / "report.html")
             config.option.self_contained_html = True
+        if "generate_report_on_test" not in config.inicfg:
+            # the HTML report is rewritten after every test: a run killed outright keeps it
+            config._inicache["generate_report_on_test"] = True
+        _stop_on_termination(config)
         try:
             state.start_run(config)
         except Exception as e:
             state.stop()
             raise pytest.UsageError(f"mayday-hil: {e}") from None
+
+
+_TERMINATION_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _stop_on_termination(config: pytest.Config) -> None:
+    """SIGTERM and SIGHUP (a CI job cancelled, a terminal closed) end the run as Ctrl-C does:
+    the report, the summary and results.jsonl are written and every process is stopped."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"mayday-hil: stopped by {signal.Signals(signum).name}")
+
+    previous = {}
+    for name in _TERMINATION_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            previous[sig] = signal.signal(sig, interrupt)
+    config.add_cleanup(lambda: [signal.signal(sig, old) for sig, old in previous.items()])
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -193,15 +220,29 @@ def measure(request, hil_device, budget, hil_state: WorkerState):
 
 
 @pytest.fixture
-def agent_bot(hil_device):
+def media_network():
+    """The network profile the AgentBot's media crosses, through the harness's impairment relay
+    (every byte of the WebRTC session: delay, jitter, loss, rate, outages). None: direct.
+    Parametrize it by name: `@pytest.mark.parametrize("media_network", ["poor-wifi", ...])`."""
+    return None
+
+
+@pytest.fixture
+def agent_bot(request, hil_device, media_network):
     """The reference AgentBot (WebRTC via aiortc) joined to the twin world's support backend as
-    the agent for this device only; stopped at teardown. Skips on devices with no twin world."""
+    the agent for this device only; stopped at teardown. Skips on devices with no twin world.
+    With `media_network`, its media crosses the relay and the relay's counters go to the report."""
     if not hil_device.twin_control:
         pytest.skip(f"{hil_device.serial}: the reference AgentBot speaks to the twin world's support backend; "
                     "a real device needs an adapter for the production support backend")
     from harness.session.agent import AiortcAgentBot
     from harness.twin.control import control_request
 
+    profile = None
+    if media_network:
+        from harness.network import load_network_profile
+
+        profile = load_network_profile(media_network)  # an unknown name: one clear error
     info = control_request(hil_device.twin_control, {"op": "backend", "serial": hil_device.serial})
     if not info.get("ok"):
         pytest.skip(f"{hil_device.serial}: {info.get('error')}")
@@ -209,12 +250,15 @@ def agent_bot(hil_device):
 
     monitor = hil_device.camera_url.rsplit("/", 1)[0] + "/agent_display" if hil_device.camera_url else None
     bot = AiortcAgentBot(tuple(info["address"]), name=f"bot-{uuid.uuid4().hex[:8]}", device=hil_device.serial,
-                         display_url=monitor)
+                         display_url=monitor, media_profile=profile)
     bot.start()
     try:
         yield bot
     finally:
         bot.stop()
+        counters = bot.media_counters()
+        if counters is not None:
+            request.node.user_properties.append(("hil_media_relay", counters.to_dict()))
 
 
 @pytest.fixture

@@ -177,23 +177,11 @@ class WorkerState:
                     per[what] = per.get(what, 0) + n
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
-        """The network matrix: connect time per device and network profile, in the summary."""
-        cells: dict[tuple[str, str], str] = {}
-        for v in self.verdicts:
-            net = (v.get("meta") or {}).get("network")
-            if v.get("metric") != "connect_time_s" or not net:
-                continue
-            stats = v.get("stats") or {}
-            ok = (v.get("verdict") or {}).get("passed", True)
-            cells[(v["device"], net)] = f"{stats.get('mean', float('nan')):.2f} s{'' if ok else ' (over budget)'}"
-        if not cells:
-            return
-        devices = sorted({d for d, _ in cells})
-        nets = list(dict.fromkeys(n for _, n in cells))
-        rows = "".join(
-            f"<tr><th>{d}</th>" + "".join(f"<td>{cells.get((d, n), '-')}</td>" for n in nets) + "</tr>" for d in devices)
-        head = "<tr><th>device</th>" + "".join(f"<th>{n}</th>" for n in nets) + "</tr>"
-        prefix.append(f"<h3>Connect time per network profile</h3><table>{head}{rows}</table>")
+        """The network matrix in the summary: per device and network profile, connect time and
+        the media figures (a cell over its budget says so)."""
+        table = network_matrix(self.verdicts)
+        if table:
+            prefix.append(table)
 
     @property
     def results_path(self) -> Path:
@@ -265,6 +253,45 @@ class Recorder:
                 "verdict": verdict.to_dict() if verdict else None, "t": time.time(),
             })
         return out
+
+
+MATRIX_COLUMNS = (  # metric, statistic shown, format
+    ("connect_time_s", "mean", "{:.2f} s"),
+    ("glass_to_glass_ms", "p50", "{:.0f} ms"),
+    ("share_latency_ms", "p50", "{:.0f} ms"),
+    ("share_fps", "mean", "{:.1f} fps"),
+    ("share_ssim", "mean", "{:.3f}"),
+    ("share_freeze_ms", "max", "{:.0f} ms"),
+)
+
+
+def network_matrix(records: list[dict[str, Any]]) -> str:
+    """HTML table: one row per (device, network profile), one column per MATRIX_COLUMNS metric,
+    from results records whose meta names a network ("" when there are none)."""
+    import html
+
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    wanted = {c[0]: c for c in MATRIX_COLUMNS}
+    for v in records:
+        net = (v.get("meta") or {}).get("network")
+        col = wanted.get(v.get("metric"))
+        if not net or col is None:
+            continue
+        value = (v.get("stats") or {}).get(col[1])
+        if value is None:
+            continue
+        ok = (v.get("verdict") or {}).get("passed", True)
+        cells.setdefault((v["device"], net), {})[col[0]] = col[2].format(value) + ("" if ok else " (over budget)")
+    if not cells:
+        return ""
+    used = [c for c in MATRIX_COLUMNS if any(c[0] in row for row in cells.values())]
+    head = "<tr><th>device</th><th>network</th>" + "".join(
+        f"<th>{html.escape(m)} ({s})</th>" for m, s, _ in used) + "</tr>"
+    rows = "".join(
+        f"<tr><th>{html.escape(d)}</th><th>{html.escape(n)}</th>"
+        + "".join(f"<td>{html.escape(cells[(d, n)].get(m, '-'))}</td>" for m, _, _ in used) + "</tr>"
+        for d, n in sorted(cells))
+    return f"<h3>Per network profile</h3><table>{head}{rows}</table>"
 
 
 def failure_extras(dev) -> list:

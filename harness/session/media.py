@@ -273,3 +273,60 @@ def content_region(screen_w: int, screen_h: int, pane_x1: int, status_h: int) ->
 def crop_left(img: np.ndarray, share: float) -> np.ndarray:
     """The left part of a frame (the session pane sits on the right and changes on its own)."""
     return img[:, : int(img.shape[1] * share)]
+
+
+SHARE_KEEP = 0.65  # the share is scored left of the session pane, which changes on its own
+
+
+@dataclass
+class ShareRun:
+    """One window of the screen share with the Timecode app in front: latency, fidelity, frames."""
+
+    latency: ShareLatency
+    fidelity: object  # harness.vision.fidelity.FidelityReport
+    frames: list
+    references: list[np.ndarray]
+
+    def measurements(self) -> list[Measurement]:
+        """share_latency_ms, share_fps, share_ssim, share_psnr_db and share_freeze_ms."""
+        fps = Measurement("share_fps", "fps")
+        fps.add(self.latency.fps, frames=self.latency.frames)
+        freeze = Measurement("share_freeze_ms", "ms", meta={"freezes": len(self.fidelity.freezes)})
+        freeze.add(max((f.duration_s for f in self.fidelity.freezes), default=0.0) * 1000.0)
+        return [self.latency.measurement, fps, *self.fidelity.to_measurements(), freeze]
+
+
+def share_run(device, ui, bot, window_s: float, *, at_least: int = 2, max_wait_s: float = 30.0) -> ShareRun:
+    """Open the Timecode app, take the screen as the reference, and score the share the agent
+    receives over `window_s` (longer, up to max_wait_s more, until `at_least` frames arrived).
+
+    Raises:
+        MeasurementError: fewer than `at_least` share frames arrived, or none could be read.
+    """
+    import time
+
+    from harness.vision.fidelity import compare
+
+    ui.tap_on(text="Timecode")
+    ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title")
+    time.sleep(1.0)
+    screen = device.screenshot()
+    h, w = screen.shape[:2]
+    t0 = time.monotonic()
+    time.sleep(window_s)
+    deadline = time.monotonic() + max_wait_s
+    frames = [f for f in list(bot.session.share) if f.t_arrival >= t0]
+    while len(frames) < at_least and time.monotonic() < deadline:
+        time.sleep(0.2)
+        frames = [f for f in list(bot.session.share) if f.t_arrival >= t0]
+    if len(frames) < at_least:
+        raise MeasurementError(f"share: {len(frames)} frame(s) reached the agent in {time.monotonic() - t0:.0f} s "
+                               f"(needed {at_least})")
+    latency = share_latency(frames, (w, h))
+    share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
+    layout = timecode_layout(w, h)
+    codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
+    refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
+    report = compare([crop_left(r, SHARE_KEEP) for r in refs], [crop_left(f.image, SHARE_KEEP) for f in frames],
+                     received_times_s=[f.t_arrival for f in frames], align="timecode")
+    return ShareRun(latency, report, frames, refs)
