@@ -47,9 +47,12 @@ def _screen(device):
     return img, img.shape[1], img.shape[0]
 
 
-@pytest.mark.requires("eligible")
+@pytest.mark.requires("eligible", "screenrecord")
 @pytest.mark.budget("glass_to_glass_ms")
 def test_glass_to_glass_agent_to_tablet(device, ui, live_session, agent_bot, measure, budget, extras):
+    """Host-clock mode. Needs the fast capture paths of API 21+: on Fire OS 3 a screen grab
+    takes 0.2-1 s, a bound too wide to judge a 150 ms budget; use the lab camera there
+    (dual view, --camera)."""
     pane = ui.wait_for(description=AGENT_VIDEO_DESC)
     result = agent_to_tablet(device, pane, agent_bot.session.sent, duration_s=G2G_WINDOW_S)
     m = result.to_measurement("glass_to_glass_ms")

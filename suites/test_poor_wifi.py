@@ -12,12 +12,9 @@ from harness.session.driver import AGENT_VIDEO_DESC
 from harness.session.media import agent_to_tablet, share_run
 
 PROFILES = ["good-wifi", "poor-wifi", "3g", "edge", "very-bad-network"]
-MEDIA_PROFILES = ["good-wifi", "poor-wifi", "lossy-5", "3g", "edge"]
+MEDIA_PROFILES = ["good-wifi", "poor-wifi", "lossy-5", "edge"]
 G2G_WINDOW_S = 5.0
 SHARE_WINDOW_S = 5.0
-# held to their budgets on good Wi-Fi here; frame rate and freezes are reported against theirs
-# (suites/test_media.py holds every media budget on the unshaped link)
-GOOD_WIFI_BUDGETED = {"glass_to_glass_ms", "share_latency_ms", "share_ssim"}
 
 
 @pytest.mark.requires("eligible")
@@ -39,7 +36,9 @@ def test_connect_time_per_network_profile(device, ui, measure, hil_state, hil_de
 @pytest.mark.parametrize("media_network", MEDIA_PROFILES)
 def test_media_per_network_profile(device, ui, live_session, agent_bot, measure, media_network):
     """Glass-to-glass, share latency, frame rate and fidelity with the media on `media_network`.
-    Degradation is data here (the matrix shows it); the budgets apply on good Wi-Fi."""
+    Degradation is data here: every figure gets its verdict in the report and the matrix, and
+    suites/test_media.py holds the media budgets on the unshaped link. This test fails when the
+    figures cannot be measured (no frames, unreadable share) or the media bypassed the relay."""
     pane = ui.wait_for(description=AGENT_VIDEO_DESC)
     g2g = agent_to_tablet(device, pane, agent_bot.session.sent, duration_s=G2G_WINDOW_S).to_measurement(
         "glass_to_glass_ms")
@@ -49,11 +48,10 @@ def test_media_per_network_profile(device, ui, live_session, agent_bot, measure,
     for m in measured:
         m.meta.update(network=media_network, relay=relay.to_dict() if relay else None)
         measure.measurements.append(m)
+    for m in measured:
+        measure.check(m, raise_on_fail=False)  # the verdicts go to the report and the matrix
     assert relay is not None and relay.forward.forwarded and relay.reverse.forwarded, "media bypassed the relay"
-    failed = [v.message for v in (measure.check(m, raise_on_fail=False) for m in measured)
-              if not v.passed and v.metric in GOOD_WIFI_BUDGETED]
-    if media_network == "good-wifi":
-        assert not failed, failed
+    assert g2g.samples and run.latency.measurement.samples and run.fidelity.matched
 
 
 @pytest.mark.requires("eligible", "wifi")

@@ -40,6 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--adb-port", type=int, default=None, metavar="P", help="adb server port for attached devices (default $ANDROID_ADB_SERVER_PORT or 5037)")
     g.addoption("--hil-reports", default=None, metavar="DIR", help="where reports/<run>/ go (default: reports)")
     g.addoption("--network", default=None, metavar="PROFILE", help="network profile for every device test (hil net list)")
+    g.addoption("--media-slots", type=int, default=None, metavar="N",
+                help="live media sessions at once across workers (default: one per two cores)")
     g.addoption("--walt", default=None, metavar="PORT", help="serial port of the WALT on the device's screen")
     g.addoption("--relay", default=None, metavar="PORT", help="serial port of the USB relay powering the device")
     g.addoption("--camera", default=None, metavar="URL", help="lab camera filming the device and the agent's monitor (dual view)")
@@ -47,6 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("hil_profiles_dir", "device profiles directory", default="")
     parser.addini("hil_reports_dir", "reports directory", default="reports")
     parser.addini("hil_budget", "budget name overriding the profile's", default="")
+    parser.addini("hil_media_slots", "live media sessions at once across workers (default: one per two cores)",
+                  default="")
 
 
 def _active(config: pytest.Config) -> bool:
@@ -228,10 +232,12 @@ def media_network():
 
 
 @pytest.fixture
-def agent_bot(request, hil_device, media_network):
+def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
     """The reference AgentBot (WebRTC via aiortc) joined to the twin world's support backend as
     the agent for this device only; stopped at teardown. Skips on devices with no twin world.
-    With `media_network`, its media crosses the relay and the relay's counters go to the report."""
+    With `media_network`, its media crosses the relay and the relay's counters go to the report.
+    It holds a media slot (--media-slots) while it lives: live sessions on a small host would
+    otherwise starve each other and measure the host instead of the product."""
     if not hil_device.twin_control:
         pytest.skip(f"{hil_device.serial}: the reference AgentBot speaks to the twin world's support backend; "
                     "a real device needs an adapter for the production support backend")
@@ -249,16 +255,23 @@ def agent_bot(request, hil_device, media_network):
     import uuid
 
     monitor = hil_device.camera_url.rsplit("/", 1)[0] + "/agent_display" if hil_device.camera_url else None
-    bot = AiortcAgentBot(tuple(info["address"]), name=f"bot-{uuid.uuid4().hex[:8]}", device=hil_device.serial,
-                         display_url=monitor, media_profile=profile)
-    bot.start()
-    try:
-        yield bot
-    finally:
-        bot.stop()
-        counters = bot.media_counters()
-        if counters is not None:
-            request.node.user_properties.append(("hil_media_relay", counters.to_dict()))
+    from harness.plugin.slots import MediaSlot, default_slots
+
+    slots = request.config.getoption("media_slots") or int(request.config.getini("hil_media_slots") or 0) \
+        or default_slots()
+    with MediaSlot(hil_state.run_dir, slots, who=hil_device.serial) as slot:
+        if slot.waited_s > 0.5:
+            request.node.user_properties.append(("hil_media_slot_wait_s", round(slot.waited_s, 1)))
+        bot = AiortcAgentBot(tuple(info["address"]), name=f"bot-{uuid.uuid4().hex[:8]}", device=hil_device.serial,
+                             display_url=monitor, media_profile=profile)
+        bot.start()
+        try:
+            yield bot
+        finally:
+            bot.stop()
+            counters = bot.media_counters()
+            if counters is not None:
+                request.node.user_properties.append(("hil_media_relay", counters.to_dict()))
 
 
 @pytest.fixture

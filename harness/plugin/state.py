@@ -280,8 +280,10 @@ def network_matrix(records: list[dict[str, Any]]) -> str:
         value = (v.get("stats") or {}).get(col[1])
         if value is None:
             continue
-        ok = (v.get("verdict") or {}).get("passed", True)
-        cells.setdefault((v["device"], net), {})[col[0]] = col[2].format(value) + ("" if ok else " (over budget)")
+        verdict = v.get("verdict") or {}
+        mark = "" if verdict.get("passed", True) else (" (inconclusive)" if verdict.get("inconclusive")
+                                                        else " (over budget)")
+        cells.setdefault((v["device"], net), {})[col[0]] = col[2].format(value) + mark
     if not cells:
         return ""
     used = [c for c in MATRIX_COLUMNS if any(c[0] in row for row in cells.values())]

@@ -297,8 +297,9 @@ class ShareRun:
 
 
 def share_run(device, ui, bot, window_s: float, *, at_least: int = 2, max_wait_s: float = 30.0) -> ShareRun:
-    """Open the Timecode app, take the screen as the reference, and score the share the agent
-    receives over `window_s` (longer, up to max_wait_s more, until `at_least` frames arrived).
+    """Open the Timecode app, take the screen as the reference, wait (up to max_wait_s) until the
+    share shows it, and score the share the agent receives over `window_s` (longer, up to
+    max_wait_s more, until `at_least` frames arrived).
 
     Raises:
         MeasurementError: fewer than `at_least` share frames arrived, or none could be read.
@@ -312,6 +313,14 @@ def share_run(device, ui, bot, window_s: float, *, at_least: int = 2, max_wait_s
     time.sleep(1.0)
     screen = device.screenshot()
     h, w = screen.shape[:2]
+    layout = timecode_layout(w, h)
+    # on a slow link the share shows the previous screen for seconds: start once it shows the app
+    deadline = time.monotonic() + max_wait_s
+    while time.monotonic() < deadline:
+        newest = bot.session.share[-1] if bot.session.share else None
+        if newest is not None and decode_fast(newest.image, layout).ok:
+            break
+        time.sleep(0.1)
     t0 = time.monotonic()
     time.sleep(window_s)
     deadline = time.monotonic() + max_wait_s
@@ -324,7 +333,6 @@ def share_run(device, ui, bot, window_s: float, *, at_least: int = 2, max_wait_s
                                f"(needed {at_least})")
     latency = share_latency(frames, (w, h))
     share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
-    layout = timecode_layout(w, h)
     codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
     refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
     report = compare([crop_left(r, SHARE_KEEP) for r in refs], [crop_left(f.image, SHARE_KEEP) for f in frames],

@@ -278,7 +278,8 @@ def frame_latency(
         if last_clean_t is None:  # on screen before we looked: no lower bound
             censored.append(f)
         else:
-            lo, hi = last_clean_t - t_send, cap.t_s - t_send
+            # nothing is shown before it was sent: on one host clock the bound starts at zero
+            lo, hi = max(0.0, last_clean_t - t_send), cap.t_s - t_send
             samples.append(LatencySample(f, 0.5 * (lo + hi), lo, hi, cap.t_s, k))
         last_clean_t = cap.t_earliest_s
     if not samples:
@@ -424,7 +425,7 @@ def dual_view_latency(
         # (a camera's delivery jitters; what it filmed does not): R was not yet on screen at the
         # previous readable exposure, which came after the sender code it showed, and was on
         # screen at this one, which came before the sender's next code.
-        lo = _ms_diff(last_s_ms, r_read.t_ms) / MS_PER_S
+        lo = max(0.0, _ms_diff(last_s_ms, r_read.t_ms) / MS_PER_S)  # never shown before it was sent
         hi = _ms_diff(s_read.t_ms, r_read.t_ms) / MS_PER_S + frame_interval_s
         samples.append(LatencySample(int(r_read.frame_no), 0.5 * (lo + hi), lo, hi, t, k))
         last_s_ms = s_read.t_ms

@@ -288,3 +288,13 @@ def test_dual_view_errors():
         dual_view_latency([(0.0, [_read(1, 1, 0)]), (0.1, [])])
     with pytest.raises(MeasurementError, match="1 readable code"):
         displayed_delay_s([_read(1, 1, 0)])
+
+
+def test_a_slow_poll_never_bounds_latency_below_zero():
+    """A grab requested before the frame was sent bounds its appearance from the send itself:
+    on one host clock nothing is on screen before it was sent."""
+    sent = {1: 10.0, 2: 10.5}
+    caps = [Capture(10.2, 1, t_start_s=9.0), Capture(11.9, 2, t_start_s=10.3)]  # 1.2-1.6 s grabs
+    (smp,) = frame_latency(sent, caps).samples
+    assert smp.frame_no == 2 and smp.lower_s == 0.0 and smp.upper_s == pytest.approx(1.4)
+    assert smp.latency_s == pytest.approx(0.7)
