@@ -50,7 +50,7 @@ def main() -> int:
         try:
             tp.start()
             info = tp.control("backend", answer_s=0.5)
-            bot = AiortcAgentBot(tuple(info["address"]), device=tp.twins[0].serial)
+            bot = AiortcAgentBot(tuple(info["address"]), device=tp.twins[0].serial, http=tuple(info["http"]))
             bot.start()
             dev = Device(f"127.0.0.1:{tp.port}", port=adb.port)
             ui = Ui.for_device(dev, prefer_u2=False)

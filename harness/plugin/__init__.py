@@ -263,7 +263,8 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
         if slot.waited_s > 0.5:
             request.node.user_properties.append(("hil_media_slot_wait_s", round(slot.waited_s, 1)))
         bot = AiortcAgentBot(tuple(info["address"]), name=f"bot-{uuid.uuid4().hex[:8]}", device=hil_device.serial,
-                             display_url=monitor, media_profile=profile)
+                             display_url=monitor, media_profile=profile,
+                             http=tuple(info["http"]) if info.get("http") else None)
         bot.start()
         try:
             yield bot

@@ -1,12 +1,16 @@
 """The AgentBot: the harness playing the support agent.
 
 AgentBot is the interface the suites use; AiortcAgentBot is the reference adapter. It joins the
-twin world's support backend as an agent (JSON lines over loopback TCP, the backend relays the
-WebRTC signalling) and answers each session with an aiortc peer connection (DTLS-SRTP): it sends
-timecoded video it renders itself (frame number + host send time, harness.vision.timecode) and
-receives the screen share and the microphone, timestamping every frame on arrival with the
-host's monotonic clock. Strokes, remote-control taps and access requests go over the data
-channel. ICE is pinned to 127.0.0.1 and no STUN server is configured: no traffic leaves loopback.
+twin world's support backend as an agent over loopback HTTP (harness.twin.backend: POST /agents,
+then a long poll of GET /agents/ID/events for the session, signal and ended events; its
+signalling goes to POST /agents/ID/signal, a hang-up to /end, leaving is DELETE /agents/ID; every
+request bounded by a timeout), the backend relaying the WebRTC signalling both ways. Without an
+HTTP address it speaks the backend's JSON lines over one loopback TCP connection instead. It
+answers each session with an aiortc peer connection (DTLS-SRTP): it sends timecoded video it
+renders itself (frame number + host send time, harness.vision.timecode) and receives the screen
+share and the microphone, timestamping every frame on arrival with the host's monotonic clock.
+Strokes, remote-control taps and access requests go over the data channel. ICE is pinned to
+127.0.0.1 and no STUN server is configured: no traffic leaves loopback.
 
 With a `media_profile`, every byte of the peer connection (ICE checks, DTLS, SRTP, the data
 channel) crosses the harness's impairment relay (harness.network.ice): the agent's video gets
@@ -34,6 +38,9 @@ log = logging.getLogger(__name__)
 AGENT_VIDEO_SIZE = (640, 480)
 AGENT_FPS = 30.0
 JOIN_TIMEOUT_S = 10.0
+POLL_WAIT_S = 10.0  # the backend holds an events poll this long when nothing happens
+HTTP_TIMEOUT_S = 5.0  # any HTTP request to the backend (a poll: POLL_WAIT_S more)
+_POLL_RETRIES = 3  # consecutive failed polls before the bot gives up on the backend
 _KEEP_FRAMES = 900
 _VIDEO_CLOCK = 90000
 
@@ -85,8 +92,11 @@ class AiortcAgentBot:
 
     def __init__(self, backend: tuple[str, int], name: str = "bot-1", video_size=AGENT_VIDEO_SIZE,
                  fps: float = AGENT_FPS, device: str | None = None, display_url: str | None = None,
-                 media_profile=None, media_seed: int = 0):
-        self.backend = backend
+                 media_profile=None, media_seed: int = 0, http: tuple[str, int] | None = None):
+        self.backend = backend  # the backend's JSON-lines address (used when http is None)
+        self.http = http  # the backend's HTTP agent API (host, port): preferred when given
+        self.agent_id: str | None = None  # the backend's ID of this agent (HTTP)
+        self._poll_task: asyncio.Task | None = None
         self.media_profile = media_profile  # a NetworkProfile for the media path (None: direct)
         self.media_seed = media_seed
         self.media_relay = None  # the IceRelay of the current session, once signalled
@@ -124,6 +134,9 @@ class AiortcAgentBot:
             raise SessionError(f"agent bot {self.name}: no answer within {timeout_s:g} s") from None
 
     async def _join(self) -> None:
+        if self.http is not None:
+            await self._join_http()
+            return
         host, port = self.backend
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), JOIN_TIMEOUT_S)
@@ -144,23 +157,113 @@ class AiortcAgentBot:
                 raw = await reader.readline()
                 if not raw:
                     break
-                msg = json.loads(raw)
-                ev = msg.get("event")
-                if ev == "session":
-                    self.session = BotSession(int(msg["rid"]), str(msg["device"]), time.monotonic(), asyncio.Event())
-                    self._session_ready.set()
-                elif ev == "signal" and self.session is not None:
-                    await self._on_signal(msg.get("data") or {})
-                elif ev == "ended" and self.session is not None:
-                    self.session.ended = True
-                    await self._close_pc()
+                await self._on_event(json.loads(raw))
         except Exception as e:  # kept for the caller
             self.error = e
             log.warning("agent bot %s: %s", self.name, e)
 
+    async def _on_event(self, msg: dict) -> None:
+        ev = msg.get("event")
+        if ev == "session":
+            self.session = BotSession(int(msg["rid"]), str(msg["device"]), time.monotonic(), asyncio.Event())
+            self._session_ready.set()
+        elif ev == "signal" and self.session is not None:
+            await self._on_signal(msg.get("data") or {})
+        elif ev == "ended" and self.session is not None:
+            self.session.ended = True
+            await self._close_pc()
+
     async def _send(self, msg: dict) -> None:
-        self._writer.write((json.dumps(msg) + "\n").encode())
-        await self._writer.drain()
+        if self.http is None:
+            self._writer.write((json.dumps(msg) + "\n").encode())
+            await self._writer.drain()
+            return
+        op = msg.get("op")
+        body = {"rid": msg["rid"], "data": msg.get("data")} if op == "signal" else {"rid": msg["rid"]}
+        await self._http_request("POST", f"/agents/{self.agent_id}/{op}", body, expect=204)
+
+    # --- the backend's HTTP agent API
+    def _url(self, path: str) -> str:
+        host, port = self.http
+        return f"http://{host}:{port}{path}"
+
+    async def _http_request(self, method: str, path: str, body: dict | None = None, expect: int = 200,
+                            timeout_s: float = HTTP_TIMEOUT_S):
+        """One request (Connection: close), bounded by timeout_s; the JSON reply (None for 204).
+        SessionError naming the URL on any failure or another status than `expect`."""
+        url = self._url(path)
+        try:
+            return await asyncio.wait_for(self._http_exchange(method, path, body, expect), timeout_s)
+        except TimeoutError:
+            raise SessionError(f"agent bot {self.name}: {method} {url}: no answer within {timeout_s:g} s") from None
+        except SessionError as e:
+            raise SessionError(f"agent bot {self.name}: {method} {url}: {e}") from None
+        except (OSError, ValueError, asyncio.IncompleteReadError) as e:
+            raise SessionError(f"agent bot {self.name}: {method} {url}: {type(e).__name__}: {e}") from None
+
+    async def _http_exchange(self, method: str, path: str, body: dict | None, expect: int):
+        host, port = self.http
+        data = b"" if body is None else json.dumps(body).encode()
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            head = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+            if body is not None:
+                head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+            writer.write((head + "\r\n").encode() + data)
+            await writer.drain()
+            status_line = (await reader.readline()).decode("latin-1").split(None, 2)
+            if len(status_line) < 2 or not status_line[1].isdigit():
+                raise SessionError(f"malformed response {status_line!r}")
+            status = int(status_line[1])
+            length = None
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                key, _, value = line.decode("latin-1").partition(":")
+                if key.strip().lower() == "content-length":
+                    length = int(value.strip())
+            payload = await (reader.readexactly(length) if length is not None else reader.read())
+        finally:
+            writer.close()
+        reply = json.loads(payload) if payload else None
+        if status != expect:
+            why = reply.get("error") if isinstance(reply, dict) else payload[:200]
+            raise SessionError(f"HTTP {status}: {why}")
+        return reply
+
+    async def _join_http(self) -> None:
+        reply = await self._http_request("POST", "/agents", {"name": self.name, "device": self.device},
+                                         timeout_s=JOIN_TIMEOUT_S)
+        if not isinstance(reply, dict) or not reply.get("agent"):
+            raise SessionError(f"agent bot {self.name}: POST {self._url('/agents')}: no agent ID in {reply!r}")
+        self.agent_id = str(reply["agent"])
+        self._joined.set()
+        self._poll_task = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        """Long-poll the backend for this agent's events; handle them as the JSON-lines reader does."""
+        path = f"/agents/{self.agent_id}/events?wait={POLL_WAIT_S:g}"
+        failures = 0
+        while True:
+            try:
+                events = await self._http_request("GET", path, timeout_s=POLL_WAIT_S + HTTP_TIMEOUT_S)
+                failures = 0
+                for msg in events or []:
+                    await self._on_event(msg)
+            except asyncio.CancelledError:
+                raise
+            except SessionError as e:
+                failures += 1
+                self.error = e
+                log.warning("agent bot %s: %s", self.name, e)
+                if failures >= _POLL_RETRIES or "HTTP 404" in str(e):
+                    return
+                await asyncio.sleep(0.5)
+            except Exception as e:  # kept for the caller
+                self.error = e
+                log.warning("agent bot %s: %s", self.name, e)
+                return
 
     async def _on_signal(self, data: dict) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -364,8 +467,17 @@ class AiortcAgentBot:
         try:
             async def shutdown() -> None:
                 await self._close_pc()
+                if self._poll_task is not None:
+                    self._poll_task.cancel()
+                    await asyncio.wait([self._poll_task], timeout=2.0)  # let it close its connection
                 if self._writer is not None:
                     self._writer.close()
+                if self.http is not None and self.agent_id is not None:
+                    try:
+                        await self._http_request("DELETE", f"/agents/{self.agent_id}", expect=204, timeout_s=3.0)
+                    except SessionError as e:
+                        log.info("agent bot %s: leaving: %s", self.name, e)
+                    self.agent_id = None
 
             self._call(shutdown(), 10.0)
         except Exception as e:

@@ -11,14 +11,29 @@ changes on the same connection:
     -> {"op": "end"}                                  (customer ended; the agent wraps up)
     -> {"op": "signal", "data": {...}}                  (WebRTC offer/answer/candidates, relayed)
 
-An agent program (the harness's AgentBot) joins the pool over the same port:
+An agent program (the harness's AgentBot) joins the pool, either over the same port (JSON lines):
 
     -> {"op": "agent", "name": "bot-1", "device": SERIAL}  (device: serve only that one)
+    <- {"event": "joined"}
     <- {"event": "session", "rid": N, "device": SERIAL}   (assigned to this agent)
     <- {"event": "signal", "rid": N, "data": {...}}        (from the device)
     -> {"op": "signal", "rid": N, "data": {...}}           (to the device)
     <- {"event": "ended", "rid": N}
     -> {"op": "end", "rid": N}                             (the agent hangs up)
+
+or over loopback HTTP/1.1 on a second port (JSON bodies, one request per connection):
+
+    POST   /agents                {"name": "bot-1", "device": SERIAL|null} -> 200 {"agent": ID}
+    GET    /agents/ID/events?wait=S   long poll (S <= 30, default 10): 200 [event, ...], the
+                                      events above queued since the last poll; [] at the timeout
+    POST   /agents/ID/signal      {"rid": N, "data": {...}}  -> 204 (to the device)
+    POST   /agents/ID/end         {"rid": N}                 -> 204 (the agent hangs up)
+    DELETE /agents/ID                                        -> 204 (leaves the pool)
+
+Errors are JSON ({"error": ...}): 400 malformed, 404 unknown path or agent, 405 wrong method,
+409 name taken, 413 body over 1 MiB. An HTTP agent that does not poll for 60 s is dropped as if
+it left. Both kinds are one agent model (Agent: an outbox the JSON-lines writer drains or the
+poll returns) in one pool; an agent leaving ends its sessions ("agent gone").
 
 A session with an agent program is "answered" with "media": true: the device then opens a
 WebRTC peer connection, signalled through the backend.
@@ -33,12 +48,14 @@ the ground truth: requested, assigned, answered, ended.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from harness.twin.truth import GroundTruth
@@ -48,6 +65,14 @@ log = logging.getLogger(__name__)
 HOURS = {"US": None, "UK": None, "DE": (6, 24)}  # None = 24/7; (open, close) local hours
 DEFAULT_TZ = {"US": "America/Los_Angeles", "UK": "Europe/London", "DE": "Europe/Berlin"}
 _READ_TIMEOUT_S = 3600.0
+HTTP_MAX_BODY = 1 << 20
+HTTP_HEAD_TIMEOUT_S = 10.0  # request line, headers and body of one HTTP request
+HTTP_MAX_HEADERS = 100
+POLL_MAX_S = 30.0
+POLL_DEFAULT_S = 10.0
+AGENT_IDLE_S = 60.0  # an HTTP agent that does not poll for this long is dropped
+_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error"}
 
 
 @dataclass
@@ -73,6 +98,56 @@ class Request:
     ended: bool = False
 
 
+class Agent:
+    """An agent program in the pool, whatever its transport: the events for it wait in `outbox`
+    until the JSON-lines writer drains them or an HTTP poll takes them."""
+
+    def __init__(self, name: str, device: str | None, http: bool = False):
+        self.name = name
+        self.device = device  # serve only this device's sessions (None: any)
+        self.http = http
+        self.outbox: deque[dict] = deque()
+        self._wake = asyncio.Event()
+        self.gone = False
+        self.polls = 0  # HTTP polls in progress
+        self.last_seen = time.monotonic()
+
+    def push(self, msg: dict) -> None:
+        if not self.gone:
+            self.outbox.append(msg)
+            self._wake.set()
+
+    async def take(self, wait_s: float | None) -> list[dict]:
+        """The queued events, waiting up to wait_s (None: for ever) for at least one."""
+        loop = asyncio.get_running_loop()
+        deadline = None if wait_s is None else loop.time() + wait_s
+        while not self.outbox and not self.gone:
+            self._wake.clear()
+            if deadline is None:
+                await self._wake.wait()
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                break
+        out = list(self.outbox)
+        self.outbox.clear()
+        return out
+
+    def close(self) -> None:
+        self.gone = True
+        self._wake.set()
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, error: str, headers: dict[str, str] | None = None):
+        super().__init__(error)
+        self.status, self.error, self.headers = status, error, headers or {}
+
+
 class SupportBackend:
     def __init__(self, config: BackendConfig | None = None, truth: GroundTruth | None = None):
         self.config = config or BackendConfig()
@@ -83,9 +158,12 @@ class SupportBackend:
         self._next = 1
         self.server: asyncio.base_events.Server | None = None
         self.port: int | None = None
+        self.http_server: asyncio.base_events.Server | None = None
+        self.http_port: int | None = None
         self._tasks: set[asyncio.Task] = set()
-        self.bots: dict[str, asyncio.StreamWriter] = {}
-        self.bot_devices: dict[str, str | None] = {}  # agent program -> the device it serves (None: any)
+        self.bots: dict[str, Agent] = {}  # agent programs in the pool, by name
+        self.http_agents: dict[str, Agent] = {}  # by the ID given at POST /agents
+        self._ids = itertools.count(1)
 
     def set_simulated_agents(self, count: int) -> None:
         """Replace the simulated agents in the pool (programs that joined stay)."""
@@ -94,17 +172,38 @@ class SupportBackend:
         self.free_agents.extend(f"agent-{i + 1}" for i in range(count) if f"agent-{i + 1}" not in busy)
         self.config.agents = count
 
-    async def start(self, port: int = 0) -> int:
+    @property
+    def bot_devices(self) -> dict[str, str | None]:
+        """Agent program -> the device it serves (None: any)."""
+        return {name: agent.device for name, agent in self.bots.items()}
+
+    async def start(self, port: int = 0, http_port: int = 0) -> int:
+        """Listen for devices and JSON-lines agents on `port`, for HTTP agents on `http_port`
+        (both 0: any free port); returns the first."""
         self.server = await asyncio.start_server(self._client, "127.0.0.1", port)
         self.port = self.server.sockets[0].getsockname()[1]
+        try:
+            self.http_server = await asyncio.start_server(self._http_client, "127.0.0.1", http_port)
+        except OSError:
+            self.server.close()
+            raise
+        self.http_port = self.http_server.sockets[0].getsockname()[1]
+        self._spawn(self._reap_idle())
         self.truth.record("backend_started", port=self.port, agents=self.config.agents)
         return self.port
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        for server in (self.server, self.http_server):
+            if server is not None:
+                server.close()
         for t in list(self._tasks):
             t.cancel()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def is_open(self, region: str, tz: str | None) -> bool:
         hours = HOURS.get(region)
@@ -133,10 +232,10 @@ class SupportBackend:
                     writer.write(b'{"state": "error", "reason": "bad json"}\n')
                     continue
                 if msg.get("op") == "agent" and req is None:
-                    await self._agent(str(msg.get("name", "bot")), reader, writer, msg.get("device"))
+                    await self._lines_agent(str(msg.get("name", "bot")), reader, writer, msg.get("device"))
                     return
                 if msg.get("op") == "signal" and req is not None and req.agent in self.bots:
-                    await self._to_bot(req.agent, {"event": "signal", "rid": req.rid, "data": msg.get("data")})
+                    self._to_bot(req.agent, {"event": "signal", "rid": req.rid, "data": msg.get("data")})
                     continue
                 if msg.get("op") == "request" and req is None:
                     req = await self._request(msg, writer)
@@ -151,31 +250,61 @@ class SupportBackend:
                 self._end(req)
             writer.close()
 
-    async def _to_bot(self, name: str, msg: dict) -> None:
-        writer = self.bots.get(name)
-        if writer is None:
-            return
-        try:
-            writer.write((json.dumps(msg) + "\n").encode())
-            await writer.drain()
-        except (ConnectionError, RuntimeError):
-            pass
+    def _to_bot(self, name: str, msg: dict) -> None:
+        agent = self.bots.get(name)
+        if agent is not None:
+            agent.push(msg)
 
-    async def _agent(self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     device: str | None = None) -> None:
-        """An agent program: in the pool while connected (serving only `device` if given);
-        relays its signalling to its device."""
-        if name in self.bots:
+    # --- the agent pool, whatever the transport
+    async def _join(self, agent: Agent) -> bool:
+        """Put an agent program in the pool (first in line); False if the name is taken."""
+        if agent.name in self.bots:
+            return False
+        self.bots[agent.name] = agent
+        self.free_agents.appendleft(agent.name)
+        self.truth.record("agent_joined", agent=agent.name)
+        return True
+
+    async def _agent_op(self, agent: Agent, op: str, rid: int, data=None) -> None:
+        """An agent's signal to its device or hang-up; ignored unless the session is its own."""
+        req = self.sessions.get(rid)
+        if req is None or req.agent != agent.name or self.bots.get(agent.name) is not agent:
+            return
+        if op == "signal":
+            await self._send(req, {"state": "signal", "data": data})
+        elif op == "end":
+            await self._send(req, {"state": "ended", "by": "agent"})
+            self._end(req)
+
+    async def _leave(self, agent: Agent) -> None:
+        """The agent left (connection closed, DELETE, idle): out of the pool, its sessions end."""
+        if agent.gone:
+            return
+        agent.close()
+        name = agent.name
+        if self.bots.get(name) is not agent:  # never joined (name taken)
+            return
+        self.bots.pop(name, None)
+        if name in self.free_agents:
+            self.free_agents.remove(name)
+        for req in list(self.sessions.values()):
+            if req.agent == name:
+                await self._send(req, {"state": "ended", "by": "agent gone"})
+                self._end(req)
+        self.truth.record("agent_left", agent=name)
+
+    async def _lines_agent(self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                           device: str | None = None) -> None:
+        """A JSON-lines agent program: in the pool while connected (serving only `device` if
+        given); relays its signalling to its device."""
+        agent = Agent(name, device)
+        if not await self._join(agent):
             writer.write(b'{"event": "refused", "reason": "an agent with this name is connected"}\n')
             await writer.drain()
             writer.close()
             return
-        self.bots[name] = writer
-        self.bot_devices[name] = device
-        self.free_agents.appendleft(name)
-        self.truth.record("agent_joined", agent=name)
-        writer.write(b'{"event": "joined"}\n')
-        await writer.drain()
+        agent.push({"event": "joined"})
+        pump = self._spawn(self._pump(agent, writer))
         await self._dispatch()
         try:
             while True:
@@ -183,28 +312,176 @@ class SupportBackend:
                 if not raw:
                     break
                 msg = json.loads(raw)
-                req = self.sessions.get(int(msg.get("rid", 0)))
-                if req is None or req.agent != name:
-                    continue
-                if msg.get("op") == "signal":
-                    await self._send(req, {"state": "signal", "data": msg.get("data")})
-                elif msg.get("op") == "end":
-                    await self._send(req, {"state": "ended", "by": "agent"})
-                    self._end(req)
-        except (TimeoutError, ConnectionError, ValueError):
+                await self._agent_op(agent, str(msg.get("op")), int(msg.get("rid", 0)), msg.get("data"))
+        except (TimeoutError, ConnectionError, ValueError, TypeError):
             pass
         finally:
-            if self.bots.get(name) is writer:  # a program that rejoined under the same name stays
-                self.bots.pop(name, None)
-                self.bot_devices.pop(name, None)
-            if name in self.free_agents:
-                self.free_agents.remove(name)
-            for req in list(self.sessions.values()):
-                if req.agent == name:
-                    await self._send(req, {"state": "ended", "by": "agent gone"})
-                    self._end(req)
-            self.truth.record("agent_left", agent=name)
+            await self._leave(agent)
+            pump.cancel()
             writer.close()
+
+    @staticmethod
+    async def _pump(agent: Agent, writer: asyncio.StreamWriter) -> None:
+        """Write a JSON-lines agent's events, in order, as they come."""
+        try:
+            while not agent.gone:
+                for msg in await agent.take(None):
+                    writer.write((json.dumps(msg) + "\n").encode())
+                await writer.drain()
+        except (ConnectionError, RuntimeError):
+            pass
+
+    async def _reap_idle(self) -> None:
+        """Drop HTTP agents that stopped polling."""
+        while True:
+            await asyncio.sleep(min(5.0, AGENT_IDLE_S / 4))
+            now = time.monotonic()
+            for aid, agent in list(self.http_agents.items()):
+                if agent.polls == 0 and now - agent.last_seen > AGENT_IDLE_S:
+                    log.info("agent %s: no poll for %.0f s, dropped", agent.name, now - agent.last_seen)
+                    self.http_agents.pop(aid, None)
+                    await self._leave(agent)
+
+    # --- the HTTP agent API
+    async def _http_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            try:
+                method, target, body = await asyncio.wait_for(self._http_read(reader), HTTP_HEAD_TIMEOUT_S)
+                status, payload = await self._http_route(method, target, body)
+                headers: dict[str, str] = {}
+            except HttpError as e:
+                status, payload, headers = e.status, {"error": e.error}, e.headers
+            except TimeoutError:
+                status, payload, headers = 400, {"error": "request not complete within "
+                                                          f"{HTTP_HEAD_TIMEOUT_S:g} s"}, {}
+            except (ConnectionError, asyncio.IncompleteReadError):
+                return
+            except Exception as e:  # one bad request must not take the backend down
+                log.warning("backend http: %s: %s", type(e).__name__, e)
+                status, payload, headers = 500, {"error": f"{type(e).__name__}: {e}"}, {}
+            data = b"" if status == 204 else json.dumps(payload).encode()
+            head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}", f"Content-Length: {len(data)}",
+                    "Connection: close"]
+            if data:
+                head.append("Content-Type: application/json")
+            head += [f"{k}: {v}" for k, v in headers.items()]
+            writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+            await asyncio.wait_for(writer.drain(), HTTP_HEAD_TIMEOUT_S)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    @staticmethod
+    async def _http_read(reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
+        """One request: (method, target, body). HttpError on anything malformed."""
+        try:
+            line = await reader.readline()
+        except ValueError:  # over the stream limit
+            raise HttpError(400, "request line too long") from None
+        if not line:
+            raise ConnectionError("closed before a request")
+        parts = line.decode("latin-1").strip().split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise HttpError(400, f"malformed request line: {line[:100]!r}")
+        method, target, _ = parts
+        headers: dict[str, str] = {}
+        for _ in range(HTTP_MAX_HEADERS + 1):
+            try:
+                raw = await reader.readline()
+            except ValueError:
+                raise HttpError(400, "header line too long") from None
+            if not raw:
+                raise HttpError(400, "connection closed in the headers")
+            if raw in (b"\r\n", b"\n"):
+                break
+            key, sep, value = raw.decode("latin-1").partition(":")
+            if not sep or not key.strip():
+                raise HttpError(400, f"malformed header: {raw[:100]!r}")
+            headers[key.strip().lower()] = value.strip()
+        else:
+            raise HttpError(400, f"more than {HTTP_MAX_HEADERS} headers")
+        if "transfer-encoding" in headers:
+            raise HttpError(400, "Transfer-Encoding is not supported: send Content-Length")
+        try:
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            raise HttpError(400, f"bad Content-Length {headers['content-length']!r}") from None
+        if length < 0:
+            raise HttpError(400, f"bad Content-Length {length}")
+        if length > HTTP_MAX_BODY:
+            raise HttpError(413, f"body of {length} bytes; at most {HTTP_MAX_BODY}")
+        body = await reader.readexactly(length) if length else b""
+        return method.upper(), target, body
+
+    async def _http_route(self, method: str, target: str, body: bytes) -> tuple[int, object]:
+        url = urlsplit(target)
+        parts = [p for p in url.path.split("/") if p]
+        if not parts or parts[0] != "agents" or len(parts) > 3:
+            raise HttpError(404, f"no such path: {url.path}")
+        if len(parts) == 1:
+            route, allowed = "join", "POST"
+        elif len(parts) == 2:
+            route, allowed = "leave", "DELETE"
+        elif parts[2] in ("events",):
+            route, allowed = parts[2], "GET"
+        elif parts[2] in ("signal", "end"):
+            route, allowed = parts[2], "POST"
+        else:
+            raise HttpError(404, f"no such path: {url.path}")
+        if method != allowed:
+            raise HttpError(405, f"{method} not allowed on {url.path}; use {allowed}", {"Allow": allowed})
+        if route == "join":
+            msg = _json_object(body)
+            name, device = msg.get("name"), msg.get("device")
+            if not isinstance(name, str) or not name:
+                raise HttpError(400, "name: a non-empty string required")
+            if device is not None and not isinstance(device, str):
+                raise HttpError(400, "device: a string or null")
+            agent = Agent(name, device, http=True)
+            if not await self._join(agent):
+                raise HttpError(409, f"an agent named {name!r} is connected")
+            aid = f"a{next(self._ids)}-{name}"
+            self.http_agents[aid] = agent
+            await self._dispatch()
+            return 200, {"agent": aid}
+        agent = self.http_agents.get(parts[1])
+        if agent is None:
+            raise HttpError(404, f"no such agent: {parts[1]}")
+        agent.last_seen = time.monotonic()
+        if route == "leave":
+            self.http_agents.pop(parts[1], None)
+            await self._leave(agent)
+            return 204, None
+        if route == "events":
+            wait = parse_qs(url.query).get("wait", [str(POLL_DEFAULT_S)])[-1]
+            try:
+                wait_s = float(wait)
+            except ValueError:
+                raise HttpError(400, f"wait: a number of seconds, not {wait!r}") from None
+            if not 0 <= wait_s <= POLL_MAX_S:
+                raise HttpError(400, f"wait: 0 to {POLL_MAX_S:g} s, not {wait_s:g}")
+            agent.polls += 1
+            try:
+                events = await agent.take(wait_s)
+            finally:
+                agent.polls -= 1
+                agent.last_seen = time.monotonic()
+            return 200, events
+        msg = _json_object(body)
+        rid = msg.get("rid")
+        if not isinstance(rid, int) or isinstance(rid, bool):
+            raise HttpError(400, "rid: an integer required")
+        if route == "signal":
+            if not isinstance(msg.get("data"), dict):
+                raise HttpError(400, "data: an object required")
+            await self._agent_op(agent, "signal", rid, msg["data"])
+        else:
+            await self._agent_op(agent, "end", rid)
+        return 204, None
 
     async def _request(self, msg: dict, writer: asyncio.StreamWriter) -> Request | None:
         now = time.monotonic()
@@ -264,11 +541,8 @@ class SupportBackend:
         self.truth.record("session_assigned", t=req.t_assigned, rid=req.rid, device=req.device, agent=req.agent,
                           queue_wait_s=req.t_assigned - req.t_request)
         await self._send(req, {"state": "assigned", "agent": req.agent})
-        if req.agent in self.bots:
-            await self._to_bot(req.agent, {"event": "session", "rid": req.rid, "device": req.device})
-        task = asyncio.get_running_loop().create_task(self._answer(req))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._to_bot(req.agent, {"event": "session", "rid": req.rid, "device": req.device})
+        self._spawn(self._answer(req))
 
     async def _answer(self, req: Request) -> None:
         await asyncio.sleep(req.answer_s)
@@ -296,13 +570,20 @@ class SupportBackend:
             req.agent = None
 
             async def release() -> None:
-                if agent in self.bots:
-                    await self._to_bot(agent, {"event": "ended", "rid": req.rid})
+                self._to_bot(agent, {"event": "ended", "rid": req.rid})
                 await asyncio.sleep(self.config.wrap_s)
                 if agent in self.bots or agent.startswith("agent-"):
                     self.free_agents.append(agent)
                 await self._dispatch()
 
-            task = asyncio.get_running_loop().create_task(release())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(release())
+
+
+def _json_object(body: bytes) -> dict:
+    try:
+        msg = json.loads(body or b"null")
+    except ValueError as e:
+        raise HttpError(400, f"bad JSON body: {e}") from None
+    if not isinstance(msg, dict):
+        raise HttpError(400, "the body must be a JSON object")
+    return msg

@@ -43,7 +43,8 @@ def _backend(args: argparse.Namespace) -> int:
         backend = SupportBackend(BackendConfig(agents=args.agents, answer_s=args.answer_s, handle_s=args.handle_s,
                                                wrap_s=args.wrap_s), truth)
         port = await backend.start(args.port)
-        print(f'{{"ready": true, "backend": ["127.0.0.1", {port}]}}', flush=True)
+        print(f'{{"ready": true, "backend": ["127.0.0.1", {port}], "http": ["127.0.0.1", {backend.http_port}]}}',
+              flush=True)
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)

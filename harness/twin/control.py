@@ -78,7 +78,8 @@ class ControlServer:
                 self.backend.set_simulated_agents(int(req["agents"]))
             return {"ok": True, "agents": cfg.agents, "queued": len(self.backend.queue),
                     "free_agents": len(self.backend.free_agents), "bots": sorted(self.backend.bots),
-                    "truth": str(self.backend.truth.path), "address": ["127.0.0.1", self.backend.port]}
+                    "truth": str(self.backend.truth.path), "address": ["127.0.0.1", self.backend.port],
+                    "http": ["127.0.0.1", self.backend.http_port]}
         serial = req.get("serial") or (next(iter(self.twins)) if len(self.twins) == 1 else None)
         twin = self.twins.get(serial) if serial else None
         if twin is None:

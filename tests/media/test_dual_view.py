@@ -22,8 +22,9 @@ from harness.vision.locator import read_all
 def filmed(adb_server, start_twin):
     tp = start_twin("android-emulator-api34", extra_args=("--camera",))
     info = tp.twins[0]
-    backend = tuple(tp.control("backend", answer_s=0.5)["address"])
-    bot = AiortcAgentBot(backend, device=info.serial, display_url=f"{info.camera}/agent_display")
+    backend = tp.control("backend", answer_s=0.5)
+    bot = AiortcAgentBot(tuple(backend["address"]), device=info.serial, display_url=f"{info.camera}/agent_display",
+                         http=tuple(backend["http"]))
     bot.start()
     try:
         dev = Device(f"127.0.0.1:{info.port}", port=adb_server.port)

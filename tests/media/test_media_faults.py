@@ -21,7 +21,7 @@ def test_the_media_peer_never_connects(adb_server, start_twin):
     tp = start_twin("android-emulator-api34")
     info = tp.control("backend", answer_s=0.3)
     tp.control("media", block=True)
-    bot = AiortcAgentBot(tuple(info["address"]), device=tp.twins[0].serial)
+    bot = AiortcAgentBot(tuple(info["address"]), device=tp.twins[0].serial, http=tuple(info["http"]))
     bot.start()
     try:
         dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)
