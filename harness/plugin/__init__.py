@@ -83,8 +83,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if not config.option.htmlpath:
             config.option.htmlpath = str(state.run_dir / "report.html")
             config.option.self_contained_html = True
-        if "generate_report_on_test" not in config.inicfg:
+        overridden = any(o.startswith("generate_report_on_test=") for o in (config.option.override_ini or []))
+        if "generate_report_on_test" not in config.inicfg and not overridden:
             # the HTML report is rewritten after every test: a run killed outright keeps it
+            # (pytest-html's own ini setting, defaulted here; pytest < 9 caches ini values here)
             config._inicache["generate_report_on_test"] = True
         _stop_on_termination(config)
         try:
