@@ -478,6 +478,12 @@ class AiortcAgentBot:
                     except SessionError as e:
                         log.info("agent bot %s: leaving: %s", self.name, e)
                     self.agent_id = None
+                # whatever else still runs on this loop ends here, not half-started when it stops
+                rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for t in rest:
+                    t.cancel()
+                if rest:
+                    await asyncio.wait(rest, timeout=2.0)
 
             self._call(shutdown(), 10.0)
         except Exception as e:
