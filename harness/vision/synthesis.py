@@ -411,6 +411,22 @@ def side_by_side_camera(
     return np.clip(out + noise, 0, 255).astype(np.uint8)
 
 
+def pen_path(rng: np.random.Generator, w: int, h: int, steps: tuple[int, int] = (60, 120)) -> np.ndarray:
+    """A smooth pen path of 3 px steps (its heading changes slowly: no fold-backs), starting in
+    the middle of a w x h screen and stopping 20 px short of its edges; (N, 2) float x, y."""
+    p = np.array([rng.uniform(0.3 * w, 0.7 * w), rng.uniform(0.3 * h, 0.7 * h)])
+    a, da = rng.uniform(0, 2 * np.pi), 0.0
+    pts = [p.copy()]
+    for _ in range(int(rng.integers(*steps))):
+        da = 0.8 * da + rng.normal(0, 0.03)
+        a += da
+        p = p + 3.0 * np.array([np.cos(a), np.sin(a)])
+        if not (20 < p[0] < w - 20 and 20 < p[1] < h - 20):
+            break
+        pts.append(p.copy())
+    return np.array(pts)
+
+
 def scale_frames(frames: Sequence[np.ndarray], factor: float) -> list[np.ndarray]:
     """Frames scaled by factor, rounded to even sizes (what encoders need)."""
     h, w = frames[0].shape[:2]

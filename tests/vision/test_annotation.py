@@ -14,20 +14,6 @@ MAX_ERROR_PX = 2.0
 STROKE = (40, 40, 230)
 
 
-def _pen_path(rng, w, h, steps=(60, 120)):
-    p = np.array([rng.uniform(0.3 * w, 0.7 * w), rng.uniform(0.3 * h, 0.7 * h)])
-    a, da = rng.uniform(0, 2 * np.pi), 0.0
-    pts = [p.copy()]
-    for _ in range(int(rng.integers(*steps))):
-        da = 0.8 * da + rng.normal(0, 0.03)
-        a += da
-        p = p + 3.0 * np.array([np.cos(a), np.sin(a)])
-        if not (20 < p[0] < w - 20 and 20 < p[1] < h - 20):
-            break
-        pts.append(p.copy())
-    return np.array(pts)
-
-
 def _draw(img, path, width, colour=STROKE):
     out = img.copy()
     cv2.polylines(
@@ -58,7 +44,7 @@ def test_fixture_strokes_by_colour_and_by_difference(truth, image):
 def test_synthetic_strokes_within_two_pixels(seed):
     rng = np.random.default_rng(seed)
     before = _jpeg(sy.ui_page(800, 500, 100 + seed))
-    path = _pen_path(rng, 800, 500)
+    path = sy.pen_path(rng, 800, 500)
     width = int(rng.integers(2, 11))
     after = _jpeg(_draw(sy.ui_page(800, 500, 100 + seed), path, width))
     for stroke in (find_stroke(after, color=STROKE), find_stroke(after, prev=before)):
@@ -70,7 +56,7 @@ def test_synthetic_strokes_within_two_pixels(seed):
 def test_path_drawn_in_agent_coordinates():
     """The agent draws on a half-size copy of the screen: a transform maps the path."""
     rng = np.random.default_rng(21)
-    path = _pen_path(rng, 800, 500)
+    path = sy.pen_path(rng, 800, 500)
     after = _draw(sy.ui_page(800, 500, 7), path, 5)
     agent_path = (path + 0.5) * 0.5 - 0.5  # pixel centres in the half-size copy
     to_screen = np.array([[2.0, 0, 0.5], [0, 2.0, 0.5]])
@@ -100,7 +86,7 @@ def test_icons_and_photos_of_the_same_colour_are_not_strokes():
 def test_first_appearance_of_a_stroke_being_drawn():
     rng = np.random.default_rng(5)
     base = sy.ui_page(640, 400, 9)
-    path = _pen_path(rng, 640, 400, steps=(90, 91))
+    path = sy.pen_path(rng, 640, 400, steps=(90, 91))
     starts = 12
     frames = []
     for i in range(30):
