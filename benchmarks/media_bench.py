@@ -50,7 +50,9 @@ def main() -> int:
         try:
             tp.start()
             info = tp.control("backend", answer_s=0.5)
-            bot = AiortcAgentBot(tuple(info["address"]), device=tp.twins[0].serial, http=tuple(info["http"]))
+            bot = AiortcAgentBot(
+                tuple(info["address"]), device=tp.twins[0].serial, http=tuple(info["http"])
+            )
             bot.start()
             dev = Device(f"127.0.0.1:{tp.port}", port=adb.port)
             ui = Ui.for_device(dev, prefer_u2=False)
@@ -74,17 +76,32 @@ def main() -> int:
             t0, twin0, self0 = time.monotonic(), _cpu_s(tp.pid), sum(os.times()[:2])
             result = agent_to_tablet(dev, pane, bot.session.sent, duration_s=args.seconds)
             wall = time.monotonic() - t0
-            rows.append(("screencap (raw, exec:), pane decoded", result.captures / wall, agent_fps,
-                         (_cpu_s(tp.pid) - twin0) / wall, (sum(os.times()[:2]) - self0) / wall))
+            rows.append(
+                (
+                    "screencap (raw, exec:), pane decoded",
+                    result.captures / wall,
+                    agent_fps,
+                    (_cpu_s(tp.pid) - twin0) / wall,
+                    (sum(os.times()[:2]) - self0) / wall,
+                )
+            )
 
             # share frames at the bot, decoded
-            frames = list(bot.session.share)[-int(share_fps * args.seconds):]
+            frames = list(bot.session.share)[-int(share_fps * args.seconds) :]
             layout = timecode_layout(1280, 800)
             t0 = time.perf_counter()
             for f in frames:
                 decode_fast(f.image, layout)
             per = (time.perf_counter() - t0) / max(1, len(frames))
-            rows.append(("share frames at the AgentBot, decoded", 1.0 / per if per else 0.0, share_fps, None, None))
+            rows.append(
+                (
+                    "share frames at the AgentBot, decoded",
+                    1.0 / per if per else 0.0,
+                    share_fps,
+                    None,
+                    None,
+                )
+            )
             drv.end()
 
             # API 17: PNG through a file and sync
@@ -98,16 +115,28 @@ def main() -> int:
 
             t0 = time.monotonic()
             PollingSource(odev).run(count, args.seconds / 2)
-            rows.append(("screencap-png (API 17: file + sync pull)", n["frames"] / (time.monotonic() - t0), None, None, None))
+            rows.append(
+                (
+                    "screencap-png (API 17: file + sync pull)",
+                    n["frames"] / (time.monotonic() - t0),
+                    None,
+                    None,
+                    None,
+                )
+            )
         finally:
             if bot is not None:
                 bot.stop()
             tp.stop()
             old.stop()
     print(f"media pipeline, one live session ({args.seconds:g} s windows)")
-    print(f"  idle session: agent video {agent_fps:.1f} fps sent, share {share_fps:.1f} fps received;"
-          f" CPU twin {twin_cpu * 100:.0f}%, harness+AgentBot {self_cpu * 100:.0f}% of one core")
-    print(f"  {'frame source':<42} {'analysed/s':>10} {'produced/s':>10} {'twin CPU':>9} {'harness CPU':>11}")
+    print(
+        f"  idle session: agent video {agent_fps:.1f} fps sent, share {share_fps:.1f} fps received;"
+        f" CPU twin {twin_cpu * 100:.0f}%, harness+AgentBot {self_cpu * 100:.0f}% of one core"
+    )
+    print(
+        f"  {'frame source':<42} {'analysed/s':>10} {'produced/s':>10} {'twin CPU':>9} {'harness CPU':>11}"
+    )
     for name, rate, produced, tcpu, hcpu in rows:
         prod = f"{produced:.1f}" if produced else "-"
         tc = f"{tcpu * 100:.0f}%" if tcpu is not None else "-"

@@ -92,9 +92,15 @@ def main() -> int:
         finally:
             tp.stop()
     print(f"twin benchmark ({args.profile}, {args.rounds} rounds, {args.mib} MiB)")
-    print(f"  shell round trip (getprop via adbutils): p50 {statistics.median(shell_ms):.2f} ms, p95 {_p(shell_ms, 0.95):.2f} ms")
-    print(f"  adb server alone (host:version):         p50 {statistics.median(server_ms):.2f} ms, p95 {_p(server_ms, 0.95):.2f} ms")
-    print(f"  ratio shell / server-only p50:           {statistics.median(shell_ms) / statistics.median(server_ms):.1f}x")
+    print(
+        f"  shell round trip (getprop via adbutils): p50 {statistics.median(shell_ms):.2f} ms, p95 {_p(shell_ms, 0.95):.2f} ms"
+    )
+    print(
+        f"  adb server alone (host:version):         p50 {statistics.median(server_ms):.2f} ms, p95 {_p(server_ms, 0.95):.2f} ms"
+    )
+    print(
+        f"  ratio shell / server-only p50:           {statistics.median(shell_ms) / statistics.median(server_ms):.1f}x"
+    )
     print(f"  AdbDevice.shell() call incl. close sleep: p50 {statistics.median(call_ms):.2f} ms")
     for name, rate in rates.items():
         print(f"  {name:<16} {rate:7.1f} MB/s")

@@ -21,8 +21,18 @@ def _attach_plots(extras, measurement, budget, title: str) -> None:
 
     values = measurement.values
     lines = _limit_lines(budget, measurement.name)
-    extras.append(html.png(png_b64(cdf_png(values, measurement.unit, f"{title}: CDF", lines)), f"{measurement.name} CDF"))
-    extras.append(html.png(png_b64(hist_png(values, measurement.unit, f"{title}: histogram", lines)), f"{measurement.name} histogram"))
+    extras.append(
+        html.png(
+            png_b64(cdf_png(values, measurement.unit, f"{title}: CDF", lines)),
+            f"{measurement.name} CDF",
+        )
+    )
+    extras.append(
+        html.png(
+            png_b64(hist_png(values, measurement.unit, f"{title}: histogram", lines)),
+            f"{measurement.name} histogram",
+        )
+    )
 
 
 @pytest.mark.requires("eligible")
@@ -36,14 +46,24 @@ def test_connect_time_within_budget(device, ui, measure, budget, extras, hil_dev
     first = None
     for i in range(SESSIONS_PER_DEVICE):
         r = drv.connect(timeout_s=60)
-        connect.add(r.connect_time_s, uncertainty=r.uncertainty_s, session=i, frames=r.frames, source=r.source)
+        connect.add(
+            r.connect_time_s,
+            uncertainty=r.uncertainty_s,
+            session=i,
+            frames=r.frames,
+            source=r.source,
+        )
         if r.queue_wait_s is not None:
             queue.add(r.queue_wait_s, uncertainty=r.queue_uncertainty_s or 0.0, session=i)
         first = first or r
         drv.end()
-    extras.append(html.png(png_b64(thumbnail_png(first.frame)),
-                           f"{hil_device.serial}: frame where the agent was detected (frame {first.frame_index}, "
-                           f"{first.connect_time_s:.3f} s +/- {first.uncertainty_s:.3f} s)"))
+    extras.append(
+        html.png(
+            png_b64(thumbnail_png(first.frame)),
+            f"{hil_device.serial}: frame where the agent was detected (frame {first.frame_index}, "
+            f"{first.connect_time_s:.3f} s +/- {first.uncertainty_s:.3f} s)",
+        )
+    )
     _attach_plots(extras, connect, budget, f"connect time, {hil_device.serial}")
     measure.check(queue)
     measure.check(connect)
@@ -55,7 +75,9 @@ def test_unregistered_device_is_told_to_register(device, ui, hil_device):
         pytest.skip("needs a twin: a real tablet cannot be unregistered by the harness")
     from harness.twin.control import control_request
 
-    control_request(hil_device.twin_control, {"op": "registered", "on": False, "serial": hil_device.serial})
+    control_request(
+        hil_device.twin_control, {"op": "registered", "on": False, "serial": hil_device.serial}
+    )
     try:
         drv = SessionDriver(device, ui)
         with pytest.raises(SessionRefused) as err:
@@ -63,7 +85,9 @@ def test_unregistered_device_is_told_to_register(device, ui, hil_device):
         assert err.value.message == "Register this device first"
         drv.dismiss_message()
     finally:
-        control_request(hil_device.twin_control, {"op": "registered", "on": True, "serial": hil_device.serial})
+        control_request(
+            hil_device.twin_control, {"op": "registered", "on": True, "serial": hil_device.serial}
+        )
 
 
 def test_ineligible_device_shows_the_unsupported_message(device, ui, profile, capabilities):
@@ -90,11 +114,19 @@ def test_busiest_day_queue_waits(hil_state, hil_device, measure, budget, extras,
     from harness.twin.truth import read_truth
 
     with AdbServer(home=tmp_path / "adb") as adb:
-        tp = TwinProcess("android-emulator-api34", adb=adb, port=free_port_block(8), count=8, state_dir=tmp_path / "twins")
+        tp = TwinProcess(
+            "android-emulator-api34",
+            adb=adb,
+            port=free_port_block(8),
+            count=8,
+            state_dir=tmp_path / "twins",
+        )
         try:
             tp.start()
             tp.control("backend", answer_s=1.0)
-            results = busiest_day([f"127.0.0.1:{t.port}" for t in tp.twins], adb.port, hold_s=HOLD_S)
+            results = busiest_day(
+                [f"127.0.0.1:{t.port}" for t in tp.twins], adb.port, hold_s=HOLD_S
+            )
             backend = read_truth(tp.twins[0].backend_truth)
         finally:
             tp.stop()
@@ -102,7 +134,12 @@ def test_busiest_day_queue_waits(hil_state, hil_device, measure, budget, extras,
     connects = measure("connect_time_s", "s", load="8 customers, 2 agents")
     truth = {e["device"]: e["queue_wait_s"] for e in backend if e["event"] == "session_assigned"}
     for serial, r in sorted(results.items()):
-        waits.add(r.queue_wait_s, uncertainty=r.queue_uncertainty_s, device=serial, backend_truth=truth[serial])
+        waits.add(
+            r.queue_wait_s,
+            uncertainty=r.queue_uncertainty_s,
+            device=serial,
+            backend_truth=truth[serial],
+        )
         connects.add(r.connect_time_s, uncertainty=r.uncertainty_s, device=serial)
     _attach_plots(extras, waits, budget, "busiest day: queue wait")
     _attach_plots(extras, connects, budget, "busiest day: connect time")

@@ -23,7 +23,9 @@ def test_screen_draw_latency_by_photodiode(device, hil_device, measure):
 
     def draw(white: bool) -> float:
         t = time.monotonic()
-        device.shell(f"am broadcast -a com.mayday.hil.DRAW --ez white {str(white).lower()}", check=True)
+        device.shell(
+            f"am broadcast -a com.mayday.hil.DRAW --ez white {str(white).lower()}", check=True
+        )
         return t
 
     with Walt.open(hil_device.walt_port) as walt:

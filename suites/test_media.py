@@ -49,7 +49,9 @@ def _screen(device):
 
 @pytest.mark.requires("eligible", "screenrecord")
 @pytest.mark.budget("glass_to_glass_ms")
-def test_glass_to_glass_agent_to_tablet(device, ui, live_session, agent_bot, measure, budget, extras):
+def test_glass_to_glass_agent_to_tablet(
+    device, ui, live_session, agent_bot, measure, budget, extras
+):
     """Host-clock mode. Needs the fast capture paths of API 21+: on Fire OS 3 a screen grab
     takes 0.2-1 s, a bound too wide to judge a 150 ms budget; use the lab camera there
     (dual view, --camera)."""
@@ -57,14 +59,21 @@ def test_glass_to_glass_agent_to_tablet(device, ui, live_session, agent_bot, mea
     result = agent_to_tablet(device, pane, agent_bot.session.sent, duration_s=G2G_WINDOW_S)
     m = result.to_measurement("glass_to_glass_ms")
     measure.measurements.append(m)
-    _png_extra(extras, cdf_png(m.values, "ms", f"glass to glass, agent -> {device.serial}", _limits(budget, m.name)),
-               "glass-to-glass CDF")
+    _png_extra(
+        extras,
+        cdf_png(
+            m.values, "ms", f"glass to glass, agent -> {device.serial}", _limits(budget, m.name)
+        ),
+        "glass-to-glass CDF",
+    )
     measure.check(m)
 
 
 @pytest.mark.requires("eligible")
 @pytest.mark.budget("glass_to_glass_ms")
-def test_glass_to_glass_dual_view(device, hil_device, live_session, agent_bot, measure, budget, extras):
+def test_glass_to_glass_dual_view(
+    device, hil_device, live_session, agent_bot, measure, budget, extras
+):
     """One lab camera sees the agent's monitor and the tablet: no clock sync needed."""
     from harness.device.frames import CameraSource
     from harness.vision.latency import dual_view_latency
@@ -75,32 +84,67 @@ def test_glass_to_glass_dual_view(device, hil_device, live_session, agent_bot, m
     time.sleep(3.0)  # past the stream's start (key frame, jitter buffer)
     shots = []
     cam = CameraSource(hil_device.camera_url)
-    cam.run(lambda f: shots.append((f.t_arrival, read_all(f.image, expect=2))) or len(shots) >= 150, 30.0)
+    cam.run(
+        lambda f: shots.append((f.t_arrival, read_all(f.image, expect=2))) or len(shots) >= 150,
+        30.0,
+    )
     if cam.error is not None:
         raise cam.error
     m = dual_view_latency(shots, sender="right").to_measurement("glass_to_glass_ms")
     m.meta["mode"] = "dual view"
     measure.measurements.append(m)
-    _png_extra(extras, cdf_png(m.values, "ms", f"glass to glass (dual view), agent -> {device.serial}",
-                               _limits(budget, m.name)), "dual-view CDF")
+    _png_extra(
+        extras,
+        cdf_png(
+            m.values,
+            "ms",
+            f"glass to glass (dual view), agent -> {device.serial}",
+            _limits(budget, m.name),
+        ),
+        "dual-view CDF",
+    )
     measure.check(m)
 
 
 @pytest.mark.requires("eligible")
 @pytest.mark.budget("share_latency_ms")
-def test_screen_share_latency_and_fidelity(device, ui, live_session, agent_bot, measure, budget, extras):
+def test_screen_share_latency_and_fidelity(
+    device, ui, live_session, agent_bot, measure, budget, extras
+):
     run = share_run(device, ui, agent_bot, SHARE_WINDOW_S)
     measure.measurements.extend(run.measurements())
-    lat, ssim = run.latency.measurement, next(m for m in measure.measurements if m.name == "share_ssim")
-    _png_extra(extras, cdf_png(lat.values, "ms", "share latency, tablet -> agent",
-                               _limits(budget, "share_latency_ms")), "share latency CDF")
-    _png_extra(extras, series_png([s.t for s in ssim.samples], ssim.values, "SSIM", "share SSIM over time",
-                                  _limits(budget, "share_ssim")), "SSIM over time")
+    lat, ssim = (
+        run.latency.measurement,
+        next(m for m in measure.measurements if m.name == "share_ssim"),
+    )
+    _png_extra(
+        extras,
+        cdf_png(
+            lat.values, "ms", "share latency, tablet -> agent", _limits(budget, "share_latency_ms")
+        ),
+        "share latency CDF",
+    )
+    _png_extra(
+        extras,
+        series_png(
+            [s.t for s in ssim.samples],
+            ssim.values,
+            "SSIM",
+            "share SSIM over time",
+            _limits(budget, "share_ssim"),
+        ),
+        "SSIM over time",
+    )
     for f in sorted(run.fidelity.matched, key=lambda f: f.ssim)[:3]:
-        _png_extra(extras, side_by_side_png(crop_left(run.references[f.ref_index], SHARE_KEEP),
-                                            crop_left(run.frames[f.index].image, SHARE_KEEP),
-                                            f"frame {f.frame_no}: sent | received, SSIM {f.ssim:.3f}"),
-                   f"worst frame {f.frame_no}")
+        _png_extra(
+            extras,
+            side_by_side_png(
+                crop_left(run.references[f.ref_index], SHARE_KEEP),
+                crop_left(run.frames[f.index].image, SHARE_KEEP),
+                f"frame {f.frame_no}: sent | received, SSIM {f.ssim:.3f}",
+            ),
+            f"worst frame {f.frame_no}",
+        )
     for m in measure.measurements:
         measure.check(m)
 
@@ -117,10 +161,14 @@ def test_strokes_land_where_the_agent_drew(device, ui, live_session, agent_bot, 
     for k in range(3):
         t = np.linspace(0, 1, 30)
         x0, y0 = region[0] + region[2] * 0.15, region[1] + region[3] * (0.3 + 0.2 * k)
-        drawn = np.stack([x0 + region[2] * 0.6 * t, y0 + region[3] * 0.08 * np.sin(t * 4 + k)], axis=1)
+        drawn = np.stack(
+            [x0 + region[2] * 0.6 * t, y0 + region[3] * 0.08 * np.sin(t * 4 + k)], axis=1
+        )
         shown = StrokeShown(RED_BGR, region)
         t0 = time.monotonic()
-        t_sent = agent_bot.send_stroke(drawn.tolist(), color=(255, 0, 0), width=max(4, w // 200), stroke_id=k)
+        t_sent = agent_bot.send_stroke(
+            drawn.tolist(), color=(255, 0, 0), width=max(4, w // 200), stroke_id=k
+        )
         event = poll_until(device, shown, 5.0, t_start_s=t0)
         mid, unc = event.latency_ms(t_sent)
         late.add(mid, uncertainty=unc, stroke=k)
@@ -137,7 +185,9 @@ def test_strokes_land_where_the_agent_drew(device, ui, live_session, agent_bot, 
 def test_remote_control_only_with_permission(device, ui, live_session, agent_bot, measure):
     settings = ui.wait_for(text="Settings")
     x, y = settings.center
-    assert agent_bot.send_tap(x, y)["type"] == "tap_refused", "a tap before permission reached the tablet"
+    assert agent_bot.send_tap(x, y)["type"] == "tap_refused", (
+        "a tap before permission reached the tablet"
+    )
     agent_bot.request_control()
     ui.tap_on(text="Allow")
     agent_bot.wait_reply("control_granted")
@@ -164,7 +214,10 @@ def test_microphone_reaches_the_agent(device, hil_device, live_session, agent_bo
     m = measure("mic_to_agent_ms", "ms")
     for _ in range(3):
         time.sleep(0.5)
-        reply = control_request(hil_device.twin_control, {"op": "mic", "samples": sound.tolist(), "serial": hil_device.serial})
+        reply = control_request(
+            hil_device.twin_control,
+            {"op": "mic", "samples": sound.tolist(), "serial": hil_device.serial},
+        )
         if not reply.get("ok"):
             pytest.skip(f"no lab speaker: {reply.get('error')}")
         time.sleep(0.6)
@@ -187,6 +240,10 @@ def test_privacy_camera_never_used_and_private_apps_masked(device, ui, live_sess
     t0 = time.monotonic() + 0.3
     time.sleep(2.5)
     frames = [f for f in list(agent_bot.session.share) if f.t_arrival >= t0]
-    tpl = private_template(screen, body.bounds, (frames[0].image.shape[1], frames[0].image.shape[0]))
+    tpl = private_template(
+        screen, body.bounds, (frames[0].image.shape[1], frames[0].image.shape[0])
+    )
     leak = check_frames([f.image for f in frames], tpl)
-    assert leak.clean, f"private content reached the agent in {len(leak.leaked)} of {leak.frames} frames before consent"
+    assert leak.clean, (
+        f"private content reached the agent in {len(leak.leaked)} of {leak.frames} frames before consent"
+    )

@@ -23,12 +23,16 @@ SHARE_WINDOW_S = 5.0
 def test_connect_time_per_network_profile(device, ui, measure, hil_state, hil_device, profile_name):
     with hil_state.shape(hil_device, profile_name) as shaper:
         drv = SessionDriver(device, ui)
-        m = measure("connect_time_s", "s", network=profile_name, approximations=shaper.report.approximations)
+        m = measure(
+            "connect_time_s", "s", network=profile_name, approximations=shaper.report.approximations
+        )
         r = drv.connect(timeout_s=60)
         m.add(r.connect_time_s, uncertainty=r.uncertainty_s, network=profile_name)
         drv.end()
     verdict = measure.check(m, raise_on_fail=False)
-    if not verdict.passed:  # degradation is data here: the matrix shows it, the budget applies to good Wi-Fi
+    if (
+        not verdict.passed
+    ):  # degradation is data here: the matrix shows it, the budget applies to good Wi-Fi
         assert profile_name != "good-wifi", verdict.message
 
 
@@ -40,8 +44,9 @@ def test_media_per_network_profile(device, ui, live_session, agent_bot, measure,
     suites/test_media.py holds the media budgets on the unshaped link. This test fails when the
     figures cannot be measured (no frames, unreadable share) or the media bypassed the relay."""
     pane = ui.wait_for(description=AGENT_VIDEO_DESC)
-    g2g = agent_to_tablet(device, pane, agent_bot.session.sent, duration_s=G2G_WINDOW_S).to_measurement(
-        "glass_to_glass_ms")
+    g2g = agent_to_tablet(
+        device, pane, agent_bot.session.sent, duration_s=G2G_WINDOW_S
+    ).to_measurement("glass_to_glass_ms")
     run = share_run(device, ui, agent_bot, SHARE_WINDOW_S)
     relay = agent_bot.media_counters()
     measured = [g2g, *run.measurements()]
@@ -50,7 +55,9 @@ def test_media_per_network_profile(device, ui, live_session, agent_bot, measure,
         measure.measurements.append(m)
     for m in measured:
         measure.check(m, raise_on_fail=False)  # the verdicts go to the report and the matrix
-    assert relay is not None and relay.forward.forwarded and relay.reverse.forwarded, "media bypassed the relay"
+    assert relay is not None and relay.forward.forwarded and relay.reverse.forwarded, (
+        "media bypassed the relay"
+    )
     assert g2g.samples and run.latency.measurement.samples and run.fidelity.matched
 
 

@@ -20,7 +20,12 @@ def start_twin(adb_server, tmp_path):
     started: list[TwinProcess] = []
 
     def start(profile: str, **kw) -> TwinProcess:
-        tp = TwinProcess(profile, adb=adb_server, state_dir=kw.pop("state_dir", tmp_path / f"twin{len(started)}"), **kw)
+        tp = TwinProcess(
+            profile,
+            adb=adb_server,
+            state_dir=kw.pop("state_dir", tmp_path / f"twin{len(started)}"),
+            **kw,
+        )
         started.append(tp)
         tp.start()
         return tp

@@ -58,5 +58,7 @@ def test_a_limit_broken_only_within_the_uncertainty_is_inconclusive_not_a_produc
     m.add(9.6, uncertainty=1.5)
     verdict = check(m, budget)
     assert not verdict.passed and verdict.inconclusive
-    with pytest.raises(MeasurementError, match=r"inconclusive: .*INCONCLUSIVE \(within uncertainty\)"):
+    with pytest.raises(
+        MeasurementError, match=r"inconclusive: .*INCONCLUSIVE \(within uncertainty\)"
+    ):
         verdict.raise_if_failed()

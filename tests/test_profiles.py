@@ -26,7 +26,11 @@ def test_every_shipped_profile_loads_frozen():
     profiles = load_profiles()
     assert {name: (p.model, p.api_level, p.eligible) for name, p in profiles.items()} == EXPECTED
     hd7 = profiles["fire-hd-7-2013"]
-    assert not hd7.hardware.microphone and not hd7.hardware.front_camera and "microphone" in hd7.ineligible_reason
+    assert (
+        not hd7.hardware.microphone
+        and not hd7.hardware.front_camera
+        and "microphone" in hd7.ineligible_reason
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         hd7.api_level = 30  # type: ignore[misc]
 
@@ -56,8 +60,16 @@ def _write(tmp_path: Path, name: str, mutate) -> Path:
         (lambda d: d.update(api_level=3), "api_level", ">= 16"),
         (lambda d: d["hardware"].update(microphon=True), "hardware.microphon", "unknown key"),
         (lambda d: d["support"].update(eligible=False), "support.ineligible_reason", "required"),
-        (lambda d: d["properties"].update({"ro.build.version.sdk": "19"}), "properties.ro.build.version.sdk", "disagrees"),
-        (lambda d: d["properties"].update({"ro.product.model": "KF;THWI"}), "properties.ro.product.model", "banner"),
+        (
+            lambda d: d["properties"].update({"ro.build.version.sdk": "19"}),
+            "properties.ro.build.version.sdk",
+            "disagrees",
+        ),
+        (
+            lambda d: d["properties"].update({"ro.product.model": "KF;THWI"}),
+            "properties.ro.product.model",
+            "banner",
+        ),
     ],
 )
 def test_malformed_profile_names_file_and_key(tmp_path, mutate, key, words):
@@ -73,14 +85,19 @@ def test_invalid_yaml_and_unknown_profile(tmp_path):
     bad.write_text("name: bad\ndisplay: {width: 1\n")
     with pytest.raises(ProfileError, match=r"bad.yaml: line \d+: invalid YAML"):
         load_profile(bad)
-    with pytest.raises(ProfileError, match="unknown profile 'fire-hdx-99'.*known: android-emulator-api34"):
+    with pytest.raises(
+        ProfileError, match="unknown profile 'fire-hdx-99'.*known: android-emulator-api34"
+    ):
         load_profile("fire-hdx-99")
 
 
 def test_budgets_resolve_extends_and_name_bad_keys(tmp_path):
     budgets = load_budgets(DEFAULT_PROFILES_DIR / "budgets.yaml")
     hdx = budgets["fire-hdx"]
-    assert {(lim.stat, lim.op, lim.value) for lim in hdx.for_metric("connect_time_s")} == {("p95", "<=", 15.0), ("mean", "<=", 9.0)}
+    assert {(lim.stat, lim.op, lim.value) for lim in hdx.for_metric("connect_time_s")} == {
+        ("p95", "<=", 15.0),
+        ("mean", "<=", 9.0),
+    }
     assert all(lim.source for lim in hdx.limits)
     for text, key in [
         ("budgets: {a: {connect_time_s: {p96: {max: 1}}}}", "budgets.a.connect_time_s.p96"),

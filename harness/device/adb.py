@@ -53,7 +53,9 @@ class RetryLog:
 
     def record(self, what: str, attempt: int, reason: str) -> None:
         self.counts[what] += 1
-        self.events.append({"what": what, "attempt": attempt, "reason": reason, "t": time.monotonic()})
+        self.events.append(
+            {"what": what, "attempt": attempt, "reason": reason, "t": time.monotonic()}
+        )
         log.warning("retry %s (attempt %d): %s", what, attempt, reason)
 
 
@@ -85,13 +87,15 @@ class Device:
         return self.client.device(self.serial)
 
     def state(self, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
-        """"device", "offline", "unauthorized"... or "absent". (A raw query: adbutils would
+        """ "device", "offline", "unauthorized"... or "absent". (A raw query: adbutils would
         start a default adb server when this one is unreachable.)"""
         try:
             with self._open("host:devices", timeout_s, host_service=True) as s:
                 text = _read_length_prefixed(s, self.serial)
         except (AdbError, OSError) as e:
-            raise DeviceError(self.serial, f"adb server on {self.host}:{self.port} unreachable: {e}") from None
+            raise DeviceError(
+                self.serial, f"adb server on {self.host}:{self.port} unreachable: {e}"
+            ) from None
         for line in text.splitlines():
             serial, _, state = line.partition("\t")
             if serial == self.serial:
@@ -122,7 +126,11 @@ class Device:
     def features(self) -> frozenset[str]:
         """Transport features both sides share (shell_v2, ...), from the adb server."""
         if self._features is None:
-            with self._open(f"host-serial:{self.serial}:features", host_service=True, timeout_s=CONNECT_TIMEOUT_S) as s:
+            with self._open(
+                f"host-serial:{self.serial}:features",
+                host_service=True,
+                timeout_s=CONNECT_TIMEOUT_S,
+            ) as s:
                 text = _read_length_prefixed(s, self.serial)
             self._features = frozenset(f for f in text.split(",") if f)
         return self._features
@@ -143,7 +151,11 @@ class Device:
         try:
             s = socket.create_connection((self.host, self.port), timeout=max(0.1, timeout_s))
         except OSError as e:
-            raise AdbError(service, serial=self.serial, msg=f"adb server on {self.host}:{self.port} unreachable: {e}") from None
+            raise AdbError(
+                service,
+                serial=self.serial,
+                msg=f"adb server on {self.host}:{self.port} unreachable: {e}",
+            ) from None
         try:
             s.settimeout(max(0.05, deadline - time.monotonic()))
             if not host_service:
@@ -162,7 +174,9 @@ class Device:
         return self._open(service, timeout_s)
 
     # --- shell --------------------------------------------------------------------------
-    def shell(self, cmd: str, timeout_s: float = SHELL_TIMEOUT_S, check: bool = False) -> ShellResult:
+    def shell(
+        self, cmd: str, timeout_s: float = SHELL_TIMEOUT_S, check: bool = False
+    ) -> ShellResult:
         """Run a shell command; exit code on every API level.
 
         Raises:
@@ -174,7 +188,13 @@ class Device:
             out, err, code = self._shell_v2(cmd, timeout_s)
         else:
             out, err, code = self._shell_v1(cmd, timeout_s)
-        result = ShellResult(cmd, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code, time.monotonic() - t0)
+        result = ShellResult(
+            cmd,
+            out.decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"),
+            code,
+            time.monotonic() - t0,
+        )
         if check and code != 0:
             raise AdbError(cmd, result.stdout, result.stderr, code, self.serial)
         return result
@@ -205,29 +225,52 @@ class Device:
                 if code is not None:
                     break
         if code is None:
-            raise AdbError(cmd, out.decode(errors="replace"), err.decode(errors="replace"), None, self.serial,
-                           msg=f"`{cmd}`: stream closed without an exit code (device gone?)")
+            raise AdbError(
+                cmd,
+                out.decode(errors="replace"),
+                err.decode(errors="replace"),
+                None,
+                self.serial,
+                msg=f"`{cmd}`: stream closed without an exit code (device gone?)",
+            )
         return bytes(out), bytes(err), code
 
     def _shell_v1(self, cmd: str, timeout_s: float) -> tuple[bytes, bytes, int]:
         marker = f"HILRC{secrets.token_hex(4)}:"
         # in its own `sh -c`, so that an `exit` in the command cannot skip the marker
         quoted = "'" + cmd.replace("'", "'\\''") + "'"
-        data = self.shell_bytes(f"sh -c {quoted}; echo {marker}$?", timeout_s=timeout_s, service_name=cmd)
+        data = self.shell_bytes(
+            f"sh -c {quoted}; echo {marker}$?", timeout_s=timeout_s, service_name=cmd
+        )
         if self.pty_crlf:
             data = data.replace(b"\r\n", b"\n")
         idx = data.rfind(marker.encode())
         if idx < 0:
-            raise AdbError(cmd, data.decode(errors="replace"), "", None, self.serial,
-                           msg=f"`{cmd}`: no exit marker in the output (the command ended the shell?)")
+            raise AdbError(
+                cmd,
+                data.decode(errors="replace"),
+                "",
+                None,
+                self.serial,
+                msg=f"`{cmd}`: no exit marker in the output (the command ended the shell?)",
+            )
         tail = data[idx + len(marker) :].strip()
         try:
             code = int(tail.split()[0])
         except (ValueError, IndexError):
-            raise AdbError(cmd, data.decode(errors="replace"), "", None, self.serial, msg=f"`{cmd}`: bad exit marker {tail[:20]!r}") from None
+            raise AdbError(
+                cmd,
+                data.decode(errors="replace"),
+                "",
+                None,
+                self.serial,
+                msg=f"`{cmd}`: bad exit marker {tail[:20]!r}",
+            ) from None
         return data[:idx], b"", code
 
-    def shell_bytes(self, cmd: str, timeout_s: float = SHELL_TIMEOUT_S, service_name: str | None = None) -> bytes:
+    def shell_bytes(
+        self, cmd: str, timeout_s: float = SHELL_TIMEOUT_S, service_name: str | None = None
+    ) -> bytes:
         """Raw output of `shell:` (v1; stdout and stderr merged; CRLF-mangled on API <= 20)."""
         return self._read_to_end(f"shell:{cmd}", service_name or cmd, timeout_s)
 
@@ -260,7 +303,9 @@ class Device:
         except adbutils.AdbTimeout:
             raise AdbTimeoutError(what, timeout_s, serial=self.serial) from None
         except (adbutils.AdbError, OSError) as e:
-            raise AdbError(what, stderr=str(e), serial=self.serial, msg=f"{what} failed: {e}") from None
+            raise AdbError(
+                what, stderr=str(e), serial=self.serial, msg=f"{what} failed: {e}"
+            ) from None
 
     # --- screenshots ----------------------------------------------------------------------
     def screenshot_png(self, timeout_s: float = SHELL_TIMEOUT_S) -> bytes:
@@ -283,7 +328,9 @@ class Device:
         png = self.screenshot_png(timeout_s)
         img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
         if img is None:
-            raise DeviceError(self.serial, f"screenshot is not a PNG ({len(png)} bytes, starts {png[:8]!r})")
+            raise DeviceError(
+                self.serial, f"screenshot is not a PNG ({len(png)} bytes, starts {png[:8]!r})"
+            )
         return img
 
     # --- connection -----------------------------------------------------------------------
@@ -295,9 +342,13 @@ class Device:
             if last == state:
                 return
             time.sleep(0.05)
-        raise AdbTimeoutError(f"wait-for-{state}", timeout_s, serial=self.serial, stdout=f"last state {last}")
+        raise AdbTimeoutError(
+            f"wait-for-{state}", timeout_s, serial=self.serial, stdout=f"last state {last}"
+        )
 
-    def reconnect(self, attempts: int = RECONNECT_ATTEMPTS, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    def reconnect(
+        self, attempts: int = RECONNECT_ATTEMPTS, timeout_s: float = CONNECT_TIMEOUT_S
+    ) -> None:
         """Bring back a network-adb device (`ip:port` serial) that dropped; bounded, counted.
 
         Raises:
@@ -310,7 +361,9 @@ class Device:
             try:
                 if self.state() == "device":
                     return
-                client = adbutils.AdbClient(host=self.host, port=self.port, socket_timeout=timeout_s)
+                client = adbutils.AdbClient(
+                    host=self.host, port=self.port, socket_timeout=timeout_s
+                )
                 msg = client.connect(self.serial, timeout=timeout_s)
                 reason = msg
                 self.wait_for("device", timeout_s)
@@ -320,7 +373,9 @@ class Device:
                 reason = str(e)
             self.retries.record("reconnect", attempt, reason)
             time.sleep(RECONNECT_BACKOFF_S * attempt)
-        raise DeviceError(self.serial, f"still not connected after {attempts} reconnect attempts: {reason}")
+        raise DeviceError(
+            self.serial, f"still not connected after {attempts} reconnect attempts: {reason}"
+        )
 
 
 def _recv(s: socket.socket, deadline: float, cmd: str, timeout_s: float, serial: str) -> bytes:
@@ -336,7 +391,9 @@ def _recv(s: socket.socket, deadline: float, cmd: str, timeout_s: float, serial:
         raise AdbError(cmd, serial=serial, msg=f"`{cmd}`: connection lost: {e}") from None
 
 
-def _recv_exact(s: socket.socket, n: int, serial: str = "", cmd: str = "adb host protocol") -> bytes:
+def _recv_exact(
+    s: socket.socket, n: int, serial: str = "", cmd: str = "adb host protocol"
+) -> bytes:
     """Exactly n bytes; a closed or reset connection is an AdbError naming the command and serial
     (the adb server drops a request whose device went offline under it)."""
     out = b""
@@ -348,7 +405,11 @@ def _recv_exact(s: socket.socket, n: int, serial: str = "", cmd: str = "adb host
         except OSError as e:
             raise AdbError(cmd, serial=serial, msg=f"`{cmd}`: connection lost: {e}") from None
         if not chunk:
-            raise AdbError(cmd, serial=serial, msg=f"`{cmd}`: device unavailable: adb server closed the connection")
+            raise AdbError(
+                cmd,
+                serial=serial,
+                msg=f"`{cmd}`: device unavailable: adb server closed the connection",
+            )
         out += chunk
     return out
 
@@ -362,7 +423,12 @@ def _request(s: socket.socket, service: str, serial: str, cmd: str) -> None:
     if status == b"FAIL":
         msg = _read_length_prefixed(s, serial, cmd)
         gone = any(m in msg for m in _GONE_MARKERS)
-        raise AdbError(cmd, stderr=msg, serial=serial, msg=f"`{cmd}`: {'device unavailable: ' if gone else ''}{msg}")
+        raise AdbError(
+            cmd,
+            stderr=msg,
+            serial=serial,
+            msg=f"`{cmd}`: {'device unavailable: ' if gone else ''}{msg}",
+        )
     raise AdbError(cmd, serial=serial, msg=f"`{cmd}`: adb server answered {status!r}")
 
 

@@ -35,14 +35,23 @@ def _devices(args: argparse.Namespace) -> int:
         except HarnessError as e:
             rows.append((info.serial, "error", "-", "-", "-", str(e)[:60]))
             continue
-        rows.append((
-            info.serial, info.state, props.get("ro.product.model", "?"), props.get("ro.build.version.sdk", "?"),
-            prof.name if prof else "(no profile)",
-            ("eligible" if verdict.eligible else f"no: {verdict.reason}") if verdict else "-",
-        ))
+        rows.append(
+            (
+                info.serial,
+                info.state,
+                props.get("ro.product.model", "?"),
+                props.get("ro.build.version.sdk", "?"),
+                prof.name if prof else "(no profile)",
+                ("eligible" if verdict.eligible else f"no: {verdict.reason}") if verdict else "-",
+            )
+        )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + str(r[-1]))
+        print(
+            "  ".join(str(c).ljust(w) for c, w in zip(r[:-1], widths, strict=True))
+            + "  "
+            + str(r[-1])
+        )
     if len(rows) == 1:
         print(f"(no devices on the adb server at 127.0.0.1:{port})")
     return 0
@@ -50,8 +59,15 @@ def _devices(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("devices", help="list devices with the profile each matches")
-    p.add_argument("--adb-port", type=int, default=None, help="adb server port (default $ANDROID_ADB_SERVER_PORT or 5037)")
+    p.add_argument(
+        "--adb-port",
+        type=int,
+        default=None,
+        help="adb server port (default $ANDROID_ADB_SERVER_PORT or 5037)",
+    )
     p.add_argument("--profiles-dir", type=Path, default=None)
-    p.add_argument("--no-probe", dest="probe", action="store_false", help="skip the capability probe")
+    p.add_argument(
+        "--no-probe", dest="probe", action="store_false", help="skip the capability probe"
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="per-command timeout (s)")
     p.set_defaults(func=_devices)

@@ -48,7 +48,9 @@ def grab_framebuffer(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np.n
         fields = _FB_HEADER_V2.unpack(_read(s, _FB_HEADER_V2.size, deadline, device))
         bpp, _cs, size, w, h = fields[:5]
         if bpp != 32 or size != w * h * 4:
-            raise DeviceError(device.serial, f"framebuffer: {bpp} bpp, {size} bytes for {w}x{h} not supported")
+            raise DeviceError(
+                device.serial, f"framebuffer: {bpp} bpp, {size} bytes for {w}x{h} not supported"
+            )
         data = _read(s, size, deadline, device)
     rgba = np.frombuffer(data, np.uint8).reshape(h, w, 4)
     return np.ascontiguousarray(rgba[:, :, 2::-1])
@@ -62,7 +64,9 @@ def grab_screencap_raw(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np
     w, h, fmt = struct.unpack_from("<III", data)
     header = len(data) - w * h * 4
     if fmt != 1 or header not in (12, 16):
-        raise DeviceError(device.serial, f"screencap: format {fmt}, {len(data)} bytes for {w}x{h} not supported")
+        raise DeviceError(
+            device.serial, f"screencap: format {fmt}, {len(data)} bytes for {w}x{h} not supported"
+        )
     rgba = np.frombuffer(data, np.uint8, offset=header).reshape(h, w, 4)
     return np.ascontiguousarray(rgba[:, :, 2::-1])
 
@@ -88,11 +92,15 @@ def _read(s, n: int, deadline: float, device: Device) -> bytes:
     while len(buf) < n:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise DeviceError(device.serial, f"framebuffer: timed out after {len(buf)} of {n} bytes")
+            raise DeviceError(
+                device.serial, f"framebuffer: timed out after {len(buf)} of {n} bytes"
+            )
         s.settimeout(remaining)
         chunk = s.recv(min(1 << 20, n - len(buf)))
         if not chunk:
-            raise DeviceError(device.serial, f"framebuffer: stream ended after {len(buf)} of {n} bytes")
+            raise DeviceError(
+                device.serial, f"framebuffer: stream ended after {len(buf)} of {n} bytes"
+            )
         buf += chunk
     return bytes(buf)
 
@@ -108,12 +116,16 @@ class PollingSource:
     Stops when on_frame returns True, when stop() is called, or after max_s (always bounded).
     """
 
-    def __init__(self, device: Device, method: str | None = None, timeout_s: float = SHELL_TIMEOUT_S):
+    def __init__(
+        self, device: Device, method: str | None = None, timeout_s: float = SHELL_TIMEOUT_S
+    ):
         self.device = device
         self.method = method or polling_method(device)
         self.grab: Callable[[Device, float], np.ndarray] = {
-            "framebuffer": grab_framebuffer, "screencap": grab_screencap_raw,
-            "screencap-png": grab_screencap_png}[self.method]
+            "framebuffer": grab_framebuffer,
+            "screencap": grab_screencap_raw,
+            "screencap-png": grab_screencap_png,
+        }[self.method]
         self.timeout_s = timeout_s
         self.frames = 0
         self.error: Exception | None = None
@@ -136,7 +148,9 @@ class PollingSource:
                 return
 
     def start(self, on_frame: Callable[[Frame], bool], max_s: float) -> PollingSource:
-        self._thread = threading.Thread(target=self.run, args=(on_frame, max_s), daemon=True, name="frame-poll")
+        self._thread = threading.Thread(
+            target=self.run, args=(on_frame, max_s), daemon=True, name="frame-poll"
+        )
         self._thread.start()
         return self
 
@@ -155,8 +169,12 @@ class CameraSource:
     frame timed on arrival. Open and every read are bounded; a wrong URL or a stall is one
     clear error naming the URL."""
 
-    def __init__(self, url: str | int, open_timeout_s: float = CAMERA_OPEN_TIMEOUT_S,
-                 read_timeout_s: float = CAMERA_READ_TIMEOUT_S):
+    def __init__(
+        self,
+        url: str | int,
+        open_timeout_s: float = CAMERA_OPEN_TIMEOUT_S,
+        read_timeout_s: float = CAMERA_READ_TIMEOUT_S,
+    ):
         self.url = url
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -169,21 +187,33 @@ class CameraSource:
 
         from harness.errors import MeasurementError
 
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)]
-        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params) if isinstance(self.url, str) else cv2.VideoCapture(self.url)
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(self.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(self.read_timeout_s * 1000),
+        ]
+        cap = (
+            cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+            if isinstance(self.url, str)
+            else cv2.VideoCapture(self.url)
+        )
         try:
             if not cap.isOpened():
-                self.error = MeasurementError(f"lab camera {self.url}: cannot open the stream "
-                                              f"(wrong URL, or nothing answered within {self.open_timeout_s:g} s)")
+                self.error = MeasurementError(
+                    f"lab camera {self.url}: cannot open the stream "
+                    f"(wrong URL, or nothing answered within {self.open_timeout_s:g} s)"
+                )
                 return
             deadline = time.monotonic() + max_s
             while time.monotonic() < deadline:
                 t_req = time.monotonic()
                 ok, img = cap.read()
                 if not ok or img is None:
-                    self.error = MeasurementError(f"lab camera {self.url}: no frame within {self.read_timeout_s:g} s "
-                                                  f"(the stream stalled or ended after {self.frames} frames)")
+                    self.error = MeasurementError(
+                        f"lab camera {self.url}: no frame within {self.read_timeout_s:g} s "
+                        f"(the stream stalled or ended after {self.frames} frames)"
+                    )
                     return
                 frame = Frame(img, self.frames, t_req, time.monotonic(), "camera")
                 self.frames += 1
@@ -201,8 +231,13 @@ class ScreenrecordSource:
     time is arrival - delay, within the calibration's spread.
     """
 
-    def __init__(self, device: Device, size: tuple[int, int] | None = None, bit_rate: int = 4_000_000,
-                 read_timeout_s: float = SHELL_TIMEOUT_S):
+    def __init__(
+        self,
+        device: Device,
+        size: tuple[int, int] | None = None,
+        bit_rate: int = 4_000_000,
+        read_timeout_s: float = SHELL_TIMEOUT_S,
+    ):
         self.device = device
         self.size = size
         self.bit_rate = bit_rate
@@ -214,7 +249,9 @@ class ScreenrecordSource:
         import av
 
         if self.device.api_level < 21:
-            self.error = DeviceError(self.device.serial, "screenrecord to stdout needs API 21+ (use polling or a camera)")
+            self.error = DeviceError(
+                self.device.serial, "screenrecord to stdout needs API 21+ (use polling or a camera)"
+            )
             return
         limit = max(1, min(180, int(max_s + 1)))
         cmd = f"screenrecord --output-format=h264 --bit-rate {self.bit_rate} --time-limit {limit}"
@@ -229,14 +266,19 @@ class ScreenrecordSource:
                     try:
                         chunk = s.recv(1 << 16)
                     except TimeoutError:
-                        self.error = DeviceError(self.device.serial, f"screenrecord: no data for {self.read_timeout_s:g} s")
+                        self.error = DeviceError(
+                            self.device.serial,
+                            f"screenrecord: no data for {self.read_timeout_s:g} s",
+                        )
                         return
                     if not chunk:
                         return
                     for packet in codec.parse(chunk):
                         for vf in codec.decode(packet):
                             t = time.monotonic()
-                            frame = Frame(vf.to_ndarray(format="bgr24"), self.frames, t, t, "screenrecord")
+                            frame = Frame(
+                                vf.to_ndarray(format="bgr24"), self.frames, t, t, "screenrecord"
+                            )
                             self.frames += 1
                             if on_frame(frame):
                                 return

@@ -27,7 +27,9 @@ def probe(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> Capabilities:
     except ShellOutputError as e:
         raise DeviceError(device.serial, str(e)) from None
     for cmd in probe_commands(api):
-        outputs[cmd] = getprop if cmd == "getprop" else device.shell(cmd, timeout_s=timeout_s).stdout
+        outputs[cmd] = (
+            getprop if cmd == "getprop" else device.shell(cmd, timeout_s=timeout_s).stdout
+        )
     try:
         return capabilities_from(outputs)
     except ShellOutputError as e:

@@ -36,8 +36,15 @@ class Selector:
             raise ValueError("a selector needs text, resource_id or description")
 
     def __str__(self) -> str:
-        parts = [f"{k}={v!r}" for k, v in (("text", self.text), ("resource_id", self.resource_id),
-                                            ("description", self.description)) if v]
+        parts = [
+            f"{k}={v!r}"
+            for k, v in (
+                ("text", self.text),
+                ("resource_id", self.resource_id),
+                ("description", self.description),
+            )
+            if v
+        ]
         return ", ".join(parts)
 
 
@@ -83,12 +90,17 @@ def parse_hierarchy(xml: str) -> list[Element]:
             bounds = tuple(int(v) for v in b)
         except ValueError:
             bounds = (0, 0, 0, 0)
-        out.append(Element(
-            text=node.get("text", ""), resource_id=node.get("resource-id", ""),
-            description=node.get("content-desc", ""), class_name=node.get("class", ""),
-            package=node.get("package", ""), bounds=bounds,  # type: ignore[arg-type]
-            clickable=node.get("clickable") == "true",
-        ))
+        out.append(
+            Element(
+                text=node.get("text", ""),
+                resource_id=node.get("resource-id", ""),
+                description=node.get("content-desc", ""),
+                class_name=node.get("class", ""),
+                package=node.get("package", ""),
+                bounds=bounds,  # type: ignore[arg-type]
+                clickable=node.get("clickable") == "true",
+            )
+        )
     return out
 
 
@@ -103,7 +115,10 @@ class DumpBackend:
     def dump(self, timeout_s: float = WAIT_TIMEOUT_S) -> str:
         r = self.device.shell(f"uiautomator dump {_DUMP_PATH}", timeout_s=timeout_s)
         if r.returncode != 0 or "dumped to" not in r.stdout:
-            raise UiError(self.device.serial, f"uiautomator dump failed (exit {r.returncode}): {r.output.strip()[:200]}")
+            raise UiError(
+                self.device.serial,
+                f"uiautomator dump failed (exit {r.returncode}): {r.output.strip()[:200]}",
+            )
         return self.device.pull_bytes(_DUMP_PATH, timeout_s).decode("utf-8", "replace")
 
     def tap(self, x: float, y: float) -> None:
@@ -161,8 +176,12 @@ class Ui:
             try:
                 return cls(device, Uiautomator2Backend(device))
             except Exception as e:  # any failure to start the server means: use the fallback
-                log.info("%s: uiautomator2 unavailable (%s); using uiautomator dump", device.serial, e)
-                device.retries.record("ui-backend-fallback", 1, f"uiautomator2: {type(e).__name__}: {e}")
+                log.info(
+                    "%s: uiautomator2 unavailable (%s); using uiautomator dump", device.serial, e
+                )
+                device.retries.record(
+                    "ui-backend-fallback", 1, f"uiautomator2: {type(e).__name__}: {e}"
+                )
         return cls(device, DumpBackend(device))
 
     @property
@@ -172,13 +191,22 @@ class Ui:
     def elements(self) -> list[Element]:
         return parse_hierarchy(self.backend.dump())
 
-    def find(self, text: str | None = None, resource_id: str | None = None,
-             description: str | None = None) -> Element | None:
+    def find(
+        self,
+        text: str | None = None,
+        resource_id: str | None = None,
+        description: str | None = None,
+    ) -> Element | None:
         sel = Selector(text, resource_id, description)
         return next((e for e in self.elements() if e.matches(sel)), None)
 
-    def wait_for(self, text: str | None = None, resource_id: str | None = None,
-                 description: str | None = None, timeout_s: float = WAIT_TIMEOUT_S) -> Element:
+    def wait_for(
+        self,
+        text: str | None = None,
+        resource_id: str | None = None,
+        description: str | None = None,
+        timeout_s: float = WAIT_TIMEOUT_S,
+    ) -> Element:
         """Poll until an element matches. Raises UiError naming the selector and the wait."""
         sel = Selector(text, resource_id, description)
         deadline = time.monotonic() + timeout_s
@@ -193,13 +221,20 @@ class Ui:
                 raise UiError(self.device.serial, f"no element with {sel} within {timeout_s:g} s")
             time.sleep(_POLL_S)
 
-    def wait_gone(self, text: str | None = None, resource_id: str | None = None,
-                  description: str | None = None, timeout_s: float = WAIT_TIMEOUT_S) -> None:
+    def wait_gone(
+        self,
+        text: str | None = None,
+        resource_id: str | None = None,
+        description: str | None = None,
+        timeout_s: float = WAIT_TIMEOUT_S,
+    ) -> None:
         sel = Selector(text, resource_id, description)
         deadline = time.monotonic() + timeout_s
         while any(e.matches(sel) for e in self.elements()):
             if time.monotonic() >= deadline:
-                raise UiError(self.device.serial, f"element with {sel} still shown after {timeout_s:g} s")
+                raise UiError(
+                    self.device.serial, f"element with {sel} still shown after {timeout_s:g} s"
+                )
             time.sleep(_POLL_S)
 
     def tap(self, target: Element | tuple[float, float]) -> float:
@@ -211,8 +246,13 @@ class Ui:
         self.last_tap_window = (t, time.monotonic())
         return t
 
-    def tap_on(self, text: str | None = None, resource_id: str | None = None,
-               description: str | None = None, timeout_s: float = WAIT_TIMEOUT_S) -> float:
+    def tap_on(
+        self,
+        text: str | None = None,
+        resource_id: str | None = None,
+        description: str | None = None,
+        timeout_s: float = WAIT_TIMEOUT_S,
+    ) -> float:
         return self.tap(self.wait_for(text, resource_id, description, timeout_s))
 
     def swipe(self, x1: float, y1: float, x2: float, y2: float, duration_ms: int = 300) -> None:

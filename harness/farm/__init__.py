@@ -11,4 +11,14 @@ from harness.farm.adbserver import (
 )
 from harness.farm.twins import TwinInfo, TwinProcess
 
-__all__ = ["AdbServer", "TwinInfo", "TwinProcess", "adb_binary", "free_port", "free_port_block", "host_query", "parse_devices", "port_free"]
+__all__ = [
+    "AdbServer",
+    "TwinInfo",
+    "TwinProcess",
+    "adb_binary",
+    "free_port",
+    "free_port_block",
+    "host_query",
+    "parse_devices",
+    "port_free",
+]

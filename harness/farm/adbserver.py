@@ -147,7 +147,9 @@ class AdbServer:
     @property
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({"HOME": str(self.home), "ANDROID_ADB_SERVER_PORT": str(self.port), "ADB_MDNS": "0"})
+        env.update(
+            {"HOME": str(self.home), "ANDROID_ADB_SERVER_PORT": str(self.port), "ADB_MDNS": "0"}
+        )
         env.pop("ANDROID_SERIAL", None)
         return env
 
@@ -156,7 +158,10 @@ class AdbServer:
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(
                 [adb_binary(), "-P", str(self.port), "server", "nodaemon"],
-                env=self.env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         if self.reaper is not None:
@@ -164,15 +169,24 @@ class AdbServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise HarnessError(f"adb server on port {self.port} exited with {self.proc.returncode}: {self._log_tail()}")
+                raise HarnessError(
+                    f"adb server on port {self.port} exited with {self.proc.returncode}: {self._log_tail()}"
+                )
             try:
                 host_query(self.port, "host:version", timeout_s=1.0)
-                log.info("adb server up on port %d (pid %d, HOME %s)", self.port, self.proc.pid, self.home)
+                log.info(
+                    "adb server up on port %d (pid %d, HOME %s)",
+                    self.port,
+                    self.proc.pid,
+                    self.home,
+                )
                 return self
             except OSError:
                 time.sleep(_POLL_S)
         self.stop()
-        raise HarnessError(f"adb server on port {self.port} did not answer within {timeout_s:g} s: {self._log_tail()}")
+        raise HarnessError(
+            f"adb server on port {self.port} did not answer within {timeout_s:g} s: {self._log_tail()}"
+        )
 
     def _log_tail(self) -> str:
         try:
@@ -183,20 +197,30 @@ class AdbServer:
     def client(self, timeout_s: float = 10.0) -> adbutils.AdbClient:
         return adbutils.AdbClient(host="127.0.0.1", port=self.port, socket_timeout=timeout_s)
 
-    def adb(self, *args: str, timeout_s: float = 30.0, input: bytes | None = None) -> subprocess.CompletedProcess:
+    def adb(
+        self, *args: str, timeout_s: float = 30.0, input: bytes | None = None
+    ) -> subprocess.CompletedProcess:
         """Run the adb CLI against this server. Raises AdbTimeoutError past timeout_s."""
         cmd = [adb_binary(), "-P", str(self.port), *args]
         try:
-            return subprocess.run(cmd, env=self.env, capture_output=True, timeout=timeout_s, input=input)
+            return subprocess.run(
+                cmd, env=self.env, capture_output=True, timeout=timeout_s, input=input
+            )
         except subprocess.TimeoutExpired as e:
-            raise AdbTimeoutError(" ".join(args), timeout_s, stdout=(e.stdout or b"").decode(errors="replace")) from None
+            raise AdbTimeoutError(
+                " ".join(args), timeout_s, stdout=(e.stdout or b"").decode(errors="replace")
+            ) from None
 
     def states(self) -> dict[str, str]:
         """serial -> state ("device", "offline", "unauthorized", ...) as the server sees them."""
         return parse_devices(host_query(self.port, "host:devices", timeout_s=5.0))
 
-    def wait_for(self, serial: str, state: str | tuple[str, ...] = "device",
-                 timeout_s: float = DEVICE_TIMEOUT_S) -> str:
+    def wait_for(
+        self,
+        serial: str,
+        state: str | tuple[str, ...] = "device",
+        timeout_s: float = DEVICE_TIMEOUT_S,
+    ) -> str:
         """Wait (bounded) until serial is in state (or one of states); returns the state.
 
         Raises:
@@ -210,7 +234,9 @@ class AdbServer:
             if last in wanted:
                 return last
             time.sleep(_POLL_S)
-        raise AdbTimeoutError(f"wait-for-{'|'.join(wanted)}", timeout_s, serial=serial, stdout=f"last state: {last}")
+        raise AdbTimeoutError(
+            f"wait-for-{'|'.join(wanted)}", timeout_s, serial=serial, stdout=f"last state: {last}"
+        )
 
     def wait_gone(self, serial: str, timeout_s: float = DEVICE_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
@@ -220,8 +246,12 @@ class AdbServer:
             time.sleep(_POLL_S)
         raise AdbTimeoutError("wait-for-disconnect", timeout_s, serial=serial)
 
-    def connect(self, host_port: str, timeout_s: float = DEVICE_TIMEOUT_S,
-                state: str | tuple[str, ...] = "device") -> str:
+    def connect(
+        self,
+        host_port: str,
+        timeout_s: float = DEVICE_TIMEOUT_S,
+        state: str | tuple[str, ...] = "device",
+    ) -> str:
         """`adb connect` then wait for the state; returns the serial."""
         try:
             msg = self.client(timeout_s=timeout_s).connect(host_port, timeout=timeout_s)

@@ -36,7 +36,7 @@ def start_time(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     if fields and fields[0] == "Z":  # a zombie has finished: it counts as gone
         return None
     try:
@@ -65,9 +65,19 @@ class Reaper:
             self.ledger.parent.mkdir(parents=True, exist_ok=True)
             self.ledger.write_text("")
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.farm.reaper", str(me), str(start_time(me) or 0), str(self.ledger)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "harness.farm.reaper",
+                    str(me),
+                    str(start_time(me) or 0),
+                    str(self.ledger),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         except OSError as e:
             log.warning("no reaper (%s): a run killed outright would leave its processes behind", e)
             self.proc = None
@@ -138,7 +148,9 @@ def reap(entries: list[tuple[int, int]], grace_s: float = REAP_GRACE_S) -> list[
 
 def main(argv: list[str]) -> int:
     parent, parent_start, ledger = int(argv[0]), int(argv[1]), Path(argv[2])
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the run stopped us: it cleaned up itself
+    signal.signal(
+        signal.SIGTERM, lambda *_: sys.exit(0)
+    )  # the run stopped us: it cleaned up itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C for the run is not for us
     end = time.monotonic() + MAX_WATCH_S
     while time.monotonic() < end:

@@ -74,11 +74,26 @@ class TwinProcess:
     def discovered_as_emulator(self) -> bool:
         return self.port in EMULATOR_PORTS
 
-    def start(self, timeout_s: float = TWIN_START_TIMEOUT_S, connect: bool = True) -> list[TwinInfo]:
+    def start(
+        self, timeout_s: float = TWIN_START_TIMEOUT_S, connect: bool = True
+    ) -> list[TwinInfo]:
         """Start the process, wait for every twin's ready line, and (if not an emulator port)
         `adb connect` each one. Raises HarnessError naming the profile and the reason."""
-        cmd = [sys.executable, "-m", "harness.twin", "twin", "up", "--profile", self.profile,
-               "--port", str(self.port), "--count", str(self.count), "--state-dir", str(self.state_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness.twin",
+            "twin",
+            "up",
+            "--profile",
+            self.profile,
+            "--port",
+            str(self.port),
+            "--count",
+            str(self.count),
+            "--state-dir",
+            str(self.state_dir),
+        ]
         if self.accept_new_keys:
             cmd.append("--accept-new-keys")
         if not self.registered:
@@ -90,8 +105,14 @@ class TwinProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         logf = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=logf, stdin=subprocess.DEVNULL,
-                                         env=env, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=logf,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
         finally:
             logf.close()
         if self.reaper is not None:
@@ -102,11 +123,15 @@ class TwinProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.stop()
-                raise HarnessError(f"twin {self.profile} on port {self.port}: not ready within {timeout_s:g} s ({self._log_tail()})")
+                raise HarnessError(
+                    f"twin {self.profile} on port {self.port}: not ready within {timeout_s:g} s ({self._log_tail()})"
+                )
             ready, _, _ = select.select([self.proc.stdout], [], [], min(remaining, 0.5))
             if not ready:
                 if self.proc.poll() is not None:
-                    raise HarnessError(f"twin {self.profile} exited with {self.proc.returncode}: {self._log_tail()}")
+                    raise HarnessError(
+                        f"twin {self.profile} exited with {self.proc.returncode}: {self._log_tail()}"
+                    )
                 continue
             chunk = os.read(self.proc.stdout.fileno(), 65536)
             if not chunk:
@@ -118,21 +143,39 @@ class TwinProcess:
                 info = json.loads(line)
                 if not info.get("ready"):
                     self.stop()
-                    raise HarnessError(f"twin {self.profile} on port {self.port}: {info.get('error')}")
-                self.twins.append(TwinInfo(
-                    serial=info["serial"], port=info["port"], console_port=info["console_port"],
-                    profile=info["profile"], model=info["model"], api=info["api"],
-                    state_dir=Path(info["state_dir"]), truth=Path(info["truth"]), control=Path(info["control"]),
-                    backend=tuple(info["backend"]) if info.get("backend") else None,
-                    backend_truth=Path(info["backend_truth"]) if info.get("backend_truth") else None,
-                    walt=info.get("walt"), relay=info.get("relay"), camera=info.get("camera"),
-                ))
+                    raise HarnessError(
+                        f"twin {self.profile} on port {self.port}: {info.get('error')}"
+                    )
+                self.twins.append(
+                    TwinInfo(
+                        serial=info["serial"],
+                        port=info["port"],
+                        console_port=info["console_port"],
+                        profile=info["profile"],
+                        model=info["model"],
+                        api=info["api"],
+                        state_dir=Path(info["state_dir"]),
+                        truth=Path(info["truth"]),
+                        control=Path(info["control"]),
+                        backend=tuple(info["backend"]) if info.get("backend") else None,
+                        backend_truth=Path(info["backend_truth"])
+                        if info.get("backend_truth")
+                        else None,
+                        walt=info.get("walt"),
+                        relay=info.get("relay"),
+                        camera=info.get("camera"),
+                    )
+                )
         if connect and self.adb is not None:
             for twin in self.twins:
                 if twin.port in EMULATOR_PORTS:
                     continue
                 # an API 17 twin that may not know our key yet: either state is an answer
-                state = "device" if self.accept_new_keys or twin.api > 17 else ("device", "unauthorized")
+                state = (
+                    "device"
+                    if self.accept_new_keys or twin.api > 17
+                    else ("device", "unauthorized")
+                )
                 self.adb.connect(f"127.0.0.1:{twin.port}", state=state)
         return self.twins
 
@@ -143,7 +186,9 @@ class TwinProcess:
         except OSError:
             return "(no log)"
 
-    def control(self, op: str, serial: str | None = None, timeout_s: float = 5.0, **kw: Any) -> dict[str, Any]:
+    def control(
+        self, op: str, serial: str | None = None, timeout_s: float = 5.0, **kw: Any
+    ) -> dict[str, Any]:
         from harness.twin.control import control_request
 
         if not self.twins:

@@ -134,7 +134,11 @@ class Check:
 
     def describe(self) -> str:
         unit = f" {self.limit.unit}" if self.limit.unit else ""
-        mark = "ok" if self.passed else ("OVER BUDGET" if self.definitely_failed else "INCONCLUSIVE (within uncertainty)")
+        mark = (
+            "ok"
+            if self.passed
+            else ("OVER BUDGET" if self.definitely_failed else "INCONCLUSIVE (within uncertainty)")
+        )
         return f"{self.limit.metric} {self.limit.stat} = {self.measured:.4g}{unit} (limit {self.limit.op} {self.limit.value:g}{unit}): {mark}"
 
 
@@ -179,8 +183,14 @@ class Verdict:
             "message": self.message,
             "inconclusive": self.inconclusive,
             "checks": [
-                {"stat": c.limit.stat, "op": c.limit.op, "limit": c.limit.value, "measured": c.measured,
-                 "passed": c.passed, "inconclusive": c.inconclusive}
+                {
+                    "stat": c.limit.stat,
+                    "op": c.limit.op,
+                    "limit": c.limit.value,
+                    "measured": c.measured,
+                    "passed": c.passed,
+                    "inconclusive": c.inconclusive,
+                }
                 for c in self.checks
             ],
         }
@@ -197,5 +207,7 @@ def check(measurement: Measurement, budget: Budget) -> Verdict:
     for limit in limits:
         measured = stats.get(limit.stat)
         uncertainty = 0.0 if limit.stat == "n" else measurement.uncertainty
-        checks.append(Check(limit, measured, limit.holds(measured) and not math.isnan(measured), uncertainty))
+        checks.append(
+            Check(limit, measured, limit.holds(measured) and not math.isnan(measured), uncertainty)
+        )
     return Verdict(measurement.name, budget.name, tuple(checks), measurement.uncertainty)

@@ -50,7 +50,9 @@ def sdp_candidates(sdp: str) -> list[tuple[int, Address]]:
             continue
         transport, host, port, typ = m.group(3), m.group(4), int(m.group(5)), m.group(7)
         if transport.lower() != "udp" or typ != "host":
-            raise NetworkShaperError(f"ice relay: cannot relay a {transport} {typ} candidate ({line.strip()})")
+            raise NetworkShaperError(
+                f"ice relay: cannot relay a {transport} {typ} candidate ({line.strip()})"
+            )
         out.append((section, (host, port)))
     return out
 
@@ -93,7 +95,14 @@ class IceRelay:
     r.stop() when the session ends (never raises; counters survive it).
     """
 
-    def __init__(self, profile: NetworkProfile, *, seed: int = 0, forward: str = "down", host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        profile: NetworkProfile,
+        *,
+        seed: int = 0,
+        forward: str = "down",
+        host: str = "127.0.0.1",
+    ):
         self.profile = profile
         self.seed = seed
         self.forward = forward
@@ -111,13 +120,21 @@ class IceRelay:
         """
         cands = sdp_candidates(sdp)
         if not cands:
-            raise NetworkShaperError("ice relay: the offer has no candidate to relay (trickle ICE is not supported)")
+            raise NetworkShaperError(
+                "ice relay: the offer has no candidate to relay (trickle ICE is not supported)"
+            )
         try:
             for sec, target in cands:
                 if target not in self.relays:
                     self._section[target] = sec
-                    relay = UdpRelay((self.host, 0), target, self.profile, seed=self.seed + len(self.relays),
-                                     forward=self.forward, pinned=True)
+                    relay = UdpRelay(
+                        (self.host, 0),
+                        target,
+                        self.profile,
+                        seed=self.seed + len(self.relays),
+                        forward=self.forward,
+                        pinned=True,
+                    )
                     self.relays[target] = relay
                     relay.start()
         except BaseException:
@@ -145,7 +162,9 @@ class IceRelay:
             relay.pin_client(client)
             mapping[client] = relay.upstream_address
         if not mapping:
-            raise NetworkShaperError(f"ice relay: no answer candidate pairs with the offer's {offered}")
+            raise NetworkShaperError(
+                f"ice relay: no answer candidate pairs with the offer's {offered}"
+            )
         return rewrite_sdp(sdp, mapping)
 
     def counters(self) -> RelayCounters | None:

@@ -380,10 +380,15 @@ def _direction_commands(
         )
     )
     # the leaf under the shaped class: netem when there is impairment, else a plain queue limit
-    leaf = ("netem", *opts) if opts else (
-        ("pfifo", "limit", str(d.queue_packets)) if d.queue_packets is not None else ())
+    leaf = (
+        ("netem", *opts)
+        if opts
+        else (("pfifo", "limit", str(d.queue_packets)) if d.queue_packets is not None else ())
+    )
     if leaf:
-        cmds.append(("tc", "qdisc", "add", "dev", dev, "parent", _SHAPED_CLASS, "handle", "10:", *leaf))
+        cmds.append(
+            ("tc", "qdisc", "add", "dev", dev, "parent", _SHAPED_CLASS, "handle", "10:", *leaf)
+        )
     if ip is not None:
         proto, kw = ("ip", "ip") if ip.version == 4 else ("ipv6", "ip6")
         prefix = 32 if ip.version == 4 else 128

@@ -1004,8 +1004,15 @@ class RelayShaper(Shaper):
         self.report.note(self.final_counters.describe())
 
 
-def _configure(relay, listen: Address, target: Address, profile: NetworkProfile | None, seed: int,
-               forward: str, max_duration_s: float) -> None:
+def _configure(
+    relay,
+    listen: Address,
+    target: Address,
+    profile: NetworkProfile | None,
+    seed: int,
+    forward: str,
+    max_duration_s: float,
+) -> None:
     """The settings UdpRelay and TcpRelay share."""
     relay.listen = listen
     relay.target = target

@@ -31,32 +31,104 @@ _REQUIREMENTS = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("mayday-hil", "mayday-hil: devices, twins, budgets")
-    g.addoption("--device", action="append", default=[], metavar="SERIAL", help="run on this attached device (repeatable)")
-    g.addoption("--all-devices", action="store_true", help="run on every attached device in `device` state")
-    g.addoption("--profile", default=None, metavar="NAME", help="only devices matching this device profile")
-    g.addoption("--twin", action="append", default=[], metavar="PROFILE[xN]", help="start N device twins of PROFILE for the run")
-    g.addoption("--budget", default=None, metavar="NAME", help="budget to check against (default: the profile's)")
-    g.addoption("--profiles-dir", default=None, metavar="DIR", help="device profiles and budgets.yaml")
-    g.addoption("--adb-port", type=int, default=None, metavar="P", help="adb server port for attached devices (default $ANDROID_ADB_SERVER_PORT or 5037)")
-    g.addoption("--hil-reports", default=None, metavar="DIR", help="where reports/<run>/ go (default: reports)")
-    g.addoption("--network", default=None, metavar="PROFILE", help="network profile for every device test (hil net list)")
-    g.addoption("--media-slots", type=int, default=None, metavar="N",
-                help="live media sessions at once across workers (default: one per two cores)")
-    g.addoption("--walt", default=None, metavar="PORT", help="serial port of the WALT on the device's screen")
-    g.addoption("--relay", default=None, metavar="PORT", help="serial port of the USB relay powering the device")
-    g.addoption("--camera", default=None, metavar="URL", help="lab camera filming the device and the agent's monitor (dual view)")
-    g.addoption("--twin-lab", action="store_true", help="give each twin a simulated WALT, power relay and lab camera")
+    g.addoption(
+        "--device",
+        action="append",
+        default=[],
+        metavar="SERIAL",
+        help="run on this attached device (repeatable)",
+    )
+    g.addoption(
+        "--all-devices", action="store_true", help="run on every attached device in `device` state"
+    )
+    g.addoption(
+        "--profile", default=None, metavar="NAME", help="only devices matching this device profile"
+    )
+    g.addoption(
+        "--twin",
+        action="append",
+        default=[],
+        metavar="PROFILE[xN]",
+        help="start N device twins of PROFILE for the run",
+    )
+    g.addoption(
+        "--budget",
+        default=None,
+        metavar="NAME",
+        help="budget to check against (default: the profile's)",
+    )
+    g.addoption(
+        "--profiles-dir", default=None, metavar="DIR", help="device profiles and budgets.yaml"
+    )
+    g.addoption(
+        "--adb-port",
+        type=int,
+        default=None,
+        metavar="P",
+        help="adb server port for attached devices (default $ANDROID_ADB_SERVER_PORT or 5037)",
+    )
+    g.addoption(
+        "--hil-reports",
+        default=None,
+        metavar="DIR",
+        help="where reports/<run>/ go (default: reports)",
+    )
+    g.addoption(
+        "--network",
+        default=None,
+        metavar="PROFILE",
+        help="network profile for every device test (hil net list)",
+    )
+    g.addoption(
+        "--media-slots",
+        type=int,
+        default=None,
+        metavar="N",
+        help="live media sessions at once across workers (default: one per two cores)",
+    )
+    g.addoption(
+        "--walt",
+        default=None,
+        metavar="PORT",
+        help="serial port of the WALT on the device's screen",
+    )
+    g.addoption(
+        "--relay",
+        default=None,
+        metavar="PORT",
+        help="serial port of the USB relay powering the device",
+    )
+    g.addoption(
+        "--camera",
+        default=None,
+        metavar="URL",
+        help="lab camera filming the device and the agent's monitor (dual view)",
+    )
+    g.addoption(
+        "--twin-lab",
+        action="store_true",
+        help="give each twin a simulated WALT, power relay and lab camera",
+    )
     parser.addini("hil_profiles_dir", "device profiles directory", default="")
     parser.addini("hil_reports_dir", "reports directory", default="reports")
     parser.addini("hil_budget", "budget name overriding the profile's", default="")
-    parser.addini("hil_media_slots", "live media sessions at once across workers (default: one per two cores)",
-                  default="")
+    parser.addini(
+        "hil_media_slots",
+        "live media sessions at once across workers (default: one per two cores)",
+        default="",
+    )
 
 
 def _active(config: pytest.Config) -> bool:
     o = config.option
-    return bool(getattr(o, "twin", None) or getattr(o, "device", None) or getattr(o, "all_devices", False)
-                or getattr(o, "profile", None) or hasattr(config, "workerinput") and "hil" in config.workerinput)
+    return bool(
+        getattr(o, "twin", None)
+        or getattr(o, "device", None)
+        or getattr(o, "all_devices", False)
+        or getattr(o, "profile", None)
+        or hasattr(config, "workerinput")
+        and "hil" in config.workerinput
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -69,8 +141,11 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requires(*capabilities): skip unless the device has them "
-                            f"({', '.join(sorted(_REQUIREMENTS))}, eligible)")
+    config.addinivalue_line(
+        "markers",
+        "requires(*capabilities): skip unless the device has them "
+        f"({', '.join(sorted(_REQUIREMENTS))}, eligible)",
+    )
     config.addinivalue_line("markers", "budget(metric): the budget metric this test measures")
     config.addinivalue_line("markers", "network(profile): the network profile this test runs under")
     state = WorkerState.from_config(config, active=_active(config))
@@ -83,7 +158,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if not config.option.htmlpath:
             config.option.htmlpath = str(state.run_dir / "report.html")
             config.option.self_contained_html = True
-        overridden = any(o.startswith("generate_report_on_test=") for o in (config.option.override_ini or []))
+        overridden = any(
+            o.startswith("generate_report_on_test=") for o in (config.option.override_ini or [])
+        )
         if "generate_report_on_test" not in config.inicfg and not overridden:
             # the HTML report is rewritten after every test: a run killed outright keeps it
             # (pytest-html's own ini setting, defaulted here; pytest < 9 caches ini values here)
@@ -147,10 +224,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state: WorkerState = metafunc.config.stash[PLUGIN_STATE]
     specs = state.devices
     if not specs:
-        reason = ("no device for this run: pass --twin PROFILE, --device SERIAL, --all-devices or --profile NAME"
-                  if not state.active else "no attached device matches the selection")
-        metafunc.parametrize("hil_device", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
-                             ids=["no-device"], scope="session")
+        reason = (
+            "no device for this run: pass --twin PROFILE, --device SERIAL, --all-devices or --profile NAME"
+            if not state.active
+            else "no attached device matches the selection"
+        )
+        metafunc.parametrize(
+            "hil_device",
+            [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+            ids=["no-device"],
+            scope="session",
+        )
         return
     metafunc.parametrize("hil_device", specs, ids=[s.id for s in specs], scope="session")
 
@@ -241,8 +325,10 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
     It holds a media slot (--media-slots) while it lives: live sessions on a small host would
     otherwise starve each other and measure the host instead of the product."""
     if not hil_device.twin_control:
-        pytest.skip(f"{hil_device.serial}: the reference AgentBot speaks to the twin world's support backend; "
-                    "a real device needs an adapter for the production support backend")
+        pytest.skip(
+            f"{hil_device.serial}: the reference AgentBot speaks to the twin world's support backend; "
+            "a real device needs an adapter for the production support backend"
+        )
     from harness.session.agent import AiortcAgentBot
     from harness.twin.control import control_request
 
@@ -256,17 +342,29 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
         pytest.skip(f"{hil_device.serial}: {info.get('error')}")
     import uuid
 
-    monitor = hil_device.camera_url.rsplit("/", 1)[0] + "/agent_display" if hil_device.camera_url else None
+    monitor = (
+        hil_device.camera_url.rsplit("/", 1)[0] + "/agent_display"
+        if hil_device.camera_url
+        else None
+    )
     from harness.plugin.slots import MediaSlot, default_slots
 
-    slots = request.config.getoption("media_slots") or int(request.config.getini("hil_media_slots") or 0) \
+    slots = (
+        request.config.getoption("media_slots")
+        or int(request.config.getini("hil_media_slots") or 0)
         or default_slots()
+    )
     with MediaSlot(hil_state.run_dir, slots, who=hil_device.serial) as slot:
         if slot.waited_s > 0.5:
             request.node.user_properties.append(("hil_media_slot_wait_s", round(slot.waited_s, 1)))
-        bot = AiortcAgentBot(tuple(info["address"]), name=f"bot-{uuid.uuid4().hex[:8]}", device=hil_device.serial,
-                             display_url=monitor, media_profile=profile,
-                             http=tuple(info["http"]) if info.get("http") else None)
+        bot = AiortcAgentBot(
+            tuple(info["address"]),
+            name=f"bot-{uuid.uuid4().hex[:8]}",
+            device=hil_device.serial,
+            display_url=monitor,
+            media_profile=profile,
+            http=tuple(info["http"]) if info.get("http") else None,
+        )
         bot.start()
         try:
             yield bot
@@ -306,14 +404,17 @@ def network(request, hil_device, hil_state: WorkerState):
         yield None
         return
     with hil_state.shape(hil_device, name) as shaper:
-        request.node.user_properties.append(("hil_network", {"profile": name, "approximations": shaper.report.approximations}))
+        request.node.user_properties.append(
+            ("hil_network", {"profile": name, "approximations": shaper.report.approximations})
+        )
         yield shaper
 
 
 @pytest.fixture(autouse=True)
 def _hil_network(request):
     if "hil_device" in request.fixturenames and (
-            request.node.get_closest_marker("network") or request.config.getoption("network")):
+        request.node.get_closest_marker("network") or request.config.getoption("network")
+    ):
         request.getfixturevalue("network")
 
 
@@ -334,7 +435,9 @@ def _hil_requires(request):
             continue
         check = _REQUIREMENTS.get(name)
         if check is None:
-            raise pytest.UsageError(f"@requires({name!r}): unknown capability; use {', '.join(sorted(_REQUIREMENTS))}, eligible")
+            raise pytest.UsageError(
+                f"@requires({name!r}): unknown capability; use {', '.join(sorted(_REQUIREMENTS))}, eligible"
+            )
         if not check(caps):
             missing.append(name)
     if missing:
@@ -371,7 +474,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     tr = terminalreporter
     tr.section("mayday-hil")
     for spec in state.devices:
-        tr.write_line(f"device {spec.serial}: {spec.model} (API {spec.api_level}), profile {spec.profile or 'none'}")
+        tr.write_line(
+            f"device {spec.serial}: {spec.model} (API {spec.api_level}), profile {spec.profile or 'none'}"
+        )
     for line in state.summary_lines():
         tr.write_line(line)
     tr.write_line(f"results: {state.results_path} ({state.results_count} measurements)")

@@ -52,7 +52,7 @@ class DeviceSpec:
 
 
 def parse_twin_option(value: str) -> tuple[str, int]:
-    """"fire-hdx-7-2013x2" -> ("fire-hdx-7-2013", 2)."""
+    """ "fire-hdx-7-2013x2" -> ("fire-hdx-7-2013", 2)."""
     m = _TWIN_SPEC.match(value)
     if not m:
         raise ProfileError("--twin", value, "expected PROFILE or PROFILExN")
@@ -76,33 +76,53 @@ class HilRun:
         """Start a private adb server and the twins (each an own process); bounded waits."""
         parsed = [parse_twin_option(s) for s in specs]
         for name, _ in parsed:
-            load_profile(name, self.profiles_dir)  # unknown profile: ProfileError before anything starts
+            load_profile(
+                name, self.profiles_dir
+            )  # unknown profile: ProfileError before anything starts
         atexit.register(self.stop)
         home = Path(tempfile.mkdtemp(prefix="hil-run-adb-"))
         self.reaper = Reaper(home / "reaper.ledger").start()  # stops them all if this run is killed
         self.adb_server = AdbServer(home=home, reaper=self.reaper).start()
         self.adb_host, self.adb_port = "127.0.0.1", self.adb_server.port
         for name, count in parsed:
-            tp = TwinProcess(name, adb=self.adb_server, count=count,
-                             state_dir=Path(tempfile.mkdtemp(prefix=f"hil-twin-{name}-")),
-                             extra_args=("--walt", "--relay", "--camera") if lab else (), reaper=self.reaper)
+            tp = TwinProcess(
+                name,
+                adb=self.adb_server,
+                count=count,
+                state_dir=Path(tempfile.mkdtemp(prefix=f"hil-twin-{name}-")),
+                extra_args=("--walt", "--relay", "--camera") if lab else (),
+                reaper=self.reaper,
+            )
             self.twins.append(tp)
             tp.start()
 
-    def resolve(self, serials: list[str], profile_filter: str | None, walt_port: str | None = None,
-                relay_port: str | None = None, camera_url: str | None = None) -> list[DeviceSpec]:
+    def resolve(
+        self,
+        serials: list[str],
+        profile_filter: str | None,
+        walt_port: str | None = None,
+        relay_port: str | None = None,
+        camera_url: str | None = None,
+    ) -> list[DeviceSpec]:
         """The devices of this run: the twins, or the named serials, or every attached device."""
         profiles = load_profiles(self.profiles_dir)
         if profile_filter and profile_filter not in profiles:
-            raise ProfileError(str(self.profiles_dir or "device_profiles"), "--profile",
-                               f"unknown profile {profile_filter!r}; known: {', '.join(sorted(profiles))}")
+            raise ProfileError(
+                str(self.profiles_dir or "device_profiles"),
+                "--profile",
+                f"unknown profile {profile_filter!r}; known: {', '.join(sorted(profiles))}",
+            )
         twin_info = {f"127.0.0.1:{t.port}": t for tp in self.twins for t in tp.twins}
         import adbutils
 
         try:
-            listed = adbutils.AdbClient(host=self.adb_host, port=self.adb_port, socket_timeout=5).list()
+            listed = adbutils.AdbClient(
+                host=self.adb_host, port=self.adb_port, socket_timeout=5
+            ).list()
         except (adbutils.AdbError, OSError) as e:
-            raise HarnessError(f"adb server {self.adb_host}:{self.adb_port} unreachable: {e}") from None
+            raise HarnessError(
+                f"adb server {self.adb_host}:{self.adb_port} unreachable: {e}"
+            ) from None
         states = {d.serial: d.state for d in listed}
         if twin_info:
             wanted = list(twin_info)
@@ -125,19 +145,41 @@ class HilRun:
             if profile_filter and (prof is None or prof.name != profile_filter):
                 continue
             info = twin_info.get(serial)
-            console = info.console_port if info else (int(serial.split("-", 1)[1]) if serial.startswith("emulator-") else None)
-            home = self.adb_server.home if self.adb_server is not None else Path(os.path.expanduser("~"))
-            out.append(DeviceSpec(
-                serial=serial, adb_host=self.adb_host, adb_port=self.adb_port,
-                profile=prof.name if prof else None, model=props.get("ro.product.model", "?"),
-                api_level=int(props.get("ro.build.version.sdk", "0") or 0),
-                twin_truth=str(info.truth) if info else None, twin_control=str(info.control) if info else None,
-                console_port=console, console_token_file=str(home / ".emulator_console_auth_token") if console else None,
-                walt_port=(info.walt if info else walt_port), relay_port=(info.relay if info else relay_port),
-                camera_url=(f"{info.camera}/stream.mjpg" if info and info.camera else camera_url),
-            ))
+            console = (
+                info.console_port
+                if info
+                else (int(serial.split("-", 1)[1]) if serial.startswith("emulator-") else None)
+            )
+            home = (
+                self.adb_server.home
+                if self.adb_server is not None
+                else Path(os.path.expanduser("~"))
+            )
+            out.append(
+                DeviceSpec(
+                    serial=serial,
+                    adb_host=self.adb_host,
+                    adb_port=self.adb_port,
+                    profile=prof.name if prof else None,
+                    model=props.get("ro.product.model", "?"),
+                    api_level=int(props.get("ro.build.version.sdk", "0") or 0),
+                    twin_truth=str(info.truth) if info else None,
+                    twin_control=str(info.control) if info else None,
+                    console_port=console,
+                    console_token_file=str(home / ".emulator_console_auth_token")
+                    if console
+                    else None,
+                    walt_port=(info.walt if info else walt_port),
+                    relay_port=(info.relay if info else relay_port),
+                    camera_url=(
+                        f"{info.camera}/stream.mjpg" if info and info.camera else camera_url
+                    ),
+                )
+            )
         if (walt_port or relay_port or camera_url) and len(out) != 1:
-            raise HarnessError(f"--walt/--relay/--camera name the instruments of one device; {len(out)} devices were selected")
+            raise HarnessError(
+                f"--walt/--relay/--camera name the instruments of one device; {len(out)} devices were selected"
+            )
         self.devices = out
         return out
 

@@ -54,8 +54,10 @@ class MediaSlot:
                     log.info("%s: waited %.1f s for a media slot", self.who, self.waited_s)
                 return self
             if time.monotonic() - t0 > self.wait_s:
-                raise HarnessError(f"{self.who}: no media slot of {self.slots} free within {self.wait_s:g} s "
-                                   "(raise --media-slots, or run fewer workers)")
+                raise HarnessError(
+                    f"{self.who}: no media slot of {self.slots} free within {self.wait_s:g} s "
+                    "(raise --media-slots, or run fewer workers)"
+                )
             time.sleep(_POLL_S)
 
     def __exit__(self, *exc: object) -> None:

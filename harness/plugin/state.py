@@ -31,8 +31,15 @@ def _run_id() -> str:
 class WorkerState:
     """What one pytest process knows of the run: devices, profiles, budgets, caches."""
 
-    def __init__(self, config: pytest.Config, active: bool, is_controller: bool, run_dir: Path,
-                 devices: list[DeviceSpec], profiles_dir: Path | None):
+    def __init__(
+        self,
+        config: pytest.Config,
+        active: bool,
+        is_controller: bool,
+        run_dir: Path,
+        devices: list[DeviceSpec],
+        profiles_dir: Path | None,
+    ):
         self.config = config
         self.active = active
         self.is_controller = is_controller
@@ -57,9 +64,17 @@ class WorkerState:
         profiles_dir = Path(profiles_dir) if profiles_dir else None
         if winput is not None and "hil" in winput:
             data = winput["hil"]
-            return cls(config, True, False, Path(data["run_dir"]),
-                       [DeviceSpec(**d) for d in data["devices"]], profiles_dir)
-        base = Path(config.getoption("hil_reports") or config.getini("hil_reports_dir") or "reports")
+            return cls(
+                config,
+                True,
+                False,
+                Path(data["run_dir"]),
+                [DeviceSpec(**d) for d in data["devices"]],
+                profiles_dir,
+            )
+        base = Path(
+            config.getoption("hil_reports") or config.getini("hil_reports_dir") or "reports"
+        )
         if not base.is_absolute():
             base = Path(config.rootpath) / base
         return cls(config, active, winput is None, base / _run_id(), [], profiles_dir)
@@ -77,7 +92,9 @@ class WorkerState:
         if o.twin:
             self.run.start_twins(o.twin, lab=o.twin_lab)
         self.devices = self.run.resolve(list(o.device), o.profile, o.walt, o.relay, o.camera)
-        (self.run_dir / "devices.json").write_text(json.dumps([d.to_dict() for d in self.devices], indent=2))
+        (self.run_dir / "devices.json").write_text(
+            json.dumps([d.to_dict() for d in self.devices], indent=2)
+        )
 
     def stop(self) -> None:
         """Never raises: close results, stop twins and the private adb server by PID."""
@@ -118,7 +135,9 @@ class WorkerState:
 
     def budgets(self) -> dict[str, Budget]:
         if self._budgets is None:
-            self._budgets = load_budgets(Path(self.profiles_dir or DEFAULT_PROFILES_DIR) / "budgets.yaml")
+            self._budgets = load_budgets(
+                Path(self.profiles_dir or DEFAULT_PROFILES_DIR) / "budgets.yaml"
+            )
         return self._budgets
 
     def budget(self, spec: DeviceSpec) -> Budget:
@@ -127,8 +146,11 @@ class WorkerState:
         name = override or (prof.budget if prof else "default")
         budgets = self.budgets()
         if name not in budgets:
-            raise ProfileError(str(Path(self.profiles_dir or DEFAULT_PROFILES_DIR) / "budgets.yaml"), name,
-                               f"no such budget; known: {', '.join(sorted(budgets))}")
+            raise ProfileError(
+                str(Path(self.profiles_dir or DEFAULT_PROFILES_DIR) / "budgets.yaml"),
+                name,
+                f"no such budget; known: {', '.join(sorted(budgets))}",
+            )
         return budgets[name]
 
     def shape(self, spec: DeviceSpec, profile_name: str, approximate: bool = True):
@@ -142,10 +164,16 @@ class WorkerState:
 
         profile = load_network_profile(profile_name)
         if spec.console_port is None:
-            pytest.skip(f"{spec.serial} has no emulator console: shape its Wi-Fi on the lab gateway "
-                        f"(hil net apply {profile_name} --via netem --dev IFACE)")
-        return EmulatorConsoleShaper(profile, spec.console_port, token_file=Path(spec.console_token_file),
-                                     approximate=approximate)
+            pytest.skip(
+                f"{spec.serial} has no emulator console: shape its Wi-Fi on the lab gateway "
+                f"(hil net apply {profile_name} --via netem --dev IFACE)"
+            )
+        return EmulatorConsoleShaper(
+            profile,
+            spec.console_port,
+            token_file=Path(spec.console_token_file),
+            approximate=approximate,
+        )
 
     # --- controller reporting
     def environment_rows(self) -> dict[str, str]:
@@ -154,11 +182,13 @@ class WorkerState:
             facts = f"{spec.model}, API {spec.api_level}, profile {spec.profile or 'none'}"
             try:
                 caps = self.capabilities(self.device(spec))
-                facts += (f"; mic {'yes' if caps.microphone else 'no'}, front cam {'yes' if caps.front_camera else 'no'}"
-                          f", back cam {'yes' if caps.back_camera else 'no'}"
-                          f", Wi-Fi {'connected' if caps.wifi and caps.wifi.connected else 'not connected'}"
-                          f", account {'yes' if caps.account_registered else 'no'}"
-                          f", capture {'/'.join(caps.capture_backends)}")
+                facts += (
+                    f"; mic {'yes' if caps.microphone else 'no'}, front cam {'yes' if caps.front_camera else 'no'}"
+                    f", back cam {'yes' if caps.back_camera else 'no'}"
+                    f", Wi-Fi {'connected' if caps.wifi and caps.wifi.connected else 'not connected'}"
+                    f", account {'yes' if caps.account_registered else 'no'}"
+                    f", capture {'/'.join(caps.capture_backends)}"
+                )
             except Exception as e:  # the environment table must never break the run
                 facts += f"; capabilities not probed: {e}"
             rows[f"Device {spec.serial}"] = facts
@@ -195,20 +225,29 @@ class WorkerState:
         lines = []
         for v in self.verdicts:
             verdict = v.get("verdict") or {}
-            mark = "PASS" if verdict.get("passed", True) else ("INCONCLUSIVE" if verdict.get("inconclusive") else "FAIL")
+            mark = (
+                "PASS"
+                if verdict.get("passed", True)
+                else ("INCONCLUSIVE" if verdict.get("inconclusive") else "FAIL")
+            )
             stats = v.get("stats") or {}
-            lines.append(f"{mark} {v['metric']} on {v['device']}: n={stats.get('n')} mean={stats.get('mean', float('nan')):.4g} "
-                         f"p95={stats.get('p95', float('nan')):.4g} {v.get('unit', '')}")
+            lines.append(
+                f"{mark} {v['metric']} on {v['device']}: n={stats.get('n')} mean={stats.get('mean', float('nan')):.4g} "
+                f"p95={stats.get('p95', float('nan')):.4g} {v.get('unit', '')}"
+            )
         for dev, counts in self.retries.items():
             lines.append(f"retries on {dev}: " + ", ".join(f"{k}={n}" for k, n in counts.items()))
         return lines
 
     def write_summary(self, exitstatus: int) -> None:
         summary = {
-            "run": self.run_dir.name, "exitstatus": exitstatus,
+            "run": self.run_dir.name,
+            "exitstatus": exitstatus,
             "devices": [d.to_dict() for d in self.devices],
             "measurements": len(self.verdicts),
-            "failed_verdicts": sum(1 for v in self.verdicts if not (v.get("verdict") or {}).get("passed", True)),
+            "failed_verdicts": sum(
+                1 for v in self.verdicts if not (v.get("verdict") or {}).get("passed", True)
+            ),
             "retries": self.retries,
         }
         try:
@@ -245,13 +284,22 @@ class Recorder:
             if not m.samples:
                 continue
             verdict = self.verdicts.get(id(m))
-            out.append({
-                "test": self.nodeid, "device": self.spec.serial, "profile": self.spec.profile,
-                "model": self.spec.model, "metric": m.name, "unit": m.unit,
-                "stats": asdict(m.stats()), "uncertainty": m.uncertainty,
-                "samples": [s.value for s in m.samples], "meta": m.meta,
-                "verdict": verdict.to_dict() if verdict else None, "t": time.time(),
-            })
+            out.append(
+                {
+                    "test": self.nodeid,
+                    "device": self.spec.serial,
+                    "profile": self.spec.profile,
+                    "model": self.spec.model,
+                    "metric": m.name,
+                    "unit": m.unit,
+                    "stats": asdict(m.stats()),
+                    "uncertainty": m.uncertainty,
+                    "samples": [s.value for s in m.samples],
+                    "meta": m.meta,
+                    "verdict": verdict.to_dict() if verdict else None,
+                    "t": time.time(),
+                }
+            )
         return out
 
 
@@ -281,18 +329,26 @@ def network_matrix(records: list[dict[str, Any]]) -> str:
         if value is None:
             continue
         verdict = v.get("verdict") or {}
-        mark = "" if verdict.get("passed", True) else (" (inconclusive)" if verdict.get("inconclusive")
-                                                        else " (over budget)")
+        mark = (
+            ""
+            if verdict.get("passed", True)
+            else (" (inconclusive)" if verdict.get("inconclusive") else " (over budget)")
+        )
         cells.setdefault((v["device"], net), {})[col[0]] = col[2].format(value) + mark
     if not cells:
         return ""
     used = [c for c in MATRIX_COLUMNS if any(c[0] in row for row in cells.values())]
-    head = "<tr><th>device</th><th>network</th>" + "".join(
-        f"<th>{html.escape(m)} ({s})</th>" for m, s, _ in used) + "</tr>"
+    head = (
+        "<tr><th>device</th><th>network</th>"
+        + "".join(f"<th>{html.escape(m)} ({s})</th>" for m, s, _ in used)
+        + "</tr>"
+    )
     rows = "".join(
         f"<tr><th>{html.escape(d)}</th><th>{html.escape(n)}</th>"
-        + "".join(f"<td>{html.escape(cells[(d, n)].get(m, '-'))}</td>" for m, _, _ in used) + "</tr>"
-        for d, n in sorted(cells))
+        + "".join(f"<td>{html.escape(cells[(d, n)].get(m, '-'))}</td>" for m, _, _ in used)
+        + "</tr>"
+        for d, n in sorted(cells)
+    )
     return f"<h3>Per network profile</h3><table>{head}{rows}</table>"
 
 
@@ -304,7 +360,12 @@ def failure_extras(dev) -> list:
 
     out = []
     try:
-        out.append(extras.png(png_b64(dev.screenshot_png(timeout_s=_FAILURE_SHELL_TIMEOUT_S)), f"screen of {dev.serial}"))
+        out.append(
+            extras.png(
+                png_b64(dev.screenshot_png(timeout_s=_FAILURE_SHELL_TIMEOUT_S)),
+                f"screen of {dev.serial}",
+            )
+        )
     except Exception as e:
         out.append(extras.text(f"no screenshot: {e}", name="screenshot"))
     try:

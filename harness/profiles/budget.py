@@ -84,7 +84,9 @@ def load_budgets(path: Path | str) -> dict[str, Budget]:
                 sf = mf.sub(str(stat))
                 for op_key, op in (("max", "<="), ("min", ">=")):
                     if op_key in sf.data:
-                        limits.append(Limit(str(metric), str(stat), op, sf.get(op_key, float), unit, source))
+                        limits.append(
+                            Limit(str(metric), str(stat), op, sf.get(op_key, float), unit, source)
+                        )
                 sf.finish()
                 if not any(k in sf.data for k in ("max", "min")):
                     raise mf.error(str(stat), "needs max or min")
@@ -97,7 +99,9 @@ def load_budgets(path: Path | str) -> dict[str, Budget]:
 
     def resolve(name: str, seen: tuple[str, ...]) -> dict[str, tuple[Limit, ...]]:
         if name in seen:
-            raise ProfileError(str(path), f"budgets.{name}.extends", f"cycle: {' -> '.join(seen + (name,))}")
+            raise ProfileError(
+                str(path), f"budgets.{name}.extends", f"cycle: {' -> '.join(seen + (name,))}"
+            )
         parent, metrics = raw[name]
         if parent is None:
             return dict(metrics)
@@ -108,6 +112,8 @@ def load_budgets(path: Path | str) -> dict[str, Budget]:
         return merged
 
     return {
-        name: Budget(name, str(path), tuple(lim for lims in resolve(name, ()).values() for lim in lims))
+        name: Budget(
+            name, str(path), tuple(lim for lims in resolve(name, ()).values() for lim in lims)
+        )
         for name in raw
     }

@@ -85,8 +85,14 @@ def load_profile(name_or_path: str | Path, profiles_dir: Path | None = None) -> 
         directory = Path(profiles_dir or DEFAULT_PROFILES_DIR)
         path = directory / f"{name_or_path}.yaml"
         if not path.is_file():
-            known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml") if p.stem != "budgets"))
-            raise ProfileError(str(path), "name", f"unknown profile {str(name_or_path)!r}; known: {known or 'none'}")
+            known = ", ".join(
+                sorted(p.stem for p in directory.glob("*.yaml") if p.stem != "budgets")
+            )
+            raise ProfileError(
+                str(path),
+                "name",
+                f"unknown profile {str(name_or_path)!r}; known: {known or 'none'}",
+            )
     return _parse(path, read_yaml(path))
 
 
@@ -127,15 +133,25 @@ def _parse(path: Path, data: object) -> DeviceProfile:
         props.append((str(key), str(value)))
     props_f.finish()
     propd = dict(props)
-    for required in ("ro.product.model", "ro.product.name", "ro.product.device", "ro.build.version.sdk"):
+    for required in (
+        "ro.product.model",
+        "ro.product.name",
+        "ro.product.device",
+        "ro.build.version.sdk",
+    ):
         if required not in propd:
             raise props_f.error(required, "missing required property")
     for key in ("ro.product.model", "ro.product.name", "ro.product.device"):
         if any(c in propd[key] for c in _BANNER_FORBIDDEN):
-            raise props_f.error(key, "must not contain ':', ';' or '=' (it goes into the adb banner)")
+            raise props_f.error(
+                key, "must not contain ':', ';' or '=' (it goes into the adb banner)"
+            )
     api = f.get("api_level", int, min_value=_MIN_API, max_value=_MAX_API)
     if propd["ro.build.version.sdk"] != str(api):
-        raise props_f.error("ro.build.version.sdk", f"{propd['ro.build.version.sdk']!r} disagrees with api_level {api}")
+        raise props_f.error(
+            "ro.build.version.sdk",
+            f"{propd['ro.build.version.sdk']!r} disagrees with api_level {api}",
+        )
     disp = f.sub("display")
     display = Display(
         width=disp.get("width", int, min_value=120, max_value=8192),
@@ -161,7 +177,9 @@ def _parse(path: Path, data: object) -> DeviceProfile:
     timezone = support.get("timezone", str, "America/Los_Angeles")
     support.finish()
     extra_f = f.sub("extra", {})
-    extra = tuple((str(k), str(extra_f.get(k, (str, int, float, bool)))) for k in list(extra_f.data))
+    extra = tuple(
+        (str(k), str(extra_f.get(k, (str, int, float, bool)))) for k in list(extra_f.data)
+    )
     extra_f.finish()
     profile = DeviceProfile(
         name=name,
@@ -182,5 +200,7 @@ def _parse(path: Path, data: object) -> DeviceProfile:
     )
     f.finish()
     if not profile.matches(propd):
-        raise ProfileError(str(path), "match", "the profile's own properties do not satisfy its matchers")
+        raise ProfileError(
+            str(path), "match", "the profile's own properties do not satisfy its matchers"
+        )
     return profile

@@ -44,7 +44,15 @@ class Fields:
     def error(self, name: str, msg: str) -> ProfileError:
         return ProfileError(self.file, self.path(name), msg)
 
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., *, min_value=None, max_value=None):
+    def get(
+        self,
+        name: str,
+        kind: type | tuple[type, ...],
+        default: Any = ...,
+        *,
+        min_value=None,
+        max_value=None,
+    ):
         self.used.add(name)
         if name not in self.data:
             if default is ...:
@@ -53,7 +61,12 @@ class Fields:
         value = self.data[name]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         # YAML ints are acceptable where floats are asked for; bools are never numbers.
-        if float in kinds and int not in kinds and isinstance(value, int) and not isinstance(value, bool):
+        if (
+            float in kinds
+            and int not in kinds
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+        ):
             value = float(value)
         if isinstance(value, bool) and bool not in kinds:
             raise self.error(name, f"expected {_names(kinds)}, got a boolean")
@@ -77,7 +90,9 @@ class Fields:
         """Reject keys nobody asked for (typos must not pass silently)."""
         extra = sorted(set(map(str, self.data)) - self.used)
         if extra:
-            raise self.error(extra[0], "unknown key" + (f" (also: {', '.join(extra[1:])})" if extra[1:] else ""))
+            raise self.error(
+                extra[0], "unknown key" + (f" (also: {', '.join(extra[1:])})" if extra[1:] else "")
+            )
 
 
 def _kind(value: Any) -> str:

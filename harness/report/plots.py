@@ -17,7 +17,9 @@ def _canvas(title: str) -> np.ndarray:
     return img
 
 
-def _axes(img: np.ndarray, x_lo: float, x_hi: float, y_lo: float, y_hi: float, xlabel: str, ylabel: str):
+def _axes(
+    img: np.ndarray, x_lo: float, x_hi: float, y_lo: float, y_hi: float, xlabel: str, ylabel: str
+):
     x0, y0, x1, y1 = _MARGIN_L, _H - _MARGIN_B, _W - _MARGIN_R, _MARGIN_T
 
     def to_px(x: float, y: float) -> tuple[int, int]:
@@ -67,7 +69,9 @@ def cdf_png(values, unit: str, title: str, limits: list[tuple[str, float]] = ())
     return _png(img)
 
 
-def hist_png(values, unit: str, title: str, limits: list[tuple[str, float]] = (), bins: int = 20) -> bytes:
+def hist_png(
+    values, unit: str, title: str, limits: list[tuple[str, float]] = (), bins: int = 20
+) -> bytes:
     """Histogram of values, with vertical budget lines."""
     img = _canvas(title)
     arr = np.asarray(values, float)
@@ -93,8 +97,14 @@ def series_png(times, values, unit: str, title: str, limits: list[tuple[str, flo
     pad = (hi - lo) * 0.1 or 0.05
     to_px = _axes(img, 0.0, float(t.max()) if t.size else 1.0, lo - pad, hi + pad, "s", unit)
     if t.size > 1:
-        cv2.polylines(img, [np.array([to_px(a, b) for a, b in zip(t, v, strict=True)], np.int32)], False, _BLUE, 2,
-                      cv2.LINE_AA)
+        cv2.polylines(
+            img,
+            [np.array([to_px(a, b) for a, b in zip(t, v, strict=True)], np.int32)],
+            False,
+            _BLUE,
+            2,
+            cv2.LINE_AA,
+        )
     for label, value in limits:
         left, right = to_px(0.0, value), to_px(float(t.max()) if t.size else 1.0, value)
         cv2.line(img, left, right, _RED, 1, cv2.LINE_AA)
@@ -105,21 +115,33 @@ def series_png(times, values, unit: str, title: str, limits: list[tuple[str, flo
 def side_by_side_png(left: np.ndarray, right: np.ndarray, caption: str, width: int = 640) -> bytes:
     """Two frames (e.g. sent and received) side by side at the same height, with a caption."""
     h = min(left.shape[0], right.shape[0], 360)
+
     def fit(img):
-        return cv2.resize(img, (max(1, int(img.shape[1] * h / img.shape[0])), h), interpolation=cv2.INTER_AREA)
+        return cv2.resize(
+            img, (max(1, int(img.shape[1] * h / img.shape[0])), h), interpolation=cv2.INTER_AREA
+        )
+
     both = np.hstack([fit(left), np.full((h, 8, 3), 255, np.uint8), fit(right)])
     both = np.vstack([both, np.full((28, both.shape[1], 3), 255, np.uint8)])
     cv2.putText(both, caption, (6, h + 20), _FONT, 0.5, _BLACK, 1, cv2.LINE_AA)
     scale = min(1.0, width / both.shape[1])
     if scale < 1:
-        both = cv2.resize(both, (int(both.shape[1] * scale), int(both.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        both = cv2.resize(
+            both,
+            (int(both.shape[1] * scale), int(both.shape[0] * scale)),
+            interpolation=cv2.INTER_AREA,
+        )
     return _png(both)
 
 
 def thumbnail_png(image: np.ndarray, width: int = 480) -> bytes:
     h, w = image.shape[:2]
     scale = min(1.0, width / w)
-    small = cv2.resize(image, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+    small = (
+        cv2.resize(image, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+        if scale < 1
+        else image
+    )
     return _png(small)
 
 

@@ -73,7 +73,9 @@ class AgentBot(Protocol):
     def start(self) -> None: ...
     def wait_for_session(self, timeout_s: float) -> BotSession: ...
     def wait_connected(self, timeout_s: float) -> None: ...
-    def send_stroke(self, points: list[tuple[float, float]], color=(255, 0, 0), width: int = 6) -> float: ...
+    def send_stroke(
+        self, points: list[tuple[float, float]], color=(255, 0, 0), width: int = 6
+    ) -> float: ...
     def send_tap(self, x: float, y: float) -> dict: ...
     def request_control(self) -> None: ...
     def request_access(self, package: str) -> None: ...
@@ -90,9 +92,18 @@ def pin_ice_to_loopback() -> None:
 class AiortcAgentBot:
     """Reference AgentBot over aiortc, speaking to the twin world's backend."""
 
-    def __init__(self, backend: tuple[str, int], name: str = "bot-1", video_size=AGENT_VIDEO_SIZE,
-                 fps: float = AGENT_FPS, device: str | None = None, display_url: str | None = None,
-                 media_profile=None, media_seed: int = 0, http: tuple[str, int] | None = None):
+    def __init__(
+        self,
+        backend: tuple[str, int],
+        name: str = "bot-1",
+        video_size=AGENT_VIDEO_SIZE,
+        fps: float = AGENT_FPS,
+        device: str | None = None,
+        display_url: str | None = None,
+        media_profile=None,
+        media_seed: int = 0,
+        http: tuple[str, int] | None = None,
+    ):
         self.backend = backend  # the backend's JSON-lines address (used when http is None)
         self.http = http  # the backend's HTTP agent API (host, port): preferred when given
         self.agent_id: str | None = None  # the backend's ID of this agent (HTTP)
@@ -121,7 +132,9 @@ class AiortcAgentBot:
     # --- lifecycle (sync API, an asyncio loop in a thread)
     def start(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name=f"agentbot-{self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name=f"agentbot-{self.name}", daemon=True
+        )
         self._thread.start()
         self._call(self._join(), JOIN_TIMEOUT_S)
 
@@ -139,11 +152,17 @@ class AiortcAgentBot:
             return
         host, port = self.backend
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), JOIN_TIMEOUT_S)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), JOIN_TIMEOUT_S
+            )
         except (TimeoutError, OSError) as e:
-            raise SessionError(f"agent bot {self.name}: support backend {host}:{port} unreachable: {e}") from None
+            raise SessionError(
+                f"agent bot {self.name}: support backend {host}:{port} unreachable: {e}"
+            ) from None
         self._writer = writer
-        writer.write((json.dumps({"op": "agent", "name": self.name, "device": self.device}) + "\n").encode())
+        writer.write(
+            (json.dumps({"op": "agent", "name": self.name, "device": self.device}) + "\n").encode()
+        )
         await writer.drain()
         first = json.loads(await asyncio.wait_for(reader.readline(), JOIN_TIMEOUT_S) or b"{}")
         if first.get("event") != "joined":
@@ -165,7 +184,9 @@ class AiortcAgentBot:
     async def _on_event(self, msg: dict) -> None:
         ev = msg.get("event")
         if ev == "session":
-            self.session = BotSession(int(msg["rid"]), str(msg["device"]), time.monotonic(), asyncio.Event())
+            self.session = BotSession(
+                int(msg["rid"]), str(msg["device"]), time.monotonic(), asyncio.Event()
+            )
             self._session_ready.set()
         elif ev == "signal" and self.session is not None:
             await self._on_signal(msg.get("data") or {})
@@ -179,7 +200,9 @@ class AiortcAgentBot:
             await self._writer.drain()
             return
         op = msg.get("op")
-        body = {"rid": msg["rid"], "data": msg.get("data")} if op == "signal" else {"rid": msg["rid"]}
+        body = (
+            {"rid": msg["rid"], "data": msg.get("data")} if op == "signal" else {"rid": msg["rid"]}
+        )
         await self._http_request("POST", f"/agents/{self.agent_id}/{op}", body, expect=204)
 
     # --- the backend's HTTP agent API
@@ -187,19 +210,31 @@ class AiortcAgentBot:
         host, port = self.http
         return f"http://{host}:{port}{path}"
 
-    async def _http_request(self, method: str, path: str, body: dict | None = None, expect: int = 200,
-                            timeout_s: float = HTTP_TIMEOUT_S):
+    async def _http_request(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        expect: int = 200,
+        timeout_s: float = HTTP_TIMEOUT_S,
+    ):
         """One request (Connection: close), bounded by timeout_s; the JSON reply (None for 204).
         SessionError naming the URL on any failure or another status than `expect`."""
         url = self._url(path)
         try:
-            return await asyncio.wait_for(self._http_exchange(method, path, body, expect), timeout_s)
+            return await asyncio.wait_for(
+                self._http_exchange(method, path, body, expect), timeout_s
+            )
         except TimeoutError:
-            raise SessionError(f"agent bot {self.name}: {method} {url}: no answer within {timeout_s:g} s") from None
+            raise SessionError(
+                f"agent bot {self.name}: {method} {url}: no answer within {timeout_s:g} s"
+            ) from None
         except SessionError as e:
             raise SessionError(f"agent bot {self.name}: {method} {url}: {e}") from None
         except (OSError, ValueError, asyncio.IncompleteReadError) as e:
-            raise SessionError(f"agent bot {self.name}: {method} {url}: {type(e).__name__}: {e}") from None
+            raise SessionError(
+                f"agent bot {self.name}: {method} {url}: {type(e).__name__}: {e}"
+            ) from None
 
     async def _http_exchange(self, method: str, path: str, body: dict | None, expect: int):
         host, port = self.http
@@ -233,10 +268,13 @@ class AiortcAgentBot:
         return reply
 
     async def _join_http(self) -> None:
-        reply = await self._http_request("POST", "/agents", {"name": self.name, "device": self.device},
-                                         timeout_s=JOIN_TIMEOUT_S)
+        reply = await self._http_request(
+            "POST", "/agents", {"name": self.name, "device": self.device}, timeout_s=JOIN_TIMEOUT_S
+        )
         if not isinstance(reply, dict) or not reply.get("agent"):
-            raise SessionError(f"agent bot {self.name}: POST {self._url('/agents')}: no agent ID in {reply!r}")
+            raise SessionError(
+                f"agent bot {self.name}: POST {self._url('/agents')}: no agent ID in {reply!r}"
+            )
         self.agent_id = str(reply["agent"])
         self._joined.set()
         self._poll_task = asyncio.ensure_future(self._poll())
@@ -247,7 +285,9 @@ class AiortcAgentBot:
         failures = 0
         while True:
             try:
-                events = await self._http_request("GET", path, timeout_s=POLL_WAIT_S + HTTP_TIMEOUT_S)
+                events = await self._http_request(
+                    "GET", path, timeout_s=POLL_WAIT_S + HTTP_TIMEOUT_S
+                )
                 failures = 0
                 for msg in events or []:
                     await self._on_event(msg)
@@ -309,7 +349,9 @@ class AiortcAgentBot:
         sdp = pc.localDescription.sdp
         if self.media_relay is not None:
             sdp = self.media_relay.rewrite_answer(sdp)
-        await self._send({"op": "signal", "rid": session.rid, "data": {"type": "answer", "sdp": sdp}})
+        await self._send(
+            {"op": "signal", "rid": session.rid, "data": {"type": "answer", "sdp": sdp}}
+        )
 
     def _tracks(self, session: BotSession):
         from aiortc import AudioStreamTrack, VideoStreamTrack
@@ -350,12 +392,19 @@ class AiortcAgentBot:
         import cv2
 
         url = urlsplit(self.display_url)
-        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        ok, jpg = cv2.imencode(
+            ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
+        )
         body = jpg.tobytes()
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(url.hostname, url.port), 2.0)
-            writer.write(f"POST /agent_display HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(body)}\r\n"
-                         f"X-FPS: {self.fps}\r\nConnection: close\r\n\r\n".encode() + body)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(url.hostname, url.port), 2.0
+            )
+            writer.write(
+                f"POST /agent_display HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(body)}\r\n"
+                f"X-FPS: {self.fps}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
             await writer.drain()
             await asyncio.wait_for(reader.read(256), 2.0)
             writer.close()
@@ -371,7 +420,9 @@ class AiortcAgentBot:
             except MediaStreamError:
                 return
             t = time.monotonic()
-            session.share.append(ReceivedFrame(frame.to_ndarray(format="bgr24"), t, session.share_count))
+            session.share.append(
+                ReceivedFrame(frame.to_ndarray(format="bgr24"), t, session.share_count)
+            )
             session.share_count += 1
 
     async def _receive_audio(self, track, session: BotSession) -> None:
@@ -410,8 +461,14 @@ class AiortcAgentBot:
         try:
             self._call(asyncio.wait_for(session.connected.wait(), timeout_s), timeout_s + 1)
         except (TimeoutError, SessionError):
-            why = f": {self.error}" if self.error is not None else " (peer unreachable or signalling lost)"
-            raise SessionError(f"agent bot {self.name}: media never connected within {timeout_s:g} s{why}") from None
+            why = (
+                f": {self.error}"
+                if self.error is not None
+                else " (peer unreachable or signalling lost)"
+            )
+            raise SessionError(
+                f"agent bot {self.name}: media never connected within {timeout_s:g} s{why}"
+            ) from None
 
     def _channel_send(self, msg: dict) -> float:
         async def send() -> float:
@@ -423,10 +480,19 @@ class AiortcAgentBot:
 
         return self._call(send(), 5.0)
 
-    def send_stroke(self, points, color=(255, 0, 0), width: int = 6, stroke_id: int | None = None) -> float:
+    def send_stroke(
+        self, points, color=(255, 0, 0), width: int = 6, stroke_id: int | None = None
+    ) -> float:
         """Draw on the customer's screen; returns the host send time."""
-        return self._channel_send({"type": "stroke", "id": stroke_id, "points": [list(map(float, p)) for p in points],
-                                   "color": list(color), "width": width})
+        return self._channel_send(
+            {
+                "type": "stroke",
+                "id": stroke_id,
+                "points": [list(map(float, p)) for p in points],
+                "color": list(color),
+                "width": width,
+            }
+        )
 
     def send_tap(self, x: float, y: float, timeout_s: float = 5.0) -> dict:
         """A remote-control tap; returns the device's reply (tap_applied or tap_refused)."""
@@ -439,7 +505,9 @@ class AiortcAgentBot:
                 if reply.get("id") == tap_id:
                     return {**reply, "t_sent": t0, "t_reply": t}
             time.sleep(0.01)
-        raise SessionError(f"agent bot {self.name}: no reply to remote tap {tap_id} within {timeout_s:g} s")
+        raise SessionError(
+            f"agent bot {self.name}: no reply to remote tap {tap_id} within {timeout_s:g} s"
+        )
 
     def request_control(self) -> None:
         self._channel_send({"type": "request_control"})
@@ -454,7 +522,9 @@ class AiortcAgentBot:
                 if reply.get("type") == kind:
                     return reply
             time.sleep(0.02)
-        raise SessionError(f"agent bot {self.name}: no {kind!r} from the device within {timeout_s:g} s")
+        raise SessionError(
+            f"agent bot {self.name}: no {kind!r} from the device within {timeout_s:g} s"
+        )
 
     def hang_up(self) -> None:
         if self.session is not None and not self.session.ended:
@@ -465,16 +535,21 @@ class AiortcAgentBot:
         if self.loop is None:
             return
         try:
+
             async def shutdown() -> None:
                 await self._close_pc()
                 if self._poll_task is not None:
                     self._poll_task.cancel()
-                    await asyncio.wait([self._poll_task], timeout=2.0)  # let it close its connection
+                    await asyncio.wait(
+                        [self._poll_task], timeout=2.0
+                    )  # let it close its connection
                 if self._writer is not None:
                     self._writer.close()
                 if self.http is not None and self.agent_id is not None:
                     try:
-                        await self._http_request("DELETE", f"/agents/{self.agent_id}", expect=204, timeout_s=3.0)
+                        await self._http_request(
+                            "DELETE", f"/agents/{self.agent_id}", expect=204, timeout_s=3.0
+                        )
                     except SessionError as e:
                         log.info("agent bot %s: leaving: %s", self.name, e)
                     self.agent_id = None
@@ -504,5 +579,7 @@ def _agent_picture(w: int, h: int) -> np.ndarray:
     img += rng.integers(0, 12, img.shape, dtype=np.uint8)
     cx, cy, r = w // 2, int(h * 0.42), max(4, min(w, h) // 6)
     cv2.circle(img, (cx, cy), r, (224, 172, 140), -1, cv2.LINE_AA)
-    cv2.ellipse(img, (cx, h), (int(r * 2.2), int(r * 1.8)), 0, 180, 360, (40, 70, 140), -1, cv2.LINE_AA)
+    cv2.ellipse(
+        img, (cx, h), (int(r * 2.2), int(r * 1.8)), 0, 180, 360, (40, 70, 140), -1, cv2.LINE_AA
+    )
     return img

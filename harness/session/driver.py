@@ -70,8 +70,13 @@ class Recovery:
 
 
 class SessionDriver:
-    def __init__(self, device: Device, ui: Ui, poll_interval_s: float = POLL_INTERVAL_S,
-                 capture_method: str | None = None):
+    def __init__(
+        self,
+        device: Device,
+        ui: Ui,
+        poll_interval_s: float = POLL_INTERVAL_S,
+        capture_method: str | None = None,
+    ):
         self.device = device
         self.ui = ui
         self.poll_interval_s = poll_interval_s
@@ -87,8 +92,13 @@ class SessionDriver:
                 return self.ui.wait_for(description=MAYDAY_DESC, timeout_s=timeout_s / 2)
             except UiError:
                 if attempt == 2:
-                    raise UiError(self.device.serial, f"no Mayday button in quick settings within {timeout_s:g} s") from None
-                self.device.retries.record("open-quick-settings", attempt, "Mayday button not shown")
+                    raise UiError(
+                        self.device.serial,
+                        f"no Mayday button in quick settings within {timeout_s:g} s",
+                    ) from None
+                self.device.retries.record(
+                    "open-quick-settings", attempt, "Mayday button not shown"
+                )
         raise AssertionError("unreachable")
 
     def _screen_size(self) -> tuple[int, int]:
@@ -116,7 +126,9 @@ class SessionDriver:
             if pane is not None:
                 return pane
             if time.monotonic() >= deadline:
-                raise SessionError(f"[{self.device.serial}] no session pane and no message within {timeout_s:g} s after the tap")
+                raise SessionError(
+                    f"[{self.device.serial}] no session pane and no message within {timeout_s:g} s after the tap"
+                )
             time.sleep(0.1)
 
     def connect(self, timeout_s: float = CONNECT_TIMEOUT_S) -> ConnectResult:
@@ -133,8 +145,9 @@ class SessionDriver:
         pane = self.wait_for_pane()
         return self.wait_for_agent(t_tap, pane, timeout_s, tap_s)
 
-    def wait_for_agent(self, t_tap: float, pane: Element, timeout_s: float = CONNECT_TIMEOUT_S,
-                       tap_s: float = 0.0) -> ConnectResult:
+    def wait_for_agent(
+        self, t_tap: float, pane: Element, timeout_s: float = CONNECT_TIMEOUT_S, tap_s: float = 0.0
+    ) -> ConnectResult:
         """Poll frames until the pane shows the agent's timecoded video.
 
         Args:
@@ -146,8 +159,15 @@ class SessionDriver:
         x1, y1, x2, y2 = pane.bounds
         layout = feed_layout(x2 - x1, y2 - y1)
         probe = (slice(y1 + (y2 - y1) // 2, y2 - 2), slice(x1 + (x2 - x1) // 2, x2 - 2))
-        state: dict = {"prev_req": t_tap, "left_queue": None, "queue_unc": None, "hit": None,
-                       "last_ui": time.monotonic(), "message": None, "intervals": []}
+        state: dict = {
+            "prev_req": t_tap,
+            "left_queue": None,
+            "queue_unc": None,
+            "hit": None,
+            "last_ui": time.monotonic(),
+            "message": None,
+            "intervals": [],
+        }
 
         def on_frame(f: Frame) -> bool:
             crop = f.image[y1:y2, x1:x2]
@@ -177,17 +197,28 @@ class SessionDriver:
         if state["message"] is not None:
             raise SessionRefused(self.device.serial, state["message"])
         if source.error is not None:
-            raise SessionError(f"[{self.device.serial}] frame capture ({source.method}) failed: {source.error}")
+            raise SessionError(
+                f"[{self.device.serial}] frame capture ({source.method}) failed: {source.error}"
+            )
         if state["hit"] is None:
-            raise SessionError(f"[{self.device.serial}] the agent did not appear within {timeout_s:g} s of the tap "
-                               f"({source.frames} frames captured by {source.method})")
+            raise SessionError(
+                f"[{self.device.serial}] the agent did not appear within {timeout_s:g} s of the tap "
+                f"({source.frames} frames captured by {source.method})"
+            )
         frame, read, unc = state["hit"]
         return ConnectResult(
-            t_tap=t_tap, connect_time_s=frame.t_arrival - t_tap, uncertainty_s=unc + tap_s,
+            t_tap=t_tap,
+            connect_time_s=frame.t_arrival - t_tap,
+            uncertainty_s=unc + tap_s,
             queue_wait_s=(state["left_queue"] - t_tap) if state["left_queue"] else None,
-            queue_uncertainty_s=(state["queue_unc"] + tap_s) if state["queue_unc"] is not None else None,
-            agent_frame_no=read.frame_no, frame_index=frame.index,
-            frames=source.frames, source=source.method, frame=frame.image,
+            queue_uncertainty_s=(state["queue_unc"] + tap_s)
+            if state["queue_unc"] is not None
+            else None,
+            agent_frame_no=read.frame_no,
+            frame_index=frame.index,
+            frames=source.frames,
+            source=source.method,
+            frame=frame.image,
             mean_interval_s=float(np.mean(state["intervals"])) if state["intervals"] else 0.0,
         )
 
@@ -212,7 +243,9 @@ class SessionDriver:
 
         self.device.shell("svc wifi disable", check=True)
         t_off = time.monotonic()
-        PollingSource(self.device, self.capture_method).run(newest, drop_s)  # the frozen picture's last code
+        PollingSource(self.device, self.capture_method).run(
+            newest, drop_s
+        )  # the frozen picture's last code
         t_on = time.monotonic()
         self.device.shell("svc wifi enable", check=True)
         t_acted = time.monotonic()
@@ -237,12 +270,19 @@ class SessionDriver:
         if state["message"] is not None:
             raise SessionRefused(self.device.serial, state["message"])
         if state["hit"] is None:
-            raise SessionError(f"[{self.device.serial}] the agent's video did not move within {timeout_s:g} s "
-                               f"of the Wi-Fi coming back (frozen at frame {frozen})"
-                               + (f"; capture failed: {source.error}" if source.error else ""))
+            raise SessionError(
+                f"[{self.device.serial}] the agent's video did not move within {timeout_s:g} s "
+                f"of the Wi-Fi coming back (frozen at frame {frozen})"
+                + (f"; capture failed: {source.error}" if source.error else "")
+            )
         t_hit, unc = state["hit"]
-        return Recovery(drop_s=t_on - t_off, recovery_s=t_hit - t_on, uncertainty_s=unc + (t_acted - t_on),
-                        t_wifi_on=t_on, frozen_frame=frozen)
+        return Recovery(
+            drop_s=t_on - t_off,
+            recovery_s=t_hit - t_on,
+            uncertainty_s=unc + (t_acted - t_on),
+            t_wifi_on=t_on,
+            frozen_frame=frozen,
+        )
 
     def end(self, timeout_s: float = UI_TIMEOUT_S) -> None:
         """Tap End and wait until the pane is gone (bounded)."""
@@ -256,7 +296,9 @@ class SessionDriver:
             ok = next((e for e in elements if e.text == "OK"), None)
             if ok is not None:
                 self.ui.tap(ok)
-                self.device.retries.record("reset-dismiss-message", 1, "a message was left on screen")
+                self.device.retries.record(
+                    "reset-dismiss-message", 1, "a message was left on screen"
+                )
         if any(e.description == END_DESC for e in self.ui.elements()):
             self.end()
             self.device.retries.record("reset-end-session", 1, "a session was left open")
@@ -267,7 +309,9 @@ class SessionDriver:
 
 
 def _message_of(elements: list[Element]) -> str | None:
-    return next((e.text for e in elements if e.resource_id.endswith(":id/message") and e.text), None)
+    return next(
+        (e.text for e in elements if e.resource_id.endswith(":id/message") and e.text), None
+    )
 
 
 def _classify(region: np.ndarray) -> str | None:

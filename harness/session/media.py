@@ -39,7 +39,9 @@ class ShareLatency:
 def timecode_layout(screen_w: int, screen_h: int) -> TimecodeLayout:
     """Where the Timecode app puts its code: centred, cells of 1/32 of the short side (large
     enough to survive a share scaled to half size and a real-time VP8 encoder)."""
-    return TimecodeLayout.for_size(screen_w, screen_h, anchor=TIMECODE_ANCHOR, cell_px=min(screen_w, screen_h) // 32)
+    return TimecodeLayout.for_size(
+        screen_w, screen_h, anchor=TIMECODE_ANCHOR, cell_px=min(screen_w, screen_h) // 32
+    )
 
 
 def share_latency(frames, screen_size: tuple[int, int]) -> ShareLatency:
@@ -53,18 +55,39 @@ def share_latency(frames, screen_size: tuple[int, int]) -> ShareLatency:
     layout = timecode_layout(*screen_size)
     captures = [Capture.from_read(f.t_arrival, decode_fast(f.image, layout)) for f in frames]
     result = frame_latency(None, captures)
-    m = Measurement("share_latency_ms", "ms", meta={"dropped": len(result.dropped), "repeated": result.repeated,
-                                                    "undecodable": result.undecodable})
+    m = Measurement(
+        "share_latency_ms",
+        "ms",
+        meta={
+            "dropped": len(result.dropped),
+            "repeated": result.repeated,
+            "undecodable": result.undecodable,
+        },
+    )
     for s in result.samples:
         # a received stream is timed on arrival: the upper bound is the latency itself
-        m.add(s.upper_s * 1000.0, t=s.t_capture_s, uncertainty=SHARE_LATENCY_UNCERTAINTY_MS, frame=s.frame_no)
+        m.add(
+            s.upper_s * 1000.0,
+            t=s.t_capture_s,
+            uncertainty=SHARE_LATENCY_UNCERTAINTY_MS,
+            frame=s.frame_no,
+        )
     span = frames[-1].t_arrival - frames[0].t_arrival
     fps = (len(frames) - 1) / span if span > 0 else 0.0
-    return ShareLatency(m, len(frames), len(result.samples), len(result.dropped), result.repeated,
-                        result.undecodable, fps)
+    return ShareLatency(
+        m,
+        len(frames),
+        len(result.samples),
+        len(result.dropped),
+        result.repeated,
+        result.undecodable,
+        fps,
+    )
 
 
-def share_reference(screen_bgr: np.ndarray, share_size: tuple[int, int], frame_nos, t_ms: int = 0) -> list[np.ndarray]:
+def share_reference(
+    screen_bgr: np.ndarray, share_size: tuple[int, int], frame_nos, t_ms: int = 0
+) -> list[np.ndarray]:
     """Reference frames for the share: the tablet's screen (Timecode app, static but for its code)
     scaled to the share's size, with each code re-stamped, in frame-number order."""
     import cv2
@@ -99,8 +122,13 @@ class ChirpArrival:
     score: float  # normalised correlation peak
 
 
-def find_chirp(audio: list[tuple[float, np.ndarray]], rate: int, reference: np.ndarray,
-               ref_rate: int = MIC_RATE_HZ, after: float = 0.0) -> ChirpArrival:
+def find_chirp(
+    audio: list[tuple[float, np.ndarray]],
+    rate: int,
+    reference: np.ndarray,
+    ref_rate: int = MIC_RATE_HZ,
+    after: float = 0.0,
+) -> ChirpArrival:
     """Where the reference sound starts in the audio the agent received (frames timed on arrival).
 
     Args:
@@ -114,21 +142,31 @@ def find_chirp(audio: list[tuple[float, np.ndarray]], rate: int, reference: np.n
     """
     frames = [(t, s) for t, s in audio if t >= after]
     if not frames:
-        raise MeasurementError("microphone latency: the agent received no audio after the sound was played")
+        raise MeasurementError(
+            "microphone latency: the agent received no audio after the sound was played"
+        )
     per = [s.reshape(-1) for _, s in frames]
     channels = max(1, round(sum(p.size for p in per) / max(1, len(per)) / (rate * 0.02)))
-    mono = np.concatenate([p.reshape(-1, channels).mean(axis=1) if channels > 1 else p for p in per]).astype(np.float64)
+    mono = np.concatenate(
+        [p.reshape(-1, channels).mean(axis=1) if channels > 1 else p for p in per]
+    ).astype(np.float64)
     step = max(1, rate // ref_rate)
-    mono = mono[: mono.size - mono.size % step].reshape(-1, step).mean(axis=1)  # to ref_rate (box filter)
+    mono = (
+        mono[: mono.size - mono.size % step].reshape(-1, step).mean(axis=1)
+    )  # to ref_rate (box filter)
     ref = reference.astype(np.float64)
     if mono.size < ref.size:
         raise MeasurementError("microphone latency: less audio received than the sound lasts")
     corr = np.correlate(mono, ref, mode="valid")
-    energy = np.sqrt(np.convolve(mono * mono, np.ones(ref.size), mode="valid")) * np.linalg.norm(ref)
+    energy = np.sqrt(np.convolve(mono * mono, np.ones(ref.size), mode="valid")) * np.linalg.norm(
+        ref
+    )
     score = np.divide(corr, energy, out=np.zeros_like(corr), where=energy > 0)
     i = int(np.argmax(score))
     if score[i] < CHIRP_MIN_SCORE:
-        raise MeasurementError(f"microphone latency: the sound was not found (best correlation {score[i]:.2f})")
+        raise MeasurementError(
+            f"microphone latency: the sound was not found (best correlation {score[i]:.2f})"
+        )
     # the sample's arrival: the end time of the frame holding it, less the samples after it
     sample = i * step
     ends = np.cumsum([p.size // channels for p in per])
@@ -137,8 +175,15 @@ def find_chirp(audio: list[tuple[float, np.ndarray]], rate: int, reference: np.n
     return ChirpArrival(frames[k][0] - after_in_frame / rate, float(score[i]))
 
 
-def agent_to_tablet(device, pane, sent: dict[int, float], duration_s: float, capture_method: str | None = None,
-                    poll_interval_s: float = 0.0, max_captures: int | None = None):
+def agent_to_tablet(
+    device,
+    pane,
+    sent: dict[int, float],
+    duration_s: float,
+    capture_method: str | None = None,
+    poll_interval_s: float = 0.0,
+    max_captures: int | None = None,
+):
     """Glass-to-glass, agent -> tablet, host-clock mode: poll the tablet's screen, read the code
     in the agent pane, and time each frame's first appearance against the bot's send times.
 
@@ -161,7 +206,9 @@ def agent_to_tablet(device, pane, sent: dict[int, float], duration_s: float, cap
     captures: list[Capture] = []
 
     def on_frame(f) -> bool:
-        captures.append(Capture.from_read(f.t_arrival, decode_fast(f.image[y1:y2, x1:x2], layout), f.t_request))
+        captures.append(
+            Capture.from_read(f.t_arrival, decode_fast(f.image[y1:y2, x1:x2], layout), f.t_request)
+        )
         if poll_interval_s:
             time.sleep(poll_interval_s)
         return max_captures is not None and len(captures) >= max_captures
@@ -189,8 +236,15 @@ class PolledEvent:
         return 0.5 * (lo + hi), 0.5 * (hi - lo)
 
 
-def poll_until(device, detector, timeout_s: float, *, hold_frames: int = 2, t_start_s: float | None = None,
-               capture_method: str | None = None) -> PolledEvent:
+def poll_until(
+    device,
+    detector,
+    timeout_s: float,
+    *,
+    hold_frames: int = 2,
+    t_start_s: float | None = None,
+    capture_method: str | None = None,
+) -> PolledEvent:
     """Poll the screen until `detector(frame) >= detector.threshold` (or 0.5) holds for
     hold_frames frames; the event is the first of them (harness.vision.events.first_state).
 
@@ -216,9 +270,16 @@ def poll_until(device, detector, timeout_s: float, *, hold_frames: int = 2, t_st
     source.run(on_frame, timeout_s)
     if source.error is not None:
         raise MeasurementError(f"polling for an event: frame capture failed: {source.error}")
-    event = first_state([(f.t_arrival, f.image) for f in frames], detector, threshold=threshold, hold_frames=hold_frames)
+    event = first_state(
+        [(f.t_arrival, f.image) for f in frames],
+        detector,
+        threshold=threshold,
+        hold_frames=hold_frames,
+    )
     if event is None:
-        raise MeasurementError(f"the expected screen state did not show within {timeout_s:g} s ({len(frames)} frames)")
+        raise MeasurementError(
+            f"the expected screen state did not show within {timeout_s:g} s ({len(frames)} frames)"
+        )
     lower = frames[event.index - 1].t_request if event.index > 0 else start
     return PolledEvent(lower, frames[event.index].t_arrival, frames[event.index].image, len(frames))
 
@@ -235,7 +296,9 @@ class StrokeShown:
 
     threshold = 1.0
 
-    def __init__(self, color_bgr: tuple[int, int, int], region: tuple[int, int, int, int] | None = None):
+    def __init__(
+        self, color_bgr: tuple[int, int, int], region: tuple[int, int, int, int] | None = None
+    ):
         self.color, self.region = color_bgr, region
 
     def __call__(self, img: np.ndarray) -> float:
@@ -254,8 +317,12 @@ class RegionChanged:
 
     threshold = 1.0
 
-    def __init__(self, baseline: np.ndarray, region: tuple[int, int, int, int] | None = None,
-                 min_fraction: float = 0.2):
+    def __init__(
+        self,
+        baseline: np.ndarray,
+        region: tuple[int, int, int, int] | None = None,
+        min_fraction: float = 0.2,
+    ):
         from harness.vision.events import ChangeState
 
         self.region = region
@@ -265,7 +332,9 @@ class RegionChanged:
         return self.inner(_crop(img, self.region))
 
 
-def content_region(screen_w: int, screen_h: int, pane_x1: int, status_h: int) -> tuple[int, int, int, int]:
+def content_region(
+    screen_w: int, screen_h: int, pane_x1: int, status_h: int
+) -> tuple[int, int, int, int]:
     """(x, y, w, h) of the screen left of the session pane and below the status bar."""
     return 0, status_h, max(1, pane_x1 - 1), screen_h - status_h
 
@@ -296,7 +365,9 @@ class ShareRun:
         return [self.latency.measurement, fps, *self.fidelity.to_measurements(), freeze]
 
 
-def share_run(device, ui, bot, window_s: float, *, at_least: int = 2, max_wait_s: float = 30.0) -> ShareRun:
+def share_run(
+    device, ui, bot, window_s: float, *, at_least: int = 2, max_wait_s: float = 30.0
+) -> ShareRun:
     """Open the Timecode app, take the screen as the reference, wait (up to max_wait_s) until the
     share shows it, and score the share the agent receives over `window_s` (longer, up to
     max_wait_s more, until `at_least` frames arrived).
@@ -329,12 +400,18 @@ def share_run(device, ui, bot, window_s: float, *, at_least: int = 2, max_wait_s
         time.sleep(0.2)
         frames = [f for f in list(bot.session.share) if f.t_arrival >= t0]
     if len(frames) < at_least:
-        raise MeasurementError(f"share: {len(frames)} frame(s) reached the agent in {time.monotonic() - t0:.0f} s "
-                               f"(needed {at_least})")
+        raise MeasurementError(
+            f"share: {len(frames)} frame(s) reached the agent in {time.monotonic() - t0:.0f} s "
+            f"(needed {at_least})"
+        )
     latency = share_latency(frames, (w, h))
     share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
     codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
     refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
-    report = compare([crop_left(r, SHARE_KEEP) for r in refs], [crop_left(f.image, SHARE_KEEP) for f in frames],
-                     received_times_s=[f.t_arrival for f in frames], align="timecode")
+    report = compare(
+        [crop_left(r, SHARE_KEEP) for r in refs],
+        [crop_left(f.image, SHARE_KEEP) for f in frames],
+        received_times_s=[f.t_arrival for f in frames],
+        align="timecode",
+    )
     return ShareRun(latency, report, frames, refs)

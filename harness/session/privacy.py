@@ -30,7 +30,9 @@ class LeakCheck:
         return not self.leaked
 
 
-def private_template(screen_bgr: np.ndarray, region: tuple[int, int, int, int], share_size: tuple[int, int]) -> np.ndarray:
+def private_template(
+    screen_bgr: np.ndarray, region: tuple[int, int, int, int], share_size: tuple[int, int]
+) -> np.ndarray:
     """The private region of a full-resolution screenshot, scaled as the share scales the screen.
 
     Args:
@@ -41,8 +43,12 @@ def private_template(screen_bgr: np.ndarray, region: tuple[int, int, int, int], 
     h, w = screen_bgr.shape[:2]
     sx, sy = share_size[0] / w, share_size[1] / h
     small = cv2.resize(screen_bgr, share_size, interpolation=cv2.INTER_AREA)
-    x1, y1, x2, y2 = (int(round(region[0] * sx)), int(round(region[1] * sy)),
-                      int(round(region[2] * sx)), int(round(region[3] * sy)))
+    x1, y1, x2, y2 = (
+        int(round(region[0] * sx)),
+        int(round(region[1] * sy)),
+        int(round(region[2] * sx)),
+        int(round(region[3] * sy)),
+    )
     tpl = small[y1:y2, x1:x2]
     if tpl.size == 0 or tpl.shape[0] < 4 or tpl.shape[1] < 4:
         raise MeasurementError(f"private region {region} is too small at share size {share_size}")
@@ -51,14 +57,18 @@ def private_template(screen_bgr: np.ndarray, region: tuple[int, int, int, int], 
     return tpl
 
 
-def check_frames(frames: list[np.ndarray], template: np.ndarray, threshold: float = LEAK_SCORE) -> LeakCheck:
+def check_frames(
+    frames: list[np.ndarray], template: np.ndarray, threshold: float = LEAK_SCORE
+) -> LeakCheck:
     """Which received frames contain the private template."""
     leaked, best = [], -1.0
     t_gray = cv2.cvtColor(template, cv2.COLOR_BGR2GRAY)
     for i, frame in enumerate(frames):
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         if gray.shape[0] < t_gray.shape[0] or gray.shape[1] < t_gray.shape[1]:
-            raise MeasurementError(f"received frame {i} ({gray.shape[1]}x{gray.shape[0]}) is smaller than the template")
+            raise MeasurementError(
+                f"received frame {i} ({gray.shape[1]}x{gray.shape[0]}) is smaller than the template"
+            )
         score = float(cv2.matchTemplate(gray, t_gray, cv2.TM_CCOEFF_NORMED).max())
         best = max(best, score)
         if score >= threshold:

@@ -71,8 +71,16 @@ HTTP_MAX_HEADERS = 100
 POLL_MAX_S = 30.0
 POLL_DEFAULT_S = 10.0
 AGENT_IDLE_S = 60.0  # an HTTP agent that does not poll for this long is dropped
-_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+}
 
 
 @dataclass
@@ -81,8 +89,12 @@ class BackendConfig:
     answer_s: float = 1.0
     handle_s: float = 600.0
     wrap_s: float = 0.0
-    scripted_waits: list[float] = field(default_factory=list)  # if set: answer_s per request, in order
-    clock_offset_s: float = 0.0  # shifts the wall clock used for opening hours (tests of closed hours)
+    scripted_waits: list[float] = field(
+        default_factory=list
+    )  # if set: answer_s per request, in order
+    clock_offset_s: float = (
+        0.0  # shifts the wall clock used for opening hours (tests of closed hours)
+    )
 
 
 @dataclass
@@ -169,7 +181,9 @@ class SupportBackend:
         """Replace the simulated agents in the pool (programs that joined stay)."""
         busy = {r.agent for r in self.sessions.values() if r.agent}
         self.free_agents = deque(a for a in self.free_agents if a in self.bots)
-        self.free_agents.extend(f"agent-{i + 1}" for i in range(count) if f"agent-{i + 1}" not in busy)
+        self.free_agents.extend(
+            f"agent-{i + 1}" for i in range(count) if f"agent-{i + 1}" not in busy
+        )
         self.config.agents = count
 
     @property
@@ -209,7 +223,9 @@ class SupportBackend:
         hours = HOURS.get(region)
         if hours is None:
             return True
-        now = datetime.fromtimestamp(time.time() + self.config.clock_offset_s, ZoneInfo(tz or DEFAULT_TZ[region]))
+        now = datetime.fromtimestamp(
+            time.time() + self.config.clock_offset_s, ZoneInfo(tz or DEFAULT_TZ[region])
+        )
         return hours[0] <= now.hour < hours[1]
 
     async def _send(self, req: Request, msg: dict) -> None:
@@ -232,10 +248,14 @@ class SupportBackend:
                     writer.write(b'{"state": "error", "reason": "bad json"}\n')
                     continue
                 if msg.get("op") == "agent" and req is None:
-                    await self._lines_agent(str(msg.get("name", "bot")), reader, writer, msg.get("device"))
+                    await self._lines_agent(
+                        str(msg.get("name", "bot")), reader, writer, msg.get("device")
+                    )
                     return
                 if msg.get("op") == "signal" and req is not None and req.agent in self.bots:
-                    self._to_bot(req.agent, {"event": "signal", "rid": req.rid, "data": msg.get("data")})
+                    self._to_bot(
+                        req.agent, {"event": "signal", "rid": req.rid, "data": msg.get("data")}
+                    )
                     continue
                 if msg.get("op") == "request" and req is None:
                     req = await self._request(msg, writer)
@@ -293,13 +313,20 @@ class SupportBackend:
                 self._end(req)
         self.truth.record("agent_left", agent=name)
 
-    async def _lines_agent(self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                           device: str | None = None) -> None:
+    async def _lines_agent(
+        self,
+        name: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        device: str | None = None,
+    ) -> None:
         """A JSON-lines agent program: in the pool while connected (serving only `device` if
         given); relays its signalling to its device."""
         agent = Agent(name, device)
         if not await self._join(agent):
-            writer.write(b'{"event": "refused", "reason": "an agent with this name is connected"}\n')
+            writer.write(
+                b'{"event": "refused", "reason": "an agent with this name is connected"}\n'
+            )
             await writer.drain()
             writer.close()
             return
@@ -312,7 +339,9 @@ class SupportBackend:
                 if not raw:
                     break
                 msg = json.loads(raw)
-                await self._agent_op(agent, str(msg.get("op")), int(msg.get("rid", 0)), msg.get("data"))
+                await self._agent_op(
+                    agent, str(msg.get("op")), int(msg.get("rid", 0)), msg.get("data")
+                )
         except (TimeoutError, ConnectionError, ValueError, TypeError):
             pass
         finally:
@@ -338,32 +367,44 @@ class SupportBackend:
             now = time.monotonic()
             for aid, agent in list(self.http_agents.items()):
                 if agent.polls == 0 and now - agent.last_seen > AGENT_IDLE_S:
-                    log.info("agent %s: no poll for %.0f s, dropped", agent.name, now - agent.last_seen)
+                    log.info(
+                        "agent %s: no poll for %.0f s, dropped", agent.name, now - agent.last_seen
+                    )
                     self.http_agents.pop(aid, None)
                     await self._leave(agent)
 
     # --- the HTTP agent API
-    async def _http_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _http_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)
         try:
             try:
-                method, target, body = await asyncio.wait_for(self._http_read(reader), HTTP_HEAD_TIMEOUT_S)
+                method, target, body = await asyncio.wait_for(
+                    self._http_read(reader), HTTP_HEAD_TIMEOUT_S
+                )
                 status, payload = await self._http_route(method, target, body)
                 headers: dict[str, str] = {}
             except HttpError as e:
                 status, payload, headers = e.status, {"error": e.error}, e.headers
             except TimeoutError:
-                status, payload, headers = 400, {"error": "request not complete within "
-                                                          f"{HTTP_HEAD_TIMEOUT_S:g} s"}, {}
+                status, payload, headers = (
+                    400,
+                    {"error": f"request not complete within {HTTP_HEAD_TIMEOUT_S:g} s"},
+                    {},
+                )
             except (ConnectionError, asyncio.IncompleteReadError):
                 return
             except Exception as e:  # one bad request must not take the backend down
                 log.warning("backend http: %s: %s", type(e).__name__, e)
                 status, payload, headers = 500, {"error": f"{type(e).__name__}: {e}"}, {}
             data = b"" if status == 204 else json.dumps(payload).encode()
-            head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}", f"Content-Length: {len(data)}",
-                    "Connection: close"]
+            head = [
+                f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
+                f"Content-Length: {len(data)}",
+                "Connection: close",
+            ]
             if data:
                 head.append("Content-Type: application/json")
             head += [f"{k}: {v}" for k, v in headers.items()]
@@ -433,7 +474,9 @@ class SupportBackend:
         else:
             raise HttpError(404, f"no such path: {url.path}")
         if method != allowed:
-            raise HttpError(405, f"{method} not allowed on {url.path}; use {allowed}", {"Allow": allowed})
+            raise HttpError(
+                405, f"{method} not allowed on {url.path}; use {allowed}", {"Allow": allowed}
+            )
         if route == "join":
             msg = _json_object(body)
             name, device = msg.get("name"), msg.get("device")
@@ -503,7 +546,9 @@ class SupportBackend:
         self._next += 1
         self.sessions[req.rid] = req
         self.queue.append(req)
-        self.truth.record("session_requested", t=now, rid=req.rid, device=device, region=region, answer_s=answer_s)
+        self.truth.record(
+            "session_requested", t=now, rid=req.rid, device=device, region=region, answer_s=answer_s
+        )
         await self._dispatch()
         if req.agent is None:
             await self._send(req, {"state": "queued", "position": self.queue.index(req) + 1})
@@ -538,8 +583,14 @@ class SupportBackend:
     async def _assign(self, req: Request, agent: str) -> None:
         req.agent = agent
         req.t_assigned = time.monotonic()
-        self.truth.record("session_assigned", t=req.t_assigned, rid=req.rid, device=req.device, agent=req.agent,
-                          queue_wait_s=req.t_assigned - req.t_request)
+        self.truth.record(
+            "session_assigned",
+            t=req.t_assigned,
+            rid=req.rid,
+            device=req.device,
+            agent=req.agent,
+            queue_wait_s=req.t_assigned - req.t_request,
+        )
         await self._send(req, {"state": "assigned", "agent": req.agent})
         self._to_bot(req.agent, {"event": "session", "rid": req.rid, "device": req.device})
         self._spawn(self._answer(req))
@@ -549,9 +600,17 @@ class SupportBackend:
         if req.ended:
             return
         req.t_answered = time.monotonic()
-        self.truth.record("session_answered", t=req.t_answered, rid=req.rid, device=req.device, agent=req.agent,
-                          wait_s=req.t_answered - req.t_request)
-        await self._send(req, {"state": "answered", "agent": req.agent, "media": req.agent in self.bots})
+        self.truth.record(
+            "session_answered",
+            t=req.t_answered,
+            rid=req.rid,
+            device=req.device,
+            agent=req.agent,
+            wait_s=req.t_answered - req.t_request,
+        )
+        await self._send(
+            req, {"state": "answered", "agent": req.agent, "media": req.agent in self.bots}
+        )
         await asyncio.sleep(self.config.handle_s)
         if not req.ended:
             self.truth.record("session_timeout", rid=req.rid, device=req.device)

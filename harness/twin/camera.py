@@ -36,13 +36,21 @@ _MAX_BODY = 4 << 20
 
 
 class LabCamera:
-    def __init__(self, twin: Twin, fps: float = CAMERA_FPS, size: tuple[int, int] = CAMERA_SIZE, seed: int = 1):
+    def __init__(
+        self,
+        twin: Twin,
+        fps: float = CAMERA_FPS,
+        size: tuple[int, int] = CAMERA_SIZE,
+        seed: int = 1,
+    ):
         self.twin = twin
         self.fps = fps
         self.size = size
         rng = np.random.default_rng(seed)
         # sensor noise: a small bank of precomputed fields, cycled (drawing it per frame costs more than the rest)
-        self._noise = [rng.normal(0, NOISE_SIGMA, (size[1], size[0], 3)).astype(np.int16) for _ in range(4)]
+        self._noise = [
+            rng.normal(0, NOISE_SIGMA, (size[1], size[0], 3)).astype(np.int16) for _ in range(4)
+        ]
         self.server: asyncio.base_events.Server | None = None
         self.port: int | None = None
         self.agent_picture: np.ndarray | None = None  # BGR, the agent's picture without its code
@@ -55,10 +63,18 @@ class LabCamera:
         w, h = size
         half = w // 2
         # where each display lands: a slight keystone, as seen by a camera above the bench
-        self._h_tablet = self._homography(twin.profile.display.width, twin.profile.display.height,
-                                          [(20, 70), (half - 15, 90), (half - 25, h - 80), (35, h - 60)])
+        self._h_tablet = self._homography(
+            twin.profile.display.width,
+            twin.profile.display.height,
+            [(20, 70), (half - 15, 90), (half - 25, h - 80), (35, h - 60)],
+        )
         self._h_agent = None
-        self._agent_quad = [(half + 25, 150), (w - 20, 135), (w - 30, h - 140), (half + 35, h - 150)]
+        self._agent_quad = [
+            (half + 25, 150),
+            (w - 20, 135),
+            (w - 30, h - 140),
+            (half + 35, h - 150),
+        ]
 
     @staticmethod
     def _homography(src_w: int, src_h: int, quad) -> np.ndarray:
@@ -90,11 +106,18 @@ class LabCamera:
         t = time.monotonic()
         tablet, t_changed, version = self._tablet_now()
         pic = np.full((h, w, 3), 40, np.uint8)
-        pic = cv2.warpPerspective(tablet, self._h_tablet, (w, h), dst=pic, borderMode=cv2.BORDER_TRANSPARENT)
+        pic = cv2.warpPerspective(
+            tablet, self._h_tablet, (w, h), dst=pic, borderMode=cv2.BORDER_TRANSPARENT
+        )
         frac = (t - t_changed) / EXPOSURE_S
         if 0 <= frac < 1 and self._prev_tablet is not None:  # it changed during the exposure
-            prev = cv2.warpPerspective(self._prev_tablet[0], self._h_tablet, (w, h), dst=np.full((h, w, 3), 40, np.uint8),
-                                       borderMode=cv2.BORDER_TRANSPARENT)
+            prev = cv2.warpPerspective(
+                self._prev_tablet[0],
+                self._h_tablet,
+                (w, h),
+                dst=np.full((h, w, 3), 40, np.uint8),
+                borderMode=cv2.BORDER_TRANSPARENT,
+            )
             pic = cv2.addWeighted(pic, frac, prev, 1 - frac, 0)
         if self.agent_picture is not None:
             ah, aw = self.agent_picture.shape[:2]
@@ -102,21 +125,38 @@ class LabCamera:
                 self._h_agent = (self._homography(aw, ah, self._agent_quad), (aw, ah))
             period = 1.0 / self.agent_fps
             n = int((t - self._agent_t0) / period) + 1
-            agent = cv2.warpPerspective(self._monitor(n, t), self._h_agent[0], (w, h), dst=pic.copy(),
-                                        borderMode=cv2.BORDER_TRANSPARENT)
+            agent = cv2.warpPerspective(
+                self._monitor(n, t),
+                self._h_agent[0],
+                (w, h),
+                dst=pic.copy(),
+                borderMode=cv2.BORDER_TRANSPARENT,
+            )
             t_flip = self._agent_t0 + (n - 1) * period
             frac = (t - t_flip) / EXPOSURE_S
             if 0 <= frac < 1 and n > 1:  # the monitor refreshed during the exposure: caught blended
-                prev = cv2.warpPerspective(self._monitor(n - 1, t_flip - 1e-3), self._h_agent[0], (w, h),
-                                           dst=pic.copy(), borderMode=cv2.BORDER_TRANSPARENT)
+                prev = cv2.warpPerspective(
+                    self._monitor(n - 1, t_flip - 1e-3),
+                    self._h_agent[0],
+                    (w, h),
+                    dst=pic.copy(),
+                    borderMode=cv2.BORDER_TRANSPARENT,
+                )
                 agent = cv2.addWeighted(agent, frac, prev, 1 - frac, 0)
             self.agent_frame_no = n
             pic = agent
         pic = cv2.GaussianBlur(pic, (3, 3), 0.8)
-        pic = np.clip(pic.astype(np.int16) + self._noise[self.index % len(self._noise)], 0, 255).astype(np.uint8)
+        pic = np.clip(
+            pic.astype(np.int16) + self._noise[self.index % len(self._noise)], 0, 255
+        ).astype(np.uint8)
         session = self.twin.screen.session
-        facts = {"index": self.index, "t": t, "tablet_version": version, "agent_display_frame": self.agent_frame_no,
-                 "tablet_agent_frame": getattr(session, "shown_frame_no", None) if session else None}
+        facts = {
+            "index": self.index,
+            "t": t,
+            "tablet_version": version,
+            "agent_display_frame": self.agent_frame_no,
+            "tablet_agent_frame": getattr(session, "shown_frame_no", None) if session else None,
+        }
         self.index += 1
         return pic, facts
 
@@ -135,7 +175,10 @@ class LabCamera:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10.0)
             lines = head.decode("latin-1").split("\r\n")
             method, path, _ = lines[0].split(" ", 2)
-            headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+            }
             if method == "POST" and path == "/agent_display":
                 length = int(headers.get("content-length", "0"))
                 if not 0 < length <= _MAX_BODY:
@@ -156,7 +199,13 @@ class LabCamera:
             else:
                 writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, TimeoutError, ValueError):
+        except (
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ConnectionError,
+            TimeoutError,
+            ValueError,
+        ):
             pass
         finally:
             writer.close()
@@ -167,8 +216,11 @@ class LabCamera:
         return jpg, facts
 
     async def _stream(self, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=" + _BOUNDARY
-                     + b"\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary="
+            + _BOUNDARY
+            + b"\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
+        )
         period = 1.0 / self.fps
         t0 = time.monotonic()
         n = 0
@@ -177,8 +229,15 @@ class LabCamera:
             # off the event loop: the camera is its own hardware, it must not slow the tablet down
             jpg, facts = await loop.run_in_executor(None, self._shoot)
             self.twin.truth.record("camera_frame", **facts)
-            part = (b"--" + _BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                    + str(len(jpg)).encode() + b"\r\n\r\n" + jpg.tobytes() + b"\r\n")
+            part = (
+                b"--"
+                + _BOUNDARY
+                + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                + str(len(jpg)).encode()
+                + b"\r\n\r\n"
+                + jpg.tobytes()
+                + b"\r\n"
+            )
             writer.write(part)
             await writer.drain()
             n += 1

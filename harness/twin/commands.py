@@ -86,7 +86,9 @@ async def _false(p: Proc) -> int:
 
 @command("id")
 async def _id(p: Proc) -> int:
-    await p.print("uid=2000(shell) gid=2000(shell) groups=1003(graphics),1004(input),1007(log),1009(mount),1011(adb),1015(sdcard_rw),1028(sdcard_r),3001(net_bt_admin),3002(net_bt),3003(inet)")
+    await p.print(
+        "uid=2000(shell) gid=2000(shell) groups=1003(graphics),1004(input),1007(log),1009(mount),1011(adb),1015(sdcard_rw),1028(sdcard_r),3001(net_bt_admin),3002(net_bt),3003(inet)"
+    )
     return 0
 
 
@@ -156,7 +158,9 @@ def _mode_string(mode: int) -> str:
     kind = "d" if st.S_ISDIR(mode) else "-"
     perms = "".join(
         ch if mode & bit else "-"
-        for ch, bit in zip("rwxrwxrwx", (0o400, 0o200, 0o100, 0o40, 0o20, 0o10, 0o4, 0o2, 0o1), strict=True)
+        for ch, bit in zip(
+            "rwxrwxrwx", (0o400, 0o200, 0o100, 0o40, 0o20, 0o10, 0o4, 0o2, 0o1), strict=True
+        )
     )
     return kind + perms
 
@@ -177,7 +181,9 @@ async def _ls(p: Proc) -> int:
         for name, child in entries:
             if long:
                 stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(child.mtime))
-                await p.print(f"{_mode_string(child.mode)} shell    shell    {child.size:>8} {stamp} {name}")
+                await p.print(
+                    f"{_mode_string(child.mode)} shell    shell    {child.size:>8} {stamp} {name}"
+                )
             else:
                 await p.print(name)
     return status
@@ -204,7 +210,9 @@ async def _rm(p: Proc) -> int:
     status = 0
     for path in (a for a in p.argv[1:] if not a.startswith("-")):
         try:
-            p.twin.fs.remove(p.twin.fs.norm(path, p.shell.cwd), recursive="r" in flags or "R" in flags)
+            p.twin.fs.remove(
+                p.twin.fs.norm(path, p.shell.cwd), recursive="r" in flags or "R" in flags
+            )
         except FsError as e:
             if "f" not in flags:
                 await p.eprint(f"rm: {path}: {e.reason}")
@@ -378,27 +386,38 @@ async def _ifconfig(p: Proc) -> int:
         return 1
     if p.twin.personality.api <= 19:
         ip = w.ip if w.enabled else "0.0.0.0"
-        await p.print(f"wlan0: ip {ip} mask 255.255.255.0 flags [{'up broadcast running multicast' if w.enabled else 'down'}]")
+        await p.print(
+            f"wlan0: ip {ip} mask 255.255.255.0 flags [{'up broadcast running multicast' if w.enabled else 'down'}]"
+        )
     else:
         await p.print("wlan0     Link encap:Ethernet  HWaddr 02:00:00:44:55:66")
         if w.enabled:
             await p.print(f"          inet addr:{w.ip}  Bcast:10.0.2.255  Mask:255.255.255.0")
-        await p.print(f"          {'UP BROADCAST RUNNING MULTICAST' if w.enabled else 'BROADCAST MULTICAST'}  MTU:1500  Metric:1")
+        await p.print(
+            f"          {'UP BROADCAST RUNNING MULTICAST' if w.enabled else 'BROADCAST MULTICAST'}  MTU:1500  Metric:1"
+        )
     return 0
 
 
 @command("ip")
 async def _ip(p: Proc) -> int:
     w = p.twin.wifi
-    if p.argv[1:3] in (["addr", "show"], ["address", "show"], ["a", "show"]) or p.argv[1:2] in (["addr"], ["a"]):
+    if p.argv[1:3] in (["addr", "show"], ["address", "show"], ["a", "show"]) or p.argv[1:2] in (
+        ["addr"],
+        ["a"],
+    ):
         state = "UP" if w.enabled else "DOWN"
-        await p.print(f"3: wlan0: <BROADCAST,MULTICAST{',UP,LOWER_UP' if w.enabled else ''}> mtu 1500 qdisc mq state {state} group default qlen 1000")
+        await p.print(
+            f"3: wlan0: <BROADCAST,MULTICAST{',UP,LOWER_UP' if w.enabled else ''}> mtu 1500 qdisc mq state {state} group default qlen 1000"
+        )
         await p.print("    link/ether 02:00:00:44:55:66 brd ff:ff:ff:ff:ff:ff")
         if w.enabled:
             await p.print(f"    inet {w.ip}/24 brd 10.0.2.255 scope global wlan0")
             await p.print("       valid_lft forever preferred_lft forever")
         return 0
-    await p.eprint('Object "%s" is unknown, try "ip help".' % (p.argv[1] if len(p.argv) > 1 else ""))
+    await p.eprint(
+        'Object "%s" is unknown, try "ip help".' % (p.argv[1] if len(p.argv) > 1 else "")
+    )
     return 255
 
 
@@ -407,7 +426,9 @@ async def _ip(p: Proc) -> int:
 async def _settings(p: Proc) -> int:
     args = [a for a in p.argv[1:] if not a.startswith("--")]
     if len(args) < 2 or args[1] not in p.twin.settings:
-        await p.eprint("usage:  settings [--user NUM] get namespace key\n        settings [--user NUM] put namespace key value")
+        await p.eprint(
+            "usage:  settings [--user NUM] get namespace key\n        settings [--user NUM] put namespace key value"
+        )
         return 1
     verb, ns = args[0], p.twin.settings[args[1]]
     if verb == "get" and len(args) == 3:
@@ -465,7 +486,9 @@ async def _pm(p: Proc) -> int:
             del p.twin.packages[args[1]]
         await p.print("Success")
         return 0
-    await p.eprint("usage: pm list packages [-f] [FILTER]\n       pm path PACKAGE\n       pm install [-r] [-t] PATH")
+    await p.eprint(
+        "usage: pm list packages [-f] [FILTER]\n       pm path PACKAGE\n       pm install [-r] [-t] PATH"
+    )
     return 1
 
 
@@ -501,10 +524,14 @@ async def _monkey(p: Proc) -> int:
     if "-p" in p.argv:
         pkg = p.argv[p.argv.index("-p") + 1]
         if pkg not in p.twin.packages:
-            await p.print(f"  bash arg: -p\n  bash arg: {pkg}\n** No activities found to run, monkey aborted.")
+            await p.print(
+                f"  bash arg: -p\n  bash arg: {pkg}\n** No activities found to run, monkey aborted."
+            )
             return 252
         p.twin.screen.open_package(pkg)
-        await p.print("Events injected: 1\n## Network stats: elapsed time=12ms (0ms mobile, 0ms wifi, 12ms not connected)")
+        await p.print(
+            "Events injected: 1\n## Network stats: elapsed time=12ms (0ms mobile, 0ms wifi, 12ms not connected)"
+        )
     return 0
 
 

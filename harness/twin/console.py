@@ -16,14 +16,28 @@ log = logging.getLogger(__name__)
 
 # kbit/s (up, down); 0 = unlimited
 SPEEDS = {
-    "gsm": (14.4, 14.4), "hscsd": (14.4, 57.6), "gprs": (28.8, 57.6), "umts": (384.0, 384.0),
-    "edge": (473.6, 473.6), "hsdpa": (5760.0, 13980.0), "lte": (58000.0, 173000.0),
-    "evdo": (75000.0, 280000.0), "5g": (0.0, 0.0), "full": (0.0, 0.0),
+    "gsm": (14.4, 14.4),
+    "hscsd": (14.4, 57.6),
+    "gprs": (28.8, 57.6),
+    "umts": (384.0, 384.0),
+    "edge": (473.6, 473.6),
+    "hsdpa": (5760.0, 13980.0),
+    "lte": (58000.0, 173000.0),
+    "evdo": (75000.0, 280000.0),
+    "5g": (0.0, 0.0),
+    "full": (0.0, 0.0),
 }
 # ms (min, max)
 DELAYS = {
-    "gsm": (150, 550), "hscsd": (80, 400), "gprs": (35, 200), "umts": (35, 200), "edge": (80, 400),
-    "hsdpa": (0, 0), "lte": (0, 0), "evdo": (0, 0), "none": (0, 0),
+    "gsm": (150, 550),
+    "hscsd": (80, 400),
+    "gprs": (35, 200),
+    "umts": (35, 200),
+    "edge": (80, 400),
+    "hsdpa": (0, 0),
+    "lte": (0, 0),
+    "evdo": (0, 0),
+    "none": (0, 0),
 }
 _IDLE_TIMEOUT_S = 600.0
 _PRE_AUTH = {"help", "h", "?", "ping", "avd", "auth", "quit", "exit"}
@@ -87,12 +101,16 @@ class ConsoleServer:
                 if not authed and words[0] not in _PRE_AUTH:
                     writer.write(b"KO: unknown command, try 'help'\r\n")
                 elif words[0] == "auth":
-                    given = line[len("auth"):].strip()
+                    given = line[len("auth") :].strip()
                     if given == self.token.strip():
                         authed = True
-                        writer.write(b"Android Console: type 'help' for a list of commands\r\nOK\r\n")
+                        writer.write(
+                            b"Android Console: type 'help' for a list of commands\r\nOK\r\n"
+                        )
                     else:
-                        writer.write(b"KO: authentication token does not match ~/.emulator_console_auth_token\r\n")
+                        writer.write(
+                            b"KO: authentication token does not match ~/.emulator_console_auth_token\r\n"
+                        )
                 elif words[0] in ("quit", "exit"):
                     return
                 else:

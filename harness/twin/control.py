@@ -76,19 +76,31 @@ class ControlServer:
                 cfg.scripted_waits = [float(x) for x in req["answer_waits"]]
             if "agents" in req:
                 self.backend.set_simulated_agents(int(req["agents"]))
-            return {"ok": True, "agents": cfg.agents, "queued": len(self.backend.queue),
-                    "free_agents": len(self.backend.free_agents), "bots": sorted(self.backend.bots),
-                    "truth": str(self.backend.truth.path), "address": ["127.0.0.1", self.backend.port],
-                    "http": ["127.0.0.1", self.backend.http_port]}
+            return {
+                "ok": True,
+                "agents": cfg.agents,
+                "queued": len(self.backend.queue),
+                "free_agents": len(self.backend.free_agents),
+                "bots": sorted(self.backend.bots),
+                "truth": str(self.backend.truth.path),
+                "address": ["127.0.0.1", self.backend.port],
+                "http": ["127.0.0.1", self.backend.http_port],
+            }
         serial = req.get("serial") or (next(iter(self.twins)) if len(self.twins) == 1 else None)
         twin = self.twins.get(serial) if serial else None
         if twin is None:
             return {"ok": False, "error": f"unknown twin {serial!r}; known: {sorted(self.twins)}"}
         if op == "status":
             return {
-                "ok": True, "serial": serial, "port": twin.port, "profile": twin.profile.name,
-                "online": sum(1 for c in twin.connections if c.online), "wifi": twin.wifi.enabled,
-                "network": vars(twin.network), "screen": twin.screen.state, "truth": str(twin.truth.path),
+                "ok": True,
+                "serial": serial,
+                "port": twin.port,
+                "profile": twin.profile.name,
+                "online": sum(1 for c in twin.connections if c.online),
+                "wifi": twin.wifi.enabled,
+                "network": vars(twin.network),
+                "screen": twin.screen.state,
+                "truth": str(twin.truth.path),
             }
         if op == "accept_keys":
             return {"ok": True, "accepted": await twin.accept_pending_keys()}
@@ -154,7 +166,9 @@ class ControlServer:
             return {"ok": True, "t": __import__("time").monotonic()}
         if op == "mayday_button":
             twin.screen.mayday_button = bool(req.get("on", True))
-            twin.screen.changed("mayday button " + ("shown" if twin.screen.mayday_button else "hidden"))
+            twin.screen.changed(
+                "mayday button " + ("shown" if twin.screen.mayday_button else "hidden")
+            )
             return {"ok": True}
         if op == "region":
             twin.region = str(req.get("region", twin.region))
@@ -168,7 +182,9 @@ class ControlServer:
         return {"ok": False, "error": f"unknown op {op!r}"}
 
 
-def control_request(path: Path | str, req: dict[str, Any], timeout_s: float = 5.0) -> dict[str, Any]:
+def control_request(
+    path: Path | str, req: dict[str, Any], timeout_s: float = 5.0
+) -> dict[str, Any]:
     """Send one request to a twin's control socket (blocking, bounded)."""
     import socket
 

@@ -58,7 +58,9 @@ class TwinOptions:
 class Twin:
     """A device as the adb server sees it. Start with `await twin.start()`."""
 
-    def __init__(self, profile: DeviceProfile, port: int, state_dir: Path, options: TwinOptions | None = None):
+    def __init__(
+        self, profile: DeviceProfile, port: int, state_dir: Path, options: TwinOptions | None = None
+    ):
         from harness.twin.screen import Screen
         from harness.twin.services import ServiceTable
 
@@ -82,7 +84,12 @@ class Twin:
         self.wifi = WifiState()
         self.network = NetworkShaping()
         self.accounts: list[tuple[str, str]] = (
-            [(self.options.account, "com.amazon.account" if "Fire" in profile.os_name else "com.google")]
+            [
+                (
+                    self.options.account,
+                    "com.amazon.account" if "Fire" in profile.os_name else "com.google",
+                )
+            ]
             if self.options.registered
             else []
         )
@@ -114,7 +121,9 @@ class Twin:
     def _initial_props(self) -> dict[str, str]:
         props = dict(self.profile.props)
         props.setdefault("ro.serialno", f"TWIN{self.port:05d}")
-        props.setdefault("ro.product.cpu.abi", "x86_64" if props.get("ro.kernel.qemu") == "1" else "armeabi-v7a")
+        props.setdefault(
+            "ro.product.cpu.abi", "x86_64" if props.get("ro.kernel.qemu") == "1" else "armeabi-v7a"
+        )
         props.update(
             {
                 "sys.boot_completed": "1",
@@ -151,7 +160,11 @@ class Twin:
         self.console = ConsoleServer(self)
         await self.console.start()
         self.truth.record(
-            "twin_started", profile=self.profile.name, port=self.port, console_port=self.port - 1, api=self.personality.api
+            "twin_started",
+            profile=self.profile.name,
+            port=self.port,
+            console_port=self.port - 1,
+            api=self.personality.api,
         )
         self.log_event("ActivityManager", "Start proc com.amazon.kindle.otter for activity")
         await self.register_with_adb_server()
@@ -162,16 +175,22 @@ class Twin:
         if port is None or self.port not in EMULATOR_PORTS:
             return
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), _REGISTER_TIMEOUT_S)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", port), _REGISTER_TIMEOUT_S
+            )
             msg = f"host:emulator:{self.port}".encode()
             writer.write(f"{len(msg):04x}".encode() + msg)
             await writer.drain()
             writer.close()
             self.truth.record("registered_with_adb_server", adb_server_port=port)
         except (TimeoutError, OSError) as e:
-            log.info("%s: adb server on %s not reachable for registration: %s", self.serial_hint, port, e)
+            log.info(
+                "%s: adb server on %s not reachable for registration: %s", self.serial_hint, port, e
+            )
 
-    async def _on_adb_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_adb_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         from harness.twin.transport import AdbConnection
 
         if self.offline:
@@ -272,10 +291,12 @@ def _initial_packages(profile: DeviceProfile) -> dict[str, str]:
         "com.android.systemui": "/system/app/SystemUI.apk",
         "com.android.shell": "/system/app/Shell.apk",
     }
-    pkgs.update({  # the harness's own test apps
-        "com.mayday.hil.timecode": "/data/app/com.mayday.hil.timecode-1/base.apk",
-        "com.mayday.hil.walt": "/data/app/com.mayday.hil.walt-1/base.apk",
-    })
+    pkgs.update(
+        {  # the harness's own test apps
+            "com.mayday.hil.timecode": "/data/app/com.mayday.hil.timecode-1/base.apk",
+            "com.mayday.hil.walt": "/data/app/com.mayday.hil.walt-1/base.apk",
+        }
+    )
     if "Fire" in profile.os_name:
         pkgs.update(
             {

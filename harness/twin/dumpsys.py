@@ -16,8 +16,13 @@ if TYPE_CHECKING:
 def features_lines(twin: Twin) -> list[str]:
     hw = twin.profile.hardware
     api = twin.personality.api
-    names = ["android.hardware.touchscreen", "android.hardware.touchscreen.multitouch", "android.hardware.screen.landscape",
-             "android.hardware.usb.accessory", "android.software.live_wallpaper"]
+    names = [
+        "android.hardware.touchscreen",
+        "android.hardware.touchscreen.multitouch",
+        "android.hardware.screen.landscape",
+        "android.hardware.usb.accessory",
+        "android.software.live_wallpaper",
+    ]
     if hw.microphone:
         names.append("android.hardware.microphone")
     if hw.wifi:
@@ -31,7 +36,9 @@ def features_lines(twin: Twin) -> list[str]:
     if api >= 24:
         lines = ["feature:reqGlEsVersion=0x30000"]
         versioned = {"android.hardware.vulkan.version": "4198400"} if api >= 28 else {}
-        lines += [f"feature:{n}" for n in sorted(names)] + [f"feature:{k}={v}" for k, v in versioned.items()]
+        lines += [f"feature:{n}" for n in sorted(names)] + [
+            f"feature:{k}={v}" for k, v in versioned.items()
+        ]
         return lines
     return [f"feature:{n}" for n in sorted(names)]
 
@@ -39,7 +46,9 @@ def features_lines(twin: Twin) -> list[str]:
 async def dumpsys(p: Proc) -> int:
     args = p.argv[1:]
     if not args:
-        await p.print("Currently running services:\n  account\n  audio\n  battery\n  display\n  media.camera\n  power\n  wifi\n  window")
+        await p.print(
+            "Currently running services:\n  account\n  audio\n  battery\n  display\n  media.camera\n  power\n  wifi\n  window"
+        )
         return 0
     service = args[0]
     func = _SERVICES.get(service)
@@ -129,24 +138,43 @@ def _camera(twin: Twin, args: list[str]) -> str:
     api = twin.personality.api
     open_ids = {cid for cid, _ in twin.camera_clients}
     if api < 24:
-        out = ["Camera module HAL API version: 0x1", "Camera module API version: 0x200",
-               "Camera module name: QCamera Module", "Camera module author: Qualcomm Innovation Center Inc",
-               f"Number of camera devices: {len(cams)}"]
+        out = [
+            "Camera module HAL API version: 0x1",
+            "Camera module API version: 0x200",
+            "Camera module name: QCamera Module",
+            "Camera module author: Qualcomm Innovation Center Inc",
+            f"Number of camera devices: {len(cams)}",
+        ]
         for cid, (facing, _) in enumerate(cams):
             out += [f"Camera {cid} static information:", f"  Facing: {facing}", "  Orientation: 90"]
-            out.append("  Device is open. Client instance dump:" if cid in open_ids else "  Device is closed, no client instance")
+            out.append(
+                "  Device is open. Client instance dump:"
+                if cid in open_ids
+                else "  Device is closed, no client instance"
+            )
         if not twin.camera_clients:
             out.append("No active camera clients yet.")
         return "\n".join(out) + "\n"
-    out = ["== Service global info: ==", "", f"Number of camera devices: {len(cams)}",
-           f"Number of normal camera devices: {len(cams)}"]
+    out = [
+        "== Service global info: ==",
+        "",
+        f"Number of camera devices: {len(cams)}",
+        f"Number of normal camera devices: {len(cams)}",
+    ]
     for cid, (facing, _) in enumerate(cams):
-        out += [f"    Device {cid} maps to \"{cid}\"", f"Camera {cid} information:", f"  Facing: {facing}"]
+        out += [
+            f'    Device {cid} maps to "{cid}"',
+            f"Camera {cid} information:",
+            f"  Facing: {facing}",
+        ]
     out += ["Active Camera Clients:"]
     if twin.camera_clients:  # AOSP really prints "State: 2User Id" with no separator
         out.append("[")
-        out += [f"(Camera ID: {cid}, Cost: 100, PID: 4321, Score: 0, State: 2User Id: 0, Client Package Name: {pkg}, "
-                "Conflicting Client Devices: {})" for cid, pkg in twin.camera_clients]
+        out += [
+            f"(Camera ID: {cid}, Cost: 100, PID: 4321, Score: 0, State: 2User Id: 0, Client Package Name: {pkg}, "
+            "Conflicting Client Devices: {})"
+            for cid, pkg in twin.camera_clients
+        ]
         out.append("]")
     else:
         out.append("[]")
@@ -154,7 +182,14 @@ def _camera(twin: Twin, args: list[str]) -> str:
 
 
 def _audio(twin: Twin, args: list[str]) -> str:
-    out = ["Audio event log: ", "", "Stream volumes (device: index)", "- STREAM_VOICE_CALL:", "   Muted: false", ""]
+    out = [
+        "Audio event log: ",
+        "",
+        "Stream volumes (device: index)",
+        "- STREAM_VOICE_CALL:",
+        "   Muted: false",
+        "",
+    ]
     if twin.personality.has_audio_recording_dump:
         out.append("\nAudio recording:")
         out.append("  RecordActivityMonitor dump time: 10:00:00.000")
@@ -173,7 +208,7 @@ def _display(twin: Twin, args: list[str]) -> str:
         f"logicalFrame=Rect(0, 0 - {d.width}, {d.height}), physicalFrame=Rect(0, 0 - {d.width}, {d.height}), "
         f"deviceWidth={d.width}, deviceHeight={d.height}}}\n"
         "Display Devices: size=1\n"
-        f"  DisplayDeviceInfo{{\"Built-in Screen\": {d.width} x {d.height}, 60.0 fps, density {d.density}, "
+        f'  DisplayDeviceInfo{{"Built-in Screen": {d.width} x {d.height}, 60.0 fps, density {d.density}, '
         f"{float(d.density)} x {float(d.density)} dpi, touch INTERNAL, rotation 0, type BUILT_IN}}\n"
         f"    mCurrentOrientation=0\n"
     )

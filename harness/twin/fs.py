@@ -101,8 +101,14 @@ class FileSystem:
             raise FsError(path, EISDIR)
         return bytes(node.data or b"")
 
-    def write(self, path: str, data: bytes, mode: int | None = None, append: bool = False,
-              mtime: int | None = None) -> None:
+    def write(
+        self,
+        path: str,
+        data: bytes,
+        mode: int | None = None,
+        append: bool = False,
+        mtime: int | None = None,
+    ) -> None:
         parent, name = self._parent(path)
         node = parent.children.get(name)
         if node is not None and node.is_dir:

@@ -5,16 +5,33 @@ from __future__ import annotations
 from harness.twin.shell import Proc
 
 KEYCODES = {
-    "KEYCODE_HOME": 3, "KEYCODE_BACK": 4, "KEYCODE_POWER": 26, "KEYCODE_MENU": 82,
-    "KEYCODE_ENTER": 66, "KEYCODE_WAKEUP": 224, "KEYCODE_SLEEP": 223, "KEYCODE_VOLUME_UP": 24,
-    "KEYCODE_VOLUME_DOWN": 25, "KEYCODE_APP_SWITCH": 187,
+    "KEYCODE_HOME": 3,
+    "KEYCODE_BACK": 4,
+    "KEYCODE_POWER": 26,
+    "KEYCODE_MENU": 82,
+    "KEYCODE_ENTER": 66,
+    "KEYCODE_WAKEUP": 224,
+    "KEYCODE_SLEEP": 223,
+    "KEYCODE_VOLUME_UP": 24,
+    "KEYCODE_VOLUME_DOWN": 25,
+    "KEYCODE_APP_SWITCH": 187,
 }
 _USAGE = (
     "Usage: input [<source>] <command> [<arg>...]\n\nThe commands and default sources are:\n"
     "      text <string> (Default: touchscreen)\n      keyevent [--longpress] <key code number or name> ... (Default: keyboard)\n"
     "      tap <x> <y> (Default: touchscreen)\n      swipe <x1> <y1> <x2> <y2> [duration(ms)] (Default: touchscreen)"
 )
-_SOURCES = ("touchscreen", "keyboard", "mouse", "touchpad", "dpad", "trackball", "stylus", "gamepad", "joystick")
+_SOURCES = (
+    "touchscreen",
+    "keyboard",
+    "mouse",
+    "touchpad",
+    "dpad",
+    "trackball",
+    "stylus",
+    "gamepad",
+    "joystick",
+)
 
 
 async def run_input(p: Proc) -> int:

@@ -19,8 +19,14 @@ BOOT_COMPLETED_AFTER_S = 4.0
 
 
 class TwinLab:
-    def __init__(self, twin: Twin, walt: bool = False, relay: bool = False,
-                 adb_after_s: float = ADB_AFTER_S, boot_completed_after_s: float = BOOT_COMPLETED_AFTER_S):
+    def __init__(
+        self,
+        twin: Twin,
+        walt: bool = False,
+        relay: bool = False,
+        adb_after_s: float = ADB_AFTER_S,
+        boot_completed_after_s: float = BOOT_COMPLETED_AFTER_S,
+    ):
         if boot_completed_after_s < adb_after_s:
             raise ValueError("sys.boot_completed comes last: boot_completed_after_s < adb_after_s")
         self.twin = twin
@@ -43,10 +49,14 @@ class TwinLab:
         if self.want_walt:
             self.signal = StepSignal(self.twin.screen.probe_luminance())
             self.twin.screen.luma_signal = self.signal
-            self.walt = WaltSim(brightness_source=self.signal, record=self.twin.truth.record).start()
+            self.walt = WaltSim(
+                brightness_source=self.signal, record=self.twin.truth.record
+            ).start()
             out["walt"] = self.walt.path
         if self.want_relay:
-            self.relay = RelaySim(on_power=self._on_power, initially_on=True, record=self.twin.truth.record).start()
+            self.relay = RelaySim(
+                on_power=self._on_power, initially_on=True, record=self.twin.truth.record
+            ).start()
             out["relay"] = self.relay.path
         return out
 
@@ -58,7 +68,9 @@ class TwinLab:
     def _power(self, on: bool) -> None:
         if self._boot is not None:
             self._boot.cancel()
-        self._boot = asyncio.ensure_future(self.twin.power(on, self.adb_after_s, self.boot_completed_after_s))
+        self._boot = asyncio.ensure_future(
+            self.twin.power(on, self.adb_after_s, self.boot_completed_after_s)
+        )
 
     def stop(self) -> None:
         """Close the ptys. Never raises."""

@@ -17,7 +17,9 @@ _DEFAULT_BITRATE = 4_000_000
 
 
 def png_bytes(rgba: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, buf = cv2.imencode(
+        ".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA), [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    )
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()
@@ -72,7 +74,9 @@ async def screenrecord(p: Proc) -> int:
         elif a == "--time-limit" and i + 1 < len(args):
             limit_s, i = float(args[i + 1]), i + 2
             if not 0 < limit_s <= SCREENRECORD_LIMIT_S:
-                await p.eprint(f"Time limit {args[i - 1]} out of range [1,{int(SCREENRECORD_LIMIT_S)}]")
+                await p.eprint(
+                    f"Time limit {args[i - 1]} out of range [1,{int(SCREENRECORD_LIMIT_S)}]"
+                )
                 return 2
         elif a.startswith("--output-format="):
             fmt, i = a.split("=", 1)[1], i + 1

@@ -63,11 +63,15 @@ def parse_header(raw: bytes, max_payload: int) -> Header:
     """
     h = Header(*HEADER.unpack(raw))
     if h.magic != h.command ^ 0xFFFFFFFF:
-        raise ProtocolViolation(f"bad magic 0x{h.magic:08x} for command 0x{h.command:08x} (garbage on the transport?)")
+        raise ProtocolViolation(
+            f"bad magic 0x{h.magic:08x} for command 0x{h.command:08x} (garbage on the transport?)"
+        )
     if h.command not in COMMAND_NAMES:
         raise ProtocolViolation(f"unknown command 0x{h.command:08x}")
     if h.length > max_payload:
-        raise ProtocolViolation(f"{h.name} declares a {h.length}-byte payload, over the {max_payload}-byte maximum")
+        raise ProtocolViolation(
+            f"{h.name} declares a {h.length}-byte payload, over the {max_payload}-byte maximum"
+        )
     return h
 
 

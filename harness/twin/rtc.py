@@ -70,7 +70,9 @@ class ShareTrack:
                 self.twin = twin
                 self.sent = 0
                 self._next = 0.0
-                self._in_flight: list[tuple[float, object]] = []  # (capture time, frame) on the uplink
+                self._in_flight: list[
+                    tuple[float, object]
+                ] = []  # (capture time, frame) on the uplink
 
             async def recv(self):
                 net = self.twin.network
@@ -94,11 +96,17 @@ class ShareTrack:
 
                 screen = self.twin.screen
                 if screen.share_frozen and getattr(self, "_last", None) is not None:
-                    frame = VideoFrame.from_ndarray(self._last, format="rgb24")  # the same picture, a new frame
+                    frame = VideoFrame.from_ndarray(
+                        self._last, format="rgb24"
+                    )  # the same picture, a new frame
                     frame.pts = int((time.monotonic() - self.twin.boot_time) * _VIDEO_CLOCK)
                     frame.time_base = fractions.Fraction(1, _VIDEO_CLOCK)
-                    self.twin.truth.record("share_frame_sent", index=self.sent, repeated=True,
-                                           fps=share_fps_for(self.twin.network.up_kbps))
+                    self.twin.truth.record(
+                        "share_frame_sent",
+                        index=self.sent,
+                        repeated=True,
+                        fps=share_fps_for(self.twin.network.up_kbps),
+                    )
                     self.sent += 1
                     return frame
                 rgba = screen.frame()
@@ -107,17 +115,32 @@ class ShareTrack:
                 h, w = rgba.shape[:2]
                 sw = SHARE_WIDTH
                 sh = int(round(h * sw / w / 2)) * 2
-                rgb = cv2.resize(cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), (sw, sh), interpolation=cv2.INTER_AREA)
+                rgb = cv2.resize(
+                    cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), (sw, sh), interpolation=cv2.INTER_AREA
+                )
                 if masked:
                     rgb[:] = (30, 30, 30)
-                    cv2.putText(rgb, "Private content hidden", (sw // 8, sh // 2), cv2.FONT_HERSHEY_SIMPLEX,
-                                sw / 900, (220, 220, 220), 2, cv2.LINE_AA)
+                    cv2.putText(
+                        rgb,
+                        "Private content hidden",
+                        (sw // 8, sh // 2),
+                        cv2.FONT_HERSHEY_SIMPLEX,
+                        sw / 900,
+                        (220, 220, 220),
+                        2,
+                        cv2.LINE_AA,
+                    )
                 frame = VideoFrame.from_ndarray(rgb, format="rgb24")
                 frame.pts = int((time.monotonic() - self.twin.boot_time) * _VIDEO_CLOCK)
                 frame.time_base = fractions.Fraction(1, _VIDEO_CLOCK)
-                self.twin.truth.record("share_frame_sent", index=self.sent, screen_version=version, masked=masked,
-                                       private=screen.private_package() or "",
-                                       fps=share_fps_for(self.twin.network.up_kbps))
+                self.twin.truth.record(
+                    "share_frame_sent",
+                    index=self.sent,
+                    screen_version=version,
+                    masked=masked,
+                    private=screen.private_package() or "",
+                    fps=share_fps_for(self.twin.network.up_kbps),
+                )
                 self.sent += 1
                 self._last = rgb
                 return frame
@@ -147,7 +170,9 @@ class MicTrack:
                 if self.pending:
                     sound = self.pending[0]
                     if self._cursor == 0:
-                        self.twin.truth.record("mic_sound_started", samples=len(sound), rate=frame.sample_rate)
+                        self.twin.truth.record(
+                            "mic_sound_started", samples=len(sound), rate=frame.sample_rate
+                        )
                     part = sound[self._cursor : self._cursor + samples]
                     pcm[: len(part)] = part
                     self._cursor += samples
@@ -155,7 +180,11 @@ class MicTrack:
                         self.pending.pop(0)
                         self._cursor = 0
                 out = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-                out.sample_rate, out.pts, out.time_base = frame.sample_rate, frame.pts, frame.time_base
+                out.sample_rate, out.pts, out.time_base = (
+                    frame.sample_rate,
+                    frame.pts,
+                    frame.time_base,
+                )
                 return out
 
         return _Mic()
@@ -213,7 +242,9 @@ class MediaPeer:
         from aiortc import RTCSessionDescription
 
         if data.get("type") == "answer" and self.pc is not None:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="answer"))
+            await self.pc.setRemoteDescription(
+                RTCSessionDescription(sdp=data["sdp"], type="answer")
+            )
             self.twin.truth.record("rtc_answer_received")
 
     async def _show_agent_video(self, track) -> None:
@@ -232,7 +263,9 @@ class MediaPeer:
             except MediaStreamError:
                 return
             rgb = frame.to_ndarray(format="rgb24")
-            read = decode_fast(rgb, feed_layout(rgb.shape[1], rgb.shape[0]))  # at full size: what it carries
+            read = decode_fast(
+                rgb, feed_layout(rgb.shape[1], rgb.shape[0])
+            )  # at full size: what it carries
             if rgb.shape[1] != w or rgb.shape[0] != h:
                 rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
             delay = self.twin.network.max_delay_ms / 1000.0
@@ -254,10 +287,18 @@ class MediaPeer:
         t_shown = time.monotonic()
         self.frames_shown += 1
         if self.frames_shown == 1:
-            self.twin.truth.record("agent_video_started", t=t_shown, frame_no=read.frame_no if read.ok else None,
-                                   version=version)
-        self.twin.truth.record("agent_frame_shown", t=t_shown, frame_no=read.frame_no if read.ok else None,
-                               t_send_ms=read.t_ms if read.ok else None)
+            self.twin.truth.record(
+                "agent_video_started",
+                t=t_shown,
+                frame_no=read.frame_no if read.ok else None,
+                version=version,
+            )
+        self.twin.truth.record(
+            "agent_frame_shown",
+            t=t_shown,
+            frame_no=read.frame_no if read.ok else None,
+            t_send_ms=read.t_ms if read.ok else None,
+        )
 
     async def _play_agent_audio(self, track) -> None:
         from aiortc.mediastreams import MediaStreamError

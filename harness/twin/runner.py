@@ -35,7 +35,9 @@ class TwinSpec:
     timezone: str | None = None
     backend: tuple[str, int] | None = None  # an external backend; None: one in this process
     backend_config: BackendConfig | None = None
-    camera: bool = False  # a lab camera (MJPEG over HTTP) filming the tablet and the agent's display
+    camera: bool = (
+        False  # a lab camera (MJPEG over HTTP) filming the tablet and the agent's display
+    )
     walt: bool = False  # a simulated WALT on a pty, its photodiode on the screen's centre
     relay: bool = False  # a simulated USB power relay on a pty
     adb_after_s: float = 2.0
@@ -51,14 +53,21 @@ async def serve(spec: TwinSpec, ready=None) -> int:
     backend = None
     backend_addr = spec.backend
     if backend_addr is None:
-        backend = SupportBackend(spec.backend_config or BackendConfig(), GroundTruth(state_root / "backend.jsonl", "backend"))
+        backend = SupportBackend(
+            spec.backend_config or BackendConfig(),
+            GroundTruth(state_root / "backend.jsonl", "backend"),
+        )
         backend_addr = ("127.0.0.1", await backend.start())
     for i in range(spec.count):
         port = spec.port + 2 * i
         opts = TwinOptions(
-            accept_new_keys=spec.accept_new_keys, registered=spec.registered,
-            adb_server_port=spec.adb_server_port, extra={"boot_s": spec.boot_s},
-            region=spec.region, timezone=spec.timezone, backend=backend_addr,
+            accept_new_keys=spec.accept_new_keys,
+            registered=spec.registered,
+            adb_server_port=spec.adb_server_port,
+            extra={"boot_s": spec.boot_s},
+            region=spec.region,
+            timezone=spec.timezone,
+            backend=backend_addr,
         )
         twin = Twin(profile, port, state_root / f"twin-{port}", opts)
         twins[twin.serial_hint] = twin
@@ -77,7 +86,9 @@ async def serve(spec: TwinSpec, ready=None) -> int:
             if spec.walt or spec.relay:
                 from harness.twin.lab import TwinLab
 
-                lab = TwinLab(twin, spec.walt, spec.relay, spec.adb_after_s, spec.boot_completed_after_s)
+                lab = TwinLab(
+                    twin, spec.walt, spec.relay, spec.adb_after_s, spec.boot_completed_after_s
+                )
                 labs[serial] = (lab, lab.start())
             if spec.camera:
                 from harness.twin.camera import LabCamera
@@ -87,18 +98,31 @@ async def serve(spec: TwinSpec, ready=None) -> int:
         await control.start()
         for serial, twin in twins.items():
             line = {
-                "ready": True, "serial": serial, "port": twin.port, "console_port": twin.port - 1,
-                "profile": profile.name, "model": profile.model, "api": profile.api_level,
-                "state_dir": str(twin.state_dir), "truth": str(twin.truth.path),
-                "control": str(control.path), "backend": list(backend_addr),
+                "ready": True,
+                "serial": serial,
+                "port": twin.port,
+                "console_port": twin.port - 1,
+                "profile": profile.name,
+                "model": profile.model,
+                "api": profile.api_level,
+                "state_dir": str(twin.state_dir),
+                "truth": str(twin.truth.path),
+                "control": str(control.path),
+                "backend": list(backend_addr),
                 "backend_truth": str(backend.truth.path) if backend else None,
                 **(labs[serial][1] if serial in labs else {}),
-                **({"camera": f"http://127.0.0.1:{cameras[serial][1]}"} if serial in cameras else {}),
+                **(
+                    {"camera": f"http://127.0.0.1:{cameras[serial][1]}"}
+                    if serial in cameras
+                    else {}
+                ),
             }
             print(json.dumps(line), flush=True)
         if ready is not None:
             ready(twins, control)
-        waiters = [asyncio.ensure_future(stop.wait())] + [asyncio.ensure_future(t.stopped.wait()) for t in started]
+        waiters = [asyncio.ensure_future(stop.wait())] + [
+            asyncio.ensure_future(t.stopped.wait()) for t in started
+        ]
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
             w.cancel()
@@ -129,5 +153,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     return args.func(args)

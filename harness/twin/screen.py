@@ -78,18 +78,25 @@ class Screen:
         self.launcher = "com.amazon.kindle.otter" if fire else "com.android.launcher3"
         self.apps = [
             App("com.amazon.email" if fire else "com.android.email", "Email", private=True),
-            App("com.amazon.photos" if fire else "com.google.android.apps.photos", "Photos", private=True),
+            App(
+                "com.amazon.photos" if fire else "com.google.android.apps.photos",
+                "Photos",
+                private=True,
+            ),
             App("com.android.settings", "Settings"),
             App(TIMECODE_APP, "Timecode"),
             App(WALT_APP, "WALT"),
         ]
         self.walt_white = False  # the WALT screen test app: black or white, flipped on request
         self.luma_signal = None  # a StepSignal the simulated photodiode reads (harness.twin.lab)
-        self.tc_frame_no = 0  # the Timecode app: a 30 fps code over a test pattern (for share tests)
+        self.tc_frame_no = (
+            0  # the Timecode app: a 30 fps code over a test pattern (for share tests)
+        )
         self.tc_t_ms = 0
         # the contract with harness.session.media.timecode_layout: centred, cells of 1/32 of the short side
-        self.tc_layout = TimecodeLayout.for_size(self.width, self.height, anchor="center",
-                                                 cell_px=min(self.width, self.height) // 32)
+        self.tc_layout = TimecodeLayout.for_size(
+            self.width, self.height, anchor="center", cell_px=min(self.width, self.height) // 32
+        )
         self._tc_task = None
         self.support_pkg = "com.amazon.mayday" if fire else "com.mayday.support"
         self.state = "home"
@@ -148,7 +155,9 @@ class Screen:
 
         t_req = time.monotonic()
         phase = t_req - self.twin.boot_time
-        t_present = self.twin.boot_time + (math.floor(phase / VSYNC_S) + 1 + COMPOSITOR_FRAMES) * VSYNC_S
+        t_present = (
+            self.twin.boot_time + (math.floor(phase / VSYNC_S) + 1 + COMPOSITOR_FRAMES) * VSYNC_S
+        )
         if self.luma_signal is not None:
             self.luma_signal.set(t_present, 1.0 if white else 0.0)
 
@@ -163,7 +172,9 @@ class Screen:
     def probe_luminance(self) -> float:
         """Mean luminance (0..1) of the photodiode's spot: the centre of the screen."""
         h, w = self.height, self.width
-        spot = self.frame()[h // 2 - h // 20 : h // 2 + h // 20, w // 2 - w // 20 : w // 2 + w // 20, :3]
+        spot = self.frame()[
+            h // 2 - h // 20 : h // 2 + h // 20, w // 2 - w // 20 : w // 2 + w // 20, :3
+        ]
         return float(spot.mean()) / 255.0
 
     async def _tick_timecode(self) -> None:
@@ -178,7 +189,9 @@ class Screen:
             self.tc_t_ms = int(t * 1000)
             self.changed("timecode", record=False, rebuild=False)
             self.twin.truth.record("timecode_shown", t=t, frame_no=self.tc_frame_no)
-            await asyncio.sleep(max(0.0, t0 + (self.tc_frame_no - n0) / TIMECODE_FPS - time.monotonic()))
+            await asyncio.sleep(
+                max(0.0, t0 + (self.tc_frame_no - n0) / TIMECODE_FPS - time.monotonic())
+            )
 
     def stop_package(self, pkg: str) -> None:
         if self.focus_package == pkg:
@@ -200,41 +213,75 @@ class Screen:
         w, h, u = self.width, self.height, self.unit
         root = UiNode(bounds=(0, 0, w, h), pkg=self.focus_package)
         status = UiNode(
-            cls="android.widget.FrameLayout", rid="com.android.systemui:id/status_bar", bounds=(0, 0, w, self.status_h),
-            pkg="com.android.systemui", fill=STATUS_BAR,
+            cls="android.widget.FrameLayout",
+            rid="com.android.systemui:id/status_bar",
+            bounds=(0, 0, w, self.status_h),
+            pkg="com.android.systemui",
+            fill=STATUS_BAR,
         )
         status.children.append(
-            UiNode(cls="android.widget.TextView", rid="com.android.systemui:id/clock", text=time.strftime("%H:%M"),
-                   bounds=(w - 6 * u, 0, w - u, self.status_h), pkg="com.android.systemui")
+            UiNode(
+                cls="android.widget.TextView",
+                rid="com.android.systemui:id/clock",
+                text=time.strftime("%H:%M"),
+                bounds=(w - 6 * u, 0, w - u, self.status_h),
+                pkg="com.android.systemui",
+            )
         )
         if self.state == "home":
-            content = UiNode(rid=f"{self.launcher}:id/workspace", bounds=(0, self.status_h, w, h), pkg=self.launcher, fill=BG_HOME)
+            content = UiNode(
+                rid=f"{self.launcher}:id/workspace",
+                bounds=(0, self.status_h, w, h),
+                pkg=self.launcher,
+                fill=BG_HOME,
+            )
             size = 6 * u
             for i, app in enumerate(self.apps):
                 x1 = 3 * u + i * (size + 3 * u)
                 y1 = self.status_h + 4 * u
                 content.children.append(
                     UiNode(
-                        cls="android.widget.TextView", text=app.label, desc=app.label,
-                        rid=f"{self.launcher}:id/app_icon", bounds=(x1, y1, x1 + size, y1 + size + 2 * u),
-                        pkg=self.launcher, clickable=True, fill=(70, 110, 170),
+                        cls="android.widget.TextView",
+                        text=app.label,
+                        desc=app.label,
+                        rid=f"{self.launcher}:id/app_icon",
+                        bounds=(x1, y1, x1 + size, y1 + size + 2 * u),
+                        pkg=self.launcher,
+                        clickable=True,
+                        fill=(70, 110, 170),
                         on_tap=lambda pkg=app.package: self.open_package(pkg),
                     )
                 )
         else:
             pkg = self.state.split(":", 1)[1]
             app = next(a for a in self.apps if a.package == pkg)
-            content = UiNode(rid=f"{pkg}:id/content", bounds=(0, self.status_h, w, h), pkg=pkg, fill=BG_APP)
-            content.children.append(
-                UiNode(cls="android.widget.TextView", text=app.label, rid=f"{pkg}:id/title",
-                       bounds=(2 * u, self.status_h + u, w - 2 * u, self.status_h + 4 * u), pkg=pkg,
-                       fill=(60, 60, 60))
+            content = UiNode(
+                rid=f"{pkg}:id/content", bounds=(0, self.status_h, w, h), pkg=pkg, fill=BG_APP
             )
-            body = "Inbox: 3 private messages" if app.label == "Email" else ("12 private photos" if app.private else "Device options")
             content.children.append(
-                UiNode(cls="android.widget.TextView", text=body, rid=f"{pkg}:id/body",
-                       bounds=(2 * u, self.status_h + 5 * u, w - 2 * u, self.status_h + 8 * u), pkg=pkg,
-                       text_color=(30, 30, 30))
+                UiNode(
+                    cls="android.widget.TextView",
+                    text=app.label,
+                    rid=f"{pkg}:id/title",
+                    bounds=(2 * u, self.status_h + u, w - 2 * u, self.status_h + 4 * u),
+                    pkg=pkg,
+                    fill=(60, 60, 60),
+                )
+            )
+            body = (
+                "Inbox: 3 private messages"
+                if app.label == "Email"
+                else ("12 private photos" if app.private else "Device options")
+            )
+            content.children.append(
+                UiNode(
+                    cls="android.widget.TextView",
+                    text=body,
+                    rid=f"{pkg}:id/body",
+                    bounds=(2 * u, self.status_h + 5 * u, w - 2 * u, self.status_h + 8 * u),
+                    pkg=pkg,
+                    text_color=(30, 30, 30),
+                )
             )
         root.children = [content, status]
         if self.session is not None:
@@ -248,24 +295,45 @@ class Screen:
     # --- support UI
     def _quick_settings(self) -> UiNode:
         w, _h, u = self.width, self.height, self.unit
-        panel = UiNode(rid="com.android.systemui:id/quick_settings_panel", bounds=(0, 0, w, 12 * u),
-                       pkg="com.android.systemui", fill=(48, 48, 52))
-        tiles = [("Wi-Fi" if self.twin.wifi.enabled else "Wi-Fi off", "com.android.systemui:id/wifi_tile", None),
-                 ("Mayday", f"{self.support_pkg}:id/mayday_button", self.press_mayday),
-                 ("Settings", "com.android.systemui:id/settings_tile", lambda: self.open_package("com.android.settings"))]
+        panel = UiNode(
+            rid="com.android.systemui:id/quick_settings_panel",
+            bounds=(0, 0, w, 12 * u),
+            pkg="com.android.systemui",
+            fill=(48, 48, 52),
+        )
+        tiles = [
+            (
+                "Wi-Fi" if self.twin.wifi.enabled else "Wi-Fi off",
+                "com.android.systemui:id/wifi_tile",
+                None,
+            ),
+            ("Mayday", f"{self.support_pkg}:id/mayday_button", self.press_mayday),
+            (
+                "Settings",
+                "com.android.systemui:id/settings_tile",
+                lambda: self.open_package("com.android.settings"),
+            ),
+        ]
         size = 8 * u
         if not self.mayday_button:
             tiles = [t for t in tiles if t[0] != "Mayday"]
         for i, (label, rid, action) in enumerate(tiles):
             x1 = 3 * u + i * (size + 2 * u)
             is_mayday = label == "Mayday"
-            panel.children.append(UiNode(
-                cls="android.widget.Button", text=label, rid=rid, desc="Mayday live support" if is_mayday else label,
-                bounds=(x1, self.status_h + u, x1 + size, self.status_h + u + size - 2 * u),
-                pkg=self.support_pkg if is_mayday else "com.android.systemui", clickable=True,
-                fill=(255, 153, 0) if is_mayday else (90, 90, 96), text_color=(20, 20, 20) if is_mayday else (255, 255, 255),
-                on_tap=action,
-            ))
+            panel.children.append(
+                UiNode(
+                    cls="android.widget.Button",
+                    text=label,
+                    rid=rid,
+                    desc="Mayday live support" if is_mayday else label,
+                    bounds=(x1, self.status_h + u, x1 + size, self.status_h + u + size - 2 * u),
+                    pkg=self.support_pkg if is_mayday else "com.android.systemui",
+                    clickable=True,
+                    fill=(255, 153, 0) if is_mayday else (90, 90, 96),
+                    text_color=(20, 20, 20) if is_mayday else (255, 255, 255),
+                    on_tap=action,
+                )
+            )
         return panel
 
     def pane_bounds(self) -> tuple[int, int, int, int]:
@@ -289,7 +357,9 @@ class Screen:
         pkg, u = self.support_pkg, self.unit
         x1, y1, x2, y2 = self.pane_bounds()
         vx1, vy1, vx2, vy2 = self.pane_video_bounds()
-        pane = UiNode(rid=f"{pkg}:id/session_pane", bounds=(x1, y1, x2, y2), pkg=pkg, fill=(28, 28, 30))
+        pane = UiNode(
+            rid=f"{pkg}:id/session_pane", bounds=(x1, y1, x2, y2), pkg=pkg, fill=(28, 28, 30)
+        )
         if s.state == "queued":
             status, banner = f"You are number {s.position} in line", (255, 176, 0)
         elif s.state == "assigned":
@@ -300,13 +370,38 @@ class Screen:
             status, banner = "Reconnecting...", None
         else:
             status, banner = "Connecting to Mayday", (110, 110, 120)
-        pane.children.append(UiNode(cls="android.view.SurfaceView", rid=f"{pkg}:id/agent_video", desc="agent video",
-                                    bounds=(vx1, vy1, vx2, vy2), pkg=pkg, fill=banner))
-        pane.children.append(UiNode(cls="android.widget.TextView", rid=f"{pkg}:id/status", text=status,
-                                    bounds=(x1 + u, vy2 + u // 2, x2 - 7 * u, y2 - u // 2), pkg=pkg))
-        pane.children.append(UiNode(cls="android.widget.Button", rid=f"{pkg}:id/end_button", text="End", desc="End session",
-                                    bounds=(x2 - 6 * u, vy2 + u // 2, x2 - u, y2 - u // 2), pkg=pkg, clickable=True,
-                                    fill=(200, 40, 40), on_tap=self.end_session))
+        pane.children.append(
+            UiNode(
+                cls="android.view.SurfaceView",
+                rid=f"{pkg}:id/agent_video",
+                desc="agent video",
+                bounds=(vx1, vy1, vx2, vy2),
+                pkg=pkg,
+                fill=banner,
+            )
+        )
+        pane.children.append(
+            UiNode(
+                cls="android.widget.TextView",
+                rid=f"{pkg}:id/status",
+                text=status,
+                bounds=(x1 + u, vy2 + u // 2, x2 - 7 * u, y2 - u // 2),
+                pkg=pkg,
+            )
+        )
+        pane.children.append(
+            UiNode(
+                cls="android.widget.Button",
+                rid=f"{pkg}:id/end_button",
+                text="End",
+                desc="End session",
+                bounds=(x2 - 6 * u, vy2 + u // 2, x2 - u, y2 - u // 2),
+                pkg=pkg,
+                clickable=True,
+                fill=(200, 40, 40),
+                on_tap=self.end_session,
+            )
+        )
         return pane
 
     def _dialog(self) -> UiNode:
@@ -314,14 +409,31 @@ class Screen:
         x1, y1, x2, y2 = w // 4, h // 3, (w * 3) // 4, h // 3 + 10 * u
         pkg = self.support_pkg
         box = UiNode(rid=f"{pkg}:id/dialog", bounds=(x1, y1, x2, y2), pkg=pkg, fill=(250, 250, 250))
-        box.children.append(UiNode(cls="android.widget.TextView", rid=f"{pkg}:id/message", text=self.dialog,
-                                   bounds=(x1 + u, y1 + u, x2 - u, y1 + 5 * u), pkg=pkg, text_color=(20, 20, 20)))
+        box.children.append(
+            UiNode(
+                cls="android.widget.TextView",
+                rid=f"{pkg}:id/message",
+                text=self.dialog,
+                bounds=(x1 + u, y1 + u, x2 - u, y1 + 5 * u),
+                pkg=pkg,
+                text_color=(20, 20, 20),
+            )
+        )
         buttons = self.dialog_buttons or [("OK", self.dismiss_dialog)]
         for i, (label, action) in enumerate(reversed(buttons)):
             bx2 = x2 - u - i * 8 * u
-            box.children.append(UiNode(cls="android.widget.Button", rid=f"{pkg}:id/{label.lower()}_button", text=label,
-                                       bounds=(bx2 - 7 * u, y2 - 4 * u, bx2, y2 - u), pkg=pkg, clickable=True,
-                                       fill=(0, 120, 200), on_tap=action))
+            box.children.append(
+                UiNode(
+                    cls="android.widget.Button",
+                    rid=f"{pkg}:id/{label.lower()}_button",
+                    text=label,
+                    bounds=(bx2 - 7 * u, y2 - 4 * u, bx2, y2 - u),
+                    pkg=pkg,
+                    clickable=True,
+                    fill=(0, 120, 200),
+                    on_tap=action,
+                )
+            )
         return box
 
     def open_quick_settings(self) -> None:
@@ -364,11 +476,21 @@ class Screen:
         truth = self.twin.truth
         if kind == "stroke":
             pts = [(float(x), float(y)) for x, y in msg.get("points", [])]
-            stroke = {"id": msg.get("id"), "points": pts, "color": tuple(msg.get("color", (255, 0, 0))),
-                      "width": int(msg.get("width", max(2, self.unit // 4)))}
+            stroke = {
+                "id": msg.get("id"),
+                "points": pts,
+                "color": tuple(msg.get("color", (255, 0, 0))),
+                "width": int(msg.get("width", max(2, self.unit // 4))),
+            }
             self.strokes.append(stroke)
             self.changed("stroke", record=False, rebuild=False)
-            truth.record("stroke_drawn", id=stroke["id"], points=pts, color=stroke["color"], width=stroke["width"])
+            truth.record(
+                "stroke_drawn",
+                id=stroke["id"],
+                points=pts,
+                color=stroke["color"],
+                width=stroke["width"],
+            )
         elif kind == "clear_strokes":
             self.strokes.clear()
             self.changed("strokes cleared", record=False, rebuild=False)
@@ -382,6 +504,7 @@ class Screen:
                 truth.record("remote_tap_refused", id=msg.get("id"), x=x, y=y)
                 reply({"type": "tap_refused", "id": msg.get("id"), "reason": "no permission"})
         elif kind == "request_control":
+
             def allow() -> None:
                 self.remote_control_allowed = True
                 truth.record("consent", what="remote_control", granted=True)
@@ -393,7 +516,9 @@ class Screen:
                 reply({"type": "control_denied"})
                 self.dismiss_dialog()
 
-            self.show_dialog("Allow the agent to control your tablet?", [("Deny", deny), ("Allow", allow)])
+            self.show_dialog(
+                "Allow the agent to control your tablet?", [("Deny", deny), ("Allow", allow)]
+            )
         elif kind == "request_access":
             pkg = str(msg.get("package", ""))
             label = next((a.label for a in self.apps if a.package == pkg), pkg)
@@ -409,7 +534,9 @@ class Screen:
                 reply({"type": "access_denied", "package": pkg})
                 self.dismiss_dialog()
 
-            self.show_dialog(f"Allow the agent to see {label}?", [("Deny", deny_app), ("Allow", allow_app)])
+            self.show_dialog(
+                f"Allow the agent to see {label}?", [("Deny", deny_app), ("Allow", allow_app)]
+            )
 
     def press_mayday(self) -> None:
         """The Mayday tile: the device-side checks, then a session with the backend."""
@@ -501,8 +628,12 @@ class Screen:
             img = img.copy()
             stamp(img, self.tc_frame_no, self.tc_t_ms % (1 << 32), self.tc_layout)
         session = self.session
-        if (self.screen_on and session is not None and session.agent_frame is not None
-                and session.state in ("video", "reconnecting")):
+        if (
+            self.screen_on
+            and session is not None
+            and session.agent_frame is not None
+            and session.state in ("video", "reconnecting")
+        ):
             img = img.copy()
             x1, y1, x2, y2 = self.pane_video_bounds()
             img[y1:y2, x1:x2] = session.agent_frame
@@ -511,7 +642,14 @@ class Screen:
             for stroke in list(self.strokes):
                 pts = np.array(stroke["points"], np.float64).round().astype(np.int32)
                 if len(pts):
-                    cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, stroke["color"], stroke["width"], cv2.LINE_AA)
+                    cv2.polylines(
+                        img,
+                        [pts.reshape(-1, 1, 2)],
+                        False,
+                        stroke["color"],
+                        stroke["width"],
+                        cv2.LINE_AA,
+                    )
         rgba = cv2.cvtColor(img, cv2.COLOR_RGB2RGBA)
         with self._lock:
             self._frame, self._frame_version = rgba, version
@@ -537,7 +675,15 @@ class Screen:
         u = self.unit
         y0, y1 = self.status_h + 5 * u, self.height - u
         x0, x1 = u, (self.width * 6) // 10
-        bars = [(255, 255, 255), (255, 255, 0), (0, 255, 255), (0, 255, 0), (255, 0, 255), (255, 0, 0), (0, 0, 255)]
+        bars = [
+            (255, 255, 255),
+            (255, 255, 0),
+            (0, 255, 255),
+            (0, 255, 0),
+            (255, 0, 255),
+            (255, 0, 0),
+            (0, 0, 255),
+        ]
         bw = (x1 - x0) // len(bars)
         for i, c in enumerate(bars):
             img[y0 : y0 + 6 * u, x0 + i * bw : x0 + (i + 1) * bw] = c
@@ -547,8 +693,16 @@ class Screen:
         checker = (((yy // (2 * u)) + (xx // (2 * u))) % 2 * 160 + 50).astype(np.uint8)
         img[y0 + 9 * u : y1, x0:x1] = checker[..., None]
         for k in range(4):
-            cv2.putText(img, f"Mayday HIL test pattern line {k + 1}", (x0 + u, y0 + (12 + 3 * k) * u), _FONT,
-                        self.unit / 22.0, (255, 80, 0), 2, cv2.LINE_AA)
+            cv2.putText(
+                img,
+                f"Mayday HIL test pattern line {k + 1}",
+                (x0 + u, y0 + (12 + 3 * k) * u),
+                _FONT,
+                self.unit / 22.0,
+                (255, 80, 0),
+                2,
+                cv2.LINE_AA,
+            )
 
     @property
     def frame_no(self) -> int:
@@ -569,4 +723,6 @@ class Screen:
                 (tw, th), _ = cv2.getTextSize(node.text, _FONT, scale, thickness)
             tx = x1 + max(0, ((x2 - x1) - tw) // 2) if node.clickable else x1 + self.unit // 4
             ty = y2 - max(2, (y2 - y1 - th) // 2)
-            cv2.putText(img, node.text, (tx, ty), _FONT, scale, node.text_color, thickness, cv2.LINE_AA)
+            cv2.putText(
+                img, node.text, (tx, ty), _FONT, scale, node.text_color, thickness, cv2.LINE_AA
+            )

@@ -94,7 +94,9 @@ class ServiceTable:
         if code is not None and not stream.closed:
             await stream.write(_V2_HEADER.pack(ID_EXIT, 1) + bytes([code & 0xFF]))
 
-    async def _run_until_closed(self, stream: Stream, job: Awaitable[int], v2: bool = False) -> int | None:
+    async def _run_until_closed(
+        self, stream: Stream, job: Awaitable[int], v2: bool = False
+    ) -> int | None:
         """Run a shell job; cancel it when the host closes the stream (Ctrl-C, timeout)."""
         task = asyncio.ensure_future(job)
         watcher = asyncio.ensure_future(_drain_input(stream, v2))
@@ -123,7 +125,9 @@ class ServiceTable:
     async def _reboot(self, stream: Stream, arg: str) -> None:
         self.twin.truth.record("reboot_requested", target=arg or "system")
         await stream.close()
-        asyncio.get_running_loop().create_task(self.twin.reboot(self.twin.options.extra.get("boot_s", 1.0)))
+        asyncio.get_running_loop().create_task(
+            self.twin.reboot(self.twin.options.extra.get("boot_s", 1.0))
+        )
 
     async def _reconnect(self, stream: Stream) -> None:
         await stream.write(b"done")

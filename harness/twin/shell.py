@@ -91,7 +91,9 @@ class FileSink(Sink):
         self.buf += data
 
     def flush(self) -> None:
-        self.shell.twin.fs.write(self.shell.twin.fs.norm(self.path, self.shell.cwd), bytes(self.buf), append=self.append)
+        self.shell.twin.fs.write(
+            self.shell.twin.fs.norm(self.path, self.shell.cwd), bytes(self.buf), append=self.append
+        )
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -132,12 +134,16 @@ def tokenize(line: str) -> list[Word | str]:
                 tokens.append(";")
             i += 1
             continue
-        if c == "#" :
+        if c == "#":
             while i < n and line[i] != "\n":
                 i += 1
             continue
         # redirections: [n]>, [n]>>, [n]>&m, <, &>
-        if c in "<>" or (c.isdigit() and i + 1 < n and line[i + 1] in "<>") or line.startswith("&>", i):
+        if (
+            c in "<>"
+            or (c.isdigit() and i + 1 < n and line[i + 1] in "<>")
+            or line.startswith("&>", i)
+        ):
             j = i
             fd = ""
             while j < n and line[j].isdigit():
@@ -258,7 +264,12 @@ def parse(line: str) -> list[tuple[list[Command], str]]:
                 k, text = value_parts[0]
                 value_parts[0] = (k, text.split("=", 1)[1])
                 cmd.assigns.append((name, Word(value_parts)))
-            elif not cmd.words and tok.parts[0][0] == "lit" and "=" in tok.parts[0][1] and tok.parts[0][1].split("=", 1)[0].isidentifier():
+            elif (
+                not cmd.words
+                and tok.parts[0][0] == "lit"
+                and "=" in tok.parts[0][1]
+                and tok.parts[0][1].split("=", 1)[0].isidentifier()
+            ):
                 first = tok.parts[0][1]
                 name, rest = first.split("=", 1)
                 cmd.assigns.append((name, Word([("lit", rest)] + tok.parts[1:])))
@@ -363,7 +374,9 @@ class Shell:
         for pipeline, sep in items:
             if not skip_next:
                 if sep == "&":
-                    task = asyncio.ensure_future(self._pipeline(pipeline, NullSink(), NullSink(), b"", lookup))
+                    task = asyncio.ensure_future(
+                        self._pipeline(pipeline, NullSink(), NullSink(), b"", lookup)
+                    )
                     self.background.add(task)
                     task.add_done_callback(self.background.discard)
                     status = 0
@@ -374,7 +387,9 @@ class Shell:
             skip_next = (sep == "&&" and status != 0) or (sep == "||" and status == 0)
         return status
 
-    async def _pipeline(self, pipeline: list[Command], out: Sink, err: Sink, stdin: bytes, lookup) -> int:
+    async def _pipeline(
+        self, pipeline: list[Command], out: Sink, err: Sink, stdin: bytes, lookup
+    ) -> int:
         data = stdin
         status = 0
         for idx, cmd in enumerate(pipeline):

@@ -68,14 +68,21 @@ class SupportSession:
             self._finish("no backend")
             return
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), BACKEND_CONNECT_TIMEOUT_S)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), BACKEND_CONNECT_TIMEOUT_S
+            )
         except (TimeoutError, OSError):
             screen.show_dialog(MSG_UNAVAILABLE)
             self._finish("backend unreachable")
             return
         self._writer = writer
-        request = {"op": "request", "device": twin.serial_hint, "region": twin.region, "tz": twin.timezone,
-                   "registered": bool(twin.accounts)}
+        request = {
+            "op": "request",
+            "device": twin.serial_hint,
+            "region": twin.region,
+            "tz": twin.timezone,
+            "registered": bool(twin.accounts),
+        }
         await self._net("request")
         writer.write((json.dumps(request) + "\n").encode())
         await writer.drain()
@@ -109,7 +116,9 @@ class SupportSession:
                 elif st == "answered":
                     self.state = "video"
                     screen.changed("answered")
-                    self._video_task = asyncio.get_running_loop().create_task(self._play_agent_video())
+                    self._video_task = asyncio.get_running_loop().create_task(
+                        self._play_agent_video()
+                    )
                 elif st == "refused":
                     reason = msg.get("reason")
                     screen.show_dialog(MSG_CLOSED if reason == "closed" else MSG_UNREGISTERED)
@@ -131,7 +140,9 @@ class SupportSession:
         t0 = time.monotonic()
         period = 1.0 / AGENT_FPS
         while self.state in ("video", "reconnecting"):
-            if self.state == "reconnecting":  # nothing arrives over a dead Wi-Fi: the picture freezes
+            if (
+                self.state == "reconnecting"
+            ):  # nothing arrives over a dead Wi-Fi: the picture freezes
                 await asyncio.sleep(period)
                 t0 = time.monotonic() - self.frame_no * period
                 continue
@@ -143,8 +154,12 @@ class SupportSession:
             version = screen.changed("agent frame", record=False, rebuild=False)
             t_shown = time.monotonic()
             if self.frame_no == 1:
-                self.twin.truth.record("agent_video_started", t=t_shown, frame_no=1, version=version)
-            self.twin.truth.record("agent_frame_shown", t=t_shown, frame_no=self.frame_no, t_send=t_send)
+                self.twin.truth.record(
+                    "agent_video_started", t=t_shown, frame_no=1, version=version
+                )
+            self.twin.truth.record(
+                "agent_frame_shown", t=t_shown, frame_no=self.frame_no, t_send=t_send
+            )
             await asyncio.sleep(max(0.0, t0 + self.frame_no * period - time.monotonic()))
 
     async def _net(self, what: str) -> None:
@@ -215,5 +230,7 @@ def _agent_picture(w: int, h: int) -> np.ndarray:
     img[:] = (200, 214, 228)
     cx, cy, r = w // 2, int(h * 0.42), max(4, min(w, h) // 6)
     cv2.circle(img, (cx, cy), r, (224, 172, 140), -1, cv2.LINE_AA)
-    cv2.ellipse(img, (cx, h), (int(r * 2.2), int(r * 1.8)), 0, 180, 360, (40, 70, 140), -1, cv2.LINE_AA)
+    cv2.ellipse(
+        img, (cx, h), (int(r * 2.2), int(r * 1.8)), 0, 180, 360, (40, 70, 140), -1, cv2.LINE_AA
+    )
     return img

@@ -41,7 +41,11 @@ async def serve_sync(twin: Twin, stream: Stream) -> None:
             return
         if name == "STAT":
             node = twin.fs.lookup(path)
-            record = struct.pack("<4sIII", b"STAT", node.mode, node.size, node.mtime) if node else struct.pack("<4sIII", b"STAT", 0, 0, 0)
+            record = (
+                struct.pack("<4sIII", b"STAT", node.mode, node.size, node.mtime)
+                if node
+                else struct.pack("<4sIII", b"STAT", 0, 0, 0)
+            )
             await stream.write(record)
         elif name in ("STA2", "LST2"):
             await stream.write(_stat_v2(name, twin, path))
@@ -69,8 +73,19 @@ def _stat_v2(name: str, twin: Twin, path: str) -> bytes:
     if node is None:
         return struct.pack("<4sIQQIIIIQqqq", name.encode(), 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     return struct.pack(
-        "<4sIQQIIIIQqqq", name.encode(), 0, 0, id(node) & 0xFFFFFFFF, node.mode, 1, 2000, 2000,
-        node.size, node.mtime, node.mtime, node.mtime,
+        "<4sIQQIIIIQqqq",
+        name.encode(),
+        0,
+        0,
+        id(node) & 0xFFFFFFFF,
+        node.mode,
+        1,
+        2000,
+        2000,
+        node.size,
+        node.mtime,
+        node.mtime,
+        node.mtime,
     )
 
 
@@ -81,10 +96,15 @@ async def _list(twin: Twin, stream: Stream, path: str) -> None:
         entries = []
     else:
         node = twin.fs.lookup(path)
-        entries = [(".", node), ("..", twin.fs.lookup(twin.fs.norm(path + "/..")) or node)] + entries
+        entries = [
+            (".", node),
+            ("..", twin.fs.lookup(twin.fs.norm(path + "/..")) or node),
+        ] + entries
     for name, node in entries:
         raw = name.encode()
-        await stream.write(struct.pack("<4sIIII", b"DENT", node.mode, node.size, node.mtime, len(raw)) + raw)
+        await stream.write(
+            struct.pack("<4sIIII", b"DENT", node.mode, node.size, node.mtime, len(raw)) + raw
+        )
     await stream.write(b"DONE" + bytes(16))
 
 

@@ -72,7 +72,9 @@ class Stream:
         """Exactly n bytes across WRTE boundaries. Raises StreamClosed at EOF."""
         while len(self._buf) < n:
             if self._eof:
-                raise StreamClosed(f"stream {self.service!r} closed after {len(self._buf)} of {n} bytes")
+                raise StreamClosed(
+                    f"stream {self.service!r} closed after {len(self._buf)} of {n} bytes"
+                )
             data = await self._inbox.get()
             if data is None:
                 self._eof = True
@@ -131,7 +133,9 @@ class AdbConnection:
     async def send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
         if self.dead:
             raise StreamClosed("transport closed")
-        self.writer.write(p.packet(command, arg0, arg1, data, checksum=self.twin.personality.checksum))
+        self.writer.write(
+            p.packet(command, arg0, arg1, data, checksum=self.twin.personality.checksum)
+        )
         await self.writer.drain()
 
     async def send_cnxn(self) -> None:
@@ -151,9 +155,15 @@ class AdbConnection:
         try:
             while True:
                 limit = self.max_payload if self.online else p.MAX_HANDSHAKE_PAYLOAD
-                raw = await asyncio.wait_for(self.reader.readexactly(p.HEADER_SIZE), _READ_TIMEOUT_S)
+                raw = await asyncio.wait_for(
+                    self.reader.readexactly(p.HEADER_SIZE), _READ_TIMEOUT_S
+                )
                 header = p.parse_header(raw, max(limit, p.MAX_HANDSHAKE_PAYLOAD))
-                data = await asyncio.wait_for(self.reader.readexactly(header.length), 30.0) if header.length else b""
+                data = (
+                    await asyncio.wait_for(self.reader.readexactly(header.length), 30.0)
+                    if header.length
+                    else b""
+                )
                 await self.dispatch(header, data)
         except asyncio.IncompleteReadError as e:
             if e.partial:
@@ -212,7 +222,9 @@ class AdbConnection:
     async def on_cnxn(self, h: p.Header, data: bytes) -> None:
         self.max_payload = min(self.twin.personality.max_payload, max(h.arg1, 4096))
         banner = data.rstrip(b"\0").decode("utf-8", "replace")
-        self.twin.truth.record("cnxn", peer=self.peer, host_version=f"0x{h.arg0:08x}", banner=banner[:200])
+        self.twin.truth.record(
+            "cnxn", peer=self.peer, host_version=f"0x{h.arg0:08x}", banner=banner[:200]
+        )
         if self.twin.personality.auth_required:
             await self.send_auth_token()
         else:

@@ -29,8 +29,17 @@ _MAX_HEADER_BYTES = 64 * 1024
 _MAX_WAIT_MS = 60_000
 _POLL_S = 0.05
 _SERVER_LIFETIME_S = 24 * 3600.0
-_KEYS = {"home": 3, "back": 4, "menu": 82, "power": 26, "enter": 66, "wakeup": 224, "volume_up": 24,
-         "volume_down": 25, "recent": 187}
+_KEYS = {
+    "home": 3,
+    "back": 4,
+    "menu": 82,
+    "power": 26,
+    "enter": 66,
+    "wakeup": 224,
+    "volume_up": 24,
+    "volume_down": 25,
+    "recent": 187,
+}
 _SKIP = {"mask", "childOrSibling", "childOrSiblingSelector"}
 
 
@@ -102,8 +111,15 @@ class U2Server:
         else:
             await self._respond(stream, 404, b"not found")
 
-    async def _respond(self, stream: Stream, status: int, body: bytes, ctype: str = "text/plain") -> None:
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 431: "Request Header Fields Too Large"}[status]
+    async def _respond(
+        self, stream: Stream, status: int, body: bytes, ctype: str = "text/plain"
+    ) -> None:
+        reason = {
+            200: "OK",
+            400: "Bad Request",
+            404: "Not Found",
+            431: "Request Header Fields Too Large",
+        }[status]
         head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         await stream.write(head.encode() + body)
 
@@ -112,18 +128,37 @@ class U2Server:
             req = json.loads(raw)
             method, params, rid = req["method"], req.get("params") or [], req.get("id", 1)
         except (ValueError, KeyError, TypeError) as e:
-            return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"Parse error: {e}"}}
+            return {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32700, "message": f"Parse error: {e}"},
+            }
         self.twin.truth.record("u2_rpc", method=method)
         func = getattr(self, f"rpc_{method}", None)
         if func is None:
-            return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "Method not found", "data": method}}
+            return {
+                "jsonrpc": "2.0",
+                "id": rid,
+                "error": {"code": -32601, "message": "Method not found", "data": method},
+            }
         try:
             result = await func(*params) if asyncio.iscoroutinefunction(func) else func(*params)
         except _NotFound as e:
-            return {"jsonrpc": "2.0", "id": rid, "error": {
-                "code": -32002, "message": "androidx.test.uiautomator.UiObjectNotFoundException", "data": str(e)}}
+            return {
+                "jsonrpc": "2.0",
+                "id": rid,
+                "error": {
+                    "code": -32002,
+                    "message": "androidx.test.uiautomator.UiObjectNotFoundException",
+                    "data": str(e),
+                },
+            }
         except (TypeError, ValueError) as e:
-            return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32602, "message": "Invalid params", "data": str(e)}}
+            return {
+                "jsonrpc": "2.0",
+                "id": rid,
+                "error": {"code": -32602, "message": "Invalid params", "data": str(e)},
+            }
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 
     # --- selectors
@@ -155,17 +190,24 @@ class U2Server:
         found = self._find(sel)
         instance = int(sel.get("instance", 0) or 0)
         if len(found) <= instance:
-            raise _NotFound(f"UiSelector[{', '.join(f'{k}={v}' for k, v in sel.items() if k not in _SKIP)}]")
+            raise _NotFound(
+                f"UiSelector[{', '.join(f'{k}={v}' for k, v in sel.items() if k not in _SKIP)}]"
+            )
         return found[instance]
 
     # --- methods
     def rpc_deviceInfo(self) -> dict[str, Any]:
         d = self.twin.profile.display
         return {
-            "currentPackageName": self.twin.screen.focus_package, "displayWidth": d.width, "displayHeight": d.height,
-            "displayRotation": 0, "displaySizeDpX": round(d.width * 160 / d.density),
-            "displaySizeDpY": round(d.height * 160 / d.density), "productName": self.twin.props["ro.product.name"],
-            "naturalOrientation": d.width < d.height, "screenOn": self.twin.screen.screen_on,
+            "currentPackageName": self.twin.screen.focus_package,
+            "displayWidth": d.width,
+            "displayHeight": d.height,
+            "displayRotation": 0,
+            "displaySizeDpX": round(d.width * 160 / d.density),
+            "displaySizeDpY": round(d.height * 160 / d.density),
+            "productName": self.twin.props["ro.product.name"],
+            "naturalOrientation": d.width < d.height,
+            "screenOn": self.twin.screen.screen_on,
             "sdkInt": self.twin.personality.api,
         }
 
@@ -199,11 +241,23 @@ class U2Server:
         x1, y1, x2, y2 = n.bounds
         bounds = {"left": x1, "top": y1, "right": x2, "bottom": y2}
         return {
-            "bounds": bounds, "visibleBounds": bounds, "className": n.cls, "text": n.text,
-            "resourceName": n.rid or None, "contentDescription": n.desc or None, "packageName": n.pkg,
-            "clickable": n.clickable, "enabled": n.enabled, "checkable": False, "checked": False,
-            "focusable": n.clickable, "focused": False, "longClickable": False, "scrollable": False,
-            "selected": False, "childCount": len(n.children),
+            "bounds": bounds,
+            "visibleBounds": bounds,
+            "className": n.cls,
+            "text": n.text,
+            "resourceName": n.rid or None,
+            "contentDescription": n.desc or None,
+            "packageName": n.pkg,
+            "clickable": n.clickable,
+            "enabled": n.enabled,
+            "checkable": False,
+            "checked": False,
+            "focusable": n.clickable,
+            "focused": False,
+            "longClickable": False,
+            "scrollable": False,
+            "selected": False,
+            "childCount": len(n.children),
         }
 
     def rpc_getText(self, sel: dict) -> str:
@@ -246,7 +300,9 @@ class U2Server:
         rgba = self.twin.screen.frame()
         bgr = cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGR)
         if scale != 1:
-            bgr = cv2.resize(bgr, None, fx=float(scale), fy=float(scale), interpolation=cv2.INTER_AREA)
+            bgr = cv2.resize(
+                bgr, None, fx=float(scale), fy=float(scale), interpolation=cv2.INTER_AREA
+            )
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
         return base64.b64encode(buf.tobytes()).decode("ascii")
 

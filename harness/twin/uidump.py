@@ -12,7 +12,10 @@ DEFAULT_DUMP_PATH = "/sdcard/window_dump.xml"
 
 def hierarchy_xml(root: UiNode, rotation: int = 0) -> str:
     """The XML uiautomator writes: <hierarchy rotation> of nested <node> elements."""
-    out = ["<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>", f'<hierarchy rotation="{rotation}">']
+    out = [
+        "<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>",
+        f'<hierarchy rotation="{rotation}">',
+    ]
     _node(root, 0, out)
     out.append("</hierarchy>")
     return "".join(out)
@@ -21,11 +24,23 @@ def hierarchy_xml(root: UiNode, rotation: int = 0) -> str:
 def _node(node: UiNode, index: int, out: list[str]) -> None:
     x1, y1, x2, y2 = node.bounds
     attrs = {
-        "index": str(index), "text": node.text, "resource-id": node.rid, "class": node.cls,
-        "package": node.pkg, "content-desc": node.desc, "checkable": "false", "checked": "false",
-        "clickable": str(node.clickable).lower(), "enabled": str(node.enabled).lower(),
-        "focusable": str(node.clickable).lower(), "focused": "false", "scrollable": "false",
-        "long-clickable": "false", "password": "false", "selected": "false", "visible-to-user": "true",
+        "index": str(index),
+        "text": node.text,
+        "resource-id": node.rid,
+        "class": node.cls,
+        "package": node.pkg,
+        "content-desc": node.desc,
+        "checkable": "false",
+        "checked": "false",
+        "clickable": str(node.clickable).lower(),
+        "enabled": str(node.enabled).lower(),
+        "focusable": str(node.clickable).lower(),
+        "focused": "false",
+        "scrollable": "false",
+        "long-clickable": "false",
+        "password": "false",
+        "selected": "false",
+        "visible-to-user": "true",
         "bounds": f"[{x1},{y1}][{x2},{y2}]",
     }
     text = " ".join(f"{k}={quoteattr(v)}" for k, v in attrs.items())
@@ -41,7 +56,9 @@ def _node(node: UiNode, index: int, out: list[str]) -> None:
 async def uiautomator(p: Proc) -> int:
     args = p.argv[1:]
     if args[:1] != ["dump"]:
-        await p.eprint("Usage: uiautomator <subcommand> [options]\n\nAvailable subcommands:\n\ndump: creates an XML dump of current UI hierarchy")
+        await p.eprint(
+            "Usage: uiautomator <subcommand> [options]\n\nAvailable subcommands:\n\ndump: creates an XML dump of current UI hierarchy"
+        )
         return 1
     rest = [a for a in args[1:] if not a.startswith("--")]
     path = rest[0] if rest else DEFAULT_DUMP_PATH

@@ -411,7 +411,9 @@ def side_by_side_camera(
     return np.clip(out + noise, 0, 255).astype(np.uint8)
 
 
-def pen_path(rng: np.random.Generator, w: int, h: int, steps: tuple[int, int] = (60, 120)) -> np.ndarray:
+def pen_path(
+    rng: np.random.Generator, w: int, h: int, steps: tuple[int, int] = (60, 120)
+) -> np.ndarray:
     """A smooth pen path of 3 px steps (its heading changes slowly: no fold-backs), starting in
     the middle of a w x h screen and stopping 20 px short of its edges; (N, 2) float x, y."""
     p = np.array([rng.uniform(0.3 * w, 0.7 * w), rng.uniform(0.3 * h, 0.7 * h)])

@@ -550,7 +550,9 @@ def feed_layout(width: int, height: int) -> TimecodeLayout:
     the short side. Larger than the default so that the code still reads after the feed is shown
     in a pane a third of a tablet wide and that tablet is filmed by the lab camera. The contract
     between the feed's sender and every reader (the twin, the session driver, the harness)."""
-    return TimecodeLayout.for_size(width, height, cell_px=max(MIN_CELL_PX, min(width, height) // FEED_CELLS_PER_SHORT_SIDE))
+    return TimecodeLayout.for_size(
+        width, height, cell_px=max(MIN_CELL_PX, min(width, height) // FEED_CELLS_PER_SHORT_SIDE)
+    )
 
 
 def decode_fast(frame: np.ndarray, region: TimecodeLayout | None = None) -> TimecodeRead:

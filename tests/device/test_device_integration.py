@@ -28,7 +28,10 @@ def test_capabilities_probed_equal_the_profile(adb_server, start_twin, profile):
     assert match_profile(dev.getprops(), load_profiles()) == prof
     assert compare(prof, caps) == []
     assert (caps.microphone, caps.front_camera, caps.back_camera) == (
-        prof.hardware.microphone, prof.hardware.front_camera, prof.hardware.back_camera)
+        prof.hardware.microphone,
+        prof.hardware.front_camera,
+        prof.hardware.back_camera,
+    )
     assert caps.wifi.connected and caps.account_registered
     assert eligibility(prof, caps).eligible == prof.eligible
 
@@ -64,7 +67,10 @@ def test_api34_drives_the_real_uiautomator2_back_end(adb_server, start_twin):
     assert ui.backend_name == "uiautomator2"
     t = ui.tap_on(description="Photos")
     assert t <= time.monotonic()
-    assert ui.wait_for(resource_id="com.google.android.apps.photos:id/title", timeout_s=3).text == "Photos"
+    assert (
+        ui.wait_for(resource_id="com.google.android.apps.photos:id/title", timeout_s=3).text
+        == "Photos"
+    )
     with pytest.raises(UiError, match=r"no element with text='Nope' within 0.5 s"):
         ui.wait_for(text="Nope", timeout_s=0.5)
 

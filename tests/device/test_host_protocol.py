@@ -50,7 +50,12 @@ def _peer(answer: bytes | None, hold_s: float = 0.0):
 @pytest.mark.parametrize(
     "answer",
     [None, b"OK", b"FAIL", b"FAIL00"],
-    ids=["hangs-up-before-status", "hangs-up-mid-status", "hangs-up-before-length", "hangs-up-mid-message"],
+    ids=[
+        "hangs-up-before-status",
+        "hangs-up-mid-status",
+        "hangs-up-before-length",
+        "hangs-up-mid-message",
+    ],
 )
 def test_hang_up_is_one_adb_error_naming_command_and_serial(answer):
     port, t, _ = _peer(answer)

@@ -15,7 +15,6 @@ from harness.twin.truth import read_truth
 WALT_APP = "com.mayday.hil.walt"
 
 
-
 def test_screen_draw_latency_from_the_photodiode_equals_the_truth(adb_server, start_twin):
     tp = start_twin("fire-hdx-7-2013", extra_args=("--walt",))
     info = tp.twins[0]
@@ -28,7 +27,9 @@ def test_screen_draw_latency_from_the_photodiode_equals_the_truth(adb_server, st
 
         t = time.monotonic()
         requests.append(t)
-        dev.shell(f"am broadcast -a com.mayday.hil.DRAW --ez white {str(white).lower()}", check=True)
+        dev.shell(
+            f"am broadcast -a com.mayday.hil.DRAW --ez white {str(white).lower()}", check=True
+        )
         return t
 
     with Walt.open(info.walt) as walt:
@@ -49,8 +50,11 @@ def test_power_cycle_boot_times_match_the_truth(adb_server, start_twin):
     port = next((p for p in range(5583, 5555, -2) if port_free(p) and port_free(p - 1)), None)
     if port is None:
         pytest.skip("no free emulator port pair")
-    tp = start_twin("android-emulator-api34", port=port,
-                    extra_args=("--relay", "--adb-after-s", "1.5", "--boot-completed-after-s", "3.0"))
+    tp = start_twin(
+        "android-emulator-api34",
+        port=port,
+        extra_args=("--relay", "--adb-after-s", "1.5", "--boot-completed-after-s", "3.0"),
+    )
     info = tp.twins[0]
     serial = f"emulator-{port - 1}"
     adb_server.wait_for(serial, "device")
@@ -73,7 +77,11 @@ def test_power_cycle_boot_times_match_the_truth(adb_server, start_twin):
     with LcusRelay(info.relay) as relay:
         timing = time_boot(relay, on_adb_watch, completed, off_s=1.0, poll_s=0.05)
     assert seen_offline, "the twin never left adb while powered off"
-    truth = {e["event"]: e["t"] for e in read_truth(info.truth) if e["event"] in ("power_on", "adb_up", "boot_completed")}
+    truth = {
+        e["event"]: e["t"]
+        for e in read_truth(info.truth)
+        if e["event"] in ("power_on", "adb_up", "boot_completed")
+    }
     true_adb = truth["adb_up"] - truth["power_on"]
     true_completed = truth["boot_completed"] - truth["power_on"]
     assert abs(timing.to_adb_s - true_adb) <= 0.1, (timing, true_adb)

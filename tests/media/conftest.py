@@ -14,15 +14,27 @@ from harness.session.agent import AiortcAgentBot
 
 class Live:
     def __init__(self, tp, device, ui, driver, bot, connect):
-        self.tp, self.device, self.ui, self.driver, self.bot, self.connect = tp, device, ui, driver, bot, connect
+        self.tp, self.device, self.ui, self.driver, self.bot, self.connect = (
+            tp,
+            device,
+            ui,
+            driver,
+            bot,
+            connect,
+        )
 
 
 @contextlib.contextmanager
 def _live(adb_server, start_twin, media_profile=None, media_seed: int = 0):
     tp = start_twin("android-emulator-api34")
     info = tp.control("backend", answer_s=0.5)
-    bot = AiortcAgentBot(tuple(info["address"]), device=tp.twins[0].serial,
-                         media_profile=media_profile, media_seed=media_seed, http=tuple(info["http"]))
+    bot = AiortcAgentBot(
+        tuple(info["address"]),
+        device=tp.twins[0].serial,
+        media_profile=media_profile,
+        media_seed=media_seed,
+        http=tuple(info["http"]),
+    )
     bot.start()
     try:
         dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)

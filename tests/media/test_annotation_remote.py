@@ -48,7 +48,11 @@ def test_remote_control_tap_to_screen_change(live):
     event = poll_until(live.device, changed, 5.0, t_start_s=t0)
     latency_ms, unc_ms = event.latency_ms(reply["t_sent"])
     truth = read_truth(live.tp.twins[0].truth)
-    t_changed = next(e["t"] for e in truth if e["event"] == "screen_changed" and e["why"] == "open com.android.settings")
+    t_changed = next(
+        e["t"]
+        for e in truth
+        if e["event"] == "screen_changed" and e["why"] == "open com.android.settings"
+    )
     true_ms = (t_changed - reply["t_sent"]) * 1000.0
     assert abs(latency_ms - true_ms) <= unc_ms, (latency_ms, unc_ms, true_ms)
     assert unc_ms < 100

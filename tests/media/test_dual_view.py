@@ -23,8 +23,12 @@ def filmed(adb_server, start_twin):
     tp = start_twin("android-emulator-api34", extra_args=("--camera",))
     info = tp.twins[0]
     backend = tp.control("backend", answer_s=0.5)
-    bot = AiortcAgentBot(tuple(backend["address"]), device=info.serial, display_url=f"{info.camera}/agent_display",
-                         http=tuple(backend["http"]))
+    bot = AiortcAgentBot(
+        tuple(backend["address"]),
+        device=info.serial,
+        display_url=f"{info.camera}/agent_display",
+        http=tuple(backend["http"]),
+    )
     bot.start()
     try:
         dev = Device(f"127.0.0.1:{info.port}", port=adb_server.port)
@@ -54,11 +58,16 @@ def test_dual_view_latency_within_one_camera_frame_of_the_truth(filmed):
     result = dual_view_latency(shots, sender="right")
     shown = first_times(info.truth, "agent_frame_shown")
     sent = bot.session.sent
-    assert result.captures >= 300 and len(result.samples) >= 60, (len(result.samples), result.captures)
+    assert result.captures >= 300 and len(result.samples) >= 60, (
+        len(result.samples),
+        result.captures,
+    )
     camera_frame_s = 1 / 30
     checked = 0
     for s in result.samples:
-        if s.frame_no not in shown:  # the twin could not read that frame's code itself (codec damage)
+        if (
+            s.frame_no not in shown
+        ):  # the twin could not read that frame's code itself (codec damage)
             continue
         true = shown[s.frame_no] - sent[s.frame_no]
         assert s.lower_s - camera_frame_s <= true <= s.upper_s + camera_frame_s, (s, true)
@@ -87,13 +96,17 @@ def test_a_stalled_camera_is_one_clear_error_within_its_bound():
     def accept_then_stall() -> None:
         conn, _ = srv.accept()
         conn.recv(4096)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=x\r\n\r\n")
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=x\r\n\r\n"
+        )
         held.append(conn)  # ... and never a frame
 
     t = threading.Thread(target=accept_then_stall, daemon=True)
     t.start()
     try:
-        cam = CameraSource(f"http://127.0.0.1:{port}/stream.mjpg", open_timeout_s=2.0, read_timeout_s=2.0)
+        cam = CameraSource(
+            f"http://127.0.0.1:{port}/stream.mjpg", open_timeout_s=2.0, read_timeout_s=2.0
+        )
         t0 = time.monotonic()
         cam.run(lambda f: True, 10.0)
         assert isinstance(cam.error, MeasurementError)

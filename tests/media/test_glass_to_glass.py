@@ -14,17 +14,26 @@ from harness.twin.truth import first_times
 @pytest.mark.parametrize("delay_ms", [0, 100, 400])
 def test_agent_to_tablet_latency_within_its_bounds_of_the_truth(live, delay_ms):
     if delay_ms:
-        with EmulatorConsole(live.tp.twins[0].console_port, token_file=live.tp.adb.home / TOKEN_FILE_NAME) as console:
+        with EmulatorConsole(
+            live.tp.twins[0].console_port, token_file=live.tp.adb.home / TOKEN_FILE_NAME
+        ) as console:
             console.command(f"network delay {delay_ms}")
     pane = live.ui.wait_for(description=AGENT_VIDEO_DESC)
     # 300+ captured frames (45 s at most on a loaded machine); a sample per new agent frame
-    result = agent_to_tablet(live.device, pane, live.bot.session.sent, duration_s=45.0, max_captures=330)
+    result = agent_to_tablet(
+        live.device, pane, live.bot.session.sent, duration_s=45.0, max_captures=330
+    )
     shown = first_times(live.tp.twins[0].truth, "agent_frame_shown")
     sent = live.bot.session.sent
-    assert result.captures >= 300 and len(result.samples) >= 200, (len(result.samples), result.captures)
+    assert result.captures >= 300 and len(result.samples) >= 200, (
+        len(result.samples),
+        result.captures,
+    )
     checked = 0
     for s in result.samples:
-        if s.frame_no not in shown:  # the twin could not read that frame's code itself (codec damage)
+        if (
+            s.frame_no not in shown
+        ):  # the twin could not read that frame's code itself (codec damage)
             continue
         true = shown[s.frame_no] - sent[s.frame_no]
         assert s.lower_s <= true <= s.upper_s, (s, true)

@@ -21,7 +21,9 @@ def test_the_media_peer_never_connects(adb_server, start_twin):
     tp = start_twin("android-emulator-api34")
     info = tp.control("backend", answer_s=0.3)
     tp.control("media", block=True)
-    bot = AiortcAgentBot(tuple(info["address"]), device=tp.twins[0].serial, http=tuple(info["http"]))
+    bot = AiortcAgentBot(
+        tuple(info["address"]), device=tp.twins[0].serial, http=tuple(info["http"])
+    )
     bot.start()
     try:
         dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)
@@ -53,11 +55,21 @@ def test_a_frozen_share_shows_as_a_freeze_of_the_right_length(live):
     codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
     share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
     refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
-    report = compare([crop_left(r, 0.65) for r in refs], [crop_left(f.image, 0.65) for f in frames],
-                     received_times_s=[f.t_arrival for f in frames], align="timecode")
-    truth = {e["event"]: e["t"] for e in read_truth(live.tp.twins[0].truth) if e["event"].startswith("share_")
-             and e["event"] in ("share_freeze", "share_unfreeze")}
+    report = compare(
+        [crop_left(r, 0.65) for r in refs],
+        [crop_left(f.image, 0.65) for f in frames],
+        received_times_s=[f.t_arrival for f in frames],
+        align="timecode",
+    )
+    truth = {
+        e["event"]: e["t"]
+        for e in read_truth(live.tp.twins[0].truth)
+        if e["event"].startswith("share_") and e["event"] in ("share_freeze", "share_unfreeze")
+    }
     true_s = truth["share_unfreeze"] - truth["share_freeze"]
     assert report.frozen_frames >= 15  # 1.5 s of repeats at 15 fps, give or take the edges
     longest = max(report.freezes, key=lambda f: f.duration_s)
-    assert abs(longest.duration_s - true_s) <= 2 / 15, (longest, true_s)  # within a frame interval each side
+    assert abs(longest.duration_s - true_s) <= 2 / 15, (
+        longest,
+        true_s,
+    )  # within a frame interval each side

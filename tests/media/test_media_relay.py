@@ -16,15 +16,19 @@ from harness.twin.truth import first_times, read_truth
 DOWN_MS, UP_MS = 100.0, 60.0
 HOLD_TOLERANCE_MS = 10.0  # the relay's median hold against its profile; in-process beside aiortc it
 # shares the GIL (alone, in its own process, it is within 2 ms: test_relay_accuracy.py)
-ASYMMETRIC = parse_network_profile("asym", {"description": "d", "source": "test", "delay_ms": DOWN_MS,
-                                            "up": {"delay_ms": UP_MS}})
-LOSSY = parse_network_profile("lossy", {"description": "d", "source": "test", "delay_ms": 20, "jitter_ms": 10,
-                                        "loss_pct": 3})
+ASYMMETRIC = parse_network_profile(
+    "asym", {"description": "d", "source": "test", "delay_ms": DOWN_MS, "up": {"delay_ms": UP_MS}}
+)
+LOSSY = parse_network_profile(
+    "lossy", {"description": "d", "source": "test", "delay_ms": 20, "jitter_ms": 10, "loss_pct": 3}
+)
 
 
 def _agent_to_tablet_checked(live, duration_s: float, captures: int):
     pane = live.ui.wait_for(description=AGENT_VIDEO_DESC)
-    result = agent_to_tablet(live.device, pane, live.bot.session.sent, duration_s=duration_s, max_captures=captures)
+    result = agent_to_tablet(
+        live.device, pane, live.bot.session.sent, duration_s=duration_s, max_captures=captures
+    )
     shown = first_times(live.tp.twins[0].truth, "agent_frame_shown")
     sent = live.bot.session.sent
     checked = 0
@@ -50,7 +54,11 @@ def _share_checked(live, seconds: float, at_least: int):
             break
         time.sleep(0.2)
     result = share_latency(frames, (1280, 800))
-    shown = {e["frame_no"]: e["t"] for e in read_truth(live.tp.twins[0].truth) if e["event"] == "timecode_shown"}
+    shown = {
+        e["frame_no"]: e["t"]
+        for e in read_truth(live.tp.twins[0].truth)
+        if e["event"] == "timecode_shown"
+    }
     checked = 0
     for s in result.measurement.samples:
         first = next(f for f in frames if f.t_arrival == s.t)
@@ -66,8 +74,10 @@ def test_media_crosses_the_relay_and_latency_stays_true(live_via_relay):
     g2g, g2g_checked = _agent_to_tablet_checked(live, duration_s=60.0, captures=160)
     share, share_checked = _share_checked(live, 8.0, at_least=100)
     counters = live.bot.media_counters()
-    print(f"\n{counters.describe()}\nagent -> tablet p50 {g2g.stats().p50:.0f} ms over {g2g_checked};"
-          f" share p50 {share.measurement.stats().p50:.0f} ms over {share_checked}")
+    print(
+        f"\n{counters.describe()}\nagent -> tablet p50 {g2g.stats().p50:.0f} ms over {g2g_checked};"
+        f" share p50 {share.measurement.stats().p50:.0f} ms over {share_checked}"
+    )
 
     # the whole session crossed the relay: the agent's video forward, the share and mic back
     assert counters.forward.forwarded > 500 and counters.reverse.forwarded > 500, counters
@@ -87,6 +97,8 @@ def test_under_loss_the_figures_stay_true_and_the_losses_are_counted(live_via_re
     counters = live.bot.media_counters()
     print(f"\n{counters.describe()}\nshare fps {share.fps:.1f}, undecodable {share.undecodable}")
     for d in (counters.forward, counters.reverse):
-        assert d.dropped_random > 0 and d.dropped_random < 0.1 * d.received, d  # 3% of a few thousand
+        assert d.dropped_random > 0 and d.dropped_random < 0.1 * d.received, (
+            d
+        )  # 3% of a few thousand
     assert share_checked >= 60 and g2g_checked >= 80
     assert share.undecodable <= 0.1 * share_checked  # damage is reported unreadable, never misread

@@ -43,7 +43,9 @@ def test_private_app_is_masked_until_the_customer_consents(live):
     body, screen = _open_email(live)
     t_open = time.monotonic()
     before = _leak_check(live, body, screen, t_open + 0.3)
-    assert before.clean, f"private content reached the agent in {len(before.leaked)} of {before.frames} frames"
+    assert before.clean, (
+        f"private content reached the agent in {len(before.leaked)} of {before.frames} frames"
+    )
 
     live.bot.request_access(EMAIL)
     live.ui.tap_on(text="Allow", timeout_s=5)
@@ -85,7 +87,11 @@ def test_remote_control_is_refused_before_permission_and_applied_after(live):
     applied = live.bot.send_tap(x, y)
     assert applied["type"] == "tap_applied"
     live.ui.wait_for(resource_id="com.android.settings:id/title", timeout_s=5)
-    kinds = [e["event"] for e in read_truth(live.tp.twins[0].truth) if e["event"].startswith("remote_tap")]
+    kinds = [
+        e["event"]
+        for e in read_truth(live.tp.twins[0].truth)
+        if e["event"].startswith("remote_tap")
+    ]
     assert kinds == ["remote_tap_refused", "remote_tap_applied"]
 
 

@@ -21,7 +21,9 @@ def test_screenrecord_glass_to_glass_with_calibrated_pipeline_delay(live):
     layout = timecode_layout(1280, 800)
     reads = []
 
-    def on_calibration_frame(f) -> bool:  # until 90 readable codes (a loaded machine is slower), bounded
+    def on_calibration_frame(
+        f,
+    ) -> bool:  # until 90 readable codes (a loaded machine is slower), bounded
         reads.append((f.t_arrival, decode_fast(f.image, layout)))
         return len({r.frame_no for _, r in reads if r.ok}) >= 90
 
@@ -52,7 +54,9 @@ def test_screenrecord_glass_to_glass_with_calibrated_pipeline_delay(live):
     assert result.captures >= 300 and len(result.samples) >= 100
     inside = checked = 0
     for s in result.samples:
-        if s.frame_no not in shown:  # the twin could not read that frame's code itself (codec damage)
+        if (
+            s.frame_no not in shown
+        ):  # the twin could not read that frame's code itself (codec damage)
             continue
         checked += 1
         true = shown[s.frame_no] - sent[s.frame_no]

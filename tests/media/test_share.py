@@ -28,7 +28,11 @@ def test_share_latency_equals_ground_truth_over_300_frames(live):
     frames = _share_window(live.bot, 20.0, at_least=300)  # 15 fps share: 300 frames in ~20 s
     assert len(frames) >= 300
     result = share_latency(frames, (1280, 800))
-    shown = {e["frame_no"]: e["t"] for e in read_truth(live.tp.twins[0].truth) if e["event"] == "timecode_shown"}
+    shown = {
+        e["frame_no"]: e["t"]
+        for e in read_truth(live.tp.twins[0].truth)
+        if e["event"] == "timecode_shown"
+    }
     checked = 0
     for s in result.measurement.samples:
         frame_no = s.meta["frame"]
@@ -57,8 +61,12 @@ def test_clean_share_fidelity_ssim_at_least_095(live):
     codes = [decode_fast(f.image, layout) for f in frames]
     seen = sorted({c.frame_no for c in codes if c.ok})
     refs = share_reference(screen, share_size, range(seen[0], seen[-1] + 1))
-    report = compare([crop_left(r, 0.65) for r in refs], [crop_left(f.image, 0.65) for f in frames],
-                     received_times_s=[f.t_arrival for f in frames], align="timecode")
+    report = compare(
+        [crop_left(r, 0.65) for r in refs],
+        [crop_left(f.image, 0.65) for f in frames],
+        received_times_s=[f.t_arrival for f in frames],
+        align="timecode",
+    )
     summary = report.summary()
     assert summary["matched"] >= len(frames) * 0.9
     assert summary["ssim"]["mean"] >= 0.95, summary
@@ -70,14 +78,18 @@ def test_on_edge_the_harness_reports_the_frame_rate_drop_the_twin_really_made(li
 
     live.ui.tap_on(text="Timecode")
     live.ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title", timeout_s=5)
-    with EmulatorConsole(live.tp.twins[0].console_port, token_file=live.tp.adb.home / TOKEN_FILE_NAME) as console:
+    with EmulatorConsole(
+        live.tp.twins[0].console_port, token_file=live.tp.adb.home / TOKEN_FILE_NAME
+    ) as console:
         console.command("network speed edge")  # 473.6 kbit/s both ways
         console.command("network delay 400")
     time.sleep(1.5)
     t_start = time.monotonic()
     frames = _share_window(live.bot, 10.0)
     result = share_latency(frames, (1280, 800))
-    sent = [e for e in read_truth(live.tp.twins[0].truth, "share_frame_sent") if e["t"] >= t_start - 0.4]
+    sent = [
+        e for e in read_truth(live.tp.twins[0].truth, "share_frame_sent") if e["t"] >= t_start - 0.4
+    ]
     sent_fps = (len(sent) - 1) / (sent[-1]["t"] - sent[0]["t"])
     assert sent_fps < 10.0  # the twin adapted to the link
     assert abs(result.fps - sent_fps) <= 0.1 * sent_fps, (result.fps, sent_fps)

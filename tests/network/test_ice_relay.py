@@ -16,13 +16,26 @@ from harness.network.relay import UdpRelay
 CLEAN = parse_network_profile("clean", {"description": "d", "source": "s"})
 
 # the shape aiortc gives an offer: BUNDLE, one host candidate per m-section, CRLF lines
-OFFER = "\r\n".join([
-    "v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
-    "m=video 42976 UDP/TLS/RTP/SAVPF 97", "c=IN IP4 127.0.0.1", "a=mid:0",
-    "a=candidate:abc 1 udp 2130706431 127.0.0.1 42976 typ host", "a=end-of-candidates",
-    "m=application 46475 UDP/DTLS/SCTP webrtc-datachannel", "c=IN IP4 127.0.0.1", "a=mid:1",
-    "a=candidate:abc 1 udp 2130706431 127.0.0.1 46475 typ host", "a=end-of-candidates", "",
-])
+OFFER = "\r\n".join(
+    [
+        "v=0",
+        "o=- 1 1 IN IP4 0.0.0.0",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0 1",
+        "m=video 42976 UDP/TLS/RTP/SAVPF 97",
+        "c=IN IP4 127.0.0.1",
+        "a=mid:0",
+        "a=candidate:abc 1 udp 2130706431 127.0.0.1 42976 typ host",
+        "a=end-of-candidates",
+        "m=application 46475 UDP/DTLS/SCTP webrtc-datachannel",
+        "c=IN IP4 127.0.0.1",
+        "a=mid:1",
+        "a=candidate:abc 1 udp 2130706431 127.0.0.1 46475 typ host",
+        "a=end-of-candidates",
+        "",
+    ]
+)
 
 
 def _eventually(cond, timeout_s: float = 2.0) -> bool:
@@ -48,13 +61,18 @@ def test_candidates_are_read_per_section_and_rewritten_with_the_m_line():
     assert out.count("\r\n") == OFFER.count("\r\n")  # line endings kept
 
 
-@pytest.mark.parametrize("line", [
-    "a=candidate:x 1 tcp 1 127.0.0.1 9 typ host tcptype active",
-    "a=candidate:x 1 udp 1 203.0.113.7 4000 typ srflx raddr 127.0.0.1 rport 5",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "a=candidate:x 1 tcp 1 127.0.0.1 9 typ host tcptype active",
+        "a=candidate:x 1 udp 1 203.0.113.7 4000 typ srflx raddr 127.0.0.1 rport 5",
+    ],
+)
 def test_a_candidate_the_relay_cannot_carry_is_one_clear_error(line):
     with pytest.raises(NetworkShaperError, match="cannot relay"):
-        sdp_candidates(OFFER.replace("a=candidate:abc 1 udp 2130706431 127.0.0.1 46475 typ host", line))
+        sdp_candidates(
+            OFFER.replace("a=candidate:abc 1 udp 2130706431 127.0.0.1 46475 typ host", line)
+        )
 
 
 def test_an_offer_without_candidates_is_refused_before_anything_starts():

@@ -86,7 +86,11 @@ def _measure_ceiling(sender_prefix, sink_prefix, sink_ip, kbit) -> tuple[float, 
     expected = _expected_ip_bps(kbit)
     attempts: list[float] = []
     for _ in range(MEASURE_ATTEMPTS):
-        attempts.append(_measure_ip_bps(sender_prefix, sink_prefix, sink_ip, OFFER * kbit * 1000 / (FRAME_B * 8)))
+        attempts.append(
+            _measure_ip_bps(
+                sender_prefix, sink_prefix, sink_ip, OFFER * kbit * 1000 / (FRAME_B * 8)
+            )
+        )
         if abs(attempts[-1] - expected) <= RATE_TOLERANCE * expected:
             break
     return max(attempts), attempts
@@ -108,7 +112,9 @@ def test_htb_rate_limit_applied_and_measured_both_ways(netns_pair):
         f" (expected {_expected_ip_bps(UP_KBIT) / 1e3:.1f}); attempts down {len(down_runs)}, up {len(up_runs)}"
     )
     for kbit, runs in ((DOWN_KBIT, down_runs), (UP_KBIT, up_runs)):
-        assert max(runs) <= _expected_ip_bps(kbit) * (1 + RATE_TOLERANCE), runs  # never over the ceiling
+        assert max(runs) <= _expected_ip_bps(kbit) * (1 + RATE_TOLERANCE), (
+            runs
+        )  # never over the ceiling
     assert down == pytest.approx(_expected_ip_bps(DOWN_KBIT), rel=RATE_TOLERANCE), down_runs
     assert up == pytest.approx(_expected_ip_bps(UP_KBIT), rel=RATE_TOLERANCE), up_runs
 
@@ -139,7 +145,9 @@ def test_failed_apply_leaves_nothing_behind(netns_pair):
 @pytest.mark.parametrize(
     "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name
 )
-def test_a_process_killed_mid_profile_leaves_no_shaping(netns_pair, child_line, sig, default_signals):
+def test_a_process_killed_mid_profile_leaves_no_shaping(
+    netns_pair, child_line, sig, default_signals
+):
     pair = netns_pair
     child = subprocess.Popen(
         [sys.executable, "-c", _APPLY_AND_WAIT, pair.dev_a, pair.a],

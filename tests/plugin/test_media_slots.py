@@ -16,6 +16,7 @@ from harness.plugin.slots import MediaSlot
 def test_one_slot_is_held_by_one_holder_and_freed_on_exit(tmp_path):
     order = []
     with MediaSlot(tmp_path, 1, who="a"):
+
         def second():
             with MediaSlot(tmp_path, 1, wait_s=10, who="b") as s:
                 order.append(("b", s.waited_s))
@@ -36,10 +37,18 @@ def test_two_slots_two_holders_and_a_third_waits_with_a_clear_error(tmp_path):
 
 
 def test_a_holder_killed_outright_frees_its_slot(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from harness.plugin.slots import MediaSlot\n"
-        f"s = MediaSlot({str(tmp_path)!r}, 1).__enter__(); print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from harness.plugin.slots import MediaSlot\n"
+                f"s = MediaSlot({str(tmp_path)!r}, 1).__enter__(); print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(HarnessError):

@@ -22,8 +22,19 @@ def _run_dir(reports: Path) -> Path:
 def test_capability_suite_on_two_twins_with_xdist(pytester: pytest.Pytester, tmp_path):
     reports = tmp_path / "reports"
     result = pytester.runpytest_subprocess(
-        str(SUITES / "test_capabilities.py"), "--twin", "fire-hdx-7-2013", "--twin", "fire-hd-7-2013",
-        "-n", "2", "-v", "--hil-reports", str(reports), "-p", "no:cacheprovider", timeout=180,
+        str(SUITES / "test_capabilities.py"),
+        "--twin",
+        "fire-hdx-7-2013",
+        "--twin",
+        "fire-hd-7-2013",
+        "-n",
+        "2",
+        "-v",
+        "--hil-reports",
+        str(reports),
+        "-p",
+        "no:cacheprovider",
+        timeout=180,
     )
     result.assert_outcomes(passed=8, skipped=2)
     # one device per worker: every test of a device ran on the same xdist worker
@@ -58,26 +69,48 @@ MEASURING_TEST = textwrap.dedent(
 )
 
 
-def test_measurements_go_to_results_jsonl_and_budget_failures_fail(pytester: pytest.Pytester, tmp_path):
+def test_measurements_go_to_results_jsonl_and_budget_failures_fail(
+    pytester: pytest.Pytester, tmp_path
+):
     pytester.makepyfile(test_measuring=MEASURING_TEST)
     reports = tmp_path / "reports"
-    result = pytester.runpytest_subprocess("--twin", "android-emulator-api34", "--hil-reports", str(reports),
-                                           "-p", "no:cacheprovider", timeout=120)
+    result = pytester.runpytest_subprocess(
+        "--twin",
+        "android-emulator-api34",
+        "--hil-reports",
+        str(reports),
+        "-p",
+        "no:cacheprovider",
+        timeout=120,
+    )
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*BudgetExceeded*connect_time_s p95 = 19.6 s (limit <= 15 s): OVER BUDGET*"])
+    result.stdout.fnmatch_lines(
+        ["*BudgetExceeded*connect_time_s p95 = 19.6 s (limit <= 15 s): OVER BUDGET*"]
+    )
     records = read_results(_run_dir(reports) / "results.jsonl")
     by_test = {r["test"].rstrip("]").rsplit("-", 1)[1]: r for r in records}
     assert set(by_test) == {"fast", "slow"}
     assert by_test["fast"]["verdict"]["passed"] and not by_test["slow"]["verdict"]["passed"]
-    assert by_test["slow"]["samples"] == [5.0, 7.0, 21.0] and by_test["slow"]["uncertainty"] == 0.033
+    assert (
+        by_test["slow"]["samples"] == [5.0, 7.0, 21.0] and by_test["slow"]["uncertainty"] == 0.033
+    )
 
 
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--twin", "fire-hdx-99"], "*unknown profile 'fire-hdx-99'*known: android-emulator-api34*"),
-        (["--device", "emulator-9998", "--adb-port", "{adb_port}"], "*device emulator-9998 is not attached*"),
-        (["--twin", "android-emulator-api34", "--profiles-dir", "{bad_profiles}"], "*budgets.yaml: budgets.default.connect_time_s.p95.max: expected float*"),
+        (
+            ["--twin", "fire-hdx-99"],
+            "*unknown profile 'fire-hdx-99'*known: android-emulator-api34*",
+        ),
+        (
+            ["--device", "emulator-9998", "--adb-port", "{adb_port}"],
+            "*device emulator-9998 is not attached*",
+        ),
+        (
+            ["--twin", "android-emulator-api34", "--profiles-dir", "{bad_profiles}"],
+            "*budgets.yaml: budgets.default.connect_time_s.p95.max: expected float*",
+        ),
     ],
     ids=["unknown-profile", "serial-not-attached", "malformed-budget"],
 )
@@ -87,10 +120,14 @@ def test_bad_input_ends_with_one_clear_line(pytester, tmp_path, adb_server, args
     src = Path(__file__).resolve().parents[2] / "device_profiles"
     for f in src.glob("*.yaml"):
         (bad / f.name).write_text(f.read_text())
-    (bad / "budgets.yaml").write_text("budgets:\n  default:\n    connect_time_s:\n      p95: {max: soon}\n")
+    (bad / "budgets.yaml").write_text(
+        "budgets:\n  default:\n    connect_time_s:\n      p95: {max: soon}\n"
+    )
     pytester.makepyfile(test_x="def test_x(device):\n    pass\n")
     args = [a.format(adb_port=adb_server.port, bad_profiles=bad) for a in args]
-    result = pytester.runpytest_subprocess(*args, "--hil-reports", str(tmp_path / "r"), "-p", "no:cacheprovider", timeout=60)
+    result = pytester.runpytest_subprocess(
+        *args, "--hil-reports", str(tmp_path / "r"), "-p", "no:cacheprovider", timeout=60
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*mayday-hil: {message}"])
 
@@ -113,8 +150,15 @@ OFFLINE_TEST = textwrap.dedent(
 def test_device_offline_mid_test_is_one_error_and_results_survive(pytester, tmp_path):
     pytester.makepyfile(test_offline=OFFLINE_TEST)
     reports = tmp_path / "reports"
-    result = pytester.runpytest_subprocess("--twin", "android-emulator-api34", "--hil-reports", str(reports),
-                                           "-p", "no:cacheprovider", timeout=120)
+    result = pytester.runpytest_subprocess(
+        "--twin",
+        "android-emulator-api34",
+        "--hil-reports",
+        str(reports),
+        "-p",
+        "no:cacheprovider",
+        timeout=120,
+    )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*AdbError*127.0.0.1:*echo gone?*"])
     run = _run_dir(reports)

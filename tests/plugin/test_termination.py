@@ -50,10 +50,25 @@ def _run_until_b_starts(tmp_path: Path, preexec_fn):
     pids_file = tmp_path / "pids.json"
     reports = tmp_path / "reports"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--twin", "android-emulator-api34", "--hil-reports", str(reports),
-         "-p", "no:cacheprovider", "test_stop.py"],
-        cwd=tmp_path, env={**os.environ, "HIL_PIDS_FILE": str(pids_file)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec_fn)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--twin",
+            "android-emulator-api34",
+            "--hil-reports",
+            str(reports),
+            "-p",
+            "no:cacheprovider",
+            "test_stop.py",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "HIL_PIDS_FILE": str(pids_file)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=preexec_fn,
+    )
     try:
         _wait(lambda: pids_file.exists() and pids_file.read_text(), WAIT_S, "test_b")
     except BaseException:
@@ -77,7 +92,9 @@ def test_sigterm_ends_the_run_like_ctrl_c(tmp_path, sig, default_signals):
     text = out.decode(errors="replace")
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, text[-2000:]
     assert f"stopped by {sig.name}" in text
-    _wait(lambda: not any(alive(p, None) for p in pids), 10.0, "twin, adb server and reaper stopped")
+    _wait(
+        lambda: not any(alive(p, None) for p in pids), 10.0, "twin, adb server and reaper stopped"
+    )
     run = _run_dir(reports)
     assert [r["samples"] for r in read_results(run / "results.jsonl")] == [[4.2]]
     assert "test_a_measures" in (run / "report.html").read_text()
@@ -89,7 +106,11 @@ def test_sigkill_leaves_the_report_and_the_reaper_stops_every_process(tmp_path, 
     *children, reaper_pid = pids
     os.kill(proc.pid, signal.SIGKILL)  # no handler, no atexit, no finally
     proc.communicate(timeout=WAIT_S)
-    _wait(lambda: not any(alive(p, None) for p in children), 15.0, "the reaper stopping twin and adb server")
+    _wait(
+        lambda: not any(alive(p, None) for p in children),
+        15.0,
+        "the reaper stopping twin and adb server",
+    )
     _wait(lambda: not alive(reaper_pid, None), 5.0, "the reaper exiting")
     run = _run_dir(reports)
     assert [r["samples"] for r in read_results(run / "results.jsonl")] == [[4.2]]
@@ -97,7 +118,9 @@ def test_sigkill_leaves_the_report_and_the_reaper_stops_every_process(tmp_path, 
 
 
 def test_reaper_spares_a_reused_pid_and_a_run_that_cleaned_up(tmp_path):
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True
+    )
     try:
         # a ledger entry whose start time does not match is a reused PID: never signalled
         assert reap([(child.pid, (start_time(child.pid) or 0) + 1)], grace_s=0.1) == []

@@ -59,14 +59,19 @@ def raw(addr, data: bytes, timeout_s: float = 5.0) -> tuple[int, dict, bytes]:
             chunks.append(chunk)
     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+    }
     return int(lines[0].split()[1]), headers, body
 
 
 def http(addr, method: str, path: str, body=None, timeout_s: float = 5.0):
     """(status, JSON reply or None)."""
     data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    req = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data
+    req = (
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
     status, _, payload = raw(addr, req, timeout_s)
     return status, json.loads(payload) if payload else None
 
@@ -184,8 +189,12 @@ def test_a_full_session_with_an_http_agent(backend):
         assert dev.until("answered")["media"] is True
         dev.send({"op": "signal", "data": {"type": "offer", "sdp": "v=0"}})
         assert poll_until(backend.http, aid, "signal")["data"] == {"type": "offer", "sdp": "v=0"}
-        assert http(backend.http, "POST", f"/agents/{aid}/signal",
-                    {"rid": rid, "data": {"type": "answer", "sdp": "v=0"}}) == (204, None)
+        assert http(
+            backend.http,
+            "POST",
+            f"/agents/{aid}/signal",
+            {"rid": rid, "data": {"type": "answer", "sdp": "v=0"}},
+        ) == (204, None)
         assert dev.until("signal")["data"] == {"type": "answer", "sdp": "v=0"}
         assert http(backend.http, "POST", f"/agents/{aid}/end", {"rid": rid}) == (204, None)
         assert dev.until("ended")["by"] == "agent"
@@ -194,7 +203,13 @@ def test_a_full_session_with_an_http_agent(backend):
         dev.close()
     assert http(backend.http, "DELETE", f"/agents/{aid}") == (204, None)
     truth = [e["event"] for e in read_truth(backend.truth_path)]
-    for ev in ("session_requested", "session_assigned", "session_answered", "session_ended", "agent_left"):
+    for ev in (
+        "session_requested",
+        "session_assigned",
+        "session_answered",
+        "session_ended",
+        "agent_left",
+    ):
         assert ev in truth
 
 
@@ -232,7 +247,9 @@ def test_json_lines_agents_still_join_the_same_pool(backend):
         f.write(b'{"op": "agent", "name": "bot-l", "device": "dev-3"}\n')
         f.flush()
         assert json.loads(f.readline()) == {"event": "joined"}
-        assert http(backend.http, "POST", "/agents", {"name": "bot-l"})[0] == 409  # one pool, one name
+        assert (
+            http(backend.http, "POST", "/agents", {"name": "bot-l"})[0] == 409
+        )  # one pool, one name
         dev = DeviceLine(backend.address, "dev-3")
         try:
             assert dev.until("assigned")["agent"] == "bot-l"

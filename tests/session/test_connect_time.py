@@ -43,8 +43,10 @@ def test_connect_time_equals_ground_truth_over_20_sessions_of_1_to_20_s(adb_serv
     plan = {i: [float(i + 1 + 4 * k) for k in range(5)] for i in range(4)}  # waits 1..20 s
     results: list = []
     errors: list = []
-    threads = [threading.Thread(target=_run_sessions, args=(adb_server, tp, plan[i], results, errors))
-               for i, tp in enumerate(twins)]
+    threads = [
+        threading.Thread(target=_run_sessions, args=(adb_server, tp, plan[i], results, errors))
+        for i, tp in enumerate(twins)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -71,7 +73,9 @@ def test_connect_time_equals_ground_truth_over_20_sessions_of_1_to_20_s(adb_serv
 
     verdict = check(measurement, load_budgets(DEFAULT_PROFILES_DIR / "budgets.yaml")["default"])
     assert not verdict.passed  # sessions of up to 20 s break the 15 s promise
-    with pytest.raises(BudgetExceeded, match=r"connect_time_s p95 = 1\d\.\d+ s \(limit <= 15 s\): OVER BUDGET"):
+    with pytest.raises(
+        BudgetExceeded, match=r"connect_time_s p95 = 1\d\.\d+ s \(limit <= 15 s\): OVER BUDGET"
+    ):
         verdict.raise_if_failed()
 
 
@@ -95,7 +99,9 @@ def test_busiest_day_8_twins_press_within_a_second_against_2_agents(adb_server, 
 
     tp = start_twin("android-emulator-api34", port=free_port_block(8), count=8)
     tp.control("backend", answer_s=1.0)
-    results = busiest_day([f"127.0.0.1:{t.port}" for t in tp.twins], adb_server.port, stagger_s=0.1, hold_s=2.0)
+    results = busiest_day(
+        [f"127.0.0.1:{t.port}" for t in tp.twins], adb_server.port, stagger_s=0.1, hold_s=2.0
+    )
     backend = read_truth(tp.twins[0].backend_truth)
     assigned = {e["device"]: e["t"] for e in backend if e["event"] == "session_assigned"}
     requested = [e["t"] for e in backend if e["event"] == "session_requested"]
@@ -108,7 +114,9 @@ def test_busiest_day_8_twins_press_within_a_second_against_2_agents(adb_server, 
         true_waits.append(true_wait)
         assert abs(r.queue_wait_s - true_wait) <= r.queue_uncertainty_s, (info.serial, r, true_wait)
     true_waits.sort()
-    assert true_waits[1] < 0.5 and true_waits[2] > 2.0  # two agents: two served at once, the rest queue
+    assert (
+        true_waits[1] < 0.5 and true_waits[2] > 2.0
+    )  # two agents: two served at once, the rest queue
 
 
 @pytest.mark.parametrize(
@@ -116,12 +124,22 @@ def test_busiest_day_8_twins_press_within_a_second_against_2_agents(adb_server, 
     [
         ("fire-hd-7-2013", {}, "This device does not support live support"),
         ("android-emulator-api34", {"op": "registered", "on": False}, "Register this device first"),
-        ("android-emulator-api34", {"op": "wifi", "on": False}, "No Wi-Fi: Mayday needs a Wi-Fi connection"),
-        ("android-emulator-api34", {"op": "region", "region": "DE", "timezone": "closed"}, "Mayday is not available at this hour"),
+        (
+            "android-emulator-api34",
+            {"op": "wifi", "on": False},
+            "No Wi-Fi: Mayday needs a Wi-Fi connection",
+        ),
+        (
+            "android-emulator-api34",
+            {"op": "region", "region": "DE", "timezone": "closed"},
+            "Mayday is not available at this hour",
+        ),
     ],
     ids=["ineligible", "unregistered", "no-wifi", "out-of-hours"],
 )
-def test_refusals_end_with_the_right_message_on_screen(adb_server, start_twin, profile, setup, message):
+def test_refusals_end_with_the_right_message_on_screen(
+    adb_server, start_twin, profile, setup, message
+):
     from datetime import datetime
 
     tp = start_twin(profile)

@@ -21,13 +21,22 @@ def emulator(adb_server, start_twin):
     return tp, dev, SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
 
 
-_CRITICAL_PATH = ("request", "backend answered")  # the "assigned" message overlaps the agent's answer time
+_CRITICAL_PATH = (
+    "request",
+    "backend answered",
+)  # the "assigned" message overlaps the agent's answer time
 
 
 def _delays_between(truth, t0: float, t1: float) -> float:
     """Console delay the twin applied on the connect's critical path (from its ground truth)."""
-    return sum(e["delay_ms"] for e in truth
-               if e["event"] == "delay_applied" and t0 <= e["t"] <= t1 and e["what"] in _CRITICAL_PATH) / 1000.0
+    return (
+        sum(
+            e["delay_ms"]
+            for e in truth
+            if e["event"] == "delay_applied" and t0 <= e["t"] <= t1 and e["what"] in _CRITICAL_PATH
+        )
+        / 1000.0
+    )
 
 
 def test_connect_time_grows_with_the_console_delay_as_the_truth_says(adb_server, emulator):
@@ -36,8 +45,12 @@ def test_connect_time_grows_with_the_console_delay_as_the_truth_says(adb_server,
     for name in ("good-wifi", "very-bad-network"):
         tp.control("backend", answer_waits=[1.0])
         profile = load_network_profile(name)
-        with EmulatorConsoleShaper(profile, tp.twins[0].console_port, token_file=adb_server.home / ".emulator_console_auth_token",
-                                   approximate=True) as shaper:
+        with EmulatorConsoleShaper(
+            profile,
+            tp.twins[0].console_port,
+            token_file=adb_server.home / ".emulator_console_auth_token",
+            approximate=True,
+        ) as shaper:
             r = drv.connect(timeout_s=30)
             drv.end()
         truth = read_truth(tp.twins[0].truth)
@@ -49,7 +62,9 @@ def test_connect_time_grows_with_the_console_delay_as_the_truth_says(adb_server,
     assert 0.9 < slow[1] < 1.1  # request up and "answered" down, ~500 ms each
     grown = slow[0].connect_time_s - fast[0].connect_time_s
     assert abs(grown - (slow[1] - fast[1])) <= slow[0].uncertainty_s + fast[0].uncertainty_s
-    assert any("loss" in w for w in slow[2].approximations)  # the console cannot drop packets: said, not hidden
+    assert any(
+        "loss" in w for w in slow[2].approximations
+    )  # the console cannot drop packets: said, not hidden
 
 
 def test_wifi_drop_mid_session_recovers_and_the_recovery_time_matches_the_truth(emulator):
@@ -59,7 +74,11 @@ def test_wifi_drop_mid_session_recovers_and_the_recovery_time_matches_the_truth(
     rec = drv.wifi_recovery(drop_s=2.0)
     truth = read_truth(tp.twins[0].truth)
     t_wifi = [e["t"] for e in truth if e["event"] == "wifi" and e["enabled"]][-1]
-    t_moving = next(e["t"] for e in truth if e["event"] == "agent_frame_shown" and e["frame_no"] > rec.frozen_frame)
+    t_moving = next(
+        e["t"]
+        for e in truth
+        if e["event"] == "agent_frame_shown" and e["frame_no"] > rec.frozen_frame
+    )
     assert 0.0 <= rec.recovery_s - (t_moving - t_wifi) <= rec.uncertainty_s
     assert any(e["event"] == "session_recovered" for e in truth)
     drv.end()

@@ -17,12 +17,13 @@ from harness.twin.truth import read_truth
 EMULATOR_PORT = 5555
 
 
-
 def _out(cp: subprocess.CompletedProcess) -> str:
     return cp.stdout.decode(errors="replace")
 
 
-def test_twin_on_5555_is_discovered_as_emulator_5554_and_its_console_answers(adb_server, start_twin):
+def test_twin_on_5555_is_discovered_as_emulator_5554_and_its_console_answers(
+    adb_server, start_twin
+):
     if not (port_free(EMULATOR_PORT) and port_free(EMULATOR_PORT - 1)):
         pytest.skip("ports 5554/5555 are taken on this machine")
     tp = start_twin("android-emulator-api34", port=EMULATOR_PORT)
@@ -33,10 +34,17 @@ def test_twin_on_5555_is_discovered_as_emulator_5554_and_its_console_answers(adb
 
     token = adb_server.home / ".emulator_console_auth_token"
     assert token.is_file(), "the twin writes the console token like the emulator does"
-    assert _out(adb_server.adb("-s", "emulator-5554", "emu", "network", "delay", "gprs")).strip() == "OK"
+    assert (
+        _out(adb_server.adb("-s", "emulator-5554", "emu", "network", "delay", "gprs")).strip()
+        == "OK"
+    )
     status = _out(adb_server.adb("-s", "emulator-5554", "emu", "network", "status"))
     assert "minimum latency:  35 ms" in status and "maximum latency:  200 ms" in status
-    assert _out(adb_server.adb("-s", "emulator-5554", "emu", "avd", "name")).strip().startswith("android-emulator-api34")
+    assert (
+        _out(adb_server.adb("-s", "emulator-5554", "emu", "avd", "name"))
+        .strip()
+        .startswith("android-emulator-api34")
+    )
 
     # a wrong token: the emulator's KO line, and nothing changes
     good = token.read_text()
@@ -46,7 +54,9 @@ def test_twin_on_5555_is_discovered_as_emulator_5554_and_its_console_answers(adb
     finally:
         token.write_text(good)
     assert "KO: authentication token does not match ~/.emulator_console_auth_token" in out
-    assert "minimum latency:  35 ms" in _out(adb_server.adb("-s", "emulator-5554", "emu", "network", "status"))
+    assert "minimum latency:  35 ms" in _out(
+        adb_server.adb("-s", "emulator-5554", "emu", "network", "status")
+    )
     settings = read_truth(tp.twins[0].truth, "console_network")
     assert [(e.get("min_delay_ms"), e.get("max_delay_ms")) for e in settings] == [(35, 200)]
 
@@ -54,7 +64,9 @@ def test_twin_on_5555_is_discovered_as_emulator_5554_and_its_console_answers(adb
 def test_twin_on_another_port_after_adb_connect(adb_server, start_twin):
     tp = start_twin("android-tablet-api30")
     serial = f"127.0.0.1:{tp.port}"
-    line = next(ln for ln in _out(adb_server.adb("devices", "-l")).splitlines() if ln.startswith(serial))
+    line = next(
+        ln for ln in _out(adb_server.adb("devices", "-l")).splitlines() if ln.startswith(serial)
+    )
     # adb devices -l shows '-' as '_' in banner values, as with real devices
     assert "model:SM_T500" in line and "product:gta4lwifixx" in line and "device:gta4lwifi" in line
 
@@ -92,8 +104,12 @@ def test_exit_codes_propagate_on_api34_not_on_api17(adb_server, start_twin):
         assert b"/system/bin/sh: no_such_tool: not found" in nf.stdout + nf.stderr
 
 
-@pytest.mark.parametrize("profile,size", [("android-emulator-api34", 8 << 20), ("fire-hdx-7-2013", 1 << 20)])
-def test_push_pull_byte_exact_with_cli_and_adbutils(adb_server, start_twin, tmp_path, profile, size):
+@pytest.mark.parametrize(
+    "profile,size", [("android-emulator-api34", 8 << 20), ("fire-hdx-7-2013", 1 << 20)]
+)
+def test_push_pull_byte_exact_with_cli_and_adbutils(
+    adb_server, start_twin, tmp_path, profile, size
+):
     tp = start_twin(profile)
     serial = f"127.0.0.1:{tp.port}"
     data = os.urandom(size)
@@ -123,7 +139,9 @@ def test_screencap_png_decodes_at_profile_resolution(adb_server, start_twin):
 def test_api17_screencap_is_crlf_mangled_like_fire_os_3(adb_server, start_twin, tmp_path):
     tp = start_twin("fire-hdx-7-2013")
     serial = f"127.0.0.1:{tp.port}"
-    assert adb_server.adb("-s", serial, "exec-out", "echo", "x").returncode != 0, "API 17 has no exec:"
+    assert adb_server.adb("-s", serial, "exec-out", "echo", "x").returncode != 0, (
+        "API 17 has no exec:"
+    )
     mangled = adb_server.adb("-s", serial, "shell", "screencap", "-p").stdout
     assert adb_server.adb("-s", serial, "shell", "screencap -p /sdcard/s.png").returncode == 0
     clean_path = tmp_path / "s.png"
@@ -137,8 +155,13 @@ def test_api17_screencap_is_crlf_mangled_like_fire_os_3(adb_server, start_twin, 
 
 def test_screenrecord_h264_stream_decodes_to_25_frames_in_2_s(adb_server, start_twin, tmp_path):
     tp = start_twin("android-emulator-api34")
-    cp = adb_server.adb("-s", f"127.0.0.1:{tp.port}", "exec-out",
-                        "screenrecord --output-format=h264 --time-limit 2 -", timeout_s=15)
+    cp = adb_server.adb(
+        "-s",
+        f"127.0.0.1:{tp.port}",
+        "exec-out",
+        "screenrecord --output-format=h264 --time-limit 2 -",
+        timeout_s=15,
+    )
     stream = tmp_path / "rec.h264"
     stream.write_bytes(cp.stdout)
     with av.open(str(stream), format="h264") as container:
@@ -152,9 +175,17 @@ def test_screenrecord_h264_stream_decodes_to_25_frames_in_2_s(adb_server, start_
 def test_screenrecord_absent_before_api19_and_stdout_before_api21(adb_server, start_twin):
     old = start_twin("fire-hdx-7-2013")
     kitkat = start_twin("fire-hdx-89-2014")
-    out = _out(adb_server.adb("-s", f"127.0.0.1:{old.port}", "shell", "screenrecord --time-limit 1 /sdcard/a.mp4"))
+    out = _out(
+        adb_server.adb(
+            "-s", f"127.0.0.1:{old.port}", "shell", "screenrecord --time-limit 1 /sdcard/a.mp4"
+        )
+    )
     assert "screenrecord: not found" in out
-    out = _out(adb_server.adb("-s", f"127.0.0.1:{kitkat.port}", "shell", "screenrecord --output-format=h264 -"))
+    out = _out(
+        adb_server.adb(
+            "-s", f"127.0.0.1:{kitkat.port}", "shell", "screenrecord --output-format=h264 -"
+        )
+    )
     assert "Unknown format" in out
 
 
@@ -174,7 +205,9 @@ def test_api17_twin_rejects_unknown_key_until_accepted(adb_server, tmp_path):
     finally:
         tp.stop()
     # the key is remembered: the same tablet reconnects without asking
-    again = TwinProcess("fire-hdx-7-2013", adb=adb_server, accept_new_keys=False, state_dir=state, port=tp.port)
+    again = TwinProcess(
+        "fire-hdx-7-2013", adb=adb_server, accept_new_keys=False, state_dir=state, port=tp.port
+    )
     try:
         again.start()
         assert adb_server.states()[f"127.0.0.1:{again.port}"] == "device"

@@ -54,7 +54,10 @@ def _closed_reasons(truth_path) -> list[str]:
     [
         (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "bad magic"),
         (p.packet(p.A_CNXN, 0x01000001, 4096, b"host::")[:10], "truncated packet"),
-        (struct.pack("<6I", p.A_CNXN, 0x01000001, 4096, 100 << 20, 0, p.A_CNXN ^ 0xFFFFFFFF), "over the 4096-byte maximum"),
+        (
+            struct.pack("<6I", p.A_CNXN, 0x01000001, 4096, 100 << 20, 0, p.A_CNXN ^ 0xFFFFFFFF),
+            "over the 4096-byte maximum",
+        ),
         (struct.pack("<6I", 0x12345678, 0, 0, 0, 0, 0x12345678 ^ 0xFFFFFFFF), "unknown command"),
         (p.packet(p.A_OPEN, 1, 0, b"shell:id\0"), "before the connection was authorised"),
     ],
@@ -74,7 +77,9 @@ def test_open_of_unknown_service_is_refused_like_adbd(twin):
         conn = device.open_transport()
         conn.send_command("no-such-service:x")
         conn.check_okay()
-    assert any(e["service"] == "no-such-service:x" for e in read_truth(tp.twins[0].truth, "open_refused"))
+    assert any(
+        e["service"] == "no-such-service:x" for e in read_truth(tp.twins[0].truth, "open_refused")
+    )
     assert device.shell("echo ok").strip() == "ok"
 
 

@@ -260,7 +260,12 @@ def test_dual_view_bounds_hold_when_the_camera_delivers_late_and_in_bursts():
             r = order[k][0]
             late = 0.25 if rng.random() < 0.1 else rng.uniform(0.0, 0.05)  # stalls, then a burst
             arrived = max(arrived + 0.001, t + late)  # a stream delivers in order
-            frames.append((arrived, [_read(r, round(send[r] * 1000), 700), _read(s, round(send[s] * 1000), 10)]))
+            frames.append(
+                (
+                    arrived,
+                    [_read(r, round(send[r] * 1000), 700), _read(s, round(send[s] * 1000), 10)],
+                )
+            )
         t += 1 / camera_fps
     result = dual_view_latency(frames, sender="left")
     assert len(result.samples) > 100
