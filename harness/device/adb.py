@@ -20,6 +20,10 @@ from pathlib import Path
 import adbutils
 
 from harness.errors import AdbError, AdbTimeoutError, DeviceError
+from harness.farm.adbclient import adb_client
+from harness.farm.hostprotocol import default_adb_port
+from harness.farm.hostprotocol import read_length_prefixed as _read_length_prefixed
+from harness.farm.hostprotocol import request as _request
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +32,6 @@ CONNECT_TIMEOUT_S = 5.0
 RECONNECT_ATTEMPTS = 3
 RECONNECT_BACKOFF_S = 0.5
 _V2_HEADER = struct.Struct("<BI")
-_GONE_MARKERS = ("not found", "offline", "no devices", "unauthorized", "closed")
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,10 @@ class Device:
     """
 
     def __init__(self, serial: str, host: str = "127.0.0.1", port: int | None = None):
-        import os
-
         self.serial = serial
         self.host = host
-        self.port = port or int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"))
-        self.client = adbutils.AdbClient(host=host, port=self.port, socket_timeout=SHELL_TIMEOUT_S)
+        self.port = port or default_adb_port()
+        self.client = adb_client(host, self.port, SHELL_TIMEOUT_S)
         self.retries = RetryLog()
         self._props: dict[str, str] | None = None
         self._features: frozenset[str] | None = None
@@ -297,7 +298,7 @@ class Device:
         return self._sync(lambda d: d.sync.read_bytes(remote), f"pull {remote}", timeout_s)
 
     def _sync(self, action, what: str, timeout_s: float):
-        client = adbutils.AdbClient(host=self.host, port=self.port, socket_timeout=timeout_s)
+        client = adb_client(self.host, self.port, timeout_s)
         try:
             return action(client.device(self.serial))
         except adbutils.AdbTimeout:
@@ -361,9 +362,7 @@ class Device:
             try:
                 if self.state() == "device":
                     return
-                client = adbutils.AdbClient(
-                    host=self.host, port=self.port, socket_timeout=timeout_s
-                )
+                client = adb_client(self.host, self.port, timeout_s)
                 msg = client.connect(self.serial, timeout=timeout_s)
                 reason = msg
                 self.wait_for("device", timeout_s)
@@ -389,49 +388,3 @@ def _recv(s: socket.socket, deadline: float, cmd: str, timeout_s: float, serial:
         raise AdbTimeoutError(cmd, timeout_s, serial=serial) from None
     except OSError as e:
         raise AdbError(cmd, serial=serial, msg=f"`{cmd}`: connection lost: {e}") from None
-
-
-def _recv_exact(
-    s: socket.socket, n: int, serial: str = "", cmd: str = "adb host protocol"
-) -> bytes:
-    """Exactly n bytes; a closed or reset connection is an AdbError naming the command and serial
-    (the adb server drops a request whose device went offline under it)."""
-    out = b""
-    while len(out) < n:
-        try:
-            chunk = s.recv(n - len(out))
-        except TimeoutError:
-            raise  # the caller knows the whole timeout and reports it
-        except OSError as e:
-            raise AdbError(cmd, serial=serial, msg=f"`{cmd}`: connection lost: {e}") from None
-        if not chunk:
-            raise AdbError(
-                cmd,
-                serial=serial,
-                msg=f"`{cmd}`: device unavailable: adb server closed the connection",
-            )
-        out += chunk
-    return out
-
-
-def _request(s: socket.socket, service: str, serial: str, cmd: str) -> None:
-    raw = service.encode()
-    s.sendall(b"%04x" % len(raw) + raw)
-    status = _recv_exact(s, 4, serial, cmd)
-    if status == b"OKAY":
-        return
-    if status == b"FAIL":
-        msg = _read_length_prefixed(s, serial, cmd)
-        gone = any(m in msg for m in _GONE_MARKERS)
-        raise AdbError(
-            cmd,
-            stderr=msg,
-            serial=serial,
-            msg=f"`{cmd}`: {'device unavailable: ' if gone else ''}{msg}",
-        )
-    raise AdbError(cmd, serial=serial, msg=f"`{cmd}`: adb server answered {status!r}")
-
-
-def _read_length_prefixed(s: socket.socket, serial: str, cmd: str = "adb host protocol") -> str:
-    n = int(_recv_exact(s, 4, serial, cmd), 16)
-    return _recv_exact(s, n, serial, cmd).decode("utf-8", "replace")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 
@@ -14,12 +13,14 @@ def _devices(args: argparse.Namespace) -> int:
     from harness.device.capabilities import eligibility, match_profile
     from harness.device.probe import probe
     from harness.errors import HarnessError
+    from harness.farm.adbclient import adb_client
+    from harness.farm.hostprotocol import default_adb_port
     from harness.profiles import load_profiles
 
-    port = args.adb_port or int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"))
+    port = args.adb_port or default_adb_port()
     profiles = load_profiles(args.profiles_dir)
     try:
-        listed = adbutils.AdbClient(host="127.0.0.1", port=port, socket_timeout=5).list()
+        listed = adb_client("127.0.0.1", port, 5.0).list()
     except (adbutils.AdbError, OSError) as e:
         raise HarnessError(f"adb server on 127.0.0.1:{port} unreachable: {e}") from None
     rows = [("SERIAL", "STATE", "MODEL", "API", "PROFILE", "LIVE SUPPORT")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -14,6 +13,9 @@ from pathlib import Path
 import adbutils
 
 from harness.errors import AdbError, AdbTimeoutError, HarnessError
+from harness.farm.adbclient import adb_client
+from harness.farm.hostprotocol import host_query, parse_devices
+from harness.farm.process import Child
 
 log = logging.getLogger(__name__)
 
@@ -33,36 +35,6 @@ def adb_binary() -> str:
     if not path.is_file():
         raise HarnessError(f"no adb binary at {path}: reinstall adbutils or set HIL_ADB")
     return str(path)
-
-
-def host_query(port: int, service: str, timeout_s: float = 2.0) -> str:
-    """One host service (e.g. "host:version") from the adb server on loopback, on a raw socket.
-
-    adbutils starts a default adb server (port 5037) when it cannot connect; polling a private
-    server that is not up yet must not do that.
-
-    Raises:
-        OSError: no server answered.
-    """
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
-        raw = service.encode()
-        s.sendall(b"%04x" % len(raw) + raw)
-        status = s.recv(4)
-        if status != b"OKAY":
-            raise OSError(f"adb server on {port} answered {status!r} to {service}")
-        size = b""
-        while len(size) < 4:
-            chunk = s.recv(4 - len(size))
-            if not chunk:
-                raise OSError("adb server closed the connection")
-            size += chunk
-        body = b""
-        while len(body) < int(size, 16):
-            chunk = s.recv(int(size, 16) - len(body))
-            if not chunk:
-                break
-            body += chunk
-        return body.decode("utf-8", "replace")
 
 
 def port_free(port: int) -> bool:
@@ -120,16 +92,6 @@ def free_port_block(count: int, avoid: range = EMULATOR_PORTS) -> int:
     raise HarnessError(f"no block of {2 * count} free loopback ports found")
 
 
-def parse_devices(text: str) -> dict[str, str]:
-    """The body of `host:devices`: "serial\tstate" lines."""
-    out = {}
-    for line in text.splitlines():
-        serial, _, state = line.partition("\t")
-        if serial and state:
-            out[serial] = state.strip()
-    return out
-
-
 class AdbServer:
     """`adb server nodaemon` on a private port with a private HOME (keys, console token).
 
@@ -137,10 +99,11 @@ class AdbServer:
     """
 
     def __init__(self, port: int | None = None, home: Path | None = None, reaper=None):
-        self.reaper = reaper  # a harness.farm.reaper.Reaper: stops the server if the run dies
+        # the run's reaper stops the server if the run dies: this one's ledger, else the run's
+        self.reaper = reaper
         self.port = port or free_port()
         self.home = Path(home or tempfile.mkdtemp(prefix="hil-adb-home-"))
-        self.proc: subprocess.Popen | None = None
+        self.child: Child | None = None
         self.log_path = self.home / "adb-server.log"
         self.retries = 0
 
@@ -155,38 +118,35 @@ class AdbServer:
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> AdbServer:
         (self.home / ".android").mkdir(parents=True, exist_ok=True)
+        name = f"adb server on port {self.port}"
         with open(self.log_path, "ab") as logf:
-            self.proc = subprocess.Popen(
+            self.child = Child(
+                name,
                 [adb_binary(), "-P", str(self.port), "server", "nodaemon"],
                 env=self.env,
                 stdout=logf,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        if self.reaper is not None:
-            self.reaper.watch(self.proc.pid)
+                ledger=self.reaper.ledger if self.reaper is not None else None,
+            ).spawn()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise HarnessError(
-                    f"adb server on port {self.port} exited with {self.proc.returncode}: {self._log_tail()}"
-                )
+            code = self.child.poll()
+            if code is not None:
+                self.child = None
+                raise HarnessError(f"{name} exited with {code}: {self._log_tail()}")
             try:
                 host_query(self.port, "host:version", timeout_s=1.0)
-                log.info(
-                    "adb server up on port %d (pid %d, HOME %s)",
-                    self.port,
-                    self.proc.pid,
-                    self.home,
-                )
+                log.info("%s (pid %d, HOME %s)", name, self.child.pid, self.home)
                 return self
-            except OSError:
+            except (OSError, AdbError):
                 time.sleep(_POLL_S)
         self.stop()
-        raise HarnessError(
-            f"adb server on port {self.port} did not answer within {timeout_s:g} s: {self._log_tail()}"
-        )
+        raise HarnessError(f"{name} did not answer within {timeout_s:g} s: {self._log_tail()}")
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        """The server's process while it runs (started by start())."""
+        return self.child.proc if self.child is not None else None
 
     def _log_tail(self) -> str:
         try:
@@ -195,7 +155,8 @@ class AdbServer:
             return "(no log)"
 
     def client(self, timeout_s: float = 10.0) -> adbutils.AdbClient:
-        return adbutils.AdbClient(host="127.0.0.1", port=self.port, socket_timeout=timeout_s)
+        """An adbutils client of this server (pinned: it never starts another server)."""
+        return adb_client("127.0.0.1", self.port, timeout_s)
 
     def adb(
         self, *args: str, timeout_s: float = 30.0, input: bytes | None = None
@@ -266,20 +227,9 @@ class AdbServer:
 
     def stop(self) -> None:
         """Stop the server by its PID (SIGTERM, then SIGKILL). Never raises."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(STOP_TIMEOUT_S)
-        except (subprocess.TimeoutExpired, ProcessLookupError, PermissionError):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(STOP_TIMEOUT_S)
-            except Exception as e:  # cleanup never raises
-                log.warning("could not kill adb server pid %d: %s", proc.pid, e)
-        except Exception as e:
-            log.warning("stopping adb server pid %d: %s", proc.pid, e)
+        child, self.child = self.child, None
+        if child is not None:
+            child.stop(grace_s=STOP_TIMEOUT_S)
 
     def __enter__(self) -> AdbServer:
         return self.start()

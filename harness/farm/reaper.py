@@ -18,10 +18,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from harness.farm.process import LEDGER_ENV, Child, alive, register, start_time
+
+__all__ = ["Reaper", "alive", "reap", "start_time", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -30,87 +33,60 @@ REAP_GRACE_S = 3.0
 MAX_WATCH_S = 7 * 86_400.0  # a reaper never outlives a week, whatever happens
 
 
-def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22); None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields and fields[0] == "Z":  # a zombie has finished: it counts as gone
-        return None
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def alive(pid: int, started: int | None) -> bool:
-    st = start_time(pid)
-    return st is not None and (started is None or st == started)
-
-
 class Reaper:
     """The run's side: start the reaper, record process groups in its ledger, stop it."""
 
     def __init__(self, ledger: Path):
         self.ledger = ledger
-        self.proc: subprocess.Popen | None = None
+        self.proc = None  # the reaper's subprocess.Popen while it watches
+        self._child: Child | None = None
+        self._previous_env: str | None = None
 
     def start(self) -> Reaper:
         """Start watching this process. Never raises: without a reaper the run still works, and
-        its normal cleanup still stops everything (a warning says what is lost)."""
+        its normal cleanup still stops everything (a warning says what is lost).
+
+        While it watches, $HIL_REAPER_LEDGER names its ledger, so every child this run (or an
+        xdist worker of it) starts through harness.farm.process is recorded there."""
         me = os.getpid()
         try:
             self.ledger.parent.mkdir(parents=True, exist_ok=True)
             self.ledger.write_text("")
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "harness.farm.reaper",
-                    str(me),
-                    str(start_time(me) or 0),
-                    str(self.ledger),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            child = Child(
+                "reaper",
+                [sys.executable, "-m", "harness.farm.reaper", str(me), str(start_time(me) or 0)]
+                + [str(self.ledger)],
+            ).spawn()  # an outer run's ledger (if any) records this reaper
         except OSError as e:
             log.warning("no reaper (%s): a run killed outright would leave its processes behind", e)
             self.proc = None
+            return self
+        self.proc = child.proc
+        self._child = child
+        self._previous_env = os.environ.get(LEDGER_ENV)
+        os.environ[LEDGER_ENV] = str(self.ledger)
         return self
 
     def watch(self, pid: int) -> None:
         """Record a process group leader (started with start_new_session=True). Never raises."""
         if self.proc is None:
             return
-        try:
-            with self.ledger.open("a") as f:
-                f.write(f"{pid} {start_time(pid) or 0}\n")
-        except OSError as e:
-            log.warning("reaper ledger %s: %s", self.ledger, e)
+        register(pid, self.ledger)
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """The run cleaned up itself: drop the ledger, stop the reaper by its PID. Never raises."""
+        if os.environ.get(LEDGER_ENV) == str(self.ledger):
+            if self._previous_env is None:
+                os.environ.pop(LEDGER_ENV, None)
+            else:
+                os.environ[LEDGER_ENV] = self._previous_env
         try:
             self.ledger.unlink(missing_ok=True)
-        except OSError:
-            pass
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        try:
-            proc.terminate()
-            proc.wait(timeout_s)
-        except Exception:  # cleanup never raises
-            try:
-                proc.kill()
-                proc.wait(timeout_s)
-            except Exception as e:
-                log.warning("reaper %s did not stop: %s", proc.pid, e)
+        except OSError as e:
+            log.warning("reaper ledger %s: %s", self.ledger, e)
+        child, self._child, self.proc = self._child, None, None
+        if child is not None:
+            child.stop(grace_s=timeout_s)
 
 
 def _read_ledger(ledger: Path) -> list[tuple[int, int]]:
@@ -132,8 +108,8 @@ def reap(entries: list[tuple[int, int]], grace_s: float = REAP_GRACE_S) -> list[
     for pid, _ in live:
         try:
             os.killpg(pid, signal.SIGTERM)
-        except OSError:
-            pass
+        except OSError as e:
+            log.info("reap: SIGTERM to group %d: %s", pid, e)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(alive(pid, st or None) for pid, st in live):
         time.sleep(0.05)
@@ -141,8 +117,8 @@ def reap(entries: list[tuple[int, int]], grace_s: float = REAP_GRACE_S) -> list[
         if alive(pid, st or None):
             try:
                 os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
+            except OSError as e:
+                log.info("reap: SIGKILL to group %d: %s", pid, e)
     return [pid for pid, _ in live]
 
 
@@ -158,10 +134,7 @@ def main(argv: list[str]) -> int:
             return 0  # the run cleaned up itself
         if not alive(parent, parent_start or None):
             reap(_read_ledger(ledger))
-            try:
-                ledger.unlink()
-            except OSError:
-                pass
+            ledger.unlink(missing_ok=True)
             return 0
         time.sleep(POLL_S)
     return 0

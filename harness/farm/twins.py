@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +15,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.farm.adbserver import EMULATOR_PORTS, AdbServer, free_port
+from harness.farm.process import Child
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,8 @@ class TwinProcess:
         extra_args: tuple[str, ...] = (),
         reaper=None,
     ):
-        self.reaper = reaper  # a harness.farm.reaper.Reaper: stops the twin if the run dies
+        # the run's reaper stops the twin if the run dies: this one's ledger, else the run's
+        self.reaper = reaper
         self.profile = profile
         self.adb = adb
         self.port = port or free_port(pair=True)
@@ -66,7 +66,7 @@ class TwinProcess:
         self.registered = registered
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="hil-twin-"))
         self.extra_args = extra_args
-        self.proc: subprocess.Popen | None = None
+        self.child: Child | None = None
         self.twins: list[TwinInfo] = []
         self.log_path = self.state_dir / "twin.log"
 
@@ -103,69 +103,33 @@ class TwinProcess:
             cmd += ["--adb-port", str(self.adb.port)]
         cmd += list(self.extra_args)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        logf = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
+        name = f"twin {self.profile} on port {self.port}"
+        with open(self.log_path, "ab") as logf:
+            self.child = Child(
+                name,
                 cmd,
+                env=env,
                 stdout=subprocess.PIPE,
                 stderr=logf,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
-        finally:
-            logf.close()
-        if self.reaper is not None:
-            self.reaper.watch(self.proc.pid)
+                ledger=self.reaper.ledger if self.reaper is not None else None,
+            ).spawn()
         deadline = time.monotonic() + timeout_s
-        buf = b""
         while len(self.twins) < self.count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            line = self.child.read_line(max(0.0, deadline - time.monotonic()))
+            if line is None:
+                if self.child.eof or self.child.poll() is not None:
+                    code = self.child.stop(grace_s=TWIN_STOP_TIMEOUT_S)
+                    self.child = None
+                    raise HarnessError(
+                        f"twin {self.profile} exited with {code}: {self._log_tail()}"
+                    )
                 self.stop()
-                raise HarnessError(
-                    f"twin {self.profile} on port {self.port}: not ready within {timeout_s:g} s ({self._log_tail()})"
-                )
-            ready, _, _ = select.select([self.proc.stdout], [], [], min(remaining, 0.5))
-            if not ready:
-                if self.proc.poll() is not None:
-                    raise HarnessError(
-                        f"twin {self.profile} exited with {self.proc.returncode}: {self._log_tail()}"
-                    )
-                continue
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                code = self.proc.wait(TWIN_STOP_TIMEOUT_S)
-                raise HarnessError(f"twin {self.profile} exited with {code}: {self._log_tail()}")
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                info = json.loads(line)
-                if not info.get("ready"):
-                    self.stop()
-                    raise HarnessError(
-                        f"twin {self.profile} on port {self.port}: {info.get('error')}"
-                    )
-                self.twins.append(
-                    TwinInfo(
-                        serial=info["serial"],
-                        port=info["port"],
-                        console_port=info["console_port"],
-                        profile=info["profile"],
-                        model=info["model"],
-                        api=info["api"],
-                        state_dir=Path(info["state_dir"]),
-                        truth=Path(info["truth"]),
-                        control=Path(info["control"]),
-                        backend=tuple(info["backend"]) if info.get("backend") else None,
-                        backend_truth=Path(info["backend_truth"])
-                        if info.get("backend_truth")
-                        else None,
-                        walt=info.get("walt"),
-                        relay=info.get("relay"),
-                        camera=info.get("camera"),
-                    )
-                )
+                raise HarnessError(f"{name}: not ready within {timeout_s:g} s ({self._log_tail()})")
+            info = json.loads(line)
+            if not info.get("ready"):
+                self.stop()
+                raise HarnessError(f"{name}: {info.get('error')}")
+            self.twins.append(_twin_info(info))
         if connect and self.adb is not None:
             for twin in self.twins:
                 if twin.port in EMULATOR_PORTS:
@@ -200,39 +164,31 @@ class TwinProcess:
         return reply
 
     @property
+    def proc(self) -> subprocess.Popen | None:
+        """The twin process while it runs (started by start())."""
+        return self.child.proc if self.child is not None else None
+
+    @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
+        return self.child.pid if self.child is not None else None
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.child is not None and self.child.alive()
 
     def stop(self) -> None:
         """Stop by PID (SIGTERM, then SIGKILL), disconnect from adb. Never raises."""
-        proc, self.proc = self.proc, None
+        child, self.child = self.child, None
         if self.adb is not None:
             for twin in self.twins:
                 if twin.port not in EMULATOR_PORTS:
                     try:
                         self.adb.client(timeout_s=2.0).disconnect(f"127.0.0.1:{twin.port}")
-                    except Exception:
-                        pass
-        if proc is None:
+                    except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
+                        log.info("%s: adb disconnect: %s", twin.serial, e)
+        if child is None:
             return
-        try:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(TWIN_STOP_TIMEOUT_S)
-        except (subprocess.TimeoutExpired, ProcessLookupError, PermissionError):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(TWIN_STOP_TIMEOUT_S)
-            except Exception as e:
-                log.warning("could not kill twin pid %d: %s", proc.pid, e)
-        except Exception as e:
-            log.warning("stopping twin pid %s: %s", proc.pid, e)
-        finally:
-            if proc.stdout:
-                proc.stdout.close()
+        child.stop(grace_s=TWIN_STOP_TIMEOUT_S)
+        child.close_pipes()
 
     def __enter__(self) -> TwinProcess:
         self.start()
@@ -240,3 +196,23 @@ class TwinProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _twin_info(info: dict[str, Any]) -> TwinInfo:
+    """A twin's ready line (JSON) as a TwinInfo."""
+    return TwinInfo(
+        serial=info["serial"],
+        port=info["port"],
+        console_port=info["console_port"],
+        profile=info["profile"],
+        model=info["model"],
+        api=info["api"],
+        state_dir=Path(info["state_dir"]),
+        truth=Path(info["truth"]),
+        control=Path(info["control"]),
+        backend=tuple(info["backend"]) if info.get("backend") else None,
+        backend_truth=Path(info["backend_truth"]) if info.get("backend_truth") else None,
+        walt=info.get("walt"),
+        relay=info.get("relay"),
+        camera=info.get("camera"),
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import select
+import signal
 import socket
 import struct
 import subprocess
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.errors import MeasurementError
+from harness.farm.process import Child
 from harness.measure import Measurement
 
 UDP_IPV4_OVERHEAD_B = 28
@@ -188,7 +189,8 @@ class UdpSink:
         prefix: Sequence[str] = (),
     ):
         self.deadline_s = deadline_s
-        self._proc = subprocess.Popen(
+        self._child = Child(
+            "UDP sink",
             [
                 *prefix,
                 sys.executable,
@@ -201,10 +203,9 @@ class UdpSink:
                 str(expect),
             ],
             stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
             text=True,
-        )
-        line = _readline(self._proc, SINK_START_TIMEOUT_S)
+        ).spawn()
+        line = self._child.read_line(SINK_START_TIMEOUT_S) or ""
         if not line.isdigit():
             self.close()
             raise MeasurementError(f"UDP sink did not start within {SINK_START_TIMEOUT_S:g} s")
@@ -217,7 +218,7 @@ class UdpSink:
             MeasurementError: the sink died or did not report.
         """
         try:
-            out, _ = self._proc.communicate(timeout=self.deadline_s + 10.0)
+            out, _ = self._child.communicate(self.deadline_s + 10.0)
         except subprocess.TimeoutExpired:
             self.close()
             raise MeasurementError("UDP sink did not report") from None
@@ -225,31 +226,14 @@ class UdpSink:
             data = json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
             raise MeasurementError(
-                f"UDP sink exited {self._proc.returncode} without a report"
+                f"UDP sink exited {self._child.poll()} without a report"
             ) from None
         return data["seqs"], data["times"]
 
     def close(self) -> None:
         """Stop the sink process (never raises)."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        try:
-            self._proc.communicate(timeout=5.0)
-        except (subprocess.TimeoutExpired, OSError, ValueError):
-            pass
-
-
-def _readline(proc: subprocess.Popen, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select(
-            [proc.stdout], [], [], max(0.0, min(0.2, deadline - time.monotonic()))
-        )
-        if ready:
-            return (proc.stdout.readline() or "").strip()
-        if proc.poll() is not None:
-            return ""
-    return ""
+        self._child.stop(first=signal.SIGKILL)
+        self._child.close_pipes()
 
 
 def send_paced(

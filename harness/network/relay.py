@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.errors import NetworkShaperError
+from harness.farm.process import Child
 from harness.network import profiles as P
 from harness.network.link import DROP_BURST, DROP_RANDOM, LinkModel
 from harness.network.profiles import NetworkProfile
@@ -1104,7 +1105,7 @@ class RelayProcess:
             "--json",
             *extra_args,
         ]
-        self.proc = None
+        self.child: Child | None = None
         self.address: Address | None = None
         self.final: dict[str, Any] | None = None
 
@@ -1117,14 +1118,10 @@ class RelayProcess:
         import json
         import subprocess
 
-        self.proc = subprocess.Popen(
-            self.cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        line = _readline(self.proc, timeout_s)
+        self.child = Child(
+            "impairment relay", self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ).spawn()
+        line = self.child.read_line(timeout_s)
         if not line:
             err = self._stop_now()
             raise NetworkShaperError(
@@ -1134,23 +1131,27 @@ class RelayProcess:
         self.address = (info["listen"][0], int(info["listen"][1]))
         return self.address
 
+    @property
+    def proc(self):
+        """Its subprocess.Popen while it runs (None before start())."""
+        return self.child.proc if self.child is not None else None
+
     def stop(self, timeout_s: float = 10.0) -> dict[str, Any] | None:
         """SIGINT, then its final counters (a dict as RelayCounters.to_dict()); never raises."""
         import json
         import signal
         import subprocess
 
-        if self.proc is None:
+        if self.child is None or self.child.proc is None:
             return self.final
         try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGINT)
-            out, err = self.proc.communicate(timeout=timeout_s)
+            self.child.send_signal(signal.SIGINT)
+            out, err = self.child.communicate(timeout_s)
         except subprocess.TimeoutExpired:
             self._stop_now()
             log.error("relay process did not stop within %.1f s; killed", timeout_s)
             return None
-        except OSError as e:
+        except (OSError, ValueError) as e:
             log.error("relay process: %s", e)
             return None
         for line in out.splitlines():
@@ -1165,14 +1166,16 @@ class RelayProcess:
         return self.final
 
     def _stop_now(self) -> str:
+        """SIGKILL its group; what it wrote to stderr. Never raises."""
+        import signal
         import subprocess
 
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.kill()
+        assert self.child is not None
+        self.child.stop(first=signal.SIGKILL)
         try:
-            _, err = self.proc.communicate(timeout=5.0)
-        except (subprocess.TimeoutExpired, OSError, ValueError):
+            _, err = self.child.communicate(5.0)
+        except (subprocess.TimeoutExpired, OSError, ValueError) as e:
+            log.info("relay process: reading its stderr: %s", e)
             err = ""
         return err or ""
 
@@ -1182,25 +1185,3 @@ class RelayProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _readline(proc, timeout_s: float) -> str:
-    """One line of a child's stdout, waiting at most timeout_s."""
-    import select
-
-    deadline = time.monotonic() + timeout_s
-    buf = ""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select(
-            [proc.stdout], [], [], max(0.0, min(0.2, deadline - time.monotonic()))
-        )
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                return ""
-            buf += line
-            if buf.endswith("\n"):
-                return buf.strip()
-        elif proc.poll() is not None:
-            return ""
-    return ""

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from harness.device.adb import Device
 from harness.device.capabilities import match_profile
-from harness.errors import HarnessError, ProfileError
+from harness.errors import AdbError, HarnessError, ProfileError
 from harness.farm import AdbServer, TwinProcess
+from harness.farm.hostprotocol import default_adb_port, host_query, parse_devices
 from harness.farm.reaper import Reaper
 from harness.profiles import DeviceProfile, load_profile, load_profiles
 
@@ -65,7 +66,7 @@ class HilRun:
     def __init__(self, profiles_dir: Path | None, adb_host: str, adb_port: int | None):
         self.profiles_dir = profiles_dir
         self.adb_host = adb_host
-        self.adb_port = adb_port or int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"))
+        self.adb_port = adb_port or default_adb_port()
         self.adb_server: AdbServer | None = None
         self.twins: list[TwinProcess] = []
         self.devices: list[DeviceSpec] = []
@@ -113,17 +114,12 @@ class HilRun:
                 f"unknown profile {profile_filter!r}; known: {', '.join(sorted(profiles))}",
             )
         twin_info = {f"127.0.0.1:{t.port}": t for tp in self.twins for t in tp.twins}
-        import adbutils
-
         try:
-            listed = adbutils.AdbClient(
-                host=self.adb_host, port=self.adb_port, socket_timeout=5
-            ).list()
-        except (adbutils.AdbError, OSError) as e:
+            states = parse_devices(host_query(self.adb_port, "host:devices", 5.0, self.adb_host))
+        except (AdbError, OSError) as e:
             raise HarnessError(
                 f"adb server {self.adb_host}:{self.adb_port} unreachable: {e}"
             ) from None
-        states = {d.serial: d.state for d in listed}
         if twin_info:
             wanted = list(twin_info)
         elif serials:
