@@ -15,7 +15,7 @@ A missing optional key leaves the fact unknown (None); an unknown key is a Value
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -40,8 +40,8 @@ from harness.device.parsers import (
     parse_wm_density,
     parse_wm_size,
 )
-from harness.errors import ProfileError
 from harness.profiles import DeviceProfile
+from harness.profiles.device import AmbiguousProfileError, match_profile  # noqa: F401 -- re-exported: found with the capabilities they gate
 
 GETPROP = "getprop"
 PM_LIST_FEATURES = "pm list features"
@@ -169,19 +169,6 @@ class Eligibility:
     reasons: tuple[str, ...] = ()
 
 
-class AmbiguousProfileError(ProfileError):
-    """A device matches more than one profile: their matchers overlap."""
-
-    def __init__(self, profiles: Iterable[DeviceProfile]):
-        self.profiles = tuple(profiles)
-        names = " and ".join(f"{p.name!r}" for p in self.profiles)
-        super().__init__(
-            ", ".join(p.file for p in self.profiles),
-            "match",
-            f"the device matches profiles {names}; make their matchers exclusive",
-        )
-
-
 def probe_commands(api_level: int) -> tuple[str, ...]:
     """The shell commands to run for `capabilities_from`, getprop first.
 
@@ -281,27 +268,6 @@ def capabilities_from(outputs: Mapping[str, str | bytes]) -> Capabilities:
         fingerprint=props.get("ro.build.fingerprint", ""),
         serial=props.get("ro.serialno") or props.get("ro.boot.serialno", ""),
     )
-
-
-def match_profile(
-    getprops: Mapping[str, str],
-    profiles: Mapping[str, DeviceProfile] | Iterable[DeviceProfile],
-) -> DeviceProfile | None:
-    """The one profile whose matchers accept the device's properties, or None.
-
-    Args:
-        getprops: the device's properties (parse_getprop of `getprop`).
-        profiles: load_profiles() (a name -> profile mapping) or any iterable of profiles.
-
-    Raises:
-        AmbiguousProfileError: more than one profile matches (names them all).
-    """
-    candidates = profiles.values() if isinstance(profiles, Mapping) else profiles
-    props = dict(getprops)
-    hits = [p for p in candidates if p.matches(props)]
-    if len(hits) > 1:
-        raise AmbiguousProfileError(hits)
-    return hits[0] if hits else None
 
 
 def compare(profile: DeviceProfile, caps: Capabilities) -> list[Difference]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -102,6 +103,7 @@ class AdbServer:
         # the run's reaper stops the server if the run dies: this one's ledger, else the run's
         self.reaper = reaper
         self.port = port or free_port()
+        self._own_home = home is None  # a home it made itself, it removes at stop()
         self.home = Path(home or tempfile.mkdtemp(prefix="hil-adb-home-"))
         self.child: Child | None = None
         self.log_path = self.home / "adb-server.log"
@@ -140,8 +142,9 @@ class AdbServer:
                 return self
             except (OSError, AdbError):
                 time.sleep(_POLL_S)
+        tail = self._log_tail()
         self.stop()
-        raise HarnessError(f"{name} did not answer within {timeout_s:g} s: {self._log_tail()}")
+        raise HarnessError(f"{name} did not answer within {timeout_s:g} s: {tail}")
 
     @property
     def proc(self) -> subprocess.Popen | None:
@@ -230,6 +233,8 @@ class AdbServer:
         child, self.child = self.child, None
         if child is not None:
             child.stop(grace_s=STOP_TIMEOUT_S)
+        if self._own_home:
+            shutil.rmtree(self.home, onerror=lambda _f, p, e: log.info("removing %s: %s", p, e[1]))
 
     def __enter__(self) -> AdbServer:
         return self.start()

@@ -56,28 +56,41 @@ def run_ledger() -> Path | None:
     return Path(value) if value else None
 
 
-def register(pid: int, ledger: Path | None = None) -> bool:
-    """Append a process group leader to the run's ledger; True if recorded. Never raises.
-
-    A ledger that is gone belongs to a run that already cleaned up: it is not recreated.
-    """
+def _append(ledger: Path | None, line: str, what: str) -> bool:
+    """Append one line to the run's ledger (one short O_APPEND write). Never raises."""
     ledger = ledger or run_ledger()
     if ledger is None:
         return False
-    line = f"{pid} {start_time(pid) or 0}\n".encode()
     try:
-        fd = os.open(ledger, os.O_WRONLY | os.O_APPEND)  # no O_CREAT: see above
+        fd = os.open(ledger, os.O_WRONLY | os.O_APPEND)  # no O_CREAT: see register()
     except OSError as e:
-        log.warning("reaper ledger %s: %s (pid %d not recorded)", ledger, e, pid)
+        log.warning("reaper ledger %s: %s (%s not recorded)", ledger, e, what)
         return False
     try:
-        os.write(fd, line)  # one short O_APPEND write: atomic between the run's processes
+        os.write(fd, line.encode())  # atomic between the run's processes
         return True
     except OSError as e:
-        log.warning("reaper ledger %s: %s (pid %d not recorded)", ledger, e, pid)
+        log.warning("reaper ledger %s: %s (%s not recorded)", ledger, e, what)
         return False
     finally:
         os.close(fd)
+
+
+def register(pid: int, ledger: Path | None = None, group: bool = True) -> bool:
+    """Record a process group leader (group=True) or one process in the run's ledger; True if
+    recorded. Never raises.
+
+    A ledger that is gone belongs to a run that already cleaned up: it is not recreated.
+    """
+    kind = "" if group else " pid"
+    return _append(ledger, f"{pid} {start_time(pid) or 0}{kind}\n", f"pid {pid}")
+
+
+def register_dir(path: Path, ledger: Path | None = None) -> bool:
+    """Record a temporary directory of the run: the reaper removes it if the run is killed."""
+    if "\n" in str(path):
+        return False
+    return _append(ledger, f"dir {path}\n", str(path))
 
 
 def stop_group(

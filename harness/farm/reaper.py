@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
-from harness.farm.process import LEDGER_ENV, Child, alive, register, start_time
+from harness.farm.process import LEDGER_ENV, Child, alive, register, register_dir, start_time
 
-__all__ = ["Reaper", "alive", "reap", "start_time", "main"]
+__all__ = ["Reaper", "alive", "main", "read_ledger", "reap", "remove_dirs", "start_time"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,26 @@ class Reaper:
             return
         register(pid, self.ledger)
 
+    def track_dir(self, path: Path) -> None:
+        """Record a temporary directory of the run (removed by the reaper if the run is killed)."""
+        if self.proc is not None:
+            register_dir(path, self.ledger)
+
+    def reap_leftovers(self, grace_s: float = REAP_GRACE_S) -> list[int]:
+        """Stop what is still running of the run's recorded processes (those a worker or a test
+        started and did not stop: a worker killed mid-test runs no cleanup). Never raises."""
+        if self.proc is None:
+            return []
+        procs, _ = read_ledger(self.ledger)
+        try:
+            pids = reap(procs, grace_s)
+        except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
+            log.warning("reaping the run's leftover processes: %s", e)
+            return []
+        if pids:
+            log.warning("stopped %d process(es) the run left running: %s", len(pids), pids)
+        return pids
+
     def stop(self, timeout_s: float = 3.0) -> None:
         """The run cleaned up itself: drop the ledger, stop the reaper by its PID. Never raises."""
         if os.environ.get(LEDGER_ENV) == str(self.ledger):
@@ -89,37 +110,57 @@ class Reaper:
             child.stop(grace_s=timeout_s)
 
 
-def _read_ledger(ledger: Path) -> list[tuple[int, int]]:
-    out = []
+Entry = tuple[int, int] | tuple[int, int, bool]
+
+
+def read_ledger(ledger: Path) -> tuple[list[tuple[int, int, bool]], list[Path]]:
+    """The ledger's processes (pid, start time, is a group) and temporary directories."""
+    procs: list[tuple[int, int, bool]] = []
+    dirs: list[Path] = []
     try:
         text = ledger.read_text()
     except OSError:
-        return out
+        return procs, dirs
     for line in text.splitlines():
+        if line.startswith("dir "):
+            dirs.append(Path(line[4:]))
+            continue
         parts = line.split()
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-            out.append((int(parts[0]), int(parts[1])))
-    return out
+        if len(parts) in (2, 3) and parts[0].isdigit() and parts[1].isdigit():
+            procs.append((int(parts[0]), int(parts[1]), parts[2:] != ["pid"]))
+    return procs, dirs
 
 
-def reap(entries: list[tuple[int, int]], grace_s: float = REAP_GRACE_S) -> list[int]:
-    """SIGTERM each live process group, SIGKILL what is left after grace_s; the PIDs signalled."""
-    live = [(pid, st) for pid, st in entries if alive(pid, st or None)]
-    for pid, _ in live:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except OSError as e:
-            log.info("reap: SIGTERM to group %d: %s", pid, e)
+def _kill(pid: int, group: bool, sig: signal.Signals) -> None:
+    try:
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except OSError as e:
+        log.info("reap: %s to %s %d: %s", sig.name, "group" if group else "pid", pid, e)
+
+
+def reap(entries: list[Entry], grace_s: float = REAP_GRACE_S) -> list[int]:
+    """SIGTERM each live process group (or process), SIGKILL what is left after grace_s; the
+    PIDs signalled. Entries: (pid, start time) of group leaders, or (pid, start time, group)."""
+    full = [(e[0], e[1], e[2] if len(e) > 2 else True) for e in entries]
+    live = [(pid, st, group) for pid, st, group in full if alive(pid, st or None)]
+    for pid, _, group in live:
+        _kill(pid, group, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(alive(pid, st or None) for pid, st in live):
+    while time.monotonic() < deadline and any(alive(pid, st or None) for pid, st, _ in live):
         time.sleep(0.05)
-    for pid, st in live:
+    for pid, st, group in live:
         if alive(pid, st or None):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError as e:
-                log.info("reap: SIGKILL to group %d: %s", pid, e)
-    return [pid for pid, _ in live]
+            _kill(pid, group, signal.SIGKILL)
+    return [pid for pid, _, _ in live]
+
+
+def remove_dirs(dirs: list[Path]) -> None:
+    """Remove the run's temporary directories. Never raises."""
+    for d in dirs:
+        shutil.rmtree(d, onerror=lambda _f, p, e: log.info("removing %s: %s", p, e[1]))
 
 
 def main(argv: list[str]) -> int:
@@ -133,7 +174,9 @@ def main(argv: list[str]) -> int:
         if not ledger.exists():
             return 0  # the run cleaned up itself
         if not alive(parent, parent_start or None):
-            reap(_read_ledger(ledger))
+            procs, dirs = read_ledger(ledger)
+            reap(procs)
+            remove_dirs(dirs)
             ledger.unlink(missing_ok=True)
             return 0
         time.sleep(POLL_S)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,7 @@ class TwinProcess:
         self.count = count
         self.accept_new_keys = accept_new_keys
         self.registered = registered
+        self._own_state_dir = state_dir is None  # a dir it made itself, it removes at stop()
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="hil-twin-"))
         self.extra_args = extra_args
         self.child: Child | None = None
@@ -123,8 +125,9 @@ class TwinProcess:
                     raise HarnessError(
                         f"twin {self.profile} exited with {code}: {self._log_tail()}"
                     )
+                tail = self._log_tail()
                 self.stop()
-                raise HarnessError(f"{name}: not ready within {timeout_s:g} s ({self._log_tail()})")
+                raise HarnessError(f"{name}: not ready within {timeout_s:g} s ({tail})")
             info = json.loads(line)
             if not info.get("ready"):
                 self.stop()
@@ -185,10 +188,13 @@ class TwinProcess:
                         self.adb.client(timeout_s=2.0).disconnect(f"127.0.0.1:{twin.port}")
                     except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
                         log.info("%s: adb disconnect: %s", twin.serial, e)
-        if child is None:
-            return
-        child.stop(grace_s=TWIN_STOP_TIMEOUT_S)
-        child.close_pipes()
+        if child is not None:
+            child.stop(grace_s=TWIN_STOP_TIMEOUT_S)
+            child.close_pipes()
+        if self._own_state_dir:
+            shutil.rmtree(
+                self.state_dir, onerror=lambda _f, p, e: log.info("removing %s: %s", p, e[1])
+            )
 
     def __enter__(self) -> TwinProcess:
         self.start()

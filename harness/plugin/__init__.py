@@ -153,6 +153,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput") and state.active:
         # xdist workers parse the original command line: make them tag the device groups too
         config.option.loadgroup = True
+        # a worker left running by a controller killed outright is stopped by the run's reaper
+        import os
+
+        from harness.farm.process import register
+
+        register(os.getpid(), group=False)
     if state.is_controller and state.active:
         config.pluginmanager.register(state, "mayday-hil-results")
         if not config.option.htmlpath:

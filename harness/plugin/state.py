@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from harness.errors import ProfileError
+from harness.farm.devices import DeviceSpec, HilRun
 from harness.measure import Measurement, check
-from harness.plugin.run import DeviceSpec, HilRun
 from harness.profiles import DEFAULT_PROFILES_DIR, Budget, load_budgets, load_profiles
 from harness.report import ResultsWriter
 
@@ -89,9 +89,19 @@ class WorkerState:
         self.results = ResultsWriter(self.run_dir / "results.jsonl")
         self.budgets()  # a malformed budget file stops the run before any device is touched
         self.run = HilRun(self.profiles_dir, "127.0.0.1", o.adb_port)
+        self.run.start_reaper()
         if o.twin:
             self.run.start_twins(o.twin, lab=o.twin_lab)
-        self.devices = self.run.resolve(list(o.device), o.profile, o.walt, o.relay, o.camera)
+        run = self.run
+
+        def props_of(serial: str) -> dict[str, str]:
+            from harness.device.adb import Device
+
+            return Device(serial, host=run.adb_host, port=run.adb_port).getprops()
+
+        self.devices = self.run.resolve(
+            list(o.device), o.profile, o.walt, o.relay, o.camera, props_of=props_of
+        )
         (self.run_dir / "devices.json").write_text(
             json.dumps([d.to_dict() for d in self.devices], indent=2)
         )

@@ -3,15 +3,18 @@
 from harness.profiles.budget import Budget, Limit, load_budgets
 from harness.profiles.device import (
     DEFAULT_PROFILES_DIR,
+    AmbiguousProfileError,
     DeviceProfile,
     Display,
     Hardware,
     load_profile,
     load_profiles,
+    match_profile,
 )
 
 __all__ = [
     "DEFAULT_PROFILES_DIR",
+    "AmbiguousProfileError",
     "Budget",
     "DeviceProfile",
     "Display",
@@ -20,4 +23,5 @@ __all__ = [
     "load_budgets",
     "load_profile",
     "load_profiles",
+    "match_profile",
 ]

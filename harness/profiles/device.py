@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,3 +205,37 @@ def _parse(path: Path, data: object) -> DeviceProfile:
             str(path), "match", "the profile's own properties do not satisfy its matchers"
         )
     return profile
+
+
+class AmbiguousProfileError(ProfileError):
+    """A device matches more than one profile: their matchers overlap."""
+
+    def __init__(self, profiles: Iterable[DeviceProfile]):
+        self.profiles = tuple(profiles)
+        names = " and ".join(f"{p.name!r}" for p in self.profiles)
+        super().__init__(
+            ", ".join(p.file for p in self.profiles),
+            "match",
+            f"the device matches profiles {names}; make their matchers exclusive",
+        )
+
+
+def match_profile(
+    getprops: Mapping[str, str],
+    profiles: Mapping[str, DeviceProfile] | Iterable[DeviceProfile],
+) -> DeviceProfile | None:
+    """The one profile whose matchers accept the device's properties, or None.
+
+    Args:
+        getprops: the device's properties (parse_getprop of `getprop`).
+        profiles: load_profiles() (a name -> profile mapping) or any iterable of profiles.
+
+    Raises:
+        AmbiguousProfileError: more than one profile matches (names them all).
+    """
+    candidates = profiles.values() if isinstance(profiles, Mapping) else profiles
+    props = dict(getprops)
+    hits = [p for p in candidates if p.matches(props)]
+    if len(hits) > 1:
+        raise AmbiguousProfileError(hits)
+    return hits[0] if hits else None
