@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -136,3 +137,151 @@ def test_reaper_spares_a_reused_pid_and_a_run_that_cleaned_up(tmp_path):
     finally:
         child.kill()
         child.wait(5)
+
+
+# --- nothing of a run outlives it (issue 14: orphans, stray adb daemon, temp dirs) -------------
+MARK_ENV = "HIL_TEST_RUN_MARK"
+GONE_WITHIN_S = 10.0
+OWN_PROCESSES = textwrap.dedent(
+    """
+    import json, os, time
+    from pathlib import Path
+
+    from harness.farm import AdbServer, TwinProcess
+
+    def test_starts_its_own_adb_server_and_twins(hil_device, tmp_path):
+        # as the busiest-day suite does: outside every fixture, not stopped by this test
+        adb = AdbServer(home=tmp_path / "adb").start()
+        tp = TwinProcess("android-emulator-api34", adb=adb, count=2, state_dir=tmp_path / "twins")
+        tp.start()
+        info = {"own": [adb.proc.pid, tp.proc.pid], "adb_port": hil_device.adb_port}
+        Path(os.environ["HIL_PIDS_FILE"]).write_text(json.dumps(info))
+        if os.environ["HIL_MODE"] != "adb-death":
+            time.sleep(120)
+            return
+        # the run's adb server is killed from outside now; adbutils calls through the harness's
+        # clients must not start another one (on any port)
+        from harness.device.adb import Device
+
+        dev = Device(hil_device.serial, host=hil_device.adb_host, port=hil_device.adb_port)
+        deadline = time.monotonic() + 6.0
+        while time.monotonic() < deadline:
+            for call in (lambda: dev.adbutils_device.shell("echo hi", timeout=1),
+                         lambda: dev.client.list(), lambda: dev.shell("echo hi", timeout_s=1)):
+                try:
+                    call()
+                except Exception:
+                    pass
+            time.sleep(0.2)
+    """
+)
+
+
+def _processes_marked(mark: str) -> dict[int, str]:
+    """Every live process whose environment carries the run's mark: pid -> command line."""
+    needle = f"{MARK_ENV}={mark}".encode()
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            env = (d / "environ").read_bytes().split(b"\0")
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in env and start_time(int(d.name)) is not None:  # zombies have ended
+            out[int(d.name)] = cmd.strip()
+    return out
+
+
+def _start_marked_run(tmp_path: Path, mode: str, preexec_fn):
+    import uuid
+
+    (tmp_path / "test_own.py").write_text(OWN_PROCESSES)
+    pids_file = tmp_path / "pids.json"
+    mark = uuid.uuid4().hex
+    # the run's tempfile.gettempdir() (its hil-run-adb-*, hil-twin-*) and basetemp: short paths,
+    # the twins' Unix control sockets must fit in 108 bytes
+    short = Path(tempfile.mkdtemp(prefix="hilt-"))
+    tmp = short / "t"
+    tmp.mkdir()
+    env = {
+        **os.environ,
+        "HIL_PIDS_FILE": str(pids_file),
+        "HIL_MODE": mode,
+        MARK_ENV: mark,
+        "TMPDIR": str(tmp),
+    }
+    env.pop("ANDROID_ADB_SERVER_PORT", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-n", "2", "--twin", "android-emulator-api34"]
+        + ["--hil-reports", str(tmp_path / "reports"), "-p", "no:cacheprovider"]
+        + ["--basetemp", str(short / "b"), "test_own.py"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=preexec_fn,
+    )
+    try:
+        _wait(lambda: pids_file.exists() and pids_file.read_text(), WAIT_S, "the test's own twins")
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        for pid in _processes_marked(mark):
+            os.kill(pid, signal.SIGKILL)
+        raise
+    return proc, mark, json.loads(pids_file.read_text()), tmp
+
+
+def _nothing_left(mark: str, tmp: Path, what: str) -> None:
+    try:
+        _wait(lambda: not _processes_marked(mark), GONE_WITHIN_S, what)
+    except AssertionError:
+        left = _processes_marked(mark)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)  # leave nothing behind for the next test
+        raise AssertionError(f"{what}: still running {left}") from None
+    leftovers = sorted(p.name for p in tmp.iterdir() if p.name.startswith(("hil-run-", "hil-twin")))
+    assert leftovers == [], f"temporary directories left: {leftovers}"
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill", "adb-death"])
+def test_nothing_of_a_run_outlives_it(tmp_path, how, default_signals):
+    """A -n 2 run whose test starts its own adb server and twins (outside every fixture): after
+    SIGTERM to the controller, SIGKILL of the controller, or the death of the run's adb server,
+    no process of the run (they all carry its mark in their environment) lives 10 s on, no adb
+    daemon was started in its place, and its temporary directories are gone."""
+    import shutil
+
+    proc, mark, info, tmp = _start_marked_run(
+        tmp_path, "adb-death" if how == "adb-death" else "sleep", default_signals
+    )
+    try:
+        _stop_and_check(proc, mark, info, tmp, how)
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def _stop_and_check(proc, mark: str, info: dict, tmp: Path, how: str) -> None:
+    assert set(info["own"]) <= set(_processes_marked(mark))  # the probe sees them
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    elif how == "sigkill":
+        os.kill(proc.pid, signal.SIGKILL)
+    else:
+        port = info["adb_port"]
+        servers = [
+            pid
+            for pid, cmd in _processes_marked(mark).items()
+            if f"-P {port} server nodaemon" in cmd
+        ]
+        assert len(servers) == 1, _processes_marked(mark)
+        os.kill(servers[0], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=WAIT_S)
+    text = out.decode(errors="replace")
+    if how == "adb-death":
+        daemons = [c for c in _processes_marked(mark).values() if "fork-server" in c]
+        assert daemons == [], f"an adb server was started in place of the dead one: {daemons}"
+    _nothing_left(mark, tmp, f"the run's processes after {how}\n{text[-1500:]}")
