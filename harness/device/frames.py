@@ -227,7 +227,7 @@ class ScreenrecordSource:
     """`screenrecord --output-format=h264 -` over exec: (API 21+), decoded as it streams.
 
     Frames are timed on decode; the pipeline (device encoder, adb, decoder) delays them by an
-    amount `calibrate_delay` measures against the Timecode app, so a frame's estimated shown
+    amount `harness.vision.calibration.calibrate_delay` measures against the Timecode app, so a frame's estimated shown
     time is arrival - delay, within the calibration's spread.
     """
 
@@ -284,37 +284,3 @@ class ScreenrecordSource:
                                 return
         except Exception as e:  # reported to the caller
             self.error = e
-
-
-@dataclass(frozen=True)
-class PipelineDelay:
-    """A capture pipeline's delay: from shown on the device to decoded on the host (s)."""
-
-    median_s: float
-    spread_s: float  # half the 5..95 % range, plus the frames' own age on screen
-    samples: int
-
-
-def calibrate_delay(reads, frame_interval_s: float) -> PipelineDelay:
-    """The delay of a frame source, from frames of the Timecode app (each code carries the host
-    time it was shown): arrival - shown, at each code's first appearance.
-
-    Args:
-        reads: (arrival time, TimecodeRead) per frame, in order.
-        frame_interval_s: the source's frame interval (a frame's age on screen when caught).
-
-    Raises:
-        DeviceError: no readable code among the frames.
-    """
-    from harness.vision.timecode import unwrap_t_ms
-
-    seen: set[int] = set()
-    delays = []
-    for t_arrival, read in reads:
-        if read.ok and read.frame_no not in seen:
-            seen.add(read.frame_no)
-            delays.append(t_arrival - unwrap_t_ms(read.t_ms, t_arrival * 1000.0) / 1000.0)
-    if not delays:
-        raise DeviceError("?", "pipeline calibration: no readable Timecode app code in the frames")
-    lo, med, hi = np.percentile(delays, [5, 50, 95])
-    return PipelineDelay(float(med), float((hi - lo) / 2 + frame_interval_s), len(delays))

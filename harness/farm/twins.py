@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.farm.adbserver import EMULATOR_PORTS, AdbServer, free_port
+from harness.farm.control import TwinControl
 from harness.farm.process import Child
 
 log = logging.getLogger(__name__)
@@ -153,18 +154,25 @@ class TwinProcess:
         except OSError:
             return "(no log)"
 
+    def client(self, serial: str | None = None, timeout_s: float = 5.0) -> TwinControl:
+        """The typed control client of one twin of this process (default: the first).
+
+        Raises:
+            HarnessError: the process is not running.
+        """
+        if not self.twins:
+            raise HarnessError(f"twin {self.profile} is not running")
+        return TwinControl(self.twins[0].control, serial or self.twins[0].serial, timeout_s)
+
     def control(
         self, op: str, serial: str | None = None, timeout_s: float = 5.0, **kw: Any
     ) -> dict[str, Any]:
-        from harness.twin.control import control_request
+        """One raw control op (see harness.farm.control.TwinControl for the typed methods).
 
-        if not self.twins:
-            raise HarnessError(f"twin {self.profile} is not running")
-        req = {"op": op, "serial": serial or self.twins[0].serial, **kw}
-        reply = control_request(self.twins[0].control, req, timeout_s)
-        if not reply.get("ok"):
-            raise HarnessError(f"twin {req['serial']}: control {op} failed: {reply.get('error')}")
-        return reply
+        Raises:
+            TwinControlError: the twin refused or did not answer.
+        """
+        return self.client(serial, timeout_s).call(op, **kw)
 
     @property
     def proc(self) -> subprocess.Popen | None:

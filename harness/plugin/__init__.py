@@ -335,17 +335,18 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
             f"{hil_device.serial}: the reference AgentBot speaks to the twin world's support backend; "
             "a real device needs an adapter for the production support backend"
         )
+    from harness.farm.control import TwinControl, TwinControlError
     from harness.session.agent import AiortcAgentBot
-    from harness.twin.control import control_request
 
     profile = None
     if media_network:
         from harness.network import load_network_profile
 
         profile = load_network_profile(media_network)  # an unknown name: one clear error
-    info = control_request(hil_device.twin_control, {"op": "backend", "serial": hil_device.serial})
-    if not info.get("ok"):
-        pytest.skip(f"{hil_device.serial}: {info.get('error')}")
+    try:
+        info = TwinControl(hil_device.twin_control, hil_device.serial).backend()
+    except TwinControlError as e:
+        pytest.skip(f"{hil_device.serial}: {e.reason}")
     import uuid
 
     monitor = (
@@ -364,12 +365,12 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
         if slot.waited_s > 0.5:
             request.node.user_properties.append(("hil_media_slot_wait_s", round(slot.waited_s, 1)))
         bot = AiortcAgentBot(
-            tuple(info["address"]),
+            info.address,
             name=f"bot-{uuid.uuid4().hex[:8]}",
             device=hil_device.serial,
             display_url=monitor,
             media_profile=profile,
-            http=tuple(info["http"]) if info.get("http") else None,
+            http=info.http,
         )
         bot.start()
         try:

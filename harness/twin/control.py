@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,124 +64,206 @@ class ControlServer:
             writer.close()
 
     async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One request -> one reply: the op's handler from the table below."""
         op = req.get("op")
-        if op == "list":
-            return {"ok": True, "twins": {s: t.port for s, t in self.twins.items()}}
-        if op == "backend":
-            if self.backend is None:
-                return {"ok": False, "error": "this twin process uses an external backend"}
-            cfg = self.backend.config
-            for key in ("answer_s", "handle_s", "wrap_s", "clock_offset_s"):
-                if key in req:
-                    setattr(cfg, key, float(req[key]))
-            if "answer_waits" in req:
-                cfg.scripted_waits = [float(x) for x in req["answer_waits"]]
-            if "agents" in req:
-                self.backend.set_simulated_agents(int(req["agents"]))
-            return {
-                "ok": True,
-                "agents": cfg.agents,
-                "queued": len(self.backend.queue),
-                "free_agents": len(self.backend.free_agents),
-                "bots": sorted(self.backend.bots),
-                "truth": str(self.backend.truth.path),
-                "address": ["127.0.0.1", self.backend.port],
-                "http": ["127.0.0.1", self.backend.http_port],
-            }
+        process_handler = _PROCESS_OPS.get(op)
+        if process_handler is not None:
+            return process_handler(self, req)
         serial = req.get("serial") or (next(iter(self.twins)) if len(self.twins) == 1 else None)
         twin = self.twins.get(serial) if serial else None
         if twin is None:
             return {"ok": False, "error": f"unknown twin {serial!r}; known: {sorted(self.twins)}"}
-        if op == "status":
-            return {
-                "ok": True,
-                "serial": serial,
-                "port": twin.port,
-                "profile": twin.profile.name,
-                "online": sum(1 for c in twin.connections if c.online),
-                "wifi": twin.wifi.enabled,
-                "network": vars(twin.network),
-                "screen": twin.screen.state,
-                "truth": str(twin.truth.path),
-            }
-        if op == "accept_keys":
-            return {"ok": True, "accepted": await twin.accept_pending_keys()}
-        if op == "drop":
-            await twin.drop_transports()
-            twin.truth.record("fault", kind="drop")
-            return {"ok": True}
-        if op == "offline":
-            seconds = float(req.get("seconds", 5.0))
-            twin.offline = True
-            twin.truth.record("fault", kind="offline", seconds=seconds)
-            await twin.drop_transports()
+        handler = _TWIN_OPS.get(op)
+        if handler is None:
+            return {"ok": False, "error": f"unknown op {op!r}"}
+        return await handler(twin, {**req, "serial": serial})
 
-            async def back() -> None:
-                await asyncio.sleep(seconds)
-                twin.offline = False
-                twin.truth.record("fault_end", kind="offline")
-                await twin.register_with_adb_server()
 
-            asyncio.get_running_loop().create_task(back())
-            return {"ok": True}
-        if op == "reboot":
-            asyncio.get_running_loop().create_task(twin.reboot(float(req.get("boot_s", 1.0))))
-            return {"ok": True}
-        if op == "wifi":
-            twin.set_wifi(bool(req.get("on", True)))
-            return {"ok": True}
-        if op == "stall":
-            twin.services.stalled.add(str(req["service"]))
-            twin.truth.record("fault", kind="stall", service=req["service"])
-            return {"ok": True}
-        if op == "unstall":
-            twin.services.stalled.discard(str(req["service"]))
-            return {"ok": True}
-        if op == "media":
-            if "block" in req:
-                twin.screen.media_blocked = bool(req["block"])
-            if "freeze_share" in req:
-                twin.screen.share_frozen = bool(req["freeze_share"])
-                twin.truth.record("share_freeze" if twin.screen.share_frozen else "share_unfreeze")
-            return {"ok": True}
-        if op == "support":
-            if "reconnect_grace_s" in req:
-                twin.reconnect_grace_s = float(req["reconnect_grace_s"])
-            return {"ok": True}
-        if op == "privacy_mask":
-            twin.screen.mask_private = bool(req.get("on", True))
-            twin.truth.record("fault", kind="privacy_mask", on=twin.screen.mask_private)
-            return {"ok": True}
-        if op == "camera":
-            on = bool(req.get("on", True))
-            twin.camera_clients = [(1, twin.screen.support_pkg)] if on else []
-            twin.truth.record("fault", kind="camera_open", on=on)
-            return {"ok": True}
-        if op == "mic":
-            session = twin.screen.session
-            peer = session.peer if session is not None else None
-            if peer is None or peer.mic is None:
-                return {"ok": False, "error": "no media session: the microphone is not streaming"}
-            import numpy as np
+# --- ops of the whole twin process (no serial) ------------------------------------------------
+Reply = dict[str, Any]
 
-            peer.mic.pending.append(np.asarray(req["samples"], np.int16))
-            return {"ok": True, "t": __import__("time").monotonic()}
-        if op == "mayday_button":
-            twin.screen.mayday_button = bool(req.get("on", True))
-            twin.screen.changed(
-                "mayday button " + ("shown" if twin.screen.mayday_button else "hidden")
-            )
-            return {"ok": True}
-        if op == "region":
-            twin.region = str(req.get("region", twin.region))
-            twin.timezone = str(req.get("timezone", twin.timezone))
-            twin.props["persist.sys.timezone"] = twin.timezone
-            return {"ok": True, "region": twin.region, "timezone": twin.timezone}
-        if op == "registered":
-            on = bool(req.get("on", True))
-            twin.accounts = [(twin.options.account, "com.amazon.account")] if on else []
-            return {"ok": True}
-        return {"ok": False, "error": f"unknown op {op!r}"}
+
+def _op_list(server: ControlServer, req: Reply) -> Reply:
+    return {"ok": True, "twins": {s: t.port for s, t in server.twins.items()}}
+
+
+def _op_backend(server: ControlServer, req: Reply) -> Reply:
+    backend = server.backend
+    if backend is None:
+        return {"ok": False, "error": "this twin process uses an external backend"}
+    cfg = backend.config
+    for key in ("answer_s", "handle_s", "wrap_s", "clock_offset_s"):
+        if key in req:
+            setattr(cfg, key, float(req[key]))
+    if "answer_waits" in req:
+        cfg.scripted_waits = [float(x) for x in req["answer_waits"]]
+    if "agents" in req:
+        backend.set_simulated_agents(int(req["agents"]))
+    return {
+        "ok": True,
+        "agents": cfg.agents,
+        "queued": len(backend.queue),
+        "free_agents": len(backend.free_agents),
+        "bots": sorted(backend.bots),
+        "truth": str(backend.truth.path),
+        "address": ["127.0.0.1", backend.port],
+        "http": ["127.0.0.1", backend.http_port],
+    }
+
+
+_PROCESS_OPS: dict[str, Callable[[ControlServer, Reply], Reply]] = {
+    "list": _op_list,
+    "backend": _op_backend,
+}
+
+
+# --- ops of one twin ---------------------------------------------------------------------------
+_TASKS: set[asyncio.Task] = set()  # background ops (offline, reboot) kept until they finish
+
+
+def _background(coro: Awaitable[None]) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+
+
+async def _op_status(twin: Twin, req: Reply) -> Reply:
+    return {
+        "ok": True,
+        "serial": req["serial"],
+        "port": twin.port,
+        "profile": twin.profile.name,
+        "online": sum(1 for c in twin.connections if c.online),
+        "wifi": twin.wifi.enabled,
+        "network": vars(twin.network),
+        "screen": twin.screen.state,
+        "truth": str(twin.truth.path),
+    }
+
+
+async def _op_accept_keys(twin: Twin, req: Reply) -> Reply:
+    return {"ok": True, "accepted": await twin.accept_pending_keys()}
+
+
+async def _op_drop(twin: Twin, req: Reply) -> Reply:
+    await twin.drop_transports()
+    twin.truth.record("fault", kind="drop")
+    return {"ok": True}
+
+
+async def _op_offline(twin: Twin, req: Reply) -> Reply:
+    seconds = float(req.get("seconds", 5.0))
+    twin.offline = True
+    twin.truth.record("fault", kind="offline", seconds=seconds)
+    await twin.drop_transports()
+
+    async def back() -> None:
+        await asyncio.sleep(seconds)
+        twin.offline = False
+        twin.truth.record("fault_end", kind="offline")
+        await twin.register_with_adb_server()
+
+    _background(back())
+    return {"ok": True}
+
+
+async def _op_reboot(twin: Twin, req: Reply) -> Reply:
+    _background(twin.reboot(float(req.get("boot_s", 1.0))))
+    return {"ok": True}
+
+
+async def _op_wifi(twin: Twin, req: Reply) -> Reply:
+    twin.set_wifi(bool(req.get("on", True)))
+    return {"ok": True}
+
+
+async def _op_stall(twin: Twin, req: Reply) -> Reply:
+    twin.services.stalled.add(str(req["service"]))
+    twin.truth.record("fault", kind="stall", service=req["service"])
+    return {"ok": True}
+
+
+async def _op_unstall(twin: Twin, req: Reply) -> Reply:
+    twin.services.stalled.discard(str(req["service"]))
+    return {"ok": True}
+
+
+async def _op_media(twin: Twin, req: Reply) -> Reply:
+    if "block" in req:
+        twin.screen.media_blocked = bool(req["block"])
+    if "freeze_share" in req:
+        twin.screen.share_frozen = bool(req["freeze_share"])
+        twin.truth.record("share_freeze" if twin.screen.share_frozen else "share_unfreeze")
+    return {"ok": True}
+
+
+async def _op_support(twin: Twin, req: Reply) -> Reply:
+    if "reconnect_grace_s" in req:
+        twin.reconnect_grace_s = float(req["reconnect_grace_s"])
+    return {"ok": True}
+
+
+async def _op_privacy_mask(twin: Twin, req: Reply) -> Reply:
+    twin.screen.mask_private = bool(req.get("on", True))
+    twin.truth.record("fault", kind="privacy_mask", on=twin.screen.mask_private)
+    return {"ok": True}
+
+
+async def _op_camera(twin: Twin, req: Reply) -> Reply:
+    on = bool(req.get("on", True))
+    twin.camera_clients = [(1, twin.screen.support_pkg)] if on else []
+    twin.truth.record("fault", kind="camera_open", on=on)
+    return {"ok": True}
+
+
+async def _op_mic(twin: Twin, req: Reply) -> Reply:
+    session = twin.screen.session
+    peer = session.peer if session is not None else None
+    if peer is None or peer.mic is None:
+        return {"ok": False, "error": "no media session: the microphone is not streaming"}
+    import numpy as np
+
+    peer.mic.pending.append(np.asarray(req["samples"], np.int16))
+    return {"ok": True, "t": time.monotonic()}
+
+
+async def _op_mayday_button(twin: Twin, req: Reply) -> Reply:
+    twin.screen.mayday_button = bool(req.get("on", True))
+    twin.screen.changed("mayday button " + ("shown" if twin.screen.mayday_button else "hidden"))
+    return {"ok": True}
+
+
+async def _op_region(twin: Twin, req: Reply) -> Reply:
+    twin.region = str(req.get("region", twin.region))
+    twin.timezone = str(req.get("timezone", twin.timezone))
+    twin.props["persist.sys.timezone"] = twin.timezone
+    return {"ok": True, "region": twin.region, "timezone": twin.timezone}
+
+
+async def _op_registered(twin: Twin, req: Reply) -> Reply:
+    on = bool(req.get("on", True))
+    twin.accounts = [(twin.options.account, "com.amazon.account")] if on else []
+    return {"ok": True}
+
+
+_TWIN_OPS: dict[str, Callable[[Twin, Reply], Awaitable[Reply]]] = {
+    "status": _op_status,
+    "accept_keys": _op_accept_keys,
+    "drop": _op_drop,
+    "offline": _op_offline,
+    "reboot": _op_reboot,
+    "wifi": _op_wifi,
+    "stall": _op_stall,
+    "unstall": _op_unstall,
+    "media": _op_media,
+    "support": _op_support,
+    "privacy_mask": _op_privacy_mask,
+    "camera": _op_camera,
+    "mic": _op_mic,
+    "mayday_button": _op_mayday_button,
+    "region": _op_region,
+    "registered": _op_registered,
+}
 
 
 def control_request(

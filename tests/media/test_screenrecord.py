@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 
-from harness.device.frames import ScreenrecordSource, calibrate_delay
+from harness.device.frames import ScreenrecordSource
 from harness.session.driver import AGENT_VIDEO_DESC
 from harness.session.media import TIMECODE_APP, timecode_layout
 from harness.twin.truth import first_times
+from harness.vision.calibration import calibrate_delay
 from harness.vision.latency import Capture, frame_latency
 from harness.vision.timecode import decode_fast, feed_layout
 

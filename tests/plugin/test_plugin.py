@@ -136,12 +136,12 @@ OFFLINE_TEST = textwrap.dedent(
     """
     import pytest
     from harness.errors import AdbError
-    from harness.twin.control import control_request
+    from harness.farm.control import TwinControl
 
     def test_measure_then_device_drops(device, measure, hil_device):
         m = measure("connect_time_s", "s")
         m.add(4.2)
-        control_request(hil_device.twin_control, {"op": "offline", "seconds": 30, "serial": hil_device.serial})
+        TwinControl(hil_device.twin_control, hil_device.serial).offline(30)
         device.shell("echo gone?", timeout_s=5)
     """
 )
