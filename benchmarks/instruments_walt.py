@@ -14,8 +14,8 @@ import random
 import statistics
 import time
 
-from harness.instruments.latency import measure_screen_draw
 from harness.instruments.walt import Walt
+from harness.instruments.walt_latency import measure_screen_draw
 from harness.twin.instruments import StepSignal, WaltSim, WaltSimConfig
 
 LINKS = {  # name: (out_s, in_s, jitter_s)

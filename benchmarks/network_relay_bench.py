@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.network.probe import UdpSink, probe, send_paced  # noqa: E402
-from harness.network.relay import RelayProcess  # noqa: E402
+from harness.network.impairment import RelayProcess  # noqa: E402
+from harness.network.linkprobe import UdpSink, probe, send_paced  # noqa: E402
 
 PAYLOAD_B = 1200
 TARGET_PPS = 20_000

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from harness.instruments.boot import BOOT_COMPLETED_S, BOOT_TO_ADB_S, time_boot
-from harness.instruments.latency import measure_screen_draw
-from harness.instruments.relay import LcusRelay
+from harness.instruments.power_relay import LcusRelay
 from harness.instruments.walt import Walt
+from harness.instruments.walt_latency import measure_screen_draw
 
 WALT_APP = "com.mayday.hil.walt"
 TRANSITIONS = 20

@@ -144,7 +144,7 @@ def test_pending_exceptions_still_exist():
     [
         ("device", "harness.vision.timecode", False),
         ("farm", "harness.device.adb", False),
-        ("vision", "harness.network.relay", False),
+        ("vision", "harness.network.impairment", False),
         ("plugin", "harness.twin.control", False),
         ("twin", "harness.farm.control", False),
         ("twin", "harness.vision.timecode", True),

@@ -19,7 +19,7 @@ _EXPORTS = {
         "wait_for",
     ),
     "clock": ("RemoteClock", "SyncPoint"),
-    "latency": (
+    "walt_latency": (
         "AUDIO_OUTPUT_MS",
         "SCREEN_DRAW_MS",
         "TAP_TO_DRAW_MS",
@@ -31,7 +31,7 @@ _EXPORTS = {
         "measure_tap_to_draw",
         "sync_uncertainty",
     ),
-    "relay": ("LcusRelay", "PowerSwitch", "lcus_frame", "open_switch"),
+    "power_relay": ("LcusRelay", "PowerSwitch", "lcus_frame", "open_switch"),
     "serialport": ("PortInfo", "SerialLink", "find_ports"),
     "walt": ("DriftCheck", "Trigger", "Walt", "find_walt"),
 }

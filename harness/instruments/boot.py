@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.errors import InstrumentError, MeasurementError
-from harness.instruments.relay import CYCLE_OFF_S, PowerSwitch
+from harness.instruments.power_relay import CYCLE_OFF_S, PowerSwitch
 from harness.measure import Measurement
 
 log = logging.getLogger(__name__)

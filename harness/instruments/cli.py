@@ -32,7 +32,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _power(args: argparse.Namespace) -> int:
-    from harness.instruments.relay import LcusRelay
+    from harness.instruments.power_relay import LcusRelay
 
     with LcusRelay(
         args.port, channel=args.channel, baud=args.baud, verify=args.verify, normally_closed=args.nc

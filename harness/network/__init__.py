@@ -24,9 +24,9 @@ _EXPORTS = {
     "NetemShaper": "harness.network.netem",
     "CommandRunner": "harness.network.runner",
     "WifiShaper": "harness.network.wifi",
-    "RelayShaper": "harness.network.relay",
-    "RelayProcess": "harness.network.relay",
-    "RelayCounters": "harness.network.relay",
+    "RelayShaper": "harness.network.impairment",
+    "RelayProcess": "harness.network.impairment",
+    "RelayCounters": "harness.network.impairment",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -160,14 +160,14 @@ def _show(args: argparse.Namespace) -> int:
 
 def _capability_table() -> dict[str, set[str]]:
     """Which features each shaper can express (the shapers' own tables)."""
-    from harness.network import console, netem, relay, wifi
+    from harness.network import console, impairment, netem, wifi
 
     return {
         "console": set(console.CAPABILITIES),
         "netem": set(netem.CAPABILITIES),
         "wifi": set(wifi.CAPABILITIES),
-        "relay-udp": set(relay.UDP_CAPABILITIES),
-        "relay-tcp": set(relay.TCP_CAPABILITIES),
+        "relay-udp": set(impairment.UDP_CAPABILITIES),
+        "relay-tcp": set(impairment.TCP_CAPABILITIES),
     }
 
 
@@ -259,7 +259,7 @@ def _clear(args: argparse.Namespace) -> int:
 
 
 def _relay(args: argparse.Namespace) -> int:
-    from harness.network.relay import RelayShaper, parse_hostport
+    from harness.network.impairment import RelayShaper, parse_hostport
 
     prof = _load(args, args.profile)
     shaper = RelayShaper(

@@ -23,8 +23,8 @@ import logging
 import re
 
 from harness.errors import NetworkShaperError
+from harness.network.impairment import Address, RelayCounters, UdpRelay
 from harness.network.profiles import NetworkProfile
-from harness.network.relay import Address, RelayCounters, UdpRelay
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import pytest
 
 from harness.errors import InstrumentError, MeasurementError
 from harness.instruments.boot import BOOT_COMPLETED_S, BOOT_TO_ADB_S, measure_boot, time_boot
-from harness.instruments.relay import LcusRelay
+from harness.instruments.power_relay import LcusRelay
 from harness.twin.instruments import TabletPower
 
 POLL_S = 0.02

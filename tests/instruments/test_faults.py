@@ -16,9 +16,9 @@ from collections.abc import Callable
 import pytest
 
 from harness.errors import InstrumentError
-from harness.instruments.latency import TRANSITION_TIMEOUT_S, measure_screen_draw
-from harness.instruments.relay import STATUS_TIMEOUT_S, LcusRelay
+from harness.instruments.power_relay import STATUS_TIMEOUT_S, LcusRelay
 from harness.instruments.walt import CMD_TIMEOUT_S, DRAIN_MAX_S, Walt
+from harness.instruments.walt_latency import TRANSITION_TIMEOUT_S, measure_screen_draw
 
 OPEN_BOUND_S = DRAIN_MAX_S + CMD_TIMEOUT_S
 VANISH_BOUND_S = 0.5

@@ -8,7 +8,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import InstrumentError
-from harness.instruments.relay import LcusRelay, PowerSwitch, lcus_frame, parse_status
+from harness.instruments.power_relay import LcusRelay, PowerSwitch, lcus_frame, parse_status
 
 SWITCH_WAIT_S = 0.2  # frame -> contacts -> listener, in the simulation
 

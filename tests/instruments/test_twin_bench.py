@@ -7,9 +7,9 @@ import pytest
 from harness.device.adb import Device
 from harness.farm import port_free
 from harness.instruments.boot import time_boot
-from harness.instruments.latency import measure_screen_draw
-from harness.instruments.relay import LcusRelay
+from harness.instruments.power_relay import LcusRelay
 from harness.instruments.walt import Walt
+from harness.instruments.walt_latency import measure_screen_draw
 from harness.twin.truth import read_truth
 
 WALT_APP = "com.mayday.hil.walt"

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from harness.errors import MeasurementError
-from harness.instruments.latency import (
+from harness.instruments.walt import Walt
+from harness.instruments.walt_latency import (
     SCREEN_DRAW_MS,
     SCREEN_THRESH_HIGH,
     SCREEN_THRESH_LOW,
@@ -20,7 +21,6 @@ from harness.instruments.latency import (
     measure_tap_to_draw,
     sync_uncertainty,
 )
-from harness.instruments.walt import Walt
 
 TRANSITIONS = 50
 DRAW_TOLERANCE_MS = 2.0

@@ -17,9 +17,9 @@ import yaml
 
 from harness.errors import NetworkShaperError, ProfileError
 from harness.network.console import EmulatorConsoleShaper
+from harness.network.impairment import RelayShaper
 from harness.network.netem import NetemShaper
 from harness.network.profiles import load_network_profile, network_profiles
-from harness.network.relay import RelayShaper
 from harness.network.runner import CommandRunner
 from harness.network.wifi import WifiShaper
 

@@ -10,8 +10,8 @@ import pytest
 
 from harness.errors import NetworkShaperError
 from harness.network.ice import IceRelay, rewrite_sdp, sdp_candidates
+from harness.network.impairment import UdpRelay
 from harness.network.profiles import parse_network_profile
-from harness.network.relay import UdpRelay
 
 CLEAN = parse_network_profile("clean", {"description": "d", "source": "s"})
 

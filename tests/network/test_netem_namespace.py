@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
+from harness.network.linkprobe import UdpSink, send_command
 from harness.network.netem import NetemShaper, leftover_shaping
-from harness.network.probe import UdpSink, send_command
 from harness.network.profiles import parse_network_profile
 from harness.network.runner import CommandRunner
 

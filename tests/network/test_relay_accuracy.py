@@ -17,8 +17,8 @@ import statistics
 import pytest
 import yaml
 
-from harness.network.probe import UdpSink, binomial_interval, probe
-from harness.network.relay import RelayProcess
+from harness.network.impairment import RelayProcess
+from harness.network.linkprobe import UdpSink, binomial_interval, probe
 
 PACKETS = 10_000
 PAYLOAD_B = 1200

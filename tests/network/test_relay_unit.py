@@ -10,8 +10,9 @@ import pytest
 
 from harness.errors import NetworkShaperError
 from harness.network import profiles as P
+from harness.network.impairment import RelayShaper, TcpRelay, parse_hostport
 from harness.network.link import DROP_BURST, DROP_OUTAGE, DROP_RANDOM, LinkModel
-from harness.network.probe import UdpSink, binomial_interval, probe
+from harness.network.linkprobe import UdpSink, binomial_interval, probe
 from harness.network.profiles import (
     Direction,
     GilbertElliott,
@@ -19,7 +20,6 @@ from harness.network.profiles import (
     network_profiles,
     parse_network_profile,
 )
-from harness.network.relay import RelayShaper, TcpRelay, parse_hostport
 
 DRAWS = 200_000
 NO_OUTAGES = OutageSchedule()

@@ -99,7 +99,7 @@ def test_long_wifi_drop_ends_the_session_with_a_message(emulator):
 
 def test_support_traffic_pointed_through_the_relay_carries_its_delay(adb_server, start_twin):
     """A second twin whose support app reaches the backend through the harness's TCP relay."""
-    from harness.network.relay import RelayShaper
+    from harness.network.impairment import RelayShaper
 
     world = start_twin("android-emulator-api34")  # hosts the support backend
     backend = tuple(world.control("backend", answer_s=1.0)["address"])

@@ -170,7 +170,7 @@ def _sink_main(host: str, idle_s: float, deadline_s: float, expect: int) -> None
 
 
 class UdpSink:
-    """A receiver in its own process (`python -m harness.network.probe`), on host:any-port.
+    """A receiver in its own process (`python -m harness.network.linkprobe`), on host:any-port.
 
     Args:
         host: where it binds (loopback in tests).
@@ -195,7 +195,7 @@ class UdpSink:
                 *prefix,
                 sys.executable,
                 "-m",
-                "harness.network.probe",
+                "harness.network.linkprobe",
                 "sink",
                 host,
                 str(idle_s),
@@ -329,7 +329,7 @@ def send_command(
         *prefix,
         sys.executable,
         "-m",
-        "harness.network.probe",
+        "harness.network.linkprobe",
         "send",
         target[0],
         str(target[1]),
@@ -348,6 +348,6 @@ if __name__ == "__main__":
         )
     else:
         sys.exit(
-            "usage: python -m harness.network.probe sink HOST IDLE_S DEADLINE_S EXPECT"
+            "usage: python -m harness.network.linkprobe sink HOST IDLE_S DEADLINE_S EXPECT"
             " | send HOST PORT COUNT PPS BYTES"
         )
