@@ -26,7 +26,25 @@ from dataclasses import dataclass, field
 
 _META = " \t\n;&|<>()"
 _REDIR_OPS = ("<", ">", ">>", "<<", "<<-", ">&", "<&", ">|", "<>")
-_OPS = ("&&", "||", ";;", "<<-", "<<", ">>", ">&", "<&", ">|", "<>", ";", "&", "|", "(", ")", "<", ">")
+_OPS = (
+    "&&",
+    "||",
+    ";;",
+    "<<-",
+    "<<",
+    ">>",
+    ">&",
+    "<&",
+    ">|",
+    "<>",
+    ";",
+    "&",
+    "|",
+    "(",
+    ")",
+    "<",
+    ">",
+)
 RESERVED = frozenset(
     "if then elif else fi for in do done while until case esac { } ! function".split()
 )
