@@ -5,8 +5,8 @@ harness.twin.grammar parses; this module expands words and runs the tree:
   `$(...)`/backticks, `$((...))` (32-bit signed like mksh), field splitting on IFS, pathname
   globbing against the twin's file system, quote removal;
 - pipelines run concurrently through bounded pipes (flow control: a writer waits for its
-  reader, `yes | head -1` ends with SIGPIPE status 141 for `yes`); as in mksh the last command
-  of a pipeline runs in the current shell (`echo x | read v` sets v);
+  reader, `yes | head -1` ends with SIGPIPE status 141 for `yes`); every member of a pipeline
+  runs in a subshell, the last one too (`echo x | read v` leaves v unset, as mksh 59c does);
 - `&` runs a job as a task with a pid (`$!`) that `wait` collects; background stdin is /dev/null;
 - builtins with shell state live here (cd pwd export unset local shift set exit return break
   continue read wait eval . source exec type command test [ echo true false : sh trap umask);
@@ -484,9 +484,7 @@ class _Arith:
             return v
         if kind == "num":
             self.i += 1
-            base = (
-                16 if val.lower().startswith("0x") else 8 if len(val) > 1 and val[0] == "0" else 10
-            )
+            base = 16 if val.lower().startswith("0x") else 10  # mksh: 010 is ten
             try:
                 return _i32(int(val, base))
             except ValueError:
@@ -872,7 +870,7 @@ class Shell:
             tasks[-1].add_done_callback(lambda _t, p=pipe: p.close_write())
             stdin = pipe.reader
         try:
-            status = await self.exec(cmds[-1], IO(stdin, io.out, io.err))
+            status = await self._pipe_member(self.fork(), cmds[-1], IO(stdin, io.out, io.err))
         finally:
             for pipe in pipes:
                 pipe.close_read()
@@ -981,7 +979,11 @@ class Shell:
         argv: list[str] = []
         for w in cmd.words:
             argv.extend(await self.expand(w, io))
-        assigns = [(name, await self.expand_str(w, io)) for name, w in cmd.assigns]
+        assigns = []
+        for name, w in cmd.assigns:
+            assigns.append((name, await self.expand_str(w, io)))
+            if not argv:  # `a=1 b=$a`: each assignment sees the ones before it
+                self.set(name, assigns[-1][1])
         if "x" in self.opts:
             shown = [f"{n}={v}" for n, v in assigns] + argv
             await io.err.write(("+ " + " ".join(shown) + "\n").encode())
@@ -1063,7 +1065,7 @@ class Shell:
         if func is None:
             await self.error(io, f"{name}: not found")
             return 127
-        env = dict(self.vars)
+        env = self.exported_env()  # what a process sees: exported variables and prefixes
         env.update(dict(assigns))
         base = name.rsplit("/", 1)[-1]
         proc = Proc(self, [base] + argv[1:], io.stdin, io.out, io.err, env)

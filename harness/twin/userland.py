@@ -100,6 +100,13 @@ async def _read_file(p: Proc, name: str) -> bytes:
     return p.twin.fs.read(path)
 
 
+def _open_file(p: Proc, name: str) -> Source:
+    node = p.twin.fs.lookup(p.path(name))
+    if node is not None and node.is_dir:
+        raise FsError(name, "Is a directory")
+    return p.shell.open_in(name)
+
+
 async def _inputs(p: Proc, files: list[str], tool: str):
     """(name, data) for each file operand, or stdin; errors printed as toybox does."""
     if not files:
@@ -610,14 +617,26 @@ async def _head_tail(p: Proc, head: bool) -> int:
     for name in files or ["-"]:
         if len(files) > 1:
             await p.print(f"==> {name} <==")
-        if head and name == "-" and "c" not in opts:
-            n = int(count_s)
-            for _ in range(max(n, 0)):
-                line = await p.stdin.readline()
-                if not line:
-                    break
-                await p.out.write(line)
-            p.stdin.close()
+        if head:
+            try:
+                src = p.stdin if name == "-" else _open_file(p, name)
+            except FsError as e:
+                await p.eprint(f"head: {name}: {e.reason}")
+                status = 1
+                continue
+            if "c" in opts:
+                left = int(str(opts["c"]))
+                while left > 0 and (chunk := await src.read(min(left, 65536))):
+                    await p.out.write(chunk)
+                    left -= len(chunk)
+            else:
+                for _ in range(max(int(count_s), 0)):
+                    line = await src.readline()
+                    if not line:
+                        break
+                    await p.out.write(line)
+            if name == "-":
+                p.stdin.close()
             continue
         try:
             data = await _read_file(p, name)
@@ -1080,7 +1099,7 @@ async def _expr(p: Proc) -> int:
 @command("env", when=_toybox)
 async def _env(p: Proc) -> int:
     args = p.argv[1:]
-    env = {} if args[:1] == ["-i"] else p.shell.exported_env()
+    env = {} if args[:1] == ["-i"] else dict(p.env)
     if args[:1] == ["-i"]:
         args = args[1:]
     assigns = []
