@@ -105,6 +105,17 @@ class ServiceTable:
         shell = Shell(self.twin)
         out, err = V2Sink(stream, ID_STDOUT), V2Sink(stream, ID_STDERR)
         stdin = Pipe()
+        if not cmd.strip():
+            if not raw:  # `adb shell` on a terminal: a prompt (the PTY itself is not modelled)
+                watcher = asyncio.ensure_future(_drain_input(stream, True, stdin))
+                try:
+                    await shell.interactive(stream, out, stdin.reader)
+                finally:
+                    watcher.cancel()
+                if not stream.closed:
+                    await stream.write(_V2_HEADER.pack(ID_EXIT, 1) + bytes([0]))
+                return
+            cmd = "sh"  # `echo 'cmds' | adb shell`: sh reads its script from stdin
         code = await self._run_until_closed(
             stream, shell.run(cmd, out, err, stdin.reader), v2=True, stdin=stdin
         )

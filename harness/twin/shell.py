@@ -40,7 +40,7 @@ _MAX_LINE = 64 * 1024
 _PIPE_BYTES = 64 * 1024  # a Linux pipe's capacity
 _SUBST_MAX_BYTES = 16 << 20  # $(...) output kept; more is an error, not the twin's memory
 _READ_CHUNK = 64 * 1024
-_MAX_DEPTH = 200  # function/eval/source nesting ("too deep" like mksh's fork bomb guard)
+_MAX_DEPTH = 64  # function/eval/source nesting; deeper is an error, not a Python RecursionError
 _SH = "/system/bin/sh"
 _PATH = "/sbin:/vendor/bin:/system/sbin:/system/bin:/system/xbin"
 _SIGPIPE_STATUS = 141
@@ -590,6 +590,8 @@ class Shell:
         if name.isdigit():
             k = int(name)
             return self.params[k - 1] if 0 < k <= len(self.params) else None
+        if name == "LINENO":
+            return str(self.line)
         if name == "PWD":
             return self.vars.get("PWD", self.cwd)
         if name == "RANDOM":
@@ -667,6 +669,10 @@ class Shell:
             return self.status
         except ShellError as e:
             await self.error(io, str(e))
+            self.status = 1
+            return 1
+        except RecursionError:
+            await self.error(io, "recursion too deep")
             self.status = 1
             return 1
         except BrokenPipe:
@@ -752,6 +758,9 @@ class Shell:
                 return e.status
             except (_Return, _Break):
                 return child.status
+            except ShellError as e:  # a fatal error ends the subshell only
+                await child.error(io, str(e))
+                return 1
         if isinstance(node, g.Group):
             return await self.exec(node.body, io)
         if isinstance(node, g.If):
@@ -1219,6 +1228,9 @@ class Shell:
             status = e.status
         except (_Return, _Break):
             status = child.status
+        except ShellError as e:
+            await child.error(io, str(e))
+            status = 1
         self._subst_status = status
         self.status = status
         return bytes(sink.buf).decode("utf-8", "replace").rstrip("\n")

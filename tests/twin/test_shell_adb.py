@@ -166,3 +166,10 @@ def test_pipes_redirections_and_dev_null(adb_server, start_twin, profile):
     )
     out = adb_server.adb("-s", s, "shell", script).stdout.decode().replace("\r\n", "\n")
     assert out == "<one>\n<two>\nrc=1\ncat: nope: No such file or directory\n"
+
+
+def test_api34_script_on_stdin_of_a_bare_adb_shell(adb_server, start_twin):
+    """`echo cmds | adb shell`: no command, stdin not a terminal -> `shell,v2,raw:` runs sh."""
+    tp = start_twin(API34)
+    r = adb_server.adb("-s", _serial(tp), "shell", input=b"x=6\necho $((x * 7))\nfalse || exit 3\n")
+    assert (r.returncode, r.stdout) == (3, b"42\n")

@@ -377,3 +377,24 @@ def test_api17_has_its_toolbox_and_mksh_builtins(twins):
 
 def test_awk_only_from_api28(twins):
     assert run(twins[API34], "awk 'BEGIN{print 7}'")[1] == "7\n"
+
+
+def test_fatal_errors_xtrace_and_recursion(twins):
+    twin = twins[API34]
+    assert run(twin, "set -x; a=1; echo $a") == (0, "1\n", "+ a=1\n+ echo 1\n")
+    # ${x:?} ends a subshell, not the shell; at top level it ends the shell with status 1
+    assert run(twin, "(echo ${x:?inner}); echo survived $?") == (
+        0,
+        "survived 1\n",
+        "/system/bin/sh: x: inner\n",
+    )
+    assert run(twin, "echo ${x:?}; echo never") == (
+        1,
+        "",
+        "/system/bin/sh: x: parameter null or not set\n",
+    )
+    assert run(twin, "echo $((1/0)); echo never") == (1, "", "/system/bin/sh: 1/0: zero divisor\n")
+    # endless recursion is an error, not a crash of the twin
+    code, out, err = run(twin, "f() { f; }; f; echo never")
+    assert (code, out, err) == (1, "", "/system/bin/sh: f: recursion too deep\n")
+    assert run(twin, "echo $LINENO\necho $LINENO")[1] == "1\n2\n"
