@@ -19,6 +19,7 @@ Messages follow mksh: `/system/bin/sh: x: not found` (127), `script[3]: ...` ins
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fnmatch
 import logging
 import re
@@ -509,6 +510,8 @@ class _Root:
     next_pid: int = _FIRST_PID
     jobs: dict[int, asyncio.Task] = field(default_factory=dict)
     tasks: set[asyncio.Task] = field(default_factory=set)
+    session: tuple[Sink, ...] = ()  # the stream's sinks: a job writing there holds the session
+    holding: set[int] = field(default_factory=set)
 
     def pid(self) -> int:
         self.next_pid += 1
@@ -635,13 +638,17 @@ class Shell:
             self.twin.truth.record("shell", cmd=line[:500])
         source = stdin if isinstance(stdin, Source) else BytesSource(stdin)
         io = IO(source, out, err)
+        self.root.session = (out, err)
         try:
             status = await self.run_source(line, io)
-            await self.wait_jobs(self.root.jobs.keys())
+            # adbd ends the session when the last holder of its stdout/stderr is gone: wait for
+            # jobs still writing there; a job with both redirected elsewhere lives on detached
+            await self.wait_jobs([p for p in self.root.jobs if p in self.root.holding])
             return status
         finally:
-            for task in list(self.root.tasks):
-                if not task.done():
+            for pid in self.root.holding:
+                task = self.root.jobs.get(pid)
+                if task is not None and not task.done():
                     task.cancel()
 
     async def run_source(self, src: str, io: IO) -> int:
@@ -697,7 +704,7 @@ class Shell:
             status = self.status
             for item, background in node.items:
                 if background:
-                    self._spawn(item, io)
+                    await self._spawn(item, io)
                     status = 0
                 else:
                     status = await self.exec(item, io)
@@ -821,11 +828,19 @@ class Shell:
         finally:
             self._noerr -= 1
 
-    def _spawn(self, node: g.Node, io: IO) -> None:
+    async def _spawn(self, node: g.Node, io: IO) -> None:
         child = self.fork()
         pid = self.root.pid()
         child.pid = pid
         bg_io = IO(BytesSource(b""), io.out, io.err)
+        redirects = getattr(node, "redirects", None)
+        if redirects:  # opened before the job starts, so we know what it holds
+            opened, _ = await self._redirect(redirects, bg_io)
+            if opened is None:
+                self.last_bg = str(pid)
+                return
+            bg_io = opened
+            node = dataclasses.replace(node, redirects=[])  # type: ignore[type-var]
 
         async def job() -> int:
             try:
@@ -842,6 +857,8 @@ class Shell:
 
         task = asyncio.ensure_future(job())
         self.root.jobs[pid] = task
+        if bg_io.out in self.root.session or bg_io.err in self.root.session:
+            self.root.holding.add(pid)
         self.root.tasks.add(task)
         task.add_done_callback(self.root.tasks.discard)
         self.my_jobs.append(pid)

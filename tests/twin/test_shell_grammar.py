@@ -398,3 +398,23 @@ def test_fatal_errors_xtrace_and_recursion(twins):
     code, out, err = run(twin, "f() { f; }; f; echo never")
     assert (code, out, err) == (1, "", "/system/bin/sh: f: recursion too deep\n")
     assert run(twin, "echo $LINENO\necho $LINENO")[1] == "1\n2\n"
+
+
+def test_a_job_with_its_output_redirected_outlives_the_session(twins):
+    """`(...) >/dev/null 2>&1 &` returns at once and keeps running, as a daemon does on a
+    device; a job still writing to the session holds it until it ends."""
+    twin = twins[API34]
+
+    async def go() -> tuple[int, bool, bool]:
+        out, err = BufferSink(), BufferSink()
+        script = "(sleep 0.3; echo late > /data/local/tmp/late.txt) > /dev/null 2>&1 &"
+        code = await asyncio.wait_for(Shell(twin).run(script, out, err), 5)
+        early = twin.fs.lookup("/data/local/tmp/late.txt") is not None
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if twin.fs.lookup("/data/local/tmp/late.txt") is not None:
+                break
+        return code, early, twin.fs.read("/data/local/tmp/late.txt") == b"late\n"
+
+    assert asyncio.run(go()) == (0, False, True)
+    assert run(twin, "(sleep 0.2; echo held) &") == (0, "held\n", "")
