@@ -12,6 +12,10 @@ from harness.twin.fs import FsError
 from harness.twin.personality import Personality
 from harness.twin.shell import BufferSink, Proc
 
+# echo, exit, cd, export, true, false, sh, test and the other shell builtins live in
+# harness.twin.shell; cat, grep, head, tail, which and the rest of the userland in
+# harness.twin.userland.
+
 CommandFunc = Callable[[Proc], Awaitable[int]]
 _COMMANDS: dict[str, tuple[CommandFunc, Callable[[Personality], bool]]] = {}
 _SLEEP_MAX_S = 3600.0
@@ -34,56 +38,6 @@ def lookup(name: str, pers: Personality) -> CommandFunc | None:
 
 
 # --- basics ------------------------------------------------------------------------------
-@command("echo")
-async def _echo(p: Proc) -> int:
-    args = p.argv[1:]
-    newline = True
-    if args and args[0] == "-n":
-        newline, args = False, args[1:]
-    await p.print(" ".join(args), end="\n" if newline else "")
-    return 0
-
-
-@command("exit")
-async def _exit(p: Proc) -> int:
-    from harness.twin.shell import ShellExit
-
-    try:
-        status = int(p.argv[1]) if len(p.argv) > 1 else int(p.env.get("?", "0"))
-    except ValueError:
-        status = 2
-    raise ShellExit(status & 0xFF)
-
-
-@command("cd")
-async def _cd(p: Proc) -> int:
-    target = p.twin.fs.norm(p.argv[1] if len(p.argv) > 1 else "/", p.shell.cwd)
-    node = p.twin.fs.lookup(target)
-    if node is None or not node.is_dir:
-        await p.eprint(f"/system/bin/sh: cd: {p.argv[1]}: No such file or directory")
-        return 2
-    p.shell.cwd = target
-    return 0
-
-
-@command("export")
-async def _export(p: Proc) -> int:
-    for arg in p.argv[1:]:
-        name, _, value = arg.partition("=")
-        p.shell.env[name] = value
-    return 0
-
-
-@command("true")
-async def _true(p: Proc) -> int:
-    return 0
-
-
-@command("false")
-async def _false(p: Proc) -> int:
-    return 1
-
-
 @command("id")
 async def _id(p: Proc) -> int:
     await p.print(
@@ -109,24 +63,6 @@ async def _date(p: Proc) -> int:
         await p.print(str(int(time.time())))
     else:
         await p.print(time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime()))
-    return 0
-
-
-@command("which")
-async def _which(p: Proc) -> int:
-    status = 0
-    for name in p.argv[1:]:
-        if lookup(name, p.twin.personality):
-            await p.print(f"/system/bin/{name}")
-        else:
-            status = 1
-    return status
-
-
-@command("sh")
-async def _sh(p: Proc) -> int:
-    if len(p.argv) >= 3 and p.argv[1] == "-c":
-        return await p.shell.run(p.argv[2], p.out, p.err, p.stdin)
     return 0
 
 
@@ -186,21 +122,6 @@ async def _ls(p: Proc) -> int:
                 )
             else:
                 await p.print(name)
-    return status
-
-
-@command("cat")
-async def _cat(p: Proc) -> int:
-    if len(p.argv) == 1:
-        await p.out.write(p.stdin)
-        return 0
-    status = 0
-    for path in p.argv[1:]:
-        try:
-            await p.out.write(p.twin.fs.read(p.twin.fs.norm(path, p.shell.cwd)))
-        except FsError as e:
-            await p.eprint(f"cat: {path}: {e.reason}")
-            status = 1
     return status
 
 
@@ -287,42 +208,15 @@ async def _md5_toolbox(p: Proc) -> int:
 @command("toybox", when=lambda pers: pers.has_toybox)
 async def _toybox(p: Proc) -> int:
     if len(p.argv) < 2:
-        await p.print("md5sum ls cat echo rm mkdir sleep id which")
+        await p.print(
+            " ".join(sorted(n for n, (_, when) in _COMMANDS.items() if when(p.twin.personality)))
+        )
         return 0
     func = lookup(p.argv[1], p.twin.personality)
     if func is None:
         await p.eprint(f"toybox: Unknown command {p.argv[1]}")
         return 1
     return await func(Proc(p.shell, p.argv[1:], p.stdin, p.out, p.err, p.env))
-
-
-@command("grep")
-async def _grep(p: Proc) -> int:
-    args = [a for a in p.argv[1:] if not a.startswith("-")]
-    ignore_case = "-i" in p.argv
-    if not args:
-        await p.eprint("usage: grep PATTERN [FILE]")
-        return 2
-    pattern = args[0].lower() if ignore_case else args[0]
-    hit = False
-    for line in p.stdin.decode("utf-8", "replace").splitlines():
-        if pattern in (line.lower() if ignore_case else line):
-            await p.print(line)
-            hit = True
-    return 0 if hit else 1
-
-
-@command("head", "tail")
-async def _head(p: Proc) -> int:
-    count = 10
-    for i, a in enumerate(p.argv):
-        if a == "-n" and i + 1 < len(p.argv):
-            count = int(p.argv[i + 1])
-    lines = p.stdin.decode("utf-8", "replace").splitlines()
-    chosen = lines[:count] if p.argv[0] == "head" else lines[-count:]
-    for line in chosen:
-        await p.print(line)
-    return 0
 
 
 # --- processes -----------------------------------------------------------------------------

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 
 DIR_MODE = st.S_IFDIR | 0o771
 FILE_MODE = st.S_IFREG | 0o644
+CHR_MODE = st.S_IFCHR | 0o666
+LINK_MODE = st.S_IFLNK | 0o777
+DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom", "/dev/tty")
+_MAX_LINKS = 40  # ELOOP after this many symlinks, as Linux
 _INITIAL_DIRS = (
     "/system/bin",
     "/system/xbin",
@@ -35,6 +39,15 @@ class Node:
     mtime: int
     data: bytearray | None = None  # None for directories
     children: dict[str, Node] = field(default_factory=dict)
+    target: str | None = None  # a symlink's target
+
+    @property
+    def is_link(self) -> bool:
+        return st.S_ISLNK(self.mode)
+
+    @property
+    def is_chr(self) -> bool:
+        return st.S_ISCHR(self.mode)
 
     @property
     def is_dir(self) -> bool:
@@ -42,6 +55,10 @@ class Node:
 
     @property
     def size(self) -> int:
+        if self.is_link:
+            return len(self.target or "")
+        if self.is_chr:
+            return 0
         return len(self.data) if self.data is not None else 4096
 
 
@@ -59,6 +76,7 @@ EISDIR = "Is a directory"
 ENOTDIR = "Not a directory"
 EEXIST = "File exists"
 ENOTEMPTY = "Directory not empty"
+ELOOP = "Too many levels of symbolic links"
 
 
 class FileSystem:
@@ -66,20 +84,61 @@ class FileSystem:
         self.root = Node(DIR_MODE, int(time.time()))
         for d in _INITIAL_DIRS:
             self.mkdir(d, parents=True)
+        dev = self.lookup("/dev")
+        for path in DEVICES:
+            dev.children[posixpath.basename(path)] = Node(CHR_MODE, self.root.mtime, bytearray())
 
     @staticmethod
     def norm(path: str, cwd: str = "/") -> str:
         return posixpath.normpath(posixpath.join(cwd, path)) if path else cwd
 
-    def lookup(self, path: str) -> Node | None:
-        node = self.root
-        for part in self.norm(path).strip("/").split("/"):
-            if not part:
-                continue
+    def lookup(self, path: str, follow: bool = True) -> Node | None:
+        """The node at path (symlinks followed; the last one only with follow=True)."""
+        try:
+            return self._walk(self.norm(path), follow, 0)[0]
+        except FsError:
+            return None
+
+    def _walk(self, path: str, follow: bool, depth: int) -> tuple[Node | None, str]:
+        node, real = self.root, "/"
+        parts = [p for p in path.strip("/").split("/") if p]
+        for i, part in enumerate(parts):
             if not node.is_dir or part not in node.children:
-                return None
-            node = node.children[part]
-        return node
+                return None, path
+            child = node.children[part]
+            here = posixpath.join(real, part)
+            if child.is_link and (follow or i < len(parts) - 1):
+                if depth >= _MAX_LINKS:
+                    raise FsError(path, ELOOP)
+                dest = self.norm(child.target or "", real)
+                child, here = self._walk(dest, True, depth + 1)
+                if child is None:
+                    return None, path
+            node, real = child, here
+        return node, real
+
+    def realpath(self, path: str) -> str:
+        """The path with every symlink resolved (the path itself when it does not exist)."""
+        node, real = self._walk(self.norm(path), True, 0)
+        return real if node is not None else self.norm(path)
+
+    def symlink(self, target: str, path: str) -> None:
+        parent, name = self._parent(path)
+        if name in parent.children:
+            raise FsError(self.norm(path), EEXIST)
+        parent.children[name] = Node(LINK_MODE, int(time.time()), None, target=target)
+
+    def rename(self, src: str, dst: str) -> None:
+        sparent, sname = self._parent(src)
+        node = sparent.children.get(sname)
+        if node is None:
+            raise FsError(self.norm(src), ENOENT)
+        dparent, dname = self._parent(dst)
+        old = dparent.children.get(dname)
+        if old is not None and old.is_dir and not node.is_dir:
+            raise FsError(self.norm(dst), EISDIR)
+        del sparent.children[sname]
+        dparent.children[dname] = node
 
     def _parent(self, path: str) -> tuple[Node, str]:
         path = self.norm(path)
@@ -111,8 +170,15 @@ class FileSystem:
     ) -> None:
         parent, name = self._parent(path)
         node = parent.children.get(name)
+        if node is not None and node.is_link:
+            node = self.lookup(path)
+            if node is None:
+                parent, name = self._parent(self.realpath(path))
+                node = parent.children.get(name)
         if node is not None and node.is_dir:
             raise FsError(path, EISDIR)
+        if node is not None and node.is_chr:
+            return  # /dev/null and friends swallow writes
         now = int(time.time()) if mtime is None else mtime
         if node is None:
             perm = mode if mode is not None else FILE_MODE

@@ -12,6 +12,7 @@ from harness.twin.transport import Stream, StreamClosed
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
+    from harness.twin.shell import Pipe, Sink
 
 log = logging.getLogger(__name__)
 
@@ -69,37 +70,70 @@ class ServiceTable:
 
     # --- shell
     async def _shell_v1(self, stream: Stream, cmd: str) -> None:
-        from harness.twin.shell import Shell, StreamSink
+        """`shell:` (raw). API <= 20 ran it under a PTY: output LF -> CRLF, input echoed."""
+        from harness.twin.shell import Pipe, Shell, StreamSink
 
-        crlf = self.twin.personality.pty_crlf
-        out = StreamSink(stream, crlf=crlf)
+        pty = self.twin.personality.pty_crlf
+        out = StreamSink(stream, crlf=pty)
         shell = Shell(self.twin)
+        stdin = Pipe()
         if not cmd.strip():
-            await shell.interactive(stream, out)
+            watcher = asyncio.ensure_future(
+                _drain_input(stream, False, stdin, out if pty else None)
+            )
+            try:
+                await shell.interactive(stream, out, stdin.reader)
+            finally:
+                watcher.cancel()
             return
-        await self._run_until_closed(stream, shell.run(cmd, out, out))
+        await self._run_until_closed(
+            stream, shell.run(cmd, out, out, stdin.reader), stdin=stdin, echo=out if pty else None
+        )
 
     async def _exec(self, stream: Stream, cmd: str) -> None:
-        from harness.twin.shell import Shell, StreamSink
+        from harness.twin.shell import Pipe, Shell, StreamSink
 
         out = StreamSink(stream)
-        await self._run_until_closed(stream, Shell(self.twin).run(cmd, out, out))
+        stdin = Pipe()
+        await self._run_until_closed(
+            stream, Shell(self.twin).run(cmd, out, out, stdin.reader), stdin=stdin
+        )
 
     async def _shell_v2(self, stream: Stream, cmd: str, raw: bool) -> None:
-        from harness.twin.shell import Shell, V2Sink
+        from harness.twin.shell import Pipe, Shell, V2Sink
 
         shell = Shell(self.twin)
         out, err = V2Sink(stream, ID_STDOUT), V2Sink(stream, ID_STDERR)
-        code = await self._run_until_closed(stream, shell.run(cmd, out, err), v2=True)
+        stdin = Pipe()
+        if not cmd.strip():
+            if not raw:  # `adb shell` on a terminal: a prompt (the PTY itself is not modelled)
+                watcher = asyncio.ensure_future(_drain_input(stream, True, stdin))
+                try:
+                    await shell.interactive(stream, out, stdin.reader)
+                finally:
+                    watcher.cancel()
+                if not stream.closed:
+                    await stream.write(_V2_HEADER.pack(ID_EXIT, 1) + bytes([0]))
+                return
+            cmd = "sh"  # `echo 'cmds' | adb shell`: sh reads its script from stdin
+        code = await self._run_until_closed(
+            stream, shell.run(cmd, out, err, stdin.reader), v2=True, stdin=stdin
+        )
         if code is not None and not stream.closed:
             await stream.write(_V2_HEADER.pack(ID_EXIT, 1) + bytes([code & 0xFF]))
 
     async def _run_until_closed(
-        self, stream: Stream, job: Awaitable[int], v2: bool = False
+        self,
+        stream: Stream,
+        job: Awaitable[int],
+        v2: bool = False,
+        stdin: Pipe | None = None,
+        echo: Sink | None = None,
     ) -> int | None:
-        """Run a shell job; cancel it when the host closes the stream (Ctrl-C, timeout)."""
+        """Run a shell job with the host's input as its stdin; cancel it when the host closes
+        the stream (Ctrl-C, timeout) as SIGHUP would."""
         task = asyncio.ensure_future(job)
-        watcher = asyncio.ensure_future(_drain_input(stream, v2))
+        watcher = asyncio.ensure_future(_drain_input(stream, v2, stdin, echo, task))
         try:
             done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if task in done:
@@ -161,12 +195,62 @@ class ServiceTable:
         return None
 
 
-async def _drain_input(stream: Stream, v2: bool) -> None:
-    """Consume what the host sends on a shell stream until it closes it."""
-    while True:
-        data = await stream.read()
-        if not data:
-            return
+async def _drain_input(
+    stream: Stream,
+    v2: bool,
+    stdin: Pipe | None = None,
+    echo: Sink | None = None,
+    job: asyncio.Task | None = None,
+) -> None:
+    """Feed what the host sends on a shell stream into the command's stdin until it closes.
+
+    v2: packets [id u8][len u32 LE][data]; id 0 is stdin, id 4 closes stdin, id 5 (window size)
+    is ignored. v1/exec: raw bytes. With a PTY (echo given, API <= 20) the line discipline is
+    modelled: input echoed (LF shown as CRLF), CR read as LF (ICRNL), Ctrl-D ends input,
+    Ctrl-C interrupts the command. Returns when the host closes the stream.
+    """
+    buf = bytearray()
+    try:
+        while True:
+            data = await stream.read()
+            if not data:
+                return
+            if stdin is None or stdin.write_closed:
+                continue
+            if not v2:
+                if echo is not None:
+                    if b"\x03" in data and job is not None:
+                        job.cancel()
+                        return
+                    eof = b"\x04" in data
+                    data = data.split(b"\x04", 1)[0].replace(b"\r", b"\n")
+                    if data:
+                        await echo.write(data)
+                    await stdin.writer.write(data)
+                    if eof:
+                        stdin.close_write()
+                    continue
+                await stdin.writer.write(data)
+                continue
+            buf += data
+            while len(buf) >= _V2_HEADER.size:
+                ident, length = _V2_HEADER.unpack_from(buf)
+                if len(buf) < _V2_HEADER.size + length:
+                    break
+                payload = bytes(buf[_V2_HEADER.size : _V2_HEADER.size + length])
+                del buf[: _V2_HEADER.size + length]
+                if ident == ID_STDIN and not stdin.write_closed:
+                    await stdin.writer.write(payload)
+                elif ident == ID_CLOSE_STDIN:
+                    stdin.close_write()
+    except Exception as e:  # BrokenPipe: the command stopped reading; keep draining
+        if type(e).__name__ != "BrokenPipe":
+            raise
+        while await stream.read():
+            pass
+    finally:
+        if stdin is not None:
+            stdin.close_write()
 
 
 async def _pipe_to_host(stream: Stream, host_port: int) -> None:

@@ -1,0 +1,420 @@
+"""The twin's sh in process: grammar, expansions, builtins and userland against expected output.
+
+Scripts marked for the oracle are also run by Debian's mksh (when installed) and must print the
+same bytes with the same status: the twin's shell is Android's mksh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+
+import pytest
+
+from harness.profiles import load_profile
+from harness.twin.device import Twin
+from harness.twin.shell import BufferSink, Shell
+
+API34 = "android-emulator-api34"
+API17 = "fire-hdx-7-2013"
+_ORACLE_TIMEOUT_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory):
+    return {
+        name: Twin(load_profile(name), 45000 + i, tmp_path_factory.mktemp(name))
+        for i, name in enumerate((API34, API17))
+    }
+
+
+def run(twin: Twin, script: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    async def go() -> tuple[int, str, str]:
+        out, err = BufferSink(), BufferSink()
+        code = await asyncio.wait_for(Shell(twin).run(script, out, err, stdin), 20)
+        return code, out.buf.decode(), err.buf.decode()
+
+    return asyncio.run(go())
+
+
+# (script, stdout, status): pure shell, so mksh itself must agree (oracle test below)
+GRAMMAR = [
+    ("echo 'a  b' \"c  $((1+2))\" d\\ e", "a  b c  3 d e\n", 0),
+    ('x=5; echo ${x} ${y:-def} ${x:+alt} ${#x} "${z-unset}"', "5 def alt 1 unset\n", 0),
+    ("v=/a/b/c.txt; echo ${v##*/} ${v%.*} ${v#/} ${v%%/*}x", "c.txt /a/b/c a/b/c.txt x\n", 0),
+    ('echo "$(echo a $(echo b) `echo c`)"', "a b c\n", 0),
+    (
+        "echo $((7/2)) $((7%3)) $((1<<4)) $((3>2 && 1)) $((x=4, x*x)) $((0x10)) $((010))",
+        "3 1 16 1 16 16 10\n",
+        0,
+    ),
+    ("echo $((2147483647+1))", "-2147483648\n", 0),
+    ("true && echo y || echo n; false && echo y || echo n", "y\nn\n", 0),
+    ("! false; echo $?; ! true; echo $?", "0\n1\n", 0),
+    ("if false; then echo a; elif true; then echo b; else echo c; fi", "b\n", 0),
+    ("for i in 1 2 3; do [ $i = 2 ] && continue; echo $i; done", "1\n3\n", 0),
+    ("i=0; while [ $i -lt 3 ]; do i=$((i+1)); done; echo $i", "3\n", 0),
+    ("i=0; until [ $i -ge 2 ]; do i=$((i+1)); done; echo $i", "2\n", 0),
+    ("for a in x y; do for b in 1 2; do [ $b = 2 ] && break 2; echo $a$b; done; done", "x1\n", 0),
+    ("case foo.txt in *.png) echo png;; *.txt|*.md) echo text;; *) echo other;; esac", "text\n", 0),
+    ("case x in (x) echo paren;; esac; case '*' in \\*) echo star;; esac", "paren\nstar\n", 0),
+    ('f() { local v=$1; echo "$# $v"; return 4; }; f a b; echo $? ${v-none}', "2 a\n4 none\n", 0),
+    ("function g { echo g:$1; }; g 1", "g:1\n", 0),
+    (
+        'set -- \'a b\' c; echo $#; for x in "$@"; do echo "[$x]"; done; shift; echo $1',
+        "2\n[a b]\n[c]\nc\n",
+        0,
+    ),
+    ("x='1 2  3'; set -- $x; echo $#; set -- \"$x\"; echo $#", "3\n1\n", 0),
+    ("IFS=:; x=a:b::c; set -- $x; echo $#", "4\n", 0),
+    ("(x=inner; exit 3); echo $? ${x-outer}", "3 outer\n", 0),
+    ('{ echo a; echo b; } | { read l1; read l2; echo "$l2$l1"; }', "ba\n", 0),
+    ('echo one two | read a b; echo "[$b $a]"', "[ ]\n", 0),  # the pipeline is a subshell
+    ('printf_like() { echo "$*"; }; printf_like 1 2', "1 2\n", 0),
+    ("cat <<EOF\nhome=$HOME $((1+1))\nEOF", "home=/ 2\n", 0),
+    ("cat <<'EOF'\n$HOME `x`\nEOF", "$HOME `x`\n", 0),
+    ("cat <<-EOF\n\tindented\n\tEOF", "indented\n", 0),
+    ("echo out; echo err >&2", "out\n", 0),
+    ("{ echo err >&2; } 2>&1", "err\n", 0),
+    ("echo -n a; echo b; echo 'c\\td'", "ab\nc\td\n", 0),
+    ("exit 7", "", 7),
+    ("false; echo $?", "1\n", 0),
+    ("set -e; echo a; false; echo b", "a\n", 1),
+    ("set -e; false || echo ok; if false; then :; fi; echo end", "ok\nend\n", 0),
+    ("[ -z '' ] && [ -n x ] && [ 3 -gt 2 ] && [ a != b ] && test 2 -le 2 && echo ok", "ok\n", 0),
+    ("[ 1 -eq 2 ]; echo $?; [ ! 1 -eq 2 ]; echo $?", "1\n0\n", 0),
+    ("x=3; eval 'echo $x; y=9'; echo $y", "3\n9\n", 0),
+    ("sleep 0.1 & p=$!; wait $p; echo waited $?", "waited 0\n", 0),
+    ("(exit 5) & wait $!; echo $?", "5\n", 0),
+    ("unset x; x=1; unset x; echo ${x-gone}", "gone\n", 0),
+    ("echo $(( (1+2)*3 ))", "9\n", 0),
+    ("a=1; a=$((a+1)) b=$a; echo $a $b", "2 2\n", 0),
+    ('echo "a"\'b\'c"$(echo d)"', "abcd\n", 0),
+    ("echo `echo \\`echo nested\\``", "nested\n", 0),
+    ("type cd; command -v echo", "cd is a shell builtin\necho\n", 0),
+    ("x=y; readonly_test() { echo $x; }; x=z readonly_test; echo $x", "z\ny\n", 0),
+]
+
+
+def _ids(cases):
+    return [c[0][:40] for c in cases]
+
+
+@pytest.mark.parametrize("script,stdout,status", GRAMMAR, ids=_ids(GRAMMAR))
+def test_grammar(twins, script, stdout, status):
+    assert run(twins[API34], script)[:2] == (status, stdout)
+
+
+@pytest.mark.parametrize("script,stdout,status", GRAMMAR, ids=_ids(GRAMMAR))
+def test_grammar_matches_mksh(script, stdout, status):
+    mksh = shutil.which("mksh")
+    if mksh is None:
+        pytest.skip("no mksh oracle: apt-get install mksh toybox")
+    got = subprocess.run(
+        [mksh, "-c", script], capture_output=True, timeout=_ORACLE_TIMEOUT_S, env={"HOME": "/"}
+    )
+    assert (got.returncode, got.stdout.decode()) == (status, stdout)
+
+
+# syntax errors: mksh's words, status 1, nothing run
+@pytest.mark.parametrize(
+    "script,old,new",
+    [
+        ("if true", "syntax error: 'if' unmatched", "syntax error: unmatched 'if'"),
+        ("echo hi; fi", "syntax error: 'fi' unexpected", "syntax error: unexpected 'fi'"),
+        ("echo 'open", "no closing quote", "no closing quote"),
+        ("a && && b", "syntax error: '&&' unexpected", "syntax error: unexpected '&&'"),
+        ("echo >", "syntax error: unexpected EOF", "syntax error: unexpected EOF"),
+        ("for i in 1; do echo", "syntax error: 'for' unmatched", "syntax error: unmatched 'for'"),
+        ("echo $(ls", "syntax error: '(' unmatched", "syntax error: unmatched '('"),
+    ],
+)
+def test_syntax_errors_read_like_mksh(twins, script, old, new):
+    code, out, err = run(twins[API34], script)
+    assert (code, err) == (1, f"/system/bin/sh: {new}\n")
+    code, out, err = run(twins[API17], script)
+    assert (code, err) == (1, f"/system/bin/sh: {old}\n")
+    mksh = shutil.which("mksh")
+    if mksh:  # Debian's mksh 59c words it as Android 13+ does
+        got = subprocess.run([mksh, "-c", script], capture_output=True, timeout=10)
+        assert got.returncode == 1 and new in got.stderr.decode()
+
+
+def test_script_runs_up_to_its_syntax_error_and_names_file_and_line(twins):
+    twin = twins[API34]
+    twin.fs.write("/data/local/tmp/bad.sh", b"echo first\necho second\nfi\necho never\n")
+    code, out, err = run(twin, "sh /data/local/tmp/bad.sh")
+    assert (code, out) == (1, "first\nsecond\n")
+    assert err == "/data/local/tmp/bad.sh[3]: syntax error: unexpected 'fi'\n"
+
+
+def test_sh_file_args_and_sh_c_and_dot(twins):
+    twin = twins[API34]
+    twin.fs.write(
+        "/data/local/tmp/args.sh", b'#!/system/bin/sh\necho "$0 $# $1 $2"\nexit $(($1 + $2))\n'
+    )
+    assert run(twin, "sh /data/local/tmp/args.sh 2 3") == (
+        5,
+        "/data/local/tmp/args.sh 2 2 3\n",
+        "",
+    )
+    assert run(twin, "sh -c 'echo $0 $1' zero one; echo $?") == (0, "zero one\n0\n", "")
+    twin.fs.write("/data/local/tmp/lib.sh", b"libvar=set\nlibf() { echo libf; }\n")
+    assert run(twin, ". /data/local/tmp/lib.sh; libf; echo $libvar")[1] == "libf\nset\n"
+    # a script cannot see the caller's unexported variables or functions
+    twin.fs.write("/data/local/tmp/env.sh", b"echo ${a-unset} ${b-unset}\n")
+    assert run(twin, "a=1; export b=2; sh /data/local/tmp/env.sh")[1] == "unset 2\n"
+    # sh reads its script from stdin
+    assert run(twin, "sh", stdin=b"echo from-stdin; exit 4\n") == (4, "from-stdin\n", "")
+    # an executable file runs, a plain one is refused
+    twin.fs.write("/data/local/tmp/x.sh", b"echo ran\n", mode=0o755)
+    twin.fs.write("/data/local/tmp/nx.sh", b"echo ran\n", mode=0o644)
+    assert run(twin, "/data/local/tmp/x.sh")[:2] == (0, "ran\n")
+    code, _, err = run(twin, "cd /data/local/tmp; ./nx.sh")
+    assert code == 126 and "./nx.sh: cannot execute: Permission denied" in err
+
+
+def test_not_found_per_level_and_status(twins):
+    for name in (API34, API17):
+        assert run(twins[name], "frobnicate x") == (
+            127,
+            "",
+            "/system/bin/sh: frobnicate: not found\n",
+        )
+
+
+def test_redirections_files_and_dev_null(twins):
+    twin = twins[API34]
+    script = (
+        "cd /data/local/tmp; echo a > r.txt; echo b >> r.txt; cat < r.txt; "
+        "ls /nonexistent 2>/dev/null; echo st=$?; ls /nonexistent > e.txt 2>&1; cat e.txt; "
+        "echo gone > /dev/null; cat /dev/null; head -c 4 /dev/zero | wc -c"
+    )
+    code, out, err = run(twin, script)
+    assert out == ("a\nb\nst=1\nls: /nonexistent: No such file or directory\n4\n"), err
+    assert twin.fs.read("/dev/null") == b""
+    code, out, err = run(twin, "cat < /data/local/tmp/missing; echo $?")
+    assert out == "1\n"
+    assert err == "/system/bin/sh: /data/local/tmp/missing: open: No such file or directory\n"
+    code, out, err = run(twins[API17], "cat < /data/local/tmp/missing")
+    assert err == "/system/bin/sh: can't open /data/local/tmp/missing: No such file or directory\n"
+
+
+def test_pipes_stream_and_stop_producers(twins):
+    twin = twins[API34]
+    # yes is infinite: head takes 3 lines and yes stops on the broken pipe
+    assert run(twin, "yes | head -n 3; echo done") == (0, "y\ny\ny\ndone\n", "")
+    assert run(twin, "yes hello | head -2 | wc -l")[1] == "2\n"
+    assert run(twin, "cat | tr a-z A-Z", stdin=b"shout\n")[1] == "SHOUT\n"
+    assert run(twin, "seq 1 100000 | tail -n 1")[1] == "100000\n"
+
+
+def test_while_true_does_not_stop_the_event_loop(twins):
+    """An endless loop yields: another task keeps running and can cancel it."""
+    twin = twins[API34]
+
+    async def go() -> tuple[int, bool]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            for _ in range(20):
+                await asyncio.sleep(0.005)
+                ticks += 1
+
+        job = asyncio.ensure_future(
+            Shell(twin).run("while true; do :; done", BufferSink(), BufferSink())
+        )
+        await ticker()
+        job.cancel()
+        try:
+            await job
+        except asyncio.CancelledError:
+            return ticks, True
+        return ticks, False
+
+    ticks, cancelled = asyncio.run(go())
+    assert ticks == 20 and cancelled
+
+
+def test_read_builtin(twins):
+    twin = twins[API34]
+    assert run(twin, 'read a b; echo "[$a][$b]"', stdin=b"  one two three \n")[1] == (
+        "[one][two three]\n"
+    )
+    assert run(twin, 'while read l; do echo "<$l>"; done', stdin=b"x\ny\nz")[1] == ("<x>\n<y>\n")
+    assert run(twin, 'read x; echo $? "$x"', stdin=b"")[1] == "1 \n"
+    # mksh's echo would turn \\b into a backspace: compare in the shell
+    assert run(twin, "read -r x; [ \"$x\" = 'a\\b' ] && echo raw", stdin=b"a\\b\n")[1] == "raw\n"
+    assert run(twin, 'read x; echo "$x"', stdin=b"a\\qb\n")[1] == "aqb\n"
+    twin.fs.write("/data/local/tmp/lines", b"l1\nl2\n")
+    assert run(twin, "while read l; do echo $l; done < /data/local/tmp/lines")[1] == "l1\nl2\n"
+
+
+def test_background_jobs_and_wait(twins):
+    twin = twins[API34]
+    code, out, _ = run(twin, "echo a & echo $!; wait; echo b")
+    lines = out.splitlines()
+    assert sorted(lines[:2]) == sorted(["a", lines[0] if lines[0] != "a" else lines[1]])
+    assert lines[-1] == "b" and any(ln.isdigit() and int(ln) > 0 for ln in lines)
+    code, out, _ = run(twin, "(sleep 0.2; exit 9) & p=$!; wait $p; echo $?")
+    assert out == "9\n"
+
+
+# --- userland per API level ---------------------------------------------------------------
+USERLAND_34 = [
+    ("printf '%s=%d %x|%5s|%-3s|\\n' a 42 255 r l", "a=42 ff|    r|l  |\n"),
+    ("printf '%s\\n' a b c", "a\nb\nc\n"),
+    ("echo hello world | wc -w; printf 'a\\nb\\n' | wc -l; printf abc | wc -c", "2\n2\n3\n"),
+    ("echo 'b\na\nc\na' | sort | uniq -c", "      2 a\n      1 b\n      1 c\n"),
+    ("printf '10\\n9\\n100\\n' | sort -n | tr '\\n' ,", "9,10,100,"),
+    ("echo 'x:y:z' | cut -d: -f1,3; echo abcdef | cut -c2-4", "x:z\nbcd\n"),
+    (
+        "echo 'Hello' | tr a-z A-Z; echo 'aabbcc' | tr -d b; echo 'a  b' | tr -s ' '",
+        "HELLO\naacc\na b\n",
+    ),
+    (
+        "echo 'one two' | sed 's/o/0/g'; printf 'a\\nb\\nc\\n' | sed -n '2p'; printf 'a\\nb\\n' | sed '1d'",
+        "0ne tw0\nb\nb\n",
+    ),
+    (
+        "echo 'a b c' | sed -e 's/a/x/' -e 's/c/z/'; echo ab | sed 's/\\(a\\)\\(b\\)/\\2\\1/'",
+        "x b z\nba\n",
+    ),
+    ("printf '1 x\\n2 y\\n3 z\\n' | awk '{print $2}'", "x\ny\nz\n"),
+    ("printf 'a:1\\nb:2\\n' | awk -F: '{s+=$2} END {print s, NR}'", "3 2\n"),
+    ("printf '1\\n5\\n9\\n' | awk '$1 > 3 {print \"big\", $1}'", "big 5\nbig 9\n"),
+    ("printf 'ab\\ncd\\n' | awk '/c/'; awk 'BEGIN {print 1+2}'", "cd\n3\n"),
+    ("seq 3; seq 2 2 6 | tr '\\n' ' '; seq -s, 1 3", "1\n2\n3\n2 4 6 1,2,3\n"),
+    ("expr 2 + 3 \\* 4; expr 5 = 5; expr length abc", "14\n1\n3\n"),
+    (
+        "basename /sdcard/DCIM/x.jpg; basename /a/b.txt .txt; dirname /sdcard/DCIM/x.jpg",
+        "x.jpg\nb\n/sdcard/DCIM\n",
+    ),
+    ("echo a b c | xargs -n 1 echo x", "x a\nx b\nx c\n"),
+    ("echo 1 2 | xargs echo", "1 2\n"),
+    ("yes | head -n 2", "y\ny\n"),
+    (
+        "uname -s; uname -m; uname -r",
+        "Linux\nx86_64\n6.1.23-android14-4-00257-g7e35917775b8-ab9964412\n",
+    ),
+    (
+        "cd /data/local/tmp && mkdir -p u/v && echo hi > u/v/f.txt && echo x > u/g.log && "
+        "find u -name '*.txt'; find u -type d | sort; find u -maxdepth 1 -type f",
+        "u/v/f.txt\nu\nu/v\nu/g.log\n",
+    ),
+    (
+        "cd /data/local/tmp && echo 12345 > s.txt && chmod 640 s.txt && stat -c '%s %n %a' s.txt",
+        "6 s.txt 640\n",
+    ),
+    (
+        "cd /data/local/tmp && echo c > c1 && cp c1 c2 && mv c2 c3 && cat c3 && ls c2 2>/dev/null;"
+        " echo $?",
+        "c\n1\n",
+    ),
+    (
+        "cd /data/local/tmp && ln -s /data/local/tmp/c1 lnk && readlink lnk && cat lnk",
+        "/data/local/tmp/c1\nc\n",
+    ),
+    ("cd /data/local/tmp && echo t | tee t1 t2 >/dev/null && cat t1 t2", "t\nt\n"),
+    (
+        "cd /data/local/tmp && printf 'x\\ny\\n' > g && grep -n y g; grep -c . g; grep -v x g;"
+        " grep -q z g; echo $?",
+        "2:y\n2\ny\n1\n",
+    ),
+    ("echo ABC | grep -i abc; echo 'a1b22' | grep -oE '[0-9]+'", "ABC\n1\n22\n"),
+    ("env | grep ^PATH=", "PATH=/sbin:/vendor/bin:/system/sbin:/system/bin:/system/xbin\n"),
+    ("X=1 env | grep ^X=", "X=1\n"),
+    ("du -s /data/local/tmp/u | cut -f2", "/data/local/tmp/u\n"),
+    ("df | head -n 1", "Filesystem       1K-blocks    Used Available Use% Mounted on\n"),
+    ("pwd; cd /sdcard; pwd; cd -; pwd", "/\n/sdcard\n/\n"),
+    ("sed -i 's/c/C/' /data/local/tmp/c1 && cat /data/local/tmp/c1", "C\n"),
+]
+
+
+@pytest.mark.parametrize("script,stdout", USERLAND_34, ids=_ids(USERLAND_34))
+def test_toybox_userland_api34(twins, script, stdout):
+    code, out, err = run(twins[API34], script)
+    assert out == stdout, err
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "cp a b",
+        "wc -l",
+        "sed p",
+        "find /",
+        "stat /",
+        "pidof x",
+        "tr a b",
+        "uname -a",
+        "head -1",
+        "grep x",
+        "awk 1",
+        "printf x",
+        "seq 1",
+        "which ls",
+        "readlink x",
+    ],
+)
+def test_toolbox_gaps_on_api17(twins, cmd):
+    name = cmd.split()[0]
+    assert run(twins[API17], cmd) == (127, "", f"/system/bin/sh: {name}: not found\n")
+
+
+def test_api17_has_its_toolbox_and_mksh_builtins(twins):
+    twin = twins[API17]
+    script = (
+        "cd /data/local/tmp; echo x > m1; mv m1 m2; cat m2; ln -s m2 m3; ls m3; du -s . >/dev/null;"
+        " echo $?; df | head -n 1; [ -f m2 ] && echo test; pwd; md5 m2 | cut -c1-4"
+    )
+    code, out, err = run(twin, script)
+    assert out.splitlines()[:5] == ["x", "m3", "0", "test", "/data/local/tmp"]
+    assert "/system/bin/sh: head: not found" in err and "/system/bin/sh: cut: not found" in err
+
+
+def test_awk_only_from_api28(twins):
+    assert run(twins[API34], "awk 'BEGIN{print 7}'")[1] == "7\n"
+
+
+def test_fatal_errors_xtrace_and_recursion(twins):
+    twin = twins[API34]
+    assert run(twin, "set -x; a=1; echo $a") == (0, "1\n", "+ a=1\n+ echo 1\n")
+    # ${x:?} ends a subshell, not the shell; at top level it ends the shell with status 1
+    assert run(twin, "(echo ${x:?inner}); echo survived $?") == (
+        0,
+        "survived 1\n",
+        "/system/bin/sh: x: inner\n",
+    )
+    assert run(twin, "echo ${x:?}; echo never") == (
+        1,
+        "",
+        "/system/bin/sh: x: parameter null or not set\n",
+    )
+    assert run(twin, "echo $((1/0)); echo never") == (1, "", "/system/bin/sh: 1/0: zero divisor\n")
+    # endless recursion is an error, not a crash of the twin
+    code, out, err = run(twin, "f() { f; }; f; echo never")
+    assert (code, out, err) == (1, "", "/system/bin/sh: f: recursion too deep\n")
+    assert run(twin, "echo $LINENO\necho $LINENO")[1] == "1\n2\n"
+
+
+def test_a_job_with_its_output_redirected_outlives_the_session(twins):
+    """`(...) >/dev/null 2>&1 &` returns at once and keeps running, as a daemon does on a
+    device; a job still writing to the session holds it until it ends."""
+    twin = twins[API34]
+
+    async def go() -> tuple[int, bool, bool]:
+        out, err = BufferSink(), BufferSink()
+        script = "(sleep 0.3; echo late > /data/local/tmp/late.txt) > /dev/null 2>&1 &"
+        code = await asyncio.wait_for(Shell(twin).run(script, out, err), 5)
+        early = twin.fs.lookup("/data/local/tmp/late.txt") is not None
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if twin.fs.lookup("/data/local/tmp/late.txt") is not None:
+                break
+        return code, early, twin.fs.read("/data/local/tmp/late.txt") == b"late\n"
+
+    assert asyncio.run(go()) == (0, False, True)
+    assert run(twin, "(sleep 0.2; echo held) &") == (0, "held\n", "")
