@@ -364,6 +364,7 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
             display_url=monitor,
             media_profile=profile,
             http=tuple(info["http"]) if info.get("http") else None,
+            token=info.get("token"),
         )
         bot.start()
         try:

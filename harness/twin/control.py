@@ -5,7 +5,8 @@ One JSON object per line in, one per line out, on a Unix socket in the twin's st
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
 prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
 "camera" (on), "mic" (samples), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
-clock_offset_s of the in-process support backend).
+clock_offset_s of the in-process support backend; its reply carries the agents' "token" and
+the count of "unauthorized" agent requests).
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class ControlServer:
                 "truth": str(self.backend.truth.path),
                 "address": ["127.0.0.1", self.backend.port],
                 "http": ["127.0.0.1", self.backend.http_port],
+                "token": self.backend.token,  # the agent credential of this run
+                "unauthorized": self.backend.unauthorized,
             }
         serial = req.get("serial") or (next(iter(self.twins)) if len(self.twins) == 1 else None)
         twin = self.twins.get(serial) if serial else None
@@ -171,8 +174,15 @@ class ControlServer:
             )
             return {"ok": True}
         if op == "region":
-            twin.region = str(req.get("region", twin.region))
-            twin.timezone = str(req.get("timezone", twin.timezone))
+            from harness.profiles import REGIONS, valid_timezone
+
+            region = str(req.get("region", twin.region))
+            timezone = str(req.get("timezone", twin.timezone))
+            if region not in REGIONS:
+                return {"ok": False, "error": f"region: unknown {region!r}; known: {list(REGIONS)}"}
+            if not valid_timezone(timezone):
+                return {"ok": False, "error": f"timezone: not an IANA time zone: {timezone!r}"}
+            twin.region, twin.timezone = region, timezone
             twin.props["persist.sys.timezone"] = twin.timezone
             return {"ok": True, "region": twin.region, "timezone": twin.timezone}
         if op == "registered":
