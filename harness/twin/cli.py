@@ -69,9 +69,7 @@ def _int_in(lo: int, hi: int, what: str):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"a whole number, got {text!r}"
-            ) from None
+            raise argparse.ArgumentTypeError(f"a whole number, got {text!r}") from None
         if not lo <= value <= hi:
             raise argparse.ArgumentTypeError(f"must be {lo}..{hi}, got {value}")
         return value
@@ -88,9 +86,7 @@ def _number(lo: float = 0.0, what: str = "value"):
         except ValueError:
             raise argparse.ArgumentTypeError(f"a number, got {text!r}") from None
         if not math.isfinite(value) or value < lo:
-            raise argparse.ArgumentTypeError(
-                f"must be a finite number >= {lo:g}, got {text}"
-            )
+            raise argparse.ArgumentTypeError(f"must be a finite number >= {lo:g}, got {text}")
         return value
 
     return parse
