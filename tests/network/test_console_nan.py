@@ -36,3 +36,31 @@ def test_nan_and_inf_are_refused_and_network_status_keeps_working(twin_console, 
 
 def test_the_console_token_file_is_created_0600(twin_console):
     assert stat.S_IMODE(os.stat(twin_console.token_file).st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    "data,key",
+    [
+        ({"delay_ms": float("nan")}, "delay_ms"),
+        ({"loss_pct": float("nan")}, "loss_pct"),
+        ({"jitter_ms": float("inf"), "delay_ms": 10}, "jitter_ms"),
+        ({"rate_kbit": float("nan")}, "rate_kbit"),
+        ({"up": {"loss_pct": float("-inf")}}, "x.up.loss_pct"),
+    ],
+)
+def test_network_profiles_refuse_nan_and_inf_before_any_shaper(data, key):
+    from harness.errors import ProfileError
+    from harness.network.profiles import parse_network_profile
+
+    body = {"description": "d", "source": "s", **data}
+    with pytest.raises(ProfileError, match=rf"{key}: must be (a finite number|> 0)"):
+        parse_network_profile("x", body)
+
+
+@pytest.mark.parametrize("field", ["delay_ms", "jitter_ms", "loss_pct", "rate_kbit"])
+def test_a_direction_built_in_code_refuses_nan(field):
+    from harness.errors import ProfileError
+    from harness.network.profiles import Direction
+
+    with pytest.raises(ProfileError, match=field):
+        Direction(**{field: float("nan")})
