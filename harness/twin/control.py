@@ -1,7 +1,8 @@
 """The twin's control socket: fault injection and the user's taps that adb cannot make.
 
 One JSON object per line in, one per line out, on a Unix socket in the twin's state dir:
-{"op": "accept_keys"} plays the user tapping "Allow" on the USB-debugging dialog;
+{"op": "accept_keys"} plays the user tapping "Allow" on the USB-debugging dialog (for the keys
+waiting now: a later new key asks again), "refuse_keys" tapping "Cancel";
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
 prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
 "camera" (on), "mic" (samples), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
@@ -107,6 +108,14 @@ class ControlServer:
             }
         if op == "accept_keys":
             return {"ok": True, "accepted": await twin.accept_pending_keys()}
+        if op == "refuse_keys":  # the user taps "Cancel": the host stays unauthorized
+            refused = 0
+            for conn in list(twin.connections):
+                if conn.pending_key is not None and not conn.online:
+                    twin.truth.record("auth_key_refused", key=conn.pending_key.fingerprint)
+                    conn.pending_key = None
+                    refused += 1
+            return {"ok": True, "refused": refused}
         if op == "drop":
             await twin.drop_transports()
             twin.truth.record("fault", kind="drop")
