@@ -51,7 +51,10 @@ def main() -> int:
             tp.start()
             info = tp.control("backend", answer_s=0.5)
             bot = AiortcAgentBot(
-                tuple(info["address"]), device=tp.twins[0].serial, http=tuple(info["http"])
+                tuple(info["address"]),
+                device=tp.twins[0].serial,
+                http=tuple(info["http"]),
+                token=info["token"],
             )
             bot.start()
             dev = Device(f"127.0.0.1:{tp.port}", port=adb.port)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import shlex
 import socket
 import struct
 import time
@@ -114,7 +115,8 @@ class Device:
         return self._props
 
     def getprop(self, key: str, timeout_s: float = SHELL_TIMEOUT_S) -> str:
-        return self.shell(f"getprop {key}", timeout_s=timeout_s).stdout.strip()
+        """One property (empty when unset); `key` is quoted: it never reaches the shell as code."""
+        return self.shell(f"getprop {shlex.quote(key)}", timeout_s=timeout_s).stdout.strip()
 
     @property
     def api_level(self) -> int:

@@ -9,6 +9,7 @@ find by text / resource-id / description, tap, swipe, wait for: every wait bound
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -131,7 +132,8 @@ class DumpBackend:
         self.device.shell(cmd, check=True)
 
     def press(self, key: str) -> None:
-        self.device.shell(f"input keyevent {key}", check=True)
+        # quoted: a key name from a test or a profile never reaches the shell as code
+        self.device.shell(f"input keyevent {shlex.quote(str(key))}", check=True)
 
 
 class Uiautomator2Backend:

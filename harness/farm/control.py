@@ -56,6 +56,8 @@ class BackendInfo:
     truth: Path
     address: tuple[str, int]  # JSON-lines agent API
     http: tuple[str, int] | None  # HTTP agent API
+    token: str | None = None  # the agent credential of this run (Authorization: Bearer)
+    unauthorized: int = 0  # agent requests refused with 401 so far
 
 
 def request(
@@ -150,6 +152,8 @@ class TwinControl:
             truth=Path(r["truth"]),
             address=(str(r["address"][0]), int(r["address"][1])),
             http=(str(r["http"][0]), int(r["http"][1])) if r.get("http") else None,
+            token=r.get("token"),
+            unauthorized=int(r.get("unauthorized", 0)),
         )
 
     # --- one twin ------------------------------------------------------------------------------

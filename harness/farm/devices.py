@@ -28,6 +28,8 @@ from harness.profiles import DeviceProfile, load_profile, load_profiles, match_p
 
 log = logging.getLogger(__name__)
 _TWIN_SPEC = re.compile(r"^(?P<profile>[A-Za-z0-9_.\-/]+?)(?:x(?P<count>\d+))?$")
+MAX_TWINS = 64  # per --twin option: one host's ports, cores and patience
+PORT_RANGE = range(1, 65536)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,10 @@ def parse_twin_option(value: str) -> tuple[str, int]:
     m = _TWIN_SPEC.match(value)
     if not m:
         raise ProfileError("--twin", value, "expected PROFILE or PROFILExN")
-    return m.group("profile"), int(m.group("count") or 1)
+    count = int(m.group("count") or 1)
+    if not 1 <= count <= MAX_TWINS:
+        raise ProfileError("--twin", value, f"twin count must be 1..{MAX_TWINS}, got {count}")
+    return m.group("profile"), count
 
 
 class HilRun:
@@ -112,7 +117,10 @@ class HilRun:
                 adb=self.adb_server,
                 count=count,
                 state_dir=self._temp_dir(f"hil-twin-{name.replace('/', '_')}-"),
-                extra_args=("--walt", "--relay", "--camera") if lab else (),
+                extra_args=(
+                    *(("--profiles-dir", str(self.profiles_dir)) if self.profiles_dir else ()),
+                    *(("--walt", "--relay", "--camera") if lab else ()),
+                ),
                 reaper=reaper,
             )
             self.twins.append(tp)

@@ -133,6 +133,26 @@ class Direction:
     duplicate_pct: float = 0.0
     queue_packets: int | None = None
 
+    def __post_init__(self) -> None:
+        # the last line of defence for profiles built in code: no shaper ever sees NaN or inf
+        for name in ("delay_ms", "jitter_ms", "loss_pct", "reorder_pct", "duplicate_pct"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ProfileError(
+                    "<network profile>", name, f"must be finite and >= 0, got {value}"
+                )
+        for name in ("loss_pct", "reorder_pct", "duplicate_pct"):
+            if getattr(self, name) > 100:
+                raise ProfileError(
+                    "<network profile>", name, f"must be <= 100, got {getattr(self, name)}"
+                )
+        if self.rate_kbit is not None and not (
+            math.isfinite(self.rate_kbit) and self.rate_kbit > 0
+        ):
+            raise ProfileError(
+                "<network profile>", "rate_kbit", f"must be finite and > 0, got {self.rate_kbit}"
+            )
+
     @property
     def rate_bps(self) -> float | None:
         """Rate in bit/s, or None when unlimited."""

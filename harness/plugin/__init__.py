@@ -371,6 +371,7 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
             display_url=monitor,
             media_profile=profile,
             http=info.http,
+            token=info.token,
         )
         bot.start()
         try:

@@ -85,6 +85,14 @@ class WorkerState:
     def start_run(self, config: pytest.Config) -> None:
         """Controller: validate profiles and budgets, start twins, resolve devices, open results."""
         o = config.option
+        from harness.plugin.run import validate_run
+
+        validate_run(  # every option and file, before any device is touched (exit 4 if bad)
+            o,
+            self.profiles_dir,
+            o.budget or config.getini("hil_budget") or None,
+            o.media_slots if o.media_slots is not None else config.getini("hil_media_slots"),
+        )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.results = ResultsWriter(self.run_dir / "results.jsonl")
         self.budgets()  # a malformed budget file stops the run before any device is touched

@@ -3,6 +3,7 @@
 from harness.profiles.budget import Budget, Limit, load_budgets
 from harness.profiles.device import (
     DEFAULT_PROFILES_DIR,
+    REGIONS,
     AmbiguousProfileError,
     DeviceProfile,
     Display,
@@ -10,11 +11,13 @@ from harness.profiles.device import (
     load_profile,
     load_profiles,
     match_profile,
+    valid_timezone,
 )
 
 __all__ = [
     "DEFAULT_PROFILES_DIR",
     "AmbiguousProfileError",
+    "REGIONS",
     "Budget",
     "DeviceProfile",
     "Display",
@@ -24,4 +27,5 @@ __all__ = [
     "load_profile",
     "load_profiles",
     "match_profile",
+    "valid_timezone",
 ]

@@ -85,7 +85,14 @@ def load_budgets(path: Path | str) -> dict[str, Budget]:
                 for op_key, op in (("max", "<="), ("min", ">=")):
                     if op_key in sf.data:
                         limits.append(
-                            Limit(str(metric), str(stat), op, sf.get(op_key, float), unit, source)
+                            Limit(
+                                str(metric),
+                                str(stat),
+                                op,
+                                sf.get(op_key, float, min_value=0.0),
+                                unit,
+                                source,
+                            )
                         )
                 sf.finish()
                 if not any(k in sf.data for k in ("max", "min")):

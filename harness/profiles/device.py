@@ -75,6 +75,22 @@ class DeviceProfile:
         return True
 
 
+REGIONS = ("US", "UK", "DE")  # the support regions the service knows (opening hours per region)
+
+
+def valid_timezone(name: str) -> bool:
+    """Whether `name` is an IANA time zone known to zoneinfo (e.g. Europe/Berlin)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not name or name.startswith(("/", ".")) or ".." in name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 def load_profile(name_or_path: str | Path, profiles_dir: Path | None = None) -> DeviceProfile:
     """Load one profile by name (file stem in profiles_dir) or by path.
 
@@ -175,7 +191,11 @@ def _parse(path: Path, data: object) -> DeviceProfile:
         raise support.error("ineligible_reason", "required when eligible is false")
     budget = support.get("budget", str, "default")
     region = support.get("region", str, "US")
+    if region not in REGIONS:
+        raise support.error("region", f"unknown region {region!r}; known: {', '.join(REGIONS)}")
     timezone = support.get("timezone", str, "America/Los_Angeles")
+    if not valid_timezone(timezone):
+        raise support.error("timezone", f"not an IANA time zone: {timezone!r}")
     support.finish()
     extra_f = f.sub("extra", {})
     extra = tuple(

@@ -5,6 +5,7 @@ Every check raises ProfileError naming the file and the dotted key at fault.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,8 @@ class Fields:
             raise self.error(name, f"expected {_names(kinds)}, got a boolean")
         if not isinstance(value, kinds):
             raise self.error(name, f"expected {_names(kinds)}, got {_kind(value)} {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(name, f"must be a finite number, got {value}")
         if min_value is not None and value < min_value:
             raise self.error(name, f"must be >= {min_value}, got {value}")
         if max_value is not None and value > max_value:

@@ -103,7 +103,9 @@ class AiortcAgentBot:
         media_profile=None,
         media_seed: int = 0,
         http: tuple[str, int] | None = None,
+        token: str | None = None,
     ):
+        self.token = token  # the run's agent credential (control op "backend": "token")
         self.backend = backend  # the backend's JSON-lines address (used when http is None)
         self.http = http  # the backend's HTTP agent API (host, port): preferred when given
         self.agent_id: str | None = None  # the backend's ID of this agent (HTTP)
@@ -161,7 +163,12 @@ class AiortcAgentBot:
             ) from None
         self._writer = writer
         writer.write(
-            (json.dumps({"op": "agent", "name": self.name, "device": self.device}) + "\n").encode()
+            (
+                json.dumps(
+                    {"op": "agent", "name": self.name, "device": self.device, "token": self.token}
+                )
+                + "\n"
+            ).encode()
         )
         await writer.drain()
         first = json.loads(await asyncio.wait_for(reader.readline(), JOIN_TIMEOUT_S) or b"{}")
@@ -242,6 +249,8 @@ class AiortcAgentBot:
         reader, writer = await asyncio.open_connection(host, port)
         try:
             head = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+            if self.token:
+                head += f"Authorization: Bearer {self.token}\r\n"
             if body is not None:
                 head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
             writer.write((head + "\r\n").encode() + data)

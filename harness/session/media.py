@@ -399,6 +399,7 @@ def share_run(
     while len(frames) < at_least and time.monotonic() < deadline:
         time.sleep(0.2)
         frames = [f for f in list(bot.session.share) if f.t_arrival >= t0]
+    t_end = time.monotonic()
     if len(frames) < at_least:
         raise MeasurementError(
             f"share: {len(frames)} frame(s) reached the agent in {time.monotonic() - t0:.0f} s "
@@ -414,4 +415,22 @@ def share_run(
         received_times_s=[f.t_arrival for f in frames],
         align="timecode",
     )
+    report.freezes.extend(trailing_freeze(report, t_end))
     return ShareRun(latency, report, frames, refs)
+
+
+def trailing_freeze(report, t_end: float) -> list:
+    """The freeze still running at the window's end (`t_end`, host monotonic): no new frame
+    since the last one rendered (a dead link, the session's end), as long as the window lasted.
+    Without it a share that stopped would score only the frames before it stopped."""
+    from harness.vision.fidelity import freezes
+
+    rendered: list[float] = []
+    prev = None
+    for f in report.frames:
+        if f.ref_index is not None and f.ref_index != prev:
+            rendered.append(f.t_s)
+            prev = f.ref_index
+    if len(rendered) < 2:
+        return []
+    return [f for f in freezes([*rendered, t_end]) if f.start_s == rendered[-1]]

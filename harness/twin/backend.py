@@ -13,8 +13,8 @@ changes on the same connection:
 
 An agent program (the harness's AgentBot) joins the pool, either over the same port (JSON lines):
 
-    -> {"op": "agent", "name": "bot-1", "device": SERIAL}  (device: serve only that one)
-    <- {"event": "joined"}
+    -> {"op": "agent", "name": "bot-1", "device": SERIAL, "token": TOKEN}  (device: serve only that one)
+    <- {"event": "joined"}  or  {"event": "refused", "reason": "unauthorized"}
     <- {"event": "session", "rid": N, "device": SERIAL}   (assigned to this agent)
     <- {"event": "signal", "rid": N, "data": {...}}        (from the device)
     -> {"op": "signal", "rid": N, "data": {...}}           (to the device)
@@ -30,8 +30,14 @@ or over loopback HTTP/1.1 on a second port (JSON bodies, one request per connect
     POST   /agents/ID/end         {"rid": N}                 -> 204 (the agent hangs up)
     DELETE /agents/ID                                        -> 204 (leaves the pool)
 
-Errors are JSON ({"error": ...}): 400 malformed, 404 unknown path or agent, 405 wrong method,
-409 name taken, 413 body over 1 MiB. An HTTP agent that does not poll for 60 s is dropped as if
+Agents need credentials: the backend's token (issued per run by whoever starts the twin world,
+AGENT_TOKEN_FILE in its state dir, mode 0600, and the control op "backend"), sent on every HTTP
+request as `Authorization: Bearer TOKEN` (in the JSON-lines "agent" op as "token"). Missing or
+wrong: 401 (refused on JSON lines), counted (`unauthorized`, truth event "agent_unauthorized");
+such a client never joins the pool, so it gets no session, no media and draws nothing.
+
+Errors are JSON ({"error": ...}): 400 malformed, 401 no or wrong token, 404 unknown path or
+agent, 405 wrong method, 409 name taken, 413 body over 1 MiB. An HTTP agent that does not poll for 60 s is dropped as if
 it left. Both kinds are one agent model (Agent: an outbox the JSON-lines writer drains or the
 poll returns) in one pool; an agent leaving ends its sessions ("agent gone").
 
@@ -48,16 +54,21 @@ the ground truth: requested, assigned, answered, ended.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import json
 import logging
+import os
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+from harness.profiles import REGIONS, valid_timezone
 from harness.twin.truth import GroundTruth
 
 log = logging.getLogger(__name__)
@@ -71,10 +82,13 @@ HTTP_MAX_HEADERS = 100
 POLL_MAX_S = 30.0
 POLL_DEFAULT_S = 10.0
 AGENT_IDLE_S = 60.0  # an HTTP agent that does not poll for this long is dropped
+AGENT_TOKEN_FILE = "agent_token"  # in the twin world's state dir, mode 0600
+TOKEN_FILE_MODE = 0o600
 _REASONS = {
     200: "OK",
     204: "No Content",
     400: "Bad Request",
+    401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
@@ -160,10 +174,35 @@ class HttpError(Exception):
         self.status, self.error, self.headers = status, error, headers or {}
 
 
+def new_agent_token() -> str:
+    """A fresh agent credential (256 random bits, URL-safe text)."""
+    return secrets.token_urlsafe(32)
+
+
+def write_token_file(path: Path, token: str) -> Path:
+    """Write `token` to `path`, readable by its owner only (0600 from creation, also when the
+    file already existed)."""
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, TOKEN_FILE_MODE)
+    try:
+        os.fchmod(fd, TOKEN_FILE_MODE)
+        os.write(fd, token.encode())
+    finally:
+        os.close(fd)
+    return path
+
+
 class SupportBackend:
-    def __init__(self, config: BackendConfig | None = None, truth: GroundTruth | None = None):
+    def __init__(
+        self,
+        config: BackendConfig | None = None,
+        truth: GroundTruth | None = None,
+        token: str | None = None,
+    ):
         self.config = config or BackendConfig()
         self.truth = truth or GroundTruth(None, twin="backend")
+        self.token = token or new_agent_token()  # agents must present it
+        self.unauthorized = 0  # agent requests refused for a missing or wrong token
         self.free_agents: deque[str] = deque(f"agent-{i + 1}" for i in range(self.config.agents))
         self.queue: deque[Request] = deque()
         self.sessions: dict[int, Request] = {}
@@ -220,6 +259,8 @@ class SupportBackend:
         return task
 
     def is_open(self, region: str, tz: str | None) -> bool:
+        """Whether support is open now for this region in this time zone (known ones only:
+        see refusal())."""
         hours = HOURS.get(region)
         if hours is None:
             return True
@@ -227,6 +268,16 @@ class SupportBackend:
             time.time() + self.config.clock_offset_s, ZoneInfo(tz or DEFAULT_TZ[region])
         )
         return hours[0] <= now.hour < hours[1]
+
+    @staticmethod
+    def refusal(region: str, tz: object) -> str | None:
+        """Why a request cannot be served whatever the hour: an unknown region (never open
+        around the clock by mistake) or a time zone that is not IANA; None when it can."""
+        if region not in REGIONS or region not in HOURS:
+            return "unknown region"
+        if tz is not None and (not isinstance(tz, str) or not valid_timezone(tz)):
+            return "bad time zone"
+        return None
 
     async def _send(self, req: Request, msg: dict) -> None:
         try:
@@ -248,6 +299,11 @@ class SupportBackend:
                     writer.write(b'{"state": "error", "reason": "bad json"}\n')
                     continue
                 if msg.get("op") == "agent" and req is None:
+                    token = msg.get("token")
+                    if not self.authorized(token if isinstance(token, str) else None, "lines"):
+                        writer.write(b'{"event": "refused", "reason": "unauthorized"}\n')
+                        await writer.drain()
+                        return
                     await self._lines_agent(
                         str(msg.get("name", "bot")), reader, writer, msg.get("device")
                     )
@@ -269,6 +325,18 @@ class SupportBackend:
             if req is not None:
                 self._end(req)
             writer.close()
+
+    def authorized(self, presented: str | None, how: str) -> bool:
+        """Whether `presented` is this run's agent token; a refusal is counted and recorded."""
+        if presented is not None and hmac.compare_digest(
+            presented.encode("utf-8", "replace"), self.token.encode()
+        ):
+            return True
+        self.unauthorized += 1
+        self.truth.record(
+            "agent_unauthorized", how=how, reason="no token" if presented is None else "wrong token"
+        )
+        return False
 
     def _to_bot(self, name: str, msg: dict) -> None:
         agent = self.bots.get(name)
@@ -381,9 +449,10 @@ class SupportBackend:
         self._tasks.add(task)
         try:
             try:
-                method, target, body = await asyncio.wait_for(
+                method, target, headers_in, body = await asyncio.wait_for(
                     self._http_read(reader), HTTP_HEAD_TIMEOUT_S
                 )
+                self._http_auth(headers_in.get("authorization"))
                 status, payload = await self._http_route(method, target, body)
                 headers: dict[str, str] = {}
             except HttpError as e:
@@ -416,9 +485,22 @@ class SupportBackend:
             self._tasks.discard(task)
             writer.close()
 
+    def _http_auth(self, header: str | None) -> None:
+        """HttpError 401 unless the request carries `Authorization: Bearer <this run's token>`."""
+        token = None
+        if header is not None:
+            scheme, _, value = header.partition(" ")
+            token = value.strip() if scheme.lower() == "bearer" else ""
+        if not self.authorized(token, "http"):
+            raise HttpError(
+                401,
+                "agent credentials required: Authorization: Bearer <the run's agent token>",
+                {"WWW-Authenticate": 'Bearer realm="mayday-hil agents"'},
+            )
+
     @staticmethod
-    async def _http_read(reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
-        """One request: (method, target, body). HttpError on anything malformed."""
+    async def _http_read(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
+        """One request: (method, target, headers, body). HttpError on anything malformed."""
         try:
             line = await reader.readline()
         except ValueError:  # over the stream limit
@@ -456,7 +538,7 @@ class SupportBackend:
         if length > HTTP_MAX_BODY:
             raise HttpError(413, f"body of {length} bytes; at most {HTTP_MAX_BODY}")
         body = await reader.readexactly(length) if length else b""
-        return method.upper(), target, body
+        return method.upper(), target, headers, body
 
     async def _http_route(self, method: str, target: str, body: bytes) -> tuple[int, object]:
         url = urlsplit(target)
@@ -533,6 +615,12 @@ class SupportBackend:
         if not msg.get("registered", False):
             self.truth.record("session_refused", device=device, reason="unregistered")
             writer.write(b'{"state": "refused", "reason": "unregistered"}\n')
+            await writer.drain()
+            return None
+        bad = self.refusal(region, msg.get("tz"))
+        if bad is not None:
+            self.truth.record("session_refused", device=device, reason=bad, region=region)
+            writer.write((json.dumps({"state": "refused", "reason": bad}) + "\n").encode())
             await writer.drain()
             return None
         if not self.is_open(region, msg.get("tz")):

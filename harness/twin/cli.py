@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 from pathlib import Path
 
 
 def _up(args: argparse.Namespace) -> int:
+    import sys
+
+    from harness.errors import ProfileError
+    from harness.profiles import load_profile
     from harness.twin.backend import BackendConfig
     from harness.twin.runner import TwinSpec, run
+
+    last = args.port + 2 * (args.count - 1)
+    if last > 65535:
+        print(
+            f"hil twin up: error: --port {args.port} --count {args.count}: the last twin would"
+            f" need port {last} (> 65535)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        load_profile(args.profile, args.profiles_dir)  # before anything listens
+    except ProfileError as e:
+        print(f"hil twin up: error: --profile: {e}", file=sys.stderr)
+        return 2
 
     adb_port = args.adb_port
     if adb_port is None and os.environ.get("ANDROID_ADB_SERVER_PORT"):
@@ -26,7 +46,7 @@ def _up(args: argparse.Namespace) -> int:
         boot_s=args.boot_s,
         region=args.region,
         timezone=args.timezone,
-        backend=_host_port(args.backend) if args.backend else None,
+        backend=args.backend,
         backend_config=BackendConfig(
             agents=args.agents, answer_s=args.answer_s, handle_s=args.handle_s, wrap_s=args.wrap_s
         ),
@@ -39,17 +59,87 @@ def _up(args: argparse.Namespace) -> int:
     return run(spec)
 
 
+MAX_TWINS = 64  # per process: ports, cores, patience
+
+
+def _int_in(lo: int, hi: int, what: str):
+    """An argparse type: an integer in lo..hi (one clear line, exit 2, otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a whole number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {lo}..{hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(lo: float = 0.0, what: str = "value"):
+    """An argparse type: a finite number >= lo (NaN, inf and negatives refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a number, got {text!r}") from None
+        if not math.isfinite(value) or value < lo:
+            raise argparse.ArgumentTypeError(f"must be a finite number >= {lo:g}, got {text}")
+        return value
+
+    return parse
+
+
 def _host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host or "127.0.0.1", int(port)
+    """HOST:PORT on loopback (the twin world binds and speaks 127.0.0.1 only)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT with a port 1..65535, got {text!r}")
+    host = host or "127.0.0.1"
+    if host not in ("127.0.0.1", "localhost"):
+        raise argparse.ArgumentTypeError(
+            f"the twin world is loopback only: use 127.0.0.1:PORT, got {text!r}"
+        )
+    return "127.0.0.1", int(port)
+
+
+def _region(text: str) -> str:
+    from harness.profiles import REGIONS
+
+    if text not in REGIONS:
+        raise argparse.ArgumentTypeError(f"unknown region {text!r}; known: {', '.join(REGIONS)}")
+    return text
+
+
+def _timezone(text: str) -> str:
+    from harness.profiles import valid_timezone
+
+    if not valid_timezone(text):
+        raise argparse.ArgumentTypeError(f"not an IANA time zone: {text!r}")
+    return text
 
 
 def _backend(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from harness.twin.backend import BackendConfig, SupportBackend
+    from harness.twin.backend import (
+        BackendConfig,
+        SupportBackend,
+        new_agent_token,
+        write_token_file,
+    )
     from harness.twin.truth import GroundTruth
+
+    token_file: Path = args.token_file
+    if token_file.exists() and token_file.read_text().strip():
+        token = token_file.read_text().strip()
+        os.chmod(token_file, 0o600)
+    else:
+        token = new_agent_token()
+        write_token_file(token_file, token)
 
     async def main() -> int:
         truth = GroundTruth(args.truth, "backend") if args.truth else None
@@ -61,12 +151,16 @@ def _backend(args: argparse.Namespace) -> int:
                 wrap_s=args.wrap_s,
             ),
             truth,
+            token=token,
         )
         port = await backend.start(args.port)
-        print(
-            f'{{"ready": true, "backend": ["127.0.0.1", {port}], "http": ["127.0.0.1", {backend.http_port}]}}',
-            flush=True,
-        )
+        ready = {
+            "ready": True,
+            "backend": ["127.0.0.1", port],
+            "http": ["127.0.0.1", backend.http_port],
+            "agent_token_file": str(token_file),
+        }
+        print(json.dumps(ready), flush=True)
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -78,16 +172,24 @@ def _backend(args: argparse.Namespace) -> int:
 
 
 def _add_backend_args(p) -> None:
-    p.add_argument("--agents", type=int, default=2, help="support agents on duty")
     p.add_argument(
-        "--answer-s", type=float, default=1.0, help="time from assignment to the agent's video (s)"
+        "--agents", type=_int_in(0, 10000, "--agents"), default=2, help="support agents on duty"
     )
     p.add_argument(
-        "--handle-s", type=float, default=600.0, help="longest session before the agent ends it (s)"
+        "--answer-s",
+        type=_number(what="--answer-s"),
+        default=1.0,
+        help="time from assignment to the agent's video (s)",
+    )
+    p.add_argument(
+        "--handle-s",
+        type=_number(what="--handle-s"),
+        default=600.0,
+        help="longest session before the agent ends it (s)",
     )
     p.add_argument(
         "--wrap-s",
-        type=float,
+        type=_number(what="--wrap-s"),
         default=0.0,
         help="after-call work before the agent takes the next (s)",
     )
@@ -102,11 +204,16 @@ def add_twin_parser(sub) -> None:
     )
     up.add_argument(
         "--port",
-        type=int,
+        type=_int_in(2, 65533, "--port"),  # the console takes port - 1, the next twin port + 2
         default=5555,
         help="adb port of the first twin (5555..5585: found as emulator-<port-1>)",
     )
-    up.add_argument("--count", type=int, default=1, help="number of twins, on port, port+2, ...")
+    up.add_argument(
+        "--count",
+        type=_int_in(1, MAX_TWINS, "--count"),
+        default=1,
+        help=f"number of twins (1..{MAX_TWINS}), on port, port+2, ...",
+    )
     up.add_argument(
         "--accept-new-keys",
         action="store_true",
@@ -123,24 +230,32 @@ def add_twin_parser(sub) -> None:
     )
     up.add_argument(
         "--adb-port",
-        type=int,
+        type=_int_in(1, 65535, "--adb-port"),
         default=None,
         help="adb server port to register with (default $ANDROID_ADB_SERVER_PORT or 5037)",
     )
     up.add_argument("--profiles-dir", type=Path, default=None)
     up.add_argument(
-        "--boot-s", type=float, default=1.0, help="time a reboot keeps the twin off adb"
+        "--boot-s",
+        type=_number(what="--boot-s"),
+        default=1.0,
+        help="time a reboot keeps the twin off adb",
     )
     up.add_argument(
-        "--region", default=None, help="support region (US, UK, DE); default: the profile's"
+        "--region",
+        type=_region,
+        default=None,
+        help="support region (US, UK, DE); default: the profile's",
     )
     up.add_argument(
         "--timezone",
+        type=_timezone,
         default=None,
         help="device time zone, e.g. Europe/Berlin; default: the profile's",
     )
     up.add_argument(
         "--backend",
+        type=_host_port,
         default=None,
         metavar="HOST:PORT",
         help="a shared support backend (default: one in this process)",
@@ -156,18 +271,29 @@ def add_twin_parser(sub) -> None:
         help="a simulated WALT on a pty (photodiode on the screen's centre)",
     )
     up.add_argument("--relay", action="store_true", help="a simulated USB power relay on a pty")
-    up.add_argument("--adb-after-s", type=float, default=2.0, help="power on -> on adb (relay)")
+    up.add_argument(
+        "--adb-after-s",
+        type=_number(what="--adb-after-s"),
+        default=2.0,
+        help="power on -> on adb (relay)",
+    )
     up.add_argument(
         "--boot-completed-after-s",
-        type=float,
+        type=_number(what="--boot-completed-after-s"),
         default=4.0,
         help="power on -> sys.boot_completed=1 (relay)",
     )
     _add_backend_args(up)
     up.set_defaults(func=_up)
     be = tsub.add_parser("backend", help="a support backend shared by several twin processes")
-    be.add_argument("--port", type=int, default=0)
+    be.add_argument("--port", type=_int_in(0, 65535, "--port"), default=0, help="0: any free port")
     be.add_argument("--truth", type=Path, default=None, help="ground-truth file")
+    be.add_argument(
+        "--token-file",
+        type=Path,
+        default=Path("hil-agent-token"),
+        help="the agents' credential (mode 0600): read if it exists, else a new one is written",
+    )
     _add_backend_args(be)
     be.set_defaults(func=_backend)
 

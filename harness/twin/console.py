@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import secrets
 from pathlib import Path
@@ -59,7 +60,9 @@ class ConsoleServer:
             self.token = opts.console_token
         else:
             if not self.token_file.exists():  # the emulator creates one on first start
-                self.token_file.write_text(secrets.token_urlsafe(12))
+                from harness.twin.backend import write_token_file
+
+                write_token_file(self.token_file, secrets.token_urlsafe(12))  # 0600
             self.token = self.token_file.read_text()
 
     async def start(self) -> None:
@@ -175,7 +178,7 @@ class ConsoleServer:
                     parts = [float(x) for x in value.split(":")]
                 except ValueError:
                     return "KO: bad speed value, see 'help network speed'\r\n"
-                if len(parts) not in (1, 2) or any(x < 0 for x in parts):
+                if len(parts) not in (1, 2) or any(not math.isfinite(x) or x < 0 for x in parts):
                     return "KO: bad speed value, see 'help network speed'\r\n"
                 up, down = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
             net.up_kbps, net.down_kbps = up, down

@@ -1,11 +1,13 @@
 """The twin's control socket: fault injection and the user's taps that adb cannot make.
 
 One JSON object per line in, one per line out, on a Unix socket in the twin's state dir:
-{"op": "accept_keys"} plays the user tapping "Allow" on the USB-debugging dialog;
+{"op": "accept_keys"} plays the user tapping "Allow" on the USB-debugging dialog (for the keys
+waiting now: a later new key asks again), "refuse_keys" tapping "Cancel";
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
 prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
 "camera" (on), "mic" (samples), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
-clock_offset_s of the in-process support backend).
+clock_offset_s of the in-process support backend; its reply carries the agents' "token" and
+the count of "unauthorized" agent requests).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from harness.profiles import REGIONS, valid_timezone
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
@@ -108,6 +112,8 @@ def _op_backend(server: ControlServer, req: Reply) -> Reply:
         "truth": str(backend.truth.path),
         "address": ["127.0.0.1", backend.port],
         "http": ["127.0.0.1", backend.http_port],
+        "token": backend.token,  # the agent credential of this run
+        "unauthorized": backend.unauthorized,
     }
 
 
@@ -143,6 +149,17 @@ async def _op_status(twin: Twin, req: Reply) -> Reply:
 
 async def _op_accept_keys(twin: Twin, req: Reply) -> Reply:
     return {"ok": True, "accepted": await twin.accept_pending_keys()}
+
+
+async def _op_refuse_keys(twin: Twin, req: Reply) -> Reply:
+    """The user taps "Cancel" on the RSA dialog: every waiting host stays unauthorized."""
+    refused = 0
+    for conn in list(twin.connections):
+        if conn.pending_key is not None and not conn.online:
+            twin.truth.record("auth_key_refused", key=conn.pending_key.fingerprint)
+            conn.pending_key = None
+            refused += 1
+    return {"ok": True, "refused": refused}
 
 
 async def _op_drop(twin: Twin, req: Reply) -> Reply:
@@ -234,8 +251,13 @@ async def _op_mayday_button(twin: Twin, req: Reply) -> Reply:
 
 
 async def _op_region(twin: Twin, req: Reply) -> Reply:
-    twin.region = str(req.get("region", twin.region))
-    twin.timezone = str(req.get("timezone", twin.timezone))
+    region = str(req.get("region", twin.region))
+    timezone = str(req.get("timezone", twin.timezone))
+    if region not in REGIONS:
+        return {"ok": False, "error": f"region: unknown {region!r}; known: {list(REGIONS)}"}
+    if not valid_timezone(timezone):
+        return {"ok": False, "error": f"timezone: not an IANA time zone: {timezone!r}"}
+    twin.region, twin.timezone = region, timezone
     twin.props["persist.sys.timezone"] = twin.timezone
     return {"ok": True, "region": twin.region, "timezone": twin.timezone}
 
@@ -249,6 +271,7 @@ async def _op_registered(twin: Twin, req: Reply) -> Reply:
 _TWIN_OPS: dict[str, Callable[[Twin, Reply], Awaitable[Reply]]] = {
     "status": _op_status,
     "accept_keys": _op_accept_keys,
+    "refuse_keys": _op_refuse_keys,
     "drop": _op_drop,
     "offline": _op_offline,
     "reboot": _op_reboot,

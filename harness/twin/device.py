@@ -227,7 +227,8 @@ class Twin:
         for conn in list(self.connections):
             if await conn.accept_pending_key():
                 accepted += 1
-        self.accept_new_keys = True
+        # one "Allow" answers the keys waiting now; a later new key asks again (never turns
+        # auto-accept on: that is --accept-new-keys only)
         return accepted
 
     async def stop(self) -> None:

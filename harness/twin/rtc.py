@@ -31,6 +31,7 @@ SHARE_WIDTH = 640
 SHARE_FPS = 15.0
 _VIDEO_CLOCK = 90000
 ICE_TIMEOUT_S = 10.0
+WIFI_POLL_S = 0.01  # how often held media looks whether the Wi-Fi is back
 
 
 def pin_ice_to_loopback() -> None:
@@ -79,6 +80,15 @@ class ShareTrack:
                 now = time.monotonic()
                 self._next = max(self._next, now - 1.0) if self._next else now
                 while True:  # capture at the adapted rate; hand over what has crossed the uplink
+                    if not self.twin.wifi.enabled:  # nothing leaves over a dead Wi-Fi
+                        if self._in_flight:
+                            self.twin.truth.record(
+                                "share_frames_lost", count=len(self._in_flight), why="wifi off"
+                            )
+                            self._in_flight.clear()
+                        await asyncio.sleep(WIFI_POLL_S)
+                        self._next = time.monotonic()  # capture again as soon as it is back
+                        continue
                     if time.monotonic() >= self._next:
                         self._in_flight.append((time.monotonic(), self._capture()))
                         self._next += 1.0 / share_fps_for(net.up_kbps)
@@ -160,11 +170,24 @@ class MicTrack:
                 self.twin = twin
                 self.pending: list[np.ndarray] = []  # sounds queued by the lab speaker
                 self._cursor = 0
+                self.held = 0  # 20 ms frames not sent: the Wi-Fi was off
+
+            def _advance(self, samples: int) -> None:
+                if self.pending:
+                    self._cursor += samples
+                    if self._cursor >= len(self.pending[0]):
+                        self.pending.pop(0)
+                        self._cursor = 0
 
             async def recv(self):
                 from av import AudioFrame
 
-                frame = await super().recv()  # paced 20 ms silence, s16 mono 8 kHz
+                while True:
+                    frame = await super().recv()  # paced 20 ms silence, s16 mono 8 kHz
+                    if self.twin.wifi.enabled:
+                        break
+                    self._advance(frame.samples)  # the room still hears it; nothing is sent
+                    self.held += 1
                 samples = frame.samples
                 pcm = np.zeros(samples, np.int16)
                 if self.pending:
@@ -204,6 +227,7 @@ class MediaPeer:
         self._tasks: list[asyncio.Task] = []
         self.layout: TimecodeLayout | None = None
         self.frames_shown = 0
+        self.frames_lost = 0  # agent frames that met a dead Wi-Fi
 
     async def start(self) -> None:
         from aiortc import RTCPeerConnection
@@ -262,6 +286,9 @@ class MediaPeer:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            if not self.twin.wifi.enabled:  # nothing arrives over a dead Wi-Fi
+                self.frames_lost += 1
+                continue
             rgb = frame.to_ndarray(format="rgb24")
             read = decode_fast(
                 rgb, feed_layout(rgb.shape[1], rgb.shape[0])
@@ -276,8 +303,8 @@ class MediaPeer:
 
     def _display(self, rgb: np.ndarray, read) -> None:
         session, screen = self.session, self.twin.screen
-        if session.state in ("ended", "reconnecting"):  # nothing crosses a dead Wi-Fi
-            return
+        if session.state in ("ended", "reconnecting") or not self.twin.wifi.enabled:
+            return  # nothing crosses a dead Wi-Fi
         if session.state != "video":
             session.state = "video"
             screen.changed("agent video")
@@ -310,6 +337,8 @@ class MediaPeer:
                 return
 
     def _on_message(self, message: str) -> None:
+        if not self.twin.wifi.enabled:  # strokes and taps do not cross a dead Wi-Fi
+            return
         try:
             msg = json.loads(message)
         except ValueError:
@@ -317,7 +346,11 @@ class MediaPeer:
         self.twin.screen.agent_command(msg, reply=self.reply)
 
     def reply(self, msg: dict[str, Any]) -> None:
-        if self.channel is not None and self.channel.readyState == "open":
+        if (
+            self.channel is not None
+            and self.channel.readyState == "open"
+            and self.twin.wifi.enabled
+        ):
             self.channel.send(json.dumps(msg))
 
     async def close(self) -> None:

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.profiles import load_profile
-from harness.twin.backend import BackendConfig, SupportBackend
+from harness.twin.backend import (
+    AGENT_TOKEN_FILE,
+    BackendConfig,
+    SupportBackend,
+    write_token_file,
+)
 from harness.twin.control import ControlServer
 from harness.twin.device import Twin, TwinOptions
 from harness.twin.truth import GroundTruth
@@ -58,6 +63,7 @@ async def serve(spec: TwinSpec, ready=None) -> int:
             GroundTruth(state_root / "backend.jsonl", "backend"),
         )
         backend_addr = ("127.0.0.1", await backend.start())
+        write_token_file(state_root / AGENT_TOKEN_FILE, backend.token)
     for i in range(spec.count):
         port = spec.port + 2 * i
         opts = TwinOptions(
@@ -110,6 +116,7 @@ async def serve(spec: TwinSpec, ready=None) -> int:
                 "control": str(control.path),
                 "backend": list(backend_addr),
                 "backend_truth": str(backend.truth.path) if backend else None,
+                "agent_token_file": str(state_root / AGENT_TOKEN_FILE) if backend else None,
                 **(labs[serial][1] if serial in labs else {}),
                 **(
                     {"camera": f"http://127.0.0.1:{cameras[serial][1]}"}

@@ -35,6 +35,7 @@ MSG_UNAVAILABLE = "Mayday is not available right now"
 MSG_ENDED = "Your session has ended"
 MSG_CONNECTION_LOST = "Connection lost: check your Wi-Fi and try again"
 RECONNECT_GRACE_S = 10.0  # a Wi-Fi drop shorter than this resumes the session
+WIFI_POLL_S = 0.01  # how often stalled signalling looks whether the Wi-Fi is back
 
 
 class SupportSession:
@@ -95,6 +96,8 @@ class SupportSession:
                 msg = json.loads(raw)
                 st = msg.get("state")
                 await self._net(f"backend {st}")
+                if self.state == "ended":  # gave up while the message waited for the Wi-Fi
+                    return
                 if st == "queued":
                     self.state, self.position = "queued", int(msg.get("position", 0))
                     screen.changed(f"queued {self.position}")
@@ -121,7 +124,11 @@ class SupportSession:
                     )
                 elif st == "refused":
                     reason = msg.get("reason")
-                    screen.show_dialog(MSG_CLOSED if reason == "closed" else MSG_UNREGISTERED)
+                    screen.show_dialog(
+                        {"closed": MSG_CLOSED, "unregistered": MSG_UNREGISTERED}.get(
+                            reason, MSG_UNAVAILABLE
+                        )
+                    )
                     self._finish(f"refused: {reason}")
                     return
         except (ConnectionError, ValueError) as e:
@@ -163,7 +170,14 @@ class SupportSession:
             await asyncio.sleep(max(0.0, t0 + self.frame_no * period - time.monotonic()))
 
     async def _net(self, what: str) -> None:
-        """The emulator console's delay on one message of the app's signalling."""
+        """The emulator console's delay on one message of the app's signalling; while the Wi-Fi
+        is off the message waits (signalling stalls) until it is back or the session ends."""
+        stalled = False
+        while not self.twin.wifi.enabled and self.state != "ended":
+            if not stalled:
+                stalled = True
+                self.twin.truth.record("signalling_stalled", what=what)
+            await asyncio.sleep(WIFI_POLL_S)
         delay = self.twin.network_delay_s(what)
         if delay:
             await asyncio.sleep(delay)

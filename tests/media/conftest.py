@@ -34,6 +34,7 @@ def _live(adb_server, start_twin, media_profile=None, media_seed: int = 0):
         media_profile=media_profile,
         media_seed=media_seed,
         http=tuple(info["http"]),
+        token=info["token"],
     )
     bot.start()
     try:

@@ -28,6 +28,7 @@ def filmed(adb_server, start_twin):
         device=info.serial,
         display_url=f"{info.camera}/agent_display",
         http=tuple(backend["http"]),
+        token=backend["token"],
     )
     bot.start()
     try:

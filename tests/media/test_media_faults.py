@@ -22,7 +22,10 @@ def test_the_media_peer_never_connects(adb_server, start_twin):
     info = tp.control("backend", answer_s=0.3)
     tp.control("media", block=True)
     bot = AiortcAgentBot(
-        tuple(info["address"]), device=tp.twins[0].serial, http=tuple(info["http"])
+        tuple(info["address"]),
+        device=tp.twins[0].serial,
+        http=tuple(info["http"]),
+        token=info["token"],
     )
     bot.start()
     try:

@@ -14,6 +14,10 @@ import pytest
 from harness.twin.backend import BackendConfig, SupportBackend
 from harness.twin.truth import GroundTruth, read_truth
 
+ROGUE = "rogue"
+
+TOKEN = "test-agent-token"  # the agents' credential of the test backend
+
 
 class Backend:
     """A SupportBackend on its own event loop in a thread."""
@@ -23,7 +27,9 @@ class Backend:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.truth_path = tmp_path / "backend.jsonl"
-        self.be = SupportBackend(BackendConfig(**config), GroundTruth(self.truth_path, "backend"))
+        self.be = SupportBackend(
+            BackendConfig(**config), GroundTruth(self.truth_path, "backend"), token=TOKEN
+        )
         self.port = self.call(self.be.start())
         self.http = ("127.0.0.1", self.be.http_port)
         self.address = ("127.0.0.1", self.port)
@@ -65,11 +71,13 @@ def raw(addr, data: bytes, timeout_s: float = 5.0) -> tuple[int, dict, bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-def http(addr, method: str, path: str, body=None, timeout_s: float = 5.0):
-    """(status, JSON reply or None)."""
+def http(addr, method: str, path: str, body=None, timeout_s: float = 5.0, token=TOKEN):
+    """(status, JSON reply or None); with `Authorization: Bearer token` unless token is None."""
     data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     req = (
-        f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n".encode()
+        + (f"Authorization: Bearer {token}\r\n" if token is not None else "").encode()
+        + b"\r\n"
         + data
     )
     status, _, payload = raw(addr, req, timeout_s)
@@ -105,9 +113,13 @@ class DeviceLine:
             self.sock.close()
 
 
-def poll_until(addr, aid: str, event: str, wait: int = 2, tries: int = 5) -> dict:
+def poll_until(
+    addr, aid: str, event: str, wait: int = 2, tries: int = 5, token: str = TOKEN
+) -> dict:
     for _ in range(tries):
-        status, events = http(addr, "GET", f"/agents/{aid}/events?wait={wait}", timeout_s=wait + 5)
+        status, events = http(
+            addr, "GET", f"/agents/{aid}/events?wait={wait}", timeout_s=wait + 5, token=token
+        )
         assert status == 200
         for ev in events:
             if ev.get("event") == event:
@@ -165,7 +177,9 @@ def test_unknown_agent_and_path_are_404_wrong_method_405(backend):
     assert http(backend.http, "DELETE", "/agents/nobody")[0] == 404
     assert http(backend.http, "GET", "/nowhere")[0] == 404
     assert http(backend.http, "GET", "/agents/x/elsewhere")[0] == 404
-    status, headers, body = raw(backend.http, b"GET /agents HTTP/1.1\r\n\r\n")
+    status, headers, body = raw(
+        backend.http, f"GET /agents HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+    )
     assert status == 405 and headers.get("allow") == "POST" and "error" in json.loads(body)
     assert http(backend.http, "POST", "/agents/x/events")[0] == 405
     assert http(backend.http, "GET", "/agents/x/signal")[0] == 405
@@ -244,7 +258,9 @@ async def _restart_reaper(be: SupportBackend) -> None:
 def test_json_lines_agents_still_join_the_same_pool(backend):
     with socket.create_connection(backend.address, timeout=5.0) as s:
         f = s.makefile("rwb")
-        f.write(b'{"op": "agent", "name": "bot-l", "device": "dev-3"}\n')
+        f.write(
+            b'{"op": "agent", "name": "bot-l", "device": "dev-3", "token": "%s"}\n' % TOKEN.encode()
+        )
         f.flush()
         assert json.loads(f.readline()) == {"event": "joined"}
         assert (
@@ -269,14 +285,62 @@ def test_a_twin_reports_its_backend_http_address(start_twin):
     host, port = info["http"]
     assert host == "127.0.0.1" and port != info["address"][1]
     serial = tp.twins[0].serial
-    aid = http((host, port), "POST", "/agents", {"name": "bot-t", "device": serial})[1]["agent"]
+    token = info["token"]
+    aid = http((host, port), "POST", "/agents", {"name": "bot-t", "device": serial}, token=token)[
+        1
+    ]["agent"]
     try:
         assert "bot-t" in tp.control("backend")["bots"]
         dev = DeviceLine(tuple(info["address"]), serial)
         try:
             dev.until("assigned")
-            assert poll_until((host, port), aid, "session")["device"] == serial
+            assert poll_until((host, port), aid, "session", token=token)["device"] == serial
         finally:
             dev.close()
     finally:
-        http((host, port), "DELETE", f"/agents/{aid}")
+        http((host, port), "DELETE", f"/agents/{aid}", token=token)
+
+
+@pytest.mark.parametrize(
+    "auth", [None, "Bearer not-the-token", "Basic cm9ndWU6cm9ndWU=", "Bearer ", TOKEN + "x"]
+)
+def test_the_http_agent_api_refuses_a_missing_or_wrong_token_with_401(backend, auth):
+    for method, path, body in [
+        ("POST", "/agents", {"name": ROGUE}),
+        ("GET", "/agents/a1-x/events?wait=0", None),
+        ("POST", "/agents/a1-x/signal", {"rid": 1, "data": {}}),
+        ("POST", "/agents/a1-x/end", {"rid": 1}),
+        ("DELETE", "/agents/a1-x", None),
+    ]:
+        data = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
+        if auth is not None:
+            head += f"Authorization: {auth}\r\n"
+        status, headers, payload = raw(backend.http, (head + "\r\n").encode() + data)
+        reply = json.loads(payload)
+        assert status == 401, (method, path, status, reply)
+        assert "token" in reply["error"] and headers["www-authenticate"].startswith("Bearer")
+    assert ROGUE not in backend.be.bots and backend.be.unauthorized == 5
+    refused = [e for e in read_truth(backend.truth_path) if e["event"] == "agent_unauthorized"]
+    assert len(refused) == 5 and {e["how"] for e in refused} == {"http"}
+    assert http(backend.http, "POST", "/agents", {"name": "bot-ok"})[0] == 200  # the right one
+
+
+def test_a_json_lines_agent_without_the_token_is_refused(backend):
+    for line in [
+        {"op": "agent", "name": ROGUE},
+        {"op": "agent", "name": ROGUE, "token": "guess"},
+        {"op": "agent", "name": ROGUE, "token": 12345},
+    ]:
+        with socket.create_connection(backend.address, timeout=5.0) as s:
+            f = s.makefile("rwb")
+            f.write((json.dumps(line) + "\n").encode())
+            f.flush()
+            assert json.loads(f.readline()) == {"event": "refused", "reason": "unauthorized"}
+            assert f.readline() == b""  # and the connection is closed
+    assert ROGUE not in backend.be.bots and backend.be.unauthorized == 3
+    dev = DeviceLine(backend.address, "dev-r")  # a customer now waits: nobody takes it
+    try:
+        assert dev.until("queued")["position"] == 1
+    finally:
+        dev.close()

@@ -1,0 +1,76 @@
+"""`hil twin up` / `hil twin backend` refuse bad options in one line (exit 2), before anything
+listens; the backend's agent token file is private."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+
+PROFILE = "android-emulator-api34"
+CLI_TIMEOUT_S = 30.0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--count", "-1"], "argument --count: must be 1..64, got -1"),
+        (["--count", "0"], "argument --count: must be 1..64, got 0"),
+        (["--count", "500"], "argument --count: must be 1..64, got 500"),
+        (["--port", "70000"], "argument --port: must be 2..65533, got 70000"),
+        (["--port", "http"], "argument --port: a whole number, got 'http'"),
+        (["--backend", "nohost"], "argument --backend: expected HOST:PORT"),
+        (["--backend", "10.1.2.3:5000"], "argument --backend: the twin world is loopback only"),
+        (["--region", "XX"], "argument --region: unknown region 'XX'; known: US, UK, DE"),
+        (["--timezone", "Mars/Base"], "argument --timezone: not an IANA time zone: 'Mars/Base'"),
+        (["--answer-s", "nan"], "argument --answer-s: must be a finite number >= 0, got nan"),
+        (["--boot-s", "-1"], "argument --boot-s: must be a finite number >= 0, got -1"),
+        (["--port", "65533", "--count", "3"], "the last twin would need port 65537"),
+        (["--profile", "nope"], "unknown profile 'nope'"),
+    ],
+)
+def test_twin_up_refuses_bad_options_in_one_line(args, message):
+    if "--profile" not in args:
+        args = ["--profile", PROFILE, *args]
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "twin", "up", *args],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2, done
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_twin_backend_writes_its_agent_token_0600(tmp_path):
+    token_file = tmp_path / "agent-token"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "twin", "backend", "--token-file", str(token_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], CLI_TIMEOUT_S)
+        line = json.loads(proc.stdout.readline() if ready else b"{}")
+        assert line.get("ready") and line["agent_token_file"] == str(token_file)
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+        assert len(token_file.read_text()) >= 32
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
