@@ -14,6 +14,8 @@ import logging
 import pytest
 
 from harness.plugin.state import PLUGIN_STATE, WorkerState
+from harness.report.collector import REPORT_DEVICE, REPORT_RECORDS, REPORT_RETRIES
+from harness.report.junit import junit_properties
 
 log = logging.getLogger("harness.plugin")
 
@@ -153,8 +155,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput") and state.active:
         # xdist workers parse the original command line: make them tag the device groups too
         config.option.loadgroup = True
-    if state.is_controller and state.active:
+    if state.active:  # the report's hooks (results, interrupts); reporting on the controller
         config.pluginmanager.register(state, "mayday-hil-results")
+    if state.is_controller and state.active:
         if not config.option.htmlpath:
             config.option.htmlpath = str(state.run_dir / "report.html")
             config.option.self_contained_html = True
@@ -185,14 +188,24 @@ def _stop_on_termination(config: pytest.Config) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
+    state: WorkerState = config.stash[PLUGIN_STATE]
+
     def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"mayday-hil: stopped by {signal.Signals(signum).name}")
+        name = signal.Signals(signum).name
+        state.interrupted_by = state.interrupted_by or name  # before anything can go wrong
+        if state.report is not None:
+            state.report.interrupted_by = state.interrupted_by
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise KeyboardInterrupt(f"mayday-hil: stopped by {name}")
 
     previous = {}
     for name in _TERMINATION_SIGNALS:
         sig = getattr(signal, name, None)
         if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
             previous[sig] = signal.signal(sig, interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
     config.add_cleanup(lambda: [signal.signal(sig, old) for sig, old in previous.items()])
 
 
@@ -299,14 +312,20 @@ def budget(hil_device, hil_state: WorkerState, request):
 def measure(request, hil_device, budget, hil_state: WorkerState):
     """measure(name, unit) -> Measurement; measure.check(m) -> Verdict (raises BudgetExceeded).
 
-    Every measurement is sent to the controller's results.jsonl when the test ends, pass or fail.
+    Every measurement is sent to the controller's results.jsonl when the test ends, pass or fail;
+    a run stopped during the test keeps what was measured until then, marked interrupted.
     """
     from harness.plugin.state import Recorder
 
-    rec = Recorder(request.node.nodeid, hil_device, budget)
-    yield rec
-    for record in rec.records():
-        request.node.user_properties.append(("hil_measurement", record))
+    rec = Recorder(request.node.nodeid, hil_device, budget, run=hil_state.run_dir.name)
+    hil_state.live[request.node.nodeid] = (request.node, rec)
+    try:
+        yield rec
+    finally:
+        hil_state.live.pop(request.node.nodeid, None)
+        records = rec.records()
+        request.node.stash[_RECORDS] = [r.to_dict() for r in records]
+        request.node.user_properties.extend(junit_properties(records))
 
 
 @pytest.fixture
@@ -446,21 +465,29 @@ def _hil_requires(request):
 
 
 _DEVICE_USED = pytest.StashKey[object]()
+_RECORDS = pytest.StashKey[list]()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
+    """The report layer's facts on each test report: the device, the measurements (teardown),
+    retries, and a failed test's screenshot and logcat tail."""
     outcome = yield
     report = outcome.get_result()
+    spec = getattr(getattr(item, "callspec", None), "params", {}).get("hil_device")
+    if spec is not None:
+        setattr(report, REPORT_DEVICE, spec.serial)
+    if report.when == "teardown" and _RECORDS in item.stash:
+        setattr(report, REPORT_RECORDS, item.stash[_RECORDS])
     dev = item.stash.get(_DEVICE_USED, None)
     if dev is None:
         return
     if report.when == "call" or (report.when == "setup" and report.failed):
         counts = dict(dev.retries.counts)
         if counts:
-            report.user_properties.append(("hil_retries", {"device": dev.serial, "counts": counts}))
+            setattr(report, REPORT_RETRIES, {"device": dev.serial, "counts": counts})
     if report.failed and report.when in ("setup", "call"):
-        from harness.plugin.state import failure_extras
+        from harness.report.extras import failure_extras
 
         extras = getattr(report, "extras", [])
         extras.extend(failure_extras(dev))
@@ -483,10 +510,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     tr.write_line(f"report:  {config.option.htmlpath}")
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     state: WorkerState = session.config.stash.get(PLUGIN_STATE, None)
     if state is not None and state.is_controller and state.active:
-        state.write_summary(int(exitstatus))
+        state.write_summary(int(session.exitstatus))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
