@@ -16,6 +16,8 @@ from harness.measure import Measurement, check
 from harness.plugin.run import DeviceSpec, HilRun
 from harness.profiles import DEFAULT_PROFILES_DIR, Budget, load_budgets, load_profiles
 from harness.report import ResultRecord, RunReport, environment_rows, network_matrix
+from harness.report.html import html_report_of, log_html, row_cells, set_prefix
+from harness.report.overview import overview_html, row_anchor
 
 log = logging.getLogger("harness.plugin")
 PLUGIN_STATE = pytest.StashKey["WorkerState"]()
@@ -47,6 +49,7 @@ class WorkerState:
         self.report: RunReport | None = None  # controller only
         self.live: dict[str, tuple[pytest.Item, Recorder]] = {}  # tests measuring right now
         self.interrupted_by: str | None = None
+        self._cdf_cache: dict = {}
         self._devices: dict[str, Any] = {}
         self._caps: dict[str, Any] = {}
         self._uis: dict[str, Any] = {}
@@ -183,16 +186,34 @@ class WorkerState:
         return environment_rows(self.run_dir.name, devices)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Registered as a plugin on the controller: every measurement goes to results.jsonl."""
-        if self.report is not None and self.is_controller:
-            self.report.add(report)
+        """Registered as a plugin: on the controller every measurement goes to results.jsonl,
+        and the overview is refreshed before pytest-html rewrites the report after the test."""
+        if self.report is None or not self.is_controller:
+            return
+        self.report.add(report)
+        if report.when == "teardown":
+            data = html_report_of(self.config)
+            if data is not None:
+                self._set_summary(data.additional_summary["prefix"])
+
+    def _set_summary(self, prefix: list) -> None:
+        try:
+            overview = overview_html(self.report, self._cdf_cache)
+        except Exception as e:  # the overview must never break the run
+            log.warning("overview not drawn: %s", e)
+            overview = f"<section id='hil-overview'><p>overview not drawn: {e}</p></section>"
+        set_prefix(prefix, overview, network_matrix(self.report.records))
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
-        """The network matrix in the summary: per device and network profile, connect time and
-        the media figures (a cell over its budget says so)."""
-        table = network_matrix(self.report.records if self.report else [])
-        if table:
-            prefix.append(table)
+        """The overview first, then the network matrix (per device and network profile)."""
+        if self.report is not None and self.is_controller:
+            self._set_summary(prefix)
+
+    def pytest_html_results_table_row(self, report, cells) -> None:
+        row_cells(report, cells, row_anchor(report.nodeid))
+
+    def pytest_html_results_table_html(self, report, data) -> None:
+        log_html(report, data)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self, excinfo) -> None:

@@ -249,6 +249,7 @@ def readable_test_id(nodeid: str, serial: str | None = None, profile: str | None
     "suites/test_poor_wifi.py::test_connect[127.0.0.1:5555-fire-hdx-7-2013-edge]"
     -> "test_poor_wifi.py::test_connect[edge]".
     """
+    nodeid = re.sub(r"@[^\[\]/]*$", "", nodeid)  # xdist loadgroup's "@group" suffix
     path, _, rest = nodeid.partition("::")
     name = f"{path.rsplit('/', 1)[-1]}::{rest}" if rest else path.rsplit("/", 1)[-1]
     m = re.match(r"^(.*?)\[(.*)\]$", name)
