@@ -50,6 +50,7 @@ class WorkerState:
         self.live: dict[str, tuple[pytest.Item, Recorder]] = {}  # tests measuring right now
         self.interrupted_by: str | None = None
         self._cdf_cache: dict = {}
+        self._history_done = False
         self._devices: dict[str, Any] = {}
         self._caps: dict[str, Any] = {}
         self._uis: dict[str, Any] = {}
@@ -196,9 +197,10 @@ class WorkerState:
             if data is not None:
                 self._set_summary(data.additional_summary["prefix"])
 
-    def _set_summary(self, prefix: list) -> None:
+    def _set_summary(self, prefix: list, final: bool = False) -> None:
+        history = self._history_section() if final else ""
         try:
-            overview = overview_html(self.report, self._cdf_cache)
+            overview = overview_html(self.report, self._cdf_cache, history)
         except Exception as e:  # the overview must never break the run
             log.warning("overview not drawn: %s", e)
             overview = f"<section id='hil-overview'><p>overview not drawn: {e}</p></section>"
@@ -207,7 +209,42 @@ class WorkerState:
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
         """The overview first, then the network matrix (per device and network profile)."""
         if self.report is not None and self.is_controller:
-            self._set_summary(prefix)
+            self.append_history(int(session.exitstatus))
+            self._set_summary(prefix, final=True)
+
+    def append_history(self, exitstatus: int) -> None:
+        """This run's measurements into reports/history.sqlite (once). Never raises."""
+        if self._history_done or self.report is None:
+            return
+        self._history_done = True
+        from harness.report.history import HISTORY_FILE, History
+
+        if self.report.interrupted_by and exitstatus == 0:
+            exitstatus = 2
+        try:
+            with History(self.run_dir.parent / HISTORY_FILE) as h:
+                h.append_run(
+                    self.run_dir.name,
+                    self.report.records,
+                    exitstatus=exitstatus,
+                    app_build=os.environ.get("HIL_APP_BUILD", ""),
+                    interrupted_by=self.report.interrupted_by,
+                )
+        except Exception as e:
+            log.warning("history not written: %s", e)
+
+    def _history_section(self) -> str:
+        from harness.report.history import HISTORY_FILE, History
+        from harness.report.trend import trend_section
+
+        try:
+            with History(self.run_dir.parent / HISTORY_FILE) as h:
+                if not h.has_run(self.run_dir.name):
+                    return ""
+                return trend_section(h, self.run_dir.name)
+        except Exception as e:  # the overview must never break the run
+            log.warning("history not shown: %s", e)
+            return f"<p>history not shown: {e}</p>"
 
     def pytest_html_results_table_row(self, report, cells) -> None:
         row_cells(report, cells, row_anchor(report.nodeid))
@@ -251,8 +288,10 @@ class WorkerState:
         return self.report.summary_lines() if self.report else []
 
     def write_summary(self, exitstatus: int) -> None:
+        """summary.json and the history store (controller)."""
         if self.report is not None:
             self.report.write_summary(exitstatus)
+            self.append_history(exitstatus)
 
 
 class Recorder:

@@ -46,6 +46,11 @@ STYLE = """
 #hil-overview .hil-gallery{display:flex;flex-wrap:wrap;gap:.6em}
 #hil-overview .hil-gallery figure{margin:0;max-width:320px;font-size:.8em}
 #hil-overview .hil-gallery img{max-width:320px;display:block}
+#hil-overview table.hil-trend{border-collapse:collapse}
+#hil-overview table.hil-trend th,#hil-overview table.hil-trend td{border:1px solid #bbb;
+ padding:.25em .5em;font-size:.85em;text-align:left;color:#222}
+#hil-overview tr.hil-regression td{background:#f2bcbc}
+#hil-overview .hil-method{font-size:.85em;color:#444}
 </style>
 """
 # pytest-html puts the summary prefix below its environment table: move the overview to the top
@@ -170,8 +175,8 @@ def cdf_images(rr: RunReport, cache: dict | None = None) -> list[tuple[str, str]
     return out
 
 
-def overview_html(rr: RunReport, cache: dict | None = None) -> str:
-    """The whole overview section."""
+def overview_html(rr: RunReport, cache: dict | None = None, history: str = "") -> str:
+    """The whole overview section (`history`: the trend section, at the end of the run)."""
     c = rr.counts()
     bad = c["failed"] or c["errors"] or c["budget_breaches"] or c["interrupted"]
     skips = "".join(
@@ -197,5 +202,6 @@ def overview_html(rr: RunReport, cache: dict | None = None) -> str:
         + f"<h3>Device x metric (budget verdicts)</h3>{matrix_html(rr)}"
         + (f"<h3>Distributions</h3>{cdfs}" if cdfs else "")
         + (f"<h3>Worst frames</h3><div class='hil-gallery'>{gallery}</div>" if gallery else "")
+        + history
         + f"</section>{_TO_TOP}"
     )

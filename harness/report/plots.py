@@ -198,3 +198,31 @@ def cdf_multi_png(
         return _png(img)
     finally:
         _W, _H = saved
+
+
+def sparkline_png(
+    p50s, p95s, flagged_last: bool = False, width: int = 220, height: int = 56
+) -> bytes:
+    """p50 (blue) and p95 (orange) over runs, oldest left; the last point red when flagged."""
+    img = np.full((height, width, 3), 255, np.uint8)
+    values = [v for v in list(p50s) + list(p95s) if np.isfinite(v)]
+    if not values:
+        return _png(img)
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.1 or abs(hi) * 0.1 or 1.0
+    lo, hi = lo - pad, hi + pad
+    n = max(len(p50s), len(p95s))
+
+    def px(i: int, v: float) -> tuple[int, int]:
+        x = 6 + (width - 12) * (i / (n - 1) if n > 1 else 0.5)
+        return int(x), int(height - 4 - (height - 8) * (v - lo) / (hi - lo))
+
+    for series, color in ((p50s, _PALETTE[0]), (p95s, _PALETTE[1])):
+        pts = [px(i, v) for i, v in enumerate(series) if np.isfinite(v)]
+        if len(pts) > 1:
+            cv2.polylines(img, [np.array(pts, np.int32)], False, color, 2, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(img, p, 2, color, -1, cv2.LINE_AA)
+    if flagged_last and p95s and np.isfinite(p95s[-1]):
+        cv2.circle(img, px(n - 1, p95s[-1]), 5, _RED, -1, cv2.LINE_AA)
+    return _png(img)
