@@ -10,10 +10,12 @@ one worker at a time. Reports and results.jsonl are written on the controller on
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
 from harness.plugin.state import PLUGIN_STATE, WorkerState
+from harness.report import images as report_images
 from harness.report.collector import REPORT_DEVICE, REPORT_RECORDS, REPORT_RETRIES
 from harness.report.junit import junit_properties
 
@@ -155,19 +157,27 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput") and state.active:
         # xdist workers parse the original command line: make them tag the device groups too
         config.option.loadgroup = True
+        report_images.configure(state.images_dir)
     if state.active:  # the report's hooks (results, interrupts); reporting on the controller
         config.pluginmanager.register(state, "mayday-hil-results")
     if state.is_controller and state.active:
         if not config.option.htmlpath:
             config.option.htmlpath = str(state.run_dir / "report.html")
             config.option.self_contained_html = True
+            state.images_dir = state.run_dir / "images"  # thumbnails inside, full size beside
+        elif not config.option.self_contained_html:
+            state.images_dir = Path(config.option.htmlpath).parent / "images"
+        # else --html FILE --self-contained-html: full-size images inside the one file
         overridden = any(
             o.startswith("generate_report_on_test=") for o in (config.option.override_ini or [])
         )
         if "generate_report_on_test" not in config.inicfg and not overridden:
-            # the HTML report is rewritten after every test: a run killed outright keeps it
-            # (pytest-html's own ini setting, defaulted here; pytest < 9 caches ini values here)
-            config._inicache["generate_report_on_test"] = True
+            # the HTML report is rewritten during the run (a run killed outright keeps it), on
+            # a schedule that keeps the total work linear in the tests (ReportRewriter)
+            from harness.report.html import ReportRewriter
+
+            config.pluginmanager.register(ReportRewriter(config), "mayday-hil-rewriter")
+        report_images.configure(state.images_dir)
         _stop_on_termination(config)
         try:
             state.start_run(config)

@@ -16,6 +16,7 @@ from harness.measure import Measurement, check
 from harness.plugin.run import DeviceSpec, HilRun
 from harness.profiles import DEFAULT_PROFILES_DIR, Budget, load_budgets, load_profiles
 from harness.report import ResultRecord, RunReport, environment_rows, network_matrix
+from harness.report.extras import full_size_links
 from harness.report.html import html_report_of, log_html, row_cells, set_prefix
 from harness.report.overview import overview_html, row_anchor
 
@@ -51,6 +52,7 @@ class WorkerState:
         self.interrupted_by: str | None = None
         self._cdf_cache: dict = {}
         self._history_done = False
+        self.images_dir: Path | None = None  # full-size report images (None: embedded)
         self._devices: dict[str, Any] = {}
         self._caps: dict[str, Any] = {}
         self._uis: dict[str, Any] = {}
@@ -65,7 +67,7 @@ class WorkerState:
         profiles_dir = Path(profiles_dir) if profiles_dir else None
         if winput is not None and "hil" in winput:
             data = winput["hil"]
-            return cls(
+            state = cls(
                 config,
                 True,
                 False,
@@ -73,6 +75,8 @@ class WorkerState:
                 [DeviceSpec(**d) for d in data["devices"]],
                 profiles_dir,
             )
+            state.images_dir = Path(data["images_dir"]) if data.get("images_dir") else None
+            return state
         base = Path(
             config.getoption("hil_reports") or config.getini("hil_reports_dir") or "reports"
         )
@@ -81,7 +85,11 @@ class WorkerState:
         return cls(config, active, winput is None, base / _run_id(), [], profiles_dir)
 
     def to_workerinput(self) -> dict[str, Any]:
-        return {"run_dir": str(self.run_dir), "devices": [d.to_dict() for d in self.devices]}
+        return {
+            "run_dir": str(self.run_dir),
+            "devices": [d.to_dict() for d in self.devices],
+            "images_dir": str(self.images_dir) if self.images_dir else None,
+        }
 
     def start_run(self, config: pytest.Config) -> None:
         """Controller: validate profiles and budgets, start twins, resolve devices, open results."""
@@ -191,6 +199,9 @@ class WorkerState:
         and the overview is refreshed before pytest-html rewrites the report after the test."""
         if self.report is None or not self.is_controller:
             return
+        links = full_size_links(getattr(report, "extras", None) or [])
+        if links:
+            report.extras = [*report.extras, *links]
         self.report.add(report)
         if report.when == "teardown":
             data = html_report_of(self.config)

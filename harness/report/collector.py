@@ -107,7 +107,9 @@ class RunReport:
                     {
                         "test": report.nodeid,
                         "name": extra.get("name") or "",
-                        "png": extra["content"],
+                        "b64": extra["content"],
+                        "mime": extra.get("mime_type") or "image/png",
+                        "full": extra.get("hil_full") or "",
                     }
                 )
         self._outcome(report, device)

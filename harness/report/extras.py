@@ -40,12 +40,36 @@ def limit_lines(budget: Budget | None, metric: str) -> list[tuple[str, float]]:
 
 
 def image_extra(png: bytes, name: str, kind: str = KIND_PLOT) -> dict[str, Any]:
-    """A pytest-html image extra from PNG bytes, tagged with its kind."""
+    """A pytest-html image extra from PNG bytes, tagged with its kind.
+
+    With a files directory configured (harness.report.images), the extra is a compressed
+    thumbnail and carries `hil_full` (the full-size file beside the report); otherwise the
+    full-size PNG itself.
+    """
     from pytest_html import extras as html
 
-    extra = html.png(base64.b64encode(png).decode("ascii"), name)
+    from harness.report import images
+
+    full = images.save_full_size(png, name)
+    if full is None:
+        extra = html.png(base64.b64encode(png).decode("ascii"), name)
+    else:
+        small, mime, ext = images.thumbnail(png, kind)
+        extra = html.image(base64.b64encode(small).decode("ascii"), name, mime, ext)
+        extra["hil_full"] = full
     extra["hil_kind"] = kind
     return extra
+
+
+def full_size_links(extras: list) -> list[dict[str, Any]]:
+    """URL extras ("full size: NAME") for the image extras that have a full-size file."""
+    from pytest_html import extras as html
+
+    return [
+        html.url(e["hil_full"], name=f"full size: {e.get('name') or 'image'}")
+        for e in extras
+        if isinstance(e, dict) and e.get("hil_full")
+    ]
 
 
 def attach_plots(

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import base64
 import html
+import logging
 import re
+import time
 from typing import Any
+
+import pytest
+
+log = logging.getLogger(__name__)
 
 
 def facts_table(title: str, facts: dict[str, Any]) -> str:
@@ -76,3 +82,60 @@ def log_html(report: Any, data: list) -> None:
         f"<details class='hil-traceback'><summary>traceback and captured output</summary>"
         f"{body}</details>"
     ]
+
+
+REWRITE_FRACTION = 0.1  # rewrite when the tests done grew by this fraction since the last write
+REWRITE_INTERVAL_S = 30.0  # ... or this long passed with a test finished since
+
+
+class ReportRewriter:
+    """Rewrites report.html during the run (crash safety) on a geometric schedule: after tests
+    1..10, then whenever the finished tests grew by REWRITE_FRACTION, or REWRITE_INTERVAL_S
+    passed. Each rewrite costs O(n) (pytest-html serialises every row), so rewriting after every
+    test costs O(n^2) over a run; this schedule keeps the total O(n) (~11x the final report's
+    size written in all) while a run killed outright loses at most the last 10 % of rows or
+    30 s from the HTML (results.jsonl keeps every line). Registered on the controller."""
+
+    def __init__(self, config: Any, clock: Any = None):
+        self.config = config
+        self.clock = clock or time.monotonic
+        self.done = 0
+        self.written_at = 0
+        self.written_t = self.clock()
+        self.rewrites = 0
+
+    def due(self) -> bool:
+        grown = self.done - self.written_at >= max(1.0, REWRITE_FRACTION * self.written_at)
+        stale = self.done > self.written_at and self.clock() - self.written_t >= REWRITE_INTERVAL_S
+        return grown or stale
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_logreport(self, report: Any):
+        """After pytest-html took the test's teardown report: rewrite when due."""
+        yield
+        if report.when != "teardown":
+            return
+        self.done += 1
+        if self.due():
+            self.rewrite()
+
+    def rewrite(self) -> None:
+        """Write report.html now. Never raises (logs)."""
+        plugin = html_plugin_of(self.config)
+        if plugin is None:
+            return
+        try:
+            plugin._generate_report()
+        except Exception as e:  # the report must never break the run
+            log.warning("report.html not rewritten: %s", e)
+            return
+        self.written_at, self.written_t = self.done, self.clock()
+        self.rewrites += 1
+
+
+def html_plugin_of(config: Any) -> Any:
+    """pytest-html's plugin object of this session (None without --html)."""
+    for plugin in config.pluginmanager.get_plugins():
+        if hasattr(plugin, "_generate_report") and hasattr(plugin, "_report"):
+            return plugin
+    return None

@@ -10,6 +10,7 @@ import html
 from collections import defaultdict
 
 from harness.report.collector import RunReport, readable_test_id
+from harness.report.images import thumbnail
 from harness.report.record import FAIL, INCONCLUSIVE, PASS, RECORDED, ResultRecord
 
 METRIC_ORDER = (
@@ -168,7 +169,7 @@ def cdf_images(rr: RunReport, cache: dict | None = None) -> list[tuple[str, str]
             for c in r.limits():
                 limits[f"{c['stat']} {c['op']} {c['limit']:g}"] = float(c["limit"])
         png = cdf_multi_png(series, recs[0].unit, f"{metric}: CDF per device", list(limits.items()))
-        b64 = base64.b64encode(png).decode("ascii")
+        b64 = base64.b64encode(thumbnail(png, "plot")[0]).decode("ascii")
         if cache is not None:
             cache[metric] = (key, b64)
         out.append((metric, b64))
@@ -190,8 +191,9 @@ def overview_html(rr: RunReport, cache: dict | None = None, history: str = "") -
         for m, b64 in cdf_images(rr, cache)
     )
     gallery = "".join(
-        f"<figure><a href='#{row_anchor(f['test'])}'><img alt='{_esc(f['name'])}' "
-        f"src='data:image/png;base64,{f['png']}'></a><figcaption>{_esc(f['name'])}<br>"
+        f"<figure><a href='{_esc(f['full']) or '#' + row_anchor(f['test'])}'>"
+        f"<img alt='{_esc(f['name'])}' src='data:{f['mime']};base64,{f['b64']}'></a>"
+        f"<figcaption><a href='#{row_anchor(f['test'])}'>{_esc(f['name'])}</a><br>"
         f"{_esc(readable_test_id(f['test']))}</figcaption></figure>"
         for f in rr.worst_frames
     )

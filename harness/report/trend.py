@@ -20,6 +20,7 @@ from harness.report.history import (
     series_label,
     trend,
 )
+from harness.report.images import thumbnail
 from harness.report.plots import sparkline_png
 
 STYLE = """
@@ -71,7 +72,7 @@ def _rows(history: History, comps: dict[str, Comparison], last: int) -> str:
             [p["p95"] if p["p95"] is not None else math.nan for p in points],
             flagged_last=bool(c and c.regression),
         )
-        spark = base64.b64encode(png).decode("ascii")
+        spark = base64.b64encode(thumbnail(png, "plot")[0]).decode("ascii")
         if c is None:
             cls, flag, figures = "", "no baseline", "<td>-</td>" * 4
         else:

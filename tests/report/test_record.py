@@ -169,3 +169,64 @@ def test_junit_properties_flat_per_measurement():
     assert props["hil.connect_time_s.verdict"] == "FAIL"
     assert props["hil.connect_time_s.limit.p95"] == "<= 15"
     assert props["hil.connect_time_s.network"] == "edge"
+
+
+def test_report_rewrites_stay_linear_in_the_tests():
+    from harness.report.html import ReportRewriter
+
+    now = [0.0]
+    rw = ReportRewriter(config=None, clock=lambda: now[0])
+    written = []
+    rw.rewrite = lambda: (written.append(rw.done), setattr(rw, "written_at", rw.done))
+    for _ in range(500):
+        rw.done += 1
+        now[0] += 0.01
+        if rw.due():
+            rw.rewrite()
+    assert written[:10] == list(range(1, 11))  # every test of a small run
+    assert len(written) < 60  # not 500
+    # rows serialised in all (each rewrite writes every row so far): linear, not quadratic
+    assert sum(written) < 12 * 500
+    assert all(b - a <= max(1, 0.1 * a) + 1 for a, b in zip(written, written[1:], strict=False))
+    now[0] += 31.0  # a slow test after a long gap: written although the fraction is not reached
+    rw.done += 1
+    assert rw.due()
+
+
+def test_thumbnails_are_small_and_full_size_files_sit_beside(tmp_path):
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from harness.report import images
+    from harness.report.extras import KIND_WORST_FRAME, attach_frame, attach_plots, full_size_links
+    from harness.report.plots import side_by_side_png
+
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(
+        np.clip(rng.normal(128, 40, (800, 1280, 3)), 0, 255).astype(np.uint8), (9, 9), 3
+    )
+    m = _measured("connect_time_s", [5, 7, 8])
+    images.configure(tmp_path / "images")
+    try:
+        extras: list = []
+        attach_plots(extras, m, BUDGET, "connect", kinds=("cdf",))
+        pair = side_by_side_png(frame, frame, "sent | received")
+        attach_frame(extras, pair, "worst frame 1", KIND_WORST_FRAME)
+    finally:
+        images.configure(None)
+    plot, photo = extras
+    assert plot["mime_type"] == "image/png" and photo["mime_type"] == "image/jpeg"
+    for e in extras:
+        full = (tmp_path / e["hil_full"]).read_bytes()
+        small = base64.b64decode(e["content"])
+        assert cv2.imdecode(np.frombuffer(small, np.uint8), cv2.IMREAD_COLOR) is not None
+        assert len(small) * 3 < len(full), (e["name"], len(small), len(full))
+    assert full == pair  # the full-size file is the original image
+    links = full_size_links(extras)
+    assert [x["content"] for x in links] == [plot["hil_full"], photo["hil_full"]]
+    # no files dir: the full-size PNG goes in (self-contained mode)
+    extras = []
+    attach_plots(extras, m, BUDGET, "connect", kinds=("cdf",))
+    assert "hil_full" not in extras[0] and base64.b64decode(extras[0]["content"])[:4] == b"\x89PNG"
