@@ -4,42 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from harness.report.html import png_b64
-from harness.report.plots import cdf_png, hist_png, thumbnail_png
+from harness.report.extras import KIND_DETECTION, attach_frame, attach_plots
 from harness.session import SessionDriver, SessionRefused
 
 SESSIONS_PER_DEVICE = 3
 HOLD_S = 2.0
 
 
-def _limit_lines(budget, metric: str) -> list[tuple[str, float]]:
-    return [(f"{lim.stat} {lim.op} {lim.value:g}", lim.value) for lim in budget.for_metric(metric)]
-
-
-def _attach_plots(extras, measurement, budget, title: str) -> None:
-    from pytest_html import extras as html
-
-    values = measurement.values
-    lines = _limit_lines(budget, measurement.name)
-    extras.append(
-        html.png(
-            png_b64(cdf_png(values, measurement.unit, f"{title}: CDF", lines)),
-            f"{measurement.name} CDF",
-        )
-    )
-    extras.append(
-        html.png(
-            png_b64(hist_png(values, measurement.unit, f"{title}: histogram", lines)),
-            f"{measurement.name} histogram",
-        )
-    )
-
-
 @pytest.mark.requires("eligible")
 @pytest.mark.budget("connect_time_s")
 def test_connect_time_within_budget(device, ui, measure, budget, extras, hil_device):
-    from pytest_html import extras as html
-
     drv = SessionDriver(device, ui)
     connect = measure("connect_time_s", "s", source="host clock, polled frames")
     queue = measure("queue_wait_s", "s")
@@ -57,14 +31,14 @@ def test_connect_time_within_budget(device, ui, measure, budget, extras, hil_dev
             queue.add(r.queue_wait_s, uncertainty=r.queue_uncertainty_s or 0.0, session=i)
         first = first or r
         drv.end()
-    extras.append(
-        html.png(
-            png_b64(thumbnail_png(first.frame)),
-            f"{hil_device.serial}: frame where the agent was detected (frame {first.frame_index}, "
-            f"{first.connect_time_s:.3f} s +/- {first.uncertainty_s:.3f} s)",
-        )
+    attach_frame(
+        extras,
+        first.frame,
+        f"{hil_device.serial}: frame where the agent was detected (frame {first.frame_index}, "
+        f"{first.connect_time_s:.3f} s +/- {first.uncertainty_s:.3f} s)",
+        KIND_DETECTION,
     )
-    _attach_plots(extras, connect, budget, f"connect time, {hil_device.serial}")
+    attach_plots(extras, connect, budget, f"connect time, {hil_device.serial}")
     measure.check(queue)
     measure.check(connect)
 
@@ -141,8 +115,8 @@ def test_busiest_day_queue_waits(hil_state, hil_device, measure, budget, extras,
             backend_truth=truth[serial],
         )
         connects.add(r.connect_time_s, uncertainty=r.uncertainty_s, device=serial)
-    _attach_plots(extras, waits, budget, "busiest day: queue wait")
-    _attach_plots(extras, connects, budget, "busiest day: connect time")
+    attach_plots(extras, waits, budget, "busiest day: queue wait")
+    attach_plots(extras, connects, budget, "busiest day: connect time")
     assert len(waits.samples) == 8
     for s in waits.samples:
         assert abs(s.value - s.meta["backend_truth"]) <= s.uncertainty + 0.05, s

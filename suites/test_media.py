@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from harness.device.parsers import parse_dumpsys_audio, parse_dumpsys_camera
-from harness.report.html import png_b64
-from harness.report.plots import cdf_png, series_png, side_by_side_png
+from harness.report.extras import attach_frame, attach_plots
+from harness.report.plots import side_by_side_png
 from harness.session.driver import AGENT_VIDEO_DESC
 from harness.session.media import (
     SHARE_KEEP,
@@ -32,16 +32,6 @@ G2G_WINDOW_S = 8.0
 RED_BGR = (0, 0, 255)
 
 
-def _png_extra(extras, png: bytes, name: str) -> None:
-    from pytest_html import extras as html
-
-    extras.append(html.png(png_b64(png), name))
-
-
-def _limits(budget, metric):
-    return [(f"{lim.stat} {lim.op} {lim.value:g}", lim.value) for lim in budget.for_metric(metric)]
-
-
 def _screen(device):
     img = device.screenshot()
     return img, img.shape[1], img.shape[0]
@@ -59,13 +49,7 @@ def test_glass_to_glass_agent_to_tablet(
     result = agent_to_tablet(device, pane, agent_bot.session.sent, duration_s=G2G_WINDOW_S)
     m = result.to_measurement("glass_to_glass_ms")
     measure.measurements.append(m)
-    _png_extra(
-        extras,
-        cdf_png(
-            m.values, "ms", f"glass to glass, agent -> {device.serial}", _limits(budget, m.name)
-        ),
-        "glass-to-glass CDF",
-    )
+    attach_plots(extras, m, budget, f"glass to glass, agent -> {device.serial}", kinds=("cdf",))
     measure.check(m)
 
 
@@ -93,15 +77,8 @@ def test_glass_to_glass_dual_view(
     m = dual_view_latency(shots, sender="right").to_measurement("glass_to_glass_ms")
     m.meta["mode"] = "dual view"
     measure.measurements.append(m)
-    _png_extra(
-        extras,
-        cdf_png(
-            m.values,
-            "ms",
-            f"glass to glass (dual view), agent -> {device.serial}",
-            _limits(budget, m.name),
-        ),
-        "dual-view CDF",
+    attach_plots(
+        extras, m, budget, f"glass to glass (dual view), agent -> {device.serial}", kinds=("cdf",)
     )
     measure.check(m)
 
@@ -117,26 +94,10 @@ def test_screen_share_latency_and_fidelity(
         run.latency.measurement,
         next(m for m in measure.measurements if m.name == "share_ssim"),
     )
-    _png_extra(
-        extras,
-        cdf_png(
-            lat.values, "ms", "share latency, tablet -> agent", _limits(budget, "share_latency_ms")
-        ),
-        "share latency CDF",
-    )
-    _png_extra(
-        extras,
-        series_png(
-            [s.t for s in ssim.samples],
-            ssim.values,
-            "SSIM",
-            "share SSIM over time",
-            _limits(budget, "share_ssim"),
-        ),
-        "SSIM over time",
-    )
+    attach_plots(extras, lat, budget, "share latency, tablet -> agent", kinds=("cdf",))
+    attach_plots(extras, ssim, budget, "share SSIM", kinds=("series",))
     for f in sorted(run.fidelity.matched, key=lambda f: f.ssim)[:3]:
-        _png_extra(
+        attach_frame(
             extras,
             side_by_side_png(
                 crop_left(run.references[f.ref_index], SHARE_KEEP),

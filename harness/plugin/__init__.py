@@ -10,10 +10,14 @@ one worker at a time. Reports and results.jsonl are written on the controller on
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
 from harness.plugin.state import PLUGIN_STATE, WorkerState
+from harness.report import images as report_images
+from harness.report.collector import REPORT_DEVICE, REPORT_RECORDS, REPORT_RETRIES
+from harness.report.junit import junit_properties
 
 log = logging.getLogger("harness.plugin")
 
@@ -159,18 +163,27 @@ def pytest_configure(config: pytest.Config) -> None:
         from harness.farm.process import register
 
         register(os.getpid(), group=False)
-    if state.is_controller and state.active:
+        report_images.configure(state.images_dir)
+    if state.active:  # the report's hooks (results, interrupts); reporting on the controller
         config.pluginmanager.register(state, "mayday-hil-results")
+    if state.is_controller and state.active:
         if not config.option.htmlpath:
             config.option.htmlpath = str(state.run_dir / "report.html")
             config.option.self_contained_html = True
+            state.images_dir = state.run_dir / "images"  # thumbnails inside, full size beside
+        elif not config.option.self_contained_html:
+            state.images_dir = Path(config.option.htmlpath).parent / "images"
+        # else --html FILE --self-contained-html: full-size images inside the one file
         overridden = any(
             o.startswith("generate_report_on_test=") for o in (config.option.override_ini or [])
         )
         if "generate_report_on_test" not in config.inicfg and not overridden:
-            # the HTML report is rewritten after every test: a run killed outright keeps it
-            # (pytest-html's own ini setting, defaulted here; pytest < 9 caches ini values here)
-            config._inicache["generate_report_on_test"] = True
+            # the HTML report is rewritten during the run (a run killed outright keeps it), on
+            # a schedule that keeps the total work linear in the tests (ReportRewriter)
+            from harness.report.html import ReportRewriter
+
+            config.pluginmanager.register(ReportRewriter(config), "mayday-hil-rewriter")
+        report_images.configure(state.images_dir)
         _stop_on_termination(config)
         try:
             state.start_run(config)
@@ -191,14 +204,24 @@ def _stop_on_termination(config: pytest.Config) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
+    state: WorkerState = config.stash[PLUGIN_STATE]
+
     def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"mayday-hil: stopped by {signal.Signals(signum).name}")
+        name = signal.Signals(signum).name
+        state.interrupted_by = state.interrupted_by or name  # before anything can go wrong
+        if state.report is not None:
+            state.report.interrupted_by = state.interrupted_by
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise KeyboardInterrupt(f"mayday-hil: stopped by {name}")
 
     previous = {}
     for name in _TERMINATION_SIGNALS:
         sig = getattr(signal, name, None)
         if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
             previous[sig] = signal.signal(sig, interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
     config.add_cleanup(lambda: [signal.signal(sig, old) for sig, old in previous.items()])
 
 
@@ -305,14 +328,20 @@ def budget(hil_device, hil_state: WorkerState, request):
 def measure(request, hil_device, budget, hil_state: WorkerState):
     """measure(name, unit) -> Measurement; measure.check(m) -> Verdict (raises BudgetExceeded).
 
-    Every measurement is sent to the controller's results.jsonl when the test ends, pass or fail.
+    Every measurement is sent to the controller's results.jsonl when the test ends, pass or fail;
+    a run stopped during the test keeps what was measured until then, marked interrupted.
     """
     from harness.plugin.state import Recorder
 
-    rec = Recorder(request.node.nodeid, hil_device, budget)
-    yield rec
-    for record in rec.records():
-        request.node.user_properties.append(("hil_measurement", record))
+    rec = Recorder(request.node.nodeid, hil_device, budget, run=hil_state.run_dir.name)
+    hil_state.live[request.node.nodeid] = (request.node, rec)
+    try:
+        yield rec
+    finally:
+        hil_state.live.pop(request.node.nodeid, None)
+        records = rec.records()
+        request.node.stash[_RECORDS] = [r.to_dict() for r in records]
+        request.node.user_properties.extend(junit_properties(records))
 
 
 @pytest.fixture
@@ -454,21 +483,29 @@ def _hil_requires(request):
 
 
 _DEVICE_USED = pytest.StashKey[object]()
+_RECORDS = pytest.StashKey[list]()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
+    """The report layer's facts on each test report: the device, the measurements (teardown),
+    retries, and a failed test's screenshot and logcat tail."""
     outcome = yield
     report = outcome.get_result()
+    spec = getattr(getattr(item, "callspec", None), "params", {}).get("hil_device")
+    if spec is not None:
+        setattr(report, REPORT_DEVICE, spec.serial)
+    if report.when == "teardown" and _RECORDS in item.stash:
+        setattr(report, REPORT_RECORDS, item.stash[_RECORDS])
     dev = item.stash.get(_DEVICE_USED, None)
     if dev is None:
         return
     if report.when == "call" or (report.when == "setup" and report.failed):
         counts = dict(dev.retries.counts)
         if counts:
-            report.user_properties.append(("hil_retries", {"device": dev.serial, "counts": counts}))
+            setattr(report, REPORT_RETRIES, {"device": dev.serial, "counts": counts})
     if report.failed and report.when in ("setup", "call"):
-        from harness.plugin.state import failure_extras
+        from harness.report.extras import failure_extras
 
         extras = getattr(report, "extras", [])
         extras.extend(failure_extras(dev))
@@ -491,10 +528,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     tr.write_line(f"report:  {config.option.htmlpath}")
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     state: WorkerState = session.config.stash.get(PLUGIN_STATE, None)
     if state is not None and state.is_controller and state.active:
-        state.write_summary(int(exitstatus))
+        state.write_summary(int(session.exitstatus))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,13 @@ from harness.errors import ProfileError
 from harness.farm.devices import DeviceSpec, HilRun
 from harness.measure import Measurement, check
 from harness.profiles import DEFAULT_PROFILES_DIR, Budget, load_budgets, load_profiles
-from harness.report import ResultsWriter
+from harness.report import ResultRecord, RunReport, environment_rows, network_matrix
+from harness.report.extras import full_size_links
+from harness.report.html import html_report_of, log_html, row_cells, set_prefix
+from harness.report.overview import overview_html, row_anchor
 
 log = logging.getLogger("harness.plugin")
 PLUGIN_STATE = pytest.StashKey["WorkerState"]()
-_FAILURE_SHELL_TIMEOUT_S = 5.0
-_LOGCAT_TAIL_LINES = 200
 
 
 def _run_id() -> str:
@@ -47,9 +47,12 @@ class WorkerState:
         self.devices = devices
         self.profiles_dir = profiles_dir
         self.run: HilRun | None = None
-        self.results: ResultsWriter | None = None
-        self.verdicts: list[dict] = []
-        self.retries: dict[str, dict[str, int]] = {}
+        self.report: RunReport | None = None  # controller only
+        self.live: dict[str, tuple[pytest.Item, Recorder]] = {}  # tests measuring right now
+        self.interrupted_by: str | None = None
+        self._cdf_cache: dict = {}
+        self._history_done = False
+        self.images_dir: Path | None = None  # full-size report images (None: embedded)
         self._devices: dict[str, Any] = {}
         self._caps: dict[str, Any] = {}
         self._uis: dict[str, Any] = {}
@@ -64,7 +67,7 @@ class WorkerState:
         profiles_dir = Path(profiles_dir) if profiles_dir else None
         if winput is not None and "hil" in winput:
             data = winput["hil"]
-            return cls(
+            state = cls(
                 config,
                 True,
                 False,
@@ -72,6 +75,8 @@ class WorkerState:
                 [DeviceSpec(**d) for d in data["devices"]],
                 profiles_dir,
             )
+            state.images_dir = Path(data["images_dir"]) if data.get("images_dir") else None
+            return state
         base = Path(
             config.getoption("hil_reports") or config.getini("hil_reports_dir") or "reports"
         )
@@ -80,7 +85,11 @@ class WorkerState:
         return cls(config, active, winput is None, base / _run_id(), [], profiles_dir)
 
     def to_workerinput(self) -> dict[str, Any]:
-        return {"run_dir": str(self.run_dir), "devices": [d.to_dict() for d in self.devices]}
+        return {
+            "run_dir": str(self.run_dir),
+            "devices": [d.to_dict() for d in self.devices],
+            "images_dir": str(self.images_dir) if self.images_dir else None,
+        }
 
     def start_run(self, config: pytest.Config) -> None:
         """Controller: validate profiles and budgets, start twins, resolve devices, open results."""
@@ -93,8 +102,8 @@ class WorkerState:
             o.budget or config.getini("hil_budget") or None,
             o.media_slots if o.media_slots is not None else config.getini("hil_media_slots"),
         )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.results = ResultsWriter(self.run_dir / "results.jsonl")
+        self.report = RunReport(self.run_dir)
+        self.report.open()
         self.budgets()  # a malformed budget file stops the run before any device is touched
         self.run = HilRun(self.profiles_dir, "127.0.0.1", o.adb_port)
         self.run.start_reaper()
@@ -110,14 +119,13 @@ class WorkerState:
         self.devices = self.run.resolve(
             list(o.device), o.profile, o.walt, o.relay, o.camera, props_of=props_of
         )
-        (self.run_dir / "devices.json").write_text(
-            json.dumps([d.to_dict() for d in self.devices], indent=2)
-        )
+        self.report.devices = [d.to_dict() for d in self.devices]
+        (self.run_dir / "devices.json").write_text(json.dumps(self.report.devices, indent=2))
 
     def stop(self) -> None:
         """Never raises: close results, stop twins and the private adb server by PID."""
-        if self.results is not None:
-            self.results.close()
+        if self.report is not None:
+            self.report.close()
         if self.run is not None:
             self.run.stop()
 
@@ -193,43 +201,105 @@ class WorkerState:
             approximate=approximate,
         )
 
-    # --- controller reporting
+    # --- controller reporting (wired to harness.report)
     def environment_rows(self) -> dict[str, str]:
-        rows = {"mayday-hil run": self.run_dir.name}
+        devices = []
         for spec in self.devices:
-            facts = f"{spec.model}, API {spec.api_level}, profile {spec.profile or 'none'}"
             try:
                 caps = self.capabilities(self.device(spec))
-                facts += (
-                    f"; mic {'yes' if caps.microphone else 'no'}, front cam {'yes' if caps.front_camera else 'no'}"
-                    f", back cam {'yes' if caps.back_camera else 'no'}"
-                    f", Wi-Fi {'connected' if caps.wifi and caps.wifi.connected else 'not connected'}"
-                    f", account {'yes' if caps.account_registered else 'no'}"
-                    f", capture {'/'.join(caps.capture_backends)}"
-                )
             except Exception as e:  # the environment table must never break the run
-                facts += f"; capabilities not probed: {e}"
-            rows[f"Device {spec.serial}"] = facts
-        return rows
+                caps = e
+            devices.append((spec.to_dict(), caps))
+        return environment_rows(self.run_dir.name, devices)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Registered as a plugin on the controller: every measurement goes to results.jsonl."""
-        for key, value in report.user_properties:
-            if key == "hil_measurement":
-                if self.results is not None:
-                    self.results.write(value)
-                self.verdicts.append(value)
-            elif key == "hil_retries":
-                per = self.retries.setdefault(value["device"], {})
-                for what, n in value["counts"].items():
-                    per[what] = per.get(what, 0) + n
+        """Registered as a plugin: on the controller every measurement goes to results.jsonl,
+        and the overview is refreshed before pytest-html rewrites the report after the test."""
+        if self.report is None or not self.is_controller:
+            return
+        links = full_size_links(getattr(report, "extras", None) or [])
+        if links:
+            report.extras = [*report.extras, *links]
+        self.report.add(report)
+        if report.when == "teardown":
+            data = html_report_of(self.config)
+            if data is not None:
+                self._set_summary(data.additional_summary["prefix"])
+
+    def _set_summary(self, prefix: list, final: bool = False) -> None:
+        history = self._history_section() if final else ""
+        try:
+            overview = overview_html(self.report, self._cdf_cache, history)
+        except Exception as e:  # the overview must never break the run
+            log.warning("overview not drawn: %s", e)
+            overview = f"<section id='hil-overview'><p>overview not drawn: {e}</p></section>"
+        set_prefix(prefix, overview, network_matrix(self.report.records))
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
-        """The network matrix in the summary: per device and network profile, connect time and
-        the media figures (a cell over its budget says so)."""
-        table = network_matrix(self.verdicts)
-        if table:
-            prefix.append(table)
+        """The overview first, then the network matrix (per device and network profile)."""
+        if self.report is not None and self.is_controller:
+            self.append_history(int(session.exitstatus))
+            self._set_summary(prefix, final=True)
+
+    def append_history(self, exitstatus: int) -> None:
+        """This run's measurements into reports/history.sqlite (once). Never raises."""
+        if self._history_done or self.report is None:
+            return
+        self._history_done = True
+        from harness.report.history import HISTORY_FILE, History
+
+        if self.report.interrupted_by and exitstatus == 0:
+            exitstatus = 2
+        try:
+            with History(self.run_dir.parent / HISTORY_FILE) as h:
+                h.append_run(
+                    self.run_dir.name,
+                    self.report.records,
+                    exitstatus=exitstatus,
+                    app_build=os.environ.get("HIL_APP_BUILD", ""),
+                    interrupted_by=self.report.interrupted_by,
+                )
+        except Exception as e:
+            log.warning("history not written: %s", e)
+
+    def _history_section(self) -> str:
+        from harness.report.history import HISTORY_FILE, History
+        from harness.report.trend import trend_section
+
+        try:
+            with History(self.run_dir.parent / HISTORY_FILE) as h:
+                if not h.has_run(self.run_dir.name):
+                    return ""
+                return trend_section(h, self.run_dir.name)
+        except Exception as e:  # the overview must never break the run
+            log.warning("history not shown: %s", e)
+            return f"<p>history not shown: {e}</p>"
+
+    def pytest_html_results_table_row(self, report, cells) -> None:
+        row_cells(report, cells, row_anchor(report.nodeid))
+
+    def pytest_html_results_table_html(self, report, data) -> None:
+        log_html(report, data)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo) -> None:
+        """Ctrl-C, SIGTERM, SIGHUP: each test measuring right now hands over what it measured,
+        marked interrupted, as reports of its own (results.jsonl, the HTML report). Never
+        raises."""
+        from harness.report.interrupt import interrupted_reports
+
+        self.interrupted_by = self.interrupted_by or "SIGINT"
+        if self.report is not None:
+            self.report.interrupted_by = self.interrupted_by
+        live, self.live = list(self.live.values()), {}
+        for item, rec in live:
+            try:
+                records = [r.to_dict() for r in rec.records(interrupted=True)]
+                reports = interrupted_reports(item, records, self.interrupted_by, rec.spec.serial)
+                for report in reports:
+                    item.ihook.pytest_runtest_logreport(report=report)
+            except Exception as e:  # cleanup never raises
+                log.warning("%s: measurements not flushed: %s", item.nodeid, e)
 
     @property
     def results_path(self) -> Path:
@@ -237,50 +307,30 @@ class WorkerState:
 
     @property
     def results_count(self) -> int:
-        return self.results.count if self.results else 0
+        return self.report.writer.count if self.report and self.report.writer else 0
+
+    @property
+    def verdicts(self) -> list[ResultRecord]:
+        return self.report.records if self.report else []
 
     def summary_lines(self) -> list[str]:
-        lines = []
-        for v in self.verdicts:
-            verdict = v.get("verdict") or {}
-            mark = (
-                "PASS"
-                if verdict.get("passed", True)
-                else ("INCONCLUSIVE" if verdict.get("inconclusive") else "FAIL")
-            )
-            stats = v.get("stats") or {}
-            lines.append(
-                f"{mark} {v['metric']} on {v['device']}: n={stats.get('n')} mean={stats.get('mean', float('nan')):.4g} "
-                f"p95={stats.get('p95', float('nan')):.4g} {v.get('unit', '')}"
-            )
-        for dev, counts in self.retries.items():
-            lines.append(f"retries on {dev}: " + ", ".join(f"{k}={n}" for k, n in counts.items()))
-        return lines
+        return self.report.summary_lines() if self.report else []
 
     def write_summary(self, exitstatus: int) -> None:
-        summary = {
-            "run": self.run_dir.name,
-            "exitstatus": exitstatus,
-            "devices": [d.to_dict() for d in self.devices],
-            "measurements": len(self.verdicts),
-            "failed_verdicts": sum(
-                1 for v in self.verdicts if not (v.get("verdict") or {}).get("passed", True)
-            ),
-            "retries": self.retries,
-        }
-        try:
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        except OSError as e:
-            log.warning("could not write summary: %s", e)
+        """summary.json and the history store (controller)."""
+        if self.report is not None:
+            self.report.write_summary(exitstatus)
+            self.append_history(exitstatus)
 
 
 class Recorder:
     """The `measure` fixture: measurements of one test, checked against its budget."""
 
-    def __init__(self, nodeid: str, spec: DeviceSpec, budget: Budget):
+    def __init__(self, nodeid: str, spec: DeviceSpec, budget: Budget, run: str = ""):
         self.nodeid = nodeid
         self.spec = spec
         self.budget = budget
+        self.run = run
         self.measurements: list[Measurement] = []
         self.verdicts: dict[int, Any] = {}
 
@@ -296,100 +346,20 @@ class Recorder:
             verdict.raise_if_failed()
         return verdict
 
-    def records(self) -> list[dict[str, Any]]:
-        out = []
-        for m in self.measurements:
-            if not m.samples:
-                continue
-            verdict = self.verdicts.get(id(m))
-            out.append(
-                {
-                    "test": self.nodeid,
-                    "device": self.spec.serial,
-                    "profile": self.spec.profile,
-                    "model": self.spec.model,
-                    "metric": m.name,
-                    "unit": m.unit,
-                    "stats": asdict(m.stats()),
-                    "uncertainty": m.uncertainty,
-                    "samples": [s.value for s in m.samples],
-                    "meta": m.meta,
-                    "verdict": verdict.to_dict() if verdict else None,
-                    "t": time.time(),
-                }
+    def records(self, interrupted: bool = False) -> list[ResultRecord]:
+        """One ResultRecord per measurement with samples (`interrupted`: the run was stopped
+        while measuring; the samples are those measured until then)."""
+        return [
+            ResultRecord.from_measurement(
+                m,
+                test=self.nodeid,
+                device=self.spec.serial,
+                model=self.spec.model,
+                profile=self.spec.profile,
+                verdict=self.verdicts.get(id(m)),
+                interrupted=interrupted,
+                run=self.run,
             )
-        return out
-
-
-MATRIX_COLUMNS = (  # metric, statistic shown, format
-    ("connect_time_s", "mean", "{:.2f} s"),
-    ("glass_to_glass_ms", "p50", "{:.0f} ms"),
-    ("share_latency_ms", "p50", "{:.0f} ms"),
-    ("share_fps", "mean", "{:.1f} fps"),
-    ("share_ssim", "mean", "{:.3f}"),
-    ("share_freeze_ms", "max", "{:.0f} ms"),
-)
-
-
-def network_matrix(records: list[dict[str, Any]]) -> str:
-    """HTML table: one row per (device, network profile), one column per MATRIX_COLUMNS metric,
-    from results records whose meta names a network ("" when there are none)."""
-    import html
-
-    cells: dict[tuple[str, str], dict[str, str]] = {}
-    wanted = {c[0]: c for c in MATRIX_COLUMNS}
-    for v in records:
-        net = (v.get("meta") or {}).get("network")
-        col = wanted.get(v.get("metric"))
-        if not net or col is None:
-            continue
-        value = (v.get("stats") or {}).get(col[1])
-        if value is None:
-            continue
-        verdict = v.get("verdict") or {}
-        mark = (
-            ""
-            if verdict.get("passed", True)
-            else (" (inconclusive)" if verdict.get("inconclusive") else " (over budget)")
-        )
-        cells.setdefault((v["device"], net), {})[col[0]] = col[2].format(value) + mark
-    if not cells:
-        return ""
-    used = [c for c in MATRIX_COLUMNS if any(c[0] in row for row in cells.values())]
-    head = (
-        "<tr><th>device</th><th>network</th>"
-        + "".join(f"<th>{html.escape(m)} ({s})</th>" for m, s, _ in used)
-        + "</tr>"
-    )
-    rows = "".join(
-        f"<tr><th>{html.escape(d)}</th><th>{html.escape(n)}</th>"
-        + "".join(f"<td>{html.escape(cells[(d, n)].get(m, '-'))}</td>" for m, _, _ in used)
-        + "</tr>"
-        for d, n in sorted(cells)
-    )
-    return f"<h3>Per network profile</h3><table>{head}{rows}</table>"
-
-
-def failure_extras(dev) -> list:
-    """Screenshot and logcat tail of a device for a failed test; never raises, bounded."""
-    from pytest_html import extras
-
-    from harness.report.html import png_b64
-
-    out = []
-    try:
-        out.append(
-            extras.png(
-                png_b64(dev.screenshot_png(timeout_s=_FAILURE_SHELL_TIMEOUT_S)),
-                f"screen of {dev.serial}",
-            )
-        )
-    except Exception as e:
-        out.append(extras.text(f"no screenshot: {e}", name="screenshot"))
-    try:
-        text = dev.shell("logcat -d -v time", timeout_s=_FAILURE_SHELL_TIMEOUT_S).stdout
-        tail = "\n".join(text.splitlines()[-_LOGCAT_TAIL_LINES:])
-        out.append(extras.text(tail or "(empty)", name=f"logcat {dev.serial}"))
-    except Exception as e:
-        out.append(extras.text(f"no logcat: {e}", name="logcat"))
-    return out
+            for m in list(self.measurements)
+            if m.samples
+        ]

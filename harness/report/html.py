@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import base64
 import html
+import logging
+import re
+import time
 from typing import Any
+
+import pytest
+
+log = logging.getLogger(__name__)
 
 
 def facts_table(title: str, facts: dict[str, Any]) -> str:
@@ -28,3 +35,107 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "not probed"
     return str(v)
+
+
+# --- pytest-html wiring: the overview in the summary prefix, row anchors, collapsed traceback
+_OVERVIEW_MARK = "<!--hil-overview-->"
+_MATRIX_MARK = "<!--hil-network-matrix-->"
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9+/=]{200,}")
+
+
+def html_report_of(config: Any) -> Any:
+    """pytest-html's report data of this session (None without --html)."""
+    for plugin in config.pluginmanager.get_plugins():
+        data = getattr(plugin, "_report", None)
+        if data is not None and hasattr(data, "additional_summary"):
+            return data
+    return None
+
+
+def set_prefix(prefix: list, overview: str, matrix: str = "") -> None:
+    """Put (or replace) the overview first and the network matrix after it in pytest-html's
+    summary prefix; other plugins' entries stay."""
+    prefix[:] = [p for p in prefix if not str(p).startswith((_OVERVIEW_MARK, _MATRIX_MARK))]
+    ours = [_OVERVIEW_MARK + overview] + ([_MATRIX_MARK + matrix] if matrix else [])
+    prefix[0:0] = ours
+
+
+def row_cells(report: Any, cells: list, anchor: str) -> None:
+    """The test id cell carries the anchor the overview's matrix links to."""
+    for i, cell in enumerate(cells):
+        if 'class="col-testId"' in cell:
+            cells[i] = cell.replace('class="col-testId"', f'class="col-testId" id="{anchor}"', 1)
+
+
+def log_html(report: Any, data: list) -> None:
+    """A failed test's log leads with its verdict line (the exception's message: for a budget,
+    measured value, limit, uncertainty); the traceback and captured output are one click away,
+    with long tokens (base64 images in fixture reprs) cut."""
+    if not getattr(report, "failed", False) or not data:
+        return
+    crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+    verdict = getattr(crash, "message", None) or str(getattr(report, "longrepr", "") or "")
+    verdict = verdict.strip().splitlines()[0] if verdict.strip() else "failed"
+    body = _LONG_TOKEN.sub(lambda m: f"[{len(m.group(0))} characters cut]", "\n".join(data))
+    data[:] = [
+        f"<div class='hil-verdict-line'><b>{html.escape(verdict)}</b></div>"
+        f"<details class='hil-traceback'><summary>traceback and captured output</summary>"
+        f"{body}</details>"
+    ]
+
+
+REWRITE_FRACTION = 0.1  # rewrite when the tests done grew by this fraction since the last write
+REWRITE_INTERVAL_S = 30.0  # ... or this long passed with a test finished since
+
+
+class ReportRewriter:
+    """Rewrites report.html during the run (crash safety) on a geometric schedule: after tests
+    1..10, then whenever the finished tests grew by REWRITE_FRACTION, or REWRITE_INTERVAL_S
+    passed. Each rewrite costs O(n) (pytest-html serialises every row), so rewriting after every
+    test costs O(n^2) over a run; this schedule keeps the total O(n) (~11x the final report's
+    size written in all) while a run killed outright loses at most the last 10 % of rows or
+    30 s from the HTML (results.jsonl keeps every line). Registered on the controller."""
+
+    def __init__(self, config: Any, clock: Any = None):
+        self.config = config
+        self.clock = clock or time.monotonic
+        self.done = 0
+        self.written_at = 0
+        self.written_t = self.clock()
+        self.rewrites = 0
+
+    def due(self) -> bool:
+        grown = self.done - self.written_at >= max(1.0, REWRITE_FRACTION * self.written_at)
+        stale = self.done > self.written_at and self.clock() - self.written_t >= REWRITE_INTERVAL_S
+        return grown or stale
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_logreport(self, report: Any):
+        """After pytest-html took the test's teardown report: rewrite when due."""
+        yield
+        if report.when != "teardown":
+            return
+        self.done += 1
+        if self.due():
+            self.rewrite()
+
+    def rewrite(self) -> None:
+        """Write report.html now. Never raises (logs)."""
+        plugin = html_plugin_of(self.config)
+        if plugin is None:
+            return
+        try:
+            plugin._generate_report()
+        except Exception as e:  # the report must never break the run
+            log.warning("report.html not rewritten: %s", e)
+            return
+        self.written_at, self.written_t = self.done, self.clock()
+        self.rewrites += 1
+
+
+def html_plugin_of(config: Any) -> Any:
+    """pytest-html's plugin object of this session (None without --html)."""
+    for plugin in config.pluginmanager.get_plugins():
+        if hasattr(plugin, "_generate_report") and hasattr(plugin, "_report"):
+            return plugin
+    return None

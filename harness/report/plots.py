@@ -148,3 +148,81 @@ def thumbnail_png(image: np.ndarray, width: int = 480) -> bytes:
 def _png(img: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", img)
     return buf.tobytes()
+
+
+_PALETTE = (  # BGR, distinguishable on white
+    (180, 119, 31),
+    (14, 127, 255),
+    (44, 160, 44),
+    (40, 39, 214),
+    (189, 103, 148),
+    (75, 86, 140),
+    (194, 119, 227),
+    (127, 127, 127),
+    (34, 189, 188),
+    (207, 190, 23),
+)
+
+
+def cdf_multi_png(
+    series: dict[str, list[float]],
+    unit: str,
+    title: str,
+    limits: list[tuple[str, float]] = (),
+    width: int = 1200,
+    height: int = 340,
+) -> bytes:
+    """Empirical CDFs of several series (e.g. one per device) overlaid, with a legend and
+    vertical budget lines; full report width."""
+    global _W, _H
+    saved = _W, _H
+    _W, _H = width, height
+    try:
+        img = _canvas(title)
+        everything = [v for vs in series.values() for v in vs]
+        lo, hi = _range(everything or [0.0], limits)
+        to_px = _axes(img, lo, hi, 0.0, 1.0, unit, "share")
+        for k, (label, values) in enumerate(series.items()):
+            color = _PALETTE[k % len(_PALETTE)]
+            xs = np.sort(np.asarray(values, float))
+            n = len(xs)
+            pts = []
+            for i, x in enumerate(xs):
+                pts += [to_px(x, i / n), to_px(x, (i + 1) / n)]
+            if pts:
+                cv2.polylines(img, [np.array(pts, np.int32)], False, color, 2, cv2.LINE_AA)
+            y = _MARGIN_T + 18 + 18 * k
+            cv2.line(img, (_W - 330, y - 4), (_W - 305, y - 4), color, 3)
+            cv2.putText(img, label[:40], (_W - 298, y), _FONT, 0.45, _BLACK, 1, cv2.LINE_AA)
+        _limits(img, to_px, limits, 0.0, 1.0)
+        return _png(img)
+    finally:
+        _W, _H = saved
+
+
+def sparkline_png(
+    p50s, p95s, flagged_last: bool = False, width: int = 220, height: int = 56
+) -> bytes:
+    """p50 (blue) and p95 (orange) over runs, oldest left; the last point red when flagged."""
+    img = np.full((height, width, 3), 255, np.uint8)
+    values = [v for v in list(p50s) + list(p95s) if np.isfinite(v)]
+    if not values:
+        return _png(img)
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.1 or abs(hi) * 0.1 or 1.0
+    lo, hi = lo - pad, hi + pad
+    n = max(len(p50s), len(p95s))
+
+    def px(i: int, v: float) -> tuple[int, int]:
+        x = 6 + (width - 12) * (i / (n - 1) if n > 1 else 0.5)
+        return int(x), int(height - 4 - (height - 8) * (v - lo) / (hi - lo))
+
+    for series, color in ((p50s, _PALETTE[0]), (p95s, _PALETTE[1])):
+        pts = [px(i, v) for i, v in enumerate(series) if np.isfinite(v)]
+        if len(pts) > 1:
+            cv2.polylines(img, [np.array(pts, np.int32)], False, color, 2, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(img, p, 2, color, -1, cv2.LINE_AA)
+    if flagged_last and p95s and np.isfinite(p95s[-1]):
+        cv2.circle(img, px(n - 1, p95s[-1]), 5, _RED, -1, cv2.LINE_AA)
+    return _png(img)

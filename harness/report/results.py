@@ -12,8 +12,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from harness.report.record import ResultRecord
+
 
 class ResultsWriter:
+    """Appends ResultRecords to results.jsonl, one line each, as they arrive."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -21,8 +25,9 @@ class ResultsWriter:
         self._file = self.path.open("a", buffering=1, encoding="utf-8")
         self.count = 0
 
-    def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, default=_default, sort_keys=True)
+    def write(self, record: ResultRecord | dict[str, Any]) -> None:
+        data = record.to_dict() if isinstance(record, ResultRecord) else record
+        line = json.dumps(data, default=_default, sort_keys=True)
         with self._lock:
             if self._file is None:
                 return
@@ -57,10 +62,21 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
-def read_results(path: Path | str) -> list[dict[str, Any]]:
+def read_records(path: Path | str) -> list[ResultRecord]:
+    """Every record of a results.jsonl (older versions upgraded); a torn last line (a run
+    killed mid-write) is skipped."""
     out = []
     with open(path, encoding="utf-8") as f:
         for line in f:
-            if line.strip():
-                out.append(json.loads(line))
+            if not line.strip():
+                continue
+            try:
+                out.append(ResultRecord.from_dict(json.loads(line)))
+            except json.JSONDecodeError:
+                continue
     return out
+
+
+def read_results(path: Path | str) -> list[dict[str, Any]]:
+    """read_records as plain dicts (the JSON of the current version)."""
+    return [r.to_dict() for r in read_records(path)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.plugin.state import network_matrix
+from harness.report.matrix import network_matrix
 
 
 def _rec(device, net, metric, stat, value, passed=True, inconclusive=False):

@@ -1,0 +1,123 @@
+"""A run stopped while a test is measuring keeps that test's samples (marked interrupted) in
+results.jsonl and the report, and summary.json says the run was interrupted, also after a second
+signal arrives while the first is handled (issue 14, items 4 and 8)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.report import read_records
+
+WAIT_S = 90.0
+INNER = textwrap.dedent(
+    """
+    import os, time
+    from pathlib import Path
+
+    def test_a_measures(measure, hil_device):
+        m = measure("connect_time_s", "s")
+        m.add(4.2)
+
+    def test_b_measures_until_stopped(measure, hil_device):
+        m = measure("share_latency_ms", "ms", network="poor-wifi")
+        m.add(150.0, uncertainty=8.0)
+        m.add(170.0, uncertainty=8.0)
+        Path(os.environ["HIL_STARTED_FILE"]).write_text("measuring")
+        time.sleep(120)
+    """
+)
+# a second signal while pytest handles the first (as a second Ctrl-C does)
+SECOND_SIGNAL_CONFTEST = textwrap.dedent(
+    """
+    import os, signal
+
+    def pytest_keyboard_interrupt(excinfo):
+        if not os.environ.get("HIL_SECOND_SENT"):
+            os.environ["HIL_SECOND_SENT"] = "1"
+            os.kill(os.getpid(), signal.SIGTERM)
+    """
+)
+
+
+def _wait(cond, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, f"{what} not within {timeout_s:g} s"
+        time.sleep(0.1)
+
+
+def _stop_mid_test(tmp_path: Path, sig: signal.Signals, preexec_fn) -> tuple[int, str, Path]:
+    (tmp_path / "test_stop.py").write_text(INNER)
+    started = tmp_path / "started"
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--twin",
+            "android-emulator-api34",
+            "--hil-reports",
+            str(reports),
+            "--junitxml",
+            str(tmp_path / "junit.xml"),
+            "-p",
+            "no:cacheprovider",
+            "test_stop.py",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "HIL_STARTED_FILE": str(started)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=preexec_fn,
+    )
+    try:
+        _wait(started.exists, WAIT_S, "test_b measuring")
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=WAIT_S)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        raise
+    runs = [p for p in reports.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return proc.returncode, out.decode(errors="replace"), runs[0]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_stopped_run_keeps_the_running_tests_samples_marked_interrupted(
+    tmp_path, sig, default_signals
+):
+    code, out, run = _stop_mid_test(tmp_path, sig, default_signals)
+    assert code == pytest.ExitCode.INTERRUPTED, out[-2000:]
+    records = {r.metric: r for r in read_records(run / "results.jsonl")}
+    assert set(records) == {"connect_time_s", "share_latency_ms"}, out[-2000:]
+    assert records["connect_time_s"].samples == [4.2] and not records["connect_time_s"].interrupted
+    cut = records["share_latency_ms"]
+    assert cut.samples == [150.0, 170.0] and cut.interrupted and cut.uncertainty == 8.0
+    assert "test_b_measures_until_stopped" in cut.test
+    assert cut.meta["network"] == "poor-wifi" and cut.mark == "RECORDED"
+    html = (run / "report.html").read_text()
+    assert "test_b_measures_until_stopped" in html and f"stopped by {sig.name}" in html
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["exitstatus"] == pytest.ExitCode.INTERRUPTED
+    assert summary["interrupted_by"] == sig.name and summary["counts"]["interrupted"] == 1
+    assert "share_latency_ms" in out and "[interrupted]" in out
+
+
+def test_second_signal_during_the_first_still_reports_interrupted(tmp_path, default_signals):
+    (tmp_path / "conftest.py").write_text(SECOND_SIGNAL_CONFTEST)
+    code, out, run = _stop_mid_test(tmp_path, signal.SIGTERM, default_signals)
+    assert code != 0, out[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["exitstatus"] == pytest.ExitCode.INTERRUPTED, out[-2000:]

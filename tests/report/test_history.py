@@ -1,0 +1,129 @@
+"""History store, the two-sample test and regression flags: a planted +30 % p95 is flagged,
+unchanged runs are not; `hil report trend` builds trend.html from the history alone."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.measure import Measurement
+from harness.report import ResultRecord
+from harness.report.history import History, HistoryError, regressions
+from harness.report.stats import mann_whitney_greater
+
+NODE = "suites/test_media.py::test_share[127.0.0.1:41234-fire-hdx-7-2013]"
+
+
+def _records(samples, serial="127.0.0.1:41234", metric="share_latency_ms", network=""):
+    m = Measurement(metric, "ms", meta={"network": network} if network else {})
+    for v in samples:
+        m.add(float(v), uncertainty=2.0)
+    return [
+        ResultRecord.from_measurement(
+            m,
+            test=NODE.replace("41234", serial.rsplit(":", 1)[-1]),
+            device=serial,
+            model="KFTHWI",
+            profile="fire-hdx-7-2013",
+        )
+    ]
+
+
+def _latencies(rng, n=30, scale=1.0):
+    return 120.0 * scale * rng.lognormal(0.0, 0.25, n)
+
+
+def _history(tmp_path, runs=6, seed=7) -> tuple[History, np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    h = History(tmp_path / "history.sqlite")
+    for k in range(runs):  # twins get a new loopback port every run: still one series
+        h.append_run(
+            f"run-{k:02d}", _records(_latencies(rng), serial=f"127.0.0.1:{40000 + k}"), t=1000.0 + k
+        )
+    return h, rng
+
+
+def test_u_test_exact_small_case_and_direction():
+    r = mann_whitney_greater([4, 5, 6], [1, 2, 3])
+    assert r.u == 9 and r.method == "exact" and r.p_value == pytest.approx(1 / 20)
+    assert r.cliffs_delta == 1.0
+    assert mann_whitney_greater([1, 2, 3], [4, 5, 6]).p_value == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        mann_whitney_greater([], [1.0])
+
+
+def test_u_test_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    for k in range(200):
+        n1, n2 = int(rng.integers(1, 14)), int(rng.integers(1, 50))
+        x, y = rng.normal(0.3, 1, n1), rng.normal(0, 1, n2)
+        if k % 3 == 0:  # ties: the asymptotic path with tie correction
+            x, y = np.round(x, 1), np.round(y, 1)
+        ours = mann_whitney_greater(x, y)
+        ref = stats.mannwhitneyu(x, y, alternative="greater")
+        assert ours.u == pytest.approx(ref.statistic)
+        assert ours.p_value == pytest.approx(ref.pvalue, abs=1e-12)
+
+
+def test_schema_versioned_and_a_newer_store_refused(tmp_path):
+    h = History(tmp_path / "history.sqlite")
+    assert h.db.execute("PRAGMA user_version").fetchone()[0] == 1
+    h.close()
+    db = sqlite3.connect(tmp_path / "history.sqlite")
+    db.execute("PRAGMA user_version = 9")
+    db.commit()
+    db.close()
+    with pytest.raises(HistoryError, match="history schema 9 is newer"):
+        History(tmp_path / "history.sqlite")
+
+
+def test_planted_regression_flagged_unchanged_runs_not(tmp_path):
+    h, rng = _history(tmp_path)
+    h.append_run("run-planted", _records(_latencies(rng, scale=1.3)), t=2000.0)
+    (planted,) = regressions(h, "run-planted")
+    assert planted.regression and planted.base_runs == 5 and planted.p95_change > 0.15
+    assert planted.p_value < 0.01 and planted.cliffs_delta >= 0.5
+    assert "REGRESSION" in planted.describe()
+    # unchanged runs: 20 more from the same distribution, each against its own last 5
+    false_alarms = 0
+    for k in range(20):
+        h.append_run(f"same-{k:02d}", _records(_latencies(rng)), t=3000.0 + k)
+        (c,) = regressions(h, f"same-{k:02d}")
+        false_alarms += c.regression
+    assert false_alarms == 0
+    # an improvement is never a regression; another network profile is another series
+    h.append_run("faster", _records(_latencies(rng, scale=0.7)), t=4000.0)
+    assert not regressions(h, "faster")[0].regression
+    h.append_run("edge", _records(_latencies(rng, scale=3), network="edge"), t=4001.0)
+    assert regressions(h, "edge") == []  # no baseline for that series yet
+
+
+def test_baseline_run_option_compares_with_one_run(tmp_path):
+    h, rng = _history(tmp_path)
+    h.append_run("slow-day", _records(_latencies(rng, scale=1.3)), t=2000.0)
+    h.append_run("today", _records(_latencies(rng, scale=1.3)), t=2001.0)
+    (vs_slow,) = regressions(h, "today", baseline_run="slow-day")
+    assert vs_slow.base_runs == 1 and not vs_slow.regression
+    (vs_old,) = regressions(h, "today", baseline_run="run-00")
+    assert vs_old.regression
+    with pytest.raises(HistoryError, match="no baseline run 'nope'"):
+        regressions(h, "today", baseline_run="nope")
+
+
+def test_hil_report_trend_builds_the_page_from_history_alone(tmp_path, capsys):
+    h, rng = _history(tmp_path)
+    h.append_run("run-planted", _records(_latencies(rng, scale=1.3)), t=2000.0)
+    h.close()
+    out = tmp_path / "trend.html"
+    assert (
+        main(["report", "trend", "--reports", str(tmp_path), "--last", "10", "-o", str(out)]) == 0
+    )
+    page = out.read_text()
+    assert "id='hil-trend'" in page and "1 regression in run run-planted" in page
+    assert page.count("hil-trend-row hil-regression") == 1
+    assert main(["report", "trend", "--reports", str(tmp_path / "none"), "-o", str(out)]) == 2
+    assert "no history" in capsys.readouterr().err
