@@ -4,7 +4,7 @@ One JSON object per line in, one per line out, on a Unix socket in the twin's st
 {"op": "accept_keys"} plays the user tapping "Allow" on the USB-debugging dialog;
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
 prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
-"camera" (on), "mic" (samples), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
+"camera" (on), "mic" (samples), "agent_video" (mode), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
 clock_offset_s of the in-process support backend).
 """
 
@@ -170,6 +170,17 @@ class ControlServer:
                 "mayday button " + ("shown" if twin.screen.mayday_button else "hidden")
             )
             return {"ok": True}
+        if op == "agent_video":  # the synthetic agent's video mode (harness.twin.support)
+            from harness.twin.support import AGENT_VIDEO_MODES
+
+            mode = str(req.get("mode", "timecode"))
+            if mode not in AGENT_VIDEO_MODES:
+                return {
+                    "ok": False,
+                    "error": f"agent_video mode {mode!r}: use {', '.join(AGENT_VIDEO_MODES)}",
+                }
+            twin.screen.agent_video_mode = mode
+            return {"ok": True, "mode": mode}
         if op == "region":
             twin.region = str(req.get("region", twin.region))
             twin.timezone = str(req.get("timezone", twin.timezone))

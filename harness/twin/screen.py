@@ -114,6 +114,7 @@ class Screen:
         self.qs_open = False
         self.mayday_button = True  # fault injection: a build without the tile
         self.mask_private = True  # fault injection: False plants a privacy leak in the share
+        self.agent_video_mode = "timecode"  # the synthetic agent: support.AGENT_VIDEO_MODES
         self.share_frozen = False  # fault injection: the share repeats its last frame
         self.media_blocked = False  # fault injection: the media peer never offers
         self.consented: set[str] = set()  # private apps the customer let the agent see

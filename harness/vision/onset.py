@@ -49,6 +49,8 @@ def cells(crop: np.ndarray, grid: tuple[int, int] = GRID) -> np.ndarray:
     img = img[..., :3].astype(np.float32)
     h, w = img.shape[:2]
     rows, cols = min(grid[0], h), min(grid[1], w)
+    if h % rows == 0 and w % cols == 0:  # exact blocks: a reshape
+        return img.reshape(rows, h // rows, cols, w // cols, -1).mean(axis=(1, 3))
     ys = np.linspace(0, h, rows + 1).astype(int)
     xs = np.linspace(0, w, cols + 1).astype(int)
     # block means by cumulative sums (any size, no resampling library)
