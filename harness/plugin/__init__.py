@@ -109,6 +109,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="give each twin a simulated WALT, power relay and lab camera",
     )
+    g.addoption(
+        "--app",
+        default=None,
+        metavar="NAME|PATH",
+        help="app profile of the support feature (device_profiles/apps; default: the device "
+        "profile's `app`, or the twins' --twin-app)",
+    )
+    g.addoption(
+        "--twin-app",
+        default=None,
+        metavar="NAME[@LOCALE]",
+        help="the twins' support app plays this app profile, e.g. helpdesk or mayday@de-DE "
+        "(device locale de-DE, support region DE)",
+    )
+    g.addoption(
+        "--agent",
+        default=None,
+        metavar="NAME",
+        help="agent adapter (entry points mayday_hil.agents): twin (default: the twin's "
+        "reference bot), none (a human agent: connect time by onset), or an installed one",
+    )
+    g.addoption(
+        "--install",
+        action="append",
+        default=[],
+        metavar="PATH.apk",
+        help="install this build of the app on every device before the run (repeatable)",
+    )
     parser.addini("hil_profiles_dir", "device profiles directory", default="")
     parser.addini("hil_reports_dir", "reports directory", default="reports")
     parser.addini("hil_budget", "budget name overriding the profile's", default="")
@@ -167,6 +195,7 @@ def pytest_configure(config: pytest.Config) -> None:
             config._inicache["generate_report_on_test"] = True
         _stop_on_termination(config)
         try:
+            _check_app_options(config)
             state.start_run(config)
         except Exception as e:
             state.stop()
@@ -174,6 +203,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _TERMINATION_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _check_app_options(config: pytest.Config) -> None:
+    """--app, --twin-app and --agent name something that exists: one error before any device."""
+    from harness.profiles.app import load_app_profile
+    from harness.session.agents import load_agent
+
+    profiles_dir = config.getoption("profiles_dir") or config.getini("hil_profiles_dir") or None
+    if config.getoption("app"):
+        load_app_profile(config.getoption("app"), profiles_dir)
+    twin_app = config.getoption("twin_app")
+    if twin_app:
+        app = load_app_profile(twin_app.partition("@")[0], profiles_dir)
+        if app.twin is None:
+            raise ValueError(f"--twin-app {twin_app}: {app.file} has no twin section")
+    if config.getoption("agent"):
+        load_agent(config.getoption("agent"))
 
 
 def _stop_on_termination(config: pytest.Config) -> None:
@@ -318,28 +364,71 @@ def media_network():
 
 
 @pytest.fixture
-def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
-    """The reference AgentBot (WebRTC via aiortc) joined to the twin world's support backend as
-    the agent for this device only; stopped at teardown. Skips on devices with no twin world.
-    With `media_network`, its media crosses the relay and the relay's counters go to the report.
-    It holds a media slot (--media-slots) while it lives: live sessions on a small host would
-    otherwise starve each other and measure the host instead of the product."""
-    if not hil_device.twin_control:
+def app_profile(request, hil_device, hil_state: WorkerState):
+    """The AppProfile of the support feature under test: --app, else (on twins) --twin-app,
+    else the device profile's `app`, else the default."""
+    from harness.profiles.app import DEFAULT_APP, load_app_profile
+
+    name = request.config.getoption("app")
+    if not name and hil_device.twin_control and request.config.getoption("twin_app"):
+        name = request.config.getoption("twin_app").partition("@")[0]
+    if not name:
+        profile = hil_state.profile(hil_device)
+        name = profile.app if profile is not None else DEFAULT_APP
+    return load_app_profile(name, hil_state.profiles_dir)
+
+
+@pytest.fixture
+def agent_name(request) -> str:
+    """The agent adapter of this run (--agent; default: the twin's reference bot)."""
+    from harness.session.agents import DEFAULT_AGENT
+
+    return request.config.getoption("agent") or DEFAULT_AGENT
+
+
+@pytest.fixture
+def session_driver(device, ui, app_profile, agent_name):
+    """The SessionDriver for the device's support feature: timecode mode with a cooperating
+    agent, onset mode with `--agent none` (or any adapter that is not cooperative)."""
+    from harness.session import SessionDriver
+    from harness.session.agents import load_agent
+
+    mode = "timecode" if load_agent(agent_name).cooperative else "onset"
+    return SessionDriver(device, ui, app=app_profile, mode=mode)
+
+
+@pytest.fixture
+def agent_bot(request, hil_device, hil_state: WorkerState, media_network, agent_name):
+    """The agent (an adapter from --agent; default the reference AgentBot, WebRTC via aiortc)
+    joined to the support backend as the agent for this device only; stopped at teardown.
+    Skips with `--agent none` (a human agent), and for the twin agent on devices with no twin
+    world. With `media_network`, its media crosses the relay and the relay's counters go to the
+    report. It holds a media slot (--media-slots) while it lives: live sessions on a small host
+    would otherwise starve each other and measure the host instead of the product."""
+    from harness.session.agents import AgentContext, load_agent
+
+    cls = load_agent(agent_name)
+    if not cls.cooperative:
+        pytest.skip(f"--agent {agent_name}: a human agent; this test needs the agent's cooperation")
+    if not hil_device.twin_control and agent_name == "twin":
         pytest.skip(
             f"{hil_device.serial}: the reference AgentBot speaks to the twin world's support backend; "
-            "a real device needs an adapter for the production support backend"
+            "a real device needs an adapter for the production support backend (--agent NAME)"
         )
-    from harness.session.agent import AiortcAgentBot
-    from harness.twin.control import control_request
-
     profile = None
     if media_network:
         from harness.network import load_network_profile
 
         profile = load_network_profile(media_network)  # an unknown name: one clear error
-    info = control_request(hil_device.twin_control, {"op": "backend", "serial": hil_device.serial})
-    if not info.get("ok"):
-        pytest.skip(f"{hil_device.serial}: {info.get('error')}")
+    info: dict = {}
+    if hil_device.twin_control:
+        from harness.twin.control import control_request
+
+        info = control_request(
+            hil_device.twin_control, {"op": "backend", "serial": hil_device.serial}
+        )
+        if not info.get("ok"):
+            pytest.skip(f"{hil_device.serial}: {info.get('error')}")
     import uuid
 
     monitor = (
@@ -354,17 +443,19 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
         or int(request.config.getini("hil_media_slots") or 0)
         or default_slots()
     )
+    ctx = AgentContext(
+        device=hil_device.serial,
+        backend=tuple(info["address"]) if info.get("address") else None,
+        http=tuple(info["http"]) if info.get("http") else None,
+        display_url=monitor,
+        media_profile=profile,
+        name=f"bot-{uuid.uuid4().hex[:8]}",
+    )
     with MediaSlot(hil_state.run_dir, slots, who=hil_device.serial) as slot:
         if slot.waited_s > 0.5:
             request.node.user_properties.append(("hil_media_slot_wait_s", round(slot.waited_s, 1)))
-        bot = AiortcAgentBot(
-            tuple(info["address"]),
-            name=f"bot-{uuid.uuid4().hex[:8]}",
-            device=hil_device.serial,
-            display_url=monitor,
-            media_profile=profile,
-            http=tuple(info["http"]) if info.get("http") else None,
-        )
+        bot = cls.from_context(ctx)
+        request.node.user_properties.append(("hil_agent", agent_name))
         bot.start()
         try:
             yield bot
@@ -376,12 +467,10 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
 
 
 @pytest.fixture
-def live_session(device, ui, agent_bot):
-    """A connected support session with the AgentBot as the agent: (driver, connect result).
+def live_session(session_driver, agent_bot):
+    """A connected support session with the agent: (driver, connect result).
     Ended at teardown (cleanup never raises)."""
-    from harness.session import SessionDriver
-
-    driver = SessionDriver(device, ui)
+    driver = session_driver
     result = driver.connect(timeout_s=30)
     agent_bot.wait_connected(15)
     try:
@@ -390,7 +479,7 @@ def live_session(device, ui, agent_bot):
         try:
             driver.end(timeout_s=5)
         except Exception as e:
-            log.info("%s: ending the session: %s", device.serial, e)
+            log.info("%s: ending the session: %s", driver.device.serial, e)
 
 
 @pytest.fixture
@@ -452,6 +541,7 @@ _DEVICE_USED = pytest.StashKey[object]()
 def pytest_runtest_makereport(item: pytest.Item, call):
     outcome = yield
     report = outcome.get_result()
+    _attach_ui_dump(item, call, report)
     dev = item.stash.get(_DEVICE_USED, None)
     if dev is None:
         return
@@ -465,6 +555,33 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         extras = getattr(report, "extras", [])
         extras.extend(failure_extras(dev))
         report.extras = extras
+
+
+def _attach_ui_dump(item: pytest.Item, call, report) -> None:
+    """A selector the app profile names was not on screen: the UI dump that was searched goes
+    to the run dir and, as a pytest-html extra, to the report."""
+    from harness.session.driver import SelectorNotFound
+
+    exc = getattr(call, "excinfo", None)
+    if exc is None or not isinstance(exc.value, SelectorNotFound) or report.when != call.when:
+        return
+    state = item.config.stash.get(PLUGIN_STATE, None)
+    try:
+        import re
+
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)[-120:]
+        path = state.run_dir / f"uidump-{safe}.xml" if state is not None else None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(exc.value.dump, encoding="utf-8")
+        from pytest_html import extras as html
+
+        extras = getattr(report, "extras", [])
+        extras.append(html.text(exc.value.dump, name=f"UI dump ({exc.value.selector} not found)"))
+        report.extras = extras
+        report.user_properties.append(("hil_ui_dump", str(path) if path else ""))
+    except Exception as e:  # the report must not lose the test's own error
+        log.info("attaching the UI dump: %s", e)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

@@ -72,7 +72,9 @@ class HilRun:
         self.reaper: Reaper | None = None
         self._stopped = False
 
-    def start_twins(self, specs: list[str], lab: bool = False) -> None:
+    def start_twins(
+        self, specs: list[str], lab: bool = False, extra_args: tuple[str, ...] = ()
+    ) -> None:
         """Start a private adb server and the twins (each an own process); bounded waits."""
         parsed = [parse_twin_option(s) for s in specs]
         for name, _ in parsed:
@@ -90,7 +92,7 @@ class HilRun:
                 adb=self.adb_server,
                 count=count,
                 state_dir=Path(tempfile.mkdtemp(prefix=f"hil-twin-{name}-")),
-                extra_args=("--walt", "--relay", "--camera") if lab else (),
+                extra_args=(("--walt", "--relay", "--camera") if lab else ()) + tuple(extra_args),
                 reaper=self.reaper,
             )
             self.twins.append(tp)

@@ -90,7 +90,11 @@ class WorkerState:
         self.budgets()  # a malformed budget file stops the run before any device is touched
         self.run = HilRun(self.profiles_dir, "127.0.0.1", o.adb_port)
         if o.twin:
-            self.run.start_twins(o.twin, lab=o.twin_lab)
+            from harness.profiles.app import twin_app_args
+
+            self.run.start_twins(
+                o.twin, lab=o.twin_lab, extra_args=twin_app_args(getattr(o, "twin_app", None))
+            )
         self.devices = self.run.resolve(list(o.device), o.profile, o.walt, o.relay, o.camera)
         (self.run_dir / "devices.json").write_text(
             json.dumps([d.to_dict() for d in self.devices], indent=2)

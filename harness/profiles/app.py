@@ -183,6 +183,20 @@ class AppProfile:
         return next((w for w in self.waiting if w.name == name), None)
 
 
+def twin_app_args(spec: str | None) -> tuple[str, ...]:
+    """`hil twin up` arguments for a twin app spec NAME[@LOCALE] (the plugin's --twin-app): the
+    app profile, the device locale, and the locale's country as the support region."""
+    if not spec:
+        return ()
+    name, _, locale = spec.partition("@")
+    args: tuple[str, ...] = ("--app", name)
+    if locale:
+        args += ("--locale", locale)
+        if "-" in locale:
+            args += ("--region", locale.split("-", 1)[1].upper())
+    return args
+
+
 def load_app_profile(name_or_path: str | Path, profiles_dir: Path | None = None) -> AppProfile:
     """Load an app profile by name (file stem in <profiles dir>/apps) or by path.
 

@@ -246,7 +246,6 @@ class SessionDriver:
         self.device.shell(f"input tap {int(x)} {int(y)}", check=True)
         return t0, time.monotonic()
 
-
     def message_of(self, xml: str) -> str | None:
         """The message shown in the dump xml (the profile's `message` element), if any."""
         hit = next((e for e in select(xml, self.selector("message")) if e.text), None)
