@@ -468,11 +468,13 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network, agent_
 
 @pytest.fixture
 def live_session(session_driver, agent_bot):
-    """A connected support session with the agent: (driver, connect result).
-    Ended at teardown (cleanup never raises)."""
+    """A connected support session with the agent: (driver, connect result), the home screen
+    in front (the session pane floating over it). Ended at teardown (cleanup never raises)."""
     driver = session_driver
     result = driver.connect(timeout_s=30)
     agent_bot.wait_connected(15)
+    if driver.app.open.method != "quick_settings":  # from the support app to the home screen,
+        driver.device.shell("input keyevent 3", check=True)  # the session pane floats on
     try:
         yield driver, result
     finally:
