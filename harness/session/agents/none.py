@@ -29,5 +29,29 @@ class NoAgent:
     def media_counters(self) -> Any:
         return None
 
-    def __getattr__(self, item: str) -> Any:
-        raise AgentNotCooperating(f"{REASON} ({item})")
+    def _refuse(self, what: str):
+        raise AgentNotCooperating(f"{REASON} ({what})")
+
+    def wait_connected(self, timeout_s: float = 15.0) -> None:
+        pass  # a human's media is not observed by the harness
+
+    def send_stroke(self, points, color=(255, 0, 0), width: int = 6, stroke_id=None) -> float:
+        self._refuse("strokes")
+
+    def clear_strokes(self) -> float:
+        self._refuse("strokes")
+
+    def send_tap(self, x: float, y: float, timeout_s: float = 5.0) -> dict:
+        self._refuse("remote control")
+
+    def request_control(self) -> None:
+        self._refuse("remote control")
+
+    def request_access(self, package: str) -> None:
+        self._refuse("consent")
+
+    def wait_reply(self, kind: str, timeout_s: float = 10.0) -> dict:
+        self._refuse("replies")
+
+    def hang_up(self) -> None:
+        pass
