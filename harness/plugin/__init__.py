@@ -197,6 +197,7 @@ def pytest_configure(config: pytest.Config) -> None:
         try:
             _check_app_options(config)
             state.start_run(config)
+            _install_builds(config, state)
         except Exception as e:
             state.stop()
             raise pytest.UsageError(f"mayday-hil: {e}") from None
@@ -220,6 +221,51 @@ def _check_app_options(config: pytest.Config) -> None:
             raise ValueError(f"--twin-app {twin_app}: {app.file} has no twin section")
     if config.getoption("agent"):
         load_agent(config.getoption("agent"))
+    if config.getoption("install"):
+        from harness.session.build import check_apks
+
+        check_apks(config.getoption("install"))
+
+
+def _install_builds(config: pytest.Config, state: WorkerState) -> None:
+    """--install: every APK on every device of the run, before any test (one error naming the
+    device and the file)."""
+    apks = config.getoption("install")
+    if not apks:
+        return
+    from harness.session.build import check_apks, install_all
+
+    install_all([state.device(spec) for spec in state.devices], check_apks(apks))
+
+
+def _app_name(config: pytest.Config, state: WorkerState, spec) -> str:
+    """The app profile for a device: --app, else (twins) --twin-app, else its device profile's."""
+    from harness.profiles.app import DEFAULT_APP
+
+    name = config.getoption("app")
+    if not name and spec.twin_control and config.getoption("twin_app"):
+        name = config.getoption("twin_app").partition("@")[0]
+    if not name:
+        profile = state.profile(spec)
+        name = profile.app if profile is not None else DEFAULT_APP
+    return name
+
+
+_VERSIONS: dict[str, dict[str, str]] = {}  # serial -> the support app's package versions
+
+
+def app_versions(config: pytest.Config, state: WorkerState, spec, dev) -> dict[str, str]:
+    """The support app's package versions on a device (dumpsys package), read once per run."""
+    if spec.serial not in _VERSIONS:
+        from harness.profiles.app import load_app_profile
+        from harness.session.build import package_versions
+
+        try:
+            app = load_app_profile(_app_name(config, state, spec), state.profiles_dir)
+            _VERSIONS[spec.serial] = package_versions(dev, app.packages)
+        except Exception as e:  # facts for the report: never break the run
+            _VERSIONS[spec.serial] = {"?": f"unknown ({e})"}
+    return _VERSIONS[spec.serial]
 
 
 def _stop_on_termination(config: pytest.Config) -> None:
@@ -262,6 +308,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     meta = session.config.stash.get(metadata_key, None)
     if meta is not None:
         meta.update(state.environment_rows())
+        for spec in state.devices:
+            try:
+                versions = app_versions(session.config, state, spec, state.device(spec))
+            except Exception as e:  # the environment table must never break the run
+                versions = {"?": f"unknown ({e})"}
+            app = _app_name(session.config, state, spec)
+            meta[f"App {spec.serial}"] = f"{app}: " + ", ".join(
+                f"{k} {v}" for k, v in versions.items()
+            )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -351,6 +406,12 @@ def measure(request, hil_device, budget, hil_state: WorkerState):
 
     rec = Recorder(request.node.nodeid, hil_device, budget)
     yield rec
+    try:  # the build under test: the support app's package versions on every measurement
+        versions = app_versions(request.config, hil_state, hil_device, hil_state.device(hil_device))
+        for m in rec.measurements:
+            m.meta.setdefault("app_versions", versions)
+    except Exception as e:  # facts for the report: never lose the measurements
+        log.info("app versions: %s", e)
     for record in rec.records():
         request.node.user_properties.append(("hil_measurement", record))
 
@@ -369,13 +430,9 @@ def app_profile(request, hil_device, hil_state: WorkerState):
     else the device profile's `app`, else the default."""
     from harness.profiles.app import DEFAULT_APP, load_app_profile
 
-    name = request.config.getoption("app")
-    if not name and hil_device.twin_control and request.config.getoption("twin_app"):
-        name = request.config.getoption("twin_app").partition("@")[0]
-    if not name:
-        profile = hil_state.profile(hil_device)
-        name = profile.app if profile is not None else DEFAULT_APP
-    return load_app_profile(name, hil_state.profiles_dir)
+    return load_app_profile(
+        _app_name(request.config, hil_state, hil_device) or DEFAULT_APP, hil_state.profiles_dir
+    )
 
 
 @pytest.fixture
