@@ -12,7 +12,6 @@ import pytest
 from harness.device.parsers import parse_dumpsys_audio, parse_dumpsys_camera
 from harness.report.extras import attach_frame, attach_plots
 from harness.report.plots import side_by_side_png
-from harness.session.driver import AGENT_VIDEO_DESC
 from harness.session.media import (
     SHARE_KEEP,
     RegionChanged,
@@ -20,8 +19,9 @@ from harness.session.media import (
     agent_to_tablet,
     chirp,
     content_region,
-    crop_left,
+    crop_share,
     find_chirp,
+    pane_side,
     poll_until,
     share_run,
 )
@@ -45,7 +45,7 @@ def test_glass_to_glass_agent_to_tablet(
     """Host-clock mode. Needs the fast capture paths of API 21+: on Fire OS 3 a screen grab
     takes 0.2-1 s, a bound too wide to judge a 150 ms budget; use the lab camera there
     (dual view, --camera)."""
-    pane = ui.wait_for(description=AGENT_VIDEO_DESC)
+    pane = live_session[0].pane()
     result = agent_to_tablet(device, pane, agent_bot.session.sent, duration_s=G2G_WINDOW_S)
     m = result.to_measurement("glass_to_glass_ms")
     measure.measurements.append(m)
@@ -88,7 +88,10 @@ def test_glass_to_glass_dual_view(
 def test_screen_share_latency_and_fidelity(
     device, ui, live_session, agent_bot, measure, budget, extras
 ):
-    run = share_run(device, ui, agent_bot, SHARE_WINDOW_S)
+    w = device.screenshot().shape[1]
+    run = share_run(
+        device, ui, agent_bot, SHARE_WINDOW_S, side=pane_side(live_session[0].pane(), w)
+    )
     measure.measurements.extend(run.measurements())
     lat, ssim = (
         run.latency.measurement,
@@ -100,8 +103,8 @@ def test_screen_share_latency_and_fidelity(
         attach_frame(
             extras,
             side_by_side_png(
-                crop_left(run.references[f.ref_index], SHARE_KEEP),
-                crop_left(run.frames[f.index].image, SHARE_KEEP),
+                crop_share(run.references[f.ref_index], SHARE_KEEP, run.side),
+                crop_share(run.frames[f.index].image, SHARE_KEEP, run.side),
                 f"frame {f.frame_no}: sent | received, SSIM {f.ssim:.3f}",
             ),
             f"worst frame {f.frame_no}",
@@ -116,8 +119,8 @@ def test_strokes_land_where_the_agent_drew(device, ui, live_session, agent_bot, 
     from harness.vision.annotation import path_error
 
     _, w, h = _screen(device)
-    pane = ui.wait_for(description=AGENT_VIDEO_DESC)
-    region = content_region(w, h, pane.bounds[0], pane.bounds[1])
+    pane = live_session[0].pane()
+    region = content_region(w, h, pane.bounds[0], pane.bounds[1], pane.bounds[2])
     err, late = measure("annotation_error_px", "px"), measure("annotation_latency_ms", "ms")
     for k in range(3):
         t = np.linspace(0, 1, 30)
@@ -135,7 +138,7 @@ def test_strokes_land_where_the_agent_drew(device, ui, live_session, agent_bot, 
         late.add(mid, uncertainty=unc, stroke=k)
         e = path_error(shown.stroke(event.image), drawn - np.array(region[:2]))
         err.add(e.p95_px, stroke=k, mean_px=e.mean_px, coverage=e.coverage)
-        agent_bot._channel_send({"type": "clear_strokes"})
+        agent_bot.clear_strokes()
         time.sleep(0.3)
     measure.check(err)
     measure.check(late)
@@ -150,11 +153,11 @@ def test_remote_control_only_with_permission(device, ui, live_session, agent_bot
         "a tap before permission reached the tablet"
     )
     agent_bot.request_control()
-    ui.tap_on(text="Allow")
+    ui.tap(live_session[0].wait_for("consent_allow"))
     agent_bot.wait_reply("control_granted")
     _, w, h = _screen(device)
-    pane = ui.wait_for(description=AGENT_VIDEO_DESC)
-    region = content_region(w, h, pane.bounds[0], pane.bounds[1])
+    pane = live_session[0].pane()
+    region = content_region(w, h, pane.bounds[0], pane.bounds[1], pane.bounds[2])
     changed = RegionChanged(device.screenshot(), region)
     t0 = time.monotonic()
     reply = agent_bot.send_tap(x, y)

@@ -28,13 +28,19 @@ U2_CONNECT_TIMEOUT_S = 20.0
 
 @dataclass(frozen=True)
 class Selector:
+    """What to look for: text, resource id, content description and/or an XPath over the dump.
+
+    A resource id that starts with ":" (":id/message") matches that suffix in any package.
+    """
+
     text: str | None = None
     resource_id: str | None = None
     description: str | None = None
+    xpath: str | None = None
 
     def __post_init__(self) -> None:
-        if not (self.text or self.resource_id or self.description):
-            raise ValueError("a selector needs text, resource_id or description")
+        if not (self.text or self.resource_id or self.description or self.xpath):
+            raise ValueError("a selector needs text, resource_id, description or xpath")
 
     def __str__(self) -> str:
         parts = [
@@ -43,6 +49,7 @@ class Selector:
                 ("text", self.text),
                 ("resource_id", self.resource_id),
                 ("description", self.description),
+                ("xpath", self.xpath),
             )
             if v
         ]
@@ -65,11 +72,46 @@ class Element:
         return (x1 + x2) / 2, (y1 + y2) / 2
 
     def matches(self, sel: Selector) -> bool:
+        """Text, description and resource id equal (an id starting with ":" as a suffix);
+        an XPath part is checked by select(), over the dump."""
+        rid = sel.resource_id
         return (
             (sel.text is None or self.text == sel.text)
-            and (sel.resource_id is None or self.resource_id == sel.resource_id)
+            and (
+                rid is None
+                or (
+                    self.resource_id.endswith(rid)
+                    if rid.startswith(":")
+                    else self.resource_id == rid
+                )
+            )
             and (sel.description is None or self.description == sel.description)
         )
+
+
+def _parse_root(xml: str) -> ET.Element:
+    try:
+        root = ET.fromstring(xml.strip())
+    except ET.ParseError as e:
+        raise UiError("?", f"UI dump is not XML: {e}") from None
+    if root.tag != "hierarchy":
+        raise UiError("?", f"UI dump root is <{root.tag}>, not <hierarchy>")
+    return root
+
+
+def select(xml: str, sel: Selector) -> list[Element]:
+    """Elements of a dump matching a selector, in document order (XPath: ElementTree's subset,
+    evaluated from the <hierarchy> root, e.g. ".//node[@resource-id='pkg:id/pane']")."""
+    root = _parse_root(xml)
+    nodes = list(root.iter("node"))
+    elements = _elements(nodes)
+    if sel.xpath:
+        try:
+            hits = {id(n) for n in root.iterfind(sel.xpath)}
+        except (SyntaxError, KeyError, TypeError) as e:
+            raise UiError("?", f"XPath {sel.xpath!r} cannot be evaluated: {e}") from None
+        elements = [e for n, e in zip(nodes, elements, strict=True) if id(n) in hits]
+    return [e for e in elements if e.matches(sel)]
 
 
 def parse_hierarchy(xml: str) -> list[Element]:
@@ -78,14 +120,12 @@ def parse_hierarchy(xml: str) -> list[Element]:
     Raises:
         UiError: not a hierarchy dump.
     """
-    try:
-        root = ET.fromstring(xml.strip())
-    except ET.ParseError as e:
-        raise UiError("?", f"UI dump is not XML: {e}") from None
-    if root.tag != "hierarchy":
-        raise UiError("?", f"UI dump root is <{root.tag}>, not <hierarchy>")
+    return _elements(list(_parse_root(xml).iter("node")))
+
+
+def _elements(nodes: list[ET.Element]) -> list[Element]:
     out = []
-    for node in root.iter("node"):
+    for node in nodes:
         b = node.get("bounds", "[0,0][0,0]").replace("][", ",").strip("[]").split(",")
         try:
             bounds = tuple(int(v) for v in b)
@@ -170,6 +210,7 @@ class Ui:
         self.device = device
         self.backend = backend
         self.last_tap_window: tuple[float, float] = (0.0, 0.0)  # host times around the last tap
+        self.last_dump = ""  # the last hierarchy dump (attached to reports when a selector misses)
 
     @classmethod
     def for_device(cls, device: Device, prefer_u2: bool = True) -> Ui:
@@ -190,17 +231,29 @@ class Ui:
     def backend_name(self) -> str:
         return self.backend.name
 
+    def dump(self) -> str:
+        """The hierarchy XML now on screen (kept in last_dump, for error reports)."""
+        self.last_dump = self.backend.dump()
+        return self.last_dump
+
     def elements(self) -> list[Element]:
-        return parse_hierarchy(self.backend.dump())
+        return parse_hierarchy(self.dump())
+
+    def select(self, sel: Selector) -> list[Element]:
+        """Elements now on screen matching sel (one dump)."""
+        return select(self.dump(), sel)
 
     def find(
         self,
         text: str | None = None,
         resource_id: str | None = None,
         description: str | None = None,
+        xpath: str | None = None,
+        *,
+        selector: Selector | None = None,
     ) -> Element | None:
-        sel = Selector(text, resource_id, description)
-        return next((e for e in self.elements() if e.matches(sel)), None)
+        sel = selector or Selector(text, resource_id, description, xpath)
+        return next(iter(self.select(sel)), None)
 
     def wait_for(
         self,
@@ -208,13 +261,16 @@ class Ui:
         resource_id: str | None = None,
         description: str | None = None,
         timeout_s: float = WAIT_TIMEOUT_S,
+        xpath: str | None = None,
+        *,
+        selector: Selector | None = None,
     ) -> Element:
         """Poll until an element matches. Raises UiError naming the selector and the wait."""
-        sel = Selector(text, resource_id, description)
+        sel = selector or Selector(text, resource_id, description, xpath)
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                hit = next((e for e in self.elements() if e.matches(sel)), None)
+                hit = next(iter(self.select(sel)), None)
             except AdbError as e:
                 raise UiError(self.device.serial, f"waiting for {sel}: {e}") from None
             if hit is not None:
@@ -229,10 +285,13 @@ class Ui:
         resource_id: str | None = None,
         description: str | None = None,
         timeout_s: float = WAIT_TIMEOUT_S,
+        xpath: str | None = None,
+        *,
+        selector: Selector | None = None,
     ) -> None:
-        sel = Selector(text, resource_id, description)
+        sel = selector or Selector(text, resource_id, description, xpath)
         deadline = time.monotonic() + timeout_s
-        while any(e.matches(sel) for e in self.elements()):
+        while self.select(sel):
             if time.monotonic() >= deadline:
                 raise UiError(
                     self.device.serial, f"element with {sel} still shown after {timeout_s:g} s"
@@ -254,8 +313,13 @@ class Ui:
         resource_id: str | None = None,
         description: str | None = None,
         timeout_s: float = WAIT_TIMEOUT_S,
+        xpath: str | None = None,
+        *,
+        selector: Selector | None = None,
     ) -> float:
-        return self.tap(self.wait_for(text, resource_id, description, timeout_s))
+        return self.tap(
+            self.wait_for(text, resource_id, description, timeout_s, xpath, selector=selector)
+        )
 
     def swipe(self, x1: float, y1: float, x2: float, y2: float, duration_ms: int = 300) -> None:
         self.backend.swipe(x1, y1, x2, y2, duration_ms)

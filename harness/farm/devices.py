@@ -100,7 +100,9 @@ class HilRun:
             self.reaper.track_dir(path)
         return path
 
-    def start_twins(self, specs: list[str], lab: bool = False) -> None:
+    def start_twins(
+        self, specs: list[str], lab: bool = False, extra_args: tuple[str, ...] = ()
+    ) -> None:
         """Start a private adb server and the twins (each an own process); bounded waits."""
         parsed = [parse_twin_option(s) for s in specs]
         for name, _ in parsed:
@@ -120,6 +122,7 @@ class HilRun:
                 extra_args=(
                     *(("--profiles-dir", str(self.profiles_dir)) if self.profiles_dir else ()),
                     *(("--walt", "--relay", "--camera") if lab else ()),
+                    *extra_args,
                 ),
                 reaper=reaper,
             )

@@ -113,6 +113,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="give each twin a simulated WALT, power relay and lab camera",
     )
+    g.addoption(
+        "--app",
+        default=None,
+        metavar="NAME|PATH",
+        help="app profile of the support feature (device_profiles/apps; default: the device "
+        "profile's `app`, or the twins' --twin-app)",
+    )
+    g.addoption(
+        "--twin-app",
+        default=None,
+        metavar="NAME[@LOCALE]",
+        help="the twins' support app plays this app profile, e.g. helpdesk or mayday@de-DE "
+        "(device locale de-DE, support region DE)",
+    )
+    g.addoption(
+        "--agent",
+        default=None,
+        metavar="NAME",
+        help="agent adapter (entry points mayday_hil.agents): twin (default: the twin's "
+        "reference bot), none (a human agent: connect time by onset), or an installed one",
+    )
+    g.addoption(
+        "--install",
+        action="append",
+        default=[],
+        metavar="PATH.apk",
+        help="install this build of the app on every device before the run (repeatable)",
+    )
     parser.addini("hil_profiles_dir", "device profiles directory", default="")
     parser.addini("hil_reports_dir", "reports directory", default="reports")
     parser.addini("hil_budget", "budget name overriding the profile's", default="")
@@ -186,13 +214,77 @@ def pytest_configure(config: pytest.Config) -> None:
         report_images.configure(state.images_dir)
         _stop_on_termination(config)
         try:
+            _check_app_options(config)
             state.start_run(config)
+            _install_builds(config, state)
         except Exception as e:
             state.stop()
             raise pytest.UsageError(f"mayday-hil: {e}") from None
 
 
 _TERMINATION_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _check_app_options(config: pytest.Config) -> None:
+    """--app, --twin-app and --agent name something that exists: one error before any device."""
+    from harness.profiles.app import load_app_profile
+    from harness.session.agents import load_agent
+
+    profiles_dir = config.getoption("profiles_dir") or config.getini("hil_profiles_dir") or None
+    if config.getoption("app"):
+        load_app_profile(config.getoption("app"), profiles_dir)
+    twin_app = config.getoption("twin_app")
+    if twin_app:
+        app = load_app_profile(twin_app.partition("@")[0], profiles_dir)
+        if app.twin is None:
+            raise ValueError(f"--twin-app {twin_app}: {app.file} has no twin section")
+    if config.getoption("agent"):
+        load_agent(config.getoption("agent"))
+    if config.getoption("install"):
+        from harness.session.build import check_apks
+
+        check_apks(config.getoption("install"))
+
+
+def _install_builds(config: pytest.Config, state: WorkerState) -> None:
+    """--install: every APK on every device of the run, before any test (one error naming the
+    device and the file)."""
+    apks = config.getoption("install")
+    if not apks:
+        return
+    from harness.session.build import check_apks, install_all
+
+    install_all([state.device(spec) for spec in state.devices], check_apks(apks))
+
+
+def _app_name(config: pytest.Config, state: WorkerState, spec) -> str:
+    """The app profile for a device: --app, else (twins) --twin-app, else its device profile's."""
+    from harness.profiles.app import DEFAULT_APP
+
+    name = config.getoption("app")
+    if not name and spec.twin_control and config.getoption("twin_app"):
+        name = config.getoption("twin_app").partition("@")[0]
+    if not name:
+        profile = state.profile(spec)
+        name = profile.app if profile is not None else DEFAULT_APP
+    return name
+
+
+_VERSIONS: dict[str, dict[str, str]] = {}  # serial -> the support app's package versions
+
+
+def app_versions(config: pytest.Config, state: WorkerState, spec, dev) -> dict[str, str]:
+    """The support app's package versions on a device (dumpsys package), read once per run."""
+    if spec.serial not in _VERSIONS:
+        from harness.profiles.app import load_app_profile
+        from harness.session.build import package_versions
+
+        try:
+            app = load_app_profile(_app_name(config, state, spec), state.profiles_dir)
+            _VERSIONS[spec.serial] = package_versions(dev, app.packages)
+        except Exception as e:  # facts for the report: never break the run
+            _VERSIONS[spec.serial] = {"?": f"unknown ({e})"}
+    return _VERSIONS[spec.serial]
 
 
 def _stop_on_termination(config: pytest.Config) -> None:
@@ -245,6 +337,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     meta = session.config.stash.get(metadata_key, None)
     if meta is not None:
         meta.update(state.environment_rows())
+        for spec in state.devices:
+            try:
+                versions = app_versions(session.config, state, spec, state.device(spec))
+            except Exception as e:  # the environment table must never break the run
+                versions = {"?": f"unknown ({e})"}
+            app = _app_name(session.config, state, spec)
+            meta[f"App {spec.serial}"] = f"{app}: " + ", ".join(
+                f"{k} {v}" for k, v in versions.items()
+            )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -339,6 +440,14 @@ def measure(request, hil_device, budget, hil_state: WorkerState):
         yield rec
     finally:
         hil_state.live.pop(request.node.nodeid, None)
+        try:  # the build under test: the support app's package versions on every measurement
+            versions = app_versions(
+                request.config, hil_state, hil_device, hil_state.device(hil_device)
+            )
+            for m in rec.measurements:
+                m.meta.setdefault("app_versions", versions)
+        except Exception as e:  # facts for the report: never lose the measurements
+            log.info("app versions: %s", e)
         records = rec.records()
         request.node.stash[_RECORDS] = [r.to_dict() for r in records]
         request.node.user_properties.extend(junit_properties(records))
@@ -353,29 +462,66 @@ def media_network():
 
 
 @pytest.fixture
-def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
-    """The reference AgentBot (WebRTC via aiortc) joined to the twin world's support backend as
-    the agent for this device only; stopped at teardown. Skips on devices with no twin world.
-    With `media_network`, its media crosses the relay and the relay's counters go to the report.
-    It holds a media slot (--media-slots) while it lives: live sessions on a small host would
-    otherwise starve each other and measure the host instead of the product."""
-    if not hil_device.twin_control:
+def app_profile(request, hil_device, hil_state: WorkerState):
+    """The AppProfile of the support feature under test: --app, else (on twins) --twin-app,
+    else the device profile's `app`, else the default."""
+    from harness.profiles.app import DEFAULT_APP, load_app_profile
+
+    return load_app_profile(
+        _app_name(request.config, hil_state, hil_device) or DEFAULT_APP, hil_state.profiles_dir
+    )
+
+
+@pytest.fixture
+def agent_name(request) -> str:
+    """The agent adapter of this run (--agent; default: the twin's reference bot)."""
+    from harness.session.agents import DEFAULT_AGENT
+
+    return request.config.getoption("agent") or DEFAULT_AGENT
+
+
+@pytest.fixture
+def session_driver(device, ui, app_profile, agent_name):
+    """The SessionDriver for the device's support feature: timecode mode with a cooperating
+    agent, onset mode with `--agent none` (or any adapter that is not cooperative)."""
+    from harness.session import SessionDriver
+    from harness.session.agents import load_agent
+
+    mode = "timecode" if load_agent(agent_name).cooperative else "onset"
+    return SessionDriver(device, ui, app=app_profile, mode=mode)
+
+
+@pytest.fixture
+def agent_bot(request, hil_device, hil_state: WorkerState, media_network, agent_name):
+    """The agent (an adapter from --agent; default the reference AgentBot, WebRTC via aiortc)
+    joined to the support backend as the agent for this device only; stopped at teardown.
+    Skips with `--agent none` (a human agent), and for the twin agent on devices with no twin
+    world. With `media_network`, its media crosses the relay and the relay's counters go to the
+    report. It holds a media slot (--media-slots) while it lives: live sessions on a small host
+    would otherwise starve each other and measure the host instead of the product."""
+    from harness.session.agents import AgentContext, load_agent
+
+    cls = load_agent(agent_name)
+    if not cls.cooperative:
+        pytest.skip(f"--agent {agent_name}: a human agent; this test needs the agent's cooperation")
+    if not hil_device.twin_control and agent_name == "twin":
         pytest.skip(
             f"{hil_device.serial}: the reference AgentBot speaks to the twin world's support backend; "
-            "a real device needs an adapter for the production support backend"
+            "a real device needs an adapter for the production support backend (--agent NAME)"
         )
     from harness.farm.control import TwinControl, TwinControlError
-    from harness.session.agent import AiortcAgentBot
 
     profile = None
     if media_network:
         from harness.network import load_network_profile
 
         profile = load_network_profile(media_network)  # an unknown name: one clear error
-    try:
-        info = TwinControl(hil_device.twin_control, hil_device.serial).backend()
-    except TwinControlError as e:
-        pytest.skip(f"{hil_device.serial}: {e.reason}")
+    info = None
+    if hil_device.twin_control:
+        try:
+            info = TwinControl(hil_device.twin_control, hil_device.serial).backend()
+        except TwinControlError as e:
+            pytest.skip(f"{hil_device.serial}: {e.reason}")
     import uuid
 
     monitor = (
@@ -390,18 +536,20 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
         or int(request.config.getini("hil_media_slots") or 0)
         or default_slots()
     )
+    ctx = AgentContext(
+        device=hil_device.serial,
+        backend=info.address if info else None,
+        http=info.http if info else None,
+        token=info.token if info else None,
+        display_url=monitor,
+        media_profile=profile,
+        name=f"bot-{uuid.uuid4().hex[:8]}",
+    )
     with MediaSlot(hil_state.run_dir, slots, who=hil_device.serial) as slot:
         if slot.waited_s > 0.5:
             request.node.user_properties.append(("hil_media_slot_wait_s", round(slot.waited_s, 1)))
-        bot = AiortcAgentBot(
-            info.address,
-            name=f"bot-{uuid.uuid4().hex[:8]}",
-            device=hil_device.serial,
-            display_url=monitor,
-            media_profile=profile,
-            http=info.http,
-            token=info.token,
-        )
+        bot = cls.from_context(ctx)
+        request.node.user_properties.append(("hil_agent", agent_name))
         bot.start()
         try:
             yield bot
@@ -413,21 +561,21 @@ def agent_bot(request, hil_device, hil_state: WorkerState, media_network):
 
 
 @pytest.fixture
-def live_session(device, ui, agent_bot):
-    """A connected support session with the AgentBot as the agent: (driver, connect result).
-    Ended at teardown (cleanup never raises)."""
-    from harness.session import SessionDriver
-
-    driver = SessionDriver(device, ui)
+def live_session(session_driver, agent_bot):
+    """A connected support session with the agent: (driver, connect result), the home screen
+    in front (the session pane floating over it). Ended at teardown (cleanup never raises)."""
+    driver = session_driver
     result = driver.connect(timeout_s=30)
     agent_bot.wait_connected(15)
+    if driver.app.open.method != "quick_settings":  # from the support app to the home screen,
+        driver.device.shell("input keyevent 3", check=True)  # the session pane floats on
     try:
         yield driver, result
     finally:
         try:
             driver.end(timeout_s=5)
         except Exception as e:
-            log.info("%s: ending the session: %s", device.serial, e)
+            log.info("%s: ending the session: %s", driver.device.serial, e)
 
 
 @pytest.fixture
@@ -497,6 +645,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         setattr(report, REPORT_DEVICE, spec.serial)
     if report.when == "teardown" and _RECORDS in item.stash:
         setattr(report, REPORT_RECORDS, item.stash[_RECORDS])
+    _attach_ui_dump(item, call, report)
     dev = item.stash.get(_DEVICE_USED, None)
     if dev is None:
         return
@@ -510,6 +659,33 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         extras = getattr(report, "extras", [])
         extras.extend(failure_extras(dev))
         report.extras = extras
+
+
+def _attach_ui_dump(item: pytest.Item, call, report) -> None:
+    """A selector the app profile names was not on screen: the UI dump that was searched goes
+    to the run dir and, as a pytest-html extra, to the report."""
+    from harness.session.driver import SelectorNotFound
+
+    exc = getattr(call, "excinfo", None)
+    if exc is None or not isinstance(exc.value, SelectorNotFound) or report.when != call.when:
+        return
+    state = item.config.stash.get(PLUGIN_STATE, None)
+    try:
+        import re
+
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)[-120:]
+        path = state.run_dir / f"uidump-{safe}.xml" if state is not None else None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(exc.value.dump, encoding="utf-8")
+        from pytest_html import extras as html
+
+        extras = getattr(report, "extras", [])
+        extras.append(html.text(exc.value.dump, name=f"UI dump ({exc.value.selector} not found)"))
+        report.extras = extras
+        report.user_properties.append(("hil_ui_dump", str(path) if path else ""))
+    except Exception as e:  # the report must not lose the test's own error
+        log.info("attaching the UI dump: %s", e)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

@@ -108,7 +108,11 @@ class WorkerState:
         self.run = HilRun(self.profiles_dir, "127.0.0.1", o.adb_port)
         self.run.start_reaper()
         if o.twin:
-            self.run.start_twins(o.twin, lab=o.twin_lab)
+            from harness.profiles.app import twin_app_args
+
+            self.run.start_twins(
+                o.twin, lab=o.twin_lab, extra_args=twin_app_args(getattr(o, "twin_app", None))
+            )
         run = self.run
 
         def props_of(serial: str) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""Device profiles, budgets: YAML files turned into frozen, validated objects."""
+"""Device profiles, app profiles, budgets: YAML files turned into frozen, validated objects."""
 
+from harness.profiles.app import AppProfile, load_app_profile, load_app_profiles
 from harness.profiles.budget import Budget, Limit, load_budgets
 from harness.profiles.device import (
     DEFAULT_PROFILES_DIR,
@@ -15,6 +16,7 @@ from harness.profiles.device import (
 )
 
 __all__ = [
+    "AppProfile",
     "DEFAULT_PROFILES_DIR",
     "AmbiguousProfileError",
     "REGIONS",
@@ -23,6 +25,8 @@ __all__ = [
     "Display",
     "Hardware",
     "Limit",
+    "load_app_profile",
+    "load_app_profiles",
     "load_budgets",
     "load_profile",
     "load_profiles",

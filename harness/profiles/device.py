@@ -56,6 +56,7 @@ class DeviceProfile:
     region: str = "US"
     timezone: str = "America/Los_Angeles"
     extra: tuple[tuple[str, str], ...] = field(default=())
+    app: str = "mayday"  # the app profile (device_profiles/apps/<app>.yaml) that applies by default
 
     @property
     def props(self) -> dict[str, str]:
@@ -218,6 +219,7 @@ def _parse(path: Path, data: object) -> DeviceProfile:
         region=region,
         timezone=timezone,
         extra=extra,
+        app=f.get("app", str, "mayday"),
     )
     f.finish()
     if not profile.matches(propd):

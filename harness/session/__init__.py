@@ -1,5 +1,11 @@
-"""The flow under test: open quick settings, press Mayday, wait for the agent, end."""
+"""The flow under test, driven by an AppProfile: open support, press, wait for the agent, end."""
 
-from harness.session.driver import ConnectResult, Recovery, SessionDriver, SessionRefused
+from harness.session.driver import (
+    ConnectResult,
+    Recovery,
+    SelectorNotFound,
+    SessionDriver,
+    SessionRefused,
+)
 
-__all__ = ["ConnectResult", "Recovery", "SessionDriver", "SessionRefused"]
+__all__ = ["ConnectResult", "Recovery", "SelectorNotFound", "SessionDriver", "SessionRefused"]

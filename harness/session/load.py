@@ -22,7 +22,7 @@ def busiest_day(
     poll_interval_s: float = 0.2,
     timeout_s: float = 60.0,
 ) -> dict[str, ConnectResult]:
-    """Customers on `serials` press Mayday `stagger_s` apart (after all have quick settings open),
+    """Customers on `serials` press the support button `stagger_s` apart (after all have support open),
     each keeps the agent `hold_s`, then ends. Returns each device's connect result (queue wait
     included).
 
@@ -38,9 +38,9 @@ def busiest_day(
             drv = SessionDriver(
                 dev, Ui.for_device(dev, prefer_u2=False), poll_interval_s=poll_interval_s
             )
-            button = drv.open_quick_settings()
+            button = drv.open_support()
             time.sleep(delay)
-            t_tap, t_acted = drv.press_mayday(button)
+            t_tap, t_acted = drv.press_support(button)
             results[serial] = drv.wait_for_agent(
                 t_tap, drv.wait_for_pane(), timeout_s, t_acted - t_tap
             )

@@ -333,15 +333,32 @@ class RegionChanged:
 
 
 def content_region(
-    screen_w: int, screen_h: int, pane_x1: int, status_h: int
+    screen_w: int, screen_h: int, pane_x1: int, status_h: int, pane_x2: int | None = None
 ) -> tuple[int, int, int, int]:
-    """(x, y, w, h) of the screen left of the session pane and below the status bar."""
+    """(x, y, w, h) of the screen beside the session pane (left of it; right of it when the
+    pane, given with pane_x2, floats at the left) and below the status bar."""
+    if pane_x2 is not None and pane_x1 < screen_w - pane_x2:
+        return pane_x2 + 1, status_h, max(1, screen_w - pane_x2 - 1), screen_h - status_h
     return 0, status_h, max(1, pane_x1 - 1), screen_h - status_h
 
 
 def crop_left(img: np.ndarray, share: float) -> np.ndarray:
     """The left part of a frame (the session pane sits on the right and changes on its own)."""
     return img[:, : int(img.shape[1] * share)]
+
+
+def crop_share(img: np.ndarray, share: float, pane_side: str = "right") -> np.ndarray:
+    """The part of a frame away from the session pane (which changes on its own): the left
+    `share` of it, or the right `share` when the pane floats at the left."""
+    if pane_side == "left":
+        return img[:, img.shape[1] - int(img.shape[1] * share) :]
+    return crop_left(img, share)
+
+
+def pane_side(pane, screen_w: int) -> str:
+    """ "left" or "right": where a pane element (bounds x1, y1, x2, y2) floats on the screen."""
+    x1, _, x2, _ = pane.bounds
+    return "left" if x1 < screen_w - x2 else "right"
 
 
 SHARE_KEEP = 0.65  # the share is scored left of the session pane, which changes on its own
@@ -355,6 +372,7 @@ class ShareRun:
     fidelity: object  # harness.vision.fidelity.FidelityReport
     frames: list
     references: list[np.ndarray]
+    side: str = "right"  # where the session pane floats (fidelity is scored away from it)
 
     def measurements(self) -> list[Measurement]:
         """share_latency_ms, share_fps, share_ssim, share_psnr_db and share_freeze_ms."""
@@ -366,11 +384,19 @@ class ShareRun:
 
 
 def share_run(
-    device, ui, bot, window_s: float, *, at_least: int = 2, max_wait_s: float = 30.0
+    device,
+    ui,
+    bot,
+    window_s: float,
+    *,
+    at_least: int = 2,
+    max_wait_s: float = 30.0,
+    side: str = "right",
 ) -> ShareRun:
     """Open the Timecode app, take the screen as the reference, wait (up to max_wait_s) until the
     share shows it, and score the share the agent receives over `window_s` (longer, up to
-    max_wait_s more, until `at_least` frames arrived).
+    max_wait_s more, until `at_least` frames arrived). Fidelity is scored away from the session
+    pane (`side`: where it floats).
 
     Raises:
         MeasurementError: fewer than `at_least` share frames arrived, or none could be read.
@@ -410,13 +436,13 @@ def share_run(
     codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
     refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
     report = compare(
-        [crop_left(r, SHARE_KEEP) for r in refs],
-        [crop_left(f.image, SHARE_KEEP) for f in frames],
+        [crop_share(r, SHARE_KEEP, side) for r in refs],
+        [crop_share(f.image, SHARE_KEEP, side) for f in frames],
         received_times_s=[f.t_arrival for f in frames],
         align="timecode",
     )
     report.freezes.extend(trailing_freeze(report, t_end))
-    return ShareRun(latency, report, frames, refs)
+    return ShareRun(latency, report, frames, refs, side)
 
 
 def trailing_freeze(report, t_end: float) -> list:

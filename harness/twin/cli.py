@@ -45,6 +45,8 @@ def _up(args: argparse.Namespace) -> int:
         profiles_dir=args.profiles_dir,
         boot_s=args.boot_s,
         region=args.region,
+        app=args.app,
+        locale=args.locale,
         timezone=args.timezone,
         backend=args.backend,
         backend_config=BackendConfig(
@@ -246,6 +248,15 @@ def add_twin_parser(sub) -> None:
         type=_region,
         default=None,
         help="support region (US, UK, DE); default: the profile's",
+    )
+    up.add_argument(
+        "--app",
+        default=None,
+        metavar="NAME|PATH",
+        help="app profile the support app plays (device_profiles/apps); default: the profile's",
+    )
+    up.add_argument(
+        "--locale", default=None, help="device UI locale (persist.sys.locale), e.g. de-DE"
     )
     up.add_argument(
         "--timezone",

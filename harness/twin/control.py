@@ -5,7 +5,7 @@ One JSON object per line in, one per line out, on a Unix socket in the twin's st
 waiting now: a later new key asks again), "refuse_keys" tapping "Cancel";
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
 prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
-"camera" (on), "mic" (samples), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
+"camera" (on), "mic" (samples), "agent_video" (mode), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
 clock_offset_s of the in-process support backend; its reply carries the agents' "token" and
 the count of "unauthorized" agent requests).
 """
@@ -268,6 +268,20 @@ async def _op_registered(twin: Twin, req: Reply) -> Reply:
     return {"ok": True}
 
 
+async def _op_agent_video(twin: Twin, req: Reply) -> Reply:
+    """The synthetic agent's video mode (harness.twin.support.AGENT_VIDEO_MODES)."""
+    from harness.twin.support import AGENT_VIDEO_MODES
+
+    mode = str(req.get("mode", "timecode"))
+    if mode not in AGENT_VIDEO_MODES:
+        return {
+            "ok": False,
+            "error": f"agent_video mode {mode!r}: use {', '.join(AGENT_VIDEO_MODES)}",
+        }
+    twin.screen.agent_video_mode = mode
+    return {"ok": True, "mode": mode}
+
+
 _TWIN_OPS: dict[str, Callable[[Twin, Reply], Awaitable[Reply]]] = {
     "status": _op_status,
     "accept_keys": _op_accept_keys,
@@ -286,6 +300,7 @@ _TWIN_OPS: dict[str, Callable[[Twin, Reply], Awaitable[Reply]]] = {
     "mayday_button": _op_mayday_button,
     "region": _op_region,
     "registered": _op_registered,
+    "agent_video": _op_agent_video,
 }
 
 

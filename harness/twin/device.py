@@ -52,6 +52,8 @@ class TwinOptions:
     region: str | None = None  # default: the profile's
     timezone: str | None = None  # default: the profile's
     backend: tuple[str, int] | None = None  # the support backend (set by the runner)
+    app: str | None = None  # the app profile the support app plays (default: the profile's)
+    locale: str | None = None  # the UI locale (persist.sys.locale), e.g. de-DE; default en-US
     extra: dict = field(default_factory=dict)
 
 
@@ -135,6 +137,9 @@ class Twin:
                 "service.adb.tcp.port": str(self.port),
             }
         )
+        props.setdefault("ro.product.locale", "en-US")
+        if self.options.locale:
+            props["persist.sys.locale"] = self.options.locale
         return props
 
     def banner(self) -> str:

@@ -37,6 +37,8 @@ class TwinSpec:
     profiles_dir: Path | None = None
     boot_s: float = 1.0
     region: str | None = None
+    app: str | None = None  # app profile the support app plays
+    locale: str | None = None  # device UI locale
     timezone: str | None = None
     backend: tuple[str, int] | None = None  # an external backend; None: one in this process
     backend_config: BackendConfig | None = None
@@ -52,6 +54,15 @@ class TwinSpec:
 async def serve(spec: TwinSpec, ready=None) -> int:
     """Start spec.count twins on spec.port, spec.port + 2, ...; serve until a signal or `kill`."""
     profile = load_profile(spec.profile, spec.profiles_dir)
+    from harness.errors import ProfileError
+    from harness.profiles.app import load_app_profile
+
+    app = load_app_profile(spec.app or profile.app, spec.profiles_dir)
+    if app.twin is None:
+        raise ProfileError(
+            app.file, "twin", "this app profile has no twin section: the twin cannot play it"
+        )
+    spec.app = app.file
     state_root = Path(spec.state_dir or tempfile.mkdtemp(prefix="hil-twin-"))
     state_root.mkdir(parents=True, exist_ok=True)
     twins: dict[str, Twin] = {}
@@ -72,6 +83,8 @@ async def serve(spec: TwinSpec, ready=None) -> int:
             adb_server_port=spec.adb_server_port,
             extra={"boot_s": spec.boot_s},
             region=spec.region,
+            app=spec.app,
+            locale=spec.locale,
             timezone=spec.timezone,
             backend=backend_addr,
         )

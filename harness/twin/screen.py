@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from harness.profiles.app import AppProfile, load_app_profile
 from harness.vision.timecode import TimecodeLayout, stamp
 
 if TYPE_CHECKING:
@@ -98,12 +99,22 @@ class Screen:
             self.width, self.height, anchor="center", cell_px=min(self.width, self.height) // 32
         )
         self._tc_task = None
-        self.support_pkg = "com.amazon.mayday" if fire else "com.mayday.support"
+        # the support app plays an app profile (device_profiles/apps): its texts, ids, layout
+        self.app: AppProfile = load_app_profile(twin.options.app or twin.profile.app)
+        self.locale = twin.props.get("persist.sys.locale") or twin.props.get(
+            "ro.product.locale", "en-US"
+        )
+        pkgs = self.app.packages
+        self.support_pkg = pkgs[1] if fire and len(pkgs) > 1 else pkgs[0]
+        twin.packages.setdefault(self.support_pkg, f"/data/app/{self.support_pkg}-1/base.apk")
+        if self.app.open.method != "quick_settings":  # the support app on the home screen
+            self.apps.insert(0, App(self.support_pkg, self.app.twin.app_label))
         self.state = "home"
         self.focus_package = self.launcher
         self.qs_open = False
         self.mayday_button = True  # fault injection: a build without the tile
         self.mask_private = True  # fault injection: False plants a privacy leak in the share
+        self.agent_video_mode = "timecode"  # the synthetic agent: support.AGENT_VIDEO_MODES
         self.share_frozen = False  # fault injection: the share repeats its last frame
         self.media_blocked = False  # fault injection: the media peer never offers
         self.consented: set[str] = set()  # private apps the customer let the agent see
@@ -273,6 +284,22 @@ class Screen:
                 if app.label == "Email"
                 else ("12 private photos" if app.private else "Device options")
             )
+            if pkg == self.support_pkg and self.mayday_button:
+                bx, by = self.app.twin.button_at
+                bw, bh = 14 * u, 4 * u
+                cx, cy = int(w * bx), int(h * by)
+                content.children.append(
+                    UiNode(
+                        cls="android.widget.Button",
+                        **self.ui_attrs("support_button"),
+                        bounds=(cx - bw // 2, cy - bh // 2, cx + bw // 2, cy + bh // 2),
+                        pkg=pkg,
+                        clickable=True,
+                        fill=(0, 110, 200),
+                        on_tap=self.press_mayday,
+                    )
+                )
+                body = "How can we help?"
             content.children.append(
                 UiNode(
                     cls="android.widget.TextView",
@@ -292,6 +319,62 @@ class Screen:
             root.children.append(self._dialog())
         return root
 
+    # --- the app profile's look
+    def ui_attrs(self, name: str, default_rid: str = "") -> dict[str, str]:
+        """text / desc / rid of the app profile's element `name` in the device's locale (an
+        XPath selector's [@attr='value'] predicates included), for the node that plays it."""
+        import re
+
+        parts = self.app.selector(name).resolve(self.locale)
+        out = {
+            "text": parts.get("text", ""),
+            "desc": parts.get("description", ""),
+            "rid": parts.get("resource_id", "") or default_rid,
+        }
+        for attr, value in re.findall(
+            r"@([\w-]+)\s*=\s*['\"]([^'\"]*)['\"]", parts.get("xpath", "")
+        ):
+            key = {"resource-id": "rid", "content-desc": "desc", "text": "text"}.get(attr)
+            if key:
+                out[key] = value
+        if out["rid"].startswith(":"):
+            out["rid"] = self.support_pkg + out["rid"]
+        return out
+
+    def status_text(self, state: str, **values) -> str:
+        table = dict(self.app.twin.status)
+        template = table[state].get(self.locale) if state in table else state
+        return template.format(**values)
+
+    def message_text(self, message: str) -> str:
+        """The app profile's wording (in the device's locale) of a support message."""
+        from harness.twin import support
+
+        kinds = {
+            support.MSG_UNSUPPORTED: "unsupported",
+            support.MSG_NO_WIFI: "no_wifi",
+            support.MSG_UNREGISTERED: "unregistered",
+            support.MSG_CLOSED: "closed",
+            support.MSG_UNAVAILABLE: "unavailable",
+            support.MSG_ENDED: "ended",
+            support.MSG_CONNECTION_LOST: "connection_lost",
+        }
+        kind = kinds.get(message)
+        if kind is not None and kind in dict(self.app.messages):
+            return self.app.message(kind, self.locale)
+        if message.startswith("Allow the agent to") and self.locale.startswith("de"):
+            return message.replace(
+                "Allow the agent to control your tablet?",
+                "Darf der Mitarbeiter Ihr Tablet steuern?",
+            ).replace("Allow the agent to see", "Darf der Mitarbeiter sehen:")
+        return message
+
+    def button_text(self, label: str) -> str:
+        name = {"OK": "message_ok", "Allow": "consent_allow", "Deny": "consent_deny"}.get(label)
+        if name and self.app.has_selector(name):
+            return self.ui_attrs(name)["text"] or label
+        return label
+
     # --- support UI
     def _quick_settings(self) -> UiNode:
         w, _h, u = self.width, self.height, self.unit
@@ -307,7 +390,7 @@ class Screen:
                 "com.android.systemui:id/wifi_tile",
                 None,
             ),
-            ("Mayday", f"{self.support_pkg}:id/mayday_button", self.press_mayday),
+            ("Mayday", "", self.press_mayday),
             (
                 "Settings",
                 "com.android.systemui:id/settings_tile",
@@ -315,17 +398,25 @@ class Screen:
             ),
         ]
         size = 8 * u
-        if not self.mayday_button:
+        if not self.mayday_button or self.app.open.method != "quick_settings":
             tiles = [t for t in tiles if t[0] != "Mayday"]
         for i, (label, rid, action) in enumerate(tiles):
             x1 = 3 * u + i * (size + 2 * u)
             is_mayday = label == "Mayday"
+            attrs = {"text": label, "rid": rid, "desc": label}
+            if is_mayday:
+                tile = self.app.twin.tile_label
+                attrs = {"text": tile.get(self.locale) if tile else "", "desc": ""}
+                attrs.update({k: v for k, v in self.ui_attrs("support_button").items() if v})
+                attrs.setdefault("rid", f"{self.support_pkg}:id/support_tile")
+                if not attrs.get("rid"):
+                    attrs["rid"] = f"{self.support_pkg}:id/support_tile"
             panel.children.append(
                 UiNode(
                     cls="android.widget.Button",
-                    text=label,
-                    rid=rid,
-                    desc="Mayday live support" if is_mayday else label,
+                    text=attrs["text"],
+                    rid=attrs["rid"],
+                    desc=attrs["desc"],
                     bounds=(x1, self.status_h + u, x1 + size, self.status_h + u + size - 2 * u),
                     pkg=self.support_pkg if is_mayday else "com.android.systemui",
                     clickable=True,
@@ -337,11 +428,12 @@ class Screen:
         return panel
 
     def pane_bounds(self) -> tuple[int, int, int, int]:
-        """The session pane: a floating window at the right, over whatever the customer uses."""
+        """The session pane: a floating window at the right (or left, as the app profile says),
+        over whatever the customer uses."""
         w, _h, u = self.width, self.height, self.unit
         pw = (w * 3) // 10
         ph = (pw * 3) // 4 + 6 * u
-        x1, y1 = w - pw - u, self.status_h + u
+        x1, y1 = (u if self.app.twin.pane == "left" else w - pw - u), self.status_h + u
         return x1, y1, x1 + pw, y1 + ph
 
     def pane_video_bounds(self) -> tuple[int, int, int, int]:
@@ -360,21 +452,24 @@ class Screen:
         pane = UiNode(
             rid=f"{pkg}:id/session_pane", bounds=(x1, y1, x2, y2), pkg=pkg, fill=(28, 28, 30)
         )
-        if s.state == "queued":
-            status, banner = f"You are number {s.position} in line", (255, 176, 0)
-        elif s.state == "assigned":
-            status, banner = f"Connecting you to {s.agent}", (0, 170, 90)
-        elif s.state == "video":
-            status, banner = f"{s.agent} is here to help", None
-        elif s.state == "reconnecting":
-            status, banner = "Reconnecting...", None
+        look = self.app.twin
+        status_key = (
+            s.state if s.state in ("queued", "assigned", "video", "reconnecting") else "starting"
+        )
+        status = self.status_text(status_key, position=s.position, agent=s.agent)
+        colours = {w.name: w.colour_rgb for w in self.app.waiting if w.colour_rgb}
+        if not look.colours:
+            banner = None if s.state in ("video", "reconnecting") else (46, 50, 58)
+        elif s.state in ("queued", "assigned"):
+            banner = colours.get(s.state, (110, 110, 120))
+        elif s.state in ("video", "reconnecting"):
+            banner = None
         else:
-            status, banner = "Connecting to Mayday", (110, 110, 120)
+            banner = (110, 110, 120)
         pane.children.append(
             UiNode(
                 cls="android.view.SurfaceView",
-                rid=f"{pkg}:id/agent_video",
-                desc="agent video",
+                **self.ui_attrs("agent_video", default_rid=f"{pkg}:id/agent_video"),
                 bounds=(vx1, vy1, vx2, vy2),
                 pkg=pkg,
                 fill=banner,
@@ -383,7 +478,9 @@ class Screen:
         pane.children.append(
             UiNode(
                 cls="android.widget.TextView",
-                rid=f"{pkg}:id/status",
+                rid=self.ui_attrs("waiting_message", default_rid=f"{pkg}:id/status")["rid"]
+                if self.app.has_selector("waiting_message")
+                else f"{pkg}:id/status",
                 text=status,
                 bounds=(x1 + u, vy2 + u // 2, x2 - 7 * u, y2 - u // 2),
                 pkg=pkg,
@@ -392,9 +489,7 @@ class Screen:
         pane.children.append(
             UiNode(
                 cls="android.widget.Button",
-                rid=f"{pkg}:id/end_button",
-                text="End",
-                desc="End session",
+                **self.ui_attrs("end_button", default_rid=f"{pkg}:id/end_button"),
                 bounds=(x2 - 6 * u, vy2 + u // 2, x2 - u, y2 - u // 2),
                 pkg=pkg,
                 clickable=True,
@@ -412,7 +507,7 @@ class Screen:
         box.children.append(
             UiNode(
                 cls="android.widget.TextView",
-                rid=f"{pkg}:id/message",
+                rid=self.ui_attrs("message", default_rid=f"{pkg}:id/message")["rid"],
                 text=self.dialog,
                 bounds=(x1 + u, y1 + u, x2 - u, y1 + 5 * u),
                 pkg=pkg,
@@ -426,7 +521,7 @@ class Screen:
                 UiNode(
                     cls="android.widget.Button",
                     rid=f"{pkg}:id/{label.lower()}_button",
-                    text=label,
+                    text=self.button_text(label),
                     bounds=(bx2 - 7 * u, y2 - 4 * u, bx2, y2 - u),
                     pkg=pkg,
                     clickable=True,
@@ -447,6 +542,7 @@ class Screen:
             self.changed("quick settings closed")
 
     def show_dialog(self, message: str, buttons: list[tuple[str, object]] | None = None) -> None:
+        message = self.message_text(message)
         self.dialog = message
         self.dialog_buttons = buttons or []
         self.twin.truth.record("support_message", message=message)

@@ -36,6 +36,11 @@ MSG_ENDED = "Your session has ended"
 MSG_CONNECTION_LOST = "Connection lost: check your Wi-Fi and try again"
 RECONNECT_GRACE_S = 10.0  # a Wi-Fi drop shorter than this resumes the session
 WIFI_POLL_S = 0.01  # how often stalled signalling looks whether the Wi-Fi is back
+# the synthetic agent's video: timecoded (our agent), or plain video of an agent the harness
+# does not control (no timecode): a talking head, a still frame with slight noise, a fade-in
+AGENT_VIDEO_MODES = ("timecode", "talking", "still", "fade")
+FADE_IN_S = 0.6  # the fade mode's fade from the pane's placeholder to the picture
+NOISE_SIGMA = 2.0  # grey levels of sensor-like noise on the plain modes
 
 
 class SupportSession:
@@ -144,6 +149,10 @@ class SupportSession:
         w, h = x2 - x1, y2 - y1
         base = _agent_picture(w, h)
         self.layout = feed_layout(w, h)
+        mode = getattr(screen, "agent_video_mode", "timecode")
+        rng = np.random.default_rng(self.twin.port)
+        placeholder = np.empty_like(base)
+        placeholder[:] = (28, 28, 30)  # the pane's background before the first frame
         t0 = time.monotonic()
         period = 1.0 / AGENT_FPS
         while self.state in ("video", "reconnecting"):
@@ -153,10 +162,13 @@ class SupportSession:
                 await asyncio.sleep(period)
                 t0 = time.monotonic() - self.frame_no * period
                 continue
-            frame = base.copy()
             t_send = time.monotonic()
             self.frame_no += 1
-            stamp(frame, self.frame_no, int(t_send * 1000) % (1 << 32), self.layout)
+            if mode == "timecode":
+                frame = base.copy()
+                stamp(frame, self.frame_no, int(t_send * 1000) % (1 << 32), self.layout)
+            else:
+                frame = _plain_frame(mode, base, placeholder, self.frame_no * period, rng)
             self.agent_frame, self.agent_frame_t_ms = frame, int(t_send * 1000)
             version = screen.changed("agent frame", record=False, rebuild=False)
             t_shown = time.monotonic()
@@ -236,6 +248,31 @@ class SupportSession:
             except Exception:
                 pass
         self.twin.screen.session_ended(self)
+
+
+def _plain_frame(
+    mode: str, base: np.ndarray, placeholder: np.ndarray, t: float, rng: np.random.Generator
+) -> np.ndarray:
+    """One frame of an untimecoded agent, t seconds into its video (RGB)."""
+    h, w = base.shape[:2]
+    if mode == "still":
+        img = base.astype(np.float32)
+    else:  # a talking head: the mouth opens and closes, the head sways a little
+        img = base.copy()
+        r = max(4, min(w, h) // 6)
+        cx = w // 2 + int(round(r * 0.08 * np.sin(2 * np.pi * 0.7 * t)))
+        cy = int(h * 0.42)
+        cv2.circle(img, (cx, cy), r, (224, 172, 140), -1, cv2.LINE_AA)
+        for ex in (-r // 3, r // 3):
+            cv2.circle(img, (cx + ex, cy - r // 4), max(1, r // 10), (40, 30, 30), -1)
+        mouth = max(1, int(r * 0.18 * (0.5 + 0.5 * np.sin(2 * np.pi * 3.1 * t))))
+        cv2.ellipse(img, (cx, cy + r // 2), (r // 3, mouth), 0, 0, 360, (120, 40, 50), -1)
+        img = img.astype(np.float32)
+        if mode == "fade":
+            a = min(1.0, t / FADE_IN_S)
+            img = placeholder.astype(np.float32) * (1 - a) + img * a
+    img += rng.normal(0.0, NOISE_SIGMA, img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def _agent_picture(w: int, h: int) -> np.ndarray:

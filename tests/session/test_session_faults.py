@@ -10,8 +10,8 @@ import uiautomator2
 from harness.device.adb import Device
 from harness.device.ui import Ui
 from harness.errors import SessionError, UiError
-from harness.session import SessionDriver
-from harness.session.driver import MAYDAY_DESC
+from harness.profiles import load_app_profile
+from harness.session import SelectorNotFound, SessionDriver
 
 
 @pytest.fixture
@@ -28,8 +28,9 @@ def test_real_uiautomator2_clicks_the_support_button_by_selector(adb_server, emu
     d = uiautomator2.connect(dev.client.device(dev.serial))
     assert d.info["sdkInt"] == 34 and d.info["displayWidth"] == 1280
     d.swipe(640, 1, 640, 480, 0.3)
-    assert 'content-desc="Mayday live support"' in d.dump_hierarchy()
-    d(description=MAYDAY_DESC).click(timeout=5)
+    button = load_app_profile("mayday").selector("support_button").resolve("en")["description"]
+    assert f'content-desc="{button}"' in d.dump_hierarchy()
+    d(description=button).click(timeout=5)
     assert d(description="agent video").wait(timeout=5)
     assert "mayday_pressed" in [e["event"] for e in read_truth(tp.twins[0].truth)]
     d(text="End").click()
@@ -41,9 +42,14 @@ def test_button_missing_from_the_screen(emulator):
     tp.control("mayday_button", on=False)
     drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
     t0 = time.monotonic()
-    with pytest.raises(UiError, match=r"no Mayday button in quick settings within 4 s"):
-        drv.open_quick_settings(timeout_s=4)
+    with pytest.raises(
+        SelectorNotFound,
+        match=r"app profile 'mayday': selector support_button \(description='Mayday live support'\) "
+        r"not found in quick settings within 4 s",
+    ) as err:
+        drv.open_support(timeout_s=4)
     assert time.monotonic() - t0 < 8
+    assert isinstance(err.value, UiError) and "<hierarchy" in err.value.dump
     assert dev.retries.counts["open-quick-settings"] == 1
 
 
@@ -61,8 +67,8 @@ def test_twin_drops_off_adb_mid_session(emulator):
     tp, dev = emulator
     tp.control("backend", answer_waits=[3600])
     drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
-    button = drv.open_quick_settings()
-    t_tap, t_acted = drv.press_mayday(button)
+    button = drv.open_support()
+    t_tap, t_acted = drv.press_support(button)
     pane = drv.wait_for_pane()
     tp.control("offline", seconds=60)
     t0 = time.monotonic()
