@@ -42,6 +42,7 @@ class DeviceSpec:
     walt_port: str | None = None  # serial port of the WALT on this device's screen
     relay_port: str | None = None  # serial port of the USB relay powering this device
     camera_url: str | None = None  # lab camera stream filming this device (and the agent's monitor)
+    stf: dict | None = None  # an STF lease: serial, provider, remote_url, leased_at, lease_s, ...
 
     @property
     def id(self) -> str:
@@ -70,6 +71,7 @@ class HilRun:
         self.twins: list[TwinProcess] = []
         self.devices: list[DeviceSpec] = []
         self.reaper: Reaper | None = None
+        self.stf = None  # harness.farm.stf.StfLeaser
         self._stopped = False
 
     def start_twins(self, specs: list[str], lab: bool = False) -> None:
@@ -95,6 +97,39 @@ class HilRun:
             )
             self.twins.append(tp)
             tp.start()
+
+    def lease_stf(
+        self,
+        url: str,
+        token: str,
+        filters: list[str],
+        count: int,
+        lease_s: float,
+        shard: str | None = None,
+    ) -> None:
+        """Lease devices from an STF farm onto a private adb server (--stf ...); the reaper
+        releases them if this run is killed outright. resolve() then uses them."""
+        from harness.farm.reaper import STF_TOKEN_ENV
+        from harness.farm.stf import StfClient, StfLeaser, parse_filters, parse_shard
+
+        client = StfClient(url, token)  # a malformed URL or no token: one error, nothing started
+        leaser = StfLeaser(
+            client,
+            adb_server=None,
+            filters=parse_filters(filters),
+            count=count,
+            lease_s=lease_s,
+            profiles=load_profiles(self.profiles_dir),
+            shard=parse_shard(shard),
+        )
+        atexit.register(self.stop)
+        home = Path(tempfile.mkdtemp(prefix="hil-run-adb-"))
+        self.reaper = Reaper(home / "reaper.ledger").start(env={STF_TOKEN_ENV: token})
+        self.adb_server = AdbServer(home=home, reaper=self.reaper).start()
+        self.adb_host, self.adb_port = "127.0.0.1", self.adb_server.port
+        leaser.adb_server, leaser.reaper = self.adb_server, self.reaper
+        self.stf = leaser
+        leaser.acquire()
 
     def resolve(
         self,
@@ -124,8 +159,11 @@ class HilRun:
                 f"adb server {self.adb_host}:{self.adb_port} unreachable: {e}"
             ) from None
         states = {d.serial: d.state for d in listed}
+        stf = {lease.remote_url: lease for lease in (self.stf.leases if self.stf else [])}
         if twin_info:
             wanted = list(twin_info)
+        elif stf:
+            wanted = list(stf)
         elif serials:
             wanted = serials
             for s in serials:
@@ -174,6 +212,7 @@ class HilRun:
                     camera_url=(
                         f"{info.camera}/stream.mjpg" if info and info.camera else camera_url
                     ),
+                    stf=stf[serial].to_dict() if serial in stf else None,
                 )
             )
         if (walt_port or relay_port or camera_url) and len(out) != 1:
@@ -188,6 +227,8 @@ class HilRun:
         if self._stopped:
             return
         self._stopped = True
+        if self.stf is not None:
+            self.stf.release_all()
         for tp in self.twins:
             tp.stop()
         if self.adb_server is not None:

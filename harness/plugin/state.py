@@ -91,7 +91,28 @@ class WorkerState:
         self.run = HilRun(self.profiles_dir, "127.0.0.1", o.adb_port)
         if o.twin:
             self.run.start_twins(o.twin, lab=o.twin_lab)
+        if o.shard:
+            from harness.farm.stf import parse_shard
+
+            parse_shard(o.shard)  # a malformed --shard: one error before anything starts
+        if o.stf:
+            self.run.lease_stf(
+                o.stf,
+                o.stf_token or os.environ.get("STF_TOKEN", ""),
+                o.stf_filter,
+                o.stf_count,
+                o.stf_lease_s,
+                o.shard,
+            )
         self.devices = self.run.resolve(list(o.device), o.profile, o.walt, o.relay, o.camera)
+        if self.run.stf is not None and self.run.stf.retries:
+            self.retries["stf"] = dict(self.run.stf.retries)  # counted, in the summary
+        if o.shard and not o.stf and len(self.devices) > 1:
+            from harness.farm.stf import parse_shard, take_shard
+
+            self.devices = take_shard(
+                sorted(self.devices, key=lambda d: d.serial), parse_shard(o.shard)
+            )
         (self.run_dir / "devices.json").write_text(
             json.dumps([d.to_dict() for d in self.devices], indent=2)
         )

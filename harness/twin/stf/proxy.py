@@ -75,6 +75,8 @@ class RemotePort:
             upstream = socket.create_connection(("127.0.0.1", self.target_port), CONNECT_TIMEOUT_S)
             upstream.settimeout(None)
             client.settimeout(None)
+            for s in (upstream, client):  # adb packets are small: no Nagle stalls
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as e:
             log.info("remote port %d: twin port %d: %s", self.port, self.target_port, e)
             self._drop(client)
