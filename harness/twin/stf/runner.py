@@ -99,7 +99,7 @@ class FarmRunner:
         devices: list[FarmDevice] = []
         for i, (name, count) in enumerate(self.specs):
             base = port_block(count)
-            tdir = self.state_dir / f"twins-{i}-{name}"
+            tdir = self.state_dir / f"t{i}"  # short: the control socket is AF_UNIX
             cmd = [sys.executable, "-m", "harness.twin", "twin", "up", "--profile", name]
             cmd += ["--port", str(base), "--count", str(count), "--state-dir", str(tdir)]
             cmd += ["--accept-new-keys"]
