@@ -5,7 +5,8 @@ Run: .venv/bin/python benchmarks/farm_bench.py [--sizes 2,4,8,16] [--profile NAM
 For each farm size N: `hil farm stf` with N twins; the harness leases all N (list, claim,
 remoteConnect, `adb connect` on a private adb server, health check) and drives one device
 session per device at once (one thread per device, as one xdist worker per device would):
-capability probe and 3 screenshots; then releases. Figures:
+capability probe, 3 screenshots decoded and compared (SSIM of the first and last: the kind of
+analysis a session does); then releases. Figures:
 - lease-to-ready per device (claim -> `device` state), p50/max; the peer in the same run is a
   plain `adb connect` of the same twin's own port (no farm, no remote port) to `device`;
 - wall time of the run (lease all, sessions, release all);
@@ -95,11 +96,19 @@ def _stop(proc: subprocess.Popen) -> None:
         pass
 
 
-def _session(serial: str, adb_port: int) -> None:
+def _session(serial: str, adb_port: int) -> float:
+    import cv2
+    import numpy as np
+
+    from harness.vision.fidelity import ssim
+
     dev = Device(serial, port=adb_port)
     probe(dev)
-    for _ in range(3):
-        dev.screenshot_png()
+    frames = [
+        cv2.imdecode(np.frombuffer(dev.screenshot_png(), np.uint8), cv2.IMREAD_COLOR)
+        for _ in range(3)
+    ]
+    return float(ssim(frames[0], frames[-1]))
 
 
 def bench(n: int, profile: str, tmp: Path) -> dict:
@@ -121,7 +130,8 @@ def bench(n: int, profile: str, tmp: Path) -> dict:
         leaser = StfLeaser(StfClient(info["url"], TOKEN), adb, count=n, lease_s=600)
         leases = leaser.acquire()
         with ThreadPoolExecutor(max_workers=n) as pool:
-            list(pool.map(lambda lease: _session(lease.remote_url, adb.port), leases))
+            same = list(pool.map(lambda lease: _session(lease.remote_url, adb.port), leases))
+        assert all(v > 0.5 for v in same), same  # the screens were really read
         leaser.release_all()
         wall = time.perf_counter() - t0
         harness_cpu = (_self_cpu_s() - me0) + (_cpu_s(adb.proc.pid) - adb0)

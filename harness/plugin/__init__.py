@@ -285,8 +285,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         from harness.farm.stf import parse_shard, shard_of
 
         i, n = parse_shard(config.getoption("shard"))
-        keep = [it for it in items if shard_of(it.nodeid, n) == i]
-        dropped = [it for it in items if shard_of(it.nodeid, n) != i]
+        device_id = state.devices[0].id  # a twin's port differs per host: not in the key
+
+        def key(it: pytest.Item) -> str:  # nor the rootdir: file name and test id only
+            file, sep, rest = it.nodeid.partition("::")
+            return file.rsplit("/", 1)[-1] + sep + rest.replace(device_id, "")
+
+        keep = [it for it in items if shard_of(key(it), n) == i]
+        dropped = [it for it in items if shard_of(key(it), n) != i]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = keep
