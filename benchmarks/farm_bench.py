@@ -160,6 +160,10 @@ def main() -> int:
     ap.add_argument("--sizes", default="2,4,8,16")
     ap.add_argument("--profile", default="android-emulator-api34")
     args = ap.parse_args()
+    import cv2  # noqa: F401  (imported before any figure: not part of a session's CPU)
+
+    import harness.vision.fidelity  # noqa: F401
+
     rows = []
     with tempfile.TemporaryDirectory(prefix="hil-fb-") as tmp:
         for n in (int(x) for x in args.sizes.split(",")):

@@ -201,3 +201,39 @@ def test_stopped_run_releases_its_leases(start_farm, tmp_path, sig, default_sign
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+CRASH = textwrap.dedent(
+    """
+    import os
+    from pathlib import Path
+
+    def test_crash_or_pass(device, hil_device):
+        once = Path(os.environ["CRASHED"])
+        if hil_device.stf["serial"] == os.environ["CRASH"] and not once.exists():
+            once.write_text("crashed")  # (xdist's loadgroup hands the group to the new worker)
+            os._exit(3)  # the xdist worker dies without any cleanup
+        assert device.getprop("ro.serialno") == hil_device.stf["serial"]
+    """
+)
+
+
+def test_crashed_worker_leases_are_released_by_the_controller(start_farm, tmp_path):
+    farm = start_farm("android-emulator-api34x2")
+    crash = farm.info["devices"][0]["serial"]
+    (tmp_path / "test_crash.py").write_text(CRASH)
+    proc = _pytest(
+        tmp_path,
+        farm.url,
+        "--stf-count",
+        "2",
+        "-n",
+        "2",
+        "test_crash.py",
+        env={"STF_TOKEN": TOKEN, "CRASH": crash, "CRASHED": str(tmp_path / "crashed")},
+    )
+    code, out = _finish(proc)
+    assert code == 1 and "replacing crashed worker" in out and " failed" in out, out
+    assert set(farm.owners().values()) == {None}
+    released = sorted(e["serial"] for e in farm.state()["events"] if e["event"] == "release")
+    assert released == sorted(d["serial"] for d in farm.info["devices"])
