@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "harness.vision.cli",
     "harness.network.cli",
     "harness.instruments.cli",
+    "harness.twin.stf.cli",
     "harness.report.cli",
 )
 

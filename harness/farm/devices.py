@@ -49,6 +49,7 @@ class DeviceSpec:
     walt_port: str | None = None  # serial port of the WALT on this device's screen
     relay_port: str | None = None  # serial port of the USB relay powering this device
     camera_url: str | None = None  # lab camera stream filming this device (and the agent's monitor)
+    stf: dict | None = None  # an STF lease: serial, provider, remote_url, leased_at, lease_s, ...
 
     @property
     def id(self) -> str:
@@ -81,15 +82,17 @@ class HilRun:
         self.devices: list[DeviceSpec] = []
         self.reaper: Reaper | None = None
         self.temp_dirs: list[Path] = []
+        self.stf = None  # harness.farm.stf.StfLeaser
         self._stopped = False
 
-    def start_reaper(self) -> Reaper:
+    def start_reaper(self, env: dict[str, str] | None = None) -> Reaper:
         """Start the run's reaper (once): from now on every child registered in its ledger, and
-        every temporary directory of the run, goes when the run ends or dies."""
+        every temporary directory of the run, goes when the run ends or dies. env: added to the
+        reaper's environment (the STF token it needs to release leases)."""
         if self.reaper is None:
             atexit.register(self.stop)
             home = self._temp_dir("hil-run-adb-")
-            self.reaper = Reaper(home / "reaper.ledger").start()
+            self.reaper = Reaper(home / "reaper.ledger").start(env=env)
             self.reaper.track_dir(home)
         return self.reaper
 
@@ -129,6 +132,38 @@ class HilRun:
             self.twins.append(tp)
             tp.start()
 
+    def lease_stf(
+        self,
+        url: str,
+        token: str,
+        filters: list[str],
+        count: int,
+        lease_s: float,
+        shard: str | None = None,
+    ) -> None:
+        """Lease devices from an STF farm onto a private adb server (--stf ...); the reaper
+        releases them if this run is killed outright. resolve() then uses them."""
+        from harness.farm.reaper import STF_TOKEN_ENV
+        from harness.farm.stf import StfClient, StfLeaser, parse_filters, parse_shard
+
+        client = StfClient(url, token)  # a malformed URL or no token: one error, nothing started
+        leaser = StfLeaser(
+            client,
+            adb_server=None,
+            filters=parse_filters(filters),
+            count=count,
+            lease_s=lease_s,
+            profiles=load_profiles(self.profiles_dir),
+            shard=parse_shard(shard),
+        )
+        reaper = self.start_reaper(env={STF_TOKEN_ENV: token})
+        if self.adb_server is None:
+            self.adb_server = AdbServer(home=self.temp_dirs[0], reaper=reaper).start()
+            self.adb_host, self.adb_port = "127.0.0.1", self.adb_server.port
+        leaser.adb_server, leaser.reaper = self.adb_server, reaper
+        self.stf = leaser
+        leaser.acquire()
+
     def resolve(
         self,
         serials: list[str],
@@ -160,8 +195,11 @@ class HilRun:
             raise HarnessError(
                 f"adb server {self.adb_host}:{self.adb_port} unreachable: {e}"
             ) from None
+        stf = {lease.remote_url: lease for lease in (self.stf.leases if self.stf else [])}
         if twin_info:
             wanted = list(twin_info)
+        elif stf:
+            wanted = list(stf)
         elif serials:
             wanted = serials
             for s in serials:
@@ -209,6 +247,7 @@ class HilRun:
                     camera_url=(
                         f"{info.camera}/stream.mjpg" if info and info.camera else camera_url
                     ),
+                    stf=stf[serial].to_dict() if serial in stf else None,
                 )
             )
         if (walt_port or relay_port or camera_url) and len(out) != 1:
@@ -225,6 +264,8 @@ class HilRun:
         if self._stopped:
             return
         self._stopped = True
+        if self.stf is not None:
+            self.stf.release_all()
         for tp in self.twins:
             tp.stop()
         if self.adb_server is not None:

@@ -8,13 +8,17 @@ is gone, the reaper stops every process group listed in its ledger (SIGTERM, the
 REAP_GRACE_S) and exits. When the run stops normally it removes the ledger and stops the reaper.
 
 Ledger: one line per process group, "PGID STARTTIME" (STARTTIME from /proc/PID/stat, so a
-reused PID is never killed by mistake).
+reused PID is never killed by mistake). Entry kind "stf-lease URL SERIAL": a device leased from
+an STF farm; "stf-released URL SERIAL" cancels it. The reaper releases what is still leased
+(DELETE remoteConnect, DELETE the lease) with the token from its environment (HIL_STF_TOKEN,
+never in the ledger) before it stops the processes.
 
     python -m harness.farm.reaper PARENT_PID PARENT_STARTTIME LEDGER
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -32,6 +36,10 @@ log = logging.getLogger(__name__)
 POLL_S = 0.25
 REAP_GRACE_S = 3.0
 MAX_WATCH_S = 7 * 86_400.0  # a reaper never outlives a week, whatever happens
+STF_LEASE = "stf-lease"
+STF_RELEASED = "stf-released"
+STF_TOKEN_ENV = "HIL_STF_TOKEN"
+STF_RELEASE_TIMEOUT_S = 5.0
 
 
 class Reaper:
@@ -43,12 +51,13 @@ class Reaper:
         self._child: Child | None = None
         self._previous_env: str | None = None
 
-    def start(self) -> Reaper:
+    def start(self, env: dict[str, str] | None = None) -> Reaper:
         """Start watching this process. Never raises: without a reaper the run still works, and
         its normal cleanup still stops everything (a warning says what is lost).
 
         While it watches, $HIL_REAPER_LEDGER names its ledger, so every child this run (or an
-        xdist worker of it) starts through harness.farm.process is recorded there."""
+        xdist worker of it) starts through harness.farm.process is recorded there. env: added to
+        the reaper's environment (the STF token: HIL_STF_TOKEN)."""
         me = os.getpid()
         try:
             self.ledger.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +66,7 @@ class Reaper:
                 "reaper",
                 [sys.executable, "-m", "harness.farm.reaper", str(me), str(start_time(me) or 0)]
                 + [str(self.ledger)],
+                env={**os.environ, **env} if env else None,
             ).spawn()  # an outer run's ledger (if any) records this reaper
         except OSError as e:
             log.warning("no reaper (%s): a run killed outright would leave its processes behind", e)
@@ -94,6 +104,23 @@ class Reaper:
             log.warning("stopped %d process(es) the run left running: %s", len(pids), pids)
         return pids
 
+    def watch_stf_lease(self, url: str, serial: str) -> None:
+        """Record a device leased from the STF farm at url. Never raises."""
+        self._append(f"{STF_LEASE} {url} {serial}\n")
+
+    def forget_stf_lease(self, url: str, serial: str) -> None:
+        """The run released it itself. Never raises."""
+        self._append(f"{STF_RELEASED} {url} {serial}\n")
+
+    def _append(self, line: str) -> None:
+        if self.proc is None:
+            return
+        try:
+            with self.ledger.open("a") as f:
+                f.write(line)
+        except OSError as e:
+            log.warning("reaper ledger %s: %s", self.ledger, e)
+
     def stop(self, timeout_s: float = 3.0) -> None:
         """The run cleaned up itself: drop the ledger, stop the reaper by its PID. Never raises."""
         if os.environ.get(LEDGER_ENV) == str(self.ledger):
@@ -129,6 +156,47 @@ def read_ledger(ledger: Path) -> tuple[list[tuple[int, int, bool]], list[Path]]:
         if len(parts) in (2, 3) and parts[0].isdigit() and parts[1].isdigit():
             procs.append((int(parts[0]), int(parts[1]), parts[2:] != ["pid"]))
     return procs, dirs
+
+
+def _read_stf_leases(ledger: Path) -> list[tuple[str, str]]:
+    """(url, serial) of every STF lease in the ledger not released since."""
+    held: dict[tuple[str, str], None] = {}
+    try:
+        text = ledger.read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == STF_LEASE:
+            held[(parts[1], parts[2])] = None
+        elif len(parts) == 3 and parts[0] == STF_RELEASED:
+            held.pop((parts[1], parts[2]), None)
+    return list(held)
+
+
+def release_stf_leases(leases: list[tuple[str, str]], token: str | None) -> int:
+    """DELETE remoteConnect and the lease of each; the number released. Never raises."""
+    import urllib.error
+    import urllib.request
+
+    released = 0
+    for url, serial in leases:
+        ok = True
+        for path in (
+            f"/api/v1/user/devices/{serial}/remoteConnect",
+            f"/api/v1/user/devices/{serial}",
+        ):
+            req = urllib.request.Request(
+                url + path, method="DELETE", headers={"Authorization": f"Bearer {token or ''}"}
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=STF_RELEASE_TIMEOUT_S) as resp:
+                    ok = ok and bool(json.loads(resp.read() or b"{}").get("success", True))
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                ok = False
+                log.info("reaper: STF %s %s: %s", url, path, e)
+        released += ok
+    return released
 
 
 def _kill(pid: int, group: bool, sig: signal.Signals) -> None:
@@ -174,6 +242,7 @@ def main(argv: list[str]) -> int:
         if not ledger.exists():
             return 0  # the run cleaned up itself
         if not alive(parent, parent_start or None):
+            release_stf_leases(_read_stf_leases(ledger), os.environ.get(STF_TOKEN_ENV))
             procs, dirs = read_ledger(ledger)
             reap(procs)
             remove_dirs(dirs)

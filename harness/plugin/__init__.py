@@ -141,6 +141,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH.apk",
         help="install this build of the app on every device before the run (repeatable)",
     )
+    g.addoption("--stf", default=None, metavar="URL", help="lease devices from this STF farm")
+    g.addoption(
+        "--stf-token",
+        default=None,
+        metavar="TOKEN",
+        help="STF access token (default: $STF_TOKEN; never printed or reported)",
+    )
+    g.addoption(
+        "--stf-filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only STF devices with model, sdk, manufacturer or profile = VALUE (repeatable)",
+    )
+    g.addoption("--stf-count", type=int, default=1, metavar="N", help="STF devices to lease")
+    g.addoption(
+        "--stf-lease-s", type=float, default=3600.0, metavar="S", help="STF lease time (seconds)"
+    )
+    g.addoption(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run shard I of N: every Nth device (or test, with one device); merge with hil report merge",
+    )
     parser.addini("hil_profiles_dir", "device profiles directory", default="")
     parser.addini("hil_reports_dir", "reports directory", default="reports")
     parser.addini("hil_budget", "budget name overriding the profile's", default="")
@@ -158,6 +182,7 @@ def _active(config: pytest.Config) -> bool:
         or getattr(o, "device", None)
         or getattr(o, "all_devices", False)
         or getattr(o, "profile", None)
+        or getattr(o, "stf", None)
         or hasattr(config, "workerinput")
         and "hil" in config.workerinput
     )
@@ -346,6 +371,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             meta[f"App {spec.serial}"] = f"{app}: " + ", ".join(
                 f"{k} {v}" for k, v in versions.items()
             )
+        from harness.farm.stf import environment_rows
+
+        meta.update(environment_rows(state.devices))
+        if session.config.getoption("shard", None):
+            meta["Shard"] = session.config.getoption("shard")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -375,6 +405,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("hil_device")
         if spec is not None:
             item.add_marker(pytest.mark.xdist_group(spec.id))
+    state: WorkerState = config.stash[PLUGIN_STATE]
+    if (
+        config.getoption("shard", None)
+        and not config.getoption("stf", None)
+        and len(state.devices) == 1
+    ):
+        # one device: the shard splits the tests (the devices were split when there were more)
+        from harness.farm.stf import parse_shard, shard_of
+
+        i, n = parse_shard(config.getoption("shard"))
+        device_id = state.devices[0].id  # a twin's port differs per host: not in the key
+
+        def key(it: pytest.Item) -> str:  # nor the rootdir: file name and test id only
+            file, sep, rest = it.nodeid.partition("::")
+            return file.rsplit("/", 1)[-1] + sep + rest.replace(device_id, "")
+
+        keep = [it for it in items if shard_of(key(it), n) == i]
+        dropped = [it for it in items if shard_of(key(it), n) != i]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
 
 
 # --- fixtures ---------------------------------------------------------------------------
@@ -601,6 +652,18 @@ def _hil_network(request):
         request.node.get_closest_marker("network") or request.config.getoption("network")
     ):
         request.getfixturevalue("network")
+
+
+@pytest.fixture(autouse=True)
+def _hil_stf_lease(request):
+    """A leased STF device the farm took back: one error naming it, then its tests skip."""
+    if "hil_device" not in request.fixturenames:
+        return
+    spec = request.getfixturevalue("hil_device")
+    if spec is not None and spec.stf:
+        from harness.farm.stf import check_lease
+
+        check_lease(spec, spec.adb_host, spec.adb_port)
 
 
 @pytest.fixture(autouse=True)

@@ -106,13 +106,25 @@ class WorkerState:
         self.report.open()
         self.budgets()  # a malformed budget file stops the run before any device is touched
         self.run = HilRun(self.profiles_dir, "127.0.0.1", o.adb_port)
-        self.run.start_reaper()
+        if o.shard:
+            from harness.farm.stf import parse_shard
+
+            parse_shard(o.shard)  # a malformed --shard: one error before anything starts
+        stf_token = (o.stf_token or os.environ.get("STF_TOKEN", "")) if o.stf else ""
+        if o.stf:
+            from harness.farm.reaper import STF_TOKEN_ENV
+
+            self.run.start_reaper(env={STF_TOKEN_ENV: stf_token})
+        else:
+            self.run.start_reaper()
         if o.twin:
             from harness.profiles.app import twin_app_args
 
             self.run.start_twins(
                 o.twin, lab=o.twin_lab, extra_args=twin_app_args(getattr(o, "twin_app", None))
             )
+        if o.stf:
+            self.run.lease_stf(o.stf, stf_token, o.stf_filter, o.stf_count, o.stf_lease_s, o.shard)
         run = self.run
 
         def props_of(serial: str) -> dict[str, str]:
@@ -123,6 +135,14 @@ class WorkerState:
         self.devices = self.run.resolve(
             list(o.device), o.profile, o.walt, o.relay, o.camera, props_of=props_of
         )
+        if self.run.stf is not None and self.run.stf.retries:
+            self.report.retries["stf"] = dict(self.run.stf.retries)  # counted, in the summary
+        if o.shard and not o.stf and len(self.devices) > 1:
+            from harness.farm.stf import parse_shard, take_shard
+
+            self.devices = take_shard(
+                sorted(self.devices, key=lambda d: d.serial), parse_shard(o.shard)
+            )
         self.report.devices = [d.to_dict() for d in self.devices]
         (self.run_dir / "devices.json").write_text(json.dumps(self.report.devices, indent=2))
 

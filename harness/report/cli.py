@@ -1,6 +1,7 @@
 """`hil report`: reports built from what runs left behind (history.sqlite, results.jsonl).
 
 `hil report trend [--reports DIR] [--last N] [--baseline RUN_ID] [--run RUN_ID] -o trend.html`
+`hil report merge RUN_DIR... -o DIR`: one report from the run directories of many shards.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ def add_commands(sub) -> None:
     p.add_argument("--run", default=None, metavar="RUN_ID", help="run compared (the newest)")
     p.add_argument("-o", "--output", default="trend.html", metavar="FILE", help="HTML written")
     p.set_defaults(func=_trend)
+    m = rsub.add_parser(
+        "merge", help="merge the run directories of shards into one report, results and summary"
+    )
+    m.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    m.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
+    m.set_defaults(func=_merge)
 
 
 def _positive(text: str) -> int:
@@ -48,4 +55,23 @@ def _trend(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.write_text(page, encoding="utf-8")
     print(f"trend: {out} ({out.stat().st_size // 1024} KiB)")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from harness.report.merge import merge, write
+
+    merged = merge(args.run_dirs)
+    report = write(merged, args.output)
+    s = merged.summary()
+    print(
+        f"merged {len(merged.runs)} runs: {s['measurements']} measurements on "
+        f"{len(merged.devices)} devices; {len(merged.clashes)} clashes, "
+        f"{len(merged.duplicates)} duplicates"
+    )
+    for line in merged.clashes:
+        print(f"clash: {line}")
+    for line in merged.duplicates:
+        print(f"duplicate: {line}")
+    print(f"report: {report}")
     return 0
