@@ -235,7 +235,8 @@ def pytest_configure(config: pytest.Config) -> None:
             # a schedule that keeps the total work linear in the tests (ReportRewriter)
             from harness.report.html import ReportRewriter
 
-            config.pluginmanager.register(ReportRewriter(config), "mayday-hil-rewriter")
+            state.rewriter = ReportRewriter(config, before_write=state.refresh_overview)
+            config.pluginmanager.register(state.rewriter, "mayday-hil-rewriter")
         report_images.configure(state.images_dir)
         _stop_on_termination(config)
         try:

@@ -53,6 +53,7 @@ class WorkerState:
         self._cdf_cache: dict = {}
         self._history_done = False
         self.images_dir: Path | None = None  # full-size report images (None: embedded)
+        self.rewriter: Any = None  # harness.report.html.ReportRewriter when the run has one
         self._devices: dict[str, Any] = {}
         self._caps: dict[str, Any] = {}
         self._uis: dict[str, Any] = {}
@@ -245,15 +246,19 @@ class WorkerState:
         if links:
             report.extras = [*report.extras, *links]
         self.report.add(report)
-        if report.when == "teardown":
-            data = html_report_of(self.config)
-            if data is not None:
-                self._set_summary(data.additional_summary["prefix"])
+        if report.when == "teardown" and self.rewriter is None:
+            self.refresh_overview()  # pytest-html rewrites after every test itself
+
+    def refresh_overview(self) -> None:
+        """The overview in pytest-html's summary, for the next write of report.html."""
+        data = html_report_of(self.config)
+        if data is not None and self.report is not None:
+            self._set_summary(data.additional_summary["prefix"])
 
     def _set_summary(self, prefix: list, final: bool = False) -> None:
         history = self._history_section() if final else ""
         try:
-            overview = overview_html(self.report, self._cdf_cache, history)
+            overview = overview_html(self.report, self._cdf_cache, history, final)
         except Exception as e:  # the overview must never break the run
             log.warning("overview not drawn: %s", e)
             overview = f"<section id='hil-overview'><p>overview not drawn: {e}</p></section>"

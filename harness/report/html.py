@@ -96,8 +96,9 @@ class ReportRewriter:
     size written in all) while a run killed outright loses at most the last 10 % of rows or
     30 s from the HTML (results.jsonl keeps every line). Registered on the controller."""
 
-    def __init__(self, config: Any, clock: Any = None):
+    def __init__(self, config: Any, clock: Any = None, before_write: Any = None):
         self.config = config
+        self.before_write = before_write  # e.g. refresh the overview, only when writing
         self.clock = clock or time.monotonic
         self.done = 0
         self.written_at = 0
@@ -125,6 +126,8 @@ class ReportRewriter:
         if plugin is None:
             return
         try:
+            if self.before_write is not None:
+                self.before_write()
             plugin._generate_report()
         except Exception as e:  # the report must never break the run
             log.warning("report.html not rewritten: %s", e)

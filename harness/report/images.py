@@ -70,7 +70,7 @@ def thumbnail(png: bytes, kind: str) -> tuple[bytes, str, str]:
 
     rgb = Image.fromarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
     out = io.BytesIO()
-    rgb.quantize(colors=PALETTE_COLOURS).save(out, "PNG", optimize=True)
+    rgb.quantize(colors=PALETTE_COLOURS, method=Image.Quantize.FASTOCTREE).save(out, "PNG")
     small = out.getvalue()
     return (small, "image/png", "png") if len(small) < len(png) else (png, "image/png", "png")
 

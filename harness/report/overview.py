@@ -139,11 +139,18 @@ def matrix_html(rr: RunReport) -> str:
     return f"<table class='hil-matrix'>{head}{''.join(rows)}</table>"
 
 
-def cdf_images(rr: RunReport, cache: dict | None = None) -> list[tuple[str, str]]:
+CDF_REDRAW_GROWTH = 1.1  # during the run, a metric's CDF is redrawn when its samples grew 10 %
+
+
+def cdf_images(
+    rr: RunReport, cache: dict | None = None, final: bool = True
+) -> list[tuple[str, str]]:
     """(metric, base64 PNG) per metric: every device's samples overlaid, budget lines drawn.
 
     Samples measured under a network profile are a series of their own (device / network).
-    `cache` keeps images whose inputs did not change (the report is rewritten after each test).
+    `cache` keeps images drawn before: reused while their inputs are unchanged, or, during the
+    run (`final` False), until the metric's samples grew by CDF_REDRAW_GROWTH (drawing every
+    CDF after every test would cost O(n) per test, O(n^2) per run).
     """
     from harness.report.plots import cdf_multi_png
 
@@ -153,9 +160,11 @@ def cdf_images(rr: RunReport, cache: dict | None = None) -> list[tuple[str, str]
         if not recs:
             continue
         key = (metric, len(recs), sum(len(r.samples) for r in recs))
-        if cache is not None and cache.get(metric, (None,))[0] == key:
-            out.append((metric, cache[metric][1]))
-            continue
+        if cache is not None and metric in cache:
+            old = cache[metric][0]
+            if old == key or (not final and key[2] < old[2] * CDF_REDRAW_GROWTH):
+                out.append((metric, cache[metric][1]))
+                continue
         series: dict[str, list[float]] = {}
         limits: dict[str, float] = {}
         tests_per_device: dict[str, set[str]] = defaultdict(set)
@@ -176,8 +185,11 @@ def cdf_images(rr: RunReport, cache: dict | None = None) -> list[tuple[str, str]
     return out
 
 
-def overview_html(rr: RunReport, cache: dict | None = None, history: str = "") -> str:
-    """The whole overview section (`history`: the trend section, at the end of the run)."""
+def overview_html(
+    rr: RunReport, cache: dict | None = None, history: str = "", final: bool = True
+) -> str:
+    """The whole overview section (`history`: the trend section, at the end of the run;
+    `final` False: during the run, CDFs redrawn only as they grow, see cdf_images)."""
     c = rr.counts()
     bad = c["failed"] or c["errors"] or c["budget_breaches"] or c["interrupted"]
     skips = "".join(
@@ -188,7 +200,7 @@ def overview_html(rr: RunReport, cache: dict | None = None, history: str = "") -
     cdfs = "".join(
         f"<h4>{_esc(m)}</h4><img class='hil-cdf' alt='{_esc(m)} CDF' "
         f"src='data:image/png;base64,{b64}'>"
-        for m, b64 in cdf_images(rr, cache)
+        for m, b64 in cdf_images(rr, cache, final)
     )
     gallery = "".join(
         f"<figure><a href='{_esc(f['full']) or '#' + row_anchor(f['test'])}'>"

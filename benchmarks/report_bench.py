@@ -1,0 +1,242 @@
+"""Report size and speed at 50, 200 and 500 synthetic tests on 20 devices, against pytest-html's
+own way (the peer, measured in the same run): full-size PNGs inside one self-contained file,
+rewritten after every test.
+
+    .venv/bin/python benchmarks/report_bench.py [--tests 50,200,500] [--peer-max 200] [--json OUT]
+
+Each size runs a real pytest (one twin for the plugin to start; 19 more device entries are
+added to the run so that rows spread over 20 devices; the tests never touch a device). Every
+test measures a connect time (5 samples) and a share latency (30 samples) through the `measure`
+fixture, attaches three plots and one sent|received worst-frame pair (1280x720 each) through
+harness.report.extras, and 1 in 10 breaks its budget. Figures: pytest wall time, report.html
+size, the images beside it, and Chromium's load time (navigation until pytest-html rendered
+every row and every image decoded; headless, selenium + chromedriver, best of 3). Also the
+regression detector's false-alarm and detection rates on simulated series (1,000 each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.report.history import compare  # noqa: E402
+
+DEVICES = 20
+LOADS = 3
+RUN_TIMEOUT_S = 3600
+CONFTEST = textwrap.dedent(
+    """
+    import dataclasses
+    import pytest
+    from harness.plugin.state import PLUGIN_STATE
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(config):
+        state = config.stash[PLUGIN_STATE]
+        if state.is_controller and state.devices:
+            real = state.devices[0]
+            state.devices += [
+                dataclasses.replace(real, serial=f"bench-{k:02d}", model=f"Model{k:02d}",
+                                    profile=None, twin_control=None, console_port=None)
+                for k in range(1, DEVICES)
+            ]
+            state.report.devices = [d.to_dict() for d in state.devices]
+
+    def pytest_collection_modifyitems(config, items):
+        keep = TOTAL
+        if len(items) > keep:
+            config.hook.pytest_deselected(items=items[keep:])
+            del items[keep:]
+    """
+).replace("DEVICES", str(DEVICES))
+TESTS = textwrap.dedent(
+    """
+    import numpy as np
+    import pytest
+    from harness.report.extras import KIND_WORST_FRAME, attach_frame, attach_plots
+    from harness.report.plots import side_by_side_png
+
+    import cv2
+
+    RNG = np.random.default_rng(5)  # a screen-like frame: smooth, some texture (PNG ~190 KB)
+    FRAME = cv2.GaussianBlur(
+        np.clip(RNG.normal(128, 50, (720, 1280, 3)), 0, 255).astype(np.uint8), (9, 9), 3
+    )
+
+    @pytest.mark.parametrize("k", range(PER_DEVICE))
+    def test_session(k, measure, budget, extras, hil_device):
+        idx = int(hil_device.serial.split("-")[-1]) if hil_device.serial.startswith("bench-") else 0
+        rng = np.random.default_rng(k * 100 + idx)
+        slow = 3.0 if (k * 20 + idx) % 10 == 9 else 1.0  # 1 in 10 over budget
+        connect = measure("connect_time_s", "s")
+        for v in rng.lognormal(1.6, 0.2, 5) * slow:
+            connect.add(float(v), uncertainty=0.03)
+        share = measure("share_latency_ms", "ms")
+        for v in rng.lognormal(4.8, 0.2, 30):
+            share.add(float(v), uncertainty=4.0)
+        attach_plots(extras, connect, budget, "connect time")
+        attach_plots(extras, share, budget, "share latency", kinds=("cdf",))
+        attach_frame(extras, side_by_side_png(FRAME, FRAME, f"frame {k}: sent | received"),
+                     f"worst frame {k}", KIND_WORST_FRAME)
+        measure.check(share, raise_on_fail=False)
+        measure.check(connect)
+    """
+)
+
+
+def _run(tests: int, peer: bool, work: Path) -> dict:
+    d = work / f"{'peer' if peer else 'ours'}-{tests}"
+    d.mkdir(parents=True)
+    (d / "conftest.py").write_text(CONFTEST.replace("TOTAL", str(tests)))
+    per_device = -(-tests // DEVICES)  # the extra ones deselected: `tests` tests in all
+    (d / "test_bench.py").write_text(TESTS.replace("PER_DEVICE", str(per_device)))
+    reports = d / "reports"
+    args = [sys.executable, "-m", "pytest", "--twin", "android-emulator-api34"]
+    args += ["--hil-reports", str(reports), "-q", "-p", "no:cacheprovider", "test_bench.py"]
+    html = None
+    if peer:
+        html = d / "peer.html"
+        args += ["--html", str(html), "--self-contained-html"]
+        args += ["-o", "generate_report_on_test=true"]
+    t = time.perf_counter()
+    proc = subprocess.run(
+        args, cwd=d, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False
+    )
+    wall = time.perf_counter() - t
+    run = next(p for p in reports.iterdir() if p.is_dir())
+    html = html or run / "report.html"
+    images = sum(f.stat().st_size for f in (run / "images").glob("*")) if not peer else 0
+    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
+    return {
+        "tests": tests,
+        "mode": "pytest-html (peer)" if peer else "mayday-hil",
+        "wall_s": round(wall, 1),
+        "report_mb": round(html.stat().st_size / 1e6, 2),
+        "images_beside_mb": round(images / 1e6, 2),
+        "outcome": tail,
+        "html": str(html),
+    }
+
+
+def _load_times(pages: list[dict]) -> None:
+    """Chromium load time of each page (best of LOADS), in place."""
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        print("no Chromium (apt-get install chromium chromium-driver): load times skipped")
+        return
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    profile = Path(tempfile.mkdtemp(prefix="hil-bench-chromium-"))
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for a in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ):
+        opts.add_argument(a)
+    service = Service(executable_path=driver_path)
+    driver = webdriver.Chrome(service=service, options=opts)
+    driver.set_page_load_timeout(120)
+    try:
+        for page in pages:
+            best = float("inf")
+            want = page["tests"]
+            for _ in range(LOADS):
+                driver.get("about:blank")
+                t = time.perf_counter()
+                driver.get(Path(page["html"]).as_uri())
+                WebDriverWait(driver, 120, poll_frequency=0.05).until(
+                    lambda d, want=want: d.execute_script(
+                        "return document.querySelectorAll('#results-table tbody.results-table-row')"
+                        ".length >= arguments[0] && [...document.images].every("
+                        "i => !i.getAttribute('src') || i.complete)",
+                        want,
+                    )
+                )
+                best = min(best, time.perf_counter() - t)
+            page["chromium_load_s"] = round(best, 2)
+    finally:
+        driver.quit()
+        if service.process is not None and service.process.poll() is None:
+            service.process.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _detector(runs: int = 1000, seed: int = 0) -> list[dict]:
+    """False alarms on unchanged series and detections of a planted +30 %, simulated."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for sigma, n in ((0.1, 30), (0.25, 30), (0.25, 3)):
+        fa = det = 0
+        for _ in range(runs):
+            base = np.concatenate([120 * rng.lognormal(0, sigma, n) for _ in range(5)])
+            fa += compare(120 * rng.lognormal(0, sigma, n), base, uncertainty=4.0)[3]
+            det += compare(120 * 1.3 * rng.lognormal(0, sigma, n), base, uncertainty=4.0)[3]
+        out.append({"sigma_log": sigma, "n": n, "false_alarms": fa, "detected": det, "of": runs})
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tests", default="50,200,500")
+    ap.add_argument("--peer-max", type=int, default=200, help="largest size the peer runs")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="hil-report-bench-"))
+    rows = []
+    try:
+        for n in [int(x) for x in args.tests.split(",")]:
+            for peer in (False, True):
+                if peer and n > args.peer_max:
+                    continue
+                rows.append(_run(n, peer, work))
+                print(json.dumps({k: v for k, v in rows[-1].items() if k != "html"}), flush=True)
+        _load_times(rows)
+        print(
+            "\n| tests | mode | pytest wall s | report.html MB | images beside MB | Chromium load s |"
+        )
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['tests']} | {r['mode']} | {r['wall_s']} | {r['report_mb']} | "
+                f"{r['images_beside_mb']} | {r.get('chromium_load_s', '-')} |"
+            )
+        det = _detector()
+        print("\nregression detector (simulated, baseline = 5 runs):")
+        for d in det:
+            print(
+                f"  sigma(log) {d['sigma_log']}, {d['n']} samples/run: false alarms "
+                f"{d['false_alarms']}/{d['of']}, +30 % detected {d['detected']}/{d['of']}"
+            )
+        if args.json:
+            Path(args.json).write_text(json.dumps({"runs": rows, "detector": det}, indent=2))
+    finally:
+        if os.environ.get("HIL_BENCH_KEEP"):
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
