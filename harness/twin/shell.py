@@ -22,8 +22,12 @@ import asyncio
 import dataclasses
 import fnmatch
 import logging
+import os
+import random
 import re
+import stat as st
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -598,8 +602,6 @@ class Shell:
         if name == "PWD":
             return self.vars.get("PWD", self.cwd)
         if name == "RANDOM":
-            import random
-
             return str(random.randrange(32768))
         return self.vars.get(name)
 
@@ -986,8 +988,6 @@ class Shell:
         if path in ("/dev/null", "/dev/random", "/dev/urandom"):
             if path == "/dev/null":
                 return BytesSource(b"")
-            import os
-
             return BytesSource(os.urandom(_READ_CHUNK))
         return BytesSource(self.twin.fs.read(path))
 
@@ -1098,6 +1098,9 @@ class Shell:
         try:
             status = await func(proc)
         except FsError as e:
+            await io.err.write(f"{base}: {e}\n".encode())
+            status = 1
+        except ShellError as e:  # a command's usage error is its own, not the shell's
             await io.err.write(f"{base}: {e}\n".encode())
             status = 1
         return int(status or 0) & 0xFF
@@ -1369,8 +1372,8 @@ def _split(value: str, ifs: str) -> tuple[list[str], bool, bool]:
 
 
 # --- builtins -----------------------------------------------------------------------------
-Builtin = "Callable[[Shell, list[str], IO], Awaitable[int]]"
-_BUILTINS: dict = {}
+Builtin = Callable[[Shell, list[str], IO], Awaitable[int]]
+_BUILTINS: dict[str, Builtin] = {}
 _SPECIAL = {
     ":",
     ".",
@@ -1751,7 +1754,7 @@ def _kind(sh: Shell, name: str) -> str | None:
     return None
 
 
-_RESERVED_WORDS = g.RESERVED - {"function"} | {"function", "[["}
+_RESERVED_WORDS = g.RESERVED | {"[["}
 
 
 @builtin("type", "whence")
@@ -1977,8 +1980,6 @@ _TEST_BINOPS = {"=", "==", "!=", "<", ">", "-eq", "-ne", "-lt", "-le", "-gt", "-
 
 
 def _is_chr(n) -> bool:
-    import stat as st
-
     return st.S_ISCHR(n.mode)
 
 

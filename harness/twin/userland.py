@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import os
 import posixpath
 import re
 import stat as st
@@ -32,7 +31,7 @@ import time
 from harness.twin.commands import command, lookup
 from harness.twin.fs import FsError
 from harness.twin.personality import Personality
-from harness.twin.shell import IO, BrokenPipe, Proc, ShellError, Source
+from harness.twin.shell import IO, Proc, ShellError, Source
 
 _YES_CHUNK_LINES = 4096
 _XARGS_MAX_ARGS = 5000
@@ -52,7 +51,8 @@ def _awk(pers: Personality) -> bool:
 
 # --- helpers ------------------------------------------------------------------------------
 def _opts(argv: list[str], flags: str, valued: str = "") -> tuple[dict[str, str | bool], list[str]]:
-    """Parse `-abc -n 3 -n3` style options; stops at `--` or the first operand."""
+    """Parse `-abc -n 3 -n3` options anywhere among the operands (toybox permutes); `--` ends
+    them. Raises ShellError for an unknown option (the shell prints `<tool>: ...`, status 1)."""
     opts: dict[str, str | bool] = {}
     rest: list[str] = []
     i = 0
@@ -1939,4 +1939,4 @@ async def _awk_cmd(p: Proc) -> int:
     return _failed(p)
 
 
-__all__ = ["BrokenPipe", "os", "printf_format"]
+__all__ = ["printf_format"]
