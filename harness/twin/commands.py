@@ -91,7 +91,8 @@ async def _setprop(p: Proc) -> int:
 
 # --- files ---------------------------------------------------------------------------------
 def _mode_string(mode: int) -> str:
-    kind = "d" if st.S_ISDIR(mode) else "-"
+    kinds = ((st.S_ISDIR, "d"), (st.S_ISLNK, "l"), (st.S_ISCHR, "c"))
+    kind = next((ch for test, ch in kinds if test(mode)), "-")
     perms = "".join(
         ch if mode & bit else "-"
         for ch, bit in zip(
@@ -113,12 +114,16 @@ async def _ls(p: Proc) -> int:
             await p.eprint(f"ls: {path}: No such file or directory")
             status = 1
             continue
+        if long and not node.is_dir:  # `ls -l link` shows the link itself
+            node = p.twin.fs.lookup(full, follow=False) or node
         entries = p.twin.fs.listdir(full) if node.is_dir else [(path, node)]
         for name, child in entries:
             if long:
                 stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(child.mtime))
+                arrow = f" -> {child.target}" if child.is_link else ""
                 await p.print(
-                    f"{_mode_string(child.mode)} shell    shell    {child.size:>8} {stamp} {name}"
+                    f"{_mode_string(child.mode)} shell    shell    {child.size:>8} {stamp} "
+                    f"{name}{arrow}"
                 )
             else:
                 await p.print(name)

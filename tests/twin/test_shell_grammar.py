@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -418,3 +419,16 @@ def test_a_job_with_its_output_redirected_outlives_the_session(twins):
 
     assert asyncio.run(go()) == (0, False, True)
     assert run(twin, "(sleep 0.2; echo held) &") == (0, "held\n", "")
+
+
+def test_golden_qa_script_is_what_mksh_prints():
+    """fixtures/shell/sh-qa-script: the expected output is mksh's own (getprop stubbed)."""
+    mksh = shutil.which("mksh")
+    if mksh is None:
+        pytest.skip("no mksh oracle: apt-get install mksh toybox")
+    golden = Path(__file__).resolve().parents[2] / "fixtures" / "shell" / "sh-qa-script"
+    script = "getprop() { echo 34; }\n" + (golden / "qa.sh").read_text()
+    got = subprocess.run(
+        [mksh, "-c", script, "qa.sh", "1", "2", "4"], capture_output=True, timeout=10
+    )
+    assert (got.returncode, got.stdout) == (0, (golden / "api34-emulator.txt").read_bytes())
