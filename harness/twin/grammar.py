@@ -444,7 +444,9 @@ class Parser:
         if j < n and s[j] == "#" and j + 1 < n and s[j + 1] not in "}":
             length = True
             j += 1
-        m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[" + re.escape(_SPECIAL_PARAMS) + "]").match(s, j)
+        m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|[" + re.escape(_SPECIAL_PARAMS) + "]").match(
+            s, j
+        )
         if not m:
             raise ShellSyntaxError("quote", line=self.line)  # mksh: "${": bad substitution
         name = m.group()
@@ -461,13 +463,13 @@ class Parser:
         if op is None:
             raise ShellSyntaxError("quote", line=self.line)
         self.i = j + len(op)
-        if quoted:
-            arg = Word(self._dquoted("}"))
-        else:
-            arg = self._word("}")
-            if self.i >= n or s[self.i] != "}":
-                raise ShellSyntaxError("quote", line=self.line)
-            self.i += 1
+        arg = self._word("}")
+        if self.i >= n or s[self.i] != "}":
+            raise ShellSyntaxError("quote", line=self.line)
+        self.i += 1
+        if quoted:  # "${x:-a b}": the word is quoted as a whole (inner quotes still removed)
+            for part in arg.parts:
+                part.quoted = True
         return Param(name, op, arg, quoted)
 
     def _read_heredocs(self) -> None:
@@ -496,22 +498,30 @@ class Parser:
 
     # grammar
     def complete_command(self) -> Node | None:
-        """The next top-level command (an and-or list with its `&`), or None at the end."""
+        """The next top-level command line (and-or lists up to a newline), or None at the end.
+        Here-documents started on the line are read with its newline."""
         while self.peek().kind == "nl" or (self.peek().kind == "op" and self.peek().value == ";"):
             if self.peek().kind == "op":
                 raise self._unexpected(self.peek())
             self.take()
         if self.peek().kind == "eof":
             return None
-        node = self.and_or()
-        tok = self.peek()
-        background = False
-        if tok.kind == "op" and tok.value in (";", "&"):
-            self.take()
-            background = tok.value == "&"
-        elif tok.kind not in ("nl", "eof"):
-            raise self._unexpected(tok)
-        return ListNode([(node, background)])
+        items: list[tuple[Node, bool]] = []
+        while True:
+            node = self.and_or()
+            tok = self.peek()
+            background = False
+            if tok.kind == "op" and tok.value in (";", "&"):
+                self.take()
+                background = tok.value == "&"
+                tok = self.peek()
+            elif tok.kind not in ("nl", "eof"):
+                raise self._unexpected(tok)
+            items.append((node, background))
+            if tok.kind in ("nl", "eof"):
+                if tok.kind == "nl":
+                    self.take()
+                return ListNode(items)
 
     def parse_all(self) -> ListNode:
         """The whole source as one list (raises at the first syntax error)."""

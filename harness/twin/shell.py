@@ -588,8 +588,10 @@ class Shell:
             return self.last_bg
         if name == "#":
             return str(len(self.params))
-        if name in ("@", "*"):
+        if name == "@":
             return " ".join(self.params)
+        if name == "*":
+            return self.vars.get("IFS", " \t\n")[:1].join(self.params)
         if name == "0":
             return self.arg0
         if name == "-":
@@ -710,24 +712,20 @@ class Shell:
                     status = 0
                 else:
                     status = await self.exec(item, io)
-                    self._errexit(status, item)
+                    if not isinstance(item, g.AndOr):
+                        self._errexit(status, item)
             return status
         if isinstance(node, g.AndOr):
-            self._noerr += 1
-            try:
-                status = await self.exec(node.first, io)
-                for i, (op, nxt) in enumerate(node.rest):
-                    if (op == "&&") == (status == 0):
-                        if i == len(node.rest) - 1:
-                            self._noerr -= 1
-                            try:
-                                status = await self.exec(nxt, io)
-                            finally:
-                                self._noerr += 1
-                        else:
-                            status = await self.exec(nxt, io)
-            finally:
-                self._noerr -= 1
+            # `set -e` ignores every failure but that of the last command, if it ran
+            status = await self._cond(node.first, io)
+            for k, (op, nxt) in enumerate(node.rest):
+                if (op == "&&") != (status == 0):
+                    continue
+                if k == len(node.rest) - 1:
+                    status = await self.exec(nxt, io)
+                    self._errexit(status, nxt)
+                else:
+                    status = await self._cond(nxt, io)
             return status
         if isinstance(node, g.Pipeline):
             if node.negate:
@@ -1161,9 +1159,13 @@ class Shell:
             fields.append([])
             real.append(False)
 
-        for part in word.parts:
+        for k, part in enumerate(word.parts):
             if isinstance(part, g.Lit):
-                add(part.text, part.quoted)
+                text = part.text
+                if k == 0 and not part.quoted and (text == "~" or text.startswith("~/")):
+                    add(self.vars.get("HOME", "/"), True)  # tilde: $HOME, not split
+                    text = text[1:]
+                add(text, part.quoted)
                 continue
             if isinstance(part, g.Param) and part.name == "@" and part.quoted and not part.op:
                 for k, value in enumerate(self.params):
@@ -1198,6 +1200,8 @@ class Shell:
         assert isinstance(part, g.Param)
         name, op = part.name, part.op
         value = self.get(name)
+        if value is None and "u" in self.opts and op in ("", "len") and name not in "@*":
+            raise ShellError(f"{name}: parameter not set")
         if op == "":
             return value or ""
         if op == "len":
