@@ -195,13 +195,34 @@ class Case:
 
 
 @dataclass
+class ArithCmd:
+    """`(( expr ))`: status 0 when expr is non-zero."""
+
+    expr: Word
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+@dataclass
 class FuncDef:
     name: str
     body: Node
     redirects: list[Redirect] = field(default_factory=list)
 
 
-Node = Simple | Pipeline | AndOr | ListNode | Subshell | Group | If | For | While | Case | FuncDef
+Node = (
+    Simple
+    | Pipeline
+    | AndOr
+    | ListNode
+    | Subshell
+    | Group
+    | If
+    | For
+    | While
+    | Case
+    | ArithCmd
+    | FuncDef
+)
 
 
 @dataclass
@@ -419,7 +440,10 @@ class Parser:
         return CmdSub(body, quoted)
 
     def _arith(self, quoted: bool) -> Part:
+        """At `$((` (or `((` for the command, self.i one less): up to the matching `))`."""
         s, n = self.s, len(self.s)
+        if s[self.i] == "(":
+            self.i -= 1  # `((`: as if there were a `$`
         j = self.i + 3
         depth = 0
         while j < n:
@@ -592,6 +616,12 @@ class Parser:
 
     def command(self) -> Node:
         tok = self.peek()
+        if tok.kind == "op" and tok.value == "(" and self.s.startswith("(", self.i):
+            self.take()
+            self.i -= 2  # back to "((" for the arithmetic scanner
+            part = self._arith(False)
+            assert isinstance(part, Arith)
+            return self._redirects(ArithCmd(part.expr))
         if tok.kind == "op" and tok.value == "(":
             self.take()
             body = self.compound_list()

@@ -563,6 +563,7 @@ class Shell:
             self.last_bg = parent.last_bg
             self.pid = parent.pid  # $$ stays the parent's in a subshell
         self.script: str | None = None  # a script's name for messages (`name[line]: ...`)
+        self.traps: dict[str, str] = {}  # only EXIT is acted on (no signals reach the twin)
         self.line = 1
         self.depth = 0
         self.locals: list[dict[str, str | None]] = []
@@ -656,7 +657,16 @@ class Shell:
                     task.cancel()
 
     async def run_source(self, src: str, io: IO) -> int:
-        """Parse and run source one top-level command at a time (as mksh reads a script)."""
+        """Parse and run source one top-level command at a time (as mksh reads a script);
+        then the EXIT trap, if one was set."""
+        status = await self._run_source(src, io)
+        trap = self.traps.pop("EXIT", None)
+        if trap:
+            await self._run_source(trap, io)
+            self.status = status
+        return status
+
+    async def _run_source(self, src: str, io: IO) -> int:
         parser = g.Parser(src)
         try:
             while True:
@@ -738,6 +748,9 @@ class Shell:
             return int(status == 0) if node.negate else status
         if isinstance(node, g.Simple):
             return await self._simple(node, io)
+        if isinstance(node, g.ArithCmd):
+            text = await self.expand_str(node.expr, io)
+            return 0 if _Arith(text, self).eval() else 1
         if isinstance(node, g.FuncDef):
             self.funcs[node.name] = node.body
             return 0
@@ -1033,11 +1046,14 @@ class Shell:
         builtin = _BUILTINS.get(name)
         if builtin is not None:
             saved = {n: self.vars.get(n) for n, _ in assigns}
+            saved_exported = set(self.exported)
             for n, v in assigns:
                 self.set(n, v)
+                self.exported.add(n)  # `F=2 sh -c ...`: the prefix reaches the child
             try:
                 return await builtin(self, argv, io)
             finally:
+                self.exported = saved_exported
                 for n, old in saved.items():
                     if old is None:
                         self.vars.pop(n, None)
@@ -1518,7 +1534,7 @@ async def _b_cd(sh: Shell, argv: list[str], io: IO) -> int:
             await sh.error(io, f"cd: {path}: {reason}")
         else:
             await sh.error(io, f"cd: /{target.lstrip('/')}: {reason}")
-        return 1 if sh.new_msgs else 2
+        return 2
     sh.vars["OLDPWD"] = sh.cwd
     sh.cwd = path
     sh.vars["PWD"] = path
@@ -1658,7 +1674,23 @@ async def _b_exec(sh: Shell, argv: list[str], io: IO) -> int:
     raise ShellExit(await sh.call(argv[1:], io))
 
 
-@builtin("trap", "umask", "times", "ulimit", "hash", "alias", "unalias")
+@builtin("trap")
+async def _b_trap(sh: Shell, argv: list[str], io: IO) -> int:
+    if len(argv) < 3:
+        for sig, cmd in sh.traps.items():
+            await _out(io, f"trap -- {_quote(cmd)} {sig}\n")
+        return 0
+    action = argv[1]
+    for sig in argv[2:]:
+        name = "EXIT" if sig in ("0", "EXIT") else sig.upper().removeprefix("SIG")
+        if action == "-":
+            sh.traps.pop(name, None)
+        else:
+            sh.traps[name] = action
+    return 0
+
+
+@builtin("umask", "times", "ulimit", "hash", "alias", "unalias")
 async def _b_noop(sh: Shell, argv: list[str], io: IO) -> int:
     if argv[0] == "umask" and len(argv) == 1:
         await _out(io, "0077\n" if sh.twin.personality.api < 21 else "0000\n")
@@ -1871,8 +1903,8 @@ async def _test_eval(sh: Shell, args: list[str]) -> bool:
     def num(v: str) -> int:
         try:
             return int(v.strip())
-        except ValueError:
-            raise ShellError(f"{v}: bad number") from None
+        except ValueError:  # mksh evaluates it as an arithmetic expression (`a` is $a)
+            return _Arith(v, sh).eval()
 
     def unary(op: str, a: str) -> bool:
         n = node(a) if op not in ("-z", "-n", "-t") else None

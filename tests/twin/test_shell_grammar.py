@@ -94,6 +94,17 @@ GRAMMAR = [
     ('echo "a"\'b\'c"$(echo d)"', "abcd\n", 0),
     ("echo `echo \\`echo nested\\``", "nested\n", 0),
     ("type cd; command -v echo", "cd is a shell builtin\necho\n", 0),
+    ("cat <<A; echo after\nline1\nA", "line1\nafter\n", 0),
+    ('set -- a b c; IFS=,; echo "$*"; echo $*', "a,b,c\na b c\n", 0),
+    ('echo "${a:-"default with space"}"', "default with space\n", 0),
+    ("set -- a b c d e f g h i j k; echo ${10} $10", "j a0\n", 0),
+    ("set -e; if false; then :; fi; false && true; echo survived", "survived\n", 0),
+    ("set -u; echo ${nope:-ok}; echo $nope; echo after", "ok\n", 1),
+    ("trap 'echo trapped' EXIT; echo body; exit 2", "body\ntrapped\n", 2),
+    ("x=3; (( x > 2 )) && echo big; (( x - 3 )); echo $?", "big\n1\n", 0),
+    ("[ 1 -eq a ]; echo $?", "1\n", 0),
+    ("F=2 sh -c 'echo $F'; G=3; sh -c 'echo ${G-unset}'", "2\nunset\n", 0),
+    ("cd /; cd nonexistent_dir_xyz; echo $?", "2\n", 0),
     ("x=y; readonly_test() { echo $x; }; x=z readonly_test; echo $x", "z\ny\n", 0),
 ]
 
