@@ -189,9 +189,12 @@ async def _chmod(p: Proc) -> int:
 
 async def _md5(p: Proc, args: list[str]) -> int:
     status = 0
-    for path in args:
+    for path in args or ["-"]:
         try:
-            data = p.twin.fs.read(p.twin.fs.norm(path, p.shell.cwd))
+            if path == "-":
+                data = await p.stdin.read_all()
+            else:
+                data = p.twin.fs.read(p.twin.fs.norm(path, p.shell.cwd))
         except FsError as e:
             await p.eprint(f"md5sum: {path}: {e.reason}")
             status = 1

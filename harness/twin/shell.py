@@ -61,6 +61,7 @@ __all__ = [
     "Sink",
     "Source",
     "StreamSink",
+    "UsageError",
     "V2Sink",
     "parse",
 ]
@@ -87,6 +88,10 @@ class _Break(Exception):
 
 class ShellError(Exception):
     """A fatal shell error (bad substitution, arithmetic, `${x:?}`): message, exit status 1."""
+
+
+class UsageError(ShellError):
+    """A command's bad option: printed `<tool>: <why> (see "<tool> --help")` (toybox), status 1."""
 
 
 class BrokenPipe(Exception):
@@ -1115,7 +1120,8 @@ class Shell:
             await io.err.write(f"{base}: {e}\n".encode())
             status = 1
         except ShellError as e:  # a command's usage error is its own, not the shell's
-            await io.err.write(f"{base}: {e}\n".encode())
+            hint = f' (see "{base} --help")' if isinstance(e, UsageError) else ""
+            await io.err.write(f"{base}: {e}{hint}\n".encode())
             status = 1
         return int(status or 0) & 0xFF
 
