@@ -448,6 +448,9 @@ def test_golden_qa_script_is_what_mksh_prints():
 
 # --- toybox oracle: the same script under Debian's mksh with toybox 0.8.9 (Android 14's) --------
 TOYBOX_SCRIPTS = [
+    "touch a; mkdir d; echo hi > d/x; ln -s a l; ls; echo --; ls d .; echo --; ls -d d; ls -1 d;"
+    " ls nofile; echo $?; ls -R .",
+    "touch b a; ls -a | tail -n 2",
     "printf 'a\\nb\\nc\\n' | wc -l; printf 'a b\\n' | wc -w; printf abc | wc -c; printf 'x\\ny\\n' > f; wc -l f; wc f",
     "printf 'x\\ny\\n' > f; printf 'z\\n' > g; wc -l f g",
     "echo hello world | sed 's/o/0/'; echo hello | sed -n '/ell/p'; printf '1\\n2\\n3\\n' | sed '2d'; printf '1\\n2\\n3\\n' | sed -n '$p'",
