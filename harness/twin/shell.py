@@ -49,6 +49,7 @@ _MAX_DEPTH = 64  # function/eval/source nesting; deeper is an error, not a Pytho
 _SH = "/system/bin/sh"
 _PATH = "/sbin:/vendor/bin:/system/sbin:/system/bin:/system/xbin"
 _SIGPIPE_STATUS = 141
+_YIELD_EVERY = 16  # commands or loop turns between two yields to the event loop
 _FIRST_PID = 5000
 
 __all__ = [
@@ -170,6 +171,7 @@ class Source:
 
     def __init__(self) -> None:
         self._pending = bytearray()
+        self._pos = 0  # bytes of _pending already consumed
         self._eof = False
 
     async def _fill(self) -> bytes:
@@ -178,28 +180,40 @@ class Source:
     def close(self) -> None:
         """The reader is done (a pipe's writer then gets SIGPIPE)."""
 
+    def buffered(self) -> int:
+        """Bytes readable without waiting."""
+        return len(self._pending) - self._pos
+
+    async def _more(self) -> bool:
+        if self._eof:
+            return False
+        data = await self._fill()
+        if not data:
+            self._eof = True
+            return False
+        if self._pos:
+            del self._pending[: self._pos]
+            self._pos = 0
+        self._pending += data
+        return True
+
     async def read(self, n: int = _READ_CHUNK) -> bytes:
         """Up to n bytes; b"" at end of input."""
-        if not self._pending and not self._eof:
-            data = await self._fill()
-            if not data:
-                self._eof = True
-            self._pending += data
-        out = bytes(self._pending[:n])
-        del self._pending[:n]
+        if not self.buffered():
+            await self._more()
+        out = bytes(self._pending[self._pos : self._pos + n])
+        self._pos += len(out)
         return out
 
     async def readline(self) -> bytes:
         """One line with its LF (without one at end of input); b"" at end of input."""
-        while b"\n" not in self._pending and not self._eof:
-            data = await self._fill()
-            if not data:
-                self._eof = True
-            self._pending += data
-        cut = self._pending.find(b"\n")
-        cut = len(self._pending) if cut < 0 else cut + 1
-        out = bytes(self._pending[:cut])
-        del self._pending[:cut]
+        while True:
+            cut = self._pending.find(b"\n", self._pos)
+            if cut >= 0 or not await self._more():
+                break
+        end = len(self._pending) if cut < 0 else cut + 1
+        out = bytes(self._pending[self._pos : end])
+        self._pos = end
         return out
 
     async def read_all(self, limit: int = _SUBST_MAX_BYTES) -> bytes:
@@ -521,6 +535,7 @@ class _Root:
     tasks: set[asyncio.Task] = field(default_factory=set)
     session: tuple[Sink, ...] = ()  # the stream's sinks: a job writing there holds the session
     holding: set[int] = field(default_factory=set)
+    ticks: int = 0
 
     def pid(self) -> int:
         self.next_pid += 1
@@ -802,7 +817,7 @@ class Shell:
                 values = [v for w in node.words for v in await self.expand(w, io)]
             status = 0
             for value in values:
-                await asyncio.sleep(0)
+                await self._tick()
                 self.set(node.var, value)
                 try:
                     status = await self.exec(node.body, io)
@@ -816,7 +831,7 @@ class Shell:
         if isinstance(node, g.While):
             status = 0
             while True:
-                await asyncio.sleep(0)
+                await self._tick()
                 ok = await self._cond(node.cond, io) == 0
                 if ok == node.until:
                     break
@@ -1014,8 +1029,14 @@ class Shell:
         return FileSink(self, name, append)
 
     # --- simple commands ------------------------------------------------------------------
+    async def _tick(self) -> None:
+        """Yield to the event loop every few commands: endless loops never starve the twin."""
+        self.root.ticks += 1
+        if self.root.ticks % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+
     async def _simple(self, cmd: g.Simple, io: IO) -> int:
-        await asyncio.sleep(0)
+        await self._tick()
         self.line = cmd.line
         self._subst_status: int | None = None
         argv: list[str] = []
@@ -1283,7 +1304,7 @@ class Shell:
 
     def _glob(self, segs: Segs) -> list[str]:
         text = "".join(t for t, _ in segs)
-        if not any(not q and any(c in t for c in "*?[") for t, q in segs):
+        if not any(not q and _GLOB_CHARS.search(t) for t, q in segs):
             return [text]
         pattern = _glob_pattern(segs)
         fs = self.twin.fs
@@ -1344,6 +1365,9 @@ class Shell:
         finally:
             if pump_task is not None:
                 pump_task.cancel()
+
+
+_GLOB_CHARS = re.compile(r"[*?]|\[.+\]")  # a lone `[` (the test command) is no pattern
 
 
 def _join(a: str, b: str) -> str:

@@ -632,11 +632,17 @@ async def _head_tail(p: Proc, head: bool) -> int:
                     await p.out.write(chunk)
                     left -= len(chunk)
             else:
+                batch = bytearray()
                 for _ in range(max(int(count_s), 0)):
                     line = await src.readline()
                     if not line:
                         break
-                    await p.out.write(line)
+                    batch += line
+                    if len(batch) >= 65536 or not src.buffered():  # next line would wait
+                        await p.out.write(bytes(batch))
+                        batch.clear()
+                if batch:
+                    await p.out.write(bytes(batch))
             if name == "-":
                 p.stdin.close()
             continue
