@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _MAX_LINE = 64 * 1024
 _PIPE_BYTES = 64 * 1024  # a Linux pipe's capacity
+_FEED_POLL_S = 0.2  # how often blocked host input checks whether the host went away
 _SUBST_MAX_BYTES = 16 << 20  # $(...) output kept; more is an error, not the twin's memory
 _READ_CHUNK = 64 * 1024
 _MAX_DEPTH = 64  # function/eval/source nesting; deeper is an error, not a Python RecursionError
@@ -262,6 +263,27 @@ class Pipe:
     def close_write(self) -> None:
         self.write_closed = True
         self._readable.set()
+
+    async def feed(self, data: bytes, stop: Callable[[], bool]) -> bool:
+        """Write data, waiting for room but giving up (False) once stop() is true: the host's
+        input to a command that does not read it must not hide the host hanging up."""
+        view = memoryview(bytes(data))
+        while len(view):
+            if self.read_closed:
+                raise BrokenPipe()
+            room = self.capacity - len(self.buf)
+            if room <= 0:
+                if stop():
+                    return False
+                self._writable.clear()
+                try:
+                    await asyncio.wait_for(self._writable.wait(), _FEED_POLL_S)
+                except TimeoutError:
+                    pass
+                continue
+            await self.writer.write(bytes(view[:room]))
+            view = view[room:]
+        return True
 
     def close_read(self) -> None:
         self.read_closed = True

@@ -152,3 +152,20 @@ def test_api34_script_on_stdin_of_a_bare_adb_shell(adb_server, start_twin):
     tp = start_twin(API34)
     r = adb_server.adb("-s", _serial(tp), "shell", input=b"x=6\necho $((x * 7))\nfalse || exit 3\n")
     assert (r.returncode, r.stdout) == (3, b"42\n")
+
+
+def test_unread_stdin_does_not_hide_the_client_hanging_up(adb_server, start_twin):
+    """A job that never reads its stdin while the client sends more than a pipe holds still
+    stops when the client closes the stream."""
+    tp = start_twin(API34)
+    d = adb_server.client().device(_serial(tp))
+    conn = d.shell(
+        "while true; do echo x >> /data/local/tmp/unread.txt; sleep 0.01; done", stream=True
+    )
+    conn.conn.sendall(b"z" * (1 << 20))
+    time.sleep(_LOOP_SETTLE_S)
+    conn.close()
+    time.sleep(_LOOP_SETTLE_S * 2)
+    size1 = d.shell("wc -c < /data/local/tmp/unread.txt")
+    time.sleep(_LOOP_SETTLE_S)
+    assert int(size1) > 0 and d.shell("wc -c < /data/local/tmp/unread.txt") == size1
