@@ -46,7 +46,7 @@ _OPS = (
     ">",
 )
 RESERVED = frozenset(
-    "if then elif else fi for in do done while until case esac { } ! function".split()
+    "if then elif else fi for in do done while until case esac { } ! function [[ ]]".split()
 )
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
@@ -191,6 +191,14 @@ class While:
 class Case:
     word: Word
     items: list[tuple[list[Word], Node | None]]
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+@dataclass
+class DBracket:
+    """`[[ ... ]]`: words (not split, not globbed) and the operators `&& || ( ) < > !`."""
+
+    args: list[Word | str]
     redirects: list[Redirect] = field(default_factory=list)
 
 
@@ -638,6 +646,8 @@ class Parser:
             if lit == "{":
                 self.take()
                 return self._redirects(Group(self._body("{", "}", tok.line)))
+            if lit == "[[":
+                return self._redirects(self._dbracket())
             if lit == "if":
                 return self._redirects(self._if())
             if lit in ("while", "until"):
@@ -740,6 +750,23 @@ class Parser:
         while self.peek().kind == "op" and self.peek().value in _REDIR_OPS:
             node.redirects.append(self._redirect())  # type: ignore[union-attr]
         return node
+
+    def _dbracket(self) -> Node:
+        start = self.take()
+        args: list[Word | str] = []
+        while True:
+            tok = self.take()
+            if tok.kind == "eof":
+                raise ShellSyntaxError("unmatched", "[[", start.line)
+            if tok.kind == "word" and tok.word is not None and tok.word.literal == "]]":
+                break
+            if tok.kind == "word":
+                args.append(tok.word)  # type: ignore[arg-type]
+            elif tok.kind == "op" and tok.value in ("&&", "||", "(", ")", "<", ">"):
+                args.append(tok.value)
+            else:
+                raise self._unexpected(tok)
+        return DBracket(args)
 
     def _if(self) -> Node:
         start = self.take()

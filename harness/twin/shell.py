@@ -606,6 +606,8 @@ class Shell:
             self.pid = parent.pid  # $$ stays the parent's in a subshell
         self.script: str | None = None  # a script's name for messages (`name[line]: ...`)
         self.traps: dict[str, str] = {}  # only EXIT is acted on (no signals reach the twin)
+        self._optsub = 1  # getopts: the next letter inside a grouped `-abc`...
+        self._optsub_for = 1  # ...of the argument at this OPTIND
         self.line = 1
         self.depth = 0
         self.locals: list[dict[str, str | None]] = []
@@ -790,6 +792,8 @@ class Shell:
             return int(status == 0) if node.negate else status
         if isinstance(node, g.Simple):
             return await self._simple(node, io)
+        if isinstance(node, g.DBracket):
+            return await self._dbracket(node, io)
         if isinstance(node, g.ArithCmd):
             text = await self.expand_str(node.expr, io)
             return 0 if _Arith(text, self).eval() else 1
@@ -875,6 +879,22 @@ class Shell:
                         return await self.exec(body, io) if body is not None else 0
             return 0
         raise ShellError(f"cannot run {type(node).__name__}")
+
+    async def _dbracket(self, node: g.DBracket, io: IO) -> int:
+        args: list[str] = []
+        patterns: dict[int, str] = {}
+        for item in node.args:
+            if isinstance(item, str):
+                args.append({"&&": "-a", "||": "-o"}.get(item, item))
+                continue
+            segs = (await self._expand_segs(item, io, split=False))[0]
+            patterns[len(args)] = _glob_pattern(segs)
+            args.append("".join(t for t, _ in segs))
+        try:
+            return 0 if await _test_eval(self, args, patterns) else 1
+        except ShellError as e:
+            await self.error(io, f"[[: {e}")
+            return 2
 
     async def _cond(self, node: g.Node, io: IO) -> int:
         self._noerr += 1
@@ -1809,6 +1829,72 @@ def _assign_fields(sh: Shell, names: list[str], text: str) -> None:
             rest = rest[1:].lstrip(ws)
 
 
+@builtin("let")
+async def _b_let(sh: Shell, argv: list[str], io: IO) -> int:
+    value = 0
+    for expr in argv[1:]:
+        value = _Arith(expr, sh).eval()
+    return 0 if value else 1
+
+
+@builtin("getopts")
+async def _b_getopts(sh: Shell, argv: list[str], io: IO) -> int:
+    if len(argv) < 3:
+        await sh.error(io, "getopts: missing argument")
+        return 2
+    spec, name = argv[1], argv[2]
+    args = argv[3:] if len(argv) > 3 else sh.params
+    silent = spec.startswith(":")
+    optind = int(sh.vars.get("OPTIND", "1") or "1")
+    sub = sh._optsub if sh._optsub_for == optind else 1  # OPTIND reset by the script
+    sh.vars.pop("OPTARG", None)
+    if optind > len(args):
+        sh.set(name, "?")
+        return 1
+    arg = args[optind - 1]
+    if sub == 1 and (arg == "--" or not arg.startswith("-") or arg == "-"):
+        if arg == "--":
+            sh.set("OPTIND", str(optind + 1))
+        sh.set(name, "?")
+        return 1
+    ch = arg[sub]
+    sub += 1
+    pos = spec.find(ch)
+    if ch == ":" or pos < 0:
+        sh.set(name, "?")
+        if silent:
+            sh.set("OPTARG", ch)
+        else:
+            await sh.error(io, f"getopts: -{ch}: unknown option")
+    elif pos + 1 < len(spec) and spec[pos + 1] == ":":
+        if sub < len(arg):
+            sh.set("OPTARG", arg[sub:])
+            sub = len(arg)
+        elif optind < len(args):
+            optind += 1
+            sh.set("OPTARG", args[optind - 1])
+            sub = len(arg)
+        else:
+            sh.set(name, ":" if silent else "?")
+            if silent:
+                sh.set("OPTARG", ch)
+            else:
+                await sh.error(io, f"getopts: -{ch}: requires argument")
+            sub = len(arg)
+            sh.set("OPTIND", str(optind + 1))
+            sh._optsub, sh._optsub_for = 1, optind + 1
+            return 0
+        sh.set(name, ch)
+    else:
+        sh.set(name, ch)
+    if sub >= len(arg):
+        optind += 1
+        sub = 1
+    sh._optsub, sh._optsub_for = sub, optind
+    sh.set("OPTIND", str(optind))
+    return 0
+
+
 @builtin("wait")
 async def _b_wait(sh: Shell, argv: list[str], io: IO) -> int:
     if len(argv) == 1:
@@ -1946,7 +2032,8 @@ async def _b_sh(sh: Shell, argv: list[str], io: IO) -> int:
 
 
 # test / [
-async def _test_eval(sh: Shell, args: list[str]) -> bool:
+async def _test_eval(sh: Shell, args: list[str], patterns: dict[int, str] | None = None) -> bool:
+    """test/[ (and [[ ]] with `patterns`: the right of = == != is a glob pattern)."""
     fs = sh.twin.fs
 
     def node(p: str):
@@ -1986,7 +2073,10 @@ async def _test_eval(sh: Shell, args: list[str]) -> bool:
             return False
         raise ShellError(f"{op}: unexpected operator")
 
-    def binary(a: str, op: str, b: str) -> bool:
+    def binary(a: str, op: str, b: str, b_at: int = -1) -> bool:
+        if patterns is not None and b_at in patterns and op in ("=", "==", "!="):
+            hit = fnmatch.fnmatchcase(a, patterns[b_at])
+            return hit if op != "!=" else not hit
         if op in ("=", "=="):
             return a == b
         if op == "!=":
@@ -2049,7 +2139,7 @@ async def _test_eval(sh: Shell, args: list[str]) -> bool:
             return v
         if pos + 2 < len(args) + 0 and pos + 2 <= len(args) - 1 and args[pos + 1] in _TEST_BINOPS:
             pos += 3
-            return binary(a, args[pos - 2], args[pos - 1])
+            return binary(a, args[pos - 2], args[pos - 1], pos - 1)
         if a.startswith("-") and len(a) == 2 and pos + 1 < len(args):
             pos += 2
             return unary(a, args[pos - 1])

@@ -106,6 +106,19 @@ GRAMMAR = [
     ("[ 1 -eq a ]; echo $?", "1\n", 0),
     ("F=2 sh -c 'echo $F'; G=3; sh -c 'echo ${G-unset}'", "2\nunset\n", 0),
     ("cd /; cd nonexistent_dir_xyz; echo $?", "2\n", 0),
+    (
+        "x=abc; [[ $x == a* ]] && echo m1; [[ $x == \"a*\" ]] || echo m2; [[ -z '' || 1 -eq 2 ]]"
+        " && echo m3; y='a b'; [[ $y = 'a b' && ! -d /nonexist ]] && echo m4",
+        "m1\nm2\nm3\nm4\n",
+        0,
+    ),
+    ('let "z = 3 * 4"; echo $z; let 0; echo $?', "12\n1\n", 0),
+    (
+        'set -- -ab -c x y; while getopts "abc:" o; do echo "$o ${OPTARG-}"; done;'
+        ' shift $((OPTIND-1)); echo "$@"',
+        "a \nb \nc x\ny\n",
+        0,
+    ),
     ("x=y; readonly_test() { echo $x; }; x=z readonly_test; echo $x", "z\ny\n", 0),
 ]
 
