@@ -5,9 +5,10 @@ quoting, `$(...)` nesting, `case` patterns and here-documents all depend on wher
 It covers the POSIX sh grammar that mksh accepts and QA scripts use: simple commands with
 assignments and redirections, pipelines with `!`, `&&`/`||` lists, `;`/`&`/newline, `( )`,
 `{ }`, `if/elif/else`, `for`, `while`/`until`, `case`, functions (`f() {..}`, `function f {..}`),
-here-documents (`<<`, `<<-`, quoted delimiters), and in words: single/double quotes, backslash,
-`$VAR`, `${VAR}` with `:- - := = :+ + :? ? # ## % %%` and `${#VAR}`, `$(...)`, backticks and
-`$((...))`. Not covered: aliases, `[[ ]]`, arrays, `select`, co-processes, `$'...'`.
+here-documents (`<<`, `<<-`, quoted delimiters), mksh's `[[ ]]` and `(( ))`, and in words:
+single/double quotes, backslash, `$VAR`, `${VAR}` with `:- - := = :+ + :? ? # ## % %%`,
+`${#VAR}`, `${10}`, `$(...)`, backticks and `$((...))`. Not covered: aliases, arrays, `select`,
+co-processes, `$'...'`, `<(...)`.
 
 Why not bashlex: it parses bash (not mksh), gives no here-document bodies or `case` pattern
 lists in a usable form, and its errors do not match mksh's; a small parser of our own is about
