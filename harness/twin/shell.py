@@ -606,6 +606,7 @@ class Shell:
             self.pid = parent.pid  # $$ stays the parent's in a subshell
         self.script: str | None = None  # a script's name for messages (`name[line]: ...`)
         self.traps: dict[str, str] = {}  # only EXIT is acted on (no signals reach the twin)
+        self.base_io: IO | None = None  # set by `exec >file`
         self._optsub = 1  # getopts: the next letter inside a grouped `-abc`...
         self._optsub_for = 1  # ...of the argument at this OPTIND
         self.line = 1
@@ -723,7 +724,7 @@ class Shell:
                     return 1
                 if node is None:
                     return self.status
-                await self.exec(node, io)
+                await self.exec(node, self.base_io or io)
         except ShellExit as e:
             self.status = e.status
             return e.status
@@ -761,6 +762,7 @@ class Shell:
         if isinstance(node, g.ListNode):
             status = self.status
             for item, background in node.items:
+                before = self.base_io
                 if background:
                     await self._spawn(item, io)
                     status = 0
@@ -768,6 +770,8 @@ class Shell:
                     status = await self.exec(item, io)
                     if not isinstance(item, g.AndOr):
                         self._errexit(status, item)
+                if self.base_io is not before and self.base_io is not None:
+                    io = self.base_io  # `exec >log`: the rest of this list writes there too
             return status
         if isinstance(node, g.AndOr):
             # `set -e` ignores every failure but that of the last command, if it ran
@@ -1741,7 +1745,10 @@ async def _b_source(sh: Shell, argv: list[str], io: IO) -> int:
 
 @builtin("exec")
 async def _b_exec(sh: Shell, argv: list[str], io: IO) -> int:
+    """`exec cmd`: run it and end the shell. `exec >log 2>&1`: the redirections stay for the
+    rest of the script (the commands after it in the same list, and every later line)."""
     if len(argv) < 2:
+        sh.base_io = io
         return 0
     raise ShellExit(await sh.call(argv[1:], io))
 

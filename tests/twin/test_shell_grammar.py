@@ -571,3 +571,16 @@ def test_userland_output_matches_toybox(twins, toybox_path, tmp_path, script):
 def test_userland_errors_match_toybox(twins, toybox_path, tmp_path, script):
     mine, ref = _oracle_case(twins, toybox_path, tmp_path, script)
     assert mine == ref
+
+
+def test_exec_redirections_stay_for_the_rest_of_the_script(twins):
+    twin = twins[API34]
+    twin.fs.write(
+        "/data/local/tmp/logging.sh",
+        b"exec > /data/local/tmp/run.log 2>&1\necho one; ls /nope\nf() { echo in-f; }\nf\n",
+    )
+    assert run(twin, "sh /data/local/tmp/logging.sh") == (0, "", "")
+    assert twin.fs.read("/data/local/tmp/run.log") == (
+        b"one\nls: /nope: No such file or directory\nin-f\n"
+    )
+    assert run(twin, "exec echo replaced; echo never") == (0, "replaced\n", "")
