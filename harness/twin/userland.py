@@ -28,13 +28,23 @@ import re
 import stat as st
 import time
 
-from harness.twin.commands import command, lookup
+from harness.twin.commands import _COMMANDS, command, lookup
 from harness.twin.fs import FsError
 from harness.twin.personality import Personality
 from harness.twin.shell import IO, Proc, ShellError, Source, UsageError
 
 _YES_CHUNK_LINES = 4096
 _XARGS_MAX_ARGS = 5000
+
+
+def _fallback(name: str, when):
+    """Register `name` unless another module already did (the process commands' own module
+    gives a richer pidof; this one only reads twin.processes)."""
+
+    def deco(func):
+        return func if name in _COMMANDS else command(name, when=when)(func)
+
+    return deco
 
 
 def _toybox(pers: Personality) -> bool:
@@ -1181,7 +1191,7 @@ async def _xargs(p: Proc) -> int:
     return 123 if status else 0
 
 
-@command("pidof", when=_toybox)
+@_fallback("pidof", when=_toybox)
 async def _pidof(p: Proc) -> int:
     procs = getattr(p.twin, "processes", {}) or {}
     pids = [
