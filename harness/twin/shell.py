@@ -1200,10 +1200,7 @@ class Shell:
             return 127
         if node.is_dir or not node.mode & 0o111:
             reason = "Is a directory" if node.is_dir else "Permission denied"
-            if self.new_msgs:
-                await self.error(io, f"{argv[0]}: cannot execute: {reason}")
-            else:
-                await self.error(io, f"{argv[0]}: can't execute: {reason}")
+            await self.error(io, f"{argv[0]}: can't execute: {reason}")  # mksh 59c too
             return 126
         child = self.subprocess(assigns)
         text = bytes(node.data or b"").decode("utf-8", "replace")
@@ -1671,11 +1668,8 @@ async def _b_local(sh: Shell, argv: list[str], io: IO) -> int:
 @builtin("shift")
 async def _b_shift(sh: Shell, argv: list[str], io: IO) -> int:
     n = int(argv[1]) if len(argv) > 1 and argv[1].isdigit() else 1
-    if n > len(sh.params):
-        await sh.error(
-            io, f"shift: {n}: bad number" if len(argv) > 1 else "shift: nothing to shift"
-        )
-        return 1
+    if n > len(sh.params):  # fatal, as for every special builtin
+        raise ShellError("shift: nothing to shift")
     sh.params = sh.params[n:]
     return 0
 
@@ -1910,9 +1904,7 @@ async def _b_wait(sh: Shell, argv: list[str], io: IO) -> int:
     status = 0
     for arg in argv[1:]:
         pid = int(arg.lstrip("%")) if arg.lstrip("%").isdigit() else -1
-        if pid not in sh.root.jobs:
-            if sh.new_msgs:
-                await sh.error(io, f"wait: {arg}: unknown job")
+        if pid not in sh.root.jobs:  # mksh: 127, silently
             status = 127
             continue
         status = await sh.wait_jobs([pid])
@@ -2030,8 +2022,7 @@ async def _b_sh(sh: Shell, argv: list[str], io: IO) -> int:
         try:
             text = sh.twin.fs.read(path).decode("utf-8", "replace")
         except FsError as e:
-            msg = f"{args[0]}: {e.reason}" if sh.new_msgs else f"{args[0]}: can't open: {e.reason}"
-            await io.err.write(f"{argv[0] if argv[0].startswith('/') else _SH}: {msg}\n".encode())
+            await io.err.write(f"{argv[0]}: {args[0]}: {e.reason}\n".encode())
             return 127 if e.reason.startswith("No such") else 1
         return await child.run_script(args[0], text, args[1:], io)
     text = (await io.stdin.read_all()).decode("utf-8", "replace")

@@ -191,6 +191,16 @@ def test_sh_file_args_and_sh_c_and_dot(twins):
     # a script cannot see the caller's unexported variables or functions
     twin.fs.write("/data/local/tmp/env.sh", b"echo ${a-unset} ${b-unset}\n")
     assert run(twin, "a=1; export b=2; sh /data/local/tmp/env.sh")[1] == "unset 2\n"
+    assert run(twin, "sh /data/local/tmp/none.sh") == (
+        127,
+        "",
+        "sh: /data/local/tmp/none.sh: No such file or directory\n",
+    )
+    assert run(twin, "set -- a; shift 2; echo never") == (
+        1,
+        "",
+        "/system/bin/sh: shift: nothing to shift\n",
+    )
     # sh reads its script from stdin
     assert run(twin, "sh", stdin=b"echo from-stdin; exit 4\n") == (4, "from-stdin\n", "")
     # an executable file runs, a plain one is refused
@@ -198,7 +208,7 @@ def test_sh_file_args_and_sh_c_and_dot(twins):
     twin.fs.write("/data/local/tmp/nx.sh", b"echo ran\n", mode=0o644)
     assert run(twin, "/data/local/tmp/x.sh")[:2] == (0, "ran\n")
     code, _, err = run(twin, "cd /data/local/tmp; ./nx.sh")
-    assert code == 126 and "./nx.sh: cannot execute: Permission denied" in err
+    assert code == 126 and "./nx.sh: can't execute: Permission denied" in err
 
 
 def test_not_found_per_level_and_status(twins):
