@@ -612,7 +612,6 @@ class Shell:
         self.line = 1
         self.depth = 0
         self.locals: list[dict[str, str | None]] = []
-        self.my_jobs: list[int] = []
         self._noerr = 0  # inside a condition: `set -e` does not apply
         self.background = self.root.tasks
 
@@ -805,14 +804,10 @@ class Shell:
             self.funcs[node.name] = node.body
             return 0
         # compound commands: redirections around the body
-        redirected, closers = await self._redirect(node.redirects, io)  # type: ignore[union-attr]
+        redirected = await self._redirect(node.redirects, io)  # type: ignore[union-attr]
         if redirected is None:
             return 1
-        try:
-            return await self._compound(node, redirected)
-        finally:
-            for c in closers:
-                c()
+        return await self._compound(node, redirected)
 
     def _errexit(self, status: int, node: g.Node) -> None:
         if status != 0 and "e" in self.opts and self._noerr == 0:
@@ -914,7 +909,7 @@ class Shell:
         bg_io = IO(BytesSource(b""), io.out, io.err)
         redirects = getattr(node, "redirects", None)
         if redirects:  # opened before the job starts, so we know what it holds
-            opened, _ = await self._redirect(redirects, bg_io)
+            opened = await self._redirect(redirects, bg_io)
             if opened is None:
                 self.last_bg = str(pid)
                 return
@@ -940,7 +935,6 @@ class Shell:
             self.root.holding.add(pid)
         self.root.tasks.add(task)
         task.add_done_callback(self.root.tasks.discard)
-        self.my_jobs.append(pid)
         self.last_bg = str(pid)
         self.twin.truth.record("shell_job", pid=pid)
 
@@ -1001,10 +995,10 @@ class Shell:
         finally:
             io.stdin.close() if isinstance(io.stdin, _PipeSource) else None
 
-    async def _redirect(self, redirects: list[g.Redirect], io: IO) -> tuple[IO | None, list]:
-        """Apply redirections; (None, []) after printing the error when a file cannot be opened."""
+    async def _redirect(self, redirects: list[g.Redirect], io: IO) -> IO | None:
+        """Apply redirections; None after printing the error when a file cannot be opened."""
         if not redirects:
-            return io, []
+            return io
         fds: dict[int, Source | Sink] = {0: io.stdin, 1: io.out, 2: io.err}
         for r in redirects:
             if r.op in ("<<", "<<-"):
@@ -1024,13 +1018,13 @@ class Shell:
                         if not self.new_msgs
                         else f"{target}: illegal file descriptor name",
                     )
-                    return None, []
+                    return None
                 else:
                     try:
                         fds[r.fd] = self._open_out(target, False)
                     except FsError as e:
                         await self._open_error(io, target, e.reason, True)
-                        return None, []
+                        return None
                 continue
             try:
                 if r.op == "<":
@@ -1041,7 +1035,7 @@ class Shell:
                     fds[r.fd] = self._open_out(target, r.op == ">>")
             except FsError as e:
                 await self._open_error(io, target, e.reason, r.op != "<")
-                return None, []
+                return None
         stdin, out, err = fds[0], fds[1], fds[2]
         if not isinstance(stdin, Source):
             stdin = BytesSource(b"")
@@ -1049,7 +1043,7 @@ class Shell:
             out = NullSink()
         if not isinstance(err, Sink):
             err = NullSink()
-        return IO(stdin, out, err), []
+        return IO(stdin, out, err)
 
     async def _open_error(self, io: IO, target: str, reason: str, create: bool) -> None:
         if self.new_msgs:
@@ -1096,7 +1090,7 @@ class Shell:
         if "x" in self.opts:
             shown = [f"{n}={v}" for n, v in assigns] + argv
             await io.err.write(("+ " + " ".join(shown) + "\n").encode())
-        redirected, _ = await self._redirect(cmd.redirects, io)
+        redirected = await self._redirect(cmd.redirects, io)
         if redirected is None:
             return 1
         io = redirected
@@ -1216,7 +1210,6 @@ class Shell:
         child.funcs = {}
         child.opts = set()
         child.pid = self.root.pid()
-        child.my_jobs = []
         return child
 
     # --- expansion ----------------------------------------------------------------------
