@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import posixpath
 import stat as st
 import time
 from collections.abc import Awaitable, Callable
@@ -91,7 +92,8 @@ async def _setprop(p: Proc) -> int:
 
 # --- files ---------------------------------------------------------------------------------
 def _mode_string(mode: int) -> str:
-    kind = "d" if st.S_ISDIR(mode) else "-"
+    kinds = ((st.S_ISDIR, "d"), (st.S_ISLNK, "l"), (st.S_ISCHR, "c"))
+    kind = next((ch for test, ch in kinds if test(mode)), "-")
     perms = "".join(
         ch if mode & bit else "-"
         for ch, bit in zip(
@@ -103,26 +105,87 @@ def _mode_string(mode: int) -> str:
 
 @command("ls")
 async def _ls(p: Proc) -> int:
-    long = any(a.startswith("-") and "l" in a for a in p.argv[1:])
-    paths = [a for a in p.argv[1:] if not a.startswith("-")] or [p.shell.cwd]
+    """toybox ls on API 23+ (nlink column, `total`, `name:` headers); toolbox's before."""
+    flags = "".join(a[1:] for a in p.argv[1:] if a.startswith("-") and len(a) > 1)
+    operands = [a for a in p.argv[1:] if not a.startswith("-") or a == "-"]
+    long, show_all, as_dir, recurse = ("l" in flags, "a" in flags, "d" in flags, "R" in flags)
+    fs = p.twin.fs
+    toybox = p.twin.personality.has_toybox
     status = 0
-    for path in paths:
-        full = p.twin.fs.norm(path, p.shell.cwd)
-        node = p.twin.fs.lookup(full)
+    files: list[tuple[str, object]] = []
+    dirs: list[tuple[str, str]] = []
+    for path in operands or ["."]:
+        full = fs.norm(path, p.shell.cwd)
+        node = fs.lookup(full)
         if node is None:
             await p.eprint(f"ls: {path}: No such file or directory")
             status = 1
             continue
-        entries = p.twin.fs.listdir(full) if node.is_dir else [(path, node)]
-        for name, child in entries:
-            if long:
-                stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(child.mtime))
-                await p.print(
-                    f"{_mode_string(child.mode)} shell    shell    {child.size:>8} {stamp} {name}"
-                )
-            else:
-                await p.print(name)
+        if node.is_dir and not as_dir:
+            dirs.append((path, full))
+        else:
+            files.append((path, fs.lookup(full, follow=False) if long else node))
+    headers = recurse or len(operands) > 1
+    if toybox:  # toybox sorts its operands: files first, then directories
+        files.sort(key=lambda f: f[0])
+        dirs.sort()
+    if files:
+        await _ls_entries(p, files, long, toybox, total=False)
+    first = not files
+    while dirs:
+        path, full = dirs.pop(0)
+        entries = [(n, c) for n, c in fs.listdir(full) if show_all or not n.startswith(".")]
+        if show_all and toybox:
+            entries = [(".", fs.lookup(full)), ("..", fs.lookup(fs.norm("..", full)))] + entries
+        if headers:
+            await p.print(("" if first else "\n") + f"{path}:")
+        first = False
+        await _ls_entries(p, entries, long, toybox, total=toybox)
+        if recurse:
+            sub = [
+                (posixpath.join(path, n), posixpath.join(full, n))
+                for n, c in entries
+                if c is not None and c.is_dir and not c.is_link and n not in (".", "..")
+            ]
+            dirs = sub + dirs
     return status
+
+
+def _blocks_k(node) -> int:
+    if node.is_link or node.is_chr or node.size == 0:
+        return 0
+    return 4 * -(-node.size // 4096)
+
+
+async def _ls_entries(p: Proc, entries: list, long: bool, toybox: bool, total: bool) -> None:
+    if not long:
+        for name, _ in entries:
+            await p.print(name)
+        return
+    if not toybox:  # toolbox: fixed columns, no link count
+        for name, child in entries:
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(child.mtime))
+            arrow = f" -> {child.target}" if child.is_link else ""
+            await p.print(
+                f"{_mode_string(child.mode)} shell    shell    {child.size:>8} {stamp} "
+                f"{name}{arrow}"
+            )
+        return
+    rows = []
+    for name, child in entries:
+        nlink = 2 + sum(1 for c in child.children.values() if c.is_dir) if child.is_dir else 1
+        rows.append((child, str(nlink), str(child.size), name))
+    if total:
+        await p.print(f"total {sum(_blocks_k(c) for c, *_ in rows)}")
+    wl = max((len(r[1]) for r in rows), default=1)
+    ws = max((len(r[2]) for r in rows), default=1)
+    for child, nlink, size, name in rows:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(child.mtime))
+        arrow = f" -> {child.target}" if child.is_link else ""
+        await p.print(
+            f"{_mode_string(child.mode)} {nlink:>{wl}} shell shell {size:>{ws}} {stamp} "
+            f"{name}{arrow}"
+        )
 
 
 @command("rm")
@@ -184,9 +247,12 @@ async def _chmod(p: Proc) -> int:
 
 async def _md5(p: Proc, args: list[str]) -> int:
     status = 0
-    for path in args:
+    for path in args or ["-"]:
         try:
-            data = p.twin.fs.read(p.twin.fs.norm(path, p.shell.cwd))
+            if path == "-":
+                data = await p.stdin.read_all()
+            else:
+                data = p.twin.fs.read(p.twin.fs.norm(path, p.shell.cwd))
         except FsError as e:
             await p.eprint(f"md5sum: {path}: {e.reason}")
             status = 1

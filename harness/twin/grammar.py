@@ -5,9 +5,10 @@ quoting, `$(...)` nesting, `case` patterns and here-documents all depend on wher
 It covers the POSIX sh grammar that mksh accepts and QA scripts use: simple commands with
 assignments and redirections, pipelines with `!`, `&&`/`||` lists, `;`/`&`/newline, `( )`,
 `{ }`, `if/elif/else`, `for`, `while`/`until`, `case`, functions (`f() {..}`, `function f {..}`),
-here-documents (`<<`, `<<-`, quoted delimiters), and in words: single/double quotes, backslash,
-`$VAR`, `${VAR}` with `:- - := = :+ + :? ? # ## % %%` and `${#VAR}`, `$(...)`, backticks and
-`$((...))`. Not covered: aliases, `[[ ]]`, arrays, `select`, co-processes, `$'...'`.
+here-documents (`<<`, `<<-`, quoted delimiters), mksh's `[[ ]]` and `(( ))`, and in words:
+single/double quotes, backslash, `$VAR`, `${VAR}` with `:- - := = :+ + :? ? # ## % %%`,
+`${#VAR}`, `${10}`, `$(...)`, backticks and `$((...))`. Not covered: aliases, arrays, `select`,
+co-processes, `$'...'`, `<(...)`.
 
 Why not bashlex: it parses bash (not mksh), gives no here-document bodies or `case` pattern
 lists in a usable form, and its errors do not match mksh's; a small parser of our own is about
@@ -46,7 +47,7 @@ _OPS = (
     ">",
 )
 RESERVED = frozenset(
-    "if then elif else fi for in do done while until case esac { } ! function".split()
+    "if then elif else fi for in do done while until case esac { } ! function [[ ]]".split()
 )
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
@@ -195,13 +196,42 @@ class Case:
 
 
 @dataclass
+class DBracket:
+    """`[[ ... ]]`: words (not split, not globbed) and the operators `&& || ( ) < > !`."""
+
+    args: list[Word | str]
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+@dataclass
+class ArithCmd:
+    """`(( expr ))`: status 0 when expr is non-zero."""
+
+    expr: Word
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+@dataclass
 class FuncDef:
     name: str
     body: Node
     redirects: list[Redirect] = field(default_factory=list)
 
 
-Node = Simple | Pipeline | AndOr | ListNode | Subshell | Group | If | For | While | Case | FuncDef
+Node = (
+    Simple
+    | Pipeline
+    | AndOr
+    | ListNode
+    | Subshell
+    | Group
+    | If
+    | For
+    | While
+    | Case
+    | ArithCmd
+    | FuncDef
+)
 
 
 @dataclass
@@ -419,7 +449,10 @@ class Parser:
         return CmdSub(body, quoted)
 
     def _arith(self, quoted: bool) -> Part:
+        """At `$((` (or `((` for the command, self.i one less): up to the matching `))`."""
         s, n = self.s, len(self.s)
+        if s[self.i] == "(":
+            self.i -= 1  # `((`: as if there were a `$`
         j = self.i + 3
         depth = 0
         while j < n:
@@ -444,7 +477,9 @@ class Parser:
         if j < n and s[j] == "#" and j + 1 < n and s[j + 1] not in "}":
             length = True
             j += 1
-        m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[" + re.escape(_SPECIAL_PARAMS) + "]").match(s, j)
+        m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|[" + re.escape(_SPECIAL_PARAMS) + "]").match(
+            s, j
+        )
         if not m:
             raise ShellSyntaxError("quote", line=self.line)  # mksh: "${": bad substitution
         name = m.group()
@@ -461,13 +496,13 @@ class Parser:
         if op is None:
             raise ShellSyntaxError("quote", line=self.line)
         self.i = j + len(op)
-        if quoted:
-            arg = Word(self._dquoted("}"))
-        else:
-            arg = self._word("}")
-            if self.i >= n or s[self.i] != "}":
-                raise ShellSyntaxError("quote", line=self.line)
-            self.i += 1
+        arg = self._word("}")
+        if self.i >= n or s[self.i] != "}":
+            raise ShellSyntaxError("quote", line=self.line)
+        self.i += 1
+        if quoted:  # "${x:-a b}": the word is quoted as a whole (inner quotes still removed)
+            for part in arg.parts:
+                part.quoted = True
         return Param(name, op, arg, quoted)
 
     def _read_heredocs(self) -> None:
@@ -496,22 +531,30 @@ class Parser:
 
     # grammar
     def complete_command(self) -> Node | None:
-        """The next top-level command (an and-or list with its `&`), or None at the end."""
+        """The next top-level command line (and-or lists up to a newline), or None at the end.
+        Here-documents started on the line are read with its newline."""
         while self.peek().kind == "nl" or (self.peek().kind == "op" and self.peek().value == ";"):
             if self.peek().kind == "op":
                 raise self._unexpected(self.peek())
             self.take()
         if self.peek().kind == "eof":
             return None
-        node = self.and_or()
-        tok = self.peek()
-        background = False
-        if tok.kind == "op" and tok.value in (";", "&"):
-            self.take()
-            background = tok.value == "&"
-        elif tok.kind not in ("nl", "eof"):
-            raise self._unexpected(tok)
-        return ListNode([(node, background)])
+        items: list[tuple[Node, bool]] = []
+        while True:
+            node = self.and_or()
+            tok = self.peek()
+            background = False
+            if tok.kind == "op" and tok.value in (";", "&"):
+                self.take()
+                background = tok.value == "&"
+                tok = self.peek()
+            elif tok.kind not in ("nl", "eof"):
+                raise self._unexpected(tok)
+            items.append((node, background))
+            if tok.kind in ("nl", "eof"):
+                if tok.kind == "nl":
+                    self.take()
+                return ListNode(items)
 
     def parse_all(self) -> ListNode:
         """The whole source as one list (raises at the first syntax error)."""
@@ -582,6 +625,12 @@ class Parser:
 
     def command(self) -> Node:
         tok = self.peek()
+        if tok.kind == "op" and tok.value == "(" and self.s.startswith("(", self.i):
+            self.take()
+            self.i -= 2  # back to "((" for the arithmetic scanner
+            part = self._arith(False)
+            assert isinstance(part, Arith)
+            return self._redirects(ArithCmd(part.expr))
         if tok.kind == "op" and tok.value == "(":
             self.take()
             body = self.compound_list()
@@ -598,6 +647,8 @@ class Parser:
             if lit == "{":
                 self.take()
                 return self._redirects(Group(self._body("{", "}", tok.line)))
+            if lit == "[[":
+                return self._redirects(self._dbracket())
             if lit == "if":
                 return self._redirects(self._if())
             if lit in ("while", "until"):
@@ -700,6 +751,23 @@ class Parser:
         while self.peek().kind == "op" and self.peek().value in _REDIR_OPS:
             node.redirects.append(self._redirect())  # type: ignore[union-attr]
         return node
+
+    def _dbracket(self) -> Node:
+        start = self.take()
+        args: list[Word | str] = []
+        while True:
+            tok = self.take()
+            if tok.kind == "eof":
+                raise ShellSyntaxError("unmatched", "[[", start.line)
+            if tok.kind == "word" and tok.word is not None and tok.word.literal == "]]":
+                break
+            if tok.kind == "word":
+                args.append(tok.word)  # type: ignore[arg-type]
+            elif tok.kind == "op" and tok.value in ("&&", "||", "(", ")", "<", ">"):
+                args.append(tok.value)
+            else:
+                raise self._unexpected(tok)
+        return DBracket(args)
 
     def _if(self) -> Node:
         start = self.take()

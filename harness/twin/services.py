@@ -209,6 +209,8 @@ async def _drain_input(
     modelled: input echoed (LF shown as CRLF), CR read as LF (ICRNL), Ctrl-D ends input,
     Ctrl-C interrupts the command. Returns when the host closes the stream.
     """
+    from harness.twin.shell import BrokenPipe
+
     buf = bytearray()
     try:
         while True:
@@ -226,11 +228,13 @@ async def _drain_input(
                     data = data.split(b"\x04", 1)[0].replace(b"\r", b"\n")
                     if data:
                         await echo.write(data)
-                    await stdin.writer.write(data)
+                    if not await stdin.feed(data, lambda: stream.closed):
+                        return
                     if eof:
                         stdin.close_write()
                     continue
-                await stdin.writer.write(data)
+                if not await stdin.feed(data, lambda: stream.closed):
+                    return
                 continue
             buf += data
             while len(buf) >= _V2_HEADER.size:
@@ -240,12 +244,11 @@ async def _drain_input(
                 payload = bytes(buf[_V2_HEADER.size : _V2_HEADER.size + length])
                 del buf[: _V2_HEADER.size + length]
                 if ident == ID_STDIN and not stdin.write_closed:
-                    await stdin.writer.write(payload)
+                    if not await stdin.feed(payload, lambda: stream.closed):
+                        return
                 elif ident == ID_CLOSE_STDIN:
                     stdin.close_write()
-    except Exception as e:  # BrokenPipe: the command stopped reading; keep draining
-        if type(e).__name__ != "BrokenPipe":
-            raise
+    except BrokenPipe:  # the command stopped reading its stdin: keep draining until close
         while await stream.read():
             pass
     finally:

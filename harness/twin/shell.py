@@ -22,8 +22,12 @@ import asyncio
 import dataclasses
 import fnmatch
 import logging
+import os
+import random
 import re
+import stat as st
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,12 +43,14 @@ log = logging.getLogger(__name__)
 
 _MAX_LINE = 64 * 1024
 _PIPE_BYTES = 64 * 1024  # a Linux pipe's capacity
+_FEED_POLL_S = 0.2  # how often blocked host input checks whether the host went away
 _SUBST_MAX_BYTES = 16 << 20  # $(...) output kept; more is an error, not the twin's memory
 _READ_CHUNK = 64 * 1024
 _MAX_DEPTH = 64  # function/eval/source nesting; deeper is an error, not a Python RecursionError
 _SH = "/system/bin/sh"
 _PATH = "/sbin:/vendor/bin:/system/sbin:/system/bin:/system/xbin"
 _SIGPIPE_STATUS = 141
+_YIELD_EVERY = 16  # commands or loop turns between two yields to the event loop
 _FIRST_PID = 5000
 
 __all__ = [
@@ -57,6 +63,7 @@ __all__ = [
     "Sink",
     "Source",
     "StreamSink",
+    "UsageError",
     "V2Sink",
     "parse",
 ]
@@ -83,6 +90,10 @@ class _Break(Exception):
 
 class ShellError(Exception):
     """A fatal shell error (bad substitution, arithmetic, `${x:?}`): message, exit status 1."""
+
+
+class UsageError(ShellError):
+    """A command's bad option: printed `<tool>: <why> (see "<tool> --help")` (toybox), status 1."""
 
 
 class BrokenPipe(Exception):
@@ -161,6 +172,7 @@ class Source:
 
     def __init__(self) -> None:
         self._pending = bytearray()
+        self._pos = 0  # bytes of _pending already consumed
         self._eof = False
 
     async def _fill(self) -> bytes:
@@ -169,28 +181,40 @@ class Source:
     def close(self) -> None:
         """The reader is done (a pipe's writer then gets SIGPIPE)."""
 
+    def buffered(self) -> int:
+        """Bytes readable without waiting."""
+        return len(self._pending) - self._pos
+
+    async def _more(self) -> bool:
+        if self._eof:
+            return False
+        data = await self._fill()
+        if not data:
+            self._eof = True
+            return False
+        if self._pos:
+            del self._pending[: self._pos]
+            self._pos = 0
+        self._pending += data
+        return True
+
     async def read(self, n: int = _READ_CHUNK) -> bytes:
         """Up to n bytes; b"" at end of input."""
-        if not self._pending and not self._eof:
-            data = await self._fill()
-            if not data:
-                self._eof = True
-            self._pending += data
-        out = bytes(self._pending[:n])
-        del self._pending[:n]
+        if not self.buffered():
+            await self._more()
+        out = bytes(self._pending[self._pos : self._pos + n])
+        self._pos += len(out)
         return out
 
     async def readline(self) -> bytes:
         """One line with its LF (without one at end of input); b"" at end of input."""
-        while b"\n" not in self._pending and not self._eof:
-            data = await self._fill()
-            if not data:
-                self._eof = True
-            self._pending += data
-        cut = self._pending.find(b"\n")
-        cut = len(self._pending) if cut < 0 else cut + 1
-        out = bytes(self._pending[:cut])
-        del self._pending[:cut]
+        while True:
+            cut = self._pending.find(b"\n", self._pos)
+            if cut >= 0 or not await self._more():
+                break
+        end = len(self._pending) if cut < 0 else cut + 1
+        out = bytes(self._pending[self._pos : end])
+        self._pos = end
         return out
 
     async def read_all(self, limit: int = _SUBST_MAX_BYTES) -> bytes:
@@ -239,6 +263,27 @@ class Pipe:
     def close_write(self) -> None:
         self.write_closed = True
         self._readable.set()
+
+    async def feed(self, data: bytes, stop: Callable[[], bool]) -> bool:
+        """Write data, waiting for room but giving up (False) once stop() is true: the host's
+        input to a command that does not read it must not hide the host hanging up."""
+        view = memoryview(bytes(data))
+        while len(view):
+            if self.read_closed:
+                raise BrokenPipe()
+            room = self.capacity - len(self.buf)
+            if room <= 0:
+                if stop():
+                    return False
+                self._writable.clear()
+                try:
+                    await asyncio.wait_for(self._writable.wait(), _FEED_POLL_S)
+                except TimeoutError:
+                    pass
+                continue
+            await self.writer.write(bytes(view[:room]))
+            view = view[room:]
+        return True
 
     def close_read(self) -> None:
         self.read_closed = True
@@ -512,6 +557,7 @@ class _Root:
     tasks: set[asyncio.Task] = field(default_factory=set)
     session: tuple[Sink, ...] = ()  # the stream's sinks: a job writing there holds the session
     holding: set[int] = field(default_factory=set)
+    ticks: int = 0
 
     def pid(self) -> int:
         self.next_pid += 1
@@ -559,10 +605,13 @@ class Shell:
             self.last_bg = parent.last_bg
             self.pid = parent.pid  # $$ stays the parent's in a subshell
         self.script: str | None = None  # a script's name for messages (`name[line]: ...`)
+        self.traps: dict[str, str] = {}  # only EXIT is acted on (no signals reach the twin)
+        self.base_io: IO | None = None  # set by `exec >file`
+        self._optsub = 1  # getopts: the next letter inside a grouped `-abc`...
+        self._optsub_for = 1  # ...of the argument at this OPTIND
         self.line = 1
         self.depth = 0
         self.locals: list[dict[str, str | None]] = []
-        self.my_jobs: list[int] = []
         self._noerr = 0  # inside a condition: `set -e` does not apply
         self.background = self.root.tasks
 
@@ -584,8 +633,10 @@ class Shell:
             return self.last_bg
         if name == "#":
             return str(len(self.params))
-        if name in ("@", "*"):
+        if name == "@":
             return " ".join(self.params)
+        if name == "*":
+            return self.vars.get("IFS", " \t\n")[:1].join(self.params)
         if name == "0":
             return self.arg0
         if name == "-":
@@ -598,8 +649,6 @@ class Shell:
         if name == "PWD":
             return self.vars.get("PWD", self.cwd)
         if name == "RANDOM":
-            import random
-
             return str(random.randrange(32768))
         return self.vars.get(name)
 
@@ -652,7 +701,16 @@ class Shell:
                     task.cancel()
 
     async def run_source(self, src: str, io: IO) -> int:
-        """Parse and run source one top-level command at a time (as mksh reads a script)."""
+        """Parse and run source one top-level command at a time (as mksh reads a script);
+        then the EXIT trap, if one was set."""
+        status = await self._run_source(src, io)
+        trap = self.traps.pop("EXIT", None)
+        if trap:
+            await self._run_source(trap, io)
+            self.status = status
+        return status
+
+    async def _run_source(self, src: str, io: IO) -> int:
         parser = g.Parser(src)
         try:
             while True:
@@ -665,7 +723,7 @@ class Shell:
                     return 1
                 if node is None:
                     return self.status
-                await self.exec(node, io)
+                await self.exec(node, self.base_io or io)
         except ShellExit as e:
             self.status = e.status
             return e.status
@@ -703,29 +761,28 @@ class Shell:
         if isinstance(node, g.ListNode):
             status = self.status
             for item, background in node.items:
+                before = self.base_io
                 if background:
                     await self._spawn(item, io)
                     status = 0
                 else:
                     status = await self.exec(item, io)
-                    self._errexit(status, item)
+                    if not isinstance(item, g.AndOr):
+                        self._errexit(status, item)
+                if self.base_io is not before and self.base_io is not None:
+                    io = self.base_io  # `exec >log`: the rest of this list writes there too
             return status
         if isinstance(node, g.AndOr):
-            self._noerr += 1
-            try:
-                status = await self.exec(node.first, io)
-                for i, (op, nxt) in enumerate(node.rest):
-                    if (op == "&&") == (status == 0):
-                        if i == len(node.rest) - 1:
-                            self._noerr -= 1
-                            try:
-                                status = await self.exec(nxt, io)
-                            finally:
-                                self._noerr += 1
-                        else:
-                            status = await self.exec(nxt, io)
-            finally:
-                self._noerr -= 1
+            # `set -e` ignores every failure but that of the last command, if it ran
+            status = await self._cond(node.first, io)
+            for k, (op, nxt) in enumerate(node.rest):
+                if (op == "&&") != (status == 0):
+                    continue
+                if k == len(node.rest) - 1:
+                    status = await self.exec(nxt, io)
+                    self._errexit(status, nxt)
+                else:
+                    status = await self._cond(nxt, io)
             return status
         if isinstance(node, g.Pipeline):
             if node.negate:
@@ -738,18 +795,19 @@ class Shell:
             return int(status == 0) if node.negate else status
         if isinstance(node, g.Simple):
             return await self._simple(node, io)
+        if isinstance(node, g.DBracket):
+            return await self._dbracket(node, io)
+        if isinstance(node, g.ArithCmd):
+            text = await self.expand_str(node.expr, io)
+            return 0 if _Arith(text, self).eval() else 1
         if isinstance(node, g.FuncDef):
             self.funcs[node.name] = node.body
             return 0
         # compound commands: redirections around the body
-        redirected, closers = await self._redirect(node.redirects, io)  # type: ignore[union-attr]
+        redirected = await self._redirect(node.redirects, io)  # type: ignore[union-attr]
         if redirected is None:
             return 1
-        try:
-            return await self._compound(node, redirected)
-        finally:
-            for c in closers:
-                c()
+        return await self._compound(node, redirected)
 
     def _errexit(self, status: int, node: g.Node) -> None:
         if status != 0 and "e" in self.opts and self._noerr == 0:
@@ -784,7 +842,7 @@ class Shell:
                 values = [v for w in node.words for v in await self.expand(w, io)]
             status = 0
             for value in values:
-                await asyncio.sleep(0)
+                await self._tick()
                 self.set(node.var, value)
                 try:
                     status = await self.exec(node.body, io)
@@ -798,7 +856,7 @@ class Shell:
         if isinstance(node, g.While):
             status = 0
             while True:
-                await asyncio.sleep(0)
+                await self._tick()
                 ok = await self._cond(node.cond, io) == 0
                 if ok == node.until:
                     break
@@ -821,6 +879,22 @@ class Shell:
             return 0
         raise ShellError(f"cannot run {type(node).__name__}")
 
+    async def _dbracket(self, node: g.DBracket, io: IO) -> int:
+        args: list[str] = []
+        patterns: dict[int, str] = {}
+        for item in node.args:
+            if isinstance(item, str):
+                args.append({"&&": "-a", "||": "-o"}.get(item, item))
+                continue
+            segs = (await self._expand_segs(item, io, split=False))[0]
+            patterns[len(args)] = _glob_pattern(segs)
+            args.append("".join(t for t, _ in segs))
+        try:
+            return 0 if await _test_eval(self, args, patterns) else 1
+        except ShellError as e:
+            await self.error(io, f"[[: {e}")
+            return 2
+
     async def _cond(self, node: g.Node, io: IO) -> int:
         self._noerr += 1
         try:
@@ -835,7 +909,7 @@ class Shell:
         bg_io = IO(BytesSource(b""), io.out, io.err)
         redirects = getattr(node, "redirects", None)
         if redirects:  # opened before the job starts, so we know what it holds
-            opened, _ = await self._redirect(redirects, bg_io)
+            opened = await self._redirect(redirects, bg_io)
             if opened is None:
                 self.last_bg = str(pid)
                 return
@@ -861,7 +935,6 @@ class Shell:
             self.root.holding.add(pid)
         self.root.tasks.add(task)
         task.add_done_callback(self.root.tasks.discard)
-        self.my_jobs.append(pid)
         self.last_bg = str(pid)
         self.twin.truth.record("shell_job", pid=pid)
 
@@ -922,10 +995,10 @@ class Shell:
         finally:
             io.stdin.close() if isinstance(io.stdin, _PipeSource) else None
 
-    async def _redirect(self, redirects: list[g.Redirect], io: IO) -> tuple[IO | None, list]:
-        """Apply redirections; (None, []) after printing the error when a file cannot be opened."""
+    async def _redirect(self, redirects: list[g.Redirect], io: IO) -> IO | None:
+        """Apply redirections; None after printing the error when a file cannot be opened."""
         if not redirects:
-            return io, []
+            return io
         fds: dict[int, Source | Sink] = {0: io.stdin, 1: io.out, 2: io.err}
         for r in redirects:
             if r.op in ("<<", "<<-"):
@@ -945,13 +1018,13 @@ class Shell:
                         if not self.new_msgs
                         else f"{target}: illegal file descriptor name",
                     )
-                    return None, []
+                    return None
                 else:
                     try:
                         fds[r.fd] = self._open_out(target, False)
                     except FsError as e:
                         await self._open_error(io, target, e.reason, True)
-                        return None, []
+                        return None
                 continue
             try:
                 if r.op == "<":
@@ -962,7 +1035,7 @@ class Shell:
                     fds[r.fd] = self._open_out(target, r.op == ">>")
             except FsError as e:
                 await self._open_error(io, target, e.reason, r.op != "<")
-                return None, []
+                return None
         stdin, out, err = fds[0], fds[1], fds[2]
         if not isinstance(stdin, Source):
             stdin = BytesSource(b"")
@@ -970,7 +1043,7 @@ class Shell:
             out = NullSink()
         if not isinstance(err, Sink):
             err = NullSink()
-        return IO(stdin, out, err), []
+        return IO(stdin, out, err)
 
     async def _open_error(self, io: IO, target: str, reason: str, create: bool) -> None:
         if self.new_msgs:
@@ -986,8 +1059,6 @@ class Shell:
         if path in ("/dev/null", "/dev/random", "/dev/urandom"):
             if path == "/dev/null":
                 return BytesSource(b"")
-            import os
-
             return BytesSource(os.urandom(_READ_CHUNK))
         return BytesSource(self.twin.fs.read(path))
 
@@ -998,8 +1069,14 @@ class Shell:
         return FileSink(self, name, append)
 
     # --- simple commands ------------------------------------------------------------------
+    async def _tick(self) -> None:
+        """Yield to the event loop every few commands: endless loops never starve the twin."""
+        self.root.ticks += 1
+        if self.root.ticks % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+
     async def _simple(self, cmd: g.Simple, io: IO) -> int:
-        await asyncio.sleep(0)
+        await self._tick()
         self.line = cmd.line
         self._subst_status: int | None = None
         argv: list[str] = []
@@ -1013,7 +1090,7 @@ class Shell:
         if "x" in self.opts:
             shown = [f"{n}={v}" for n, v in assigns] + argv
             await io.err.write(("+ " + " ".join(shown) + "\n").encode())
-        redirected, _ = await self._redirect(cmd.redirects, io)
+        redirected = await self._redirect(cmd.redirects, io)
         if redirected is None:
             return 1
         io = redirected
@@ -1035,11 +1112,14 @@ class Shell:
         builtin = _BUILTINS.get(name)
         if builtin is not None:
             saved = {n: self.vars.get(n) for n, _ in assigns}
+            saved_exported = set(self.exported)
             for n, v in assigns:
                 self.set(n, v)
+                self.exported.add(n)  # `F=2 sh -c ...`: the prefix reaches the child
             try:
                 return await builtin(self, argv, io)
             finally:
+                self.exported = saved_exported
                 for n, old in saved.items():
                     if old is None:
                         self.vars.pop(n, None)
@@ -1100,6 +1180,10 @@ class Shell:
         except FsError as e:
             await io.err.write(f"{base}: {e}\n".encode())
             status = 1
+        except ShellError as e:  # a command's usage error is its own, not the shell's
+            hint = f' (see "{base} --help")' if isinstance(e, UsageError) else ""
+            await io.err.write(f"{base}: {e}{hint}\n".encode())
+            status = 1
         return int(status or 0) & 0xFF
 
     async def _exec_file(self, argv: list[str], io: IO, assigns) -> int:
@@ -1110,10 +1194,7 @@ class Shell:
             return 127
         if node.is_dir or not node.mode & 0o111:
             reason = "Is a directory" if node.is_dir else "Permission denied"
-            if self.new_msgs:
-                await self.error(io, f"{argv[0]}: cannot execute: {reason}")
-            else:
-                await self.error(io, f"{argv[0]}: can't execute: {reason}")
+            await self.error(io, f"{argv[0]}: can't execute: {reason}")  # mksh 59c too
             return 126
         child = self.subprocess(assigns)
         text = bytes(node.data or b"").decode("utf-8", "replace")
@@ -1129,7 +1210,6 @@ class Shell:
         child.funcs = {}
         child.opts = set()
         child.pid = self.root.pid()
-        child.my_jobs = []
         return child
 
     # --- expansion ----------------------------------------------------------------------
@@ -1158,9 +1238,13 @@ class Shell:
             fields.append([])
             real.append(False)
 
-        for part in word.parts:
+        for k, part in enumerate(word.parts):
             if isinstance(part, g.Lit):
-                add(part.text, part.quoted)
+                text = part.text
+                if k == 0 and not part.quoted and (text == "~" or text.startswith("~/")):
+                    add(self.vars.get("HOME", "/"), True)  # tilde: $HOME, not split
+                    text = text[1:]
+                add(text, part.quoted)
                 continue
             if isinstance(part, g.Param) and part.name == "@" and part.quoted and not part.op:
                 for k, value in enumerate(self.params):
@@ -1195,6 +1279,8 @@ class Shell:
         assert isinstance(part, g.Param)
         name, op = part.name, part.op
         value = self.get(name)
+        if value is None and "u" in self.opts and op in ("", "len") and name not in "@*":
+            raise ShellError(f"{name}: parameter not set")
         if op == "":
             return value or ""
         if op == "len":
@@ -1254,7 +1340,7 @@ class Shell:
 
     def _glob(self, segs: Segs) -> list[str]:
         text = "".join(t for t, _ in segs)
-        if not any(not q and any(c in t for c in "*?[") for t, q in segs):
+        if not any(not q and _GLOB_CHARS.search(t) for t, q in segs):
             return [text]
         pattern = _glob_pattern(segs)
         fs = self.twin.fs
@@ -1317,6 +1403,9 @@ class Shell:
                 pump_task.cancel()
 
 
+_GLOB_CHARS = re.compile(r"[*?]|\[.+\]")  # a lone `[` (the test command) is no pattern
+
+
 def _join(a: str, b: str) -> str:
     if not a:
         return b
@@ -1369,8 +1458,8 @@ def _split(value: str, ifs: str) -> tuple[list[str], bool, bool]:
 
 
 # --- builtins -----------------------------------------------------------------------------
-Builtin = "Callable[[Shell, list[str], IO], Awaitable[int]]"
-_BUILTINS: dict = {}
+Builtin = Callable[[Shell, list[str], IO], Awaitable[int]]
+_BUILTINS: dict[str, Builtin] = {}
 _SPECIAL = {
     ":",
     ".",
@@ -1511,7 +1600,7 @@ async def _b_cd(sh: Shell, argv: list[str], io: IO) -> int:
             await sh.error(io, f"cd: {path}: {reason}")
         else:
             await sh.error(io, f"cd: /{target.lstrip('/')}: {reason}")
-        return 1 if sh.new_msgs else 2
+        return 2
     sh.vars["OLDPWD"] = sh.cwd
     sh.cwd = path
     sh.vars["PWD"] = path
@@ -1572,11 +1661,8 @@ async def _b_local(sh: Shell, argv: list[str], io: IO) -> int:
 @builtin("shift")
 async def _b_shift(sh: Shell, argv: list[str], io: IO) -> int:
     n = int(argv[1]) if len(argv) > 1 and argv[1].isdigit() else 1
-    if n > len(sh.params):
-        await sh.error(
-            io, f"shift: {n}: bad number" if len(argv) > 1 else "shift: nothing to shift"
-        )
-        return 1
+    if n > len(sh.params):  # fatal, as for every special builtin
+        raise ShellError("shift: nothing to shift")
     sh.params = sh.params[n:]
     return 0
 
@@ -1646,12 +1732,31 @@ async def _b_source(sh: Shell, argv: list[str], io: IO) -> int:
 
 @builtin("exec")
 async def _b_exec(sh: Shell, argv: list[str], io: IO) -> int:
+    """`exec cmd`: run it and end the shell. `exec >log 2>&1`: the redirections stay for the
+    rest of the script (the commands after it in the same list, and every later line)."""
     if len(argv) < 2:
+        sh.base_io = io
         return 0
     raise ShellExit(await sh.call(argv[1:], io))
 
 
-@builtin("trap", "umask", "times", "ulimit", "hash", "alias", "unalias")
+@builtin("trap")
+async def _b_trap(sh: Shell, argv: list[str], io: IO) -> int:
+    if len(argv) < 3:
+        for sig, cmd in sh.traps.items():
+            await _out(io, f"trap -- {_quote(cmd)} {sig}\n")
+        return 0
+    action = argv[1]
+    for sig in argv[2:]:
+        name = "EXIT" if sig in ("0", "EXIT") else sig.upper().removeprefix("SIG")
+        if action == "-":
+            sh.traps.pop(name, None)
+        else:
+            sh.traps[name] = action
+    return 0
+
+
+@builtin("umask", "times", "ulimit", "hash", "alias", "unalias")
 async def _b_noop(sh: Shell, argv: list[str], io: IO) -> int:
     if argv[0] == "umask" and len(argv) == 1:
         await _out(io, "0077\n" if sh.twin.personality.api < 21 else "0000\n")
@@ -1718,6 +1823,72 @@ def _assign_fields(sh: Shell, names: list[str], text: str) -> None:
             rest = rest[1:].lstrip(ws)
 
 
+@builtin("let")
+async def _b_let(sh: Shell, argv: list[str], io: IO) -> int:
+    value = 0
+    for expr in argv[1:]:
+        value = _Arith(expr, sh).eval()
+    return 0 if value else 1
+
+
+@builtin("getopts")
+async def _b_getopts(sh: Shell, argv: list[str], io: IO) -> int:
+    if len(argv) < 3:
+        await sh.error(io, "getopts: missing argument")
+        return 2
+    spec, name = argv[1], argv[2]
+    args = argv[3:] if len(argv) > 3 else sh.params
+    silent = spec.startswith(":")
+    optind = int(sh.vars.get("OPTIND", "1") or "1")
+    sub = sh._optsub if sh._optsub_for == optind else 1  # OPTIND reset by the script
+    sh.vars.pop("OPTARG", None)
+    if optind > len(args):
+        sh.set(name, "?")
+        return 1
+    arg = args[optind - 1]
+    if sub == 1 and (arg == "--" or not arg.startswith("-") or arg == "-"):
+        if arg == "--":
+            sh.set("OPTIND", str(optind + 1))
+        sh.set(name, "?")
+        return 1
+    ch = arg[sub]
+    sub += 1
+    pos = spec.find(ch)
+    if ch == ":" or pos < 0:
+        sh.set(name, "?")
+        if silent:
+            sh.set("OPTARG", ch)
+        else:
+            await sh.error(io, f"getopts: -{ch}: unknown option")
+    elif pos + 1 < len(spec) and spec[pos + 1] == ":":
+        if sub < len(arg):
+            sh.set("OPTARG", arg[sub:])
+            sub = len(arg)
+        elif optind < len(args):
+            optind += 1
+            sh.set("OPTARG", args[optind - 1])
+            sub = len(arg)
+        else:
+            sh.set(name, ":" if silent else "?")
+            if silent:
+                sh.set("OPTARG", ch)
+            else:
+                await sh.error(io, f"getopts: -{ch}: requires argument")
+            sub = len(arg)
+            sh.set("OPTIND", str(optind + 1))
+            sh._optsub, sh._optsub_for = 1, optind + 1
+            return 0
+        sh.set(name, ch)
+    else:
+        sh.set(name, ch)
+    if sub >= len(arg):
+        optind += 1
+        sub = 1
+    sh._optsub, sh._optsub_for = sub, optind
+    sh.set("OPTIND", str(optind))
+    return 0
+
+
 @builtin("wait")
 async def _b_wait(sh: Shell, argv: list[str], io: IO) -> int:
     if len(argv) == 1:
@@ -1726,9 +1897,7 @@ async def _b_wait(sh: Shell, argv: list[str], io: IO) -> int:
     status = 0
     for arg in argv[1:]:
         pid = int(arg.lstrip("%")) if arg.lstrip("%").isdigit() else -1
-        if pid not in sh.root.jobs:
-            if sh.new_msgs:
-                await sh.error(io, f"wait: {arg}: unknown job")
+        if pid not in sh.root.jobs:  # mksh: 127, silently
             status = 127
             continue
         status = await sh.wait_jobs([pid])
@@ -1751,7 +1920,7 @@ def _kind(sh: Shell, name: str) -> str | None:
     return None
 
 
-_RESERVED_WORDS = g.RESERVED - {"function"} | {"function", "[["}
+_RESERVED_WORDS = g.RESERVED | {"[["}
 
 
 @builtin("type", "whence")
@@ -1846,8 +2015,7 @@ async def _b_sh(sh: Shell, argv: list[str], io: IO) -> int:
         try:
             text = sh.twin.fs.read(path).decode("utf-8", "replace")
         except FsError as e:
-            msg = f"{args[0]}: {e.reason}" if sh.new_msgs else f"{args[0]}: can't open: {e.reason}"
-            await io.err.write(f"{argv[0] if argv[0].startswith('/') else _SH}: {msg}\n".encode())
+            await io.err.write(f"{argv[0]}: {args[0]}: {e.reason}\n".encode())
             return 127 if e.reason.startswith("No such") else 1
         return await child.run_script(args[0], text, args[1:], io)
     text = (await io.stdin.read_all()).decode("utf-8", "replace")
@@ -1855,7 +2023,8 @@ async def _b_sh(sh: Shell, argv: list[str], io: IO) -> int:
 
 
 # test / [
-async def _test_eval(sh: Shell, args: list[str]) -> bool:
+async def _test_eval(sh: Shell, args: list[str], patterns: dict[int, str] | None = None) -> bool:
+    """test/[ (and [[ ]] with `patterns`: the right of = == != is a glob pattern)."""
     fs = sh.twin.fs
 
     def node(p: str):
@@ -1864,8 +2033,8 @@ async def _test_eval(sh: Shell, args: list[str]) -> bool:
     def num(v: str) -> int:
         try:
             return int(v.strip())
-        except ValueError:
-            raise ShellError(f"{v}: bad number") from None
+        except ValueError:  # mksh evaluates it as an arithmetic expression (`a` is $a)
+            return _Arith(v, sh).eval()
 
     def unary(op: str, a: str) -> bool:
         n = node(a) if op not in ("-z", "-n", "-t") else None
@@ -1895,7 +2064,10 @@ async def _test_eval(sh: Shell, args: list[str]) -> bool:
             return False
         raise ShellError(f"{op}: unexpected operator")
 
-    def binary(a: str, op: str, b: str) -> bool:
+    def binary(a: str, op: str, b: str, b_at: int = -1) -> bool:
+        if patterns is not None and b_at in patterns and op in ("=", "==", "!="):
+            hit = fnmatch.fnmatchcase(a, patterns[b_at])
+            return hit if op != "!=" else not hit
         if op in ("=", "=="):
             return a == b
         if op == "!=":
@@ -1958,7 +2130,7 @@ async def _test_eval(sh: Shell, args: list[str]) -> bool:
             return v
         if pos + 2 < len(args) + 0 and pos + 2 <= len(args) - 1 and args[pos + 1] in _TEST_BINOPS:
             pos += 3
-            return binary(a, args[pos - 2], args[pos - 1])
+            return binary(a, args[pos - 2], args[pos - 1], pos - 1)
         if a.startswith("-") and len(a) == 2 and pos + 1 < len(args):
             pos += 2
             return unary(a, args[pos - 1])
@@ -1977,8 +2149,6 @@ _TEST_BINOPS = {"=", "==", "!=", "<", ">", "-eq", "-ne", "-lt", "-le", "-gt", "-
 
 
 def _is_chr(n) -> bool:
-    import stat as st
-
     return st.S_ISCHR(n.mode)
 
 

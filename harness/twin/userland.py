@@ -23,19 +23,28 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import os
 import posixpath
 import re
 import stat as st
 import time
 
-from harness.twin.commands import command, lookup
+from harness.twin.commands import _COMMANDS, command, lookup
 from harness.twin.fs import FsError
 from harness.twin.personality import Personality
-from harness.twin.shell import IO, BrokenPipe, Proc, ShellError, Source
+from harness.twin.shell import IO, Proc, ShellError, Source, UsageError
 
 _YES_CHUNK_LINES = 4096
 _XARGS_MAX_ARGS = 5000
+
+
+def _fallback(name: str, when):
+    """Register `name` unless another module already did (the process commands' own module
+    gives a richer pidof; this one only reads twin.processes)."""
+
+    def deco(func):
+        return func if name in _COMMANDS else command(name, when=when)(func)
+
+    return deco
 
 
 def _toybox(pers: Personality) -> bool:
@@ -52,7 +61,8 @@ def _awk(pers: Personality) -> bool:
 
 # --- helpers ------------------------------------------------------------------------------
 def _opts(argv: list[str], flags: str, valued: str = "") -> tuple[dict[str, str | bool], list[str]]:
-    """Parse `-abc -n 3 -n3` style options; stops at `--` or the first operand."""
+    """Parse `-abc -n 3 -n3` options anywhere among the operands (toybox permutes); `--` ends
+    them. Raises ShellError for an unknown option (the shell prints `<tool>: ...`, status 1)."""
     opts: dict[str, str | bool] = {}
     rest: list[str] = []
     i = 0
@@ -79,7 +89,7 @@ def _opts(argv: list[str], flags: str, valued: str = "") -> tuple[dict[str, str 
                 if c in flags:
                     opts[c] = True
                 else:
-                    raise ShellError(f"Unknown option '{c}'")
+                    raise UsageError(f"Unknown option '{c}'")
                 j += 1
             i += 1
             continue
@@ -129,7 +139,8 @@ def _failed(p: Proc) -> int:
 
 
 async def _usage(p: Proc, tool: str, why: str) -> int:
-    await p.eprint(f"{tool}: {why}")
+    """toybox's usage error: `<tool>: <why> (see "<tool> --help")`, status 1."""
+    await p.eprint(f'{tool}: {why} (see "{tool} --help")')
     return 1
 
 
@@ -193,7 +204,7 @@ async def _cp_mv(p: Proc, move: bool) -> int:
         if dst_node is not None and dst_node.is_dir:
             target = posixpath.join(dst_path, posixpath.basename(src_path.rstrip("/")))
         if node is None:
-            await p.eprint(f"{tool}: {src}: No such file or directory")
+            await p.eprint(f"{tool}: bad '{src}': No such file or directory")
             status = 1
             continue
         try:
@@ -273,8 +284,9 @@ async def _ln(p: Proc) -> int:
                 raise FsError(target, "No such file or directory")
             fs.write(path, fs.read(p.path(target)))
     except FsError as e:
+        kind = "symbolic link" if opts.get("s") else "hard link"
         await p.eprint(
-            f"ln: {e.path}: {e.reason}"
+            f"ln: cannot create {kind} from '{target}' to '{link}': {e.reason}"
             if p.twin.personality.has_toybox
             else f"link failed {e.reason}"
         )
@@ -385,7 +397,7 @@ async def _find(p: Proc) -> int:
     for root in roots:
         real = p.path(root)
         if fs.lookup(real) is None:
-            await p.eprint(f"find: {root}: No such file or directory")
+            await p.eprint(f"find: '{root}': No such file or directory")
             status = 1
             continue
         await walk(root, real, 0)
@@ -614,9 +626,9 @@ async def _head_tail(p: Proc, head: bool) -> int:
     opts, files = _opts(argv, "qvf", valued="nc")
     count_s = str(opts.get("n", "10"))
     status = 0
-    for name in files or ["-"]:
+    for k, name in enumerate(files or ["-"]):
         if len(files) > 1:
-            await p.print(f"==> {name} <==")
+            await p.print(("\n" if k else "") + f"==> {name} <==")
         if head:
             try:
                 src = p.stdin if name == "-" else _open_file(p, name)
@@ -630,11 +642,17 @@ async def _head_tail(p: Proc, head: bool) -> int:
                     await p.out.write(chunk)
                     left -= len(chunk)
             else:
+                batch = bytearray()
                 for _ in range(max(int(count_s), 0)):
                     line = await src.readline()
                     if not line:
                         break
-                    await p.out.write(line)
+                    batch += line
+                    if len(batch) >= 65536 or not src.buffered():  # next line would wait
+                        await p.out.write(bytes(batch))
+                        batch.clear()
+                if batch:
+                    await p.out.write(bytes(batch))
             if name == "-":
                 p.stdin.close()
             continue
@@ -692,7 +710,7 @@ async def _wc(p: Proc) -> int:
         rows.append(("total", totals))
     for name, counts in rows:
         nums = [str(counts[k]) for k in chosen]
-        if len(chosen) > 1:
+        if len(rows) > 1:  # toybox pads only when it lists several files
             nums = [n.rjust(7) for n in nums]
         text = " ".join(nums)
         await p.print(text + (f" {name}" if name != "-" else ""))
@@ -819,6 +837,9 @@ async def _sort(p: Proc) -> int:
             return (float(m.group()) if m else 0.0, line)
         return text
 
+    if p.env.get("__status"):  # an unreadable file: sort gives up with status 2
+        p.env.pop("__status")
+        return 2
     lines.sort(key=key_of, reverse=bool(opts.get("r")))
     if opts.get("u"):
         seen: set = set()
@@ -878,7 +899,7 @@ async def _seq(p: Proc) -> int:
     except ValueError:
         return await _usage(p, "seq", f"not a number '{args}'")
     if not 1 <= len(nums) <= 3:
-        return await _usage(p, "seq", "Needs 1 to 3 arguments")
+        return await _usage(p, "seq", "Needs 1 argument" if not nums else "Max 3 arguments")
     first, inc, last = (
         (1.0, 1.0, nums[0])
         if len(nums) == 1
@@ -889,8 +910,9 @@ async def _seq(p: Proc) -> int:
     out = []
     x = first
     count = 0
+    width = max(len(str(int(v))) for v in (first, last)) if opts.get("w") and integral else 0
     while (inc > 0 and x <= last) or (inc < 0 and x >= last):
-        out.append(str(int(x)) if integral else f"{x:g}")
+        out.append(str(int(x)).zfill(width) if integral else f"{x:g}")
         x = first + inc * (count := count + 1)
         if len(out) >= 4096:
             await p.out.write((sep.join(out) + sep).encode())
@@ -924,18 +946,27 @@ def _printf_escapes(text: str) -> str:
     return out
 
 
-def _printf_num(v: str) -> int:
+class _PrintfBad(Exception):
+    """A numeric conversion got a non-number (printf prints 0, complains, exits 1)."""
+
+
+def _printf_num(v: str, bad: list[str] | None = None) -> int:
     v = v.strip()
     if v[:1] in "'\"" and len(v) > 1:
         return ord(v[1])
     try:
         return int(v, 0) if v.lower().startswith(("0x", "-0x")) else int(v or "0")
     except ValueError:
-        return int(float(v)) if re.fullmatch(r"-?\d+\.\d*", v) else 0
+        if re.fullmatch(r"-?\d+\.\d*", v):
+            return int(float(v))
+        if bad is not None:
+            bad.append(v)
+        return 0
 
 
-def printf_format(fmt: str, args: list[str]) -> str:
-    """printf(1): the format is reused while arguments remain."""
+def printf_format(fmt: str, args: list[str], bad: list[str] | None = None) -> str:
+    """printf(1): the format is reused while arguments remain; non-numbers for numeric
+    conversions are collected in `bad`."""
     fmt = _printf_escapes(fmt)
     out = []
     args = list(args)
@@ -956,11 +987,11 @@ def printf_format(fmt: str, args: list[str]) -> str:
             spec = "%" + flags + (width or "") + (f".{prec}" if prec is not None else "")
             if conv in "diouxX":
                 c = "d" if conv in "iu" else conv
-                return (
-                    (spec + c) % _printf_num(arg)
-                    if conv != "o"
-                    else (spec + "o") % _printf_num(arg)
-                )
+                wrong: list[str] = []
+                value = _printf_num(arg, wrong)
+                if wrong and bad is not None:
+                    bad.append(f"%{conv} {arg}")
+                return (spec + c) % value
             if conv in "eEfFgG":
                 try:
                     return (spec + conv) % float(arg or 0)
@@ -982,8 +1013,11 @@ def printf_format(fmt: str, args: list[str]) -> str:
 async def _printf(p: Proc) -> int:
     if len(p.argv) < 2:
         return await _usage(p, "printf", "Needs 1 argument")
-    await p.out.write(printf_format(p.argv[1], p.argv[2:]).encode())
-    return 0
+    bad: list[str] = []
+    await p.out.write(printf_format(p.argv[1], p.argv[2:], bad).encode())
+    for v in bad:
+        await p.eprint(f"printf: bad {v}")
+    return 1 if bad else 0
 
 
 @command("expr", when=_toybox)
@@ -1102,21 +1136,23 @@ async def _env(p: Proc) -> int:
     env = {} if args[:1] == ["-i"] else dict(p.env)
     if args[:1] == ["-i"]:
         args = args[1:]
-    assigns = []
     while args and "=" in args[0] and not args[0].startswith("="):
         k, _, v = args.pop(0).partition("=")
         env[k] = v
-        assigns.append((k, v))
     if not args:
         for k in sorted(env):
             await p.print(f"{k}={env[k]}")
         return 0
-    return await p.shell.call(args, IO(p.stdin, p.out, p.err), assigns)
+    child = p.shell.subprocess()
+    child.vars = dict(env)
+    child.vars.setdefault("IFS", " \t\n")
+    child.exported = set(env)
+    return await child.call(args, IO(p.stdin, p.out, p.err))
 
 
 @command("printenv")
 async def _printenv(p: Proc) -> int:
-    env = p.shell.exported_env()
+    env = p.env
     if len(p.argv) > 1:
         status = 0
         for name in p.argv[1:]:
@@ -1155,7 +1191,7 @@ async def _xargs(p: Proc) -> int:
     return 123 if status else 0
 
 
-@command("pidof", when=_toybox)
+@_fallback("pidof", when=_toybox)
 async def _pidof(p: Proc) -> int:
     procs = getattr(p.twin, "processes", {}) or {}
     pids = [
@@ -1334,6 +1370,8 @@ def _sed_match(cmd: _SedCmd, lineno: int, last: bool, line: str) -> bool:
 
 
 def _sed_run(cmds: list[_SedCmd], text: str, quiet: bool) -> str:
+    if not text:
+        return ""
     out: list[str] = []
     lines = text.split("\n")
     trailing = text.endswith("\n")
@@ -1939,4 +1977,4 @@ async def _awk_cmd(p: Proc) -> int:
     return _failed(p)
 
 
-__all__ = ["BrokenPipe", "os", "printf_format"]
+__all__ = ["printf_format"]

@@ -7,6 +7,7 @@ exit codes, so the `; echo $?` idiom; input echoed, LF shown as CRLF, ^D ends in
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,28 +18,8 @@ API17 = "fire-hdx-7-2013"
 _LOOP_SETTLE_S = 0.5
 _STREAM_READ_TIMEOUT_S = 5.0
 
-SCRIPT = b"""#!/system/bin/sh
-# a QA-style script: arguments, functions, loops, command substitution, pipes, jobs
-count() { echo "$#"; }
-total=0
-for n in "$@"; do
-    total=$((total + n))
-done
-echo "args=$(count "$@") total=$total"
-if [ "$total" -gt 5 ]; then echo big; else echo small; fi
-i=0
-while [ $i -lt 3 ]; do i=$((i + 1)); done
-echo "i=$i"
-sleep 0.1 &
-job=$!
-wait $job
-echo "job=$? pid_ok=$([ "$job" -gt 0 ] && echo yes)"
-getprop ro.build.version.sdk | {
-    read sdk
-    echo "sdk=$sdk"
-}
-exit $((total % 7))
-"""
+GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "shell" / "sh-qa-script"
+SCRIPT = (GOLDEN / "qa.sh").read_bytes()
 
 
 def _serial(tp) -> str:
@@ -58,7 +39,7 @@ def test_api34_script_stdin_and_exit_codes_through_adb_cli(adb_server, start_twi
     s = _serial(tp)
     remote = _push_script(adb_server, s, tmp_path)
     r = adb_server.adb("-s", s, "shell", "sh", remote, "1", "2", "4")
-    assert r.stdout.decode() == "args=3 total=7\nbig\ni=3\njob=0 pid_ok=yes\nsdk=34\n"
+    assert r.stdout == (GOLDEN / "api34-emulator.txt").read_bytes()
     assert r.returncode == 0  # 7 % 7
     assert adb_server.adb("-s", s, "shell", "sh", remote, "1", "2").returncode == 3
 
@@ -102,9 +83,7 @@ def test_api17_script_and_echo_status_idiom(adb_server, start_twin, tmp_path):
     remote = _push_script(adb_server, s, tmp_path)
     r = adb_server.adb("-s", s, "shell", f"sh {remote} 1 2 4; echo status=$?")
     assert r.returncode == 0  # no shell v2: adb cannot see exit codes
-    assert r.stdout.decode() == (
-        "args=3 total=7\r\nbig\r\ni=3\r\njob=0 pid_ok=yes\r\nsdk=17\r\nstatus=0\r\n"
-    )
+    assert r.stdout == (GOLDEN / "api17-fire-hdx-7-crlf.txt").read_bytes() + b"status=0\r\n"
     r = adb_server.adb("-s", s, "shell", f"sh {remote} 1 2; echo status=$?")
     assert r.stdout.decode().endswith("status=3\r\n")
     # toolbox gaps of Android 4.2.2
@@ -173,3 +152,20 @@ def test_api34_script_on_stdin_of_a_bare_adb_shell(adb_server, start_twin):
     tp = start_twin(API34)
     r = adb_server.adb("-s", _serial(tp), "shell", input=b"x=6\necho $((x * 7))\nfalse || exit 3\n")
     assert (r.returncode, r.stdout) == (3, b"42\n")
+
+
+def test_unread_stdin_does_not_hide_the_client_hanging_up(adb_server, start_twin):
+    """A job that never reads its stdin while the client sends more than a pipe holds still
+    stops when the client closes the stream."""
+    tp = start_twin(API34)
+    d = adb_server.client().device(_serial(tp))
+    conn = d.shell(
+        "while true; do echo x >> /data/local/tmp/unread.txt; sleep 0.01; done", stream=True
+    )
+    conn.conn.sendall(b"z" * (1 << 20))
+    time.sleep(_LOOP_SETTLE_S)
+    conn.close()
+    time.sleep(_LOOP_SETTLE_S * 2)
+    size1 = d.shell("wc -c < /data/local/tmp/unread.txt")
+    time.sleep(_LOOP_SETTLE_S)
+    assert int(size1) > 0 and d.shell("wc -c < /data/local/tmp/unread.txt") == size1

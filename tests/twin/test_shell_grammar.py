@@ -1,7 +1,8 @@
 """The twin's sh in process: grammar, expansions, builtins and userland against expected output.
 
-Scripts marked for the oracle are also run by Debian's mksh (when installed) and must print the
-same bytes with the same status: the twin's shell is Android's mksh.
+Oracles, when installed (`apt-get install mksh toybox`; skipped with that line otherwise): the
+GRAMMAR scripts must print the same bytes with the same status under Debian's mksh 59c (Android
+13+'s mksh), and the TOYBOX scripts the same under mksh with toybox 0.8.9 (Android 14's) on PATH.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -93,6 +95,30 @@ GRAMMAR = [
     ('echo "a"\'b\'c"$(echo d)"', "abcd\n", 0),
     ("echo `echo \\`echo nested\\``", "nested\n", 0),
     ("type cd; command -v echo", "cd is a shell builtin\necho\n", 0),
+    ("cat <<A; echo after\nline1\nA", "line1\nafter\n", 0),
+    ('set -- a b c; IFS=,; echo "$*"; echo $*', "a,b,c\na b c\n", 0),
+    ('echo "${a:-"default with space"}"', "default with space\n", 0),
+    ("set -- a b c d e f g h i j k; echo ${10} $10", "j a0\n", 0),
+    ("set -e; if false; then :; fi; false && true; echo survived", "survived\n", 0),
+    ("set -u; echo ${nope:-ok}; echo $nope; echo after", "ok\n", 1),
+    ("trap 'echo trapped' EXIT; echo body; exit 2", "body\ntrapped\n", 2),
+    ("x=3; (( x > 2 )) && echo big; (( x - 3 )); echo $?", "big\n1\n", 0),
+    ("[ 1 -eq a ]; echo $?", "1\n", 0),
+    ("F=2 sh -c 'echo $F'; G=3; sh -c 'echo ${G-unset}'", "2\nunset\n", 0),
+    ("cd /; cd nonexistent_dir_xyz; echo $?", "2\n", 0),
+    (
+        "x=abc; [[ $x == a* ]] && echo m1; [[ $x == \"a*\" ]] || echo m2; [[ -z '' || 1 -eq 2 ]]"
+        " && echo m3; y='a b'; [[ $y = 'a b' && ! -d /nonexist ]] && echo m4",
+        "m1\nm2\nm3\nm4\n",
+        0,
+    ),
+    ('let "z = 3 * 4"; echo $z; let 0; echo $?', "12\n1\n", 0),
+    (
+        'set -- -ab -c x y; while getopts "abc:" o; do echo "$o ${OPTARG-}"; done;'
+        ' shift $((OPTIND-1)); echo "$@"',
+        "a \nb \nc x\ny\n",
+        0,
+    ),
     ("x=y; readonly_test() { echo $x; }; x=z readonly_test; echo $x", "z\ny\n", 0),
 ]
 
@@ -165,6 +191,16 @@ def test_sh_file_args_and_sh_c_and_dot(twins):
     # a script cannot see the caller's unexported variables or functions
     twin.fs.write("/data/local/tmp/env.sh", b"echo ${a-unset} ${b-unset}\n")
     assert run(twin, "a=1; export b=2; sh /data/local/tmp/env.sh")[1] == "unset 2\n"
+    assert run(twin, "sh /data/local/tmp/none.sh") == (
+        127,
+        "",
+        "sh: /data/local/tmp/none.sh: No such file or directory\n",
+    )
+    assert run(twin, "set -- a; shift 2; echo never") == (
+        1,
+        "",
+        "/system/bin/sh: shift: nothing to shift\n",
+    )
     # sh reads its script from stdin
     assert run(twin, "sh", stdin=b"echo from-stdin; exit 4\n") == (4, "from-stdin\n", "")
     # an executable file runs, a plain one is refused
@@ -172,7 +208,7 @@ def test_sh_file_args_and_sh_c_and_dot(twins):
     twin.fs.write("/data/local/tmp/nx.sh", b"echo ran\n", mode=0o644)
     assert run(twin, "/data/local/tmp/x.sh")[:2] == (0, "ran\n")
     code, _, err = run(twin, "cd /data/local/tmp; ./nx.sh")
-    assert code == 126 and "./nx.sh: cannot execute: Permission denied" in err
+    assert code == 126 and "./nx.sh: can't execute: Permission denied" in err
 
 
 def test_not_found_per_level_and_status(twins):
@@ -418,3 +454,143 @@ def test_a_job_with_its_output_redirected_outlives_the_session(twins):
 
     assert asyncio.run(go()) == (0, False, True)
     assert run(twin, "(sleep 0.2; echo held) &") == (0, "held\n", "")
+
+
+def test_golden_qa_script_is_what_mksh_prints():
+    """fixtures/shell/sh-qa-script: the expected output is mksh's own (getprop stubbed)."""
+    mksh = shutil.which("mksh")
+    if mksh is None:
+        pytest.skip("no mksh oracle: apt-get install mksh toybox")
+    golden = Path(__file__).resolve().parents[2] / "fixtures" / "shell" / "sh-qa-script"
+    script = "getprop() { echo 34; }\n" + (golden / "qa.sh").read_text()
+    got = subprocess.run(
+        [mksh, "-c", script, "qa.sh", "1", "2", "4"], capture_output=True, timeout=10
+    )
+    assert (got.returncode, got.stdout) == (0, (golden / "api34-emulator.txt").read_bytes())
+
+
+# --- toybox oracle: the same script under Debian's mksh with toybox 0.8.9 (Android 14's) --------
+TOYBOX_SCRIPTS = [
+    "touch a; mkdir d; echo hi > d/x; ln -s a l; ls; echo --; ls d .; echo --; ls -d d; ls -1 d;"
+    " ls nofile; echo $?; ls -R .",
+    "touch b a; ls -a | tail -n 2",
+    "printf 'a\\nb\\nc\\n' | wc -l; printf 'a b\\n' | wc -w; printf abc | wc -c; printf 'x\\ny\\n' > f; wc -l f; wc f",
+    "printf 'x\\ny\\n' > f; printf 'z\\n' > g; wc -l f g",
+    "echo hello world | sed 's/o/0/'; echo hello | sed -n '/ell/p'; printf '1\\n2\\n3\\n' | sed '2d'; printf '1\\n2\\n3\\n' | sed -n '$p'",
+    "printf 'k v\\n' | sed -E 's/([a-z]) ([a-z])/\\2 \\1/'; echo 'a.b' | sed 's/\\./-/'",
+    "printf 'x\\n' > f; sed -i 's/x/y/' f; cat f",
+    "printf '1 2 3\\n4 5 6\\n' | cut -d' ' -f2; echo abcdef | cut -c1,3; echo a:b:c | cut -d: -f2-",
+    "printf 'b\\na\\nc\\n' | sort; printf '10\\n9\\n' | sort -n; printf 'a\\nb\\n' | sort -r; printf 'a\\na\\nb\\n' | sort -u",
+    "printf 'x 3\\ny 1\\nz 2\\n' | sort -k2 -n; printf 'b:2\\na:1\\n' | sort -t: -k2",
+    "printf 'a\\na\\nb\\na\\n' | uniq; printf 'a\\na\\nb\\n' | uniq -c; printf 'a\\na\\nb\\n' | uniq -d; printf 'a\\na\\nb\\n' | uniq -u",
+    "seq 3; seq 2 4; seq 1 2 7; seq -s, 3; seq 5 -1 3; seq 0",
+    "seq -w 8 10; seq 1.5 3",
+    "printf '%s\\n' a b; printf '%d %5d|%-5d|%05d\\n' 1 2 3 4; printf '%x %X %o\\n' 255 255 8",
+    "printf '%s=%s\\n' a 1 b; printf 'no newline'; echo; printf '%%\\n'; printf '%c\\n' hello",
+    "printf '%.2f %e %g\\n' 3.14159 1000 0.5; printf '%5s|%-5s|\\n' ab cd; printf '%b\\n' 'a\\tb'",
+    "printf '%d\\n' 0x10; printf '%d\\n' abc; echo $?",
+    "basename /a/b/c; basename /a/b/; basename c.txt .txt; basename /; dirname /a/b/c; dirname c; dirname /a; dirname /",
+    "touch a; ln -s a l; readlink l; readlink -f l | sed 's|.*/||'; readlink a; echo $?",
+    "yes | head -n 3; yes ab | head -2",
+    "printf '1\\n2\\n3\\n4\\n5\\n' | head -n 2; printf '1\\n2\\n3\\n' | tail -n 2; printf '1\\n2\\n3\\n' | tail -n +2; printf '1\\n2\\n3\\n' | head -2",
+    "printf 'abcdef' | head -c 3; echo; printf 'abcdef' | tail -c 2; echo",
+    "printf 'x\\ny\\n' > f; head -n 1 f; tail -n 1 f; printf 'z\\n' > g; head -n 1 f g",
+    "printf 'foo\\nbar\\nbaz\\n' | grep ba; printf 'foo\\nBar\\n' | grep -i bar; printf 'a\\nb\\n' | grep -v a; printf 'a\\nb\\na\\n' | grep -c a",
+    "printf 'foo\\nbar\\n' | grep -n bar; printf 'ab12\\n' | grep -o '[0-9]'; printf 'x\\n' | grep -q x; echo $?; printf 'x\\n' | grep y; echo $?",
+    "printf 'a+b\\n' | grep 'a+b'; printf 'aab\\n' | grep -E 'a+b'; printf 'a|b\\n' | grep -F 'a|b'; printf 'word\\n' | grep -w wor; echo $?",
+    "printf 'x\\n' > f1; printf 'x\\ny\\n' > f2; grep x f1 f2; grep -l y f1 f2; grep -h x f1 f2; grep x nofile; echo $?",
+    "mkdir -p d/e; touch d/f.txt d/e/g.txt d/h.log; find d -name '*.txt' | sort; find d -type d | sort; find d -maxdepth 1 -type f | sort",
+    "mkdir -p d; touch d/x; find d; find . -name x",
+    "printf '12345' > s; stat -c '%s %n' s; chmod 640 s; stat -c '%a %A' s",
+    "echo x > a; cp a b; cat b; mv b c; cat c; ls; cp a; echo $?",
+    "mkdir src; echo 1 > src/f; cp -r src dst; cat dst/f; cp src x 2>/dev/null; echo $?",
+    "echo t | tee t1; cat t1; echo u | tee -a t1 > /dev/null; cat t1",
+    "mkdir -p x/y; rmdir x/y; ls x; rmdir nonexist; echo $?",
+    "env -i A=1 env; env -i B=2 printenv B",
+    "A=1 printenv A; printenv NOPE; echo $?",
+    "uname; uname -s -m | cut -d' ' -f1",
+    "echo abc | md5sum",
+    "true; echo $?; false; echo $?",
+    "du -s . | cut -f2",
+]
+TOYBOX_ERRORS = [
+    "cat nofile; echo $?",
+    "ls nofile; echo $?",
+    "rm nofile; echo $?",
+    "mkdir d; mkdir d; echo $?",
+    "cp nofile x; echo $?",
+    "mv nofile x; echo $?",
+    "stat nofile; echo $?",
+    "find nofile; echo $?",
+    "head nofile; echo $?",
+    "grep x nofile; echo $?",
+    "wc nofile; echo $?",
+    "sort nofile; echo $?",
+    "cut -f1 nofile; echo $?",
+    "rmdir nofile; echo $?",
+    "readlink nofile; echo $?",
+    "touch a; ln -s a b; ln -s a b; echo $?",
+    "sed p nofile; echo $?",
+    "tail nofile; echo $?",
+    "seq; echo $?",
+    "basename; echo $?",
+    "cat .; echo $?",
+    "mkdir a/b/c; echo $?",
+    "touch a; mkdir a/b; echo $?",
+    "wc -x; echo $?",
+]
+_TOYBOX_TOOLS = (
+    "cat cp mv sed find stat uname cut sort uniq tee xargs basename dirname seq printf env "
+    "readlink ln du df yes head tail wc grep rm mkdir touch ls echo md5sum rmdir printenv chmod"
+).split()
+
+
+@pytest.fixture(scope="module")
+def toybox_path(tmp_path_factory):
+    mksh, toybox = shutil.which("mksh"), shutil.which("toybox")
+    if mksh is None or toybox is None:
+        pytest.skip("no mksh/toybox oracle: apt-get install mksh toybox")
+    tbin = tmp_path_factory.mktemp("toybin")
+    for tool in _TOYBOX_TOOLS:
+        (tbin / tool).symlink_to(toybox)
+    return mksh, tbin
+
+
+def _oracle_case(twins, toybox_path, tmp_path, script: str) -> tuple[tuple, tuple]:
+    mksh, tbin = toybox_path
+    twin = twins[API34]
+    work = f"/data/local/tmp/oracle-{abs(hash(script))}"
+    twin.fs.mkdir(work, parents=True)
+    code, out, err = run(twin, f"cd {work}; {script}")
+    ref = subprocess.run(
+        [mksh, "-c", f"cd {tmp_path}; {script}"],
+        capture_output=True,
+        timeout=_ORACLE_TIMEOUT_S,
+        env={"HOME": "/", "PATH": str(tbin)},
+    )
+    return (code, out, err), (ref.returncode, ref.stdout.decode(), ref.stderr.decode())
+
+
+@pytest.mark.parametrize("script", TOYBOX_SCRIPTS, ids=[s[:40] for s in TOYBOX_SCRIPTS])
+def test_userland_output_matches_toybox(twins, toybox_path, tmp_path, script):
+    mine, ref = _oracle_case(twins, toybox_path, tmp_path, script)
+    assert mine[:2] == ref[:2]
+
+
+@pytest.mark.parametrize("script", TOYBOX_ERRORS, ids=[s[:40] for s in TOYBOX_ERRORS])
+def test_userland_errors_match_toybox(twins, toybox_path, tmp_path, script):
+    mine, ref = _oracle_case(twins, toybox_path, tmp_path, script)
+    assert mine == ref
+
+
+def test_exec_redirections_stay_for_the_rest_of_the_script(twins):
+    twin = twins[API34]
+    twin.fs.write(
+        "/data/local/tmp/logging.sh",
+        b"exec > /data/local/tmp/run.log 2>&1\necho one; ls /nope\nf() { echo in-f; }\nf\n",
+    )
+    assert run(twin, "sh /data/local/tmp/logging.sh") == (0, "", "")
+    assert twin.fs.read("/data/local/tmp/run.log") == (
+        b"one\nls: /nope: No such file or directory\nin-f\n"
+    )
+    assert run(twin, "exec echo replaced; echo never") == (0, "replaced\n", "")
