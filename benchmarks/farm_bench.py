@@ -82,7 +82,11 @@ def _start_farm(n: int, profile: str, state: Path) -> tuple[subprocess.Popen, di
             raise SystemExit(f"farm of {n} not ready")
         if select.select([proc.stdout], [], [], 0.5)[0]:
             buf += os.read(proc.stdout.fileno(), 65536)
-    return proc, json.loads(buf)
+    info = json.loads(buf)
+    if not info.get("ready"):
+        _stop(proc)
+        raise SystemExit(f"farm of {n}: {info.get('error')}")
+    return proc, info
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -390,28 +390,27 @@ def environment_rows(devices: list) -> dict[str, str]:
 _GONE: set[str] = set()
 
 
-def check_lease(spec, adb_host: str, adb_port: int) -> None:
+def check_lease(spec, adb_port: int) -> str | None:
     """Before a test on an STF device: is it still on adb? The first test that finds it gone
-    errors naming it (StfError), later ones skip. A device with no STF lease: nothing."""
-    import pytest
-
+    errors naming it (StfError); for later ones this returns the reason to skip. None: go on
+    (also for a device with no STF lease)."""
     info = getattr(spec, "stf", None)
     if not info:
-        return
+        return None
     if spec.serial in _GONE:
-        pytest.skip(f"STF device {info['serial']} was taken back by the farm mid-run")
+        return f"STF device {info['serial']} was taken back by the farm mid-run"
     from harness.farm.adbserver import host_query, parse_devices
 
     try:
-        state = parse_devices(host_query(adb_port, "host:devices", timeout_s=5.0)).get(
-            spec.serial, "absent"
-        )
+        states = parse_devices(host_query(adb_port, "host:devices", timeout_s=5.0))
     except Exception as e:  # the adb server itself: not this device's fault
-        log.info("adb server %s:%s: %s", adb_host, adb_port, e)
-        return
+        log.info("adb server on %s: %s", adb_port, e)
+        return None
+    state = states.get(spec.serial, "absent")
     if state != "device":
         _GONE.add(spec.serial)
         raise StfError(
             f"STF device {info['serial']} ({info['provider']}) was taken back by the farm mid-run: "
             f"{spec.serial} is {state}"
         )
+    return None

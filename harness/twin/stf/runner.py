@@ -27,7 +27,8 @@ from harness.twin.stf.farm import DEFAULT_LEASE_S, PROVIDER, FarmDevice, StfFarm
 
 log = logging.getLogger(__name__)
 
-TWIN_READY_TIMEOUT_S = 30.0
+TWIN_READY_TIMEOUT_S = 30.0  # plus TWIN_READY_PER_TWIN_S for each twin of a process
+TWIN_READY_PER_TWIN_S = 2.0
 TWIN_STOP_TIMEOUT_S = 5.0
 TICK_S = 0.2
 _EMULATOR_PORTS = range(5554, 5586)
@@ -147,11 +148,12 @@ class FarmRunner:
     def _ready_lines(proc: subprocess.Popen, count: int, name: str) -> list[dict]:
         out: list[dict] = []
         buf = b""
-        deadline = time.monotonic() + TWIN_READY_TIMEOUT_S
+        timeout_s = TWIN_READY_TIMEOUT_S + TWIN_READY_PER_TWIN_S * count
+        deadline = time.monotonic() + timeout_s
         while len(out) < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise OSError(f"twins of {name}: not ready within {TWIN_READY_TIMEOUT_S:g} s")
+                raise OSError(f"twins of {name}: not ready within {timeout_s:g} s")
             ready, _, _ = select.select([proc.stdout], [], [], min(remaining, 0.5))
             if not ready:
                 if proc.poll() is not None:
