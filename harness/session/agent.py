@@ -35,6 +35,16 @@ from harness.vision.timecode import feed_layout, stamp
 
 log = logging.getLogger(__name__)
 
+_TASKS: set[asyncio.Task] = set()  # fire-and-forget tasks, referenced until they finish
+
+
+def _keep(task: asyncio.Task) -> asyncio.Task:
+    """Keep a reference to a background task (the loop holds only weak ones) until it is done."""
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+    return task
+
+
 AGENT_VIDEO_SIZE = (640, 480)
 AGENT_FPS = 30.0
 JOIN_TIMEOUT_S = 10.0
@@ -168,7 +178,7 @@ class AiortcAgentBot:
         if first.get("event") != "joined":
             raise SessionError(f"agent bot {self.name}: backend did not accept the agent: {first}")
         self._joined.set()
-        asyncio.ensure_future(self._read(reader))
+        _keep(asyncio.ensure_future(self._read(reader)))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -325,9 +335,9 @@ class AiortcAgentBot:
         @pc.on("track")
         def on_track(track) -> None:
             if track.kind == "video":
-                asyncio.ensure_future(self._receive_share(track, session))
+                _keep(asyncio.ensure_future(self._receive_share(track, session)))
             else:
-                asyncio.ensure_future(self._receive_audio(track, session))
+                _keep(asyncio.ensure_future(self._receive_audio(track, session)))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -376,7 +386,7 @@ class AiortcAgentBot:
                 stamp(img, self.n, int(t_send * 1000) % (1 << 32), bot.layout)
                 session.sent[self.n] = t_send
                 if bot.display_url and self.n == 1:
-                    asyncio.ensure_future(bot._show_on_monitor(bot._base))
+                    _keep(asyncio.ensure_future(bot._show_on_monitor(bot._base)))
                 frame = VideoFrame.from_ndarray(img, format="rgb24")
                 frame.pts = int(self.n * _VIDEO_CLOCK / bot.fps)
                 frame.time_base = __import__("fractions").Fraction(1, _VIDEO_CLOCK)

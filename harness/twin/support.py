@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_TASKS: set[asyncio.Task] = set()  # fire-and-forget tasks, referenced until they finish
+
+
+def _keep(task: asyncio.Task) -> asyncio.Task:
+    """Keep a reference to a background task (the loop holds only weak ones) until it is done."""
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+    return task
+
+
 AGENT_FPS = 30.0
 BACKEND_CONNECT_TIMEOUT_S = 3.0
 MSG_UNSUPPORTED = "This device does not support live support"
@@ -215,12 +225,12 @@ class SupportSession:
         if self._video_task is not None:
             self._video_task.cancel()
         if self.peer is not None:
-            asyncio.get_running_loop().create_task(self.peer.close())
+            _keep(asyncio.get_running_loop().create_task(self.peer.close()))
         if self._writer is not None:
             try:
                 self._writer.close()
-            except Exception:
-                pass
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
+                log.debug("support session: closing the signalling writer: %s", e)
         self.twin.screen.session_ended(self)
 
 

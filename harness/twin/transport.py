@@ -188,8 +188,8 @@ class AdbConnection:
             task.cancel()
         try:
             self.writer.close()
-        except Exception:  # already closed
-            pass
+        except Exception as e:  # noqa: BLE001 -- already closed; cleanup never raises: it logs
+            log.debug("transport: closing the writer: %s", e)
         self.twin.connections.discard(self)
 
     async def dispatch(self, h: p.Header, data: bytes) -> None:

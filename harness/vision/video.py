@@ -6,6 +6,7 @@ and what is wrong with it, never in a traceback from inside FFmpeg or OpenCV.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ import numpy as np
 
 from harness.errors import MeasurementError
 from harness.vision.image import check_image
+
+log = logging.getLogger(__name__)
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _TRUNCATION_SLACK_FRAMES = 1  # a container may declare one frame more than it decodes
@@ -274,6 +277,6 @@ def write_video(
         if container is not None:
             try:
                 container.close()
-            except Exception:  # closing a failed container; the error is raised above
-                pass
+            except Exception as e:  # noqa: BLE001 -- closing a failed container; the error is raised above
+                log.debug("%s: closing the container: %s", p, e)
     return n
