@@ -132,11 +132,26 @@ def _active(config: pytest.Config) -> bool:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
-    # one device per worker: tests of a device form one xdist group
-    if getattr(config.option, "numprocesses", None) and _active(config):
-        if getattr(config.option, "dist", "no") in ("no", "load"):
-            config.option.dist = "loadgroup"
+def pytest_load_initial_conftests(early_config: pytest.Config, parser, args: list[str]) -> None:
+    """Options this plugin implies, set before the command line is parsed (the controller and
+    every xdist worker, which parses the same command line, see them alike):
+    - `--dist loadgroup` with -n: tests of a device form one xdist group (one device per worker);
+    - the ini default `generate_report_on_test = true`: pytest-html rewrites the report after
+      every test, so a run killed outright keeps it (unless the ini file or a -o sets it)."""
+    ns = early_config.known_args_namespace
+    if not (
+        getattr(ns, "twin", None)
+        or getattr(ns, "device", None)
+        or getattr(ns, "all_devices", False)
+        or getattr(ns, "profile", None)
+    ):
+        return
+    if getattr(ns, "numprocesses", None) and getattr(ns, "dist", "no") in ("no", "load"):
+        args[:] = [*args, "--dist", "loadgroup"]
+    overridden = any(o.startswith("generate_report_on_test=") for o in ns.override_ini or [])
+    if "generate_report_on_test" not in early_config.inicfg and not overridden:
+        # as if the ini file said so (read by pytest-html only later, at its first report)
+        early_config.inicfg["generate_report_on_test"] = "true"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -151,8 +166,6 @@ def pytest_configure(config: pytest.Config) -> None:
     state = WorkerState.from_config(config, active=_active(config))
     config.stash[PLUGIN_STATE] = state
     if hasattr(config, "workerinput") and state.active:
-        # xdist workers parse the original command line: make them tag the device groups too
-        config.option.loadgroup = True
         # a worker left running by a controller killed outright is stopped by the run's reaper
         import os
 
@@ -164,13 +177,6 @@ def pytest_configure(config: pytest.Config) -> None:
         if not config.option.htmlpath:
             config.option.htmlpath = str(state.run_dir / "report.html")
             config.option.self_contained_html = True
-        overridden = any(
-            o.startswith("generate_report_on_test=") for o in (config.option.override_ini or [])
-        )
-        if "generate_report_on_test" not in config.inicfg and not overridden:
-            # the HTML report is rewritten after every test: a run killed outright keeps it
-            # (pytest-html's own ini setting, defaulted here; pytest < 9 caches ini values here)
-            config._inicache["generate_report_on_test"] = True
         _stop_on_termination(config)
         try:
             state.start_run(config)
