@@ -209,7 +209,7 @@ class Ui:
         if prefer_u2 and device.api_level >= U2_MIN_API:
             try:
                 return cls(device, Uiautomator2Backend(device))
-            except Exception as e:  # any failure to start the server means: use the fallback
+            except Exception as e:  # noqa: BLE001 -- any failure to start the server means: use the fallback
                 log.info(
                     "%s: uiautomator2 unavailable (%s); using uiautomator dump", device.serial, e
                 )

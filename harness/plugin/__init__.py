@@ -180,7 +180,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _stop_on_termination(config)
         try:
             state.start_run(config)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- a failed start is one UsageError naming its cause
             state.stop()
             raise pytest.UsageError(f"mayday-hil: {e}") from None
 
@@ -278,7 +278,7 @@ def device(hil_device, hil_state: WorkerState, request):
     request.node.stash[_DEVICE_USED] = dev
     try:
         dev.shell("logcat -c", timeout_s=5.0)
-    except Exception as e:  # a device that is gone fails in the test itself, with its own error
+    except Exception as e:  # noqa: BLE001 -- a device that is gone fails in the test itself, with its own error
         log.info("%s: logcat -c failed: %s", dev.serial, e)
     return dev
 
@@ -402,7 +402,7 @@ def live_session(device, ui, agent_bot):
     finally:
         try:
             driver.end(timeout_s=5)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
             log.info("%s: ending the session: %s", device.serial, e)
 
 

@@ -199,7 +199,7 @@ class WorkerState:
                     f", account {'yes' if caps.account_registered else 'no'}"
                     f", capture {'/'.join(caps.capture_backends)}"
                 )
-            except Exception as e:  # the environment table must never break the run
+            except Exception as e:  # noqa: BLE001 -- the environment table must never break the run
                 facts += f"; capabilities not probed: {e}"
             rows[f"Device {spec.serial}"] = facts
         return rows
@@ -376,12 +376,12 @@ def failure_extras(dev) -> list:
                 f"screen of {dev.serial}",
             )
         )
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 -- a failure report collects what it can: it never raises
         out.append(extras.text(f"no screenshot: {e}", name="screenshot"))
     try:
         text = dev.shell("logcat -d -v time", timeout_s=_FAILURE_SHELL_TIMEOUT_S).stdout
         tail = "\n".join(text.splitlines()[-_LOGCAT_TAIL_LINES:])
         out.append(extras.text(tail or "(empty)", name=f"logcat {dev.serial}"))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 -- a failure report collects what it can: it never raises
         out.append(extras.text(f"no logcat: {e}", name="logcat"))
     return out

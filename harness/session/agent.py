@@ -187,7 +187,7 @@ class AiortcAgentBot:
                 if not raw:
                     break
                 await self._on_event(json.loads(raw))
-        except Exception as e:  # kept for the caller
+        except Exception as e:  # noqa: BLE001 -- kept for the caller
             self.error = e
             log.warning("agent bot %s: %s", self.name, e)
 
@@ -310,7 +310,7 @@ class AiortcAgentBot:
                 if failures >= _POLL_RETRIES or "HTTP 404" in str(e):
                     return
                 await asyncio.sleep(0.5)
-            except Exception as e:  # kept for the caller
+            except Exception as e:  # noqa: BLE001 -- kept for the caller
                 self.error = e
                 log.warning("agent bot %s: %s", self.name, e)
                 return
@@ -450,7 +450,7 @@ class AiortcAgentBot:
         if self.pc is not None:
             try:
                 await asyncio.wait_for(self.pc.close(), 5.0)
-            except Exception as e:  # cleanup never raises
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises
                 log.info("agent bot %s: close: %s", self.name, e)
             self.pc = None
         if self.media_relay is not None:
@@ -571,7 +571,7 @@ class AiortcAgentBot:
                     await asyncio.wait(rest, timeout=2.0)
 
             self._call(shutdown(), 10.0)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
             log.info("agent bot %s: stop: %s", self.name, e)
         self.loop.call_soon_threadsafe(self.loop.stop)
         if self._thread is not None:

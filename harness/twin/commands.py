@@ -448,7 +448,7 @@ async def _settings(p: Proc) -> int:
 
 
 @command("pm")
-async def _pm(p: Proc) -> int:
+async def _pm(p: Proc) -> int:  # noqa: C901 -- one branch per `pm` subcommand, as Android's pm
     from harness.twin.dumpsys import features_lines
 
     args = p.argv[1:]

@@ -42,7 +42,7 @@ class ServiceTable:
         self.tcp_forwards: dict[int, int] = {}
         self.stalled: set[str] = set()  # fault injection: service prefixes that hang
 
-    def resolve(self, service: str) -> Handler | None:
+    def resolve(self, service: str) -> Handler | None:  # noqa: C901 -- one branch per adb service (services.md)
         pers = self.twin.personality
         name, _, arg = service.partition(":")
         base = name.split(",")[0]

@@ -70,7 +70,7 @@ class SupportSession:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def _run(self) -> None:
+    async def _run(self) -> None:  # noqa: C901 -- the support app's session state machine
         twin, screen = self.twin, self.twin.screen
         host, port = twin.backend_address or (None, None)
         if port is None:
