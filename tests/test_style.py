@@ -51,3 +51,21 @@ def test_every_blind_except_and_complexity_exception_has_a_reason():
                 if not reason.startswith("--") or len(reason.strip("- ")) < 10:
                     missing.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert missing == [], "exceptions without a written reason:\n" + "\n".join(missing)
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_a_long_module_says_why_at_its_top():
+    import ast
+
+    long = []
+    for path in sorted((ROOT / "harness").rglob("*.py")):
+        text = path.read_text()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if "Size:" not in doc:
+                long.append(f"{path.relative_to(ROOT)} ({len(text.splitlines())} lines)")
+    assert long == [], "over 500 lines without a 'Size:' reason in the docstring: " + ", ".join(
+        long
+    )

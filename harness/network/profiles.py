@@ -23,6 +23,8 @@ or hold one profile without the `profiles:` level)::
         queue_packets: null   # packets held (delay line + rate backlog); null = shaper default
         up: {rate_kbit: 1000} # any key above, for one direction only
         outages: {up_s: 20, down_s: 5, cycles: null}   # or `always`, or [{at_s, duration_s}]
+
+Size: the profile schema and its validation, one clear error per key, kept in one place.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ Options: --device SERIAL, --all-devices, --profile NAME, --twin PROFILE[xN], --b
 network(profile). Fixtures: device, profile, capabilities, ui, budget, measure, hil_device.
 With pytest-xdist, tests are grouped per device (--dist loadgroup), so a device is driven by
 one worker at a time. Reports and results.jsonl are written on the controller only.
+
+Size: pytest finds a plugin's hooks and fixtures in the module it registers; they stay together.
 """
 
 from __future__ import annotations

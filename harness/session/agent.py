@@ -15,6 +15,8 @@ Strokes, remote-control taps and access requests go over the data channel. ICE i
 With a `media_profile`, every byte of the peer connection (ICE checks, DTLS, SRTP, the data
 channel) crosses the harness's impairment relay (harness.network.ice): the agent's video gets
 the profile's `down` direction on its way to the tablet, the share and the microphone its `up`.
+
+Size: the AgentBot interface and its reference adapter (signalling, WebRTC media) in one place.
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ Queue waits come from the pool: `agents` agents, each session held for the custo
 between assignment and the agent's video. Opening hours per region follow the device's time
 zone (Germany 06:00-24:00 local time, US and UK around the clock). Every request's times go to
 the ground truth: requested, assigned, answered, ended.
+
+Size: one support backend (queue, staffing, signalling, agent APIs) sharing one state.
 """
 
 from __future__ import annotations

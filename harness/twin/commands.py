@@ -1,4 +1,7 @@
-"""The twin's shell commands, with the output shapes of the profile's API level."""
+"""The twin's shell commands, with the output shapes of the profile's API level.
+
+Size: one table of shell commands, each short; splitting it would scatter the table.
+"""
 
 from __future__ import annotations
 
