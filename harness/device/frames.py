@@ -139,7 +139,7 @@ class PollingSource:
             t_req = time.monotonic()
             try:
                 image = self.grab(self.device, self.timeout_s)
-            except Exception as e:  # reported to the caller; the loop ends
+            except Exception as e:  # noqa: BLE001 -- reported to the caller; the loop ends
                 self.error = e
                 return
             frame = Frame(image, self.frames, t_req, time.monotonic(), self.method)
@@ -282,5 +282,5 @@ class ScreenrecordSource:
                             self.frames += 1
                             if on_frame(frame):
                                 return
-        except Exception as e:  # reported to the caller
+        except Exception as e:  # noqa: BLE001 -- reported to the caller
             self.error = e

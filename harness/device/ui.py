@@ -24,6 +24,13 @@ _POLL_S = 0.2
 _DUMP_PATH = "/data/local/tmp/hil-uidump.xml"
 U2_MIN_API = 18
 U2_CONNECT_TIMEOUT_S = 20.0
+U2_OP_TIMEOUT_S = 10.0  # one tap, swipe or key press through the uiautomator2 server
+U2_MAX_DEPTH = 50  # hierarchy depth of a dump (uiautomator2's default)
+U2_STEPS_PER_S = 200  # uiautomator swipes move one step per 5 ms
+U2_DEFAULT_STEPS = 55  # uiautomator2's SCROLL_STEPS, for a swipe without a duration
+_EMPTY_HIERARCHY = (
+    "<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>\r\n<hierarchy rotation=\"0\" />"
+)
 
 
 @dataclass(frozen=True)
@@ -177,7 +184,11 @@ class DumpBackend:
 
 
 class Uiautomator2Backend:
-    """uiautomator2's JSON-RPC server on the device (API 18+)."""
+    """uiautomator2's JSON-RPC server on the device (API 18+).
+
+    Every call is bounded by its timeout_s and every failure (uiautomator2's own errors, HTTP,
+    adb, sockets) is one UiError naming the device and the operation.
+    """
 
     name = "uiautomator2"
 
@@ -185,22 +196,45 @@ class Uiautomator2Backend:
         import uiautomator2
 
         self.device = device
-        # through our adb server (not adbutils' default one)
-        self.u2 = uiautomator2.connect(device.client.device(device.serial))
-        self.u2.settings["wait_timeout"] = min(timeout_s, WAIT_TIMEOUT_S)
-        self.u2.info  # noqa: B018 - starts and pings the server; raises when it cannot
+        try:
+            # through our adb server (not adbutils' default one)
+            self.u2 = uiautomator2.connect(device.client.device(device.serial))
+            self.u2.settings["wait_timeout"] = min(timeout_s, WAIT_TIMEOUT_S)
+            self.u2.info  # noqa: B018 - starts and pings the server; raises when it cannot
+        except Exception as e:  # noqa: BLE001 -- uiautomator2 raises many kinds: one UiError
+            raise UiError(device.serial, f"uiautomator2 server: {type(e).__name__}: {e}") from e
+
+    def _rpc(self, what: str, method: str, params: list, timeout_s: float):
+        """One JSON-RPC call, bounded by timeout_s. Raises UiError."""
+        try:
+            return self.u2.jsonrpc_call(method, params, timeout=timeout_s)
+        except Exception as e:  # noqa: BLE001 -- uiautomator2 raises many kinds: one UiError
+            raise UiError(
+                self.device.serial, f"uiautomator2 {what}: {type(e).__name__}: {e}"
+            ) from e
 
     def dump(self, timeout_s: float = WAIT_TIMEOUT_S) -> str:
-        return self.u2.dump_hierarchy()
+        content = self._rpc("dump", "dumpWindowHierarchy", [False, U2_MAX_DEPTH], timeout_s)
+        return content or _EMPTY_HIERARCHY
 
-    def tap(self, x: float, y: float) -> None:
-        self.u2.click(x, y)
+    def tap(self, x: float, y: float, timeout_s: float = U2_OP_TIMEOUT_S) -> None:
+        self._rpc(f"tap {x:g},{y:g}", "click", [x, y], timeout_s)
 
-    def swipe(self, x1: float, y1: float, x2: float, y2: float, duration_ms: int) -> None:
-        self.u2.swipe(x1, y1, x2, y2, duration=duration_ms / 1000.0)
+    def swipe(
+        self,
+        x1: float,
+        y1: float,
+        x2: float,
+        y2: float,
+        duration_ms: int,
+        timeout_s: float = U2_OP_TIMEOUT_S,
+    ) -> None:
+        steps = max(2, int(duration_ms / 1000.0 * U2_STEPS_PER_S) or U2_DEFAULT_STEPS)
+        self._rpc("swipe", "swipe", [x1, y1, x2, y2, steps], timeout_s + duration_ms / 1000.0)
 
-    def press(self, key: str) -> None:
-        self.u2.press(key.removeprefix("KEYCODE_").lower())
+    def press(self, key: str, timeout_s: float = U2_OP_TIMEOUT_S) -> None:
+        name = key.removeprefix("KEYCODE_").lower()
+        self._rpc(f"press {name}", "pressKey", [name], timeout_s)
 
 
 class Ui:
@@ -218,7 +252,7 @@ class Ui:
         if prefer_u2 and device.api_level >= U2_MIN_API:
             try:
                 return cls(device, Uiautomator2Backend(device))
-            except Exception as e:  # any failure to start the server means: use the fallback
+            except Exception as e:  # noqa: BLE001 -- any failure to start the server means: use the fallback
                 log.info(
                     "%s: uiautomator2 unavailable (%s); using uiautomator dump", device.serial, e
                 )

@@ -50,7 +50,7 @@ class BootTiming:
 def _probe(fn: Probe) -> bool:
     try:
         return bool(fn())
-    except Exception as e:  # a booting device makes adb calls fail: that is "not yet"
+    except Exception as e:  # noqa: BLE001 -- a booting device makes adb calls fail: that is "not yet"
         log.debug("probe %s: %s", getattr(fn, "__name__", fn), e)
         return False
 

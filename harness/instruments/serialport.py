@@ -231,5 +231,5 @@ class SerialLink:
         try:
             if self._ser.is_open:
                 self._ser.close()
-        except Exception as e:  # cleanup never raises
+        except Exception as e:  # noqa: BLE001 -- cleanup never raises
             log.warning("%s: error while closing: %s", self.where(), e)

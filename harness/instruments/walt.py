@@ -12,6 +12,8 @@ Usage:
         walt.screen_auto(True)
         trig = walt.wait_trigger("S", timeout_s=1.0)
         t_host = walt.to_host(trig.walt_us)
+
+Size: one driver for one wire protocol (commands, events, clock sync, drift), kept whole.
 """
 
 from __future__ import annotations

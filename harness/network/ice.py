@@ -188,6 +188,6 @@ class IceRelay:
             try:
                 relay.stop()
                 final.append(relay.counters())
-            except Exception as e:  # cleanup never raises
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises
                 log.warning("ice relay: stopping %s: %s", relay.address, e)
         self._final = final

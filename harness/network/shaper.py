@@ -186,7 +186,7 @@ class Shaper:
         try:
             self._clear()
             self.report.note("cleared")
-        except BaseException as e:  # cleanup never raises (it logs)
+        except BaseException as e:  # noqa: BLE001 -- cleanup never raises (it logs)
             msg = f"clear failed: {type(e).__name__}: {e}"
             self.report.errors.append(msg)
             self.report.note(msg)

@@ -223,7 +223,7 @@ class WifiShaper(Shaper):
             out, code = _shell_text(self.device.shell(cmd, self.shell_timeout_s))
             if code not in (0, None) or any(word in out.lower() for word in _SHELL_ERRORS):
                 error = (out.strip() or f"exit code {code}")[:200]
-        except Exception as e:  # the device layer's errors, timeouts, lost links
+        except Exception as e:  # noqa: BLE001 -- the device layer's errors, timeouts, lost links
             error = f"{type(e).__name__}: {e}"
         ok = not error
         self.events.append(

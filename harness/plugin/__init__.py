@@ -5,6 +5,8 @@ Options: --device SERIAL, --all-devices, --profile NAME, --twin PROFILE[xN], --b
 network(profile). Fixtures: device, profile, capabilities, ui, budget, measure, hil_device.
 With pytest-xdist, tests are grouped per device (--dist loadgroup), so a device is driven by
 one worker at a time. Reports and results.jsonl are written on the controller only.
+
+Size: pytest finds a plugin's hooks and fixtures in the module it registers; they stay together.
 """
 
 from __future__ import annotations
@@ -189,11 +191,26 @@ def _active(config: pytest.Config) -> bool:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
-    # one device per worker: tests of a device form one xdist group
-    if getattr(config.option, "numprocesses", None) and _active(config):
-        if getattr(config.option, "dist", "no") in ("no", "load"):
-            config.option.dist = "loadgroup"
+def pytest_load_initial_conftests(early_config: pytest.Config, parser, args: list[str]) -> None:
+    """Options this plugin implies, set before the command line is parsed (the controller and
+    every xdist worker, which parses the same command line, see them alike):
+    - `--dist loadgroup` with -n: tests of a device form one xdist group (one device per worker);
+    - the ini default `generate_report_on_test = true`: pytest-html rewrites the report after
+      every test, so a run killed outright keeps it (unless the ini file or a -o sets it)."""
+    ns = early_config.known_args_namespace
+    if not (
+        getattr(ns, "twin", None)
+        or getattr(ns, "device", None)
+        or getattr(ns, "all_devices", False)
+        or getattr(ns, "profile", None)
+    ):
+        return
+    if getattr(ns, "numprocesses", None) and getattr(ns, "dist", "no") in ("no", "load"):
+        args[:] = [*args, "--dist", "loadgroup"]
+    overridden = any(o.startswith("generate_report_on_test=") for o in ns.override_ini or [])
+    if "generate_report_on_test" not in early_config.inicfg and not overridden:
+        # as if the ini file said so (read by pytest-html only later, at its first report)
+        early_config.inicfg["generate_report_on_test"] = "true"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -208,8 +225,6 @@ def pytest_configure(config: pytest.Config) -> None:
     state = WorkerState.from_config(config, active=_active(config))
     config.stash[PLUGIN_STATE] = state
     if hasattr(config, "workerinput") and state.active:
-        # xdist workers parse the original command line: make them tag the device groups too
-        config.option.loadgroup = True
         # a worker left running by a controller killed outright is stopped by the run's reaper
         import os
 
@@ -448,7 +463,7 @@ def device(hil_device, hil_state: WorkerState, request):
     request.node.stash[_DEVICE_USED] = dev
     try:
         dev.shell("logcat -c", timeout_s=5.0)
-    except Exception as e:  # a device that is gone fails in the test itself, with its own error
+    except Exception as e:  # noqa: BLE001 -- a device that is gone fails in the test itself, with its own error
         log.info("%s: logcat -c failed: %s", dev.serial, e)
     return dev
 

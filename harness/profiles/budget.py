@@ -44,7 +44,7 @@ class Budget:
         return tuple(dict.fromkeys(limit.metric for limit in self.limits))
 
 
-def load_budgets(path: Path | str) -> dict[str, Budget]:
+def load_budgets(path: Path | str) -> dict[str, Budget]:  # noqa: C901 -- validation: one clear error per malformed key
     """Parse a budgets file. `extends: other` inherits other's limits, overriding per metric.
 
     File shape::

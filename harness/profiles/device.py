@@ -128,7 +128,7 @@ def load_profiles(profiles_dir: Path | None = None) -> dict[str, DeviceProfile]:
     return out
 
 
-def _parse(path: Path, data: object) -> DeviceProfile:
+def _parse(path: Path, data: object) -> DeviceProfile:  # noqa: C901 -- validation: one clear error per malformed key
     f = Fields(path, data)
     name = f.get("name", str)
     if name != path.stem:

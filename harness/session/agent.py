@@ -15,6 +15,8 @@ Strokes, remote-control taps and access requests go over the data channel. ICE i
 With a `media_profile`, every byte of the peer connection (ICE checks, DTLS, SRTP, the data
 channel) crosses the harness's impairment relay (harness.network.ice): the agent's video gets
 the profile's `down` direction on its way to the tablet, the share and the microphone its `up`.
+
+Size: the AgentBot interface and its reference adapter (signalling, WebRTC media) in one place.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ from harness.errors import SessionError
 from harness.vision.timecode import feed_layout, stamp
 
 log = logging.getLogger(__name__)
+
+_TASKS: set[asyncio.Task] = set()  # fire-and-forget tasks, referenced until they finish
+
+
+def _keep(task: asyncio.Task) -> asyncio.Task:
+    """Keep a reference to a background task (the loop holds only weak ones) until it is done."""
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+    return task
+
 
 AGENT_VIDEO_SIZE = (640, 480)
 AGENT_FPS = 30.0
@@ -175,7 +187,7 @@ class AiortcAgentBot:
         if first.get("event") != "joined":
             raise SessionError(f"agent bot {self.name}: backend did not accept the agent: {first}")
         self._joined.set()
-        asyncio.ensure_future(self._read(reader))
+        _keep(asyncio.ensure_future(self._read(reader)))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -184,7 +196,7 @@ class AiortcAgentBot:
                 if not raw:
                     break
                 await self._on_event(json.loads(raw))
-        except Exception as e:  # kept for the caller
+        except Exception as e:  # noqa: BLE001 -- kept for the caller
             self.error = e
             log.warning("agent bot %s: %s", self.name, e)
 
@@ -309,7 +321,7 @@ class AiortcAgentBot:
                 if failures >= _POLL_RETRIES or "HTTP 404" in str(e):
                     return
                 await asyncio.sleep(0.5)
-            except Exception as e:  # kept for the caller
+            except Exception as e:  # noqa: BLE001 -- kept for the caller
                 self.error = e
                 log.warning("agent bot %s: %s", self.name, e)
                 return
@@ -334,9 +346,9 @@ class AiortcAgentBot:
         @pc.on("track")
         def on_track(track) -> None:
             if track.kind == "video":
-                asyncio.ensure_future(self._receive_share(track, session))
+                _keep(asyncio.ensure_future(self._receive_share(track, session)))
             else:
-                asyncio.ensure_future(self._receive_audio(track, session))
+                _keep(asyncio.ensure_future(self._receive_audio(track, session)))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -385,7 +397,7 @@ class AiortcAgentBot:
                 stamp(img, self.n, int(t_send * 1000) % (1 << 32), bot.layout)
                 session.sent[self.n] = t_send
                 if bot.display_url and self.n == 1:
-                    asyncio.ensure_future(bot._show_on_monitor(bot._base))
+                    _keep(asyncio.ensure_future(bot._show_on_monitor(bot._base)))
                 frame = VideoFrame.from_ndarray(img, format="rgb24")
                 frame.pts = int(self.n * _VIDEO_CLOCK / bot.fps)
                 frame.time_base = __import__("fractions").Fraction(1, _VIDEO_CLOCK)
@@ -449,7 +461,7 @@ class AiortcAgentBot:
         if self.pc is not None:
             try:
                 await asyncio.wait_for(self.pc.close(), 5.0)
-            except Exception as e:  # cleanup never raises
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises
                 log.info("agent bot %s: close: %s", self.name, e)
             self.pc = None
         if self.media_relay is not None:
@@ -570,7 +582,7 @@ class AiortcAgentBot:
                     await asyncio.wait(rest, timeout=2.0)
 
             self._call(shutdown(), 10.0)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
             log.info("agent bot %s: stop: %s", self.name, e)
         self.loop.call_soon_threadsafe(self.loop.stop)
         if self._thread is not None:

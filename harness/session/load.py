@@ -46,7 +46,7 @@ def busiest_day(
             )
             time.sleep(hold_s)
             drv.end()
-        except Exception as e:  # re-raised by the caller's thread
+        except Exception as e:  # noqa: BLE001 -- re-raised by the caller's thread
             errors.append(e)
 
     threads = [

@@ -15,6 +15,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_TASKS: set[asyncio.Task] = set()  # fire-and-forget tasks, referenced until they finish
+
+
+def _keep(task: asyncio.Task) -> asyncio.Task:
+    """Keep a reference to a background task (the loop holds only weak ones) until it is done."""
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+    return task
+
+
 # kbit/s (up, down); 0 = unlimited
 SPEEDS = {
     "gsm": (14.4, 14.4),
@@ -74,8 +84,8 @@ class ConsoleServer:
         for w in list(self.clients):
             try:
                 w.close()
-            except Exception:
-                pass
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
+                log.debug("console: closing a client: %s", e)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.clients.add(writer)
@@ -120,7 +130,7 @@ class ConsoleServer:
                     writer.write(self.execute(words).encode())
                 await writer.drain()
                 if words[0] == "kill" and authed:
-                    asyncio.get_running_loop().create_task(self.twin.stop())
+                    _keep(asyncio.get_running_loop().create_task(self.twin.stop()))
                     return
         except (TimeoutError, ConnectionError):
             return
@@ -128,8 +138,8 @@ class ConsoleServer:
             self.clients.discard(writer)
             try:
                 writer.close()
-            except Exception:
-                pass
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
+                log.debug("console: closing the client: %s", e)
 
     def execute(self, words: list[str]) -> str:
         cmd = words[0]

@@ -58,7 +58,7 @@ class ControlServer:
                 try:
                     req = json.loads(raw)
                     reply = await self.handle(req)
-                except Exception as e:  # one bad request must not kill the control socket
+                except Exception as e:  # noqa: BLE001 -- one bad request must not kill the control socket
                     reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
                 writer.write((json.dumps(reply) + "\n").encode())
                 await writer.drain()

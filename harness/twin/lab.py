@@ -78,5 +78,5 @@ class TwinLab:
             if sim is not None:
                 try:
                     sim.stop()
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
                     log.info("stopping %s: %s", sim, e)

@@ -359,5 +359,5 @@ class MediaPeer:
         if self.pc is not None:
             try:
                 await asyncio.wait_for(self.pc.close(), 5.0)
-            except Exception as e:  # cleanup never raises
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises
                 log.info("closing peer: %s", e)

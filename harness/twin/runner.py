@@ -51,7 +51,7 @@ class TwinSpec:
     boot_completed_after_s: float = 4.0
 
 
-async def serve(spec: TwinSpec, ready=None) -> int:
+async def serve(spec: TwinSpec, ready=None) -> int:  # noqa: C901 -- starts every part of a twin process in order, each with its own failure
     """Start spec.count twins on spec.port, spec.port + 2, ...; serve until a signal or `kill`."""
     profile = load_profile(spec.profile, spec.profiles_dir)
     from harness.errors import ProfileError

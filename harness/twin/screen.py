@@ -2,6 +2,8 @@
 
 The model answers input events and `uiautomator dump`; every change of what is shown is
 recorded in the ground truth with its host time and the new frame version.
+
+Size: one UI model (screens, session pane, dialogs, overlays) sharing one state.
 """
 
 from __future__ import annotations

@@ -16,6 +16,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_TASKS: set[asyncio.Task] = set()  # fire-and-forget tasks, referenced until they finish
+
+
+def _keep(task: asyncio.Task) -> asyncio.Task:
+    """Keep a reference to a background task (the loop holds only weak ones) until it is done."""
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+    return task
+
+
 # Shell v2 packet ids (AOSP adb shell_protocol.h)
 ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW = 0, 1, 2, 3, 4, 5
 _V2_HEADER = struct.Struct("<BI")
@@ -33,7 +43,7 @@ class ServiceTable:
         self.tcp_forwards: dict[int, int] = {}
         self.stalled: set[str] = set()  # fault injection: service prefixes that hang
 
-    def resolve(self, service: str) -> Handler | None:
+    def resolve(self, service: str) -> Handler | None:  # noqa: C901 -- one branch per adb service (services.md)
         pers = self.twin.personality
         name, _, arg = service.partition(":")
         base = name.split(",")[0]
@@ -159,8 +169,10 @@ class ServiceTable:
     async def _reboot(self, stream: Stream, arg: str) -> None:
         self.twin.truth.record("reboot_requested", target=arg or "system")
         await stream.close()
-        asyncio.get_running_loop().create_task(
-            self.twin.reboot(self.twin.options.extra.get("boot_s", 1.0))
+        _keep(
+            asyncio.get_running_loop().create_task(
+                self.twin.reboot(self.twin.options.extra.get("boot_s", 1.0))
+            )
         )
 
     async def _reconnect(self, stream: Stream) -> None:

@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_TASKS: set[asyncio.Task] = set()  # fire-and-forget tasks, referenced until they finish
+
+
+def _keep(task: asyncio.Task) -> asyncio.Task:
+    """Keep a reference to a background task (the loop holds only weak ones) until it is done."""
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+    return task
+
+
 AGENT_FPS = 30.0
 BACKEND_CONNECT_TIMEOUT_S = 3.0
 MSG_UNSUPPORTED = "This device does not support live support"
@@ -66,7 +76,7 @@ class SupportSession:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def _run(self) -> None:
+    async def _run(self) -> None:  # noqa: C901 -- the support app's session state machine
         twin, screen = self.twin, self.twin.screen
         host, port = twin.backend_address or (None, None)
         if port is None:
@@ -241,12 +251,12 @@ class SupportSession:
         if self._video_task is not None:
             self._video_task.cancel()
         if self.peer is not None:
-            asyncio.get_running_loop().create_task(self.peer.close())
+            _keep(asyncio.get_running_loop().create_task(self.peer.close()))
         if self._writer is not None:
             try:
                 self._writer.close()
-            except Exception:
-                pass
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
+                log.debug("support session: closing the signalling writer: %s", e)
         self.twin.screen.session_ended(self)
 
 

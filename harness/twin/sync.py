@@ -20,12 +20,13 @@ SYNC_DATA_MAX = 64 * 1024
 _REQ = struct.Struct("<4sI")
 
 
-async def serve_sync(twin: Twin, stream: Stream) -> None:
+async def serve_sync(twin: Twin, stream: Stream) -> None:  # noqa: C901 -- one branch per sync request id (sync.md)
     """Serve sync requests until QUIT, EOF, or a failure (which closes the stream)."""
     while True:
         try:
             raw = await stream.read_exactly(8)
-        except Exception:
+        except Exception as e:  # noqa: BLE001 -- EOF or a dropped transport ends the service
+            log.debug("sync: stream ended: %s", e)
             return
         ident, length = _REQ.unpack(raw)
         name = ident.decode("latin-1")

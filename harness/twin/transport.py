@@ -103,7 +103,7 @@ class Stream:
         self._can_write.set()
         try:
             await self.conn.send(p.A_CLSE, self.local_id, self.remote_id)
-        except Exception as e:  # transport already gone
+        except Exception as e:  # noqa: BLE001 -- transport already gone
             log.debug("close of %s: %s", self.service, e)
         self.conn.streams.pop(self.local_id, None)
 
@@ -188,8 +188,8 @@ class AdbConnection:
             task.cancel()
         try:
             self.writer.close()
-        except Exception:  # already closed
-            pass
+        except Exception as e:  # noqa: BLE001 -- already closed; cleanup never raises: it logs
+            log.debug("transport: closing the writer: %s", e)
         self.twin.connections.discard(self)
 
     async def dispatch(self, h: p.Header, data: bytes) -> None:

@@ -201,7 +201,7 @@ def _median_interval(times: Sequence[float]) -> float:
     return float(np.median(d)) if d.size else 0.0
 
 
-def frame_latency(
+def frame_latency(  # noqa: C901 -- single and dual view share one pass over the frames
     sent: Sequence[SentFrame] | Mapping[int, float] | None,
     captures: Iterable[Capture],
     *,

@@ -17,6 +17,8 @@ Layout of one code (14 x 14 square cells, see docs/vision.md):
 A dark cell is a 1 bit (after whitening). The CRC is zlib's CRC-32 over a fixed 5-byte magic
 followed by the 7 payload bytes; with the tags it makes a wrong decode practically impossible:
 a read is either right or reported with a non-OK status.
+
+Size: one codec (encode, locate, decode, error checks) whose parts share its constants.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ and what is wrong with it, never in a traceback from inside FFmpeg or OpenCV.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ import numpy as np
 
 from harness.errors import MeasurementError
 from harness.vision.image import check_image
+
+log = logging.getLogger(__name__)
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _TRUNCATION_SLACK_FRAMES = 1  # a container may declare one frame more than it decodes
@@ -81,7 +84,7 @@ def _open(path: str | os.PathLike):
     try:
         streams = container.streams.video
         stream = streams[0] if len(streams) else None
-    except Exception:  # PyAV fails oddly on some truncated headers
+    except Exception:  # noqa: BLE001 -- PyAV fails oddly on some truncated headers
         stream = None
     if stream is None:
         container.close()
@@ -186,7 +189,7 @@ def read_image(path: str | os.PathLike, *, gray: bool = False) -> np.ndarray:
     return img
 
 
-def write_video(
+def write_video(  # noqa: C901 -- one writer per output kind (image files, PyAV codecs), each with its errors
     path: str | os.PathLike,
     frames: Iterable[np.ndarray],
     *,
@@ -274,6 +277,6 @@ def write_video(
         if container is not None:
             try:
                 container.close()
-            except Exception:  # closing a failed container; the error is raised above
-                pass
+            except Exception as e:  # noqa: BLE001 -- closing a failed container; the error is raised above
+                log.debug("%s: closing the container: %s", p, e)
     return n

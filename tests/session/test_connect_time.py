@@ -34,7 +34,7 @@ def _run_sessions(adb_server, tp, waits: list[float], out: list, errors: list) -
             result = drv.connect(timeout_s=wait + 15)
             drv.end()
             out.append((tp, wait, result))
-    except Exception as e:  # reported by the test thread
+    except Exception as e:  # noqa: BLE001 -- reported by the test thread
         errors.append(e)
 
 

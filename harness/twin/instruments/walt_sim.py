@@ -277,7 +277,7 @@ class WaltSim(SerialSim):
     def _ack(self, cmd: str, p: float) -> None:
         self._line(cmd.swapcase(), p)
 
-    def _execute(self, b: int, p: float) -> None:  # noqa: C901 - as walt.ino
+    def _execute(self, b: int, p: float) -> None:  # noqa: C901 -- one branch per WALT command, as walt.ino
         cmd = chr(b)
         if cmd == "Z":
             self._epoch_h, self._epoch_us = p, 0.0

@@ -78,7 +78,7 @@ def _ecc_refine(
     return back[:2], float(cc)
 
 
-def fit_geometry(reference: np.ndarray, received: np.ndarray, *, refine: bool = True) -> Geometry:
+def fit_geometry(reference: np.ndarray, received: np.ndarray, *, refine: bool = True) -> Geometry:  # noqa: C901 -- a fallback chain (content box, features, ECC), each step optional
     """Find the 2x3 affine that maps a reference frame into a received frame.
 
     Tries, in order: the timecode's corners in both frames, the content box (letterbox and

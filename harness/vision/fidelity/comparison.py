@@ -142,7 +142,7 @@ def _masked_scores(ref: np.ndarray, rec: np.ndarray, mask: np.ndarray) -> tuple[
     return total / count, psnr_of_mse(mse, 255.0, PSNR_CAP_DB)
 
 
-def compare(
+def compare(  # noqa: C901 -- alignment in time (timecode or best SSIM) and the report in one pass over the frames
     reference: Sequence[np.ndarray],
     received: Iterable[np.ndarray],
     *,
