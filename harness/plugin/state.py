@@ -50,6 +50,7 @@ class WorkerState:
         self.results: ResultsWriter | None = None
         self.verdicts: list[dict] = []
         self.retries: dict[str, dict[str, int]] = {}
+        self.device_recoveries: dict[str, int] = {}  # device -> waits for it to come back
         self._devices: dict[str, Any] = {}
         self._caps: dict[str, Any] = {}
         self._uis: dict[str, Any] = {}
@@ -209,6 +210,9 @@ class WorkerState:
                 if self.results is not None:
                     self.results.write(value)
                 self.verdicts.append(value)
+            elif key == "hil_device_recovery" and report.when == "setup":  # once per test
+                dev = value["device"]
+                self.device_recoveries[dev] = self.device_recoveries.get(dev, 0) + 1
             elif key == "hil_retries":
                 per = self.retries.setdefault(value["device"], {})
                 for what, n in value["counts"].items():
@@ -245,6 +249,8 @@ class WorkerState:
             )
         for dev, counts in self.retries.items():
             lines.append(f"retries on {dev}: " + ", ".join(f"{k}={n}" for k, n in counts.items()))
+        for dev, n in self.device_recoveries.items():
+            lines.append(f"device recoveries on {dev}: {n} (waited for it before the next test)")
         return lines
 
     def write_summary(self, exitstatus: int) -> None:
@@ -257,6 +263,7 @@ class WorkerState:
                 1 for v in self.verdicts if not (v.get("verdict") or {}).get("passed", True)
             ),
             "retries": self.retries,
+            "device_recoveries": self.device_recoveries,
         }
         try:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
