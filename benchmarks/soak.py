@@ -7,7 +7,10 @@ Mayday through the UI, wait for the simulated agent's video, End), then `--media
 sessions, each with a new reference AgentBot (aiortc, WebRTC on loopback: agent video down,
 share and microphone up, held `--hold-s`), ended by the customer. RSS (VmRSS) and open file
 descriptors of this process (the harness: Device, UI driver, session driver, the AgentBots)
-and of the twin process are sampled after every session. Reported per phase and process:
+and of the twin process are sampled after every session, this process after a full garbage
+collection (frames held in reference cycles, e.g. a stopped AgentBot's received share, wait
+for the cycle collector: without it RSS swings by hundreds of MiB that a collection returns).
+Reported per phase and process:
 first and last sample and the growth per session, the least-squares slope over the samples
 after a warm-up (the first 10% of the phase), which ignores one-off allocations (imports,
 caches, the first WebRTC stack). The peer in the same run is the size of the process at the
@@ -17,6 +20,7 @@ phase's start: growth per session x sessions is compared with it.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -66,6 +70,7 @@ class Sampler:
         self.samples: dict[str, list[tuple[int, int]]] = {name: [] for name in pids}
 
     def sample(self) -> None:
+        gc.collect()  # what is kept, not garbage waiting for the cycle collector
         for name, pid in self.pids.items():
             self.samples[name].append((_rss_kib(pid), _fds(pid)))
 

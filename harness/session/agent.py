@@ -576,6 +576,8 @@ class AiortcAgentBot:
         self.loop.call_soon_threadsafe(self.loop.stop)
         if self._thread is not None:
             self._thread.join(5.0)
+        if not self.loop.is_running():
+            self.loop.close()  # its selector and self-pipe: no fd outlives the bot
         self.loop = None
 
 
