@@ -157,7 +157,7 @@ class Device:
             raise AdbError(
                 service,
                 serial=self.serial,
-                msg=f"adb server on {self.host}:{self.port} unreachable: {e}",
+                msg=f"`{service}`: adb server on {self.host}:{self.port} unreachable: {e}",
             ) from None
         try:
             s.settimeout(max(0.05, deadline - time.monotonic()))

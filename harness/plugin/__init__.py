@@ -461,6 +461,14 @@ def device(hil_device, hil_state: WorkerState, request):
     """The harness Device (harness.device.adb.Device) for this test; logcat cleared at start."""
     dev = hil_state.device(hil_device)
     request.node.stash[_DEVICE_USED] = dev
+    from harness.plugin.run import await_device
+
+    waited_s = await_device(hil_device)  # a drop or reboot by the previous test: bounded wait
+    if waited_s:
+        log.info("%s: back on adb after %.1f s", dev.serial, waited_s)
+        request.node.user_properties.append(
+            ("hil_device_recovery", {"device": dev.serial, "waited_s": round(waited_s, 2)})
+        )
     try:
         dev.shell("logcat -c", timeout_s=5.0)
     except Exception as e:  # noqa: BLE001 -- a device that is gone fails in the test itself, with its own error
@@ -728,6 +736,23 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         setattr(report, REPORT_RECORDS, item.stash[_RECORDS])
     _attach_ui_dump(item, call, report)
     dev = item.stash.get(_DEVICE_USED, None)
+    if report.when == "call" and report.failed and call.excinfo is not None:
+        from harness.plugin.run import infrastructure_error
+
+        spec = item.funcargs.get("hil_device") if hasattr(item, "funcargs") else None
+        serial = dev.serial if dev is not None else getattr(spec, "serial", None)
+        where = None
+        try:  # the test's own line that raised (the step)
+            entry = next(
+                e for e in reversed(call.excinfo.traceback) if str(e.path) == str(item.path)
+            )
+            where = f"{item.path.name}:{entry.lineno + 1}"
+        except (StopIteration, AttributeError, TypeError):
+            pass
+        line = infrastructure_error(call.excinfo.value, serial, where)
+        if line is not None:  # the lab's fault: a pytest error, not a product failure
+            report.hil_infrastructure_error = line
+            report.longrepr = line
     if dev is None:
         return
     if report.when == "call" or (report.when == "setup" and report.failed):
@@ -767,6 +792,14 @@ def _attach_ui_dump(item: pytest.Item, call, report) -> None:
         report.user_properties.append(("hil_ui_dump", str(path) if path else ""))
     except Exception as e:  # the report must not lose the test's own error
         log.info("attaching the UI dump: %s", e)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report, config: pytest.Config):
+    """An infrastructure fault in a test's call counts as an error (E), like one in setup."""
+    if report.when == "call" and getattr(report, "hil_infrastructure_error", None):
+        return "error", "E", "ERROR"
+    return None
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

@@ -4,11 +4,14 @@ and the run's configuration check (validate_run: every option and file, before a
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from harness.errors import ProfileError
 from harness.farm.devices import MAX_TWINS, PORT_RANGE, DeviceSpec, HilRun, parse_twin_option
 from harness.profiles import load_profile, load_profiles
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MAX_TWINS", "DeviceSpec", "HilRun", "parse_twin_option", "validate_run"]
 
@@ -75,3 +78,109 @@ def validate_run(
             slots = 0
         if slots < 1:
             raise ProfileError("--media-slots", str(media_slots), "must be a whole number >= 1")
+
+
+RECOVERY_TIMEOUT_S = 60.0  # a device dropped or rebooting by the previous test: back by then
+_RECOVERY_POLL_S = 0.25
+_RECONNECT_EVERY_S = 2.0  # `adb connect` again (a device reached over TCP) this often
+_HARD_STATES = ("unauthorized", "no permissions")  # waiting does not fix these
+
+
+def await_device(spec: DeviceSpec, timeout_s: float = RECOVERY_TIMEOUT_S) -> float:
+    """Before a test: wait (bounded) until the device is `device` on its adb server again, after
+    a drop or reboot left it offline or gone; a TCP device (HOST:PORT) is `adb connect`ed again
+    every few seconds meanwhile. Raw host services only: nothing here can make adbutils start
+    an adb server of its own.
+
+    Returns:
+        Seconds waited: 0.0 when the device was ready (no recovery), else the recovery's time.
+
+    Raises:
+        DeviceError: the adb server is gone, the device is unauthorized, or it was not back
+            within timeout_s (one line naming the device and its last state).
+    """
+    import time
+
+    from harness.errors import DeviceError
+    from harness.farm.hostprotocol import host_query, parse_devices
+
+    if spec.adb_host not in ("127.0.0.1", "localhost"):
+        return 0.0  # a remote adb server (a farm): its own leasing checks the device
+    t0 = time.monotonic()
+    last_connect = t0 - _RECONNECT_EVERY_S
+    first = True
+    while True:
+        try:
+            states = parse_devices(host_query(spec.adb_port, "host:devices", timeout_s=2.0))
+        except OSError as e:
+            raise DeviceError(
+                spec.serial, f"before the test: adb server 127.0.0.1:{spec.adb_port} is gone ({e})"
+            ) from None
+        state = states.get(spec.serial, "absent")
+        now = time.monotonic()
+        if state == "device":
+            return 0.0 if first else now - t0
+        first = False
+        if state in _HARD_STATES:
+            raise DeviceError(spec.serial, f"before the test: the device is {state}")
+        if now - t0 > timeout_s:
+            raise DeviceError(
+                spec.serial,
+                f"before the test: not back on adb within {timeout_s:g} s after a drop or"
+                f" reboot (state {state})",
+            )
+        if ":" in spec.serial and now - last_connect >= _RECONNECT_EVERY_S:
+            last_connect = now
+            try:
+                reply = host_query(spec.adb_port, f"host:connect:{spec.serial}", timeout_s=5.0)
+                log.info("%s: %s (state %s): %s", spec.serial, "adb connect", state, reply)
+            except OSError as e:
+                log.info("%s: adb connect: %s", spec.serial, e)
+        time.sleep(_RECOVERY_POLL_S)
+
+
+def infrastructure_error(
+    exc: BaseException, serial: str | None, where: str | None = None
+) -> str | None:
+    """One line for an exception that is the lab's fault, not the product's (an adb or device
+    fault, a shaper, an instrument, a profile; a raw socket error of a lost adb server; or an
+    error caused by one of these), None for anything else (assertions, budgets, session and
+    measurement outcomes stay test failures). The line names the device and the step (the
+    command, or `where`: the test's line that raised)."""
+    from harness.errors import (
+        AdbError,
+        DeviceError,
+        InstrumentError,
+        NetworkShaperError,
+        ProfileError,
+        UiError,
+    )
+
+    infra = (AdbError, NetworkShaperError, InstrumentError, ProfileError, OSError)
+    try:
+        import adbutils
+
+        infra = (*infra, adbutils.AdbError)
+    except ImportError:  # pragma: no cover - adbutils is a dependency
+        pass
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 10:  # bounded: a cycle of causes cannot hang us
+        if isinstance(cause, AssertionError):
+            return None
+        if isinstance(cause, infra) or (
+            type(cause) is DeviceError and not isinstance(cause, UiError)
+        ):
+            break
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    else:
+        return None
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if serial and f"[{serial}]" not in text:
+        text = f"[{serial}] {text}"
+    kind = type(cause).__name__
+    if cause is not exc:
+        kind = f"{type(exc).__name__} <- {kind}"
+    at = f" at {where}" if where else ""
+    return f"infrastructure error ({kind}){at}: {text}"

@@ -50,6 +50,7 @@ class RunReport:
     records: list[ResultRecord] = field(default_factory=list)
     outcomes: dict[str, TestOutcome] = field(default_factory=dict)
     retries: dict[str, dict[str, int]] = field(default_factory=dict)
+    device_recoveries: dict[str, int] = field(default_factory=dict)  # waits before a test
     worst_frames: list[dict[str, str]] = field(default_factory=list)
     interrupted_by: str | None = None
     writer: ResultsWriter | None = None
@@ -96,6 +97,10 @@ class RunReport:
             self.records.append(record)
             if self.writer is not None:
                 self.writer.write(record)
+        for key, value in getattr(report, "user_properties", None) or []:
+            if key == "hil_device_recovery" and report.when == "setup":  # once per test
+                dev = value["device"]
+                self.device_recoveries[dev] = self.device_recoveries.get(dev, 0) + 1
         retries = getattr(report, REPORT_RETRIES, None)
         if retries:
             per = self.retries.setdefault(retries["device"], {})
@@ -198,6 +203,11 @@ class RunReport:
                 f"retries on {self.device_name(dev)}: "
                 + ", ".join(f"{k}={n}" for k, n in counts.items())
             )
+        for dev, n in self.device_recoveries.items():
+            lines.append(
+                f"device recoveries on {self.device_name(dev)}: {n} "
+                "(waited for it before the next test)"
+            )
         return lines
 
     def write_summary(self, exitstatus: int) -> None:
@@ -217,6 +227,7 @@ class RunReport:
             "counts": c,
             "skips": [{"device": d, "reason": r, "tests": n} for d, r, n in self.skips_by_reason()],
             "retries": self.retries,
+            "device_recoveries": self.device_recoveries,
         }
         try:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

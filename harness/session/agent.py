@@ -1,7 +1,8 @@
 """The AgentBot: the harness playing the support agent.
 
 AgentBot is the interface the suites use; AiortcAgentBot is the reference adapter. It joins the
-twin world's support backend as an agent over loopback HTTP (harness.twin.backend: POST /agents,
+twin world's support backend as an agent over loopback HTTP, presenting the run's agent token
+(`token`: Authorization: Bearer; the backend answers 401 without it) (harness.twin.backend: POST /agents,
 then a long poll of GET /agents/ID/events for the session, signal and ended events; its
 signalling goes to POST /agents/ID/signal, a hang-up to /end, leaving is DELETE /agents/ID; every
 request bounded by a timeout), the backend relaying the WebRTC signalling both ways. Without an
@@ -587,6 +588,8 @@ class AiortcAgentBot:
         self.loop.call_soon_threadsafe(self.loop.stop)
         if self._thread is not None:
             self._thread.join(5.0)
+        if not self.loop.is_running():
+            self.loop.close()  # its selector and self-pipe: no fd outlives the bot
         self.loop = None
 
 

@@ -126,6 +126,7 @@ def _timezone(text: str) -> str:
 def _backend(args: argparse.Namespace) -> int:
     import asyncio
     import signal
+    import tempfile
 
     from harness.twin.backend import (
         BackendConfig,
@@ -135,7 +136,9 @@ def _backend(args: argparse.Namespace) -> int:
     )
     from harness.twin.truth import GroundTruth
 
-    token_file: Path = args.token_file
+    token_file: Path = (
+        args.token_file or Path(tempfile.mkdtemp(prefix="hil-backend-")) / "agent_token"
+    )
     if token_file.exists() and token_file.read_text().strip():
         token = token_file.read_text().strip()
         os.chmod(token_file, 0o600)
@@ -302,8 +305,9 @@ def add_twin_parser(sub) -> None:
     be.add_argument(
         "--token-file",
         type=Path,
-        default=Path("hil-agent-token"),
-        help="the agents' credential (mode 0600): read if it exists, else a new one is written",
+        default=None,
+        help="the agents' credential (mode 0600): read if it exists, else a new one is written"
+        " (default: a new private temp dir; the ready line names the file)",
     )
     _add_backend_args(be)
     be.set_defaults(func=_backend)

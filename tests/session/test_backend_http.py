@@ -344,3 +344,29 @@ def test_a_json_lines_agent_without_the_token_is_refused(backend):
         assert dev.until("queued")["position"] == 1
     finally:
         dev.close()
+
+
+@pytest.mark.parametrize(
+    "region,tz,reason",
+    [
+        ("XX", None, "unknown region"),
+        ("DE", "Mars/Olympus", "bad time zone"),
+        ("US", 42, "bad time zone"),
+    ],
+)
+def test_an_unknown_region_or_time_zone_is_refused_not_open_around_the_clock(
+    backend, region, tz, reason
+):
+    with socket.create_connection(backend.address, timeout=5.0) as s:
+        f = s.makefile("rwb")
+        req = {"op": "request", "device": "dev-z", "region": region, "registered": True, "tz": tz}
+        f.write((json.dumps(req) + "\n").encode())
+        f.flush()
+        assert json.loads(f.readline()) == {"state": "refused", "reason": reason}
+    refused = [e for e in read_truth(backend.truth_path) if e["event"] == "session_refused"]
+    assert refused[-1]["reason"] == reason
+    dev = DeviceLine(backend.address, "dev-ok")  # the backend still serves
+    try:
+        assert dev.until("queued")["position"] == 1
+    finally:
+        dev.close()

@@ -1,0 +1,173 @@
+"""Soak: does anything grow per session? Memory and open files over many sessions.
+
+Run: nice .venv/bin/python benchmarks/soak.py [--connect 200] [--media 20]
+
+One twin (API 34) behind a private adb server. First `--connect` connect sessions (press
+Mayday through the UI, wait for the simulated agent's video, End), then `--media` live media
+sessions, each with a new reference AgentBot (aiortc, WebRTC on loopback: agent video down,
+share and microphone up, held `--hold-s`), ended by the customer. RSS (VmRSS) and open file
+descriptors of this process (the harness: Device, UI driver, session driver, the AgentBots)
+and of the twin process are sampled after every session, this process after a full garbage
+collection (frames held in reference cycles, e.g. a stopped AgentBot's received share, wait
+for the cycle collector: without it RSS swings by hundreds of MiB that a collection returns).
+Reported per phase and process:
+first and last sample and the growth per session, the least-squares slope over the samples
+after a warm-up (the first 10% of the phase), which ignores one-off allocations (imports,
+caches, the first WebRTC stack). The peer in the same run is the size of the process at the
+phase's start: growth per session x sessions is compared with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.device.adb import Device  # noqa: E402
+from harness.device.ui import Ui  # noqa: E402
+from harness.farm import AdbServer, TwinProcess  # noqa: E402
+from harness.session import SessionDriver  # noqa: E402
+from harness.session.agent import AiortcAgentBot  # noqa: E402
+
+CONNECT_TIMEOUT_S = 30.0
+SESSION_END_TIMEOUT_S = 10.0
+WARMUP_SHARE = 0.1
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _slope(ys: list[float]) -> float:
+    """Least-squares growth per step of a series (0 for fewer than two points)."""
+    n = len(ys)
+    if n < 2:
+        return 0.0
+    mx, my = (n - 1) / 2, sum(ys) / n
+    num = sum((i - mx) * (y - my) for i, y in enumerate(ys))
+    den = sum((i - mx) ** 2 for i in range(n))
+    return num / den
+
+
+class Sampler:
+    """RSS and fds of named processes, one sample per session."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+        self.samples: dict[str, list[tuple[int, int]]] = {name: [] for name in pids}
+
+    def sample(self) -> None:
+        gc.collect()  # what is kept, not garbage waiting for the cycle collector
+        for name, pid in self.pids.items():
+            self.samples[name].append((_rss_kib(pid), _fds(pid)))
+
+    def report(self, phase: str, sessions: int) -> list[str]:
+        lines = []
+        for name, series in self.samples.items():
+            warm = series[max(1, int(len(series) * WARMUP_SHARE)) :]
+            rss = [s[0] for s in warm]
+            fds = [s[1] for s in warm]
+            lines.append(
+                f"{phase:8s} {name:8s} sessions {sessions:4d}  RSS {series[0][0] / 1024:7.1f} ->"
+                f" {series[-1][0] / 1024:7.1f} MiB, growth {_slope(rss):+7.2f} KiB/session  |"
+                f"  fds {series[0][1]:4d} -> {series[-1][1]:4d}, growth"
+                f" {_slope(fds):+6.3f} /session"
+            )
+        return lines
+
+
+def _connect_session(drv: SessionDriver) -> float:
+    t0 = time.monotonic()
+    drv.connect(timeout_s=CONNECT_TIMEOUT_S)
+    drv.end(timeout_s=SESSION_END_TIMEOUT_S)
+    return time.monotonic() - t0
+
+
+def _media_session(tp: TwinProcess, drv: SessionDriver, info: dict, hold_s: float, i: int) -> int:
+    bot = AiortcAgentBot(
+        tuple(info["address"]),
+        name=f"soak-bot-{i}",
+        device=tp.twins[0].serial,
+        http=tuple(info["http"]),
+        token=info["token"],
+    )
+    bot.start()
+    try:
+        drv.connect(timeout_s=CONNECT_TIMEOUT_S)
+        bot.wait_connected(15)
+        time.sleep(hold_s)
+        frames = bot.session.share_count
+        drv.end(timeout_s=SESSION_END_TIMEOUT_S)
+        return frames
+    finally:
+        bot.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--connect", type=int, default=200, help="connect sessions (>= 1)")
+    ap.add_argument("--media", type=int, default=20, help="live media sessions (>= 1)")
+    ap.add_argument("--hold-s", type=float, default=2.0, help="each media session's length")
+    args = ap.parse_args()
+    if args.connect < 1 or args.media < 1 or not 0 < args.hold_s <= 60:
+        ap.error("--connect and --media must be >= 1, --hold-s 0..60")
+    out: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp, AdbServer(home=Path(tmp) / "home") as adb:
+        tp = TwinProcess("android-emulator-api34", adb=adb, state_dir=Path(tmp) / "twin")
+        try:
+            tp.start()
+            info = tp.control("backend", answer_s=0.1, agents=1, wrap_s=0.0)
+            dev = Device(f"127.0.0.1:{tp.port}", port=adb.port)
+            drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
+            pids = {"harness": os.getpid(), "twin": tp.pid}
+
+            sampler = Sampler(pids)
+            sampler.sample()
+            t0 = time.monotonic()
+            times = []
+            for i in range(args.connect):
+                times.append(_connect_session(drv))
+                sampler.sample()
+                if (i + 1) % 50 == 0:
+                    print(f"connect {i + 1}/{args.connect}", file=sys.stderr, flush=True)
+            wall = time.monotonic() - t0
+            out += sampler.report("connect", args.connect)
+            out.append(
+                f"connect  {args.connect} sessions in {wall:.0f} s"
+                f" (mean {sum(times) / len(times):.2f} s, max {max(times):.2f} s)"
+            )
+
+            sampler = Sampler(pids)
+            sampler.sample()
+            t0 = time.monotonic()
+            shares = []
+            for i in range(args.media):
+                shares.append(_media_session(tp, drv, info, args.hold_s, i))
+                sampler.sample()
+            wall = time.monotonic() - t0
+            out += sampler.report("media", args.media)
+            out.append(
+                f"media    {args.media} sessions in {wall:.0f} s"
+                f" (share frames per session: min {min(shares)}, max {max(shares)})"
+            )
+        finally:
+            tp.stop()
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
