@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_READ_TIMEOUT_S = 300.0  # an idle host keeps its transport open; this only reaps dead peers
+# An idle host keeps its transport open for as long as it lives (a real adbd never times out a
+# quiet transport): no read timeout; a dead peer is found by TCP keepalive instead.
+KEEPALIVE_IDLE_S = 60  # first probe after this much silence
+KEEPALIVE_INTERVAL_S = 10  # between unanswered probes
+KEEPALIVE_COUNT = 6  # unanswered probes before the kernel drops the connection
+_PAYLOAD_TIMEOUT_S = 30.0  # a header announced a payload: it must follow
+
+
+def enable_keepalive(sock: socket.socket | None) -> bool:
+    """Turn on TCP keepalive (idle, interval, count as above). Never raises.
+
+    Returns:
+        True when the options were set.
+    """
+    if sock is None:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (
+            ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+            ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+            ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+        ):
+            if hasattr(socket, name):  # Linux; macOS has TCP_KEEPALIVE instead of KEEPIDLE
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+        return True
+    except OSError as e:
+        log.warning("TCP keepalive not set: %s", e)
+        return False
 
 
 class StreamClosed(Exception):
@@ -128,6 +157,7 @@ class AdbConnection:
         self.max_payload = twin.personality.max_payload
         self.token: bytes | None = None
         self.pending_key = None
+        self.keepalive = enable_keepalive(writer.get_extra_info("socket"))
 
     # --- sending
     async def send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
@@ -155,12 +185,12 @@ class AdbConnection:
         try:
             while True:
                 limit = self.max_payload if self.online else p.MAX_HANDSHAKE_PAYLOAD
-                raw = await asyncio.wait_for(
-                    self.reader.readexactly(p.HEADER_SIZE), _READ_TIMEOUT_S
-                )
+                raw = await self.reader.readexactly(p.HEADER_SIZE)  # idle: wait as adbd does
                 header = p.parse_header(raw, max(limit, p.MAX_HANDSHAKE_PAYLOAD))
                 data = (
-                    await asyncio.wait_for(self.reader.readexactly(header.length), 30.0)
+                    await asyncio.wait_for(
+                        self.reader.readexactly(header.length), _PAYLOAD_TIMEOUT_S
+                    )
                     if header.length
                     else b""
                 )
