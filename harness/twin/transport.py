@@ -65,6 +65,9 @@ class Stream:
         self.remote_id = remote_id
         self.service = service
         self.closed = False
+        self.opened = asyncio.Event()  # the host's OKAY to a stream this side opened
+        if remote_id:
+            self.opened.set()
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -75,13 +78,18 @@ class Stream:
     def _on_write(self, data: bytes) -> None:
         self._inbox.put_nowait(data)
 
-    def _on_okay(self) -> None:
+    def _on_okay(self, remote_id: int) -> None:
+        if not self.opened.is_set():  # the host accepted a stream this side opened
+            self.remote_id = remote_id
+            self.opened.set()
+            return
         self._can_write.set()
 
     def _on_close(self) -> None:
         self.closed = True
         self._inbox.put_nowait(None)
         self._can_write.set()
+        self.opened.set()
 
     async def read(self) -> bytes:
         """Next chunk the host wrote; b"" at end of stream."""
@@ -241,7 +249,7 @@ class AdbConnection:
         elif h.command == p.A_OKAY:
             stream = self.streams.get(h.arg1)
             if stream is not None:
-                stream._on_okay()
+                stream._on_okay(h.arg0)
         elif h.command == p.A_CLSE:
             stream = self.streams.pop(h.arg1, None)
             if stream is not None:
@@ -309,6 +317,28 @@ class AdbConnection:
         task = asyncio.get_running_loop().create_task(self._serve(stream, handler))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def open_to_host(self, service: str, timeout_s: float = 10.0) -> Stream:
+        """Open a stream towards the host (adb reverse: the device side connects).
+
+        Raises:
+            StreamClosed: the host refused it or did not answer within timeout_s.
+        """
+        local_id = self._next_id
+        self._next_id += 1
+        stream = Stream(self, local_id, 0, service)
+        self.streams[local_id] = stream
+        await self.send(p.A_OPEN, local_id, 0, service.encode() + b"\0")
+        try:
+            await asyncio.wait_for(stream.opened.wait(), timeout_s)
+        except TimeoutError:
+            stream.closed = True
+            self.streams.pop(local_id, None)
+            raise StreamClosed(f"host did not answer OPEN {service!r}") from None
+        if stream.closed:
+            self.streams.pop(local_id, None)
+            raise StreamClosed(f"host refused {service!r}")
+        return stream
 
     async def _serve(self, stream: Stream, handler: ServiceHandler) -> None:
         try:

@@ -41,7 +41,12 @@ _WAIT_FOR_USB = (
     "emulator or a device on `adb connect`, is a TCP transport: a real one times out the same way"
 )
 _NO_SCREENRECORD_17 = "Android 4.2 (API 17) has no screenrecord (it came with API 19)"
-_NO_REVERSE_17 = "adbd before API 21 has no reverse: service; the server says 'more than one...'"
+_NO_REVERSE_17 = "adbd before API 21 (Android 5.0) has no reverse: service: the open is refused"
+_CRLF_PNG_17 = (
+    "API <= 20 runs shell: under a PTY, LF -> CRLF: `screencap -p` through adb shell is a "
+    "corrupt PNG on a real 4.2 device too"
+)
+_NO_WM_SIZE_17 = "`wm size` arrived with API 18; Android 4.2 answers 'wm: not found'"
 
 # test name (module::function) -> (API 34 outcome, API 17 outcome, reason for any failure)
 EXPECTED: dict[str, tuple[str, str, str]] = {}
@@ -101,6 +106,8 @@ def _expected_table() -> dict[str, tuple[str, str, str]]:
     table["test_adb::test_wait_for"] = (FAIL, FAIL, _WAIT_FOR_USB)
     table["test_forward_reverse::test_reverse"] = (PASS, FAIL, _NO_REVERSE_17)
     table["test_record::test_screenrecord"] = (PASS, FAIL, _NO_SCREENRECORD_17)
+    table["test_device_shell_extend::test_screenshot"] = (PASS, FAIL, _CRLF_PNG_17)
+    table["test_device_shell_extend::test_window_size"] = (PASS, FAIL, _NO_WM_SIZE_17)
     return table
 
 
