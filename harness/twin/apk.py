@@ -278,7 +278,10 @@ def parse_apk(data: bytes) -> Manifest:
 
 # --- installing ----------------------------------------------------------------------------
 def failure_line(api: int, err: ApkError, tmp_path: str) -> str:
-    """`Failure [...]` as pm prints it on the API level (a detail from Android 7 on)."""
+    """`Failure [...]` as pm prints it on the API level (a detail from Android 7 on; the
+    detail texts follow PackageParser's messages, not verified against each release)."""
+    if err.code == "INSTALL_PARSE_FAILED_NOT_APK" and api >= 24:
+        return f"Failure [{err.code}: Failed to parse {tmp_path}: {err.detail} {tmp_path}]"
     if api >= 24:
         return f"Failure [{err.code}: Failed to parse {tmp_path}: {err.detail}]"
     return f"Failure [{err.code}]"

@@ -135,8 +135,6 @@ class _Recorder:
             stream.width, stream.height = w, h
             stream.pix_fmt = "yuv420p"
             stream.bit_rate = bitrate
-            stream.time_base = Fraction(1, 1000)
-            stream.codec_context.time_base = Fraction(1, 1000)
             stream.codec_context.options = dict(self.options)
             self.stream = stream
             self.codec = stream.codec_context
@@ -151,6 +149,7 @@ class _Recorder:
         self.chunks: list[bytes] = []
         self.frames = 0
         self._last_pts = -1
+        self._fps_tb = Fraction(1, int(SCREENRECORD_FPS))
 
     def _encode(self, rgba: np.ndarray, pts_ms: int) -> bytes:
         import av
@@ -161,8 +160,9 @@ class _Recorder:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame.pts = max(pts_ms, self._last_pts + 1)
         self._last_pts = frame.pts
-        if self.container is not None:
-            frame.time_base = self.stream.time_base
+        if self.container is not None:  # frames come at a steady rate: pts = frame index
+            frame.pts = self.frames
+            frame.time_base = self._fps_tb
             self.container.mux(self.stream.encode(frame))
             return b""
         return b"".join(bytes(pkt) for pkt in self.codec.encode(frame))

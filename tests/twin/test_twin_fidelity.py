@@ -5,6 +5,7 @@ says why it is in-process."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import threading
@@ -36,6 +37,8 @@ def _normalise(text: str) -> str:
 
 def _golden(name: str, text: str) -> None:
     path = FIXTURES / name
+    if os.environ.get("MAYDAY_HIL_WRITE_GOLDEN") == "1":  # regenerate, then review the diff
+        path.write_text(_normalise(text))
     assert path.is_file(), f"golden file {path} missing"
     assert _normalise(text) == path.read_text(), f"{name} differs:\n{_normalise(text)}"
 
@@ -246,6 +249,7 @@ def test_install_parses_the_apk_and_refuses_bad_ones_golden(
         (tmp_path / name).write_bytes(data)
         cp = adb_server.adb("-s", serial, "install", "-r", str(tmp_path / name), timeout_s=60.0)
         text = (cp.stdout + cp.stderr).decode(errors="replace").replace("\r\n", "\n")
+        text = text.replace(str(tmp_path), "TMP")
         lines = [ln for ln in text.splitlines() if "Success" in ln or "Failure" in ln]
         out.append(f"{name}: {lines[-1] if lines else text.strip()}")
     _golden(f"pm_install_api{api}.txt", "\n".join(out) + "\n")
