@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 EMULATOR_PORTS = range(5555, 5586, 2)
 _REGISTER_TIMEOUT_S = 2.0
+BOOT_COMPLETED_LAG_S = 2.0  # adb is up this long before sys.boot_completed=1 after a reboot
 
 
 @dataclass
@@ -331,18 +332,31 @@ class Twin:
         self.screen.changed("booted")
         self.truth.record("boot_completed")
 
-    async def reboot(self, boot_s: float = 1.0) -> None:
-        """Drop off adb, stay away boot_s, then come back (re-registering as an emulator)."""
-        self.truth.record("reboot_begin", boot_s=boot_s)
+    async def reboot(self, boot_s: float = 1.0, target: str = "") -> None:
+        """Drop off adb, stay away boot_s, come back on adb (re-registering as an emulator),
+        and set sys.boot_completed BOOT_COMPLETED_LAG_S later still, as a booting device does.
+        `reboot bootloader` (or fastboot) leaves adb: the twin stays offline."""
+        lag_s = float(self.options.extra.get("boot_completed_lag_s", BOOT_COMPLETED_LAG_S))
+        self.truth.record("reboot_begin", boot_s=boot_s, target=target or "system")
         self.offline = True
         self.props["sys.boot_completed"] = "0"
+        self.props["dev.bootcomplete"] = "0"
+        self.processes.clear()
         await self.drop_transports()
+        if target in ("bootloader", "fastboot"):
+            self.truth.record("in_bootloader")
+            return
         await asyncio.sleep(boot_s)
         self.offline = False
-        self.props["sys.boot_completed"] = "1"
         self.boot_time = time.monotonic()
-        self.truth.record("reboot_end")
+        self.truth.record("reboot_end")  # adb is back; the system is still booting
         await self.register_with_adb_server()
+        await asyncio.sleep(lag_s)
+        self.props["sys.boot_completed"] = "1"
+        self.props["dev.bootcomplete"] = "1"
+        self.log.clear()
+        self._log_boot()
+        self.truth.record("boot_completed", after_adb_s=lag_s)
 
 
 def _initial_packages(profile: DeviceProfile) -> dict[str, str]:

@@ -228,7 +228,7 @@ class ServiceTable:
         self.twin.truth.record("reboot_requested", target=arg or "system")
         await stream.close()
         asyncio.get_running_loop().create_task(
-            self.twin.reboot(self.twin.options.extra.get("boot_s", 1.0))
+            self.twin.reboot(self.twin.options.extra.get("boot_s", 1.0), target=arg)
         )
 
     async def _reconnect(self, stream: Stream) -> None:
