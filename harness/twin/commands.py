@@ -287,45 +287,6 @@ async def _toybox(p: Proc) -> int:
         return 1
     return await func(Proc(p.shell, p.argv[1:], p.stdin, p.out, p.err, p.env))
 
-
-# --- processes -----------------------------------------------------------------------------
-@command("ps")
-async def _ps(p: Proc) -> int:
-    await p.print("USER     PID   PPID  VSIZE  RSS     WCHAN    PC         NAME")
-    await p.print("root      1     0     1012   600   ffffffff 00000000 S /init")
-    await p.print("shell     612   1     4612   1212  ffffffff 00000000 S /sbin/adbd")
-    for pid, name in sorted(p.twin.processes.items()):
-        await p.print(f"shell     {pid:<5} 612   9000   3000  ffffffff 00000000 S {name}")
-    return 0
-
-
-@command("kill")
-async def _kill(p: Proc) -> int:
-    for arg in p.argv[1:]:
-        if arg.lstrip("-").isdigit() and not arg.startswith("-"):
-            p.twin.processes.pop(int(arg), None)
-    return 0
-
-
-@command("logcat")
-async def _logcat(p: Proc) -> int:
-    if "-c" in p.argv:
-        p.twin.logcat.clear()
-        return 0
-    for line in list(p.twin.logcat):
-        await p.print(line)
-    if "-d" in p.argv:
-        return 0
-    seen = len(p.twin.logcat)
-    deadline = time.monotonic() + 24 * 3600
-    while time.monotonic() < deadline:  # follow until the host closes the stream
-        await asyncio.sleep(0.1)
-        lines = p.twin.logcat
-        if len(lines) < seen:
-            seen = 0
-        for line in lines[seen:]:
-            await p.print(line)
-        seen = len(lines)
     return 0
 
 
@@ -410,94 +371,6 @@ async def _settings(p: Proc) -> int:
     return 1
 
 
-@command("pm")
-async def _pm(p: Proc) -> int:  # noqa: C901 -- one branch per `pm` subcommand, as Android's pm
-    from harness.twin.dumpsys import features_lines
-
-    args = p.argv[1:]
-    if args[:2] == ["list", "features"]:
-        for line in features_lines(p.twin):
-            await p.print(line)
-        return 0
-    if args[:2] == ["list", "packages"]:
-        show_path = "-f" in args
-        needle = next((a for a in args[2:] if not a.startswith("-")), "")
-        for pkg, path in sorted(p.twin.packages.items()):
-            if needle in pkg:
-                await p.print(f"package:{path}={pkg}" if show_path else f"package:{pkg}")
-        return 0
-    if args[:1] == ["path"] and len(args) > 1:
-        path = p.twin.packages.get(args[1])
-        if path is None:
-            return 1
-        await p.print(f"package:{path}")
-        return 0
-    if args[:1] == ["install"]:
-        apk = args[-1]
-        if p.twin.fs.lookup(apk) is None:
-            await p.print(f"\tpkg: {apk}\nFailure [INSTALL_FAILED_INVALID_URI]")
-            return 1
-        name = apk.rsplit("/", 1)[-1].removesuffix(".apk")
-        p.twin.packages[name] = f"/data/app/{name}-1.apk"
-        await p.print("Success" if p.twin.personality.api >= 21 else f"\tpkg: {apk}\nSuccess")
-        return 0
-    if args[:1] in (["clear"], ["uninstall"]) and len(args) > 1:
-        if args[1] not in p.twin.packages:
-            await p.print("Failed" if args[0] == "clear" else "Failure")
-            return 1
-        if args[0] == "uninstall":
-            del p.twin.packages[args[1]]
-        await p.print("Success")
-        return 0
-    await p.eprint(
-        "usage: pm list packages [-f] [FILTER]\n       pm path PACKAGE\n       pm install [-r] [-t] PATH"
-    )
-    return 1
-
-
-@command("am")
-async def _am(p: Proc) -> int:
-    args = p.argv[1:]
-    if args[:1] == ["start"]:
-        comp = args[args.index("-n") + 1] if "-n" in args else ""
-        pkg = comp.split("/", 1)[0]
-        if pkg not in p.twin.packages:
-            await p.print(f"Starting: Intent {{ cmp={comp} }}")
-            await p.eprint(f"Error type 3\nError: Activity class {{{comp}}} does not exist.")
-            return 1
-        await p.print(f"Starting: Intent {{ cmp={comp} }}")
-        p.twin.screen.open_package(pkg)
-        return 0
-    if args[:1] == ["force-stop"] and len(args) > 1:
-        p.twin.screen.stop_package(args[1])
-        return 0
-    if args[:1] == ["broadcast"]:
-        action = args[args.index("-a") + 1] if "-a" in args else ""
-        if action == "com.mayday.hil.DRAW" and "--ez" in args:
-            white = args[args.index("--ez") + 2].lower() == "true"
-            p.twin.screen.walt_draw(white)
-        await p.print(f"Broadcasting: Intent {{ act={action} }}\nBroadcast completed: result=0")
-        return 0
-    await p.eprint("usage: am [start|force-stop|broadcast] ...")
-    return 1
-
-
-@command("monkey")
-async def _monkey(p: Proc) -> int:
-    if "-p" in p.argv:
-        pkg = p.argv[p.argv.index("-p") + 1]
-        if pkg not in p.twin.packages:
-            await p.print(
-                f"  bash arg: -p\n  bash arg: {pkg}\n** No activities found to run, monkey aborted."
-            )
-            return 252
-        p.twin.screen.open_package(pkg)
-        await p.print(
-            "Events injected: 1\n## Network stats: elapsed time=12ms (0ms mobile, 0ms wifi, 12ms not connected)"
-        )
-    return 0
-
-
 @command("wm", when=lambda pers: pers.has_wm_size)
 async def _wm(p: Proc) -> int:
     d = p.twin.profile.display
@@ -564,5 +437,8 @@ async def _cmd(p: Proc) -> int:
     await p.eprint(f"cmd: Can't find service: {p.argv[1] if len(p.argv) > 1 else ''}")
     return 20
 
+
+# device commands of their own modules register on import (logcat, packages, processes)
+from harness.twin import android  # noqa: E402,F401
 
 __all__ = ["BufferSink", "command", "lookup"]

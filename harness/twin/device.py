@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 EMULATOR_PORTS = range(5555, 5586, 2)
 _REGISTER_TIMEOUT_S = 2.0
+BOOT_COMPLETED_LAG_S = 2.0  # adb is up this long before sys.boot_completed=1 after a reboot
 
 
 @dataclass
@@ -79,7 +80,11 @@ class Twin:
         self.fs = FileSystem()
         self.props = self._initial_props()
         self.settings: dict[str, dict[str, str]] = {
-            "system": {"screen_brightness": "102", "screen_off_timeout": "600000"},
+            "system": {
+                "screen_brightness": "102",
+                "screen_brightness_mode": "0",
+                "screen_off_timeout": "600000",
+            },
             "secure": {"android_id": f"{abs(hash((profile.name, port))) % (1 << 63):016x}"},
             "global": {"wifi_on": "1", "airplane_mode_on": "0", "adb_enabled": "1"},
         }
@@ -96,9 +101,13 @@ class Twin:
             else []
         )
         self.packages: dict[str, str] = _initial_packages(profile)
+        self.package_meta: dict = {}  # name -> harness.twin.packages.PackageInfo
         self.screen = Screen(self)
         self.services = ServiceTable(self)
-        self.logcat: list[str] = []
+        from harness.twin.logcat import LogStore
+
+        self.log = LogStore()
+        self._next_pid = 2400  # pids handed to processes started after boot
         self.connections: set = set()
         self.boot_time = time.monotonic()
         self.camera_clients: list[tuple[int, str]] = []
@@ -111,6 +120,7 @@ class Twin:
         import random
 
         self._rng = random.Random(port)
+        self._pid_rng = random.Random(port + 1)
         self.region = self.options.region or profile.region
         self.timezone = self.options.timezone or profile.timezone
         self.props["persist.sys.timezone"] = self.timezone
@@ -150,11 +160,51 @@ class Twin:
             text += "features=" + ",".join(self.personality.features)
         return text
 
-    def log_event(self, tag: str, msg: str, level: str = "I") -> None:
-        stamp = time.strftime("%m-%d %H:%M:%S") + f".{int(time.time() * 1000) % 1000:03d}"
-        self.logcat.append(f"{stamp} {level}/{tag}(  612): {msg}")
-        if len(self.logcat) > 5000:
-            del self.logcat[:1000]
+    def log_event(
+        self,
+        tag: str,
+        msg: str,
+        level: str = "I",
+        pid: int | None = None,
+        tid: int | None = None,
+        buffer: str = "main",
+    ) -> None:
+        """One line in the device log (system_server's by default), as logcat will show it."""
+        from harness.twin.logcat import PID_SYSTEM_SERVER
+
+        pid = PID_SYSTEM_SERVER if pid is None else pid
+        self.log.write(tag, msg, prio=level, pid=pid, tid=tid, buffer=buffer)
+
+    def _log_boot(self) -> None:
+        """The lines a freshly booted device of this model has in its log: zygote, system_server,
+        boot completed, and the launcher's process start."""
+        from harness.twin.logcat import PID_SYSTEM_SERVER
+        from harness.twin.packages import app_pid
+
+        api = self.personality.api
+        self.log_event(
+            "Zygote", f"System server process {PID_SYSTEM_SERVER} has been created", pid=290
+        )
+        self.log_event("SystemServer", "Entered the Android system server!", buffer="system")
+        self.log_event(
+            "ActivityManager" if api < 29 else "ActivityTaskManager",
+            "Displayed "
+            + self.screen.launcher
+            + (
+                "/.Launcher"
+                if "Fire" in self.profile.os_name
+                else "/.uioverrides.QuickstepLauncher"
+            )
+            + ": +1s120ms",
+            buffer="system",
+        )
+        self.log_event("BootReceiver", "Copying audit failures to DropBox", buffer="system")
+        app_pid(self, self.screen.launcher)
+
+    def alloc_pid(self) -> int:
+        """A fresh pid, as the kernel hands them out (increasing)."""
+        self._next_pid += self._pid_rng.randint(1, 7)
+        return self._next_pid
 
     # --- lifecycle
     async def start(self) -> None:
@@ -171,7 +221,10 @@ class Twin:
             console_port=self.port - 1,
             api=self.personality.api,
         )
-        self.log_event("ActivityManager", "Start proc com.amazon.kindle.otter for activity")
+        self._log_boot()
+        from harness.twin.logcat import chatter
+
+        self._chatter = asyncio.get_running_loop().create_task(chatter(self))
         await self.register_with_adb_server()
 
     async def register_with_adb_server(self) -> None:
@@ -209,7 +262,13 @@ class Twin:
         self.wifi.enabled = on
         self.settings["global"]["wifi_on"] = "1" if on else "0"
         self.truth.record("wifi", enabled=on)
-        self.log_event("WifiService", f"setWifiEnabled: {str(on).lower()}")
+        if self.personality.api >= 26:
+            self.log_event(
+                "WifiService",
+                f"setWifiEnabled package=com.android.shell uid=2000 enable={str(on).lower()}",
+            )
+        else:
+            self.log_event("WifiService", f"setWifiEnabled: {str(on).lower()} pid=2400, uid=2000")
         session = self.screen.session
         if session is not None:
             session.on_wifi(on)
@@ -238,6 +297,9 @@ class Twin:
 
     async def stop(self) -> None:
         """Stop serving. Never raises."""
+        chatter_task = getattr(self, "_chatter", None)
+        if chatter_task is not None:
+            chatter_task.cancel()
         for server in self._servers:
             server.close()
         await self.drop_transports()
@@ -276,18 +338,31 @@ class Twin:
         self.screen.changed("booted")
         self.truth.record("boot_completed")
 
-    async def reboot(self, boot_s: float = 1.0) -> None:
-        """Drop off adb, stay away boot_s, then come back (re-registering as an emulator)."""
-        self.truth.record("reboot_begin", boot_s=boot_s)
+    async def reboot(self, boot_s: float = 1.0, target: str = "") -> None:
+        """Drop off adb, stay away boot_s, come back on adb (re-registering as an emulator),
+        and set sys.boot_completed BOOT_COMPLETED_LAG_S later still, as a booting device does.
+        `reboot bootloader` (or fastboot) leaves adb: the twin stays offline."""
+        lag_s = float(self.options.extra.get("boot_completed_lag_s", BOOT_COMPLETED_LAG_S))
+        self.truth.record("reboot_begin", boot_s=boot_s, target=target or "system")
         self.offline = True
         self.props["sys.boot_completed"] = "0"
+        self.props["dev.bootcomplete"] = "0"
+        self.processes.clear()
         await self.drop_transports()
+        if target in ("bootloader", "fastboot"):
+            self.truth.record("in_bootloader")
+            return
         await asyncio.sleep(boot_s)
         self.offline = False
-        self.props["sys.boot_completed"] = "1"
         self.boot_time = time.monotonic()
-        self.truth.record("reboot_end")
+        self.truth.record("reboot_end")  # adb is back; the system is still booting
         await self.register_with_adb_server()
+        await asyncio.sleep(lag_s)
+        self.props["sys.boot_completed"] = "1"
+        self.props["dev.bootcomplete"] = "1"
+        self.log.clear()
+        self._log_boot()
+        self.truth.record("boot_completed", after_adb_s=lag_s)
 
 
 def _initial_packages(profile: DeviceProfile) -> dict[str, str]:

@@ -231,4 +231,12 @@ _SERVICES = {
     "audio": _audio,
     "display": _display,
     "SurfaceFlinger": _surfaceflinger,
+    "package": lambda twin, args: _packages().dumpsys_package(twin, args),
+    "activity": lambda twin, args: _packages().dumpsys_activity(twin, args),
 }
+
+
+def _packages():
+    from harness.twin import packages
+
+    return packages

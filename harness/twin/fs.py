@@ -79,14 +79,26 @@ ENOTEMPTY = "Directory not empty"
 ELOOP = "Too many levels of symbolic links"
 
 
+EROFS = "Read-only file system"
+READ_ONLY_DIRS = ("/system",)  # mounted read-only: the shell user cannot change them
+
+
 class FileSystem:
     def __init__(self) -> None:
         self.root = Node(DIR_MODE, int(time.time()))
+        self.sealed = False  # the image is built; from now on READ_ONLY_DIRS refuse writes
         for d in _INITIAL_DIRS:
             self.mkdir(d, parents=True)
         dev = self.lookup("/dev")
         for path in DEVICES:
             dev.children[posixpath.basename(path)] = Node(CHR_MODE, self.root.mtime, bytearray())
+        self.sealed = True
+
+    def check_writable(self, path: str) -> None:
+        """Raise FsError(EROFS) for a path on a read-only mount (once the image is sealed)."""
+        path = self.norm(path)
+        if self.sealed and any(path == d or path.startswith(d + "/") for d in READ_ONLY_DIRS):
+            raise FsError(path, EROFS)
 
     @staticmethod
     def norm(path: str, cwd: str = "/") -> str:
@@ -168,6 +180,7 @@ class FileSystem:
         append: bool = False,
         mtime: int | None = None,
     ) -> None:
+        self.check_writable(path)
         parent, name = self._parent(path)
         node = parent.children.get(name)
         if node is not None and node.is_link:
@@ -199,6 +212,7 @@ class FileSystem:
             if parents and existing.is_dir:
                 return
             raise FsError(path, EEXIST)
+        self.check_writable(path)
         head, name = posixpath.split(path)
         if parents and self.lookup(head) is None:
             self.mkdir(head, parents=True)
@@ -206,6 +220,7 @@ class FileSystem:
         parent.children[name] = Node(DIR_MODE, int(time.time()))
 
     def remove(self, path: str, recursive: bool = False) -> None:
+        self.check_writable(path)
         parent, name = self._parent(path)
         node = parent.children.get(name)
         if node is None:

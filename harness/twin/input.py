@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from harness.twin.shell import Proc
+
+SWIPE_DEFAULT_MS = 300  # `input swipe` without a duration (InputShellCommand)
+LONG_PRESS_S = 0.5  # ViewConfiguration.getLongPressTimeout(): draganddrop and --longpress hold it
+GESTURE_MAX_S = 60.0  # a gesture's duration is honoured up to this
 
 KEYCODES = {
     "KEYCODE_HOME": 3,
@@ -49,9 +55,21 @@ async def run_input(p: Proc) -> int:
                 await p.eprint(_USAGE)
                 return 1
             x1, y1, x2, y2 = (float(a) for a in args[1:5])
-            screen.swipe(x1, y1, x2, y2, int(args[5]) if len(args) == 6 else 300)
+            ms = int(args[5]) if len(args) == 6 else SWIPE_DEFAULT_MS
+            screen.swipe(x1, y1, x2, y2, ms)
+            await asyncio.sleep(
+                min(max(ms, 0) / 1000.0, GESTURE_MAX_S)
+            )  # the gesture takes its time
+            return 0
+        if args[:1] == ["draganddrop"] and len(args) in (5, 6) and p.twin.personality.api >= 24:
+            x1, y1, x2, y2 = (float(a) for a in args[1:5])
+            ms = int(args[5]) if len(args) == 6 else SWIPE_DEFAULT_MS
+            await asyncio.sleep(LONG_PRESS_S)  # hold until the drag starts
+            screen.swipe(x1, y1, x2, y2, ms)
+            await asyncio.sleep(min(max(ms, 0) / 1000.0, GESTURE_MAX_S))
             return 0
         if args[:1] == ["keyevent"] and len(args) >= 2:
+            longpress = "--longpress" in args
             for key in args[1:]:
                 if key == "--longpress":
                     continue
@@ -60,6 +78,8 @@ async def run_input(p: Proc) -> int:
                     await p.eprint(f"Error: Unknown keycode: {key}")
                     return 1
                 screen.key(code)
+                if longpress:
+                    await asyncio.sleep(LONG_PRESS_S)
             return 0
         if args[:1] == ["text"] and len(args) >= 2:
             p.twin.truth.record("text", text=" ".join(args[1:]).replace("%s", " "))

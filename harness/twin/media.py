@@ -19,6 +19,8 @@ SCREENRECORD_LIMIT_S = 180.0  # Android's cap
 SCREENRECORD_FPS = 30.0
 _DEFAULT_BITRATE = 4_000_000
 
+log = logging.getLogger(__name__)
+
 
 def png_bytes(rgba: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(
@@ -116,20 +118,41 @@ async def screenrecord(p: Proc) -> int:  # noqa: C901 -- screenrecord's option g
 
 
 class _Recorder:
+    """Encodes the screen as screenrecord does: H.264 Annex-B to stdout (`--output-format=h264
+    -`) or an MP4 file (moov with durations, frame pts in ms) muxed by PyAV."""
+
     def __init__(self, p: Proc, w: int, h: int, bitrate: int, fmt: str):
+        import io
+        from fractions import Fraction
+
         import av
 
         self.p = p
         self.w, self.h = w, h
         self.fmt = fmt
-        self.codec = av.CodecContext.create("libx264", "w")
-        self.codec.width, self.codec.height = w, h
-        self.codec.pix_fmt = "yuv420p"
-        self.codec.bit_rate = bitrate
-        self.codec.time_base = __import__("fractions").Fraction(1, 1000)
-        self.codec.options = {"preset": "ultrafast", "tune": "zerolatency", "g": "60"}
+        self.options = {"preset": "ultrafast", "tune": "zerolatency", "g": "60"}
+        self.mp4 = io.BytesIO() if fmt == "mp4" else None
+        if self.mp4 is not None:
+            self.container = av.open(self.mp4, mode="w", format="mp4")
+            stream = self.container.add_stream("libx264", rate=int(SCREENRECORD_FPS))
+            stream.width, stream.height = w, h
+            stream.pix_fmt = "yuv420p"
+            stream.bit_rate = bitrate
+            stream.codec_context.options = dict(self.options)
+            self.stream = stream
+            self.codec = stream.codec_context
+        else:
+            self.container = None
+            self.codec = av.CodecContext.create("libx264", "w")
+            self.codec.width, self.codec.height = w, h
+            self.codec.pix_fmt = "yuv420p"
+            self.codec.bit_rate = bitrate
+            self.codec.time_base = Fraction(1, 1000)
+            self.codec.options = dict(self.options)
         self.chunks: list[bytes] = []
         self.frames = 0
+        self._last_pts = -1
+        self._fps_tb = Fraction(1, int(SCREENRECORD_FPS))
 
     def _encode(self, rgba: np.ndarray, pts_ms: int) -> bytes:
         import av
@@ -138,7 +161,13 @@ class _Recorder:
         if rgb.shape[1] != self.w or rgb.shape[0] != self.h:
             rgb = cv2.resize(rgb, (self.w, self.h), interpolation=cv2.INTER_AREA)
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = pts_ms
+        frame.pts = max(pts_ms, self._last_pts + 1)
+        self._last_pts = frame.pts
+        if self.container is not None:  # frames come at a steady rate: pts = frame index
+            frame.pts = self.frames
+            frame.time_base = self._fps_tb
+            self.container.mux(self.stream.encode(frame))
+            return b""
         return b"".join(bytes(pkt) for pkt in self.codec.encode(frame))
 
     async def run(self, limit_s: float, to_stdout: bool) -> None:
@@ -169,12 +198,24 @@ class _Recorder:
             truth.record("screenrecord_stop", frames=self.frames)
 
     def file_bytes(self) -> bytes:
-        # An Annex-B elementary stream; real screenrecord writes MP4 (container muxing is not modelled).
-        return b"".join(self.chunks)
+        """The MP4 file (flushed and closed here), or the raw stream for other formats."""
+        if self.container is None:
+            return b"".join(self.chunks)
+        try:
+            self.container.mux(self.stream.encode(None))
+            self.container.close()
+        except Exception as e:  # an empty recording: still a file, as screenrecord leaves one
+            log.warning("screenrecord: mp4 not finalised: %s", e)
+        self.container = None
+        return self.mp4.getvalue()
 
     def close(self) -> None:
+        """Release the encoder. Never raises."""
         try:
-            self.codec.close()
+            if self.container is not None:
+                self.container.close()
+            else:
+                self.codec.close()
         except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
             log.debug("screenrecord: closing the encoder: %s", e)
 

@@ -25,10 +25,35 @@ class Personality:
     has_cmd: bool  # API >= 24
     has_u2: bool  # UiAutomation for the uiautomator2 jar, API >= 18
     has_audio_recording_dump: bool  # dumpsys audio recording section, API >= 24
+    has_reverse: bool = True  # reverse: service, API >= 21
 
     @property
     def shell_v2(self) -> bool:
         return "shell_v2" in self.features
+
+
+# adbd's feature list by the API level that added each (AOSP adb transport.cpp
+# supported_features(); levels from the adb release history). The compression features
+# (brotli, lz4, zstd) and delayed_ack/devraw/openscreen_mdns are left out: not implemented.
+_FEATURES_SINCE = (
+    (24, "shell_v2"),
+    (24, "cmd"),
+    (26, "stat_v2"),
+    (26, "fixed_push_mkdir"),
+    (28, "fixed_push_symlink_timestamp"),
+    (29, "apex"),
+    (29, "abb"),
+    (29, "abb_exec"),
+    (29, "remount_shell"),
+    (30, "ls_v2"),
+    (31, "track_app"),
+    (31, "sendrecv_v2"),
+)
+
+
+def features_for(api: int) -> tuple[str, ...]:
+    """The features a real adbd of this API level lists in its CNXN banner (of those modelled)."""
+    return tuple(name for since, name in _FEATURES_SINCE if api >= since)
 
 
 def personality_for(profile: DeviceProfile) -> Personality:
@@ -45,7 +70,7 @@ def personality_for(profile: DeviceProfile) -> Personality:
         max_payload=max_payload,
         checksum=api <= 17,
         auth_required=api <= 17 or profile.props.get("ro.adb.secure") == "1",
-        features=("shell_v2",) if api >= 24 else (),
+        features=features_for(api),
         pty_crlf=api <= 20,
         has_exec=api >= 21,
         has_wm_size=api >= 18,
@@ -55,4 +80,5 @@ def personality_for(profile: DeviceProfile) -> Personality:
         has_cmd=api >= 24,
         has_u2=api >= 18,
         has_audio_recording_dump=api >= 24,
+        has_reverse=api >= 21,
     )

@@ -42,6 +42,8 @@ class ServiceTable:
         self.tcp_handlers: dict[int, TcpHandler] = {}
         self.tcp_forwards: dict[int, int] = {}
         self.stalled: set[str] = set()  # fault injection: service prefixes that hang
+        # adb reverse: device port -> (host spec such as "tcp:4000", the transport to use)
+        self.reverses: dict[int, tuple[str, object]] = {}
 
     def resolve(self, service: str) -> Handler | None:  # noqa: C901 -- one branch per adb service (services.md)
         pers = self.twin.personality
@@ -58,6 +60,12 @@ class ServiceTable:
             return lambda s: self._shell_v1(s, arg)
         if name == "exec":
             return (lambda s: self._exec(s, arg)) if pers.has_exec else None
+        if name == "reverse":
+            return (lambda s: self._reverse(s, arg)) if pers.has_reverse else None
+        if name in ("abb_exec", "abb"):
+            if name not in pers.features:
+                return None
+            return lambda s: self._abb(s, arg, v2=name == "abb")
         if name == "sync":
             from harness.twin.sync import serve_sync
 
@@ -104,6 +112,10 @@ class ServiceTable:
         from harness.twin.shell import Pipe, Shell, StreamSink
 
         out = StreamSink(stream)
+        words = cmd.replace("'", "").split()
+        if words[:3] == ["cmd", "package", "install"] and "-S" in words:
+            await self._streamed_install(stream, words[3:], out)
+            return
         stdin = Pipe()
         await self._run_until_closed(
             stream, Shell(self.twin).run(cmd, out, out, stdin.reader), stdin=stdin
@@ -162,6 +174,96 @@ class ServiceTable:
             if not task.done():
                 task.cancel()
 
+    # --- package installs streamed over the service (adb install on API 24+)
+    async def _streamed_install(self, stream: Stream, args: list[str], out) -> None:
+        from harness.twin.apk import install_bytes
+
+        try:
+            size = int(args[args.index("-S") + 1])
+        except (ValueError, IndexError):
+            await out.write(b"Error: -S needs a size\n")
+            return
+        data = await stream.read_exactly(size) if size else b""
+        line = install_bytes(
+            self.twin,
+            data,
+            replace="-r" in args or self.twin.personality.api >= 28,
+            downgrade="-d" in args,
+        )
+        await out.write((line + "\n").encode())
+
+    async def _abb(self, stream: Stream, arg: str, v2: bool) -> None:
+        """abb_exec:/abb: <service>\0<args...>: the binder call `cmd` makes, raw (abb_exec) or
+        in shell-protocol packets (abb)."""
+        from harness.twin.shell import Shell, StreamSink, V2Sink
+
+        words = arg.split("\0")
+        out = V2Sink(stream, ID_STDOUT) if v2 else StreamSink(stream)
+        if words[:2] == ["package", "install"] and "-S" in words:
+            await self._streamed_install(stream, words[2:], out)
+            code = 0
+        else:
+            import shlex
+
+            line = "cmd " + " ".join(shlex.quote(w) for w in words)
+            err = V2Sink(stream, ID_STDERR) if v2 else out
+            code = await self._run_until_closed(stream, Shell(self.twin).run(line, out, err))
+        if v2 and code is not None and not stream.closed:
+            await stream.write(_V2_HEADER.pack(ID_EXIT, 1) + bytes([code & 0xFF]))
+
+    # --- adb reverse (AOSP adb daemon: reverse_service -> handle_forward_request)
+    async def _reverse(self, stream: Stream, arg: str) -> None:
+        if arg == "list-forward":
+            body = "".join(
+                f"host {_spec(port)} {spec}\n" for port, (spec, _) in sorted(self.reverses.items())
+            ).encode()
+            # adbd sends the list without an OKAY (only the host side acknowledges first)
+            await stream.write(f"{len(body):04x}".encode() + body)
+            return
+        if arg == "killforward-all":
+            self.reverses.clear()
+            await stream.write(b"OKAY")
+            return
+        if arg.startswith("killforward:"):
+            port = _port(arg.split(":", 1)[1])
+            if port is None or port not in self.reverses:
+                await _fail_block(stream, f"listener '{arg.split(':', 1)[1]}' not found")
+                return
+            del self.reverses[port]
+            await stream.write(b"OKAY")
+            return
+        if arg.startswith("forward:"):
+            rest = arg[len("forward:") :]
+            norebind = rest.startswith("norebind:")
+            if norebind:
+                rest = rest[len("norebind:") :]
+            local, _, remote = rest.partition(";")
+            port = _port(local)
+            if port is None or not remote.startswith(
+                ("tcp:", "localabstract:", "localfilesystem:")
+            ):
+                await _fail_block(stream, f"cannot bind listener: unsupported '{local}'")
+                return
+            if norebind and port in self.reverses:
+                await _fail_block(stream, "cannot rebind existing socket")
+                return
+            self.reverses[port] = (remote, stream.conn)
+            self.twin.truth.record("reverse_added", device=local, host=remote)
+            await stream.write(b"OKAY")
+            return
+        await _fail_block(stream, f"unknown reverse command '{arg}'")
+
+    async def _reverse_connect(self, stream: Stream, port: int) -> None:
+        """Something on the device connected to a reversed port: open a stream to the host."""
+        spec, conn = self.reverses[port]
+        try:
+            host = await conn.open_to_host(spec)
+        except StreamClosed as e:
+            self.twin.truth.record("reverse_refused", port=port, reason=str(e))
+            return
+        self.twin.truth.record("reverse_connected", port=port, host=spec)
+        await _splice(stream, host)
+
     # --- others
     async def _message(self, stream: Stream, text: str) -> None:
         await stream.write(text.encode())
@@ -171,7 +273,7 @@ class ServiceTable:
         await stream.close()
         _keep(
             asyncio.get_running_loop().create_task(
-                self.twin.reboot(self.twin.options.extra.get("boot_s", 1.0))
+                self.twin.reboot(self.twin.options.extra.get("boot_s", 1.0), target=arg)
             )
         )
 
@@ -201,10 +303,47 @@ class ServiceTable:
             return None
         if port in self.tcp_handlers:
             return self.tcp_handlers[port]
+        if port in self.reverses:
+            return lambda s: self._reverse_connect(s, port)
         if port in self.tcp_forwards:
             host_port = self.tcp_forwards[port]
             return lambda s: _pipe_to_host(s, host_port)
         return None
+
+
+def _spec(port: int) -> str:
+    return f"tcp:{port}"
+
+
+def _port(spec: str) -> int | None:
+    kind, _, value = spec.partition(":")
+    if kind != "tcp" or not value.isdigit():
+        return None
+    return int(value)
+
+
+async def _fail_block(stream: Stream, msg: str) -> None:
+    data = msg.encode()
+    await stream.write(b"FAIL" + f"{len(data):04x}".encode() + data)
+
+
+async def _splice(a: Stream, b: Stream) -> None:
+    """Copy both ways between two streams until either side closes; close both."""
+
+    async def pump(src: Stream, dst: Stream) -> None:
+        while True:
+            data = await src.read()
+            if not data:
+                return
+            await dst.write(data)
+
+    tasks = [asyncio.ensure_future(pump(a, b)), asyncio.ensure_future(pump(b, a))]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await b.close()
 
 
 async def _drain_input(

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 SYNC_MAX_PATH = 1024
 SYNC_DATA_MAX = 64 * 1024
 _REQ = struct.Struct("<4sI")
+_DRY_RUN = 0x80000000  # sendrecv_v2 flag: check only, write nothing
+_STAT_V2 = struct.Struct("<4sIQQIIIIQqqq")
 
 
 async def serve_sync(twin: Twin, stream: Stream) -> None:  # noqa: C901 -- one branch per sync request id (sync.md)
@@ -52,10 +54,27 @@ async def serve_sync(twin: Twin, stream: Stream) -> None:  # noqa: C901 -- one b
             await stream.write(_stat_v2(name, twin, path))
         elif name == "LIST":
             await _list(twin, stream, path)
+        elif name == "LIS2":
+            await _list_v2(twin, stream, path)
         elif name == "SEND":
             if not await _send(twin, stream, path):
                 return
+        elif name == "SND2":
+            # send_v2_setup: id "SND2", mode, flags (compression / dry run)
+            _ident, mode, flags = struct.unpack("<4sII", await stream.read_exactly(12))
+            if flags & ~_DRY_RUN:
+                await _fail(stream, f"unsupported compression flags 0x{flags:x}")
+                return
+            if not await _send(twin, stream, f"{path},{mode}", dry_run=bool(flags & _DRY_RUN)):
+                return
         elif name == "RECV":
+            if not await _recv(twin, stream, path):
+                return
+        elif name == "RCV2":
+            _ident, flags = struct.unpack("<4sI", await stream.read_exactly(8))
+            if flags:
+                await _fail(stream, f"unsupported compression flags 0x{flags:x}")
+                return
             if not await _recv(twin, stream, path):
                 return
         else:
@@ -109,7 +128,39 @@ async def _list(twin: Twin, stream: Stream, path: str) -> None:
     await stream.write(b"DONE" + bytes(16))
 
 
-async def _send(twin: Twin, stream: Stream, spec: str) -> bool:
+def _stat_v2_fields(node) -> tuple:
+    return (
+        0,
+        0,
+        id(node) & 0xFFFFFFFF,
+        node.mode,
+        1,
+        2000,
+        2000,
+        node.size,
+        node.mtime,
+        node.mtime,
+        node.mtime,
+    )
+
+
+async def _list_v2(twin: Twin, stream: Stream, path: str) -> None:
+    """LIS2: DNT2 records (v2 stat + name length + name), then DONE (a zeroed DNT2)."""
+    node = twin.fs.lookup(path)
+    if node is None or not node.is_dir:
+        await stream.write(_STAT_V2.pack(b"DONE", *([0] * 11)) + bytes(4))
+        return
+    entries = [(".", node), ("..", twin.fs.lookup(twin.fs.norm(path + "/..")) or node)]
+    entries += twin.fs.listdir(path)
+    for name, child in entries:
+        raw = name.encode()
+        await stream.write(
+            _STAT_V2.pack(b"DNT2", *_stat_v2_fields(child)) + struct.pack("<I", len(raw)) + raw
+        )
+    await stream.write(_STAT_V2.pack(b"DONE", *([0] * 11)) + bytes(4))
+
+
+async def _send(twin: Twin, stream: Stream, spec: str, dry_run: bool = False) -> bool:
     path, _, mode_text = spec.rpartition(",")
     if not path:
         path, mode_text = spec, "33188"
@@ -133,7 +184,13 @@ async def _send(twin: Twin, stream: Stream, spec: str) -> bool:
         else:
             await _fail(stream, f"unexpected {ident!r} in SEND")
             return False
+    if dry_run:
+        await stream.write(b"OKAY" + bytes(4))
+        return True
     try:
+        parent = twin.fs.norm(path).rsplit("/", 1)[0] or "/"
+        if twin.fs.lookup(parent) is None:
+            twin.fs.mkdir(parent, parents=True)  # adbd's secure_mkdirs: push makes missing dirs
         twin.fs.write(path, b"".join(chunks), mode=mode, mtime=mtime)
     except FsError as e:
         await _fail(stream, f"couldn't create file: {e.reason}")

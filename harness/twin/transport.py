@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_READ_TIMEOUT_S = 300.0  # an idle host keeps its transport open; this only reaps dead peers
+# An idle host keeps its transport open for as long as it lives (a real adbd never times out a
+# quiet transport): no read timeout; a dead peer is found by TCP keepalive instead.
+KEEPALIVE_IDLE_S = 60  # first probe after this much silence
+KEEPALIVE_INTERVAL_S = 10  # between unanswered probes
+KEEPALIVE_COUNT = 6  # unanswered probes before the kernel drops the connection
+_PAYLOAD_TIMEOUT_S = 30.0  # a header announced a payload: it must follow
+
+
+def enable_keepalive(sock: socket.socket | None) -> bool:
+    """Turn on TCP keepalive (idle, interval, count as above). Never raises.
+
+    Returns:
+        True when the options were set.
+    """
+    if sock is None:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (
+            ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+            ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+            ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+        ):
+            if hasattr(socket, name):  # Linux; macOS has TCP_KEEPALIVE instead of KEEPIDLE
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+        return True
+    except OSError as e:
+        log.warning("TCP keepalive not set: %s", e)
+        return False
 
 
 class StreamClosed(Exception):
@@ -36,6 +65,9 @@ class Stream:
         self.remote_id = remote_id
         self.service = service
         self.closed = False
+        self.opened = asyncio.Event()  # the host's OKAY to a stream this side opened
+        if remote_id:
+            self.opened.set()
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -46,13 +78,18 @@ class Stream:
     def _on_write(self, data: bytes) -> None:
         self._inbox.put_nowait(data)
 
-    def _on_okay(self) -> None:
+    def _on_okay(self, remote_id: int) -> None:
+        if not self.opened.is_set():  # the host accepted a stream this side opened
+            self.remote_id = remote_id
+            self.opened.set()
+            return
         self._can_write.set()
 
     def _on_close(self) -> None:
         self.closed = True
         self._inbox.put_nowait(None)
         self._can_write.set()
+        self.opened.set()
 
     async def read(self) -> bytes:
         """Next chunk the host wrote; b"" at end of stream."""
@@ -128,6 +165,7 @@ class AdbConnection:
         self.max_payload = twin.personality.max_payload
         self.token: bytes | None = None
         self.pending_key = None
+        self.keepalive = enable_keepalive(writer.get_extra_info("socket"))
 
     # --- sending
     async def send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
@@ -155,12 +193,12 @@ class AdbConnection:
         try:
             while True:
                 limit = self.max_payload if self.online else p.MAX_HANDSHAKE_PAYLOAD
-                raw = await asyncio.wait_for(
-                    self.reader.readexactly(p.HEADER_SIZE), _READ_TIMEOUT_S
-                )
+                raw = await self.reader.readexactly(p.HEADER_SIZE)  # idle: wait as adbd does
                 header = p.parse_header(raw, max(limit, p.MAX_HANDSHAKE_PAYLOAD))
                 data = (
-                    await asyncio.wait_for(self.reader.readexactly(header.length), 30.0)
+                    await asyncio.wait_for(
+                        self.reader.readexactly(header.length), _PAYLOAD_TIMEOUT_S
+                    )
                     if header.length
                     else b""
                 )
@@ -211,7 +249,7 @@ class AdbConnection:
         elif h.command == p.A_OKAY:
             stream = self.streams.get(h.arg1)
             if stream is not None:
-                stream._on_okay()
+                stream._on_okay(h.arg0)
         elif h.command == p.A_CLSE:
             stream = self.streams.pop(h.arg1, None)
             if stream is not None:
@@ -279,6 +317,28 @@ class AdbConnection:
         task = asyncio.get_running_loop().create_task(self._serve(stream, handler))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def open_to_host(self, service: str, timeout_s: float = 10.0) -> Stream:
+        """Open a stream towards the host (adb reverse: the device side connects).
+
+        Raises:
+            StreamClosed: the host refused it or did not answer within timeout_s.
+        """
+        local_id = self._next_id
+        self._next_id += 1
+        stream = Stream(self, local_id, 0, service)
+        self.streams[local_id] = stream
+        await self.send(p.A_OPEN, local_id, 0, service.encode() + b"\0")
+        try:
+            await asyncio.wait_for(stream.opened.wait(), timeout_s)
+        except TimeoutError:
+            stream.closed = True
+            self.streams.pop(local_id, None)
+            raise StreamClosed(f"host did not answer OPEN {service!r}") from None
+        if stream.closed:
+            self.streams.pop(local_id, None)
+            raise StreamClosed(f"host refused {service!r}")
+        return stream
 
     async def _serve(self, stream: Stream, handler: ServiceHandler) -> None:
         try:

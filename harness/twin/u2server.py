@@ -72,9 +72,25 @@ async def app_process(p: Proc) -> int:
     return 0
 
 
+STEP_MS = 5  # UiDevice.swipe: each step is throttled to 5 ms
+LONG_PRESS_S = 0.5  # ViewConfiguration long-press timeout: a drag holds first
+_GESTURE_MAX_S = 60.0
+
+
+async def _hold(seconds: float) -> None:
+    """A gesture takes its time (bounded)."""
+    await asyncio.sleep(min(max(seconds, 0.0), _GESTURE_MAX_S))
+
+
 class U2Server:
     def __init__(self, twin: Twin):
         self.twin = twin
+        self.rotation = 0  # setOrientation
+        self.rotation_frozen = False
+        self.traversed_text: str | None = None
+        self.toast: tuple[str, float] | None = None
+        self.clipboard: str | None = None
+        self._touch: tuple[float, float, float] | None = None  # injectInputEvent DOWN
 
     async def handle(self, stream: Stream) -> None:
         head = b""
@@ -184,7 +200,9 @@ class U2Server:
         return True
 
     def _find(self, sel: dict[str, Any]) -> list[UiNode]:
-        return [n for n in self.twin.screen.root().walk() if self._matches(n, sel)]
+        from harness.twin.uidump import window_tree
+
+        return [n for n in window_tree(self.twin.screen.root()).walk() if self._matches(n, sel)]
 
     def _one(self, sel: dict[str, Any]) -> UiNode:
         found = self._find(sel)
@@ -202,7 +220,7 @@ class U2Server:
             "currentPackageName": self.twin.screen.focus_package,
             "displayWidth": d.width,
             "displayHeight": d.height,
-            "displayRotation": 0,
+            "displayRotation": self.rotation,
             "displaySizeDpX": round(d.width * 160 / d.density),
             "displaySizeDpY": round(d.height * 160 / d.density),
             "productName": self.twin.props["ro.product.name"],
@@ -263,13 +281,111 @@ class U2Server:
     def rpc_getText(self, sel: dict) -> str:
         return self._one(sel).text
 
-    def rpc_click(self, x: float, y: float, duration_ms: int | None = None) -> bool:
+    async def rpc_click(self, x: float, y: float, duration_ms: int | None = None) -> bool:
+        if duration_ms:  # long click: UiDevice holds the touch down this long
+            await _hold(duration_ms / 1000.0)
         self.twin.screen.tap(float(x), float(y))
         return True
 
-    def rpc_swipe(self, fx: float, fy: float, tx: float, ty: float, steps: int = 10) -> bool:
-        self.twin.screen.swipe(float(fx), float(fy), float(tx), float(ty), int(steps) * 5)
+    async def rpc_swipe(self, fx: float, fy: float, tx: float, ty: float, steps: int = 10) -> bool:
+        ms = int(steps) * STEP_MS
+        self.twin.screen.swipe(float(fx), float(fy), float(tx), float(ty), ms)
+        await _hold(ms / 1000.0)  # "each step execution is throttled to 5 ms per step"
         return True
+
+    async def rpc_swipePoints(self, points: list, steps: int = 10) -> bool:
+        xy = [(float(points[i]), float(points[i + 1])) for i in range(0, len(points) - 1, 2)]
+        if len(xy) < 2:
+            raise ValueError("swipePoints needs at least two points")
+        for (x1, y1), (x2, y2) in zip(xy, xy[1:], strict=False):
+            self.twin.screen.swipe(x1, y1, x2, y2, int(steps) * STEP_MS)
+            await _hold(int(steps) * STEP_MS / 1000.0)
+        return True
+
+    async def rpc_drag(self, sx: float, sy: float, ex: float, ey: float, steps: int = 10) -> bool:
+        await _hold(LONG_PRESS_S)
+        return await self.rpc_swipe(sx, sy, ex, ey, steps)
+
+    async def rpc_dragTo(self, sel: dict, *args: Any) -> bool:
+        x1, y1, x2, y2 = self._one(sel).bounds
+        if len(args) == 3:
+            tx, ty, steps = float(args[0]), float(args[1]), int(args[2])
+        else:
+            bx1, by1, bx2, by2 = self._one(args[0]).bounds
+            tx, ty, steps = (bx1 + bx2) / 2, (by1 + by2) / 2, int(args[1])
+        return await self.rpc_drag((x1 + x2) / 2, (y1 + y2) / 2, tx, ty, steps)
+
+    async def rpc_longClick(self, sel: dict, duration_ms: int = 500) -> bool:
+        x1, y1, x2, y2 = self._one(sel).bounds
+        return await self.rpc_click((x1 + x2) / 2, (y1 + y2) / 2, int(duration_ms) or 500)
+
+    def rpc_injectInputEvent(self, action: int, x: float, y: float, meta: int = 0) -> bool:
+        """MotionEvent ACTION_DOWN 0 / UP 1 / MOVE 2: a down-up in place is a tap, with
+        movement a swipe lasting as long as the finger was down."""
+        now = time.monotonic()
+        if action == 0:
+            self._touch = (float(x), float(y), now)
+        elif action == 1 and self._touch is not None:
+            x0, y0, t0 = self._touch
+            self._touch = None
+            if abs(x - x0) < 8 and abs(y - y0) < 8:
+                self.twin.screen.tap(float(x), float(y))
+            else:
+                self.twin.screen.swipe(x0, y0, float(x), float(y), int((now - t0) * 1000))
+        elif action not in (1, 2):
+            raise ValueError(f"unsupported action {action}")
+        return True
+
+    def rpc_setOrientation(self, orientation: str) -> None:
+        names = {"n": 0, "natural": 0, "l": 1, "left": 1, "u": 2, "upsidedown": 2, "r": 3}
+        names["right"] = 3
+        if str(orientation).lower() not in names:
+            raise ValueError(f"Invalid orientation: {orientation}")
+        self.rotation = names[str(orientation).lower()]
+        self.twin.truth.record("u2_orientation", rotation=self.rotation)
+
+    def rpc_freezeRotation(self, freeze: bool = True) -> None:
+        self.rotation_frozen = bool(freeze)
+
+    def rpc_getLastTraversedText(self) -> str | None:
+        return self.traversed_text
+
+    def rpc_clearLastTraversedText(self) -> None:
+        self.traversed_text = None
+
+    def rpc_makeToast(self, text: str, duration_ms: int = 1000) -> bool:
+        self.toast = (str(text), time.monotonic())
+        return True
+
+    def rpc_getLastToast(self, cache_ms: int = 5000) -> str | None:
+        if self.toast is None or time.monotonic() - self.toast[1] > int(cache_ms) / 1000.0:
+            return None
+        return self.toast[0]
+
+    def rpc_clearLastToast(self) -> None:
+        self.toast = None
+
+    def rpc_setClipboard(self, label: str | None, text: str) -> None:
+        self.clipboard = str(text)
+
+    def rpc_getClipboard(self) -> str | None:
+        return self.clipboard
+
+    def rpc_setText(self, sel: dict, text: str) -> bool:
+        node = self._one(sel)
+        node.text = str(text)
+        self.traversed_text = node.text
+        self.twin.truth.record("text", text=node.text)
+        return True
+
+    def rpc_clearTextField(self, sel: dict) -> None:
+        self._one(sel).text = ""
+
+    def rpc_objInfoOfAllInstances(self, sel: dict) -> list[dict]:
+        return [self.rpc_objInfo({**sel, "instance": i}) for i in range(len(self._find(sel)))]
+
+    def rpc_sleep(self) -> None:
+        self.twin.screen.key(223)
 
     def rpc_pressKey(self, key: str) -> bool:
         code = _KEYS.get(str(key).lower())
@@ -292,9 +408,6 @@ class U2Server:
         return True
 
     rpc_openNotification = rpc_openQuickSettings
-
-    def rpc_getLastToast(self) -> None:
-        return None
 
     def rpc_takeScreenshot(self, scale: float = 1, quality: int = 80) -> str:
         rgba = self.twin.screen.frame()

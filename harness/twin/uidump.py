@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from xml.sax.saxutils import quoteattr
 
 from harness.twin.screen import UiNode
@@ -10,8 +11,21 @@ from harness.twin.shell import Proc
 DEFAULT_DUMP_PATH = "/sdcard/window_dump.xml"
 
 
+CONTENT_ID = "android:id/content"
+
+
+def window_tree(root: UiNode) -> UiNode:
+    """The screen's tree as a window has it: the app's views under a FrameLayout
+    `android:id/content` (as PhoneWindow's DecorView puts them), in every app window."""
+    if any(c.rid == CONTENT_ID for c in root.children):
+        return root
+    content = UiNode(bounds=root.bounds, pkg=root.pkg, rid=CONTENT_ID, children=list(root.children))
+    return replace(root, children=[content])
+
+
 def hierarchy_xml(root: UiNode, rotation: int = 0) -> str:
     """The XML uiautomator writes: <hierarchy rotation> of nested <node> elements."""
+    root = window_tree(root)
     out = [
         "<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>",
         f'<hierarchy rotation="{rotation}">',

@@ -1,0 +1,30 @@
+"""Registers the twin's device commands that live in their own modules (logcat, packages and
+processes) and the few the shell helper's userland may not provide yet."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.twin import packages  # noqa: F401  (registers pm, am, ps, ...)
+from harness.twin.commands import _COMMANDS, command
+from harness.twin.logcat import run_log, run_logcat
+
+if TYPE_CHECKING:
+    from harness.twin.shell import Proc
+
+if "pwd" not in _COMMANDS:  # the shell's own pwd wins when it has one
+
+    @command("pwd")
+    async def _pwd(p: Proc) -> int:
+        await p.print(p.shell.cwd)
+        return 0
+
+
+@command("logcat")
+async def _logcat(p: Proc) -> int:
+    return await run_logcat(p)
+
+
+@command("log")
+async def _log(p: Proc) -> int:
+    return await run_log(p)

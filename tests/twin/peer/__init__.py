@@ -1,0 +1,1 @@
+"""Helpers for running other projects' device tests against twins (loaded into their pytest)."""
