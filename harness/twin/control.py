@@ -4,7 +4,7 @@ One JSON object per line in, one per line out, on a Unix socket in the twin's st
 {"op": "accept_keys"} plays the user tapping "Allow" on the USB-debugging dialog;
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
 prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
-"camera" (on), "mic" (samples), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
+"camera" (on), "mic" (samples), "text_screen" (name), "secure" (package, on), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
 clock_offset_s of the in-process support backend).
 """
 
@@ -102,6 +102,16 @@ class ControlServer:
                 "screen": twin.screen.state,
                 "truth": str(twin.truth.path),
             }
+        if op == "text_screen":  # the Text app's screen (harness.twin.textscreens)
+            twin.screen.show_text_screen(str(req.get("name", "settings")))
+            return {"ok": True, "screen": twin.screen.text_screen}
+        if op == "secure":  # an app marks its window FLAG_SECURE: its share turns black
+            pkg = str(req.get("package", ""))
+            on = bool(req.get("on", True))
+            (twin.screen.secure_packages.add if on else twin.screen.secure_packages.discard)(pkg)
+            twin.truth.record("secure_window", package=pkg, on=on)
+            twin.screen.changed(f"secure {pkg} {on}")
+            return {"ok": True, "secure": sorted(twin.screen.secure_packages)}
         if op == "accept_keys":
             return {"ok": True, "accepted": await twin.accept_pending_keys()}
         if op == "drop":

@@ -11,6 +11,8 @@ Per received frame (luma, thumbnailed to THUMB_SHORT_SIDE_PX for speed):
 - "hidden by the app": a blank frame while the device reported its focused window secure
   (FLAG_SECURE: Android sends such windows black to any capture); it is what the app asked for,
   neither a freeze nor a fidelity failure, and `content_mask` leaves these frames out of both;
+  blank frames that run straight into hidden ones count as hidden (the device is polled, so
+  its first secure answer comes a little after the window turned secure);
 - otherwise "content".
 A stretch is a run of one kind lasting at least MIN_STRETCH_S (the run's first frame to the
 first frame after it); reported with count, longest and when.
@@ -87,6 +89,12 @@ def classify(
             kind = BLANK
         kinds.append(kind)
         prev = thumb
+    # the device is polled: blank frames running straight into hidden ones are the same window
+    for order in (range(1, len(kinds)), range(len(kinds) - 2, -1, -1)):
+        for i in order:
+            j = i - 1 if order.step == 1 else i + 1
+            if kinds[i] == BLANK and kinds[j] == HIDDEN:
+                kinds[i] = HIDDEN
     return kinds
 
 

@@ -72,6 +72,9 @@ def test_a_black_share_while_the_window_is_secure_is_hidden_by_the_app_not_blank
     found = st.stretches(kinds, times)
     assert [s.kind for s in found] == [st.HIDDEN]
     assert st.content_mask(kinds) == [True] * 10 + [False] * 30
+    # the device was polled late: black frames before its first secure answer are the window's
+    late = st.classify(frames, times, hidden=[(20 / FPS, 100.0)])
+    assert late[10:] == [st.HIDDEN] * 30
     # the same frames without the device's word for it: a blank stretch
     assert [s.kind for s in st.stretches(st.classify(frames, times), times)] == [st.BLANK]
 
