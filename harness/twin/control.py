@@ -5,7 +5,7 @@ One JSON object per line in, one per line out, on a Unix socket in the twin's st
 waiting now: a later new key asks again), "refuse_keys" tapping "Cancel";
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
 prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
-"camera" (on), "mic" (samples), "agent_video" (mode), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
+"camera" (on), "mic" (samples), "agent_video" (mode), "text_screen" (name), "secure" (package, on), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
 clock_offset_s of the in-process support backend; its reply carries the agents' "token" and
 the count of "unauthorized" agent requests).
 """
@@ -282,6 +282,22 @@ async def _op_agent_video(twin: Twin, req: Reply) -> Reply:
     return {"ok": True, "mode": mode}
 
 
+async def _op_text_screen(twin: Twin, req: Reply) -> Reply:
+    """The Text app's screen (harness.twin.textscreens)."""
+    twin.screen.show_text_screen(str(req.get("name", "settings")))
+    return {"ok": True, "screen": twin.screen.text_screen}
+
+
+async def _op_secure(twin: Twin, req: Reply) -> Reply:
+    """An app marks its window FLAG_SECURE: its share turns black."""
+    pkg = str(req.get("package", ""))
+    on = bool(req.get("on", True))
+    (twin.screen.secure_packages.add if on else twin.screen.secure_packages.discard)(pkg)
+    twin.truth.record("secure_window", package=pkg, on=on)
+    twin.screen.changed(f"secure {pkg} {on}")
+    return {"ok": True, "secure": sorted(twin.screen.secure_packages)}
+
+
 _TWIN_OPS: dict[str, Callable[[Twin, Reply], Awaitable[Reply]]] = {
     "status": _op_status,
     "accept_keys": _op_accept_keys,
@@ -301,6 +317,8 @@ _TWIN_OPS: dict[str, Callable[[Twin, Reply], Awaitable[Reply]]] = {
     "region": _op_region,
     "registered": _op_registered,
     "agent_video": _op_agent_video,
+    "text_screen": _op_text_screen,
+    "secure": _op_secure,
 }
 
 

@@ -86,7 +86,8 @@ def _window(twin: Twin, args: list[str]) -> str:
         "WINDOW MANAGER WINDOWS (dumpsys window windows)\n"
         f"  Window #0 Window{{41e0b6b8 u0 {activity}}}:\n"
         f"    mDisplayId=0 mSession=Session{{41c9f0b0 uid 10011}} mClient=android.os.BinderProxy@41e0b4a0\n"
-        f"    mOwnerUid=10011 mShowToOwnerOnly=true package={sc.focus_package} appop=NONE\n\n"
+        f"    mOwnerUid=10011 mShowToOwnerOnly=true package={sc.focus_package} appop=NONE\n"
+        f"    mAttrs=WM.LayoutParams{{(0,0)(fillxfill) ty=BASE_APPLICATION fl=#{0x81810100 | (0x2000 if sc.secure_showing() else 0):x} fmt=-1}}\n\n"
         f"  mCurrentFocus=Window{{41e0b6b8 u0 {activity}}}\n"
         f"  mFocusedApp=AppWindowToken{{41d7e2f0 token=Token{{41d2c860 ActivityRecord{{41d2c6b0 u0 {activity}}}}}}}\n"
     )

@@ -122,13 +122,16 @@ class ShareTrack:
                 rgba = screen.frame()
                 version = screen.version
                 masked = screen.private_app_showing()
+                secure = screen.secure_showing()  # FLAG_SECURE: captured black, as on Android
                 h, w = rgba.shape[:2]
                 sw = SHARE_WIDTH
                 sh = int(round(h * sw / w / 2)) * 2
                 rgb = cv2.resize(
                     cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), (sw, sh), interpolation=cv2.INTER_AREA
                 )
-                if masked:
+                if secure:
+                    rgb[:] = 0
+                elif masked:
                     rgb[:] = (30, 30, 30)
                     cv2.putText(
                         rgb,
@@ -148,6 +151,7 @@ class ShareTrack:
                     index=self.sent,
                     screen_version=version,
                     masked=masked,
+                    secure=secure,
                     private=screen.private_package() or "",
                     fps=share_fps_for(self.twin.network.up_kbps),
                 )

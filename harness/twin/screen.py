@@ -64,6 +64,7 @@ class App:
 TIMECODE_APP = "com.mayday.hil.timecode"
 TIMECODE_FPS = 30.0
 WALT_APP = "com.mayday.hil.walt"
+TEXT_APP = "com.mayday.hil.text"  # known text to read (harness.twin.textscreens)
 VSYNC_S = 1 / 60.0
 COMPOSITOR_FRAMES = 1  # a drawn frame reaches the glass one vsync after the one it was drawn for
 
@@ -89,7 +90,10 @@ class Screen:
             App("com.android.settings", "Settings"),
             App(TIMECODE_APP, "Timecode"),
             App(WALT_APP, "WALT"),
+            App(TEXT_APP, "Text"),
         ]
+        self.text_screen = "settings"  # which text screen the Text app shows (control op)
+        self.secure_packages: set[str] = set()  # apps whose window is FLAG_SECURE (control op)
         self.walt_white = False  # the WALT screen test app: black or white, flipped on request
         self.luma_signal = None  # a StepSignal the simulated photodiode reads (harness.twin.lab)
         self.tc_frame_no = (
@@ -154,10 +158,33 @@ class Screen:
         self.state = f"app:{pkg}" if app else "home"
         self.focus_package = pkg if app else self.launcher
         self.changed(f"open {pkg}")
+        if pkg == TEXT_APP:
+            self.show_text_screen(self.text_screen)
         if pkg == TIMECODE_APP and (self._tc_task is None or self._tc_task.done()):
             import asyncio
 
             self._tc_task = asyncio.get_running_loop().create_task(self._tick_timecode())
+
+    def show_text_screen(self, name: str) -> None:
+        """Which text screen the Text app shows; logged as `text_shown` (text, boxes) when shown.
+
+        Raises:
+            ValueError: unknown screen name.
+        """
+        from harness.twin import textscreens
+
+        if name not in textscreens.SCREEN_NAMES:
+            raise ValueError(f"unknown text screen {name!r}; known: {textscreens.SCREEN_NAMES}")
+        self.text_screen = name
+        if self.state == f"app:{TEXT_APP}":
+            version = self.changed(f"text screen {name}")
+            _img, lines = textscreens.render(name, self.width, self.height)
+            fields = textscreens.truth_fields(name, self.width, self.height, lines)
+            self.twin.truth.record("text_shown", version=version, **fields)
+
+    def secure_showing(self) -> bool:
+        """True while the app in front marked its window FLAG_SECURE: captures of it are black."""
+        return self.screen_on and self.focus_package in self.secure_packages
 
     def walt_draw(self, white: bool) -> float:
         """The WALT app repaints: at the next vsync plus the compositor's frame, the pixels change.
@@ -763,6 +790,11 @@ class Screen:
                 self._draw(img, node)
             if self.state == f"app:{TIMECODE_APP}":
                 self._test_pattern(img)
+            if self.state == f"app:{TEXT_APP}":  # the text screen below the status bar
+                from harness.twin import textscreens
+
+                text_img, _ = textscreens.render(self.text_screen, self.width, self.height)
+                img[self.status_h :] = text_img[self.status_h :]
             if self.state == f"app:{WALT_APP}":  # full-screen black or white below the status bar
                 img[self.status_h :] = 255 if self.walt_white else 0
         self._base = (root, img)
