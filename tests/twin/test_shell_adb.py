@@ -18,7 +18,7 @@ API17 = "fire-hdx-7-2013"
 _LOOP_SETTLE_S = 0.5
 _STREAM_READ_TIMEOUT_S = 5.0
 
-GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "shell" / "sh-qa-script"
+GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "sh" / "qa-script"
 SCRIPT = (GOLDEN / "qa.sh").read_bytes()
 
 

@@ -457,11 +457,11 @@ def test_a_job_with_its_output_redirected_outlives_the_session(twins):
 
 
 def test_golden_qa_script_is_what_mksh_prints():
-    """fixtures/shell/sh-qa-script: the expected output is mksh's own (getprop stubbed)."""
+    """fixtures/sh/qa-script: the expected output is mksh's own (getprop stubbed)."""
     mksh = shutil.which("mksh")
     if mksh is None:
         pytest.skip("no mksh oracle: apt-get install mksh toybox")
-    golden = Path(__file__).resolve().parents[2] / "fixtures" / "shell" / "sh-qa-script"
+    golden = Path(__file__).resolve().parents[2] / "fixtures" / "sh" / "qa-script"
     script = "getprop() { echo 34; }\n" + (golden / "qa.sh").read_text()
     got = subprocess.run(
         [mksh, "-c", script, "qa.sh", "1", "2", "4"], capture_output=True, timeout=10
