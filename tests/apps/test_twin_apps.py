@@ -97,3 +97,53 @@ def test_mismatched_profile_is_one_error_naming_the_selector_with_the_dump(adb_s
         err.value
     )
     assert "<hierarchy" in err.value.dump and "Email" in err.value.dump
+
+
+def test_selectors_resolve_on_both_ui_backends(adb_server, start_twin):
+    """The same app profile (XPath pane, text+id button) on uiautomator2 and on dump + input."""
+    tp, dev = _start(start_twin, adb_server, "helpdesk", "de-DE")
+    tp.control("backend", answer_waits=[30])
+    app = load_app_profile("helpdesk")
+    seen = {}
+    for ui in (Ui.for_device(dev, prefer_u2=True), Ui.for_device(dev, prefer_u2=False)):
+        drv = SessionDriver(dev, ui, app=app)
+        button = drv.open_support()
+        assert button.text == "Support anrufen"
+        if not seen:
+            drv.press_support(button)
+        pane = drv.wait_for_pane()
+        seen[ui.backend_name] = pane.bounds
+    assert set(seen) == {"uiautomator2", "uiautomator-dump"}
+    assert len(set(seen.values())) == 1  # the same pane found by XPath on both
+    drv.end()
+
+
+def test_mismatched_profile_in_a_run_attaches_the_ui_dump(pytester, tmp_path):
+    from pathlib import Path
+
+    suites = Path(__file__).resolve().parents[2] / "suites"
+    pytester.copy_example(str(suites / "test_connect.py"))
+    result = pytester.runpytest_subprocess(
+        "test_connect.py",
+        "-k",
+        "connect_time_within",
+        "--twin",
+        "android-emulator-api34",
+        "--app",
+        "helpdesk",
+        "--hil-reports",
+        str(tmp_path / "reports"),
+        "-p",
+        "no:cacheprovider",
+        timeout=300,
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*SelectorNotFound*app profile 'helpdesk': selector icon (description='Helpdesk') not found*"
+        ]
+    )
+    (run,) = list((tmp_path / "reports").glob("*/report.html"))
+    dumps = list(run.parent.glob("uidump-*.xml"))
+    assert len(dumps) == 1 and "<hierarchy" in dumps[0].read_text()
+    assert "UI dump (icon (description=" in run.read_text()
