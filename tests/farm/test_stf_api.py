@@ -233,3 +233,19 @@ def test_filters_and_shards():
     shards = {i: [t for t in ids if shard_of(t, 2) == i] for i in (1, 2)}
     assert sorted(shards[1] + shards[2]) == sorted(ids) and shards[1] and shards[2]
     assert shard_of("suite.py::test_3", 2) == shard_of("suite.py::test_3", 2)
+
+
+def test_farm_cli_bad_input_is_one_error(capsys):
+    from harness.cli import main
+
+    assert main(["farm", "stf", "--twins", "nokia-3310", "--token", "t"]) == 2
+    assert "unknown profile 'nokia-3310'" in capsys.readouterr().err
+    assert main(["farm", "stf", "--twins", "fire-hdx-7-2013x0", "--token", "t"]) == 2
+    assert "--twins: fire-hdx-7-2013x0: expected PROFILE or PROFILExN" in capsys.readouterr().err
+    assert main(["farm", "stf", "--twins", "fire-hdx-7-2013", "--token", ""]) == 2
+    assert "--token" in capsys.readouterr().err
+
+
+def test_empty_bearer_token_is_bad_credentials(farm):
+    status, body = call(farm, "GET", "/api/v1/user", auth="Bearer ")
+    assert (status, body["description"]) == (401, "Bad Credentials")

@@ -172,9 +172,12 @@ HOLD = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "sigterm", "sigkill"]
+)
 def test_stopped_run_releases_its_leases(start_farm, tmp_path, sig, default_signals, wait):
-    """SIGTERM: the run releases on its way out; SIGKILL: no cleanup runs, the reaper releases."""
+    """Ctrl-C, SIGTERM: the run releases on its way out; SIGKILL: no cleanup runs, the reaper
+    releases."""
     farm = start_farm("android-emulator-api34x2")
     (tmp_path / "test_hold.py").write_text(HOLD)
     held = tmp_path / "held"

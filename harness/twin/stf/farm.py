@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from harness.errors import ProfileError
 from harness.profiles import DeviceProfile
 from harness.twin.stf.proxy import RemotePort
 
@@ -109,8 +110,8 @@ class StfFarm:
         default_lease_s: float = DEFAULT_LEASE_S,
         offline_after_connect_s: float = 0.0,
     ):
-        if not tokens:
-            raise ValueError("an STF farm needs at least one access token")
+        if not tokens or not all(tokens):
+            raise ProfileError("--token", "-", "an STF farm needs access tokens, none empty")
         self.devices = {d.serial: d for d in devices}
         self.users = {
             t: {
@@ -175,7 +176,9 @@ class StfFarm:
         if user is None:
             return 401, {
                 "success": False,
-                "description": "Bad Credentials" if token else "Requires Authentication",
+                "description": "Bad Credentials"
+                if token is not None
+                else "Requires Authentication",
             }
         if path.startswith("/_twin/"):
             return self._twin_api(method, path, body)

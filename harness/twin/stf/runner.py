@@ -81,6 +81,8 @@ class FarmRunner:
         offline_after_connect_s: float = 0.0,
         provider: str = PROVIDER,
     ):
+        if not tokens or not all(tokens):
+            raise ProfileError("--token", "-", "an STF farm needs access tokens, none empty")
         self.specs = [parse_twins(t) for t in twins]
         self.profiles = {name: load_profile(name, profiles_dir) for name, _ in self.specs}
         self.tokens = tokens
