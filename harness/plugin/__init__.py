@@ -22,6 +22,9 @@ from harness.report.collector import REPORT_DEVICE, REPORT_RECORDS, REPORT_RETRI
 from harness.report.junit import junit_properties
 
 log = logging.getLogger("harness.plugin")
+# `--twins`: the default twin set of the main job (one per kind of device the harness meets:
+# Fire OS 3 on API 17, a tablet that is not eligible (no microphone), a modern Android)
+DEFAULT_TWINS = ("fire-hdx-7-2013", "fire-hd-7-2013", "android-emulator-api34")
 
 _REQUIREMENTS = {
     "microphone": lambda c: c.microphone,
@@ -116,6 +119,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="give each twin a simulated WALT, power relay and lab camera",
     )
     g.addoption(
+        "--twins",
+        action="store_true",
+        help="the main job on twins: " + ", ".join(DEFAULT_TWINS) + " with their lab instruments "
+        "(--twin-lab), one xdist worker each unless -n is given",
+    )
+    g.addoption(
         "--app",
         default=None,
         metavar="NAME|PATH",
@@ -198,6 +207,15 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser, args: lis
     - the ini default `generate_report_on_test = true`: pytest-html rewrites the report after
       every test, so a run killed outright keeps it (unless the ini file or a -o sets it)."""
     ns = early_config.known_args_namespace
+    if getattr(ns, "twins", False) and "--twin-lab" not in args:
+        # `--twins` = `--twin` for each of DEFAULT_TWINS, `--twin-lab`, and `-n` one worker
+        # per twin unless given (the workers parse this same, expanded command line)
+        extra = [a for name in DEFAULT_TWINS for a in ("--twin", name)] + ["--twin-lab"]
+        if getattr(ns, "numprocesses", None) is None:
+            extra += ["-n", str(len(DEFAULT_TWINS))]
+            ns.numprocesses = len(DEFAULT_TWINS)
+        args[:] = [*args, *extra]
+        ns.twin = [*(getattr(ns, "twin", None) or []), *DEFAULT_TWINS]
     if not (
         getattr(ns, "twin", None)
         or getattr(ns, "device", None)
