@@ -89,12 +89,18 @@ class WorkerState:
         self.results = ResultsWriter(self.run_dir / "results.jsonl")
         self.budgets()  # a malformed budget file stops the run before any device is touched
         self.run = HilRun(self.profiles_dir, "127.0.0.1", o.adb_port)
-        if o.twin:
-            self.run.start_twins(o.twin, lab=o.twin_lab)
         if o.shard:
             from harness.farm.stf import parse_shard
 
             parse_shard(o.shard)  # a malformed --shard: one error before anything starts
+        if o.stf and (o.twin or o.device or o.all_devices):
+            raise ProfileError(
+                "--stf",
+                o.stf,
+                "leases the run's devices: not with --twin, --device or --all-devices",
+            )
+        if o.twin:
+            self.run.start_twins(o.twin, lab=o.twin_lab)
         if o.stf:
             self.run.lease_stf(
                 o.stf,
