@@ -240,3 +240,33 @@ def test_crashed_worker_leases_are_released_by_the_controller(start_farm, tmp_pa
     assert set(farm.owners().values()) == {None}
     released = sorted(e["serial"] for e in farm.state()["events"] if e["event"] == "release")
     assert released == sorted(d["serial"] for d in farm.info["devices"])
+
+
+EXPIRES = textwrap.dedent(
+    """
+    import time
+
+    def test_1(device):
+        assert device.getprop("ro.product.model")
+        time.sleep(4)  # past the 2 s lease
+
+    def test_2(device):
+        assert device.getprop("ro.product.model")
+    """
+)
+
+
+def test_lease_that_expires_mid_run_is_one_error_naming_the_device(start_farm, tmp_path):
+    farm = start_farm("android-emulator-api34")
+    serial = farm.info["devices"][0]["serial"]
+    (tmp_path / "test_expires.py").write_text(EXPIRES)
+    proc = _pytest(
+        tmp_path, farm.url, "--stf-lease-s", "2", "test_expires.py", env={"STF_TOKEN": TOKEN}
+    )
+    code, out = _finish(proc)
+    assert code == 1 and "1 passed, 1 error" in out, out
+    assert f"STF device {serial} (twin-provider-1) was taken back by the farm mid-run" in out
+    whys = [e["why"] for e in farm.state()["events"] if e["event"] == "release"]
+    assert whys == [
+        "expired"
+    ]  # the farm took it back; the run's own release then had nothing to do
