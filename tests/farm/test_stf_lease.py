@@ -94,7 +94,7 @@ TAKEN_BACK = textwrap.dedent(
         req = urllib.request.Request(
             os.environ["FARM_URL"] + "/_twin/faults", method="POST",
             data=json.dumps({"op": "leave", "serial": serial}).encode(),
-            headers={"Authorization": "Bearer " + os.environ["STF_TOKEN"]})
+            headers={"Authorization": "Bearer " + os.environ["FARM_TOKEN"]})
         urllib.request.urlopen(req, timeout=10).read()
 
     def test_1(device, hil_device, measure):
@@ -126,8 +126,10 @@ def test_device_taken_back_mid_run_is_one_error_naming_it(start_farm, tmp_path):
         "--stf-filter",
         "profile=fire-hdx-7-2013",
         "-rA",
+        "--stf-token",
+        secret,  # on the command line: it must not reach the report either
         "test_taken.py",
-        env={"STF_TOKEN": secret, "FARM_URL": farm.url, "LEAVE": leave},
+        env={"FARM_TOKEN": secret, "FARM_URL": farm.url, "LEAVE": leave},
     )
     code, out = _finish(proc)
     assert code == 1, out
@@ -158,6 +160,9 @@ def test_wrong_token_is_one_startup_error_without_the_token(start_farm, tmp_path
     assert code == 4, out  # pytest usage error
     assert f"mayday-hil: STF {farm.url}: 401 Bad Credentials: check --stf-token or STF_TOKEN" in out
     assert out.count("wrong-secret-123") == 0
+    files = [f for f in (tmp_path / "reports").rglob("*") if f.is_file()]
+    assert files  # the run directory was written, without the token
+    assert not [f for f in files if b"wrong-secret-123" in f.read_bytes()]
 
 
 HOLD = textwrap.dedent(
