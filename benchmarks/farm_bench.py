@@ -117,7 +117,7 @@ def _session(serial: str, adb_port: int) -> float:
     return float(ssim(frames[0], frames[-1]))
 
 
-def _round_trips(adb: AdbServer, info: dict, n: int, rounds: int = 30) -> tuple[float, float]:
+def _round_trips(adb: AdbServer, info: dict, rounds: int = 30) -> tuple[float, float]:
     """p50 getprop round trip through a fresh lease's remote port and the twin's own port."""
     leaser = StfLeaser(StfClient(info["url"], TOKEN), adb, count=1, lease_s=600)
     lease = leaser.acquire()[0]
@@ -165,7 +165,7 @@ def bench(n: int, profile: str, tmp: Path) -> dict:
         harness_cpu = (_self_cpu_s() - me0) + (_cpu_s(adb.proc.pid) - adb0)
         farm_cpu = _cpu_s(farm.pid) - farm_cpu0
         twins_cpu = sum(_cpu_s(p) for p in twin_pids) - twins_cpu0
-        remote_ms, direct_ms = _round_trips(adb, info, n)  # after the CPU figures
+        remote_ms, direct_ms = _round_trips(adb, info)  # after the CPU figures
         ready = sorted(leaser.timings.values())
         return {
             "devices": n,
