@@ -10,6 +10,8 @@ analysis a session does); then releases. Figures:
 - lease-to-ready per device (claim -> `device` state), p50/max; the peer in the same run is a
   plain `adb connect` of the same twin's own port (no farm, no remote port) to `device`;
 - wall time of the run (lease all, sessions, release all);
+- shell round trip (`getprop`) through the farm's remote adb port, against the same twin's own
+  port (the peer) in the same run: what the farm's forwarding adds to every device call;
 - CPU seconds per device-session of the harness (this process + its adb server), apart from the
   farm's (API + remote ports) and the twins' CPU.
 """
@@ -115,6 +117,28 @@ def _session(serial: str, adb_port: int) -> float:
     return float(ssim(frames[0], frames[-1]))
 
 
+def _round_trips(adb: AdbServer, info: dict, rounds: int = 30) -> tuple[float, float]:
+    """p50 getprop round trip through a fresh lease's remote port and the twin's own port."""
+    leaser = StfLeaser(StfClient(info["url"], TOKEN), adb, count=1, lease_s=600)
+    lease = leaser.acquire()[0]
+    twin = next(d for d in info["devices"] if d["serial"] == lease.serial)
+    direct = adb.connect(f"127.0.0.1:{twin['twin_port']}")
+    out = []
+    try:
+        for serial in (lease.remote_url, direct):
+            dev = Device(serial, port=adb.port)
+            times = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                dev.getprop("ro.product.model")
+                times.append(1000 * (time.perf_counter() - t0))
+            out.append(statistics.median(times))
+    finally:
+        leaser.release_all()
+        adb.client(timeout_s=5).disconnect(direct)
+    return out[0], out[1]
+
+
 def bench(n: int, profile: str, tmp: Path) -> dict:
     farm, info = _start_farm(n, profile, tmp / f"farm{n}")
     twin_pids = _children(farm.pid)
@@ -141,6 +165,7 @@ def bench(n: int, profile: str, tmp: Path) -> dict:
         harness_cpu = (_self_cpu_s() - me0) + (_cpu_s(adb.proc.pid) - adb0)
         farm_cpu = _cpu_s(farm.pid) - farm_cpu0
         twins_cpu = sum(_cpu_s(p) for p in twin_pids) - twins_cpu0
+        remote_ms, direct_ms = _round_trips(adb, info)  # after the CPU figures
         ready = sorted(leaser.timings.values())
         return {
             "devices": n,
@@ -149,6 +174,8 @@ def bench(n: int, profile: str, tmp: Path) -> dict:
             "lease_to_ready_max_s": ready[-1],
             "peer_adb_connect_p50_s": statistics.median(peer),
             "wall_s": wall,
+            "getprop_remote_p50_ms": remote_ms,
+            "getprop_direct_p50_ms": direct_ms,
             "harness_cpu_per_session_s": harness_cpu / n,
             "farm_cpu_s": farm_cpu,
             "twins_cpu_per_session_s": twins_cpu / n,
@@ -177,6 +204,8 @@ def main() -> int:
                 f"N={n:2d}: lease-to-ready p50 {row['lease_to_ready_p50_s'] * 1000:.0f} ms "
                 f"(max {row['lease_to_ready_max_s'] * 1000:.0f} ms; plain adb connect "
                 f"{row['peer_adb_connect_p50_s'] * 1000:.0f} ms), wall {row['wall_s']:.1f} s, "
+                f"getprop remote {row['getprop_remote_p50_ms']:.1f} ms (direct "
+                f"{row['getprop_direct_p50_ms']:.1f} ms), "
                 f"harness CPU {row['harness_cpu_per_session_s']:.2f} s/session, "
                 f"twins {row['twins_cpu_per_session_s']:.2f} s/session, farm {row['farm_cpu_s']:.2f} s"
                 + (f", retries {row['retries']}" if row["retries"] else ""),

@@ -111,6 +111,12 @@ class WorkerState:
             from harness.farm.stf import parse_shard
 
             parse_shard(o.shard)  # a malformed --shard: one error before anything starts
+        if o.stf and (o.twin or o.device or o.all_devices):
+            raise ProfileError(
+                "--stf",
+                o.stf,
+                "leases the run's devices: not with --twin, --device or --all-devices",
+            )
         stf_token = (o.stf_token or os.environ.get("STF_TOKEN", "")) if o.stf else ""
         if o.stf:
             from harness.farm.reaper import STF_TOKEN_ENV

@@ -4,7 +4,8 @@
 summary.json and writes DIR/results.jsonl, DIR/summary.json and DIR/report.html. A record met
 twice (the same line in two runs) is a duplicate: kept once, named. The same test, device and
 metric measured differently in two runs is a clash: both kept, named; so is a device that two
-runs both used.
+runs both used. A leased STF device is named by its STF serial (its remote adb address, kept
+as adb_serial, is only one run's name for it).
 """
 
 from __future__ import annotations
@@ -100,7 +101,11 @@ def merge(run_dirs: list[Path]) -> MergedRun:
                 continue
             used_by[key] = name
             out.devices.append({**dev, "run": name})
+        alias = {dev["serial"]: device_name(dev) for dev in devices if "serial" in dev}
         for rec in records:
+            if rec.get("device") in alias and alias[rec["device"]] != rec["device"]:
+                # an STF device: its remote adb address is only this run's name for it
+                rec = {**rec, "device": alias[rec["device"]], "adb_serial": rec["device"]}
             line = json.dumps(rec, sort_keys=True)
             if line in seen:
                 out.duplicates.append(

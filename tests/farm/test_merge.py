@@ -81,6 +81,12 @@ def test_two_shards_merge_into_one_report(tmp_path):
         ("t.py::c[b]", "shard1"),
         ("t.py::c[c]", "shard2"),
     ]
+    # a leased device is named by its STF serial: the same host:port on two runners is no clash
+    assert sorted((r["device"], r["adb_serial"]) for r in rows) == [
+        ("TWIN1", "127.0.0.1:7401"),
+        ("TWIN2", "127.0.0.1:7401"),
+        ("TWIN3", "127.0.0.1:7403"),
+    ]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert (summary["measurements"], summary["failed_verdicts"], summary["exitstatus"]) == (3, 1, 1)
     assert summary["retries"] == {"stf": {"x": 2}}

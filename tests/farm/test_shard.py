@@ -49,3 +49,15 @@ def test_malformed_shard_is_one_startup_error(pytester: pytest.Pytester, tmp_pat
     )
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*mayday-hil: --shard: 3/2: expected I/N with 1 <= I <= N*"])
+
+
+def test_stf_with_local_devices_is_one_startup_error(pytester: pytest.Pytester, tmp_path):
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(
+        "--stf", "http://127.0.0.1:9", "--twin", "android-emulator-api34",
+        "--hil-reports", str(tmp_path), timeout=60,
+    )  # fmt: skip
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(
+        ["*mayday-hil: --stf: *: leases the run's devices: not with --twin*"]
+    )

@@ -94,7 +94,7 @@ TAKEN_BACK = textwrap.dedent(
         req = urllib.request.Request(
             os.environ["FARM_URL"] + "/_twin/faults", method="POST",
             data=json.dumps({"op": "leave", "serial": serial}).encode(),
-            headers={"Authorization": "Bearer " + os.environ["STF_TOKEN"]})
+            headers={"Authorization": "Bearer " + os.environ["FARM_TOKEN"]})
         urllib.request.urlopen(req, timeout=10).read()
 
     def test_1(device, hil_device, measure):
@@ -126,8 +126,10 @@ def test_device_taken_back_mid_run_is_one_error_naming_it(start_farm, tmp_path):
         "--stf-filter",
         "profile=fire-hdx-7-2013",
         "-rA",
+        "--stf-token",
+        secret,  # on the command line: it must not reach the report either
         "test_taken.py",
-        env={"STF_TOKEN": secret, "FARM_URL": farm.url, "LEAVE": leave},
+        env={"FARM_TOKEN": secret, "FARM_URL": farm.url, "LEAVE": leave},
     )
     code, out = _finish(proc)
     assert code == 1, out
@@ -158,6 +160,9 @@ def test_wrong_token_is_one_startup_error_without_the_token(start_farm, tmp_path
     assert code == 4, out  # pytest usage error
     assert f"mayday-hil: STF {farm.url}: 401 Bad Credentials: check --stf-token or STF_TOKEN" in out
     assert out.count("wrong-secret-123") == 0
+    files = [f for f in (tmp_path / "reports").rglob("*") if f.is_file()]
+    assert files  # the run directory was written, without the token
+    assert not [f for f in files if b"wrong-secret-123" in f.read_bytes()]
 
 
 HOLD = textwrap.dedent(
@@ -240,3 +245,33 @@ def test_crashed_worker_leases_are_released_by_the_controller(start_farm, tmp_pa
     assert set(farm.owners().values()) == {None}
     released = sorted(e["serial"] for e in farm.state()["events"] if e["event"] == "release")
     assert released == sorted(d["serial"] for d in farm.info["devices"])
+
+
+EXPIRES = textwrap.dedent(
+    """
+    import time
+
+    def test_1(device):
+        assert device.getprop("ro.product.model")
+        time.sleep(4)  # past the 2 s lease
+
+    def test_2(device):
+        assert device.getprop("ro.product.model")
+    """
+)
+
+
+def test_lease_that_expires_mid_run_is_one_error_naming_the_device(start_farm, tmp_path):
+    farm = start_farm("android-emulator-api34")
+    serial = farm.info["devices"][0]["serial"]
+    (tmp_path / "test_expires.py").write_text(EXPIRES)
+    proc = _pytest(
+        tmp_path, farm.url, "--stf-lease-s", "2", "test_expires.py", env={"STF_TOKEN": TOKEN}
+    )
+    code, out = _finish(proc)
+    assert code == 1 and "1 passed, 1 error" in out, out
+    assert f"STF device {serial} (twin-provider-1) was taken back by the farm mid-run" in out
+    whys = [e["why"] for e in farm.state()["events"] if e["event"] == "release"]
+    assert whys == [
+        "expired"
+    ]  # the farm took it back; the run's own release then had nothing to do

@@ -36,13 +36,16 @@ SUITE = textwrap.dedent(
 )
 
 
-def _start(tmp_path: Path, url: str, shard: str, env: dict | None = None) -> subprocess.Popen:
+def _start(
+    tmp_path: Path, url: str, shard: str, env: dict | None = None, sharded: bool = True
+) -> subprocess.Popen:
     host = tmp_path / f"host{shard[0]}"
     host.mkdir()
     (host / "test_suite.py").write_text(SUITE)
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_suite.py", "--stf", url]
-        + ["--stf-count", "3", "--shard", shard, "--hil-reports", str(host / "reports")],
+        + ["--stf-count", "3", "--hil-reports", str(host / "reports")]
+        + (["--shard", shard] if sharded else []),
         cwd=host,
         env={**os.environ, "STF_TOKEN": TOKEN, **(env or {})},
         stdout=subprocess.PIPE,
@@ -75,10 +78,13 @@ def _claims_never_overlap(events: list[dict]) -> list[str]:
     return claimed
 
 
-def test_two_sharded_runs_share_one_farm_and_merge(start_farm, tmp_path):
+@pytest.mark.parametrize("sharded", [True, False], ids=["sharded", "racing"])
+def test_two_runs_share_one_farm_and_merge(start_farm, tmp_path, sharded):
+    """Sharded, the runs never compete; racing (no --shard), both list the same free devices
+    and the farm's 403 on a taken device sends the loser on to the next one."""
     farm = start_farm("fire-hdx-7-2013x3", "android-emulator-api34x3")
     serials = sorted(d["serial"] for d in farm.info["devices"])
-    procs = [_start(tmp_path, farm.url, s) for s in ("1/2", "2/2")]
+    procs = [_start(tmp_path, farm.url, s, sharded=sharded) for s in ("1/2", "2/2")]
     results = [_finish(p) for p in procs]
     for code, out in results:
         assert code == 0 and "3 passed" in out, out
@@ -95,7 +101,8 @@ def test_two_sharded_runs_share_one_farm_and_merge(start_farm, tmp_path):
     assert "6 measurements on 6 devices" in html and "0 clashes" in html
     for s in serials:
         assert f"<td>{s}</td>" in html
-    assert len(by_device) == 6 and all(r["stats"]["n"] == 3 for r in rows)
+    assert sorted(by_device) == serials  # named by STF serial, every device's figures
+    assert all(r["stats"]["n"] == 3 for r in rows)
 
 
 def test_a_killed_run_releases_its_leases_and_the_other_goes_on(start_farm, tmp_path, wait):
