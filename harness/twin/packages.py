@@ -5,6 +5,7 @@ PackageManagerShellCommand, ActivityManagerShellCommand, toolbox/toybox ps)."""
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -462,6 +463,11 @@ async def _ime(p: Proc) -> int:
 
 
 # --- dumpsys package / activity ------------------------------------------------------------
+def _hid(text: str) -> str:
+    """A stable identity-hash-like hex id (as Java prints object ids)."""
+    return f"{zlib.crc32(text.encode()) | 0x10000000:08x}"
+
+
 def dumpsys_package(twin: Twin, args: list[str]) -> str:
     name = next((a for a in args if not a.startswith("-")), "")
     info = package_info(twin, name) if name else None
@@ -473,13 +479,18 @@ def dumpsys_package(twin: Twin, args: list[str]) -> str:
         )
     api = twin.personality.api
     flags = ("SYSTEM " if info.system else "") + "HAS_CODE ALLOW_CLEAR_USER_DATA ALLOW_BACKUP"
-    code_path = info.path.rsplit("/", 1)[0] if api >= 21 else info.path
-    sig = f"{abs(hash(info.name)) & 0xFFFFFFF:07x}"
+    if api < 21:
+        code_path = info.path
+    elif info.path.endswith("/base.apk"):
+        code_path = info.path.rsplit("/", 1)[0]
+    else:
+        code_path = info.path.removesuffix(".apk")  # /system/app/Settings(/Settings.apk)
+    sig = _hid(info.name + "sig")
     lines = [
         "Packages:",
-        f"  Package [{info.name}] ({abs(hash(info.name + 'p')) & 0xFFFFFFF:07x}):",
+        f"  Package [{info.name}] ({_hid(info.name + 'p')}):",
         f"    userId={info.uid}",
-        f"    pkg=Package{{{abs(hash(info.name + 'k')) & 0xFFFFFFF:07x} {info.name}}}",
+        f"    pkg=Package{{{_hid(info.name + 'k')} {info.name}}}",
         f"    codePath={code_path}",
         f"    resourcePath={code_path}",
     ]
@@ -530,7 +541,7 @@ def dumpsys_activity(twin: Twin, args: list[str]) -> str:
     what = args[0] if args else "activities"
     pkg, act = _focus_activity(twin)
     pid = app_pid(twin, pkg) if pkg in twin.packages else 0
-    token = f"{abs(hash((pkg, act))) & 0xFFFFFFF:07x}"
+    token = _hid(pkg + act)
     record = f"ActivityRecord{{{token} u0 {pkg}/{act} t{12 + pid % 50}}}"
     if what == "top":
         return (

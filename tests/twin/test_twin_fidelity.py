@@ -325,3 +325,19 @@ def test_screenrecord_writes_mp4_with_duration_and_size(adb_server, start_twin, 
         frames = sum(1 for _ in f.decode(v))
     assert 1.5 <= duration_s <= 2.2, duration_s  # --time-limit 2, frames at 30 fps
     assert frames >= 30
+
+
+@pytest.mark.parametrize("profile,api", [(NEW, 34), (OLD, 17)])
+def test_ps_and_dumpsys_package_golden(adb_server, start_twin, profile, api):
+    """Column layout of ps and the fields of dumpsys package per level; numbers, hashes and
+    dates vary run to run and are masked."""
+    tp = start_twin(profile)
+    serial = f"127.0.0.1:{tp.port}"
+    _sh(adb_server, serial, "am", "start", "-n", "com.android.settings/.MainActivity")
+    ps = _sh(adb_server, serial, "ps", "-A" if api >= 26 else "")
+    ps = "\n".join(ln.rstrip() for ln in re.sub(r"\d", "9", ps).splitlines()) + "\n"
+    _golden(f"ps_api{api}.txt", ps)
+    pkg = _sh(adb_server, serial, "dumpsys", "package", "com.android.settings")
+    pkg = re.sub(r"\b[0-9a-f]{8}\b", "HASH", pkg)
+    pkg = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "DATE", pkg)
+    _golden(f"dumpsys_package_api{api}.txt", pkg)
