@@ -73,6 +73,7 @@ class Twin:
         self.personality: Personality = personality_for(profile)
         self.serial_hint = f"emulator-{port - 1}" if port in EMULATOR_PORTS else f"127.0.0.1:{port}"
         self.truth = GroundTruth(self.state_dir / "groundtruth.jsonl", twin=self.serial_hint)
+        self._log_twin_events()
         self.keys = KeyStore(self.state_dir / "adb_keys")
         self.accept_new_keys = self.options.accept_new_keys
         self.fs = FileSystem()
@@ -169,6 +170,21 @@ class Twin:
 
         pid = PID_SYSTEM_SERVER if pid is None else pid
         self.log.write(tag, msg, prio=level, pid=pid, tid=tid, buffer=buffer)
+
+    def _log_twin_events(self) -> None:
+        """What the twin records in its ground truth also reaches the device log, as the lines
+        the device's own processes would write (harness.twin.logcat.log_truth_event)."""
+        from harness.twin.logcat import log_truth_event
+
+        record = self.truth.record
+
+        def record_and_log(event: str, t: float | None = None, **fields) -> float:
+            stamp = record(event, t, **fields)
+            if hasattr(self, "screen"):
+                log_truth_event(self, event, fields)
+            return stamp
+
+        self.truth.record = record_and_log  # type: ignore[method-assign]
 
     def _log_boot(self) -> None:
         """The lines a freshly booted device of this model has in its log: zygote, system_server,

@@ -211,6 +211,9 @@ def test_logcat_exec_and_twin_events_on_api34(adb_server, start_twin):
     cp = adb_server.adb("-s", serial, "exec-out", "logcat", "-d", "-s", "WifiService")
     lines = cp.stdout.decode().splitlines()
     assert len(lines) == 2 and all(" I WifiService: setWifiEnabled" in ln for ln in lines)
+    tp.control("stall", service="localabstract:nothing")  # a fault: adbd logs it
+    stalled = _sh(adb_server, serial, "logcat", "-d", "-s", "adbd")
+    assert re.search(r" W adbd\s*: service localabstract:nothing not answering", stalled)
     every = _sh(adb_server, serial, "logcat", "-d")
     assert "com.amazon.kindle.otter" not in every, "no Fire launcher on the API 34 emulator"
     assert "Start proc" in every and "com.android.launcher3" in every
