@@ -190,27 +190,22 @@ class Twin:
         """The lines a freshly booted device of this model has in its log: zygote, system_server,
         boot completed, and the launcher's process start."""
         from harness.twin.logcat import PID_SYSTEM_SERVER
-        from harness.twin.packages import app_pid
+        from harness.twin.packages import app_pid, package_info
 
         api = self.personality.api
         self.log_event(
             "Zygote", f"System server process {PID_SYSTEM_SERVER} has been created", pid=290
         )
         self.log_event("SystemServer", "Entered the Android system server!", buffer="system")
+        launcher = self.screen.launcher
+        app_pid(self, launcher)
+        info = package_info(self, launcher)
         self.log_event(
             "ActivityManager" if api < 29 else "ActivityTaskManager",
-            "Displayed "
-            + self.screen.launcher
-            + (
-                "/.Launcher"
-                if "Fire" in self.profile.os_name
-                else "/.uioverrides.QuickstepLauncher"
-            )
-            + ": +1s120ms",
+            f"Displayed {launcher}/{info.activity if info else '.Launcher'}: +1s120ms",
             buffer="system",
         )
         self.log_event("BootReceiver", "Copying audit failures to DropBox", buffer="system")
-        app_pid(self, self.screen.launcher)
 
     def alloc_pid(self) -> int:
         """A fresh pid, as the kernel hands them out (increasing)."""

@@ -211,6 +211,8 @@ def test_logcat_exec_and_twin_events_on_api34(adb_server, start_twin):
     cp = adb_server.adb("-s", serial, "exec-out", "logcat", "-d", "-s", "WifiService")
     lines = cp.stdout.decode().splitlines()
     assert len(lines) == 2 and all(" I WifiService: setWifiEnabled" in ln for ln in lines)
+    cli = adb_server.adb("-s", serial, "logcat", "-d", "-s", "WifiService")  # the adb CLI's way
+    assert cli.returncode == 0 and cli.stdout.decode().splitlines() == lines
     tp.control("stall", service="localabstract:nothing")  # a fault: adbd logs it
     stalled = _sh(adb_server, serial, "logcat", "-d", "-s", "adbd")
     assert re.search(r" W adbd\s*: service localabstract:nothing not answering", stalled)
