@@ -17,6 +17,8 @@ import pytest
 from harness.profiles import load_profile
 from harness.twin.apk import ApkError, make_apk, parse_apk
 from harness.twin.personality import features_for
+from harness.twin.transport import KEEPALIVE_IDLE_S
+from harness.twin.truth import read_truth
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "twin"
 NEW, OLD = "android-emulator-api34", "fire-hdx-7-2013"
@@ -78,6 +80,9 @@ def test_idle_transport_outlives_any_read_timeout_and_has_keepalive(tmp_path):
             alive = conn.online and not conn.dead
             sock = conn.writer.get_extra_info("socket")
             keepalive = sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+            if hasattr(socket, "TCP_KEEPIDLE"):
+                idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+                keepalive = keepalive if idle == KEEPALIVE_IDLE_S else -idle
             writer.write(p.packet(p.A_OPEN, 7, 0, b"shell:echo still here\0"))
             await writer.drain()
             got = b""
@@ -131,6 +136,14 @@ def test_push_into_new_directory_and_system_is_read_only(adb_server, start_twin,
     cp = adb_server.adb("-s", serial, "push", str(src), "/sdcard/new/deeper/f.txt")
     assert cp.returncode == 0, cp.stderr
     assert _sh(adb_server, serial, "cat", "/sdcard/new/deeper/f.txt") == "hello\n"
+    if profile == NEW:  # without compression the CLI sends v1; a dry run needs sendrecv_v2
+        cp = adb_server.adb("-s", serial, "push", "-n", str(src), "/sdcard/dry/f.txt")
+        assert cp.returncode == 0, cp.stderr
+        assert "dry" not in _sh(adb_server, serial, "ls", "/sdcard")
+    sends = [
+        (e["proto"], e.get("dry_run", False)) for e in read_truth(tp.twins[0].truth, "sync_send")
+    ]
+    assert sends == ([("SEND", False), ("SND2", True)] if profile == NEW else [("SEND", False)])
     cp = adb_server.adb("-s", serial, "push", str(src), "/system/f.txt")
     assert cp.returncode != 0
     assert b"Read-only file system" in cp.stdout + cp.stderr
