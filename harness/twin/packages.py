@@ -368,9 +368,16 @@ async def _ps(p: Proc) -> int:
                 f"{'do_epoll_wait':<16s}    0 S {name}"
             )
         return 0
-    names = [a for a in args if not a.startswith("-")]
-    if names:
-        rows = [r for r in rows if r[3] in names or str(r[0]) in names]
+    # toolbox ps (before O): -t -x -P -p -c -Z are flags, a number is a pid, anything else a
+    # name prefix (so `ps -A` prints only the header, as uiautomator2 expects)
+    for a in args:
+        if a in ("-t", "-x", "-P", "-p", "-c", "-Z"):
+            continue
+        if a.isdigit():
+            rows = [r for r in rows if r[0] == int(a)]
+        else:
+            shown = {"init": "/init", "adbd": "/sbin/adbd"} if api < 24 else {}
+            rows = [r for r in rows if shown.get(r[3], r[3]).startswith(a)]
     if api >= 24:
         await p.print("USER      PID   PPID  VSIZE  RSS   WCHAN            PC  NAME")
         for pid, ppid, user, name in rows:

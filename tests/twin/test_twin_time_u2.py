@@ -108,3 +108,15 @@ def test_u2_public_api_methods_answer(u2):
     assert 'resource-id="android:id/content"' in xml
     # the truth saw the tap from the injected down/up
     assert any(e["event"] in ("tap", "touch") for e in read_truth(tp.twins[0].truth))
+
+
+def test_u2_app_calls_see_real_pids(u2, adb_server):
+    d, tp = u2
+    d.app_start("com.android.settings", ".MainActivity")
+    pid = d.app_wait("com.android.settings", timeout=5.0)
+    assert pid > 1000
+    serial = f"127.0.0.1:{tp.port}"
+    assert _shell(adb_server, serial, "pidof com.android.settings")[1].strip() == str(pid)
+    assert d.app_current()["package"] == "com.android.settings"
+    d.app_stop("com.android.settings")
+    assert "com.android.settings" not in _shell(adb_server, serial, "ps -A")[1]
