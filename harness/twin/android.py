@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.twin import packages  # noqa: F401  (registers pm, am, ps, ...)
+from harness.twin import packages  # registers pm, am, ps, ...
 from harness.twin.commands import _COMMANDS, command
 from harness.twin.logcat import run_log, run_logcat
 
@@ -44,3 +44,10 @@ if "exec" not in _COMMANDS:  # `adb logcat` runs `export ANDROID_LOG_TAGS=...; e
             return 127
         p.argv = p.argv[1:]
         return await func(p)
+
+
+if "kill" not in _COMMANDS:  # the shell's kill (jobs, signals) wins when it has one
+
+    @command("kill")
+    async def _kill(p: Proc) -> int:
+        return await packages.kill(p)

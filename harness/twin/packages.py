@@ -288,7 +288,8 @@ async def am(p: Proc) -> int:
             if twin.personality.api < 29:
                 await p.print(f"ThisTime: {total}")
             await p.print(f"TotalTime: {total}")
-            await p.print(f"WaitTime: {total + 6}")
+            if twin.personality.api >= 21:
+                await p.print(f"WaitTime: {total + 6}")
             await p.print("Complete")
         return 0
     if verb == "force-stop" and len(args) > 1:
@@ -406,8 +407,16 @@ async def _pidof(p: Proc) -> int:
     return 0
 
 
-@command("kill")
-async def _kill(p: Proc) -> int:
+def kill_pid(twin: Twin, pid: int) -> str | None:
+    """What `kill PID` from the shell user does to a device process: None when it may kill it,
+    else the error text (app and system processes belong to other users)."""
+    if pid in twin.processes or any(pid == r[0] for r in _SYSTEM_PROCESSES):
+        return "Operation not permitted"
+    return "No such process"
+
+
+async def kill(p: Proc) -> int:
+    """`kill [-SIG] PID...` against device processes (the shell's own jobs are the shell's)."""
     status = 0
     for arg in p.argv[1:]:
         if arg.startswith("-"):
@@ -415,15 +424,9 @@ async def _kill(p: Proc) -> int:
         if not arg.isdigit():
             await p.eprint(f"/system/bin/sh: kill: {arg}: arguments must be process or job IDs")
             return 1
-        pid = int(arg)
-        if pid in p.twin.processes:
-            await p.eprint(f"/system/bin/sh: kill: {pid}: Operation not permitted")
-            status = 1
-        elif not any(pid == r[0] for r in _SYSTEM_PROCESSES):
-            await p.eprint(f"/system/bin/sh: kill: {pid}: No such process")
-            status = 1
-        else:
-            await p.eprint(f"/system/bin/sh: kill: {pid}: Operation not permitted")
+        err = kill_pid(p.twin, int(arg))
+        if err is not None:
+            await p.eprint(f"/system/bin/sh: kill: {arg}: {err}")
             status = 1
     return status
 

@@ -24,12 +24,12 @@ def _shell(adb_server, serial: str, cmd: str, timeout_s: float = 30.0) -> tuple[
 def test_input_gestures_take_their_duration(adb_server, start_twin):
     tp = start_twin(NEW)
     serial = f"127.0.0.1:{tp.port}"
-    took, _ = _shell(adb_server, serial, "input swipe 100 800 100 200 1500")
-    assert took >= 1.5
-    took, _ = _shell(adb_server, serial, "input draganddrop 100 800 300 800 1000")
-    assert took >= 1.0 + 0.5  # the long-press hold, then the drag
-    took, _ = _shell(adb_server, serial, "input keyevent --longpress 3")
-    assert took >= 0.5
+    took, out = _shell(adb_server, serial, "input swipe 100 800 100 200 1500")
+    assert took >= 1.5 and out == "", out
+    took, out = _shell(adb_server, serial, "input draganddrop 100 800 300 800 1000")
+    assert took >= 1.0 + 0.5 and out == "", out  # the long-press hold, then the drag
+    took, out = _shell(adb_server, serial, "input keyevent --longpress 3")
+    assert took >= 0.5 and out == "", out
 
 
 def test_reboot_offline_then_adb_then_boot_completed(adb_server, start_twin):
