@@ -359,3 +359,29 @@ def test_ps_and_dumpsys_package_golden(adb_server, start_twin, profile, api):
     pkg = re.sub(r"\b[0-9a-f]{8}\b", "HASH", pkg)
     pkg = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "DATE", pkg)
     _golden(f"dumpsys_package_api{api}.txt", pkg)
+
+
+def test_ime_cmd_and_activity_dumps_on_api34(adb_server, start_twin):
+    tp = start_twin(NEW)
+    serial = f"127.0.0.1:{tp.port}"
+    latin = "com.android.inputmethod.latin/.LatinIME"
+    assert _sh(adb_server, serial, "ime", "list", "-s").split() == [latin]
+    assert "now disabled" in _sh(adb_server, serial, "ime", "disable", latin)
+    assert _sh(adb_server, serial, "ime", "list", "-s").strip() == ""
+    assert "now enabled" in _sh(adb_server, serial, "ime", "enable", latin)
+    assert "selected" in _sh(adb_server, serial, "ime", "set", latin)
+    assert _sh(adb_server, serial, "settings", "get", "secure", "default_input_method") == (
+        latin + "\n"
+    )
+    assert "Unknown input method" in _sh(adb_server, serial, "ime", "set", "no.such/.Ime")
+    # cmd reaches the same services as pm and am
+    assert _sh(adb_server, serial, "cmd", "package", "path", "com.android.settings").startswith(
+        "package:"
+    )
+    _sh(adb_server, serial, "cmd", "activity", "start", "-n", "com.android.settings/.MainActivity")
+    top = _sh(adb_server, serial, "dumpsys", "activity", "top")
+    pid = _sh(adb_server, serial, "pidof", "com.android.settings").strip()
+    assert "ACTIVITY com.android.settings/.MainActivity" in top and f"pid={pid}" in top
+    acts = _sh(adb_server, serial, "dumpsys", "activity", "activities")
+    assert re.search(r"ResumedActivity: ActivityRecord\{\w+ u0 com.android.settings/", acts)
+    assert "Can't find service: nosuch" in _sh(adb_server, serial, "cmd", "nosuch")
