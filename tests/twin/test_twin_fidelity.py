@@ -385,3 +385,24 @@ def test_ime_cmd_and_activity_dumps_on_api34(adb_server, start_twin):
     acts = _sh(adb_server, serial, "dumpsys", "activity", "activities")
     assert re.search(r"ResumedActivity: ActivityRecord\{\w+ u0 com.android.settings/", acts)
     assert "Can't find service: nosuch" in _sh(adb_server, serial, "cmd", "nosuch")
+
+
+def test_screenrecord_bit_rate_is_respected(adb_server, start_twin, tmp_path):
+    """The Timecode app changes every frame; the file's bit rate follows --bit-rate."""
+    tp = start_twin(NEW)
+    serial = f"127.0.0.1:{tp.port}"
+    _sh(adb_server, serial, "am", "start", "-n", "com.mayday.hil.timecode/.MainActivity")
+    rates = {}
+    for kbps in (100, 2000):
+        remote = f"/sdcard/rate{kbps}.mp4"
+        cmd = f"screenrecord --time-limit 2 --size 640x400 --bit-rate {kbps * 1000} {remote}"
+        assert adb_server.adb("-s", serial, "shell", cmd, timeout_s=60.0).returncode == 0
+        dst = tmp_path / f"rate{kbps}.mp4"
+        assert adb_server.adb("-s", serial, "pull", remote, str(dst)).returncode == 0
+        with av.open(str(dst)) as f:
+            v = f.streams.video[0]
+            seconds = float(v.duration * v.time_base)
+            payload = sum(p.size for p in f.demux(v) if p.size)
+        rates[kbps] = payload * 8 / seconds / 1000
+    assert rates[100] < 100 * 2.5, rates  # rate control keeps near the target
+    assert rates[2000] > rates[100] * 3, rates
