@@ -1,7 +1,8 @@
 """The twin's log: ring buffers as logd keeps them, and the `logcat` and `log` commands.
 
 Formats follow AOSP liblog logprint.cpp (`brief`, `process`, `tag`, `raw`, `time`, `thread`,
-`threadtime`, `long`); the default is `threadtime` from Android 7.0 (API 24), `brief` before.
+`threadtime`, `long`); the default is `threadtime` from Android 7.0 (API 24), `brief` before
+(the level of that switch is from memory of logcat's history, not verified here).
 """
 
 from __future__ import annotations
