@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import threading
+import time
 from pathlib import Path
 
 import av
@@ -406,3 +407,23 @@ def test_screenrecord_bit_rate_is_respected(adb_server, start_twin, tmp_path):
         rates[kbps] = payload * 8 / seconds / 1000
     assert rates[100] < 100 * 2.5, rates  # rate control keeps near the target
     assert rates[2000] > rates[100] * 3, rates
+
+
+def test_screenrecord_interrupted_still_leaves_a_playable_mp4(adb_server, start_twin, tmp_path):
+    """Closing the shell stream is SIGHUP for screenrecord, which (like SIGINT, the way adbutils
+    stops it) finishes the MP4 with what it recorded so far."""
+    tp = start_twin(NEW)
+    serial = f"127.0.0.1:{tp.port}"
+    d = adb_server.client().device(serial)
+    conn = d.shell("screenrecord --size 320x200 /sdcard/cut.mp4", stream=True)
+    time.sleep(1.5)
+    conn.close()
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and not d.sync.exists("/sdcard/cut.mp4"):
+        time.sleep(0.1)
+    dst = tmp_path / "cut.mp4"
+    d.sync.pull("/sdcard/cut.mp4", dst)
+    with av.open(str(dst)) as f:
+        v = f.streams.video[0]
+        seconds = float(v.duration * v.time_base)
+    assert 0.8 <= seconds <= 3.0, seconds
