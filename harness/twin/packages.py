@@ -105,6 +105,13 @@ def app_pid(twin: Twin, pkg: str, start: bool = True) -> int:
     else:
         msg = f"Start proc {pkg} for activity {comp}: pid={pid} uid={info.uid if info else 10000} gids={{50000, 3003}}"
     twin.log_event("ActivityManager", msg)
+    uid = info.uid if info else 10000
+    twin.log_event(
+        "am_proc_start",
+        f"[0,{pid},{uid},{pkg},activity,{comp}]",
+        pid=PID_SYSTEM_SERVER,
+        buffer="events",
+    )
     return pid
 
 

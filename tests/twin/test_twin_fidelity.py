@@ -233,6 +233,9 @@ def test_logcat_exec_and_twin_events_on_api34(adb_server, start_twin):
     every = _sh(adb_server, serial, "logcat", "-d")
     assert "com.amazon.kindle.otter" not in every, "no Fire launcher on the API 34 emulator"
     assert "Start proc" in every and "com.android.launcher3" in every
+    events = _sh(adb_server, serial, "logcat", "-d", "-b", "events", "-s", "am_proc_start")
+    assert re.search(r" I am_proc_start: \[0,\d+,\d+,com.android.launcher3,activity,", events)
+    assert "am_proc_start" not in every, "the events buffer is not in logcat's default set"
 
 
 # --- packages -------------------------------------------------------------------------------
