@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.twin import packages  # noqa: F401  (registers pm, am, ps, ...)
+from harness.twin import packages  # registers pm, am, ps, ...
 from harness.twin.commands import _COMMANDS, command
 from harness.twin.logcat import run_log, run_logcat
 
@@ -28,3 +28,26 @@ async def _logcat(p: Proc) -> int:
 @command("log")
 async def _log(p: Proc) -> int:
     return await run_log(p)
+
+
+if "exec" not in _COMMANDS:  # `adb logcat` runs `export ANDROID_LOG_TAGS=...; exec logcat`
+
+    @command("exec")
+    async def _exec(p: Proc) -> int:
+        from harness.twin.commands import lookup
+
+        if len(p.argv) < 2:
+            return 0
+        func = lookup(p.argv[1], p.twin.personality)
+        if func is None:
+            await p.eprint(f"/system/bin/sh: {p.argv[1]}: not found")
+            return 127
+        p.argv = p.argv[1:]
+        return await func(p)
+
+
+if "kill" not in _COMMANDS:  # the shell's kill (jobs, signals) wins when it has one
+
+    @command("kill")
+    async def _kill(p: Proc) -> int:
+        return await packages.kill(p)

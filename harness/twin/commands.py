@@ -428,13 +428,30 @@ async def _app_process(p: Proc) -> int:
 
 @command("cmd", when=lambda pers: pers.has_cmd)
 async def _cmd(p: Proc) -> int:
+    """`cmd SERVICE ...` (API 24+): the binder shell commands behind pm, am, wm, input, ..."""
+    from harness.twin.packages import am, pm
+
+    service = p.argv[1] if len(p.argv) > 1 else ""
     if p.argv[1:3] == ["wifi", "status"] and p.twin.personality.api >= 30:
         w = p.twin.wifi
         await p.print("Wifi is enabled" if w.enabled else "Wifi is disabled")
         if w.enabled:
             await p.print(f'Wifi is connected to "{w.ssid}"')
         return 0
-    await p.eprint(f"cmd: Can't find service: {p.argv[1] if len(p.argv) > 1 else ''}")
+    delegate = {"package": ("pm", pm), "activity": ("am", am)}.get(service)
+    if delegate is not None:
+        p.argv = [delegate[0], *p.argv[2:]]
+        return await delegate[1](p)
+    if service in ("input", "wm", "settings"):
+        entry = lookup(service, p.twin.personality)
+        if entry is not None:
+            p.argv = [service, *p.argv[2:]]
+            return await entry(p)
+    if service == "-l":
+        for name in ("activity", "input", "package", "settings", "wifi", "window"):
+            await p.print(name)
+        return 0
+    await p.eprint(f"cmd: Can't find service: {service}")
     return 20
 
 

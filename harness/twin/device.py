@@ -75,6 +75,7 @@ class Twin:
         self.personality: Personality = personality_for(profile)
         self.serial_hint = f"emulator-{port - 1}" if port in EMULATOR_PORTS else f"127.0.0.1:{port}"
         self.truth = GroundTruth(self.state_dir / "groundtruth.jsonl", twin=self.serial_hint)
+        self._log_twin_events()
         self.keys = KeyStore(self.state_dir / "adb_keys")
         self.accept_new_keys = self.options.accept_new_keys
         self.fs = FileSystem()
@@ -175,31 +176,41 @@ class Twin:
         pid = PID_SYSTEM_SERVER if pid is None else pid
         self.log.write(tag, msg, prio=level, pid=pid, tid=tid, buffer=buffer)
 
+    def _log_twin_events(self) -> None:
+        """What the twin records in its ground truth also reaches the device log, as the lines
+        the device's own processes would write (harness.twin.logcat.log_truth_event)."""
+        from harness.twin.logcat import log_truth_event
+
+        record = self.truth.record
+
+        def record_and_log(event: str, t: float | None = None, **fields) -> float:
+            stamp = record(event, t, **fields)
+            if hasattr(self, "screen"):
+                log_truth_event(self, event, fields)
+            return stamp
+
+        self.truth.record = record_and_log  # type: ignore[method-assign]
+
     def _log_boot(self) -> None:
         """The lines a freshly booted device of this model has in its log: zygote, system_server,
         boot completed, and the launcher's process start."""
         from harness.twin.logcat import PID_SYSTEM_SERVER
-        from harness.twin.packages import app_pid
+        from harness.twin.packages import app_pid, package_info
 
         api = self.personality.api
         self.log_event(
             "Zygote", f"System server process {PID_SYSTEM_SERVER} has been created", pid=290
         )
         self.log_event("SystemServer", "Entered the Android system server!", buffer="system")
+        launcher = self.screen.launcher
+        app_pid(self, launcher)
+        info = package_info(self, launcher)
         self.log_event(
             "ActivityManager" if api < 29 else "ActivityTaskManager",
-            "Displayed "
-            + self.screen.launcher
-            + (
-                "/.Launcher"
-                if "Fire" in self.profile.os_name
-                else "/.uioverrides.QuickstepLauncher"
-            )
-            + ": +1s120ms",
+            f"Displayed {launcher}/{info.activity if info else '.Launcher'}: +1s120ms",
             buffer="system",
         )
         self.log_event("BootReceiver", "Copying audit failures to DropBox", buffer="system")
-        app_pid(self, self.screen.launcher)
 
     def alloc_pid(self) -> int:
         """A fresh pid, as the kernel hands them out (increasing)."""

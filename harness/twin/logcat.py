@@ -1,12 +1,14 @@
 """The twin's log: ring buffers as logd keeps them, and the `logcat` and `log` commands.
 
 Formats follow AOSP liblog logprint.cpp (`brief`, `process`, `tag`, `raw`, `time`, `thread`,
-`threadtime`, `long`); the default is `threadtime` from Android 7.0 (API 24), `brief` before.
+`threadtime`, `long`); the default is `threadtime` from Android 7.0 (API 24), `brief` before
+(the level of that switch is from memory of logcat's history, not verified here).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -51,6 +53,7 @@ class LogStore:
     def __init__(self, entries: int = BUFFER_ENTRIES):
         self.buffers: dict[str, deque[LogEntry]] = {b: deque(maxlen=entries) for b in BUFFERS}
         self._seq = 0
+        self._lock = threading.Lock()  # the support app's media threads log too
 
     def write(
         self,
@@ -294,3 +297,62 @@ async def chatter(twin: Twin) -> None:
             tid=PID_SYSTEM_SERVER + rng.randrange(1, 60),
             buffer=buffer,
         )
+
+
+def log_truth_event(twin: Twin, event: str, fields: dict) -> None:
+    """The log line a device writes for what the twin just did (support session, faults),
+    under the tag and pid of the process that would write it. Never raises."""
+    try:
+        line = _truth_line(twin, event, fields)
+        if line is not None:
+            tag, prio, pid, msg = line
+            twin.log.write(tag, msg, prio=prio, pid=pid, buffer="main")
+    except Exception:  # logging must never break what is logged
+        pass
+
+
+def _truth_line(twin: Twin, event: str, fields: dict) -> tuple[str, str, int, str] | None:
+    from harness.twin.packages import app_pid
+
+    support = twin.screen.support_pkg
+    if event == "mayday_pressed":
+        return (
+            "SupportSession",
+            "I",
+            app_pid(twin, support),
+            "Support requested from quick settings",
+        )
+    if event == "support_request_sent":
+        return (
+            "SupportSession",
+            "I",
+            app_pid(twin, support),
+            "Session request sent; waiting for an agent",
+        )
+    if event == "agent_joined":
+        return "SupportSession", "I", app_pid(twin, support), "Agent joined the session"
+    if event == "support_session_ended":
+        why = fields.get("why", "")
+        return "SupportSession", "I", app_pid(twin, support), f"Session ended: {why}"
+    if event == "session_timeout":
+        return "SupportSession", "W", app_pid(twin, support), "No agent answered: request timed out"
+    if event == "fault":
+        kind = fields.get("kind", "")
+        if kind in ("drop", "offline"):
+            return "adbd", "W", PID_SYSTEM_SERVER - 8, f"remote usb: read terminated ({kind})"
+        if kind == "stall":
+            return (
+                "adbd",
+                "W",
+                PID_SYSTEM_SERVER - 8,
+                f"service {fields.get('service', '')} not answering",
+            )
+        if kind == "camera_open":
+            return (
+                "CameraService",
+                "I",
+                480,
+                f"CameraService::connect call (camera ID 0) open={fields.get('on')}",
+            )
+        return "ActivityManager", "W", PID_SYSTEM_SERVER, f"Fault injected: {kind}"
+    return None

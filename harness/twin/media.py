@@ -184,7 +184,12 @@ class _Recorder:
                 screen = self.p.twin.screen
                 rgba = screen.frame()
                 shown = screen.frame_no
-                data = await loop.run_in_executor(None, self._encode, rgba, int((now - t0) * 1000))
+                job = loop.run_in_executor(None, self._encode, rgba, int((now - t0) * 1000))
+                try:
+                    data = await asyncio.shield(job)
+                except asyncio.CancelledError:  # SIGINT: let the frame in hand finish, then stop
+                    await asyncio.wait([job])
+                    raise
                 truth.record("screenrecord_frame", t=now, index=self.frames, screen_version=shown)
                 self.frames += 1
                 if data:

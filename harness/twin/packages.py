@@ -5,6 +5,7 @@ PackageManagerShellCommand, ActivityManagerShellCommand, toolbox/toybox ps)."""
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -104,6 +105,13 @@ def app_pid(twin: Twin, pkg: str, start: bool = True) -> int:
     else:
         msg = f"Start proc {pkg} for activity {comp}: pid={pid} uid={info.uid if info else 10000} gids={{50000, 3003}}"
     twin.log_event("ActivityManager", msg)
+    uid = info.uid if info else 10000
+    twin.log_event(
+        "am_proc_start",
+        f"[0,{pid},{uid},{pkg},activity,{comp}]",
+        pid=PID_SYSTEM_SERVER,
+        buffer="events",
+    )
     return pid
 
 
@@ -287,7 +295,8 @@ async def am(p: Proc) -> int:
             if twin.personality.api < 29:
                 await p.print(f"ThisTime: {total}")
             await p.print(f"TotalTime: {total}")
-            await p.print(f"WaitTime: {total + 6}")
+            if twin.personality.api >= 21:
+                await p.print(f"WaitTime: {total + 6}")
             await p.print("Complete")
         return 0
     if verb == "force-stop" and len(args) > 1:
@@ -367,9 +376,16 @@ async def _ps(p: Proc) -> int:
                 f"{'do_epoll_wait':<16s}    0 S {name}"
             )
         return 0
-    names = [a for a in args if not a.startswith("-")]
-    if names:
-        rows = [r for r in rows if r[3] in names or str(r[0]) in names]
+    # toolbox ps (before O): -t -x -P -p -c -Z are flags, a number is a pid, anything else a
+    # name prefix (so `ps -A` prints only the header, as uiautomator2 expects)
+    for a in args:
+        if a in ("-t", "-x", "-P", "-p", "-c", "-Z"):
+            continue
+        if a.isdigit():
+            rows = [r for r in rows if r[0] == int(a)]
+        else:
+            shown = {"init": "/init", "adbd": "/sbin/adbd"} if api < 24 else {}
+            rows = [r for r in rows if shown.get(r[3], r[3]).startswith(a)]
     if api >= 24:
         await p.print("USER      PID   PPID  VSIZE  RSS   WCHAN            PC  NAME")
         for pid, ppid, user, name in rows:
@@ -398,8 +414,16 @@ async def _pidof(p: Proc) -> int:
     return 0
 
 
-@command("kill")
-async def _kill(p: Proc) -> int:
+def kill_pid(twin: Twin, pid: int) -> str | None:
+    """What `kill PID` from the shell user does to a device process: None when it may kill it,
+    else the error text (app and system processes belong to other users)."""
+    if pid in twin.processes or any(pid == r[0] for r in _SYSTEM_PROCESSES):
+        return "Operation not permitted"
+    return "No such process"
+
+
+async def kill(p: Proc) -> int:
+    """`kill [-SIG] PID...` against device processes (the shell's own jobs are the shell's)."""
     status = 0
     for arg in p.argv[1:]:
         if arg.startswith("-"):
@@ -407,15 +431,9 @@ async def _kill(p: Proc) -> int:
         if not arg.isdigit():
             await p.eprint(f"/system/bin/sh: kill: {arg}: arguments must be process or job IDs")
             return 1
-        pid = int(arg)
-        if pid in p.twin.processes:
-            await p.eprint(f"/system/bin/sh: kill: {pid}: Operation not permitted")
-            status = 1
-        elif not any(pid == r[0] for r in _SYSTEM_PROCESSES):
-            await p.eprint(f"/system/bin/sh: kill: {pid}: No such process")
-            status = 1
-        else:
-            await p.eprint(f"/system/bin/sh: kill: {pid}: Operation not permitted")
+        err = kill_pid(p.twin, int(arg))
+        if err is not None:
+            await p.eprint(f"/system/bin/sh: kill: {arg}: {err}")
             status = 1
     return status
 
@@ -462,6 +480,11 @@ async def _ime(p: Proc) -> int:
 
 
 # --- dumpsys package / activity ------------------------------------------------------------
+def _hid(text: str) -> str:
+    """A stable identity-hash-like hex id (as Java prints object ids)."""
+    return f"{zlib.crc32(text.encode()) | 0x10000000:08x}"
+
+
 def dumpsys_package(twin: Twin, args: list[str]) -> str:
     name = next((a for a in args if not a.startswith("-")), "")
     info = package_info(twin, name) if name else None
@@ -473,13 +496,18 @@ def dumpsys_package(twin: Twin, args: list[str]) -> str:
         )
     api = twin.personality.api
     flags = ("SYSTEM " if info.system else "") + "HAS_CODE ALLOW_CLEAR_USER_DATA ALLOW_BACKUP"
-    code_path = info.path.rsplit("/", 1)[0] if api >= 21 else info.path
-    sig = f"{abs(hash(info.name)) & 0xFFFFFFF:07x}"
+    if api < 21:
+        code_path = info.path
+    elif info.path.endswith("/base.apk"):
+        code_path = info.path.rsplit("/", 1)[0]
+    else:
+        code_path = info.path.removesuffix(".apk")  # /system/app/Settings(/Settings.apk)
+    sig = _hid(info.name + "sig")
     lines = [
         "Packages:",
-        f"  Package [{info.name}] ({abs(hash(info.name + 'p')) & 0xFFFFFFF:07x}):",
+        f"  Package [{info.name}] ({_hid(info.name + 'p')}):",
         f"    userId={info.uid}",
-        f"    pkg=Package{{{abs(hash(info.name + 'k')) & 0xFFFFFFF:07x} {info.name}}}",
+        f"    pkg=Package{{{_hid(info.name + 'k')} {info.name}}}",
         f"    codePath={code_path}",
         f"    resourcePath={code_path}",
     ]
@@ -530,7 +558,7 @@ def dumpsys_activity(twin: Twin, args: list[str]) -> str:
     what = args[0] if args else "activities"
     pkg, act = _focus_activity(twin)
     pid = app_pid(twin, pkg) if pkg in twin.packages else 0
-    token = f"{abs(hash((pkg, act))) & 0xFFFFFFF:07x}"
+    token = _hid(pkg + act)
     record = f"ActivityRecord{{{token} u0 {pkg}/{act} t{12 + pid % 50}}}"
     if what == "top":
         return (

@@ -34,7 +34,7 @@ class Personality:
 
 # adbd's feature list by the API level that added each (AOSP adb transport.cpp
 # supported_features(); levels from the adb release history). The compression features
-# (brotli, lz4, zstd) and delayed_ack/devraw/openscreen_mdns are left out: not implemented.
+# (sendrecv_v2_brotli/_lz4/_zstd) and delayed_ack/devraw/openscreen_mdns are left out: not implemented.
 _FEATURES_SINCE = (
     (24, "shell_v2"),
     (24, "cmd"),
@@ -48,6 +48,7 @@ _FEATURES_SINCE = (
     (30, "ls_v2"),
     (31, "track_app"),
     (31, "sendrecv_v2"),
+    (31, "sendrecv_v2_dry_run_send"),
 )
 
 

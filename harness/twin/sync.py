@@ -65,7 +65,9 @@ async def serve_sync(twin: Twin, stream: Stream) -> None:  # noqa: C901 -- one b
             if flags & ~_DRY_RUN:
                 await _fail(stream, f"unsupported compression flags 0x{flags:x}")
                 return
-            if not await _send(twin, stream, f"{path},{mode}", dry_run=bool(flags & _DRY_RUN)):
+            if not await _send(
+                twin, stream, f"{path},{mode}", dry_run=bool(flags & _DRY_RUN), proto="SND2"
+            ):
                 return
         elif name == "RECV":
             if not await _recv(twin, stream, path):
@@ -160,7 +162,9 @@ async def _list_v2(twin: Twin, stream: Stream, path: str) -> None:
     await stream.write(_STAT_V2.pack(b"DONE", *([0] * 11)) + bytes(4))
 
 
-async def _send(twin: Twin, stream: Stream, spec: str, dry_run: bool = False) -> bool:
+async def _send(
+    twin: Twin, stream: Stream, spec: str, dry_run: bool = False, proto: str = "SEND"
+) -> bool:
     path, _, mode_text = spec.rpartition(",")
     if not path:
         path, mode_text = spec, "33188"
@@ -185,6 +189,7 @@ async def _send(twin: Twin, stream: Stream, spec: str, dry_run: bool = False) ->
             await _fail(stream, f"unexpected {ident!r} in SEND")
             return False
     if dry_run:
+        twin.truth.record("sync_send", path=path, size=total, proto=proto, dry_run=True)
         await stream.write(b"OKAY" + bytes(4))
         return True
     try:
@@ -195,7 +200,7 @@ async def _send(twin: Twin, stream: Stream, spec: str, dry_run: bool = False) ->
     except FsError as e:
         await _fail(stream, f"couldn't create file: {e.reason}")
         return True
-    twin.truth.record("sync_send", path=path, size=total)
+    twin.truth.record("sync_send", path=path, size=total, proto=proto)
     await stream.write(b"OKAY" + bytes(4))
     return True
 

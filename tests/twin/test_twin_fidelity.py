@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import threading
+import time
 from pathlib import Path
 
 import av
@@ -17,6 +18,8 @@ import pytest
 from harness.profiles import load_profile
 from harness.twin.apk import ApkError, make_apk, parse_apk
 from harness.twin.personality import features_for
+from harness.twin.transport import KEEPALIVE_IDLE_S
+from harness.twin.truth import read_truth
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "twin"
 NEW, OLD = "android-emulator-api34", "fire-hdx-7-2013"
@@ -78,6 +81,9 @@ def test_idle_transport_outlives_any_read_timeout_and_has_keepalive(tmp_path):
             alive = conn.online and not conn.dead
             sock = conn.writer.get_extra_info("socket")
             keepalive = sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+            if hasattr(socket, "TCP_KEEPIDLE"):
+                idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+                keepalive = keepalive if idle == KEEPALIVE_IDLE_S else -idle
             writer.write(p.packet(p.A_OPEN, 7, 0, b"shell:echo still here\0"))
             await writer.drain()
             got = b""
@@ -131,6 +137,14 @@ def test_push_into_new_directory_and_system_is_read_only(adb_server, start_twin,
     cp = adb_server.adb("-s", serial, "push", str(src), "/sdcard/new/deeper/f.txt")
     assert cp.returncode == 0, cp.stderr
     assert _sh(adb_server, serial, "cat", "/sdcard/new/deeper/f.txt") == "hello\n"
+    if profile == NEW:  # without compression the CLI sends v1; a dry run needs sendrecv_v2
+        cp = adb_server.adb("-s", serial, "push", "-n", str(src), "/sdcard/dry/f.txt")
+        assert cp.returncode == 0, cp.stderr
+        assert "dry" not in _sh(adb_server, serial, "ls", "/sdcard")
+    sends = [
+        (e["proto"], e.get("dry_run", False)) for e in read_truth(tp.twins[0].truth, "sync_send")
+    ]
+    assert sends == ([("SEND", False), ("SND2", True)] if profile == NEW else [("SEND", False)])
     cp = adb_server.adb("-s", serial, "push", str(src), "/system/f.txt")
     assert cp.returncode != 0
     assert b"Read-only file system" in cp.stdout + cp.stderr
@@ -211,9 +225,17 @@ def test_logcat_exec_and_twin_events_on_api34(adb_server, start_twin):
     cp = adb_server.adb("-s", serial, "exec-out", "logcat", "-d", "-s", "WifiService")
     lines = cp.stdout.decode().splitlines()
     assert len(lines) == 2 and all(" I WifiService: setWifiEnabled" in ln for ln in lines)
+    cli = adb_server.adb("-s", serial, "logcat", "-d", "-s", "WifiService")  # the adb CLI's way
+    assert cli.returncode == 0 and cli.stdout.decode().splitlines() == lines
+    tp.control("stall", service="localabstract:nothing")  # a fault: adbd logs it
+    stalled = _sh(adb_server, serial, "logcat", "-d", "-s", "adbd")
+    assert re.search(r" W adbd\s*: service localabstract:nothing not answering", stalled)
     every = _sh(adb_server, serial, "logcat", "-d")
     assert "com.amazon.kindle.otter" not in every, "no Fire launcher on the API 34 emulator"
     assert "Start proc" in every and "com.android.launcher3" in every
+    events = _sh(adb_server, serial, "logcat", "-d", "-b", "events", "-s", "am_proc_start")
+    assert re.search(r" I am_proc_start: \[0,\d+,\d+,com.android.launcher3,activity,", events)
+    assert "am_proc_start" not in every, "the events buffer is not in logcat's default set"
 
 
 # --- packages -------------------------------------------------------------------------------
@@ -325,3 +347,86 @@ def test_screenrecord_writes_mp4_with_duration_and_size(adb_server, start_twin, 
         frames = sum(1 for _ in f.decode(v))
     assert 1.5 <= duration_s <= 2.2, duration_s  # --time-limit 2, frames at 30 fps
     assert frames >= 30
+
+
+@pytest.mark.parametrize("profile,api", [(NEW, 34), (OLD, 17)])
+def test_ps_and_dumpsys_package_golden(adb_server, start_twin, profile, api):
+    """Column layout of ps and the fields of dumpsys package per level; numbers, hashes and
+    dates vary run to run and are masked."""
+    tp = start_twin(profile)
+    serial = f"127.0.0.1:{tp.port}"
+    _sh(adb_server, serial, "am", "start", "-n", "com.android.settings/.MainActivity")
+    ps = _sh(adb_server, serial, "ps", "-A" if api >= 26 else "")
+    ps = "\n".join(ln.rstrip() for ln in re.sub(r"\d", "9", ps).splitlines()) + "\n"
+    _golden(f"ps_api{api}.txt", ps)
+    pkg = _sh(adb_server, serial, "dumpsys", "package", "com.android.settings")
+    pkg = re.sub(r"\b[0-9a-f]{8}\b", "HASH", pkg)
+    pkg = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "DATE", pkg)
+    _golden(f"dumpsys_package_api{api}.txt", pkg)
+
+
+def test_ime_cmd_and_activity_dumps_on_api34(adb_server, start_twin):
+    tp = start_twin(NEW)
+    serial = f"127.0.0.1:{tp.port}"
+    latin = "com.android.inputmethod.latin/.LatinIME"
+    assert _sh(adb_server, serial, "ime", "list", "-s").split() == [latin]
+    assert "now disabled" in _sh(adb_server, serial, "ime", "disable", latin)
+    assert _sh(adb_server, serial, "ime", "list", "-s").strip() == ""
+    assert "now enabled" in _sh(adb_server, serial, "ime", "enable", latin)
+    assert "selected" in _sh(adb_server, serial, "ime", "set", latin)
+    assert _sh(adb_server, serial, "settings", "get", "secure", "default_input_method") == (
+        latin + "\n"
+    )
+    assert "Unknown input method" in _sh(adb_server, serial, "ime", "set", "no.such/.Ime")
+    # cmd reaches the same services as pm and am
+    assert _sh(adb_server, serial, "cmd", "package", "path", "com.android.settings").startswith(
+        "package:"
+    )
+    _sh(adb_server, serial, "cmd", "activity", "start", "-n", "com.android.settings/.MainActivity")
+    top = _sh(adb_server, serial, "dumpsys", "activity", "top")
+    pid = _sh(adb_server, serial, "pidof", "com.android.settings").strip()
+    assert "ACTIVITY com.android.settings/.MainActivity" in top and f"pid={pid}" in top
+    acts = _sh(adb_server, serial, "dumpsys", "activity", "activities")
+    assert re.search(r"ResumedActivity: ActivityRecord\{\w+ u0 com.android.settings/", acts)
+    assert "Can't find service: nosuch" in _sh(adb_server, serial, "cmd", "nosuch")
+
+
+def test_screenrecord_bit_rate_is_respected(adb_server, start_twin, tmp_path):
+    """The Timecode app changes every frame; the file's bit rate follows --bit-rate."""
+    tp = start_twin(NEW)
+    serial = f"127.0.0.1:{tp.port}"
+    _sh(adb_server, serial, "am", "start", "-n", "com.mayday.hil.timecode/.MainActivity")
+    rates = {}
+    for kbps in (100, 2000):
+        remote = f"/sdcard/rate{kbps}.mp4"
+        cmd = f"screenrecord --time-limit 2 --size 640x400 --bit-rate {kbps * 1000} {remote}"
+        assert adb_server.adb("-s", serial, "shell", cmd, timeout_s=60.0).returncode == 0
+        dst = tmp_path / f"rate{kbps}.mp4"
+        assert adb_server.adb("-s", serial, "pull", remote, str(dst)).returncode == 0
+        with av.open(str(dst)) as f:
+            v = f.streams.video[0]
+            seconds = float(v.duration * v.time_base)
+            payload = sum(p.size for p in f.demux(v) if p.size)
+        rates[kbps] = payload * 8 / seconds / 1000
+    assert rates[100] < 100 * 2.5, rates  # rate control keeps near the target
+    assert rates[2000] > rates[100] * 3, rates
+
+
+def test_screenrecord_interrupted_still_leaves_a_playable_mp4(adb_server, start_twin, tmp_path):
+    """Closing the shell stream is SIGHUP for screenrecord, which (like SIGINT, the way adbutils
+    stops it) finishes the MP4 with what it recorded so far."""
+    tp = start_twin(NEW)
+    serial = f"127.0.0.1:{tp.port}"
+    d = adb_server.client().device(serial)
+    conn = d.shell("screenrecord --size 320x200 /sdcard/cut.mp4", stream=True)
+    time.sleep(1.5)
+    conn.close()
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and not d.sync.exists("/sdcard/cut.mp4"):
+        time.sleep(0.1)
+    dst = tmp_path / "cut.mp4"
+    d.sync.pull("/sdcard/cut.mp4", dst)
+    with av.open(str(dst)) as f:
+        v = f.streams.video[0]
+        seconds = float(v.duration * v.time_base)
+    assert 0.8 <= seconds <= 3.0, seconds

@@ -24,12 +24,12 @@ def _shell(adb_server, serial: str, cmd: str, timeout_s: float = 30.0) -> tuple[
 def test_input_gestures_take_their_duration(adb_server, start_twin):
     tp = start_twin(NEW)
     serial = f"127.0.0.1:{tp.port}"
-    took, _ = _shell(adb_server, serial, "input swipe 100 800 100 200 1500")
-    assert took >= 1.5
-    took, _ = _shell(adb_server, serial, "input draganddrop 100 800 300 800 1000")
-    assert took >= 1.0 + 0.5  # the long-press hold, then the drag
-    took, _ = _shell(adb_server, serial, "input keyevent --longpress 3")
-    assert took >= 0.5
+    took, out = _shell(adb_server, serial, "input swipe 100 800 100 200 1500")
+    assert took >= 1.5 and out == "", out
+    took, out = _shell(adb_server, serial, "input draganddrop 100 800 300 800 1000")
+    assert took >= 1.0 + 0.5 and out == "", out  # the long-press hold, then the drag
+    took, out = _shell(adb_server, serial, "input keyevent --longpress 3")
+    assert took >= 0.5 and out == "", out
 
 
 def test_reboot_offline_then_adb_then_boot_completed(adb_server, start_twin):
@@ -108,3 +108,15 @@ def test_u2_public_api_methods_answer(u2):
     assert 'resource-id="android:id/content"' in xml
     # the truth saw the tap from the injected down/up
     assert any(e["event"] in ("tap", "touch") for e in read_truth(tp.twins[0].truth))
+
+
+def test_u2_app_calls_see_real_pids(u2, adb_server):
+    d, tp = u2
+    d.app_start("com.android.settings", ".MainActivity")
+    pid = d.app_wait("com.android.settings", timeout=5.0)
+    assert pid > 1000
+    serial = f"127.0.0.1:{tp.port}"
+    assert _shell(adb_server, serial, "pidof com.android.settings")[1].strip() == str(pid)
+    assert d.app_current()["package"] == "com.android.settings"
+    d.app_stop("com.android.settings")
+    assert "com.android.settings" not in _shell(adb_server, serial, "ps -A")[1]
