@@ -15,8 +15,9 @@ Which command exists at which level (`when=` of each `@command`):
   (one-true-awk) from 9.0 (API 28).
 Output shapes follow toybox (e.g. `wc -l` with one count prints no padding; `stat -c`); the
 awk here is a subset: `-F`, `-v`, BEGIN/END, `/re/` and expression patterns, `print`,
-`printf`, `$N`, `NF`, `NR`, variables, `+ - * / %`, comparisons, `~`, string concatenation,
-`+=`, `++`, `length()`. Anything outside it answers `awk: syntax error` (status 2).
+`printf`, `if/else`, `for`, `while`, `next`, `$N`, `NF`, `NR`, `FS`/`OFS`, variables,
+`+ - * / %`, comparisons, `~`, string concatenation, `+=`, `++`, `length substr index toupper
+tolower int sprintf`. Anything outside it answers `awk: syntax error` (status 2).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from harness.twin.shell import IO, Proc, ShellError, Source, UsageError
 
 _YES_CHUNK_LINES = 4096
 _XARGS_MAX_ARGS = 5000
+_AWK_MAX_LOOP = 1_000_000  # awk for/while turns before the twin gives up (a bounded loop)
 
 
 def _fallback(name: str, when):
@@ -1600,6 +1602,24 @@ class _AwkProgram:
                 self.i += 1
                 other = self.block() if self.peek() == ("op", "{") else [self.statement()]
             return ("if", cond, then, other)
+        if kind == "name" and val == "for":
+            self.i += 1
+            self.expect("(")
+            init = None if self.peek() == ("op", ";") else self.expr()
+            self.expect(";")
+            cond = None if self.peek() == ("op", ";") else self.expr()
+            self.expect(";")
+            step = None if self.peek() == ("op", ")") else self.expr()
+            self.expect(")")
+            body = self.block() if self.peek() == ("op", "{") else [self.statement()]
+            return ("for", init, cond, step, body)
+        if kind == "name" and val == "while":
+            self.i += 1
+            self.expect("(")
+            cond = self.expr()
+            self.expect(")")
+            body = self.block() if self.peek() == ("op", "{") else [self.statement()]
+            return ("for", None, cond, None, body)
         if kind == "name" and val == "next":
             self.i += 1
             return ("next",)
@@ -1916,6 +1936,18 @@ class _AwkRun:
                     self.out.append(printf_format(vals[0].replace("\\", "\\\\"), vals[1:]))
             elif kind == "if":
                 self.run_stmts(s[2] if self.truth(self.ev(s[1])) else s[3])
+            elif kind == "for":
+                _, init, cond, step, body = s
+                if init is not None:
+                    self.ev(init)
+                for _turn in range(_AWK_MAX_LOOP):
+                    if cond is not None and not self.truth(self.ev(cond)):
+                        break
+                    self.run_stmts(body)
+                    if step is not None:
+                        self.ev(step)
+                else:
+                    raise ShellError(f"loop ran {_AWK_MAX_LOOP} times")
             elif kind == "next":
                 raise _AwkNext()
             else:

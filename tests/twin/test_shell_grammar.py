@@ -513,6 +513,27 @@ TOYBOX_SCRIPTS = [
     "true; echo $?; false; echo $?",
     "du -s . | cut -f2",
 ]
+TOYBOX_SCRIPTS += [
+    "printf '1\\n' | sed '1i\\hello'",
+    "printf '1\\n2\\n' | sed '$a end'",
+    "printf 'a\\nb\\n' | sed -n '/a/,/b/p'",
+    "printf 'x y\\n' | sed 's/ /\\n/'",
+]
+# awk on Android is one-true-awk (API 28+): these POSIX cases are checked against the host's awk
+AWK_SCRIPTS = [
+    "printf '1 2 3\\n4 5 6\\n' | awk '{print $NF}'",
+    "printf 'h,x\\n1,a\\n2,b\\n' | awk -F, 'NR>1{print $1}'",
+    "printf '2\\n4\\n' | awk '{ s += $1 } END { print s/NR }'",
+    "printf 'a b\\n' | awk '{printf \"%s-%s\\n\", $2, $1}'",
+    "printf 'x\\n' | awk '{ $2 = \"y\"; print; print NF }'",
+    "printf 'abc\\n' | awk '{ print length($0), substr($0, 2, 1), toupper($0) }'",
+    "printf 'a 1\\nb 2\\n' | awk '$2 >= 2'",
+    "printf 'foo\\nbar\\n' | awk '/^b/ { print \"B:\" $0; next } { print \"other\" }'",
+    "awk -v n=3 'BEGIN { for (i = 0; i < n; i++) print i }'",
+    "printf '1\\n2\\n3\\n' | awk 'NR % 2 == 1'",
+    "printf 'a:b\\n' | awk 'BEGIN { FS = \":\" } { print $2 }'",
+    "printf '5\\n' | awk '{ if ($1 > 3) print \"big\"; else print \"small\" }'",
+]
 TOYBOX_ERRORS = [
     "cat nofile; echo $?",
     "ls nofile; echo $?",
@@ -553,6 +574,8 @@ def toybox_path(tmp_path_factory):
     tbin = tmp_path_factory.mktemp("toybin")
     for tool in _TOYBOX_TOOLS:
         (tbin / tool).symlink_to(toybox)
+    if shutil.which("awk"):
+        (tbin / "awk").symlink_to(shutil.which("awk"))
     return mksh, tbin
 
 
@@ -594,3 +617,11 @@ def test_exec_redirections_stay_for_the_rest_of_the_script(twins):
         b"one\nls: /nope: No such file or directory\nin-f\n"
     )
     assert run(twin, "exec echo replaced; echo never") == (0, "replaced\n", "")
+
+
+@pytest.mark.parametrize("script", AWK_SCRIPTS, ids=[s[:40] for s in AWK_SCRIPTS])
+def test_awk_subset_matches_posix_awk(twins, toybox_path, tmp_path, script):
+    if not (toybox_path[1] / "awk").exists():
+        pytest.skip("no awk on this host to compare with")
+    mine, ref = _oracle_case(twins, toybox_path, tmp_path, script)
+    assert mine == ref
