@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 _MAX_LINE = 64 * 1024
 _PIPE_BYTES = 64 * 1024  # a Linux pipe's capacity
 _FEED_POLL_S = 0.2  # how often blocked host input checks whether the host went away
+_FEED_GIVE_UP_S = 1.0  # host gone and the command took none of its input for this long
 _SUBST_MAX_BYTES = 16 << 20  # $(...) output kept; more is an error, not the twin's memory
 _READ_CHUNK = 64 * 1024
 _MAX_DEPTH = 64  # function/eval/source nesting; deeper is an error, not a Python RecursionError
@@ -265,19 +266,26 @@ class Pipe:
         self._readable.set()
 
     async def feed(self, data: bytes, stop: Callable[[], bool]) -> bool:
-        """Write data, waiting for room but giving up (False) once stop() is true: the host's
-        input to a command that does not read it must not hide the host hanging up."""
+        """Write data, waiting for room. Gives up (False) when stop() is true and the reader
+        has taken nothing for _FEED_GIVE_UP_S: input that a command does not read must not hide
+        the host hanging up, while a slow reader (`exec-in cat > f`) still gets all of it."""
         view = memoryview(bytes(data))
+        loop = asyncio.get_running_loop()
+        stalled_since: float | None = None
         while len(view):
             if self.read_closed:
                 raise BrokenPipe()
             room = self.capacity - len(self.buf)
             if room <= 0:
+                now = loop.time()
                 if stop():
-                    return False
+                    stalled_since = now if stalled_since is None else stalled_since
+                    if now - stalled_since >= _FEED_GIVE_UP_S:
+                        return False
                 self._writable.clear()
                 try:
                     await asyncio.wait_for(self._writable.wait(), _FEED_POLL_S)
+                    stalled_since = None
                 except TimeoutError:
                     pass
                 continue
