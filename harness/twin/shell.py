@@ -1096,8 +1096,9 @@ class Shell:
             if not argv:  # `a=1 b=$a`: each assignment sees the ones before it
                 self.set(name, assigns[-1][1])
         if "x" in self.opts:
-            shown = [f"{n}={v}" for n, v in assigns] + argv
-            await io.err.write(("+ " + " ".join(shown) + "\n").encode())
+            shown = [f"{n}={_quote(v)}" for n, v in assigns] + [_quote(a) for a in argv]
+            tail = "" if argv else " "  # mksh leaves a space after a lone assignment
+            await io.err.write(("+ " + " ".join(shown) + tail + "\n").encode())
         redirected = await self._redirect(cmd.redirects, io)
         if redirected is None:
             return 1
