@@ -629,3 +629,14 @@ def test_awk_subset_matches_posix_awk(twins, toybox_path, tmp_path, script):
         pytest.skip("no awk on this host to compare with")
     mine, ref = _oracle_case(twins, toybox_path, tmp_path, script)
     assert mine == ref
+
+
+def test_a_file_that_grows_forever_fills_up_like_a_disk(twins, monkeypatch):
+    """`yes > f` ends with ENOSPC at the file cap instead of eating the twin's memory."""
+    from harness.twin import fs
+
+    monkeypatch.setattr(fs, "MAX_FILE_BYTES", 1 << 20)
+    code, out, err = run(twins[API34], "yes > /data/local/tmp/full; echo rc=$?")
+    assert out == "rc=1\n"
+    assert err == "yes: /data/local/tmp/full: No space left on device\n"
+    assert len(twins[API34].fs.read("/data/local/tmp/full")) <= 1 << 20
