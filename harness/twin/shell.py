@@ -1,19 +1,24 @@
 """The twin's /system/bin/sh: Android's mksh, interpreted over the twin's file system and commands.
 
 harness.twin.grammar parses; this module expands words and runs the tree:
-- expansions: parameters (`$?`, `$$`, `$!`, `$#`, `$@`, `$*`, `$0`-`$9`, `${..}` forms),
-  `$(...)`/backticks, `$((...))` (32-bit signed like mksh), field splitting on IFS, pathname
-  globbing against the twin's file system, quote removal;
+- expansions: parameters (`$?`, `$$`, `$!`, `$#`, `$@`, `$*`, `$0`-`$9`, `${10}`, `${..}`
+  forms, `set -u`), `~`, `$(...)`/backticks, `$((...))` (32-bit signed, `010` is ten, as
+  mksh), field splitting on IFS, pathname globbing against the twin's file system;
 - pipelines run concurrently through bounded pipes (flow control: a writer waits for its
   reader, `yes | head -1` ends with SIGPIPE status 141 for `yes`); every member of a pipeline
   runs in a subshell, the last one too (`echo x | read v` leaves v unset, as mksh 59c does);
-- `&` runs a job as a task with a pid (`$!`) that `wait` collects; background stdin is /dev/null;
-- builtins with shell state live here (cd pwd export unset local shift set exit return break
-  continue read wait eval . source exec type command test [ echo true false : sh trap umask);
-  other commands come from the `@command` registry (commands.py, userland.py and others);
-- every loop iteration and command yields to the event loop, so `while true; do :; done` does
-  not stop the twin, and a job is cancelled when the host closes the stream.
-Messages follow mksh: `/system/bin/sh: x: not found` (127), `script[3]: ...` inside scripts.
+- `&` runs a job as a task with a pid (`$!`) that `wait` collects; its stdin is /dev/null; a job
+  still writing to the session holds it open, one redirected elsewhere lives on (a daemon);
+- builtins with shell state live here (cd pwd export readonly unset local shift set exit
+  return break continue read wait eval . source exec type whence command test [ echo true
+  false : sh let getopts trap(EXIT) umask), plus `[[ ]]` and `(( ))`; other commands come
+  from the `@command` registry (commands.py, userland.py and the other modules);
+- loops and commands yield to the event loop every few steps, so `while true; do :; done`
+  never stops the twin; the service ends a job when the host closes its stream.
+Messages follow mksh (`/system/bin/sh: x: not found`, 127; `script[3]: ...` inside scripts),
+worded as mksh 59c on API 33+. Checked against Debian's mksh in tests/twin/test_shell_grammar.py.
+Not modelled: signals other than the host hanging up, `exec` of file descriptors above 2,
+job control (`fg`, `jobs`), aliases, arrays.
 """
 
 from __future__ import annotations
