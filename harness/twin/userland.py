@@ -1459,7 +1459,7 @@ async def _sed(p: Proc) -> int:
         elif a.startswith("-") and len(a) > 1 and set(a[1:]) <= set("nErs"):
             quiet = quiet or "n" in a
             extended = extended or "E" in a or "r" in a
-        elif not scripts and not files and "e" not in a[:0]:
+        elif not scripts and not files:
             scripts.append(a)
         else:
             files.append(a)
