@@ -364,6 +364,10 @@ class Proc:
     err: Sink
     env: dict[str, str]
 
+    def __post_init__(self) -> None:
+        if isinstance(self.stdin, bytes | bytearray):  # callers written for the old bytes stdin
+            self.stdin = BytesSource(bytes(self.stdin))
+
     @property
     def twin(self) -> Twin:
         return self.shell.twin
