@@ -591,6 +591,7 @@ class Shell:
         self.twin = twin
         if parent is None:
             self.root = _Root()
+            _install_system_bin(twin)
             self.vars: dict[str, str] = {
                 "PATH": _PATH,
                 "HOME": "/",
@@ -1419,6 +1420,65 @@ class Shell:
         finally:
             if pump_task is not None:
                 pump_task.cancel()
+
+
+# userland tools that are links to the multi-call binary (the rest are their own files)
+_MULTICALL_NOT = {
+    "sh",
+    "mksh",
+    "getprop",
+    "setprop",
+    "pm",
+    "am",
+    "wm",
+    "input",
+    "dumpsys",
+    "screencap",
+    "screenrecord",
+    "uiautomator",
+    "app_process",
+    "monkey",
+    "settings",
+    "svc",
+    "cmd",
+    "logcat",
+    "log",
+    "ime",
+    "toybox",
+    "toolbox",
+    "content",
+}
+
+
+def _install_system_bin(twin: Twin) -> None:
+    """Once per twin: /system/bin holds the commands of its API level, so `ls /system/bin`,
+    `[ -x /system/bin/screenrecord ]` and `ls -l /system/bin/ls` (-> toybox) answer as on a
+    device. Running them still goes through the command registry."""
+    fs = twin.fs
+    if getattr(fs, "system_bin_installed", False):
+        return
+    fs.system_bin_installed = True  # type: ignore[attr-defined]
+    from harness.twin import userland  # noqa: F401  (registers the userland commands)
+    from harness.twin.commands import _COMMANDS
+
+    pers = twin.personality
+    multi = "toybox" if pers.has_toybox else "toolbox"
+    try:
+        for name in (multi, "sh"):
+            if fs.lookup(f"/system/bin/{name}") is None:
+                fs.write(f"/system/bin/{name}", b"\x7fELF", mode=0o755)
+        if fs.lookup("/system/bin/mksh") is None:
+            fs.symlink("sh", "/system/bin/mksh")
+        for name, (_, when) in sorted(_COMMANDS.items()):
+            path = f"/system/bin/{name}"
+            if not when(pers) or fs.lookup(path, follow=False) is not None:
+                continue
+            if name in _MULTICALL_NOT:
+                fs.write(path, b"\x7fELF", mode=0o755)
+            else:
+                fs.symlink(multi, path)
+    except FsError as e:  # a twin whose /system is arranged otherwise keeps it
+        log.warning("twin /system/bin not filled: %s", e)
 
 
 _GLOB_CHARS = re.compile(r"[*?]|\[.+\]")  # a lone `[` (the test command) is no pattern

@@ -32,7 +32,8 @@ import time
 from harness.twin.commands import _COMMANDS, command, lookup
 from harness.twin.fs import FsError
 from harness.twin.personality import Personality
-from harness.twin.shell import IO, Proc, ShellError, Source, UsageError
+from harness.twin.shell import IO, Proc, ShellError, Source, UsageError, _echo_escapes
+from harness.twin.shell import _b_test as _test_builtin
 
 _YES_CHUNK_LINES = 4096
 _XARGS_MAX_ARGS = 5000
@@ -152,6 +153,44 @@ async def _guard(p: Proc, coro) -> int:
     except ShellError as e:
         await p.eprint(f"{p.argv[0]}: {e}")
         return 1
+
+
+# --- toybox's own echo/true/false/pwd/test (`/system/bin/echo`; plain `echo` is mksh's) ----
+@command("echo", when=_toybox)
+async def _echo(p: Proc) -> int:
+    args = p.argv[1:]
+    newline, escapes = True, False  # toybox echo: no escapes unless -e
+    while args and re.fullmatch(r"-[neE]+", args[0]):
+        newline = newline and "n" not in args[0]
+        escapes = "e" in args[0] if "E" not in args[0] else False
+        args = args[1:]
+    text = " ".join(args)
+    if escapes:
+        text, stop = _echo_escapes(text)
+        newline = newline and not stop
+    await p.out.write((text + ("\n" if newline else "")).encode())
+    return 0
+
+
+@command("true", when=_toybox)
+async def _true(p: Proc) -> int:
+    return 0
+
+
+@command("false", when=_toybox)
+async def _false(p: Proc) -> int:
+    return 1
+
+
+@command("pwd", when=_toybox)
+async def _pwd(p: Proc) -> int:
+    await p.print(p.shell.cwd)
+    return 0
+
+
+@command("test", "[", when=_toybox)
+async def _test(p: Proc) -> int:
+    return await _test_builtin(p.shell, p.argv, IO(p.stdin, p.out, p.err))
 
 
 # --- files --------------------------------------------------------------------------------
@@ -942,8 +981,6 @@ _PRINTF_SPEC = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d+))?([diouxXeEfFgGcsb
 
 
 def _printf_escapes(text: str) -> str:
-    from harness.twin.shell import _echo_escapes
-
     out, _ = _echo_escapes(text.replace("\\c", "\\\\c"))
     return out
 

@@ -640,3 +640,16 @@ def test_a_file_that_grows_forever_fills_up_like_a_disk(twins, monkeypatch):
     assert out == "rc=1\n"
     assert err == "yes: /data/local/tmp/full: No space left on device\n"
     assert len(twins[API34].fs.read("/data/local/tmp/full")) <= 1 << 20
+
+
+def test_system_bin_holds_the_commands_of_the_level(twins):
+    new, old = twins[API34], twins[API17]
+    assert run(new, "ls -l /system/bin/ls")[1].endswith(" /system/bin/ls -> toybox\n")
+    assert run(new, "[ -x /system/bin/screenrecord ] && [ -x /system/bin/wc ] && echo yes")[1] == (
+        "yes\n"
+    )
+    assert run(old, "ls -l /system/bin/ls")[1].endswith(" /system/bin/ls -> toolbox\n")
+    assert run(old, "[ -e /system/bin/screenrecord ] || [ -e /system/bin/wc ] || echo no")[1] == (
+        "no\n"
+    )
+    assert run(new, "/system/bin/echo -n x; /system/bin/wc -c < /dev/null")[1] == "x0\n"
