@@ -13,6 +13,7 @@ CHR_MODE = st.S_IFCHR | 0o666
 LINK_MODE = st.S_IFLNK | 0o777
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom", "/dev/tty")
 _MAX_LINKS = 40  # ELOOP after this many symlinks, as Linux
+MAX_FILE_BYTES = 512 << 20  # one file's cap: `yes > f` ends with ENOSPC, not the twin's memory
 _INITIAL_DIRS = (
     "/system/bin",
     "/system/xbin",
@@ -77,6 +78,7 @@ ENOTDIR = "Not a directory"
 EEXIST = "File exists"
 ENOTEMPTY = "Directory not empty"
 ELOOP = "Too many levels of symbolic links"
+ENOSPC = "No space left on device"
 
 
 EROFS = "Read-only file system"
@@ -197,6 +199,8 @@ class FileSystem:
             perm = mode if mode is not None else FILE_MODE
             node = Node(st.S_IFREG | st.S_IMODE(perm), now, bytearray())
             parent.children[name] = node
+        if (len(node.data or b"") if append else 0) + len(data) > MAX_FILE_BYTES:
+            raise FsError(path, ENOSPC)
         if append:
             node.data += data
         else:

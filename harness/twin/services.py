@@ -30,6 +30,7 @@ def _keep(task: asyncio.Task) -> asyncio.Task:
 ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW = 0, 1, 2, 3, 4, 5
 _V2_HEADER = struct.Struct("<BI")
 _TCP_CONNECT_TIMEOUT_S = 3.0
+_HANGUP_GRACE_S = 1.0  # a shell job's time to finish after the host closed its stream
 
 Handler = Callable[[Stream], Awaitable[None]]
 TcpHandler = Callable[[Stream], Awaitable[None]]
@@ -160,7 +161,13 @@ class ServiceTable:
             done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if task in done:
                 return task.result()
-            # host went away: stop the command like SIGHUP would
+            # host went away: its input ends (EOF); a command still running after a short
+            # grace (to finish what it read, e.g. `exec-in 'cat > f'`) is stopped like SIGHUP
+            if stdin is not None:
+                stdin.close_write()
+            done, _ = await asyncio.wait({task}, timeout=_HANGUP_GRACE_S)
+            if task in done:
+                return None
             task.cancel()
             try:
                 await task

@@ -1,19 +1,24 @@
 """The twin's /system/bin/sh: Android's mksh, interpreted over the twin's file system and commands.
 
 harness.twin.grammar parses; this module expands words and runs the tree:
-- expansions: parameters (`$?`, `$$`, `$!`, `$#`, `$@`, `$*`, `$0`-`$9`, `${..}` forms),
-  `$(...)`/backticks, `$((...))` (32-bit signed like mksh), field splitting on IFS, pathname
-  globbing against the twin's file system, quote removal;
+- expansions: parameters (`$?`, `$$`, `$!`, `$#`, `$@`, `$*`, `$0`-`$9`, `${10}`, `${..}`
+  forms, `set -u`), `~`, `$(...)`/backticks, `$((...))` (32-bit signed, `010` is ten, as
+  mksh), field splitting on IFS, pathname globbing against the twin's file system;
 - pipelines run concurrently through bounded pipes (flow control: a writer waits for its
   reader, `yes | head -1` ends with SIGPIPE status 141 for `yes`); every member of a pipeline
   runs in a subshell, the last one too (`echo x | read v` leaves v unset, as mksh 59c does);
-- `&` runs a job as a task with a pid (`$!`) that `wait` collects; background stdin is /dev/null;
-- builtins with shell state live here (cd pwd export unset local shift set exit return break
-  continue read wait eval . source exec type command test [ echo true false : sh trap umask);
-  other commands come from the `@command` registry (commands.py, userland.py and others);
-- every loop iteration and command yields to the event loop, so `while true; do :; done` does
-  not stop the twin, and a job is cancelled when the host closes the stream.
-Messages follow mksh: `/system/bin/sh: x: not found` (127), `script[3]: ...` inside scripts.
+- `&` runs a job as a task with a pid (`$!`) that `wait` collects; its stdin is /dev/null; a job
+  still writing to the session holds it open, one redirected elsewhere lives on (a daemon);
+- builtins with shell state live here (cd pwd export readonly unset local shift set exit
+  return break continue read wait eval . source exec type whence command test [ echo true
+  false : sh let getopts trap(EXIT) umask), plus `[[ ]]` and `(( ))`; other commands come
+  from the `@command` registry (commands.py, userland.py and the other modules);
+- loops and commands yield to the event loop every few steps, so `while true; do :; done`
+  never stops the twin; the service ends a job when the host closes its stream.
+Messages follow mksh (`/system/bin/sh: x: not found`, 127; `script[3]: ...` inside scripts),
+worded as mksh 59c on API 33+. Checked against Debian's mksh in tests/twin/test_shell_grammar.py.
+Not modelled: signals other than the host hanging up, `exec` of file descriptors above 2,
+job control (`fg`, `jobs`), aliases, arrays.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ log = logging.getLogger(__name__)
 _MAX_LINE = 64 * 1024
 _PIPE_BYTES = 64 * 1024  # a Linux pipe's capacity
 _FEED_POLL_S = 0.2  # how often blocked host input checks whether the host went away
+_FEED_GIVE_UP_S = 1.0  # host gone and the command took none of its input for this long
 _SUBST_MAX_BYTES = 16 << 20  # $(...) output kept; more is an error, not the twin's memory
 _READ_CHUNK = 64 * 1024
 _MAX_DEPTH = 64  # function/eval/source nesting; deeper is an error, not a Python RecursionError
@@ -265,19 +271,26 @@ class Pipe:
         self._readable.set()
 
     async def feed(self, data: bytes, stop: Callable[[], bool]) -> bool:
-        """Write data, waiting for room but giving up (False) once stop() is true: the host's
-        input to a command that does not read it must not hide the host hanging up."""
+        """Write data, waiting for room. Gives up (False) when stop() is true and the reader
+        has taken nothing for _FEED_GIVE_UP_S: input that a command does not read must not hide
+        the host hanging up, while a slow reader (`exec-in cat > f`) still gets all of it."""
         view = memoryview(bytes(data))
+        loop = asyncio.get_running_loop()
+        stalled_since: float | None = None
         while len(view):
             if self.read_closed:
                 raise BrokenPipe()
             room = self.capacity - len(self.buf)
             if room <= 0:
+                now = loop.time()
                 if stop():
-                    return False
+                    stalled_since = now if stalled_since is None else stalled_since
+                    if now - stalled_since >= _FEED_GIVE_UP_S:
+                        return False
                 self._writable.clear()
                 try:
                     await asyncio.wait_for(self._writable.wait(), _FEED_POLL_S)
+                    stalled_since = None
                 except TimeoutError:
                     pass
                 continue
@@ -350,6 +363,10 @@ class Proc:
     out: Sink
     err: Sink
     env: dict[str, str]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stdin, bytes | bytearray):  # callers written for the old bytes stdin
+            self.stdin = BytesSource(bytes(self.stdin))
 
     @property
     def twin(self) -> Twin:
@@ -574,6 +591,7 @@ class Shell:
         self.twin = twin
         if parent is None:
             self.root = _Root()
+            _install_system_bin(twin)
             self.vars: dict[str, str] = {
                 "PATH": _PATH,
                 "HOME": "/",
@@ -1088,8 +1106,9 @@ class Shell:
             if not argv:  # `a=1 b=$a`: each assignment sees the ones before it
                 self.set(name, assigns[-1][1])
         if "x" in self.opts:
-            shown = [f"{n}={v}" for n, v in assigns] + argv
-            await io.err.write(("+ " + " ".join(shown) + "\n").encode())
+            shown = [f"{n}={_quote(v)}" for n, v in assigns] + [_quote(a) for a in argv]
+            tail = "" if argv else " "  # mksh leaves a space after a lone assignment
+            await io.err.write(("+ " + " ".join(shown) + tail + "\n").encode())
         redirected = await self._redirect(cmd.redirects, io)
         if redirected is None:
             return 1
@@ -1401,6 +1420,65 @@ class Shell:
         finally:
             if pump_task is not None:
                 pump_task.cancel()
+
+
+# userland tools that are links to the multi-call binary (the rest are their own files)
+_MULTICALL_NOT = {
+    "sh",
+    "mksh",
+    "getprop",
+    "setprop",
+    "pm",
+    "am",
+    "wm",
+    "input",
+    "dumpsys",
+    "screencap",
+    "screenrecord",
+    "uiautomator",
+    "app_process",
+    "monkey",
+    "settings",
+    "svc",
+    "cmd",
+    "logcat",
+    "log",
+    "ime",
+    "toybox",
+    "toolbox",
+    "content",
+}
+
+
+def _install_system_bin(twin: Twin) -> None:
+    """Once per twin: /system/bin holds the commands of its API level, so `ls /system/bin`,
+    `[ -x /system/bin/screenrecord ]` and `ls -l /system/bin/ls` (-> toybox) answer as on a
+    device. Running them still goes through the command registry."""
+    fs = twin.fs
+    if getattr(fs, "system_bin_installed", False):
+        return
+    fs.system_bin_installed = True  # type: ignore[attr-defined]
+    from harness.twin import userland  # noqa: F401  (registers the userland commands)
+    from harness.twin.commands import _COMMANDS
+
+    pers = twin.personality
+    multi = "toybox" if pers.has_toybox else "toolbox"
+    try:
+        for name in (multi, "sh"):
+            if fs.lookup(f"/system/bin/{name}") is None:
+                fs.write(f"/system/bin/{name}", b"\x7fELF", mode=0o755)
+        if fs.lookup("/system/bin/mksh") is None:
+            fs.symlink("sh", "/system/bin/mksh")
+        for name, (_, when) in sorted(_COMMANDS.items()):
+            path = f"/system/bin/{name}"
+            if not when(pers) or fs.lookup(path, follow=False) is not None:
+                continue
+            if name in _MULTICALL_NOT:
+                fs.write(path, b"\x7fELF", mode=0o755)
+            else:
+                fs.symlink(multi, path)
+    except FsError as e:  # a twin whose /system is arranged otherwise keeps it
+        log.warning("twin /system/bin not filled: %s", e)
 
 
 _GLOB_CHARS = re.compile(r"[*?]|\[.+\]")  # a lone `[` (the test command) is no pattern

@@ -15,8 +15,9 @@ Which command exists at which level (`when=` of each `@command`):
   (one-true-awk) from 9.0 (API 28).
 Output shapes follow toybox (e.g. `wc -l` with one count prints no padding; `stat -c`); the
 awk here is a subset: `-F`, `-v`, BEGIN/END, `/re/` and expression patterns, `print`,
-`printf`, `$N`, `NF`, `NR`, variables, `+ - * / %`, comparisons, `~`, string concatenation,
-`+=`, `++`, `length()`. Anything outside it answers `awk: syntax error` (status 2).
+`printf`, `if/else`, `for`, `while`, `next`, `$N`, `NF`, `NR`, `FS`/`OFS`, variables,
+`+ - * / %`, comparisons, `~`, string concatenation, `+=`, `++`, `length substr index toupper
+tolower int sprintf`. Anything outside it answers `awk: syntax error` (status 2).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ import time
 from harness.twin.commands import _COMMANDS, command, lookup
 from harness.twin.fs import FsError
 from harness.twin.personality import Personality
-from harness.twin.shell import IO, Proc, ShellError, Source, UsageError
+from harness.twin.shell import IO, Proc, ShellError, Source, UsageError, _echo_escapes
+from harness.twin.shell import _b_test as _test_builtin
 
 _YES_CHUNK_LINES = 4096
 _XARGS_MAX_ARGS = 5000
+_AWK_MAX_LOOP = 1_000_000  # awk for/while turns before the twin gives up (a bounded loop)
 
 
 def _fallback(name: str, when):
@@ -150,6 +153,44 @@ async def _guard(p: Proc, coro) -> int:
     except ShellError as e:
         await p.eprint(f"{p.argv[0]}: {e}")
         return 1
+
+
+# --- toybox's own echo/true/false/pwd/test (`/system/bin/echo`; plain `echo` is mksh's) ----
+@command("echo", when=_toybox)
+async def _echo(p: Proc) -> int:
+    args = p.argv[1:]
+    newline, escapes = True, False  # toybox echo: no escapes unless -e
+    while args and re.fullmatch(r"-[neE]+", args[0]):
+        newline = newline and "n" not in args[0]
+        escapes = "e" in args[0] if "E" not in args[0] else False
+        args = args[1:]
+    text = " ".join(args)
+    if escapes:
+        text, stop = _echo_escapes(text)
+        newline = newline and not stop
+    await p.out.write((text + ("\n" if newline else "")).encode())
+    return 0
+
+
+@command("true", when=_toybox)
+async def _true(p: Proc) -> int:
+    return 0
+
+
+@command("false", when=_toybox)
+async def _false(p: Proc) -> int:
+    return 1
+
+
+@command("pwd", when=_toybox)
+async def _pwd(p: Proc) -> int:
+    await p.print(p.shell.cwd)
+    return 0
+
+
+@command("test", "[", when=_toybox)
+async def _test(p: Proc) -> int:
+    return await _test_builtin(p.shell, p.argv, IO(p.stdin, p.out, p.err))
 
 
 # --- files --------------------------------------------------------------------------------
@@ -940,8 +981,6 @@ _PRINTF_SPEC = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d+))?([diouxXeEfFgGcsb
 
 
 def _printf_escapes(text: str) -> str:
-    from harness.twin.shell import _echo_escapes
-
     out, _ = _echo_escapes(text.replace("\\c", "\\\\c"))
     return out
 
@@ -1457,7 +1496,7 @@ async def _sed(p: Proc) -> int:
         elif a.startswith("-") and len(a) > 1 and set(a[1:]) <= set("nErs"):
             quiet = quiet or "n" in a
             extended = extended or "E" in a or "r" in a
-        elif not scripts and not files and "e" not in a[:0]:
+        elif not scripts and not files:
             scripts.append(a)
         else:
             files.append(a)
@@ -1600,6 +1639,24 @@ class _AwkProgram:
                 self.i += 1
                 other = self.block() if self.peek() == ("op", "{") else [self.statement()]
             return ("if", cond, then, other)
+        if kind == "name" and val == "for":
+            self.i += 1
+            self.expect("(")
+            init = None if self.peek() == ("op", ";") else self.expr()
+            self.expect(";")
+            cond = None if self.peek() == ("op", ";") else self.expr()
+            self.expect(";")
+            step = None if self.peek() == ("op", ")") else self.expr()
+            self.expect(")")
+            body = self.block() if self.peek() == ("op", "{") else [self.statement()]
+            return ("for", init, cond, step, body)
+        if kind == "name" and val == "while":
+            self.i += 1
+            self.expect("(")
+            cond = self.expr()
+            self.expect(")")
+            body = self.block() if self.peek() == ("op", "{") else [self.statement()]
+            return ("for", None, cond, None, body)
         if kind == "name" and val == "next":
             self.i += 1
             return ("next",)
@@ -1916,6 +1973,18 @@ class _AwkRun:
                     self.out.append(printf_format(vals[0].replace("\\", "\\\\"), vals[1:]))
             elif kind == "if":
                 self.run_stmts(s[2] if self.truth(self.ev(s[1])) else s[3])
+            elif kind == "for":
+                _, init, cond, step, body = s
+                if init is not None:
+                    self.ev(init)
+                for _turn in range(_AWK_MAX_LOOP):
+                    if cond is not None and not self.truth(self.ev(cond)):
+                        break
+                    self.run_stmts(body)
+                    if step is not None:
+                        self.ev(step)
+                else:
+                    raise ShellError(f"loop ran {_AWK_MAX_LOOP} times")
             elif kind == "next":
                 raise _AwkNext()
             else:

@@ -16,6 +16,7 @@ from harness.twin.truth import read_truth
 API34 = "android-emulator-api34"
 API17 = "fire-hdx-7-2013"
 _LOOP_SETTLE_S = 0.5
+_HANGUP_S = 3.0  # > the twin's grace after a hang-up (1 s) plus a stalled input's give-up (1 s)
 _STREAM_READ_TIMEOUT_S = 5.0
 
 GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "sh" / "qa-script"
@@ -124,7 +125,7 @@ def test_endless_jobs_stop_when_the_client_closes_the_stream(adb_server, start_t
     )
     time.sleep(_LOOP_SETTLE_S)
     conn.close()
-    time.sleep(_LOOP_SETTLE_S)
+    time.sleep(_HANGUP_S)
     size1 = d.shell("wc -c < /data/local/tmp/loop.txt")
     time.sleep(_LOOP_SETTLE_S)
     size2 = d.shell("wc -c < /data/local/tmp/loop.txt")
@@ -165,7 +166,30 @@ def test_unread_stdin_does_not_hide_the_client_hanging_up(adb_server, start_twin
     conn.conn.sendall(b"z" * (1 << 20))
     time.sleep(_LOOP_SETTLE_S)
     conn.close()
-    time.sleep(_LOOP_SETTLE_S * 2)
+    time.sleep(_HANGUP_S)
     size1 = d.shell("wc -c < /data/local/tmp/unread.txt")
     time.sleep(_LOOP_SETTLE_S)
     assert int(size1) > 0 and d.shell("wc -c < /data/local/tmp/unread.txt") == size1
+
+
+def test_exec_in_delivers_all_input_before_the_hang_up(adb_server, start_twin, tmp_path):
+    """`adb exec-in 'cat > f'` sends its input and closes at once: the command still gets all
+    of it (EOF, then a grace before the hang-up stops it)."""
+    tp = start_twin(API34)
+    s = _serial(tp)
+    data = bytes(range(256)) * 8192  # 2 MiB
+    assert (
+        adb_server.adb("-s", s, "exec-in", "cat > /data/local/tmp/in.bin", input=data).returncode
+        == 0
+    )
+    deadline = time.monotonic() + _HANGUP_S
+    size = b""
+    while time.monotonic() < deadline:
+        size = adb_server.adb("-s", s, "shell", "wc -c < /data/local/tmp/in.bin").stdout.strip()
+        if size == str(len(data)).encode():
+            break
+        time.sleep(0.2)
+    assert size == str(len(data)).encode()
+    local = tmp_path / "back.bin"
+    assert adb_server.adb("-s", s, "pull", "/data/local/tmp/in.bin", str(local)).returncode == 0
+    assert local.read_bytes() == data

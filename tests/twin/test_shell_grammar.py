@@ -8,6 +8,7 @@ GRAMMAR scripts must print the same bytes with the same status under Debian's mk
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -133,7 +134,7 @@ def test_grammar(twins, script, stdout, status):
 
 
 @pytest.mark.parametrize("script,stdout,status", GRAMMAR, ids=_ids(GRAMMAR))
-def test_grammar_matches_mksh(script, stdout, status):
+def test_grammar_matches_mksh(twins, script, stdout, status):
     mksh = shutil.which("mksh")
     if mksh is None:
         pytest.skip("no mksh oracle: apt-get install mksh toybox")
@@ -141,6 +142,9 @@ def test_grammar_matches_mksh(script, stdout, status):
         [mksh, "-c", script], capture_output=True, timeout=_ORACLE_TIMEOUT_S, env={"HOME": "/"}
     )
     assert (got.returncode, got.stdout.decode()) == (status, stdout)
+    # stderr too: Debian's build marks messages "E: "/"W: " and names itself mksh
+    err = re.sub(r"^[EW]: \S*mksh: ", "/system/bin/sh: ", got.stderr.decode(), flags=re.M)
+    assert run(twins[API34], script)[2] == err
 
 
 # syntax errors: mksh's words, status 1, nothing run
@@ -417,7 +421,7 @@ def test_awk_only_from_api28(twins):
 
 def test_fatal_errors_xtrace_and_recursion(twins):
     twin = twins[API34]
-    assert run(twin, "set -x; a=1; echo $a") == (0, "1\n", "+ a=1\n+ echo 1\n")
+    assert run(twin, "set -x; a=1; echo $a 'b c'") == (0, "1 b c\n", "+ a=1 \n+ echo 1 'b c'\n")
     # ${x:?} ends a subshell, not the shell; at top level it ends the shell with status 1
     assert run(twin, "(echo ${x:?inner}); echo survived $?") == (
         0,
@@ -513,6 +517,27 @@ TOYBOX_SCRIPTS = [
     "true; echo $?; false; echo $?",
     "du -s . | cut -f2",
 ]
+TOYBOX_SCRIPTS += [
+    "printf '1\\n' | sed '1i\\hello'",
+    "printf '1\\n2\\n' | sed '$a end'",
+    "printf 'a\\nb\\n' | sed -n '/a/,/b/p'",
+    "printf 'x y\\n' | sed 's/ /\\n/'",
+]
+# awk on Android is one-true-awk (API 28+): these POSIX cases are checked against the host's awk
+AWK_SCRIPTS = [
+    "printf '1 2 3\\n4 5 6\\n' | awk '{print $NF}'",
+    "printf 'h,x\\n1,a\\n2,b\\n' | awk -F, 'NR>1{print $1}'",
+    "printf '2\\n4\\n' | awk '{ s += $1 } END { print s/NR }'",
+    "printf 'a b\\n' | awk '{printf \"%s-%s\\n\", $2, $1}'",
+    "printf 'x\\n' | awk '{ $2 = \"y\"; print; print NF }'",
+    "printf 'abc\\n' | awk '{ print length($0), substr($0, 2, 1), toupper($0) }'",
+    "printf 'a 1\\nb 2\\n' | awk '$2 >= 2'",
+    "printf 'foo\\nbar\\n' | awk '/^b/ { print \"B:\" $0; next } { print \"other\" }'",
+    "awk -v n=3 'BEGIN { for (i = 0; i < n; i++) print i }'",
+    "printf '1\\n2\\n3\\n' | awk 'NR % 2 == 1'",
+    "printf 'a:b\\n' | awk 'BEGIN { FS = \":\" } { print $2 }'",
+    "printf '5\\n' | awk '{ if ($1 > 3) print \"big\"; else print \"small\" }'",
+]
 TOYBOX_ERRORS = [
     "cat nofile; echo $?",
     "ls nofile; echo $?",
@@ -553,6 +578,8 @@ def toybox_path(tmp_path_factory):
     tbin = tmp_path_factory.mktemp("toybin")
     for tool in _TOYBOX_TOOLS:
         (tbin / tool).symlink_to(toybox)
+    if shutil.which("awk"):
+        (tbin / "awk").symlink_to(shutil.which("awk"))
     return mksh, tbin
 
 
@@ -594,3 +621,35 @@ def test_exec_redirections_stay_for_the_rest_of_the_script(twins):
         b"one\nls: /nope: No such file or directory\nin-f\n"
     )
     assert run(twin, "exec echo replaced; echo never") == (0, "replaced\n", "")
+
+
+@pytest.mark.parametrize("script", AWK_SCRIPTS, ids=[s[:40] for s in AWK_SCRIPTS])
+def test_awk_subset_matches_posix_awk(twins, toybox_path, tmp_path, script):
+    if not (toybox_path[1] / "awk").exists():
+        pytest.skip("no awk on this host to compare with")
+    mine, ref = _oracle_case(twins, toybox_path, tmp_path, script)
+    assert mine == ref
+
+
+def test_a_file_that_grows_forever_fills_up_like_a_disk(twins, monkeypatch):
+    """`yes > f` ends with ENOSPC at the file cap instead of eating the twin's memory."""
+    from harness.twin import fs
+
+    monkeypatch.setattr(fs, "MAX_FILE_BYTES", 1 << 20)
+    code, out, err = run(twins[API34], "yes > /data/local/tmp/full; echo rc=$?")
+    assert out == "rc=1\n"
+    assert err == "yes: /data/local/tmp/full: No space left on device\n"
+    assert len(twins[API34].fs.read("/data/local/tmp/full")) <= 1 << 20
+
+
+def test_system_bin_holds_the_commands_of_the_level(twins):
+    new, old = twins[API34], twins[API17]
+    assert run(new, "ls -l /system/bin/ls")[1].endswith(" /system/bin/ls -> toybox\n")
+    assert run(new, "[ -x /system/bin/screenrecord ] && [ -x /system/bin/wc ] && echo yes")[1] == (
+        "yes\n"
+    )
+    assert run(old, "ls -l /system/bin/ls")[1].endswith(" /system/bin/ls -> toolbox\n")
+    assert run(old, "[ -e /system/bin/screenrecord ] || [ -e /system/bin/wc ] || echo no")[1] == (
+        "no\n"
+    )
+    assert run(new, "/system/bin/echo -n x; /system/bin/wc -c < /dev/null")[1] == "x0\n"
