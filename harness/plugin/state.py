@@ -17,7 +17,13 @@ from harness.measure import Measurement, check
 from harness.profiles import DEFAULT_PROFILES_DIR, Budget, load_budgets, load_profiles
 from harness.report import ResultRecord, RunReport, environment_rows, network_matrix
 from harness.report.extras import full_size_links
-from harness.report.html import html_report_of, log_html, row_cells, set_prefix
+from harness.report.html import (
+    html_report_of,
+    log_html,
+    row_cells,
+    set_prefix,
+    verdict_extra,
+)
 from harness.report.overview import overview_html, row_anchor
 
 log = logging.getLogger("harness.plugin")
@@ -248,9 +254,12 @@ class WorkerState:
         and the overview is refreshed before pytest-html rewrites the report after the test."""
         if self.report is None or not self.is_controller:
             return
-        links = full_size_links(getattr(report, "extras", None) or [])
-        if links:
-            report.extras = [*report.extras, *links]
+        extras = list(getattr(report, "extras", None) or [])
+        if report.failed and report.when in ("setup", "call"):
+            extras.insert(0, verdict_extra(report))
+        links = full_size_links(extras)
+        if links or report.failed:
+            report.extras = [*extras, *links]
         self.report.add(report)
         if report.when == "teardown" and self.rewriter is None:
             self.refresh_overview()  # pytest-html rewrites after every test itself

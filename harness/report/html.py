@@ -67,15 +67,31 @@ def row_cells(report: Any, cells: list, anchor: str) -> None:
             cells[i] = cell.replace('class="col-testId"', f'class="col-testId" id="{anchor}"', 1)
 
 
+def verdict_of(report: Any) -> str:
+    """The first line of a failed report's exception message (a budget's verdict line)."""
+    crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+    verdict = getattr(crash, "message", None) or str(getattr(report, "longrepr", "") or "")
+    return verdict.strip().splitlines()[0] if verdict.strip() else "failed"
+
+
+def verdict_extra(report: Any) -> dict[str, Any]:
+    """An HTML extra with the verdict line: placed first, it leads the test's details (above
+    its plots and frames; the traceback comes last, collapsed)."""
+    from pytest_html import extras as html_extras
+
+    return html_extras.html(
+        f"<div class='hil-verdict-line' style='font-weight:bold;color:#b00020;margin:.3em 0'>"
+        f"{html.escape(verdict_of(report))}</div>"
+    )
+
+
 def log_html(report: Any, data: list) -> None:
     """A failed test's log leads with its verdict line (the exception's message: for a budget,
     measured value, limit, uncertainty); the traceback and captured output are one click away,
     with long tokens (base64 images in fixture reprs) cut."""
     if not getattr(report, "failed", False) or not data:
         return
-    crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
-    verdict = getattr(crash, "message", None) or str(getattr(report, "longrepr", "") or "")
-    verdict = verdict.strip().splitlines()[0] if verdict.strip() else "failed"
+    verdict = verdict_of(report)
     body = _LONG_TOKEN.sub(lambda m: f"[{len(m.group(0))} characters cut]", "\n".join(data))
     data[:] = [
         f"<div class='hil-verdict-line'><b>{html.escape(verdict)}</b></div>"

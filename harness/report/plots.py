@@ -182,6 +182,8 @@ def cdf_multi_png(
         everything = [v for vs in series.values() for v in vs]
         lo, hi = _range(everything or [0.0], limits)
         to_px = _axes(img, lo, hi, 0.0, 1.0, unit, "share")
+        cols = 2 if len(series) > 4 else 1
+        legend = np.full((16 + 20 * -(-len(series) // cols), _W, 3), 255, np.uint8)
         for k, (label, values) in enumerate(series.items()):
             color = _PALETTE[k % len(_PALETTE)]
             xs = np.sort(np.asarray(values, float))
@@ -191,11 +193,12 @@ def cdf_multi_png(
                 pts += [to_px(x, i / n), to_px(x, (i + 1) / n)]
             if pts:
                 cv2.polylines(img, [np.array(pts, np.int32)], False, color, 2, cv2.LINE_AA)
-            y = _MARGIN_T + 18 + 18 * k
-            cv2.line(img, (_W - 330, y - 4), (_W - 305, y - 4), color, 3)
-            cv2.putText(img, label[:40], (_W - 298, y), _FONT, 0.45, _BLACK, 1, cv2.LINE_AA)
+            x0 = _MARGIN_L + (k % cols) * (_W - _MARGIN_L) // cols
+            y = 16 + 20 * (k // cols)
+            cv2.line(legend, (x0, y - 4), (x0 + 25, y - 4), color, 3)
+            cv2.putText(legend, label[:70], (x0 + 32, y), _FONT, 0.45, _BLACK, 1, cv2.LINE_AA)
         _limits(img, to_px, limits, 0.0, 1.0)
-        return _png(img)
+        return _png(np.vstack([img, legend]))
     finally:
         _W, _H = saved
 

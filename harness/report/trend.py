@@ -93,7 +93,7 @@ def _rows(history: History, comps: dict[str, Comparison], last: int) -> str:
         )
     head = (
         "<tr><th>device</th><th>metric</th><th>test</th><th>network</th><th>trend</th>"
-        "<th>runs</th><th>p95 today vs baseline</th><th>p95 change</th><th>Cliff's delta</th>"
+        "<th>runs</th><th>p95 today vs baseline</th><th>p95 change (+ worse)</th><th>Cliff's delta (+ worse)</th>"
         "<th>Mann-Whitney U p (n)</th><th>verdict</th></tr>"
     )
     return f"<table class='hil-trend'>{head}{''.join(rows)}</table>"

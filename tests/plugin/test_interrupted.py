@@ -113,6 +113,11 @@ def test_stopped_run_keeps_the_running_tests_samples_marked_interrupted(
     assert summary["exitstatus"] == pytest.ExitCode.INTERRUPTED
     assert summary["interrupted_by"] == sig.name and summary["counts"]["interrupted"] == 1
     assert "share_latency_ms" in out and "[interrupted]" in out
+    # JUnit XML: the finished test's measurement as flat properties CI servers show
+    junit = (tmp_path / "junit.xml").read_text()
+    assert '<property name="hil.connect_time_s.p95" value="4.2"' in junit
+    assert '<property name="hil.connect_time_s.verdict" value="RECORDED"' in junit
+    assert '<property name="hil.model" value="sdk_gphone64_x86_64"' in junit
 
 
 def test_second_signal_during_the_first_still_reports_interrupted(tmp_path, default_signals):

@@ -183,9 +183,12 @@ def test_report_html_in_chromium(browser, pytester: pytest.Pytester, tmp_path):
     failed = browser.execute_script(
         "const b = document.querySelector('tbody.failed');"
         "return {verdict: b.querySelector('.hil-verdict-line').textContent,"
-        "open: b.querySelector('details.hil-traceback').open}"
+        "open: b.querySelector('details.hil-traceback').open,"
+        "leads: !!(b.querySelector('.hil-verdict-line').compareDocumentPosition("
+        "b.querySelector('.media img')) & Node.DOCUMENT_POSITION_FOLLOWING)}"
     )
     assert "OVER BUDGET" in failed["verdict"] and failed["open"] is False
+    assert failed["leads"]  # the verdict line above the plots and frames
 
 
 def _records(values, series: str):
