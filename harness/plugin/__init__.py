@@ -1,8 +1,10 @@
 """The mayday-hil pytest plugin (entry point pytest11: mayday_hil).
 
 Options: --device SERIAL, --all-devices, --profile NAME, --twin PROFILE[xN], --budget NAME,
---profiles-dir DIR, --adb-port P, --hil-reports DIR. Markers: requires(...), budget(metric),
-network(profile). Fixtures: device, profile, capabilities, ui, budget, measure, hil_device.
+--profiles-dir DIR, --adb-port P, --hil-reports DIR, --app NAME|PATH, --twin-app NAME[@LOCALE],
+--agent NAME, --install PATH.apk. Markers: requires(...), budget(metric), network(profile).
+Fixtures: device, profile, capabilities, ui, budget, measure, hil_device, app_profile,
+session_driver, agent_bot, live_session.
 With pytest-xdist, tests are grouped per device (--dist loadgroup), so a device is driven by
 one worker at a time. Reports and results.jsonl are written on the controller only.
 

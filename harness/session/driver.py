@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # the default app profile's pane description, for callers written before app profiles
 AGENT_VIDEO_DESC = "agent video"
 CONNECT_MODES = ("timecode", "onset")
+# onset mode: the fade-in assumed of an agent's picture the harness does not control (a camera
+# that opens with a fade); the detector's stated latency is 0.4 of it (harness.vision.onset)
+ONSET_FADE_IN_S = 1.0
 CONNECT_TIMEOUT_S = 60.0
 UI_TIMEOUT_S = 10.0
 PANE_TIMEOUT_S = 10.0
@@ -119,11 +122,14 @@ class SessionDriver:
         app: AppProfile | None = None,
         locale: str | None = None,
         mode: str = "timecode",
+        fade_in_s: float = ONSET_FADE_IN_S,
     ):
         """Args:
         app: the app profile (default: the default app profile).
         locale: the UI locale ("de-DE"); default: the device's (getprop), else the profile's.
         mode: how the agent is recognised: "timecode" (our agent) or "onset" (any agent).
+        fade_in_s: onset mode: the longest fade-in expected of the agent's picture (the
+            detector's stated latency, in every connect time's uncertainty, grows with it).
         """
         if mode not in CONNECT_MODES:
             raise ValueError(f"connect mode {mode!r}: use {', '.join(CONNECT_MODES)}")
@@ -133,6 +139,7 @@ class SessionDriver:
         self.capture_method = capture_method
         self.app = app or load_app_profile(DEFAULT_APP)
         self.mode = mode
+        self.fade_in_s = fade_in_s
         self._locale = locale
 
     @property
@@ -291,7 +298,7 @@ class SessionDriver:
         t_tap, t_acted = self.press_support(button)
         tap_s = t_acted - t_tap
         pane = self.wait_for_pane()
-        return self.wait_for_agent(t_tap, pane, timeout_s, tap_s)
+        return self.wait_for_agent(t_tap, pane, timeout_s, tap_s, self.fade_in_s)
 
     def wait_for_agent(
         self,

@@ -391,12 +391,14 @@ class Screen:
         kind = kinds.get(message)
         if kind is not None and kind in dict(self.app.messages):
             return self.app.message(kind, self.locale)
-        if message.startswith("Allow the agent to") and self.locale.startswith("de"):
-            return message.replace(
-                "Allow the agent to control your tablet?",
-                "Darf der Mitarbeiter Ihr Tablet steuern?",
-            ).replace("Allow the agent to see", "Darf der Mitarbeiter sehen:")
         return message
+
+    def consent_text(self, kind: str, default: str, **values) -> str:
+        """A consent question as the app profile words it (messages.consent_control,
+        messages.consent_access with {app}), else the default wording."""
+        if kind in dict(self.app.messages):
+            return self.app.message(kind, self.locale).format(**values)
+        return default
 
     def button_text(self, label: str) -> str:
         name = {"OK": "message_ok", "Allow": "consent_allow", "Deny": "consent_deny"}.get(label)
@@ -642,7 +644,8 @@ class Screen:
                 self.dismiss_dialog()
 
             self.show_dialog(
-                "Allow the agent to control your tablet?", [("Deny", deny), ("Allow", allow)]
+                self.consent_text("consent_control", "Allow the agent to control your tablet?"),
+                [("Deny", deny), ("Allow", allow)],
             )
         elif kind == "request_access":
             pkg = str(msg.get("package", ""))
@@ -660,7 +663,8 @@ class Screen:
                 self.dismiss_dialog()
 
             self.show_dialog(
-                f"Allow the agent to see {label}?", [("Deny", deny_app), ("Allow", allow_app)]
+                self.consent_text("consent_access", f"Allow the agent to see {label}?", app=label),
+                [("Deny", deny_app), ("Allow", allow_app)],
             )
 
     def press_mayday(self) -> None:

@@ -249,3 +249,18 @@ def test_device_profile_app_key_defaults_and_is_validated(tmp_path):
     with pytest.raises(ProfileError) as err:
         load_profiles(tmp_path)
     assert err.value.key == "app"
+
+
+def test_nothing_in_harness_session_names_the_product():
+    """The flow is driven by the app profile: no product name in harness/session (the entry-point
+    group and the harness's own Timecode test app are the harness's names, not a product's)."""
+    import re
+
+    root = Path(__file__).resolve().parents[2] / "harness" / "session"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            cleaned = re.sub(r"mayday_hil|com\.mayday\.hil\.\w+", "", line)
+            if re.search(r"mayday", cleaned, re.I):
+                offenders.append(f"{path.name}:{n}: {line.strip()}")
+    assert not offenders, offenders

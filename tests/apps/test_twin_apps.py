@@ -147,3 +147,12 @@ def test_mismatched_profile_in_a_run_attaches_the_ui_dump(pytester, tmp_path):
     dumps = list(run.parent.glob("uidump-*.xml"))
     assert len(dumps) == 1 and "<hierarchy" in dumps[0].read_text()
     assert "UI dump (icon (description=" in run.read_text()
+
+
+def test_twin_with_an_unknown_app_is_one_error_naming_it(start_twin):
+    from harness.errors import HarnessError
+
+    with pytest.raises(
+        HarnessError, match=r"unknown app profile 'nosuch'; known: helpdesk, mayday"
+    ):
+        start_twin("android-emulator-api34", extra_args=("--app", "nosuch"))

@@ -14,8 +14,8 @@ from harness.twin.support import FADE_IN_S
 from harness.twin.truth import read_truth
 from harness.vision.onset import OnsetDetector
 
-MODES = ["talking", "still", "fade", "talking", "fade"]
-TWINS = 4
+MODES = ["talking", "still", "fade", "talking", "fade"] * 2
+TWINS = 2  # x 10 sessions each: two capture loops at a time keep a 2-core host responsive
 
 
 def _sessions(adb_server, tp, waits: list[float], out: list, errors: list) -> None:
@@ -25,14 +25,8 @@ def _sessions(adb_server, tp, waits: list[float], out: list, errors: list) -> No
         for wait, mode in zip(waits, MODES, strict=True):
             tp.control("agent_video", mode=mode)
             tp.control("backend", answer_waits=[wait])
-            r = drv.connect(timeout_s=wait + 15) if mode != "fade" else None
-            if r is None:  # a fade-in: the detector's latency bound for this fade
-                drv.reset()
-                button = drv.open_support()
-                t_tap, t_acted = drv.press_support(button)
-                r = drv.wait_for_agent(
-                    t_tap, drv.wait_for_pane(), wait + 15, t_acted - t_tap, fade_in_s=FADE_IN_S
-                )
+            drv.fade_in_s = FADE_IN_S if mode == "fade" else 0.0  # the latency bound it states
+            r = drv.connect(timeout_s=wait + 15)
             drv.end()
             out.append((tp, mode, r))
     except Exception as e:  # reported by the test thread
@@ -43,7 +37,7 @@ def test_onset_connect_time_equals_truth_over_20_sessions_of_plain_agent_video(
     adb_server, start_twin
 ):
     twins = [start_twin("android-emulator-api34") for _ in range(TWINS)]
-    plan = {i: [1.0 + ((i + k) % 4) for k in range(len(MODES))] for i in range(TWINS)}
+    plan = {i: [1.0 + ((i + k) % 3) for k in range(len(MODES))] for i in range(TWINS)}
     results: list = []
     errors: list = []
     threads = [
@@ -53,7 +47,7 @@ def test_onset_connect_time_equals_truth_over_20_sessions_of_plain_agent_video(
     for t in threads:
         t.start()
     for t in threads:
-        t.join(240)
+        t.join(400)
     assert not errors, errors
     assert len(results) == TWINS * len(MODES) >= 20
     worst: dict[str, float] = {}
