@@ -49,10 +49,8 @@ def main() -> int:
         bot = None
         try:
             tp.start()
-            info = tp.control("backend", answer_s=0.5)
-            bot = AiortcAgentBot(
-                tuple(info["address"]), device=tp.twins[0].serial, http=tuple(info["http"])
-            )
+            info = tp.client().backend(answer_s=0.5)
+            bot = AiortcAgentBot(info.address, device=tp.twins[0].serial, http=info.http)
             bot.start()
             dev = Device(f"127.0.0.1:{tp.port}", port=adb.port)
             ui = Ui.for_device(dev, prefer_u2=False)
