@@ -49,12 +49,9 @@ def main() -> int:
         bot = None
         try:
             tp.start()
-            info = tp.control("backend", answer_s=0.5)
+            info = tp.client().backend(answer_s=0.5)
             bot = AiortcAgentBot(
-                tuple(info["address"]),
-                device=tp.twins[0].serial,
-                http=tuple(info["http"]),
-                token=info["token"],
+                info.address, device=tp.twins[0].serial, http=info.http, token=info.token
             )
             bot.start()
             dev = Device(f"127.0.0.1:{tp.port}", port=adb.port)

@@ -69,3 +69,28 @@ def test_a_long_module_says_why_at_its_top():
     assert long == [], "over 500 lines without a 'Size:' reason in the docstring: " + ", ".join(
         long
     )
+
+
+def test_adbutils_clients_are_pinned():
+    """Only harness.farm.adbclient makes adbutils clients: an AdbClient of its own, or the
+    module-level `adbutils.adb`, starts an adb server (on another port) when the run's is gone."""
+    import ast
+
+    found = []
+    for tree in ("harness", "suites"):
+        for path in sorted((ROOT / tree).rglob("*.py")):
+            if path == ROOT / "harness" / "farm" / "adbclient.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "adbutils"
+                    and node.attr in ("AdbClient", "adb", "device")
+                ) or (
+                    isinstance(node, ast.ImportFrom)
+                    and node.module == "adbutils"
+                    and any(a.name in ("AdbClient", "adb", "device") for a in node.names)
+                ):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == [], f"unpinned adbutils clients (use harness.farm.adbclient): {found}"

@@ -1,4 +1,5 @@
-"""Finding and leasing devices: private adb servers, twins started as processes."""
+"""Finding and leasing devices: private adb servers, twins started as processes and their typed
+control client, child processes of a run and its reaper (docs/architecture.md)."""
 
 from harness.farm.adbserver import (
     AdbServer,
@@ -9,10 +10,13 @@ from harness.farm.adbserver import (
     parse_devices,
     port_free,
 )
+from harness.farm.control import TwinControl, TwinControlError
 from harness.farm.twins import TwinInfo, TwinProcess
 
 __all__ = [
     "AdbServer",
+    "TwinControl",
+    "TwinControlError",
     "TwinInfo",
     "TwinProcess",
     "adb_binary",

@@ -14,7 +14,7 @@ from pathlib import Path
 import adbutils
 
 from harness.errors import AdbError, AdbTimeoutError, HarnessError
-from harness.farm.adbclient import adb_client
+from harness.farm.adbclient import PinnedAdbClient, adb_client
 from harness.farm.hostprotocol import host_query, parse_devices
 from harness.farm.process import Child
 
@@ -157,7 +157,7 @@ class AdbServer:
         except (OSError, IndexError):
             return "(no log)"
 
-    def client(self, timeout_s: float = 10.0) -> adbutils.AdbClient:
+    def client(self, timeout_s: float = 10.0) -> PinnedAdbClient:
         """An adbutils client of this server (pinned: it never starts another server)."""
         return adb_client("127.0.0.1", self.port, timeout_s)
 

@@ -79,12 +79,12 @@ def test_a_stalled_service_times_out_within_its_bound(adb_server, start_twin):
     tp = start_twin("android-emulator-api34")
     dev = _device(adb_server, tp)
     dev.features  # noqa: B018 - cache before the stall
-    tp.control("stall", service="shell,v2")
+    tp.client().stall("shell,v2")
     t0 = time.monotonic()
     with pytest.raises(AdbTimeoutError, match="timed out after 1 s"):
         dev.shell("echo never", timeout_s=1.0)
     assert time.monotonic() - t0 < 3.0
-    tp.control("unstall", service="shell,v2")
+    tp.client().unstall("shell,v2")
     assert dev.shell("echo back").stdout == "back\n"
 
 
@@ -92,7 +92,7 @@ def test_device_gone_and_reconnect_is_bounded_and_counted(adb_server, start_twin
     tp = start_twin("android-tablet-api30")
     dev = _device(adb_server, tp)
     dev.features  # noqa: B018
-    tp.control("offline", seconds=1.5)
+    tp.client().offline(1.5)
     adb_server.wait_for(dev.serial, ("offline", "absent"), timeout_s=5)
     with pytest.raises(AdbError, match=r"127.0.0.1:\d+.*echo x"):
         dev.shell("echo x", timeout_s=2.0)

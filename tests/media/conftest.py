@@ -27,14 +27,14 @@ class Live:
 @contextlib.contextmanager
 def _live(adb_server, start_twin, media_profile=None, media_seed: int = 0):
     tp = start_twin("android-emulator-api34")
-    info = tp.control("backend", answer_s=0.5)
+    info = tp.client().backend(answer_s=0.5)
     bot = AiortcAgentBot(
-        tuple(info["address"]),
+        info.address,
         device=tp.twins[0].serial,
         media_profile=media_profile,
         media_seed=media_seed,
-        http=tuple(info["http"]),
-        token=info["token"],
+        http=info.http,
+        token=info.token,
     )
     bot.start()
     try:

@@ -14,7 +14,7 @@ def test_mic_to_agent_latency_matches_the_truth(live):
     for _ in range(5):
         time.sleep(0.6)
         # the lab speaker (the twin's control socket) says when it played the sound
-        t_play = live.tp.control("mic", samples=sound.tolist())["t"]
+        t_play = live.tp.client().mic(sound.tolist())
         time.sleep(0.6)
         bot = live.bot.session
         arrival = find_chirp(list(bot.audio), bot.audio_rate, sound, after=t_play)

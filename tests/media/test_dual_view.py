@@ -22,13 +22,13 @@ from harness.vision.locator import read_all
 def filmed(adb_server, start_twin):
     tp = start_twin("android-emulator-api34", extra_args=("--camera",))
     info = tp.twins[0]
-    backend = tp.control("backend", answer_s=0.5)
+    backend = tp.client().backend(answer_s=0.5)
     bot = AiortcAgentBot(
-        tuple(backend["address"]),
+        backend.address,
         device=info.serial,
         display_url=f"{info.camera}/agent_display",
-        http=tuple(backend["http"]),
-        token=backend["token"],
+        http=backend.http,
+        token=backend.token,
     )
     bot.start()
     try:

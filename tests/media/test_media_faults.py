@@ -19,14 +19,9 @@ from harness.vision.timecode import decode_fast
 
 def test_the_media_peer_never_connects(adb_server, start_twin):
     tp = start_twin("android-emulator-api34")
-    info = tp.control("backend", answer_s=0.3)
-    tp.control("media", block=True)
-    bot = AiortcAgentBot(
-        tuple(info["address"]),
-        device=tp.twins[0].serial,
-        http=tuple(info["http"]),
-        token=info["token"],
-    )
+    info = tp.client().backend(answer_s=0.3)
+    tp.client().media(block=True)
+    bot = AiortcAgentBot(info.address, device=tp.twins[0].serial, http=info.http, token=info.token)
     bot.start()
     try:
         dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)
@@ -49,9 +44,9 @@ def test_a_frozen_share_shows_as_a_freeze_of_the_right_length(live):
     screen = live.device.screenshot()
     t0 = time.monotonic()
     time.sleep(1.0)
-    live.tp.control("media", freeze_share=True)
+    live.tp.client().media(freeze_share=True)
     time.sleep(1.5)
-    live.tp.control("media", freeze_share=False)
+    live.tp.client().media(freeze_share=False)
     time.sleep(1.5)
     frames = [f for f in list(live.bot.session.share) if f.t_arrival >= t0]
     layout = timecode_layout(1280, 800)

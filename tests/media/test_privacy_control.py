@@ -57,7 +57,7 @@ def test_private_app_is_masked_until_the_customer_consents(live):
 
 
 def test_a_planted_leak_is_caught(live):
-    live.tp.control("privacy_mask", on=False)
+    live.tp.client().privacy_mask(False)
     body, screen = _open_email(live)
     leak = _leak_check(live, body, screen, time.monotonic() + 0.3)
     assert not leak.clean and len(leak.leaked) >= leak.frames * 0.8
@@ -68,7 +68,7 @@ def test_camera_never_opened_and_microphone_in_use(live):
     assert cam.clients == ()
     recordings = parse_dumpsys_audio(live.device.shell("dumpsys audio").stdout)
     assert [(r.source, r.package) for r in recordings] == [("MIC", "com.mayday.support")]
-    live.tp.control("camera", on=True)  # a build that opens the front camera: caught
+    live.tp.client().camera(True)  # a build that opens the front camera: caught
     cam = parse_dumpsys_camera(live.device.shell("dumpsys media.camera").stdout)
     assert [c.package for c in cam.clients] == ["com.mayday.support"]
     assert capabilities_from  # the same parsers the capability probe uses

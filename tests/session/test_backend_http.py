@@ -281,17 +281,17 @@ def test_json_lines_agents_still_join_the_same_pool(backend):
 
 def test_a_twin_reports_its_backend_http_address(start_twin):
     tp = start_twin("android-emulator-api34")
-    info = tp.control("backend", answer_s=0.2)
-    host, port = info["http"]
-    assert host == "127.0.0.1" and port != info["address"][1]
+    info = tp.client().backend(answer_s=0.2)
+    host, port = info.http
+    assert host == "127.0.0.1" and port != info.address[1]
     serial = tp.twins[0].serial
     token = info["token"]
     aid = http((host, port), "POST", "/agents", {"name": "bot-t", "device": serial}, token=token)[
         1
     ]["agent"]
     try:
-        assert "bot-t" in tp.control("backend")["bots"]
-        dev = DeviceLine(tuple(info["address"]), serial)
+        assert "bot-t" in tp.client().backend().bots
+        dev = DeviceLine(info.address, serial)
         try:
             dev.until("assigned")
             assert poll_until((host, port), aid, "session", token=token)["device"] == serial

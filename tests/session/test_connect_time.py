@@ -30,7 +30,7 @@ def _run_sessions(adb_server, tp, waits: list[float], out: list, errors: list) -
         dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)
         drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
         for wait in waits:
-            tp.control("backend", answer_waits=[wait])
+            tp.client().backend(answer_waits=[wait])
             result = drv.connect(timeout_s=wait + 15)
             drv.end()
             out.append((tp, wait, result))
@@ -85,7 +85,7 @@ def test_api17_session_through_dump_ui_and_png_frames(adb_server, start_twin):
     ui = Ui.for_device(dev)
     assert ui.backend_name == "uiautomator-dump"
     drv = SessionDriver(dev, ui)
-    tp.control("backend", answer_waits=[2.0])
+    tp.client().backend(answer_waits=[2.0])
     r = drv.connect(timeout_s=20)
     drv.end()
     ((pressed, shown),) = _truth_sessions(tp.twins[0].truth)
@@ -98,7 +98,7 @@ def test_busiest_day_8_twins_press_within_a_second_against_2_agents(adb_server, 
     from harness.session.load import busiest_day
 
     tp = start_twin("android-emulator-api34", port=free_port_block(8), count=8)
-    tp.control("backend", answer_s=1.0)
+    tp.client().backend(answer_s=1.0)
     results = busiest_day(
         [f"127.0.0.1:{t.port}" for t in tp.twins], adb_server.port, stagger_s=0.1, hold_s=2.0
     )
@@ -150,7 +150,7 @@ def test_refusals_end_with_the_right_message_on_screen(
             offset = (3 - hour) % 24  # local hour 3
             offset = offset - 24 if offset > 12 else offset
             setup["timezone"] = f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
-        tp.control(setup.pop("op"), **setup)
+        tp.client().call(setup.pop("op"), **setup)
     dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)
     drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
     t0 = time.monotonic()

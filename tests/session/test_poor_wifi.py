@@ -43,7 +43,7 @@ def test_connect_time_grows_with_the_console_delay_as_the_truth_says(adb_server,
     tp, dev, drv = emulator
     results = {}
     for name in ("good-wifi", "very-bad-network"):
-        tp.control("backend", answer_waits=[1.0])
+        tp.client().backend(answer_waits=[1.0])
         profile = load_network_profile(name)
         with EmulatorConsoleShaper(
             profile,
@@ -69,7 +69,7 @@ def test_connect_time_grows_with_the_console_delay_as_the_truth_says(adb_server,
 
 def test_wifi_drop_mid_session_recovers_and_the_recovery_time_matches_the_truth(emulator):
     tp, dev, drv = emulator
-    tp.control("backend", answer_waits=[0.5])
+    tp.client().backend(answer_waits=[0.5])
     drv.connect(timeout_s=20)
     rec = drv.wifi_recovery(drop_s=2.0)
     truth = read_truth(tp.twins[0].truth)
@@ -86,8 +86,8 @@ def test_wifi_drop_mid_session_recovers_and_the_recovery_time_matches_the_truth(
 
 def test_long_wifi_drop_ends_the_session_with_a_message(emulator):
     tp, dev, drv = emulator
-    tp.control("backend", answer_waits=[0.5])
-    tp.control("support", reconnect_grace_s=2.0)
+    tp.client().backend(answer_waits=[0.5])
+    tp.client().support(reconnect_grace_s=2.0)
     drv.connect(timeout_s=20)
     dev.shell("svc wifi disable", check=True)
     message = drv.ui.wait_for(text="Connection lost: check your Wi-Fi and try again", timeout_s=6)
@@ -102,7 +102,7 @@ def test_support_traffic_pointed_through_the_relay_carries_its_delay(adb_server,
     from harness.network.impairment import RelayShaper
 
     world = start_twin("android-emulator-api34")  # hosts the support backend
-    backend = tuple(world.control("backend", answer_s=1.0)["address"])
+    backend = world.client().backend(answer_s=1.0).address
     with RelayShaper(load_network_profile("3g"), backend, protocol="tcp", seed=1) as relay:
         host, port = relay.address
         tp = start_twin("android-emulator-api34", extra_args=("--backend", f"{host}:{port}"))

@@ -39,7 +39,7 @@ def test_real_uiautomator2_clicks_the_support_button_by_selector(adb_server, emu
 
 def test_button_missing_from_the_screen(emulator):
     tp, dev = emulator
-    tp.control("mayday_button", on=False)
+    tp.client().mayday_button(False)
     drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
     t0 = time.monotonic()
     with pytest.raises(
@@ -55,7 +55,7 @@ def test_button_missing_from_the_screen(emulator):
 
 def test_agent_never_arrives(emulator):
     tp, dev = emulator
-    tp.control("backend", answer_waits=[3600])
+    tp.client().backend(answer_waits=[3600])
     drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
     t0 = time.monotonic()
     with pytest.raises(SessionError, match=r"the agent did not appear within 3 s of the tap"):
@@ -65,12 +65,12 @@ def test_agent_never_arrives(emulator):
 
 def test_twin_drops_off_adb_mid_session(emulator):
     tp, dev = emulator
-    tp.control("backend", answer_waits=[3600])
+    tp.client().backend(answer_waits=[3600])
     drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
     button = drv.open_support()
     t_tap, t_acted = drv.press_support(button)
     pane = drv.wait_for_pane()
-    tp.control("offline", seconds=60)
+    tp.client().offline(60)
     t0 = time.monotonic()
     with pytest.raises(SessionError, match=r"frame capture \(screencap\) failed"):
         drv.wait_for_agent(t_tap, pane, timeout_s=30, tap_s=t_acted - t_tap)

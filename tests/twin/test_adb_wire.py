@@ -199,7 +199,7 @@ def test_api17_twin_rejects_unknown_key_until_accepted(adb_server, tmp_path):
         assert adb_server.adb("-s", serial, "shell", "echo hi").returncode != 0
         kinds = [e["event"] for e in read_truth(tp.twins[0].truth)]
         assert "auth_rejected_signature" in kinds and "auth_key_offered" in kinds
-        assert tp.control("accept_keys")["accepted"] == 1
+        assert tp.client().accept_keys() == 1
         adb_server.wait_for(serial, "device")
         assert _out(adb_server.adb("-s", serial, "shell", "echo hi")) == "hi\r\n"
     finally:
