@@ -11,7 +11,7 @@ channel: a 1 - SSIM' error map (no luma denominator, C2 = 0.0009) and an edge-di
 cubic and a power law to the score. The Gaussian blur (sigma 1.5, 11 taps) reads zeros beyond
 the left and right edges and reflects at the top and bottom, as the pip package `ssimulacra2`
 0.3.0 does (tests/vision/test_ssimulacra2.py proves the scores equal within 0.5 on the golden
-images of fixtures/vision/; measured: within 0.02).
+images of fixtures/vision/; measured: within 0.001).
 
 Why our own: the pip package works through scipy.ndimage and reads only files; this one works
 through OpenCV on arrays (colour conversion in float32, the error maps in float64: the
