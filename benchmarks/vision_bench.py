@@ -1,7 +1,8 @@
 """Vision benchmarks: timecode fast and robust paths against cv2.QRCodeDetector and cv2.aruco,
-and SSIM against scikit-image, measured side by side in one run.
+SSIM against scikit-image, SSIMULACRA2 against the pip package, and the legibility OCR (frames
+per second on one core, CER on the twin's clean text screens), measured side by side in one run.
 
-    .venv/bin/python benchmarks/vision_bench.py [--frames N] [--json OUT.json]
+    .venv/bin/python benchmarks/vision_bench.py [--frames N] [--json OUT.json] [--legibility-only]
 
 Every contender sees the same frames: a 1920x1200 UI screen carrying, at the same place and
 size, either our timecode, a QR code of the same payload ("frame,t_ms"), or an ArUco marker
@@ -272,6 +273,87 @@ def bench_ssim(reps: int = 5) -> list[dict]:
     ]
 
 
+def _text_screens(w: int, h: int):
+    from harness.twin import textscreens as ts
+    from harness.vision import legibility as lg
+
+    out = []
+    for name in ts.SCREEN_NAMES:
+        rgb, lines = ts.render(name, w, h)
+        truth = lg.TextTruth.from_record(ts.truth_fields(name, w, h, lines))
+        out.append((name, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), truth))
+    return out
+
+
+def bench_ssimulacra2(reps: int = 3) -> list[dict]:
+    """Ours against pip ssimulacra2 0.3.0 on the same pairs (a text screen and its JPEG q20)."""
+    import tempfile
+
+    from harness.vision.ssimulacra2 import ssimulacra2
+
+    try:
+        import ssimulacra2 as pip_s2
+    except ImportError:
+        pip_s2 = None
+    rows = []
+    for w, h in ((1280, 800), (1920, 1200)):
+        _, ref, _ = _text_screens(w, h)[1]
+        dist = cv2.imdecode(cv2.imencode(".jpg", ref, [cv2.IMWRITE_JPEG_QUALITY, 20])[1], 1)
+        times, ours = [], 0.0
+        for _ in range(reps):
+            t = time.perf_counter()
+            ours = ssimulacra2(ref, dist)
+            times.append(time.perf_counter() - t)
+        row = dict(size=f"{w}x{h}", ours_ms=min(times) * 1000, ours=ours)
+        if pip_s2 is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                a, b = Path(tmp) / "ref.png", Path(tmp) / "dist.png"
+                cv2.imwrite(str(a), ref)
+                cv2.imwrite(str(b), dist)
+                t = time.perf_counter()
+                theirs = pip_s2.compute_ssimulacra2(str(a), str(b))
+                row.update(pip_ms=(time.perf_counter() - t) * 1000, pip=theirs)
+                row.update(speedup=row["pip_ms"] / row["ours_ms"], diff=abs(ours - theirs))
+        rows.append(row)
+    return rows
+
+
+def bench_ocr() -> dict:
+    """OCR frames/s on one core (whole page; truth lines only) and CER on clean text screens."""
+    from harness.vision import legibility as lg
+
+    reason = lg.ocr_unavailable()
+    if reason:
+        return {"skipped": reason}
+    engine = lg.OcrEngine(threads=1)
+    out: dict = {"sizes": []}
+    for w, h in ((1280, 800), (1920, 1200)):
+        screens = _text_screens(w, h)
+        engine.read_page(screens[0][1])  # warm up
+        t = time.perf_counter()
+        for _, img, _ in screens:
+            engine.read_page(img)
+        page_fps = len(screens) / (time.perf_counter() - t)
+        errors = chars = 0
+        per_screen = {}
+        t = time.perf_counter()
+        for name, img, truth in screens:
+            r = lg.read_frame(img, truth, engine)
+            errors, chars = errors + r.errors, chars + r.chars
+            per_screen[name] = round(100 * r.cer, 2)
+        lines_fps = len(screens) / (time.perf_counter() - t)
+        out["sizes"].append(
+            dict(
+                size=f"{w}x{h}",
+                page_fps=page_fps,
+                lines_fps=lines_fps,
+                cer_pct=100 * errors / chars,
+                per_screen_cer_pct=per_screen,
+            )
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="vision benchmarks")
     parser.add_argument("--frames", type=int, default=60, help="frames per contender")
@@ -282,8 +364,17 @@ def main(argv: list[str] | None = None) -> int:
         help="also run cv2.aruco with default parameters on whole 1920x1200 "
         "frames (about 20 s per frame on a busy UI screen)",
     )
+    parser.add_argument(
+        "--legibility-only", action="store_true", help="only SSIMULACRA2 and the OCR figures"
+    )
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)  # one core for every contender (numpy is single-threaded here)
+    s2_rows, ocr = bench_ssimulacra2(), bench_ocr()
+    _print_legibility(s2_rows, ocr)
+    if args.legibility_only:
+        if args.json:
+            args.json.write_text(json.dumps({"ssimulacra2": s2_rows, "ocr": ocr}, indent=1))
+        return 0
     n = args.frames
     print(f"preparing {n} frames of {W}x{H} per code kind (H.264 {BPP} bpp round trip)...")
     frames = make_frames(n)
@@ -320,8 +411,39 @@ def main(argv: list[str] | None = None) -> int:
         f"OpenCV {cv2.__version__}, numpy {np.__version__}"
     )
     if args.json:
-        args.json.write_text(json.dumps({"fast": fast, "robust": robust, "ssim": sims}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {"fast": fast, "robust": robust, "ssim": sims, "ssimulacra2": s2_rows, "ocr": ocr},
+                indent=1,
+            )
+        )
     return 0
+
+
+def _print_legibility(s2_rows: list[dict], ocr: dict) -> None:
+    print(
+        "\nSSIMULACRA2, text screen vs its JPEG q20, one core (pip: float64 scipy, PNG read incl.)"
+    )
+    for r in s2_rows:
+        line = f"  {r['size']:<10} ours {r['ours_ms']:8.1f} ms  score {r['ours']:.3f}"
+        if "pip_ms" in r:
+            line += (
+                f"   pip ssimulacra2 {r['pip_ms']:8.1f} ms  score {r['pip']:.3f}"
+                f"   {r['speedup']:.1f}x faster, |diff| {r['diff']:.3f}"
+            )
+        else:
+            line += "   (pip ssimulacra2 not installed: pip install -e '.[test]')"
+        print(line)
+    print("\nOCR (rapidocr-onnxruntime, one thread) on the twin's 5 clean text screens")
+    if "skipped" in ocr:
+        print(f"  {ocr['skipped']}")
+        return
+    for r in ocr["sizes"]:
+        print(
+            f"  {r['size']:<10} whole page (detect + read) {r['page_fps']:.2f} frames/s; "
+            f"truth lines only {r['lines_fps']:.2f} frames/s; CER {r['cer_pct']:.2f} % "
+            f"{r['per_screen_cer_pct']}"
+        )
 
 
 if __name__ == "__main__":
