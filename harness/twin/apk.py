@@ -350,7 +350,7 @@ async def install_from_path(p: Proc, args: list[str]) -> int:
     flags = [a for a in args if a.startswith("-")]
     if "-S" in args:
         size = int(args[args.index("-S") + 1])
-        data = p.stdin[:size]
+        data = (await p.stdin.read_all())[:size]
         if len(data) < size:
             await p.print("Failure [INSTALL_FAILED_INVALID_APK: short read]")
             return 1
