@@ -327,13 +327,13 @@ class StfLeaser:
                 self._count("stf adb offline after connect")
                 try:
                     self.adb_server.client(timeout_s=2.0).disconnect(lease.remote_url)
-                except Exception:
-                    pass
+                except Exception as e:  # noqa: BLE001 -- a reconnect's first step: the connect after it tells
+                    log.info("adb disconnect %s: %s", lease.remote_url, e)
             try:
                 self.adb_server.client(timeout_s=HEALTH_WAIT_S).connect(
                     lease.remote_url, timeout=HEALTH_WAIT_S
                 )
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 -- counted as a failed attempt, retried (bounded)
                 last = f"adb connect: {e}"
                 continue
             deadline = time.monotonic() + HEALTH_WAIT_S
@@ -352,8 +352,8 @@ class StfLeaser:
         if remote_url:
             try:
                 self.adb_server.client(timeout_s=2.0).disconnect(remote_url)
-            except Exception:
-                pass
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
+                log.info("adb disconnect %s: %s", remote_url, e)
         for what, call in (
             ("remoteConnect", self.client.remote_disconnect),
             ("lease", self.client.release),

@@ -94,7 +94,7 @@ def package_versions(
             continue
         try:
             text = device.shell(f"dumpsys package {pkg}", timeout_s=timeout_s).stdout
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- facts for the report: never break the run
             out[pkg] = f"installed (dumpsys failed: {e})"
             continue
         out[pkg] = parse_dumpsys_package(text) or "installed (version unknown)"

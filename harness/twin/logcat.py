@@ -307,8 +307,8 @@ def log_truth_event(twin: Twin, event: str, fields: dict) -> None:
         if line is not None:
             tag, prio, pid, msg = line
             twin.log.write(tag, msg, prio=prio, pid=pid, buffer="main")
-    except Exception:  # logging must never break what is logged
-        pass
+    except Exception as e:  # noqa: BLE001 -- logging must never break what is logged
+        logging.getLogger(__name__).debug("logcat line not written: %s", e)
 
 
 def _truth_line(twin: Twin, event: str, fields: dict) -> tuple[str, str, int, str] | None:

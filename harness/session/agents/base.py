@@ -93,7 +93,7 @@ def load_agent(name: str) -> type:
         )
     try:
         cls = found[name].load()
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 -- a third-party adapter may fail any way: one error naming it
         raise HarnessError(f"--agent {name}: {found[name].value} does not load: {e}") from None
     missing = [m for m in ("from_context", "start", "stop", "cooperative") if not hasattr(cls, m)]
     if missing:
