@@ -158,6 +158,9 @@ def pytest_configure(config: pytest.Config) -> None:
         # xdist workers parse the original command line: make them tag the device groups too
         config.option.loadgroup = True
         report_images.configure(state.images_dir)
+        from harness.report.interrupt import register_worker
+
+        register_worker(state.run_dir, config.workerinput.get("workerid", "gw"))
     if state.active:  # the report's hooks (results, interrupts); reporting on the controller
         config.pluginmanager.register(state, "mayday-hil-results")
     if state.is_controller and state.active:
