@@ -252,6 +252,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
         register(os.getpid(), group=False)
         report_images.configure(state.images_dir)
+        from harness.report.interrupt import register_worker
+
+        register_worker(state.run_dir, config.workerinput.get("workerid", "gw"))
     if state.active:  # the report's hooks (results, interrupts); reporting on the controller
         config.pluginmanager.register(state, "mayday-hil-results")
     if state.is_controller and state.active:

@@ -330,20 +330,44 @@ class WorkerState:
         """Ctrl-C, SIGTERM, SIGHUP: each test measuring right now hands over what it measured,
         marked interrupted, as reports of its own (results.jsonl, the HTML report). Never
         raises."""
-        from harness.report.interrupt import interrupted_reports
+        from harness.report import interrupt
 
         self.interrupted_by = self.interrupted_by or "SIGINT"
         if self.report is not None:
             self.report.interrupted_by = self.interrupted_by
         live, self.live = list(self.live.values()), {}
+        worker_id = getattr(self.config, "workerinput", {}).get("workerid")
+        spilled = []
         for item, rec in live:
             try:
                 records = [r.to_dict() for r in rec.records(interrupted=True)]
-                reports = interrupted_reports(item, records, self.interrupted_by, rec.spec.serial)
+                if worker_id is not None:  # xdist: the controller takes it from a file
+                    spilled.append(
+                        {
+                            "nodeid": item.nodeid,
+                            "location": list(item.location),
+                            "keywords": [str(k) for k in item.keywords],
+                            "device": rec.spec.serial,
+                            "records": records,
+                        }
+                    )
+                    continue
+                reports = interrupt.interrupted_reports(
+                    item, records, self.interrupted_by, rec.spec.serial
+                )
                 for report in reports:
                     item.ihook.pytest_runtest_logreport(report=report)
             except Exception as e:  # cleanup never raises
                 log.warning("%s: measurements not flushed: %s", item.nodeid, e)
+        if worker_id is not None:
+            interrupt.spill(self.run_dir, worker_id, spilled)
+        elif self.is_controller and self.report is not None:
+            for entry in interrupt.ask_workers(self.run_dir, self.interrupted_by):
+                try:
+                    for report in interrupt.spilled_reports(entry, self.interrupted_by):
+                        self.config.hook.pytest_runtest_logreport(report=report)
+                except Exception as e:  # cleanup never raises
+                    log.warning("%s: measurements not merged: %s", entry.get("nodeid"), e)
 
     @property
     def results_path(self) -> Path:

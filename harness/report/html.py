@@ -127,6 +127,12 @@ class ReportRewriter:
         return grown or stale
 
     @pytest.hookimpl(hookwrapper=True)
+    def pytest_sessionstart(self, session: Any):
+        """A report exists from the start (a run killed during its first test keeps one)."""
+        yield
+        self.rewrite()
+
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_logreport(self, report: Any):
         """After pytest-html took the test's teardown report: rewrite when due."""
         yield

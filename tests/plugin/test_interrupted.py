@@ -55,7 +55,9 @@ def _wait(cond, timeout_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def _stop_mid_test(tmp_path: Path, sig: signal.Signals, preexec_fn) -> tuple[int, str, Path]:
+def _stop_mid_test(
+    tmp_path: Path, sig: signal.Signals, preexec_fn, extra: tuple[str, ...] = ()
+) -> tuple[int, str, Path]:
     (tmp_path / "test_stop.py").write_text(INNER)
     started = tmp_path / "started"
     reports = tmp_path / "reports"
@@ -72,6 +74,7 @@ def _stop_mid_test(tmp_path: Path, sig: signal.Signals, preexec_fn) -> tuple[int
             str(tmp_path / "junit.xml"),
             "-p",
             "no:cacheprovider",
+            *extra,
             "test_stop.py",
         ],
         cwd=tmp_path,
@@ -118,6 +121,19 @@ def test_stopped_run_keeps_the_running_tests_samples_marked_interrupted(
     assert '<property name="hil.connect_time_s.p95" value="4.2"' in junit
     assert '<property name="hil.connect_time_s.verdict" value="RECORDED"' in junit
     assert '<property name="hil.model" value="sdk_gphone64_x86_64"' in junit
+
+
+def test_with_xdist_the_workers_running_test_hands_over_its_samples(tmp_path, default_signals):
+    """SIGTERM reaches only the controller: it asks the worker (SIGINT), which spills the
+    running test's samples to a file the controller merges into results.jsonl and the report."""
+    code, out, run = _stop_mid_test(tmp_path, signal.SIGTERM, default_signals, ("-n", "2"))
+    assert code == pytest.ExitCode.INTERRUPTED, out[-2000:]
+    records = {r.metric: r for r in read_records(run / "results.jsonl")}
+    assert set(records) == {"connect_time_s", "share_latency_ms"}, out[-3000:]
+    cut = records["share_latency_ms"]
+    assert cut.samples == [150.0, 170.0] and cut.interrupted
+    assert "stopped by SIGTERM" in (run / "report.html").read_text()
+    assert json.loads((run / "summary.json").read_text())["counts"]["interrupted"] == 1
 
 
 def test_second_signal_during_the_first_still_reports_interrupted(tmp_path, default_signals):
