@@ -164,7 +164,7 @@ class HilRun:
         self.stf = leaser
         leaser.acquire()
 
-    def resolve(
+    def resolve(  # noqa: C901 -- one branch per kind of device source (twins, STF, serials, attached)
         self,
         serials: list[str],
         profile_filter: str | None,

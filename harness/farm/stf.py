@@ -360,7 +360,7 @@ class StfLeaser:
         ):
             try:
                 call(serial)
-            except Exception as e:  # cleanup never raises (a lease the farm took back: 403)
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises (a lease the farm took back: 403)
                 log.info("STF release %s of %s: %s", what, serial, e)
         if self.reaper is not None:
             self.reaper.forget_stf_lease(self.client.url, serial)
@@ -403,7 +403,7 @@ def check_lease(spec, adb_port: int) -> str | None:
 
     try:
         states = parse_devices(host_query(adb_port, "host:devices", timeout_s=5.0))
-    except Exception as e:  # the adb server itself: not this device's fault
+    except Exception as e:  # noqa: BLE001 -- the adb server itself: not this device's fault
         log.info("adb server on %s: %s", adb_port, e)
         return None
     state = states.get(spec.serial, "absent")

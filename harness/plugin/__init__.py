@@ -281,7 +281,7 @@ def pytest_configure(config: pytest.Config) -> None:
             _check_app_options(config)
             state.start_run(config)
             _install_builds(config, state)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- a failed start is one UsageError naming its cause
             state.stop()
             raise pytest.UsageError(f"mayday-hil: {e}") from None
 
@@ -346,7 +346,7 @@ def app_versions(config: pytest.Config, state: WorkerState, spec, dev) -> dict[s
         try:
             app = load_app_profile(_app_name(config, state, spec), state.profiles_dir)
             _VERSIONS[spec.serial] = package_versions(dev, app.packages)
-        except Exception as e:  # facts for the report: never break the run
+        except Exception as e:  # noqa: BLE001 -- facts for the report: never break the run
             _VERSIONS[spec.serial] = {"?": f"unknown ({e})"}
     return _VERSIONS[spec.serial]
 
@@ -404,7 +404,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         for spec in state.devices:
             try:
                 versions = app_versions(session.config, state, spec, state.device(spec))
-            except Exception as e:  # the environment table must never break the run
+            except Exception as e:  # noqa: BLE001 -- the environment table must never break the run
                 versions = {"?": f"unknown ({e})"}
             app = _app_name(session.config, state, spec)
             meta[f"App {spec.serial}"] = f"{app}: " + ", ".join(
@@ -544,7 +544,7 @@ def measure(request, hil_device, budget, hil_state: WorkerState):
             )
             for m in rec.measurements:
                 m.meta.setdefault("app_versions", versions)
-        except Exception as e:  # facts for the report: never lose the measurements
+        except Exception as e:  # noqa: BLE001 -- facts for the report: never lose the measurements
             log.info("app versions: %s", e)
         records = rec.records()
         request.node.stash[_RECORDS] = [r.to_dict() for r in records]
@@ -672,7 +672,7 @@ def live_session(session_driver, agent_bot):
     finally:
         try:
             driver.end(timeout_s=5)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
             log.info("%s: ending the session: %s", driver.device.serial, e)
 
 
@@ -813,7 +813,7 @@ def _attach_ui_dump(item: pytest.Item, call, report) -> None:
         extras.append(html.text(exc.value.dump, name=f"UI dump ({exc.value.selector} not found)"))
         report.extras = extras
         report.user_properties.append(("hil_ui_dump", str(path) if path else ""))
-    except Exception as e:  # the report must not lose the test's own error
+    except Exception as e:  # noqa: BLE001 -- the report must not lose the test's own error
         log.info("attaching the UI dump: %s", e)
 
 

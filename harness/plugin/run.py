@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 __all__ = ["MAX_TWINS", "DeviceSpec", "HilRun", "parse_twin_option", "validate_run"]
 
 
-def validate_run(
+def validate_run(  # noqa: C901 -- one check per option and file, in the order a user reads them
     options, profiles_dir: Path | None, budget_override: str | None = None, media_slots=None
 ) -> None:
     """Check every piece of the run's configuration at start-up, before any device is touched:

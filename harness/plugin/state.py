@@ -244,7 +244,7 @@ class WorkerState:
         for spec in self.devices:
             try:
                 caps = self.capabilities(self.device(spec))
-            except Exception as e:  # the environment table must never break the run
+            except Exception as e:  # noqa: BLE001 -- the environment table must never break the run
                 caps = e
             devices.append((spec.to_dict(), caps))
         return environment_rows(self.run_dir.name, devices)
@@ -274,7 +274,7 @@ class WorkerState:
         history = self._history_section() if final else ""
         try:
             overview = overview_html(self.report, self._cdf_cache, history, final)
-        except Exception as e:  # the overview must never break the run
+        except Exception as e:  # noqa: BLE001 -- the overview must never break the run
             log.warning("overview not drawn: %s", e)
             overview = f"<section id='hil-overview'><p>overview not drawn: {e}</p></section>"
         set_prefix(prefix, overview, network_matrix(self.report.records))
@@ -303,7 +303,7 @@ class WorkerState:
                     app_build=os.environ.get("HIL_APP_BUILD", ""),
                     interrupted_by=self.report.interrupted_by,
                 )
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- the history must never break the run: it logs
             log.warning("history not written: %s", e)
 
     def _history_section(self) -> str:
@@ -315,7 +315,7 @@ class WorkerState:
                 if not h.has_run(self.run_dir.name):
                     return ""
                 return trend_section(h, self.run_dir.name)
-        except Exception as e:  # the overview must never break the run
+        except Exception as e:  # noqa: BLE001 -- the overview must never break the run
             log.warning("history not shown: %s", e)
             return f"<p>history not shown: {e}</p>"
 
@@ -357,7 +357,7 @@ class WorkerState:
                 )
                 for report in reports:
                     item.ihook.pytest_runtest_logreport(report=report)
-            except Exception as e:  # cleanup never raises
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises
                 log.warning("%s: measurements not flushed: %s", item.nodeid, e)
         if worker_id is not None:
             interrupt.spill(self.run_dir, worker_id, spilled)
@@ -366,7 +366,7 @@ class WorkerState:
                 try:
                     for report in interrupt.spilled_reports(entry, self.interrupted_by):
                         self.config.hook.pytest_runtest_logreport(report=report)
-                except Exception as e:  # cleanup never raises
+                except Exception as e:  # noqa: BLE001 -- cleanup never raises
                     log.warning("%s: measurements not merged: %s", entry.get("nodeid"), e)
 
     @property

@@ -283,7 +283,7 @@ def _rgb(f: Fields, name: str) -> tuple[int, int, int]:
     return (value[0], value[1], value[2])
 
 
-def parse_app_profile(path: Path | str, data: Any) -> AppProfile:
+def parse_app_profile(path: Path | str, data: Any) -> AppProfile:  # noqa: C901 -- one branch per key of the app profile schema, each with its own error
     """Validate one app profile's YAML data. Raises ProfileError naming the file and key."""
     path = Path(path)
     f = Fields(path, data)

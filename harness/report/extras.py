@@ -135,12 +135,12 @@ def failure_extras(dev: Any) -> list[dict[str, Any]]:
     try:
         png = dev.screenshot_png(timeout_s=FAILURE_SHELL_TIMEOUT_S)
         out.append(image_extra(png, f"screen of {dev.serial}", KIND_SCREEN))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 -- a failure report collects what it can: it never raises
         out.append(html.text(f"no screenshot: {e}", name="screenshot"))
     try:
         text = dev.shell("logcat -d -v time", timeout_s=FAILURE_SHELL_TIMEOUT_S).stdout
         tail = "\n".join(text.splitlines()[-LOGCAT_TAIL_LINES:])
         out.append(html.text(tail or "(empty)", name=f"logcat {dev.serial}"))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 -- a failure report collects what it can: it never raises
         out.append(html.text(f"no logcat: {e}", name="logcat"))
     return out

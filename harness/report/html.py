@@ -151,7 +151,7 @@ class ReportRewriter:
             if self.before_write is not None:
                 self.before_write()
             plugin._generate_report()
-        except Exception as e:  # the report must never break the run
+        except Exception as e:  # noqa: BLE001 -- the report must never break the run
             log.warning("report.html not rewritten: %s", e)
             return
         self.written_at, self.written_t = self.done, self.clock()

@@ -60,7 +60,7 @@ def _read_json(path: Path, default: Any) -> Any:
         raise HarnessError(f"{path}: unreadable ({e})") from None
 
 
-def merge(run_dirs: list[Path]) -> MergedRun:
+def merge(run_dirs: list[Path]) -> MergedRun:  # noqa: C901 -- one branch per kind of duplicate and clash it names
     """Merge run directories (in the order given).
 
     Raises:

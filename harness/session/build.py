@@ -48,7 +48,7 @@ def install(device: Device, apk: Path, timeout_s: float = INSTALL_TIMEOUT_S) -> 
     def run() -> None:
         try:
             device.adbutils_device.install(str(apk), nolaunch=True, silent=True)
-        except BaseException as e:  # reported below, with the device and the file
+        except BaseException as e:  # noqa: BLE001 -- reported below, with the device and the file
             error.append(e)
 
     t = threading.Thread(target=run, name=f"install-{device.serial}", daemon=True)
@@ -85,7 +85,7 @@ def package_versions(
     for the packages a device has (those it does not have are left out unless none is there)."""
     try:
         listed = device.shell("pm list packages", timeout_s=timeout_s).stdout
-    except Exception as e:  # facts for the report: never break the run
+    except Exception as e:  # noqa: BLE001 -- facts for the report: never break the run
         return {p: f"unknown ({e})" for p in packages}
     installed = {line.split(":", 1)[1].strip() for line in listed.splitlines() if ":" in line}
     out: dict[str, str] = {}

@@ -147,7 +147,7 @@ class SessionDriver:
         if self._locale is None:
             try:
                 self._locale = device_locale(self.device) or self.app.default_locale
-            except Exception as e:  # a device without getprop answers: the profile's default
+            except Exception as e:  # noqa: BLE001 -- a device without getprop answers: the profile's default
                 log.info("%s: locale unknown (%s)", self.device.serial, e)
                 self._locale = self.app.default_locale
         return self._locale
@@ -300,7 +300,7 @@ class SessionDriver:
         pane = self.wait_for_pane()
         return self.wait_for_agent(t_tap, pane, timeout_s, tap_s, self.fade_in_s)
 
-    def wait_for_agent(
+    def wait_for_agent(  # noqa: C901 -- the connect loop: one branch per state the app can show
         self,
         t_tap: float,
         pane: Element,

@@ -196,7 +196,7 @@ def _read_pool(data: bytes, off: int) -> list[str]:
     return out
 
 
-def parse_manifest(xml: bytes) -> Manifest:
+def parse_manifest(xml: bytes) -> Manifest:  # noqa: C901 -- binary AXML: one branch per chunk type
     """package, versionCode, versionName and permissions of a binary AndroidManifest.xml.
 
     Raises:

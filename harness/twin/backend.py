@@ -501,7 +501,7 @@ class SupportBackend:
             )
 
     @staticmethod
-    async def _http_read(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
+    async def _http_read(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:  # noqa: C901 -- HTTP/1.1 request parsing: every malformed case has its own answer
         """One request: (method, target, headers, body). HttpError on anything malformed."""
         try:
             line = await reader.readline()

@@ -8,6 +8,7 @@ Formats follow AOSP liblog logprint.cpp (`brief`, `process`, `tag`, `raw`, `time
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
@@ -153,7 +154,7 @@ class _Options:
     filter: _Filter | None = None
 
 
-def _parse(argv: list[str], api: int) -> _Options | str:
+def _parse(argv: list[str], api: int) -> _Options | str:  # noqa: C901 -- logcat's options, one branch each, as Android's logcat
     opts = _Options(fmt="threadtime" if api >= 24 else "brief")
     buffers: list[str] = []
     specs: list[str] = []

@@ -209,7 +209,7 @@ class _Recorder:
         try:
             self.container.mux(self.stream.encode(None))
             self.container.close()
-        except Exception as e:  # an empty recording: still a file, as screenrecord leaves one
+        except Exception as e:  # noqa: BLE001 -- an empty recording: still a file, as screenrecord leaves one
             log.warning("screenrecord: mp4 not finalised: %s", e)
         self.container = None
         return self.mp4.getvalue()

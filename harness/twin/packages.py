@@ -149,7 +149,7 @@ async def _pm_list_packages(p: Proc, args: list[str]) -> int:
     return 0
 
 
-async def pm(p: Proc) -> int:
+async def pm(p: Proc) -> int:  # noqa: C901 -- one branch per `pm` subcommand, as Android's pm
     """`pm` (and `cmd package`)."""
     from harness.twin.dumpsys import features_lines
 
@@ -255,7 +255,7 @@ def _intent_text(intent: dict[str, str]) -> str:
     return "Intent { " + " ".join(parts) + " }"
 
 
-async def am(p: Proc) -> int:
+async def am(p: Proc) -> int:  # noqa: C901 -- one branch per `am` subcommand, as Android's am
     twin = p.twin
     args = p.argv[1:]
     verb = args[0] if args else ""

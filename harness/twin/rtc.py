@@ -62,7 +62,7 @@ class ShareTrack:
     """The screen share: the framebuffer, scaled, privacy-masked, paced at SHARE_FPS (fewer
     under the console's upload speed), sent the console's delay after it was captured."""
 
-    def __new__(cls, twin: Twin):
+    def __new__(cls, twin: Twin):  # noqa: C901 -- one branch per codec and media kind aiortc negotiates
         from aiortc import VideoStreamTrack
 
         class _Share(VideoStreamTrack):

@@ -353,7 +353,7 @@ async def _splice(a: Stream, b: Stream) -> None:
         await b.close()
 
 
-async def _drain_input(
+async def _drain_input(  # noqa: C901 -- shell v1/v2 input and the PTY line discipline in one read loop
     stream: Stream,
     v2: bool,
     stdin: Pipe | None = None,

@@ -379,7 +379,7 @@ async def _dirname(p: Proc) -> int:
 
 
 @command("find", when=_toybox)
-async def _find(p: Proc) -> int:
+async def _find(p: Proc) -> int:  # noqa: C901 -- find's expression language: one branch per primary
     args = p.argv[1:]
     roots: list[str] = []
     while args and not args[0].startswith("-") and args[0] not in ("(", "!"):
@@ -582,7 +582,7 @@ def _bre_to_re(pattern: str, extended: bool, fixed: bool) -> str:
 
 
 @command("grep", "egrep", "fgrep", when=_toolbox_18)
-async def _grep(p: Proc) -> int:
+async def _grep(p: Proc) -> int:  # noqa: C901 -- grep's options, one branch each, as toybox grep
     try:
         opts, args = _opts(p.argv[1:], "ivcnqlEFwxosrRhHZ", valued="em")
     except ShellError as e:
@@ -662,7 +662,7 @@ async def _grep(p: Proc) -> int:
     return 0 if hits_total else 1
 
 
-async def _head_tail(p: Proc, head: bool) -> int:
+async def _head_tail(p: Proc, head: bool) -> int:  # noqa: C901 -- head/tail options of both toolbox and toybox
     argv = [("-n" + a[1:]) if re.fullmatch(r"-\d+", a) else a for a in p.argv[1:]]
     opts, files = _opts(argv, "qvf", valued="nc")
     count_s = str(opts.get("n", "10"))
@@ -1003,7 +1003,7 @@ def _printf_num(v: str, bad: list[str] | None = None) -> int:
         return 0
 
 
-def printf_format(fmt: str, args: list[str], bad: list[str] | None = None) -> str:
+def printf_format(fmt: str, args: list[str], bad: list[str] | None = None) -> str:  # noqa: C901 -- printf conversions, one branch each
     """printf(1): the format is reused while arguments remain; non-numbers for numeric
     conversions are collected in `bad`."""
     fmt = _printf_escapes(fmt)
@@ -1060,7 +1060,7 @@ async def _printf(p: Proc) -> int:
 
 
 @command("expr", when=_toybox)
-async def _expr(p: Proc) -> int:
+async def _expr(p: Proc) -> int:  # noqa: C901 -- expr operators, one branch each
     args = p.argv[1:]
     pos = 0
 
@@ -1288,7 +1288,7 @@ class _SedCmd:
         self.active = False
 
 
-def _sed_parse(script: str, extended: bool) -> list[_SedCmd]:
+def _sed_parse(script: str, extended: bool) -> list[_SedCmd]:  # noqa: C901 -- sed's command language: one branch per command
     cmds = []
     i = 0
     n = len(script)
@@ -1408,7 +1408,7 @@ def _sed_match(cmd: _SedCmd, lineno: int, last: bool, line: str) -> bool:
     return ok != cmd.neg
 
 
-def _sed_run(cmds: list[_SedCmd], text: str, quiet: bool) -> str:
+def _sed_run(cmds: list[_SedCmd], text: str, quiet: bool) -> str:  # noqa: C901 -- sed's command language: one branch per command
     if not text:
         return ""
     out: list[str] = []
@@ -1475,7 +1475,7 @@ def _sed_run(cmds: list[_SedCmd], text: str, quiet: bool) -> str:
 
 
 @command("sed", when=_toybox)
-async def _sed(p: Proc) -> int:
+async def _sed(p: Proc) -> int:  # noqa: C901 -- sed's options, one branch each
     args = p.argv[1:]
     scripts: list[str] = []
     files: list[str] = []
@@ -1536,7 +1536,7 @@ _AWK_TOKEN = re.compile(
 class _AwkProgram:
     """BEGIN/END/pattern-action rules over records; expressions evaluated by a small parser."""
 
-    def __init__(self, src: str):
+    def __init__(self, src: str):  # noqa: C901 -- awk's lexer state per token kind
         self.toks: list[tuple[str, str]] = []
         pos = 0
         src = src.strip()
@@ -1862,7 +1862,7 @@ class _AwkRun:
             self.fields[0] = str(self.vars.get("OFS", " ")).join(self.fields[1:])
             self.vars["NF"] = float(len(self.fields) - 1)
 
-    def ev(self, node):
+    def ev(self, node):  # noqa: C901 -- awk's expression evaluator: one branch per node type
         t = node[0]
         if t == "num":
             return node[1]
@@ -1992,7 +1992,7 @@ class _AwkRun:
 
 
 @command("awk", when=_awk)
-async def _awk_cmd(p: Proc) -> int:
+async def _awk_cmd(p: Proc) -> int:  # noqa: C901 -- awk's options and program sources
     args = p.argv[1:]
     fs = None
     variables: dict[str, str] = {}

@@ -29,7 +29,7 @@ def _sessions(adb_server, tp, waits: list[float], out: list, errors: list) -> No
             r = drv.connect(timeout_s=wait + 15)
             drv.end()
             out.append((tp, mode, r))
-    except Exception as e:  # reported by the test thread
+    except Exception as e:  # noqa: BLE001 -- reported by the test thread
         errors.append(e)
 
 

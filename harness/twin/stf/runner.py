@@ -204,7 +204,7 @@ class FarmRunner:
                 try:
                     proc.kill()
                     proc.wait(TWIN_STOP_TIMEOUT_S)
-                except Exception as e:  # cleanup never raises
+                except Exception as e:  # noqa: BLE001 -- cleanup never raises
                     log.warning("twin pid %d did not stop: %s", proc.pid, e)
             finally:
                 if proc.stdout:
