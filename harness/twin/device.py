@@ -387,6 +387,7 @@ def _initial_packages(profile: DeviceProfile) -> dict[str, str]:
         {  # the harness's own test apps
             "com.mayday.hil.timecode": "/data/app/com.mayday.hil.timecode-1/base.apk",
             "com.mayday.hil.walt": "/data/app/com.mayday.hil.walt-1/base.apk",
+            "com.mayday.hil.text": "/data/app/com.mayday.hil.text-1/base.apk",
         }
     )
     if "Fire" in profile.os_name:

@@ -92,6 +92,16 @@ def test_the_text_app_is_read_on_the_share_against_its_truth(live):
     time.sleep(1.5)
     shown = [e for e in read_truth(live.tp.twins[0].truth, "text_shown") if e["t"] >= t0]
     assert shown and shown[-1]["screen"] == "email"
+    # the shell's way in logs the same truth: am start, like any installed app
+    live.tp.control("text_screen", name="fonts")
+    out = live.device.shell(f"am start -n {TEXT_APP}/.MainActivity", timeout_s=5)
+    assert out.returncode in (0, None) and "Error" not in out.stdout, out
+    fonts = [e for e in read_truth(live.tp.twins[0].truth, "text_shown") if e["t"] >= t0]
+    assert fonts[-1]["screen"] == "fonts"
+    live.tp.control("text_screen", name="email")
+    time.sleep(1.0)
+    shown = [e for e in read_truth(live.tp.twins[0].truth, "text_shown") if e["t"] >= t0]
+    assert shown[-1]["screen"] == "email"
     truth = lg.TextTruth.from_record(shown[-1])
     assert truth.size == (1280, 800)
     frames = _share_between(live.bot, shown[-1]["t"] + 0.5, time.monotonic())
