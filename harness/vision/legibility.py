@@ -164,7 +164,7 @@ def ocr_unavailable() -> str | None:
     """None when the OCR engine imports, else one line saying how to install it."""
     try:
         import rapidocr_onnxruntime  # noqa: F401
-    except Exception as e:  # ImportError, or a broken onnxruntime / cv2 install
+    except Exception as e:  # noqa: BLE001 -- ImportError, or a broken onnxruntime / cv2 install
         return f"OCR not available ({type(e).__name__}: {e}); install it: {INSTALL_HINT}"
     return None
 
