@@ -6,6 +6,39 @@ import pytest
 
 from harness.farm import AdbServer, TwinProcess
 
+_SESSION_REAPER = pytest.StashKey[object]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The test session's own reaper: every child a test or fixture starts through
+    harness.farm.process (adb servers, twins, relays, farms) is recorded in its ledger
+    ($HIL_REAPER_LEDGER), so a test run killed outright (SIGKILL, a CI timeout) leaves nothing
+    running. xdist workers inherit the controller's ledger."""
+    if hasattr(config, "workerinput"):
+        return
+    import tempfile
+    from pathlib import Path
+
+    from harness.farm.reaper import Reaper
+
+    ledger_dir = Path(tempfile.mkdtemp(prefix="hil-tests-reaper-"))
+    reaper = Reaper(ledger_dir / "ledger").start()
+    reaper.track_dir(ledger_dir)
+    config.stash[_SESSION_REAPER] = (reaper, ledger_dir)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop what a test left running, then the reaper. Never raises."""
+    entry = config.stash.get(_SESSION_REAPER, None)
+    if entry is None:
+        return
+    import shutil
+
+    reaper, ledger_dir = entry
+    reaper.reap_leftovers()
+    reaper.stop()
+    shutil.rmtree(ledger_dir, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
 def adb_server(tmp_path_factory):
