@@ -58,11 +58,10 @@ def test_connect_time_within_budget(session_driver, measure, budget, extras, hil
 def test_unregistered_device_is_told_to_register(session_driver, hil_device):
     if not hil_device.twin_control:
         pytest.skip("needs a twin: a real tablet cannot be unregistered by the harness")
-    from harness.twin.control import control_request
+    from harness.farm.control import TwinControl
 
-    control_request(
-        hil_device.twin_control, {"op": "registered", "on": False, "serial": hil_device.serial}
-    )
+    twin = TwinControl(hil_device.twin_control, hil_device.serial)
+    twin.registered(False)
     try:
         drv = session_driver
         with pytest.raises(SessionRefused) as err:
@@ -71,9 +70,7 @@ def test_unregistered_device_is_told_to_register(session_driver, hil_device):
         assert err.value.message == drv.app.message("unregistered", drv.locale)
         drv.dismiss_message()
     finally:
-        control_request(
-            hil_device.twin_control, {"op": "registered", "on": True, "serial": hil_device.serial}
-        )
+        twin.registered(True)
 
 
 def test_ineligible_device_shows_the_unsupported_message(

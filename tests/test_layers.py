@@ -36,11 +36,7 @@ TWIN_MAY_USE = {"harness.errors", "harness.profiles", "harness.vision.timecode"}
 TWIN_OPEN_TO_ALL = {"harness.twin.truth"}
 TWIN_OPEN_TO = {"cli": {"harness.twin.cli"}}  # `hil twin ...` starts it
 # Pending, each with its reason; an entry that no longer occurs fails (the list only shrinks).
-PENDING = {
-    ("suites/test_connect.py", "harness.twin.control"): "suites are being rewritten; the lead "
-    "moves them to harness.farm.control.TwinControl at merge",
-    ("suites/test_media.py", "harness.twin.control"): "as above",
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> list[Path]:

@@ -5,7 +5,7 @@ summary.json and writes DIR/results.jsonl, DIR/summary.json and DIR/report.html.
 twice (the same line in two runs) is a duplicate: kept once, named. The same test, device and
 metric measured differently in two runs is a clash: both kept, named; so is a device that two
 runs both used. A leased STF device is named by its STF serial (its remote adb address, kept
-as adb_serial, is only one run's name for it).
+as meta.adb_serial, is only one run's name for it).
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def merge(run_dirs: list[Path]) -> MergedRun:  # noqa: C901 -- one branch per ki
         for rec in records:
             if rec.get("device") in alias and alias[rec["device"]] != rec["device"]:
                 # an STF device: its remote adb address is only this run's name for it
-                rec = {**rec, "device": alias[rec["device"]], "adb_serial": rec["device"]}
+                meta = {**(rec.get("meta") or {}), "adb_serial": rec["device"]}
+                rec = {**rec, "device": alias[rec["device"]], "meta": meta}
             line = json.dumps(rec, sort_keys=True)
             if line in seen:
                 out.duplicates.append(

@@ -11,6 +11,8 @@ a human included), the onset of live video (harness.vision.onset). The true inst
 between the previous frame's request and this frame's arrival: that interval is the
 uncertainty (plus the onset detector's stated latency in onset mode). Queue wait runs from the
 tap to the first frame whose pane has left the "in line" state.
+
+Size: one driver of one flow (open, press, wait, end) over an app profile; its states share the loop.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ Syntax errors read like mksh's (`syntax error: 'fi' unexpected`, `... 'if' unmat
 `... unexpected EOF`, `no closing quote`). mksh R59 (Android 13+) words them
 `unexpected 'fi'` / `unmatched 'if'` (checked against Debian's mksh 59c); the older order is
 mksh R4x/R5x's. The API level where Android switched is an estimate (not verified on devices).
+
+Size: one recursive-descent parser; its productions call each other and share the cursor. To split
+(lexer/compound commands) when it grows.
 """
 
 from __future__ import annotations

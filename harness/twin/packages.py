@@ -1,6 +1,8 @@
 """Packages and processes of a twin: `pm`, `am`, `monkey`, `ps`, `pidof`, `kill`, `ime`, `cmd`,
 and `dumpsys package|activity`, in the output shapes of the profile's API level (AOSP
-PackageManagerShellCommand, ActivityManagerShellCommand, toolbox/toybox ps)."""
+PackageManagerShellCommand, ActivityManagerShellCommand, toolbox/toybox ps).
+
+Size: one package/process model answering pm, am, ps and dumpsys package over the same state."""
 
 from __future__ import annotations
 

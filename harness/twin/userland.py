@@ -18,6 +18,9 @@ awk here is a subset: `-F`, `-v`, BEGIN/END, `/re/` and expression patterns, `pr
 `printf`, `if/else`, `for`, `while`, `next`, `$N`, `NF`, `NR`, `FS`/`OFS`, variables,
 `+ - * / %`, comparisons, `~`, string concatenation, `+=`, `++`, `length substr index toupper
 tolower int sprintf`. Anything outside it answers `awk: syntax error` (status 2).
+
+Size: a table of independent commands (sed, awk, find, ...); each should become its own module
+(issue 17's next step); kept as one table for now.
 """
 
 from __future__ import annotations

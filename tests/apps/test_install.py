@@ -5,7 +5,6 @@ go to the report's environment and to every measurement in results.jsonl."""
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from harness.device.adb import Device
 from harness.errors import HarnessError
 from harness.session.build import check_apks, install, package_versions, parse_dumpsys_package
+from harness.twin.apk import make_apk
 
 DUMPSYS_PACKAGE = """Packages:
   Package [com.example.helpdesk] (3b1c5e2):
@@ -26,10 +26,8 @@ DUMPSYS_PACKAGE = """Packages:
 
 
 def _apk(path: Path) -> Path:
-    """A minimal APK-shaped file (a zip with a manifest and a dex): what the twin installs."""
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("AndroidManifest.xml", b"\x03\x00\x08\x00" + b"\x00" * 60)
-        z.writestr("classes.dex", b"dex\n035\x00" + b"\x00" * 104)
+    """A real APK (zip, binary AndroidManifest, dex, v1 signature files): what the twin parses."""
+    path.write_bytes(make_apk("com.acme.support", version_code=4217, version_name="4.2.17"))
     return path
 
 
@@ -54,9 +52,9 @@ def test_install_on_a_twin_and_a_failure_names_device_and_file(adb_server, start
     install(dev, apk, timeout_s=30)
     after = set(dev.shell("pm list packages").stdout.split())
     assert len(after - before) == 1  # one new package on the device
-    versions = package_versions(dev, ["com.mayday.support", "com.example.absent"])
-    assert list(versions) == ["com.mayday.support"]
-    assert versions["com.mayday.support"].startswith("installed")
+    assert after - before == {"package:com.acme.support"}  # named from its manifest
+    versions = package_versions(dev, ["com.acme.support", "com.example.absent"])
+    assert versions == {"com.acme.support": "4.2.17 (4217)"}  # from the twin's dumpsys package
     tp.control("offline", seconds=60)
     with pytest.raises(HarnessError) as err:
         install(dev, apk, timeout_s=15)

@@ -82,7 +82,7 @@ def test_two_shards_merge_into_one_report(tmp_path):
         ("t.py::c[c]", "shard2"),
     ]
     # a leased device is named by its STF serial: the same host:port on two runners is no clash
-    assert sorted((r["device"], r["adb_serial"]) for r in rows) == [
+    assert sorted((r["device"], r["meta"]["adb_serial"]) for r in rows) == [
         ("TWIN1", "127.0.0.1:7401"),
         ("TWIN2", "127.0.0.1:7401"),
         ("TWIN3", "127.0.0.1:7403"),

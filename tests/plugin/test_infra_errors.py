@@ -70,7 +70,7 @@ def test_a_dropped_or_rebooted_device_is_waited_for_and_counted(pytester, tmp_pa
     result.assert_outcomes(passed=3)
     summary = json.loads((_run_dir(reports) / "summary.json").read_text())
     assert list(summary["device_recoveries"].values()) == [2], summary
-    result.stdout.fnmatch_lines(["*device recoveries on 127.0.0.1:*: 2 (waited for it*"])
+    result.stdout.fnmatch_lines(["*device recoveries on *: 2 (waited for it*"])
 
 
 def test_adb_server_gone_is_one_error_line_naming_device_and_step(pytester, tmp_path):

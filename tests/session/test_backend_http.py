@@ -285,7 +285,7 @@ def test_a_twin_reports_its_backend_http_address(start_twin):
     host, port = info.http
     assert host == "127.0.0.1" and port != info.address[1]
     serial = tp.twins[0].serial
-    token = info["token"]
+    token = info.token
     aid = http((host, port), "POST", "/agents", {"name": "bot-t", "device": serial}, token=token)[
         1
     ]["agent"]

@@ -452,8 +452,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError) as e:  # the client gave up (a timeout)
+            log.info("stf farm: client %s left before the answer: %s", self.client_address, e)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's names)
         self._serve("GET")
