@@ -577,6 +577,7 @@ class _Root:
     tasks: set[asyncio.Task] = field(default_factory=set)
     session: tuple[Sink, ...] = ()  # the stream's sinks: a job writing there holds the session
     holding: set[int] = field(default_factory=set)
+    signalled: dict[int, int] = field(default_factory=dict)  # job pid -> 128 + the signal
     ticks: int = 0
 
     def pid(self) -> int:
@@ -970,7 +971,7 @@ class Shell:
             except asyncio.CancelledError:
                 if asyncio.current_task() and asyncio.current_task().cancelling():  # type: ignore[union-attr]
                     raise
-                status = 143
+                status = self.root.signalled.pop(pid, 143)
             self.root.jobs.pop(pid, None)
         return status
 
@@ -1972,6 +1973,52 @@ async def _b_getopts(sh: Shell, argv: list[str], io: IO) -> int:
     sh._optsub, sh._optsub_for = sub, optind
     sh.set("OPTIND", str(optind))
     return 0
+
+
+_SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "TERM": 15}
+
+
+@builtin("kill")
+async def _b_kill(sh: Shell, argv: list[str], io: IO) -> int:
+    """mksh's kill: a job of this session (`$!`) gets the signal, which ends it (status 128 +
+    the signal, as `wait` reports it); other pids are the device's processes
+    (harness.twin.packages.kill_pid: what the shell user may kill)."""
+    from harness.twin.packages import kill_pid
+
+    args = argv[1:]
+    sig = _SIGNALS["TERM"]
+    if args[:1] == ["-s"] and len(args) > 1:
+        args = ["-" + args[1], *args[2:]]
+    if args and args[0].startswith("-") and args[0] != "--":
+        name = args[0][1:].upper().removeprefix("SIG")
+        sig = int(name) if name.isdigit() else _SIGNALS.get(name, 0)
+        if not sig:
+            await sh.error(io, f"kill: {args[0][1:]}: unknown signal")
+            return 1
+        args = args[1:]
+    elif args[:1] == ["--"]:
+        args = args[1:]
+    if not args:
+        await sh.error(io, "kill: usage: kill [-s signame | -signum | -signame] pid ...")
+        return 1
+    status = 0
+    for arg in args:
+        pid = int(arg.lstrip("%")) if arg.lstrip("%").isdigit() else None
+        if pid is None:
+            await sh.error(io, f"kill: {arg}: arguments must be jobs or process IDs")
+            status = 1
+            continue
+        task = sh.root.jobs.get(pid)
+        if task is not None:
+            if not task.done():
+                sh.root.signalled[pid] = 128 + sig
+                task.cancel()
+            continue
+        err = kill_pid(sh.twin, pid)
+        if err is not None:
+            await sh.error(io, f"kill: {arg}: {err}")
+            status = 1
+    return status
 
 
 @builtin("wait")
