@@ -759,7 +759,9 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         setattr(report, REPORT_RECORDS, item.stash[_RECORDS])
     _attach_ui_dump(item, call, report)
     dev = item.stash.get(_DEVICE_USED, None)
-    if report.when == "call" and report.failed and call.excinfo is not None:
+    state = item.config.stash.get(PLUGIN_STATE, None)
+    hil_run = state is not None and state.active  # a run on devices (not a plain pytest run)
+    if hil_run and report.when == "call" and report.failed and call.excinfo is not None:
         from harness.plugin.run import infrastructure_error
 
         spec = item.funcargs.get("hil_device") if hasattr(item, "funcargs") else None

@@ -91,7 +91,9 @@ def test_two_runs_share_one_farm_and_merge(start_farm, tmp_path, sharded):
     claimed = _claims_never_overlap(farm.state()["events"])
     assert sorted(claimed) == serials  # each of the 6 leased once, by one run
     assert set(farm.owners().values()) == {None}
-    run_dirs = [next((tmp_path / f"host{i}" / "reports").iterdir()) for i in (1, 2)]
+    run_dirs = [
+        next(p for p in (tmp_path / f"host{i}" / "reports").iterdir() if p.is_dir()) for i in (1, 2)
+    ]
     assert main(["report", "merge", *map(str, run_dirs), "-o", str(tmp_path / "merged")]) == 0
     rows = read_results(tmp_path / "merged" / "results.jsonl")
     by_device = {}
