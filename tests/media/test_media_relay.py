@@ -71,7 +71,9 @@ def _share_checked(live, seconds: float, at_least: int):
 @pytest.mark.parametrize("live_via_relay", [ASYMMETRIC], indirect=True, ids=["down100-up60"])
 def test_media_crosses_the_relay_and_latency_stays_true(live_via_relay):
     live = live_via_relay
-    g2g, g2g_checked = _agent_to_tablet_checked(live, duration_s=60.0, captures=160)
+    g2g, g2g_checked = _agent_to_tablet_checked(
+        live, duration_s=60.0, captures=300
+    )  # 80+ samples at an 18 ms screencap
     share, share_checked = _share_checked(live, 8.0, at_least=100)
     counters = live.bot.media_counters()
     print(
@@ -93,7 +95,9 @@ def test_media_crosses_the_relay_and_latency_stays_true(live_via_relay):
 def test_under_loss_the_figures_stay_true_and_the_losses_are_counted(live_via_relay):
     live = live_via_relay
     share, share_checked = _share_checked(live, 8.0, at_least=100)
-    g2g, g2g_checked = _agent_to_tablet_checked(live, duration_s=60.0, captures=160)
+    g2g, g2g_checked = _agent_to_tablet_checked(
+        live, duration_s=60.0, captures=300
+    )  # 80+ samples at an 18 ms screencap
     counters = live.bot.media_counters()
     print(f"\n{counters.describe()}\nshare fps {share.fps:.1f}, undecodable {share.undecodable}")
     for d in (counters.forward, counters.reverse):
