@@ -938,20 +938,7 @@ class Shell:
             bg_io = opened
             node = dataclasses.replace(node, redirects=[])  # type: ignore[type-var]
 
-        async def job() -> int:
-            try:
-                return await child.exec(node, bg_io)
-            except ShellExit as e:
-                return e.status
-            except (_Return, _Break):
-                return child.status
-            except BrokenPipe:
-                return _SIGPIPE_STATUS
-            except ShellError as e:
-                await child.error(bg_io, str(e))
-                return 1
-
-        task = asyncio.ensure_future(job())
+        task = asyncio.ensure_future(self._run_child(child, node, bg_io))
         self.root.jobs[pid] = task
         if bg_io.out in self.root.session or bg_io.err in self.root.session:
             self.root.holding.add(pid)
@@ -1002,7 +989,9 @@ class Shell:
                     t.cancel()
         return status
 
-    async def _pipe_member(self, child: Shell, cmd: g.Node, io: IO) -> int:
+    async def _run_child(self, child: Shell, cmd: g.Node, io: IO) -> int:
+        """A subshell's run (a background job or a pipeline member): its exit status, whatever
+        ends it (exit, return/break, a closed pipe, a shell error printed to its stderr)."""
         try:
             return await child.exec(cmd, io)
         except ShellExit as e:
@@ -1014,6 +1003,10 @@ class Shell:
         except ShellError as e:
             await child.error(io, str(e))
             return 1
+
+    async def _pipe_member(self, child: Shell, cmd: g.Node, io: IO) -> int:
+        try:
+            return await self._run_child(child, cmd, io)
         finally:
             io.stdin.close() if isinstance(io.stdin, _PipeSource) else None
 
