@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.twin import packages  # registers pm, am, ps, ...
-from harness.twin.commands import _COMMANDS, command
 from harness.twin.logcat import run_log, run_logcat
+from harness.twin.registry import COMMANDS, command, lookup
 
 if TYPE_CHECKING:
-    from harness.twin.shell import Proc
+    from harness.twin.proc import Proc
 
-if "pwd" not in _COMMANDS:  # the shell's own pwd wins when it has one
+if "pwd" not in COMMANDS:  # the shell's own pwd wins when it has one
 
     @command("pwd")
     async def _pwd(p: Proc) -> int:
@@ -30,12 +30,10 @@ async def _log(p: Proc) -> int:
     return await run_log(p)
 
 
-if "exec" not in _COMMANDS:  # `adb logcat` runs `export ANDROID_LOG_TAGS=...; exec logcat`
+if "exec" not in COMMANDS:  # `adb logcat` runs `export ANDROID_LOG_TAGS=...; exec logcat`
 
     @command("exec")
     async def _exec(p: Proc) -> int:
-        from harness.twin.commands import lookup
-
         if len(p.argv) < 2:
             return 0
         func = lookup(p.argv[1], p.twin.personality)
@@ -46,7 +44,7 @@ if "exec" not in _COMMANDS:  # `adb logcat` runs `export ANDROID_LOG_TAGS=...; e
         return await func(p)
 
 
-if "kill" not in _COMMANDS:  # the shell's kill (jobs, signals) wins when it has one
+if "kill" not in COMMANDS:  # the shell's kill (jobs, signals) wins when it has one
 
     @command("kill")
     async def _kill(p: Proc) -> int:

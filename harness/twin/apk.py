@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.twin.shell import Proc
+    from harness.twin.proc import Proc
 
 RES_STRING_POOL_TYPE = 0x0001
 RES_XML_TYPE = 0x0003

@@ -1,6 +1,6 @@
-"""The twin's shell commands, with the output shapes of the profile's API level.
-
-Size: one table of shell commands, each short; splitting it would scatter the table.
+"""The twin's basic device commands (id, sleep, date, getprop, ls, rm, settings, svc, wm, cmd,
+...), with the output shapes of the profile's API level; the ones with a module of their own
+(input, screencap, dumpsys, pm, ...) are dispatched from here.
 """
 
 from __future__ import annotations
@@ -10,35 +10,16 @@ import hashlib
 import posixpath
 import stat as st
 import time
-from collections.abc import Awaitable, Callable
 
 from harness.twin.fs import FsError
-from harness.twin.personality import Personality
-from harness.twin.shell import BufferSink, Proc
+from harness.twin.packages import am, pm
+from harness.twin.proc import Proc
+from harness.twin.registry import COMMANDS, command, lookup
 
 # echo, exit, cd, export, true, false, sh, test and the other shell builtins live in
 # harness.twin.shell; cat, grep, head, tail, which and the rest of the userland in
-# harness.twin.userland.
-
-CommandFunc = Callable[[Proc], Awaitable[int]]
-_COMMANDS: dict[str, tuple[CommandFunc, Callable[[Personality], bool]]] = {}
+# harness.twin.userland; harness.twin.commandset registers them all.
 _SLEEP_MAX_S = 3600.0
-
-
-def command(*names: str, when: Callable[[Personality], bool] = lambda p: True):
-    def deco(func: CommandFunc) -> CommandFunc:
-        for name in names:
-            _COMMANDS[name] = (func, when)
-        return func
-
-    return deco
-
-
-def lookup(name: str, pers: Personality) -> CommandFunc | None:
-    entry = _COMMANDS.get(name)
-    if entry is None or not entry[1](pers):
-        return None
-    return entry[0]
 
 
 # --- basics ------------------------------------------------------------------------------
@@ -278,7 +259,7 @@ async def _md5_toolbox(p: Proc) -> int:
 async def _toybox(p: Proc) -> int:
     if len(p.argv) < 2:
         await p.print(
-            " ".join(sorted(n for n, (_, when) in _COMMANDS.items() if when(p.twin.personality)))
+            " ".join(sorted(n for n, (_, when) in COMMANDS.items() if when(p.twin.personality)))
         )
         return 0
     func = lookup(p.argv[1], p.twin.personality)
@@ -429,8 +410,6 @@ async def _app_process(p: Proc) -> int:
 @command("cmd", when=lambda pers: pers.has_cmd)
 async def _cmd(p: Proc) -> int:
     """`cmd SERVICE ...` (API 24+): the binder shell commands behind pm, am, wm, input, ..."""
-    from harness.twin.packages import am, pm
-
     service = p.argv[1] if len(p.argv) > 1 else ""
     if p.argv[1:3] == ["wifi", "status"] and p.twin.personality.api >= 30:
         w = p.twin.wifi
@@ -453,9 +432,3 @@ async def _cmd(p: Proc) -> int:
         return 0
     await p.eprint(f"cmd: Can't find service: {service}")
     return 20
-
-
-# device commands of their own modules register on import (logcat, packages, processes)
-from harness.twin import android  # noqa: E402,F401
-
-__all__ = ["BufferSink", "command", "lookup"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.profiles import DeviceProfile
+from harness.twin import commandset  # noqa: F401 -- a Twin has its commands (registers them)
 from harness.twin.auth import KeyStore
 from harness.twin.fs import FileSystem
 from harness.twin.personality import Personality, personality_for

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.twin.shell import Proc
+from harness.twin.proc import Proc
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin

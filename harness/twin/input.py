@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from harness.twin.shell import Proc
+from harness.twin.proc import Proc
 
 SWIPE_DEFAULT_MS = 300  # `input swipe` without a duration (InputShellCommand)
 LONG_PRESS_S = 0.5  # ViewConfiguration.getLongPressTimeout(): draganddrop and --longpress hold it

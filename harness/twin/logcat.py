@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
-    from harness.twin.shell import Proc
+    from harness.twin.proc import Proc
 
 BUFFERS = ("main", "system", "radio", "events", "crash")
 DEFAULT_BUFFERS = ("main", "system", "crash")

@@ -11,12 +11,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from harness.twin.commands import command
 from harness.twin.logcat import PID_SYSTEM_SERVER
+from harness.twin.registry import command
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
-    from harness.twin.shell import Proc
+    from harness.twin.proc import Proc
 
 INSTALL_TIME = "2024-01-01 00:00:00"  # when the system image's apps were "installed"
 _DANGEROUS = (

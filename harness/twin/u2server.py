@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 
+from harness.twin.proc import Proc
 from harness.twin.screen import UiNode
-from harness.twin.shell import Proc
 from harness.twin.uidump import hierarchy_xml
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from xml.sax.saxutils import quoteattr
 
+from harness.twin.proc import Proc
 from harness.twin.screen import UiNode
-from harness.twin.shell import Proc
 
 DEFAULT_DUMP_PATH = "/sdcard/window_dump.xml"
 
