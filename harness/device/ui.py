@@ -301,17 +301,9 @@ class Ui:
     ) -> Element:
         """Poll until an element matches. Raises UiError naming the selector and the wait."""
         sel = selector or Selector(text, resource_id, description, xpath)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                hit = next(iter(self.select(sel)), None)
-            except AdbError as e:
-                raise UiError(self.device.serial, f"waiting for {sel}: {e}") from None
-            if hit is not None:
-                return hit
-            if time.monotonic() >= deadline:
-                raise UiError(self.device.serial, f"no element with {sel} within {timeout_s:g} s")
-            time.sleep(_POLL_S)
+        hit = self._poll(sel, timeout_s, gone=False)
+        assert hit is not None  # _poll returns an element or raises
+        return hit
 
     def wait_gone(
         self,
@@ -323,13 +315,28 @@ class Ui:
         *,
         selector: Selector | None = None,
     ) -> None:
+        """Poll until no element matches. Raises UiError naming the selector and the wait."""
         sel = selector or Selector(text, resource_id, description, xpath)
+        self._poll(sel, timeout_s, gone=True)
+
+    def _poll(self, sel: Selector, timeout_s: float, gone: bool) -> Element | None:
+        """One dump every _POLL_S until an element matches sel (returned) or, with gone, until
+        none does (None). A failed dump or the deadline: UiError naming the selector."""
         deadline = time.monotonic() + timeout_s
-        while self.select(sel):
+        while True:
+            try:
+                hit = next(iter(self.select(sel)), None)
+            except AdbError as e:
+                what = f"{sel} to go" if gone else str(sel)
+                raise UiError(self.device.serial, f"waiting for {what}: {e}") from None
+            if (hit is None) == gone:
+                return hit
             if time.monotonic() >= deadline:
-                raise UiError(
-                    self.device.serial, f"element with {sel} still shown after {timeout_s:g} s"
-                )
+                if gone:
+                    why = f"element with {sel} still shown after {timeout_s:g} s"
+                else:
+                    why = f"no element with {sel} within {timeout_s:g} s"
+                raise UiError(self.device.serial, why)
             time.sleep(_POLL_S)
 
     def tap(self, target: Element | tuple[float, float]) -> float:

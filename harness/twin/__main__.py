@@ -2,6 +2,6 @@
 
 import sys
 
-from harness.twin.runner import main
+from harness.twin.cli import main
 
 sys.exit(main())

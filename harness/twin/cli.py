@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import math
 import os
+import signal
+import sys
+import tempfile
 from pathlib import Path
+
+from harness.errors import ProfileError
+from harness.profiles import REGIONS, load_profile, valid_timezone
+from harness.twin.backend import (
+    BackendConfig,
+    SupportBackend,
+    new_agent_token,
+    write_token_file,
+)
+from harness.twin.truth import GroundTruth
 
 
 def _up(args: argparse.Namespace) -> int:
-    import sys
-
-    from harness.errors import ProfileError
-    from harness.profiles import load_profile
-    from harness.twin.backend import BackendConfig
+    # the runner imports the whole twin (OpenCV, aiortc, ...): only `hil twin up` pays for it,
+    # not `hil --help` nor the other commands (harness/cli.py imports every room's cli)
     from harness.twin.runner import TwinSpec, run
 
     last = args.port + 2 * (args.count - 1)
@@ -108,34 +120,18 @@ def _host_port(text: str) -> tuple[str, int]:
 
 
 def _region(text: str) -> str:
-    from harness.profiles import REGIONS
-
     if text not in REGIONS:
         raise argparse.ArgumentTypeError(f"unknown region {text!r}; known: {', '.join(REGIONS)}")
     return text
 
 
 def _timezone(text: str) -> str:
-    from harness.profiles import valid_timezone
-
     if not valid_timezone(text):
         raise argparse.ArgumentTypeError(f"not an IANA time zone: {text!r}")
     return text
 
 
 def _backend(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
-    import tempfile
-
-    from harness.twin.backend import (
-        BackendConfig,
-        SupportBackend,
-        new_agent_token,
-        write_token_file,
-    )
-    from harness.twin.truth import GroundTruth
-
     token_file: Path = (
         args.token_file or Path(tempfile.mkdtemp(prefix="hil-backend-")) / "agent_token"
     )
@@ -322,3 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_twin_parser(sub)
     return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m harness.twin twin up ...`: the same commands as `hil twin ...`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return args.func(args)

@@ -11,10 +11,15 @@ import posixpath
 import stat as st
 import time
 
+from harness.twin.dumpsys import dumpsys
 from harness.twin.fs import FsError
+from harness.twin.input import run_input
+from harness.twin.media import screencap, screenrecord
 from harness.twin.packages import am, pm
 from harness.twin.proc import Proc
 from harness.twin.registry import COMMANDS, command, lookup
+from harness.twin.u2server import app_process
+from harness.twin.uidump import uiautomator
 
 # echo, exit, cd, export, true, false, sh, test and the other shell builtins live in
 # harness.twin.shell; cat, grep, head, tail, which and the rest of the userland in
@@ -367,43 +372,31 @@ async def _wm(p: Proc) -> int:
 
 @command("input")
 async def _input(p: Proc) -> int:
-    from harness.twin.input import run_input
-
     return await run_input(p)
 
 
 @command("screencap")
 async def _screencap(p: Proc) -> int:
-    from harness.twin.media import screencap
-
     return await screencap(p)
 
 
 @command("screenrecord", when=lambda pers: pers.has_screenrecord)
 async def _screenrecord(p: Proc) -> int:
-    from harness.twin.media import screenrecord
-
     return await screenrecord(p)
 
 
 @command("dumpsys")
 async def _dumpsys(p: Proc) -> int:
-    from harness.twin.dumpsys import dumpsys
-
     return await dumpsys(p)
 
 
 @command("uiautomator")
 async def _uiautomator(p: Proc) -> int:
-    from harness.twin.uidump import uiautomator
-
     return await uiautomator(p)
 
 
 @command("app_process")
 async def _app_process(p: Proc) -> int:
-    from harness.twin.u2server import app_process
-
     return await app_process(p)
 
 

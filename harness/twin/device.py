@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +12,14 @@ from pathlib import Path
 from harness.profiles import DeviceProfile
 from harness.twin import commandset  # noqa: F401 -- a Twin has its commands (registers them)
 from harness.twin.auth import KeyStore
+from harness.twin.console import ConsoleServer
 from harness.twin.fs import FileSystem
+from harness.twin.logcat import PID_SYSTEM_SERVER, LogStore, chatter, log_truth_event
+from harness.twin.packages import app_pid, package_info
 from harness.twin.personality import Personality, personality_for
+from harness.twin.screen import Screen
+from harness.twin.services import ServiceTable
+from harness.twin.transport import AdbConnection
 from harness.twin.truth import GroundTruth
 
 log = logging.getLogger(__name__)
@@ -65,9 +72,6 @@ class Twin:
     def __init__(
         self, profile: DeviceProfile, port: int, state_dir: Path, options: TwinOptions | None = None
     ):
-        from harness.twin.screen import Screen
-        from harness.twin.services import ServiceTable
-
         self.profile = profile
         self.port = port
         self.options = options or TwinOptions()
@@ -106,8 +110,6 @@ class Twin:
         self.package_meta: dict = {}  # name -> harness.twin.packages.PackageInfo
         self.screen = Screen(self)
         self.services = ServiceTable(self)
-        from harness.twin.logcat import LogStore
-
         self.log = LogStore()
         self._next_pid = 2400  # pids handed to processes started after boot
         self.connections: set = set()
@@ -119,8 +121,6 @@ class Twin:
         self.console = None
         self.offline = False
         self.stopped = asyncio.Event()
-        import random
-
         self._rng = random.Random(port)
         self._pid_rng = random.Random(port + 1)
         self.region = self.options.region or profile.region
@@ -172,16 +172,12 @@ class Twin:
         buffer: str = "main",
     ) -> None:
         """One line in the device log (system_server's by default), as logcat will show it."""
-        from harness.twin.logcat import PID_SYSTEM_SERVER
-
         pid = PID_SYSTEM_SERVER if pid is None else pid
         self.log.write(tag, msg, prio=level, pid=pid, tid=tid, buffer=buffer)
 
     def _log_twin_events(self) -> None:
         """What the twin records in its ground truth also reaches the device log, as the lines
         the device's own processes would write (harness.twin.logcat.log_truth_event)."""
-        from harness.twin.logcat import log_truth_event
-
         record = self.truth.record
 
         def record_and_log(event: str, t: float | None = None, **fields) -> float:
@@ -195,9 +191,6 @@ class Twin:
     def _log_boot(self) -> None:
         """The lines a freshly booted device of this model has in its log: zygote, system_server,
         boot completed, and the launcher's process start."""
-        from harness.twin.logcat import PID_SYSTEM_SERVER
-        from harness.twin.packages import app_pid, package_info
-
         api = self.personality.api
         self.log_event(
             "Zygote", f"System server process {PID_SYSTEM_SERVER} has been created", pid=290
@@ -220,8 +213,6 @@ class Twin:
 
     # --- lifecycle
     async def start(self) -> None:
-        from harness.twin.console import ConsoleServer
-
         server = await asyncio.start_server(self._on_adb_client, "127.0.0.1", self.port)
         self._servers.append(server)
         self.console = ConsoleServer(self)
@@ -234,8 +225,6 @@ class Twin:
             api=self.personality.api,
         )
         self._log_boot()
-        from harness.twin.logcat import chatter
-
         self._chatter = asyncio.get_running_loop().create_task(chatter(self))
         await self.register_with_adb_server()
 
@@ -261,8 +250,6 @@ class Twin:
     async def _on_adb_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        from harness.twin.transport import AdbConnection
-
         if self.offline:
             writer.close()
             return

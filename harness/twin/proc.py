@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 _PIPE_BYTES = 64 * 1024  # a Linux pipe's capacity
 _FEED_POLL_S = 0.2  # how often blocked host input checks whether the host went away
 _FEED_GIVE_UP_S = 1.0  # host gone and the command took none of its input for this long
-_SUBST_MAX_BYTES = 16 << 20  # $(...) output kept; more is an error, not the twin's memory
-_READ_CHUNK = 64 * 1024
-_SIGPIPE_STATUS = 141
+SUBST_MAX_BYTES = 16 << 20  # $(...) output kept; more is an error, not the twin's memory
+READ_CHUNK = 64 * 1024
+SIGPIPE_STATUS = 141
 
 __all__ = [
     "IO",
@@ -53,12 +53,12 @@ class ShellExit(Exception):
         self.status = status
 
 
-class _Return(Exception):
+class FunctionReturn(Exception):
     def __init__(self, status: int):
         self.status = status
 
 
-class _Break(Exception):
+class LoopBreak(Exception):
     def __init__(self, levels: int, cont: bool):
         self.levels = levels
         self.cont = cont
@@ -174,7 +174,7 @@ class Source:
         self._pending += data
         return True
 
-    async def read(self, n: int = _READ_CHUNK) -> bytes:
+    async def read(self, n: int = READ_CHUNK) -> bytes:
         """Up to n bytes; b"" at end of input."""
         if not self.buffered():
             await self._more()
@@ -193,7 +193,7 @@ class Source:
         self._pos = end
         return out
 
-    async def read_all(self, limit: int = _SUBST_MAX_BYTES) -> bytes:
+    async def read_all(self, limit: int = SUBST_MAX_BYTES) -> bytes:
         out = bytearray()
         while chunk := await self.read():
             out += chunk
@@ -219,7 +219,7 @@ class ZeroSource(Source):
 
     async def _fill(self) -> bytes:
         await asyncio.sleep(0)
-        return bytes(_READ_CHUNK)
+        return bytes(READ_CHUNK)
 
 
 class Pipe:
@@ -233,8 +233,8 @@ class Pipe:
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
-        self.reader = _PipeSource(self)
-        self.writer = _PipeSink(self)
+        self.reader = PipeSource(self)
+        self.writer = PipeSink(self)
 
     def close_write(self) -> None:
         self.write_closed = True
@@ -274,7 +274,7 @@ class Pipe:
         self._writable.set()
 
 
-class _PipeSink(Sink):
+class PipeSink(Sink):
     def __init__(self, pipe: Pipe) -> None:
         self.pipe = pipe
 
@@ -296,7 +296,7 @@ class _PipeSink(Sink):
         await asyncio.sleep(0)
 
 
-class _PipeSource(Source):
+class PipeSource(Source):
     def __init__(self, pipe: Pipe) -> None:
         super().__init__()
         self.pipe = pipe

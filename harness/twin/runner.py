@@ -6,20 +6,23 @@ import asyncio
 import json
 import logging
 import signal
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import ProfileError
 from harness.profiles import load_profile
+from harness.profiles.app import load_app_profile
 from harness.twin.backend import (
     AGENT_TOKEN_FILE,
     BackendConfig,
     SupportBackend,
     write_token_file,
 )
+from harness.twin.camera import LabCamera
 from harness.twin.control import ControlServer
 from harness.twin.device import Twin, TwinOptions
+from harness.twin.lab import TwinLab
 from harness.twin.truth import GroundTruth
 
 log = logging.getLogger(__name__)
@@ -54,9 +57,6 @@ class TwinSpec:
 async def serve(spec: TwinSpec, ready=None) -> int:  # noqa: C901 -- starts every part of a twin process in order, each with its own failure
     """Start spec.count twins on spec.port, spec.port + 2, ...; serve until a signal or `kill`."""
     profile = load_profile(spec.profile, spec.profiles_dir)
-    from harness.errors import ProfileError
-    from harness.profiles.app import load_app_profile
-
     app = load_app_profile(spec.app or profile.app, spec.profiles_dir)
     if app.twin is None:
         raise ProfileError(
@@ -103,15 +103,11 @@ async def serve(spec: TwinSpec, ready=None) -> int:  # noqa: C901 -- starts ever
             await twin.start()
             started.append(twin)
             if spec.walt or spec.relay:
-                from harness.twin.lab import TwinLab
-
                 lab = TwinLab(
                     twin, spec.walt, spec.relay, spec.adb_after_s, spec.boot_completed_after_s
                 )
                 labs[serial] = (lab, lab.start())
             if spec.camera:
-                from harness.twin.camera import LabCamera
-
                 cam = LabCamera(twin)
                 cameras[serial] = (cam, await cam.start())
         await control.start()
@@ -166,16 +162,3 @@ async def serve(spec: TwinSpec, ready=None) -> int:  # noqa: C901 -- starts ever
 
 def run(spec: TwinSpec) -> int:
     return asyncio.run(serve(spec))
-
-
-def main(argv: list[str] | None = None) -> int:
-    from harness.twin.cli import build_parser
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return args.func(args)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import struct
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from harness.twin.proc import BrokenPipe, Pipe, Sink, StreamSink, V2Sink
+from harness.twin.shell import Shell
 from harness.twin.transport import Stream, StreamClosed
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
-    from harness.twin.shell import Pipe, Sink
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +92,6 @@ class ServiceTable:
     # --- shell
     async def _shell_v1(self, stream: Stream, cmd: str) -> None:
         """`shell:` (raw). API <= 20 ran it under a PTY: output LF -> CRLF, input echoed."""
-        from harness.twin.shell import Pipe, Shell, StreamSink
-
         pty = self.twin.personality.pty_crlf
         out = StreamSink(stream, crlf=pty)
         shell = Shell(self.twin)
@@ -110,8 +110,6 @@ class ServiceTable:
         )
 
     async def _exec(self, stream: Stream, cmd: str) -> None:
-        from harness.twin.shell import Pipe, Shell, StreamSink
-
         out = StreamSink(stream)
         words = cmd.replace("'", "").split()
         if words[:3] == ["cmd", "package", "install"] and "-S" in words:
@@ -123,8 +121,6 @@ class ServiceTable:
         )
 
     async def _shell_v2(self, stream: Stream, cmd: str, raw: bool) -> None:
-        from harness.twin.shell import Pipe, Shell, V2Sink
-
         shell = Shell(self.twin)
         out, err = V2Sink(stream, ID_STDOUT), V2Sink(stream, ID_STDERR)
         stdin = Pipe()
@@ -202,16 +198,12 @@ class ServiceTable:
     async def _abb(self, stream: Stream, arg: str, v2: bool) -> None:
         """abb_exec:/abb: <service>\0<args...>: the binder call `cmd` makes, raw (abb_exec) or
         in shell-protocol packets (abb)."""
-        from harness.twin.shell import Shell, StreamSink, V2Sink
-
         words = arg.split("\0")
         out = V2Sink(stream, ID_STDOUT) if v2 else StreamSink(stream)
         if words[:2] == ["package", "install"] and "-S" in words:
             await self._streamed_install(stream, words[2:], out)
             code = 0
         else:
-            import shlex
-
             line = "cmd " + " ".join(shlex.quote(w) for w in words)
             err = V2Sink(stream, ID_STDERR) if v2 else out
             code = await self._run_until_closed(stream, Shell(self.twin).run(line, out, err))
@@ -367,8 +359,6 @@ async def _drain_input(  # noqa: C901 -- shell v1/v2 input and the PTY line disc
     modelled: input echoed (LF shown as CRLF), CR read as LF (ICRNL), Ctrl-D ends input,
     Ctrl-C interrupts the command. Returns when the host closes the stream.
     """
-    from harness.twin.shell import BrokenPipe
-
     buf = bytearray()
     try:
         while True:

@@ -43,7 +43,7 @@ def _i32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-class _Arith:
+class Arith:
     """mksh arithmetic: 32-bit signed integers, C operators, variables by name (no `**`)."""
 
     def __init__(self, text: str, shell: Shell):
@@ -83,7 +83,7 @@ class _Arith:
         try:
             return _i32(int(raw, 0) if raw.strip().lower().startswith("0x") else int(raw))
         except ValueError:
-            return _Arith(raw, self.shell).eval()
+            return Arith(raw, self.shell).eval()
 
     def assign(self) -> int:
         kind, name = self.peek()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from harness.twin.proc import (
     IO,
 )
-from harness.twin.shell.arith import _Arith
+from harness.twin.shell.arith import Arith
 from harness.twin.shell.builtins import builtin
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def _assign_fields(sh: Shell, names: list[str], text: str) -> None:
 async def _b_let(sh: Shell, argv: list[str], io: IO) -> int:
     value = 0
     for expr in argv[1:]:
-        value = _Arith(expr, sh).eval()
+        value = Arith(expr, sh).eval()
     return 0 if value else 1
 
 

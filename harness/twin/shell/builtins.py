@@ -12,20 +12,20 @@ from harness.twin import grammar as g
 from harness.twin.fs import FsError
 from harness.twin.proc import (
     IO,
+    FunctionReturn,
+    LoopBreak,
     ShellError,
     ShellExit,
-    _Break,
-    _Return,
 )
 
 if TYPE_CHECKING:
     from harness.twin.shell.interpreter import Shell
 
-_MAX_DEPTH = 64  # function/eval/source nesting; deeper is an error, not a Python RecursionError
+MAX_DEPTH = 64  # function/eval/source nesting; deeper is an error, not a Python RecursionError
 
 Builtin = Callable[["Shell", list[str], IO], Awaitable[int]]
-_BUILTINS: dict[str, Builtin] = {}
-_SPECIAL = {
+BUILTINS: dict[str, Builtin] = {}
+SPECIAL_BUILTINS = {
     ":",
     ".",
     "break",
@@ -47,13 +47,13 @@ _SPECIAL = {
 def builtin(*names: str):
     def deco(func):
         for n in names:
-            _BUILTINS[n] = func
+            BUILTINS[n] = func
         return func
 
     return deco
 
 
-async def _out(io: IO, text: str) -> None:
+async def write_out(io: IO, text: str) -> None:
     await io.out.write(text.encode())
 
 
@@ -80,7 +80,7 @@ _ECHO_ESC = {
 }
 
 
-def _echo_escapes(text: str) -> tuple[str, bool]:
+def echo_escapes(text: str) -> tuple[str, bool]:
     """mksh echo's backslash escapes; (text, stop) where \\c stops output."""
     out = []
     i = 0
@@ -120,10 +120,10 @@ async def _b_echo(sh: Shell, argv: list[str], io: IO) -> int:
         args = args[1:]
     text = " ".join(args)
     if escapes:
-        text, stop = _echo_escapes(text)
+        text, stop = echo_escapes(text)
         if stop:
             newline = False
-    await _out(io, text + ("\n" if newline else ""))
+    await write_out(io, text + ("\n" if newline else ""))
     return 0
 
 
@@ -142,13 +142,13 @@ async def _b_exit(sh: Shell, argv: list[str], io: IO) -> int:
 @builtin("return")
 async def _b_return(sh: Shell, argv: list[str], io: IO) -> int:
     status = int(argv[1]) if len(argv) > 1 and argv[1].lstrip("-").isdigit() else sh.status
-    raise _Return(status & 0xFF)
+    raise FunctionReturn(status & 0xFF)
 
 
 @builtin("break", "continue")
 async def _b_break(sh: Shell, argv: list[str], io: IO) -> int:
     levels = int(argv[1]) if len(argv) > 1 and argv[1].isdigit() else 1
-    raise _Break(max(levels, 1), argv[0] == "continue")
+    raise LoopBreak(max(levels, 1), argv[0] == "continue")
 
 
 @builtin("cd")
@@ -174,7 +174,7 @@ async def _b_cd(sh: Shell, argv: list[str], io: IO) -> int:
 
 @builtin("pwd")
 async def _b_pwd(sh: Shell, argv: list[str], io: IO) -> int:
-    await _out(io, sh.cwd + "\n")
+    await write_out(io, sh.cwd + "\n")
     return 0
 
 
@@ -184,7 +184,7 @@ async def _b_export(sh: Shell, argv: list[str], io: IO) -> int:
     if not args:
         for k in sorted(sh.exported):
             if k in sh.vars:
-                await _out(io, f"export {k}={_quote(sh.vars[k])}\n")
+                await write_out(io, f"export {k}={quote(sh.vars[k])}\n")
         return 0
     for arg in args:
         name, eq, value = arg.partition("=")
@@ -195,7 +195,7 @@ async def _b_export(sh: Shell, argv: list[str], io: IO) -> int:
     return 0
 
 
-def _quote(v: str) -> str:
+def quote(v: str) -> str:
     return v if re.fullmatch(r"[A-Za-z0-9_./:,@%+=-]+", v) else "'" + v.replace("'", "'\\''") + "'"
 
 
@@ -237,7 +237,7 @@ async def _b_set(sh: Shell, argv: list[str], io: IO) -> int:
     args = argv[1:]
     if not args:
         for k in sorted(sh.vars):
-            await _out(io, f"{k}={_quote(sh.vars[k])}\n")
+            await write_out(io, f"{k}={quote(sh.vars[k])}\n")
         return 0
     while args and args[0][:1] in "-+" and args[0] not in ("-", "--"):
         flag = args.pop(0)
@@ -260,7 +260,7 @@ async def _b_set(sh: Shell, argv: list[str], io: IO) -> int:
 @builtin("eval")
 async def _b_eval(sh: Shell, argv: list[str], io: IO) -> int:
     src = " ".join(argv[1:])
-    if sh.depth >= _MAX_DEPTH:
+    if sh.depth >= MAX_DEPTH:
         raise ShellError("eval: recursion too deep")
     node = g.Parser(src).parse_all()
     sh.depth += 1
@@ -279,7 +279,7 @@ async def _b_source(sh: Shell, argv: list[str], io: IO) -> int:
         text = sh.twin.fs.read(sh.twin.fs.norm(argv[1], sh.cwd)).decode("utf-8", "replace")
     except FsError as e:
         raise ShellError(f"{argv[0]}: {argv[1]}: {e.reason}") from None
-    if sh.depth >= _MAX_DEPTH:
+    if sh.depth >= MAX_DEPTH:
         raise ShellError(f"{argv[0]}: recursion too deep")
     node = g.Parser(text).parse_all()
     saved = sh.params
@@ -288,7 +288,7 @@ async def _b_source(sh: Shell, argv: list[str], io: IO) -> int:
     sh.depth += 1
     try:
         return await sh.exec(node, io)
-    except _Return as r:
+    except FunctionReturn as r:
         return r.status
     finally:
         sh.depth -= 1
@@ -309,7 +309,7 @@ async def _b_exec(sh: Shell, argv: list[str], io: IO) -> int:
 async def _b_trap(sh: Shell, argv: list[str], io: IO) -> int:
     if len(argv) < 3:
         for sig, cmd in sh.traps.items():
-            await _out(io, f"trap -- {_quote(cmd)} {sig}\n")
+            await write_out(io, f"trap -- {quote(cmd)} {sig}\n")
         return 0
     action = argv[1]
     for sig in argv[2:]:
@@ -324,5 +324,5 @@ async def _b_trap(sh: Shell, argv: list[str], io: IO) -> int:
 @builtin("umask", "times", "ulimit", "hash", "alias", "unalias")
 async def _b_noop(sh: Shell, argv: list[str], io: IO) -> int:
     if argv[0] == "umask" and len(argv) == 1:
-        await _out(io, "0077\n" if sh.twin.personality.api < 21 else "0000\n")
+        await write_out(io, "0077\n" if sh.twin.personality.api < 21 else "0000\n")
     return 0

@@ -12,14 +12,14 @@ from harness.twin.proc import (
     IO,
     ShellError,
 )
-from harness.twin.shell.arith import _Arith
+from harness.twin.shell.arith import Arith
 from harness.twin.shell.builtins import builtin
 
 if TYPE_CHECKING:
     from harness.twin.shell.interpreter import Shell
 
 
-async def _test_eval(sh: Shell, args: list[str], patterns: dict[int, str] | None = None) -> bool:  # noqa: C901 -- test/[ ]: one branch per operator, as POSIX test
+async def test_eval(sh: Shell, args: list[str], patterns: dict[int, str] | None = None) -> bool:  # noqa: C901 -- test/[ ]: one branch per operator, as POSIX test
     """test/[ (and [[ ]] with `patterns`: the right of = == != is a glob pattern)."""
     fs = sh.twin.fs
 
@@ -30,7 +30,7 @@ async def _test_eval(sh: Shell, args: list[str], patterns: dict[int, str] | None
         try:
             return int(v.strip())
         except ValueError:  # mksh evaluates it as an arithmetic expression (`a` is $a)
-            return _Arith(v, sh).eval()
+            return Arith(v, sh).eval()
 
     def unary(op: str, a: str) -> bool:  # noqa: C901 -- test/[ ]: one branch per unary operator
         n = node(a) if op not in ("-z", "-n", "-t") else None
@@ -149,7 +149,7 @@ def _is_chr(n) -> bool:
 
 
 @builtin("test", "[")
-async def _b_test(sh: Shell, argv: list[str], io: IO) -> int:
+async def test_builtin(sh: Shell, argv: list[str], io: IO) -> int:
     args = argv[1:]
     if argv[0] == "[":
         if not args or args[-1] != "]":
@@ -157,7 +157,7 @@ async def _b_test(sh: Shell, argv: list[str], io: IO) -> int:
             return 2
         args = args[:-1]
     try:
-        return 0 if await _test_eval(sh, args) else 1
+        return 0 if await test_eval(sh, args) else 1
     except ShellError as e:
         await sh.error(io, f"{argv[0]}: {e}")
         return 2

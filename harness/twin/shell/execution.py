@@ -12,18 +12,18 @@ from harness.twin import grammar as g
 from harness.twin.fs import FsError
 from harness.twin.proc import (
     IO,
+    FunctionReturn,
+    LoopBreak,
     Proc,
     ShellError,
     ShellExit,
     UsageError,
-    _Break,
-    _Return,
 )
 from harness.twin.registry import lookup
-from harness.twin.shell.arith import _Arith
-from harness.twin.shell.builtins import _BUILTINS, _MAX_DEPTH, _SPECIAL, _quote
-from harness.twin.shell.condition import _test_eval
-from harness.twin.shell.expansion import _glob_pattern
+from harness.twin.shell.arith import Arith
+from harness.twin.shell.builtins import BUILTINS, MAX_DEPTH, SPECIAL_BUILTINS, quote
+from harness.twin.shell.condition import test_eval
+from harness.twin.shell.expansion import glob_pattern
 
 if TYPE_CHECKING:
     pass
@@ -81,7 +81,7 @@ class Execution:
             return await self._dbracket(node, io)
         if isinstance(node, g.ArithCmd):
             text = await self.expand_str(node.expr, io)
-            return 0 if _Arith(text, self).eval() else 1
+            return 0 if Arith(text, self).eval() else 1
         if isinstance(node, g.FuncDef):
             self.funcs[node.name] = node.body
             return 0
@@ -103,7 +103,7 @@ class Execution:
                 return await child.exec(node.body, io)
             except ShellExit as e:
                 return e.status
-            except (_Return, _Break):
+            except (FunctionReturn, LoopBreak):
                 return child.status
             except ShellError as e:  # a fatal error ends the subshell only
                 await child.error(io, str(e))
@@ -128,9 +128,9 @@ class Execution:
                 self.set(node.var, value)
                 try:
                     status = await self.exec(node.body, io)
-                except _Break as b:
+                except LoopBreak as b:
                     if b.levels > 1:
-                        raise _Break(b.levels - 1, b.cont) from None
+                        raise LoopBreak(b.levels - 1, b.cont) from None
                     if b.cont:
                         continue
                     break
@@ -144,9 +144,9 @@ class Execution:
                     break
                 try:
                     status = await self.exec(node.body, io)
-                except _Break as b:
+                except LoopBreak as b:
                     if b.levels > 1:
-                        raise _Break(b.levels - 1, b.cont) from None
+                        raise LoopBreak(b.levels - 1, b.cont) from None
                     if b.cont:
                         continue
                     break
@@ -156,7 +156,7 @@ class Execution:
             for pats, body in node.items:
                 for pat in pats:
                     segs = await self._expand_segs(pat, io, split=False)
-                    if fnmatch.fnmatchcase(subject, _glob_pattern(segs[0] if segs else [])):
+                    if fnmatch.fnmatchcase(subject, glob_pattern(segs[0] if segs else [])):
                         return await self.exec(body, io) if body is not None else 0
             return 0
         raise ShellError(f"cannot run {type(node).__name__}")
@@ -169,10 +169,10 @@ class Execution:
                 args.append({"&&": "-a", "||": "-o"}.get(item, item))
                 continue
             segs = (await self._expand_segs(item, io, split=False))[0]
-            patterns[len(args)] = _glob_pattern(segs)
+            patterns[len(args)] = glob_pattern(segs)
             args.append("".join(t for t, _ in segs))
         try:
-            return 0 if await _test_eval(self, args, patterns) else 1
+            return 0 if await test_eval(self, args, patterns) else 1
         except ShellError as e:
             await self.error(io, f"[[: {e}")
             return 2
@@ -204,7 +204,7 @@ class Execution:
             if not argv:  # `a=1 b=$a`: each assignment sees the ones before it
                 self.set(name, assigns[-1][1])
         if "x" in self.opts:
-            shown = [f"{n}={_quote(v)}" for n, v in assigns] + [_quote(a) for a in argv]
+            shown = [f"{n}={quote(v)}" for n, v in assigns] + [quote(a) for a in argv]
             tail = "" if argv else " "  # mksh leaves a space after a lone assignment
             await io.err.write(("+ " + " ".join(shown) + tail + "\n").encode())
         redirected = await self._redirect(cmd.redirects, io)
@@ -220,13 +220,13 @@ class Execution:
     async def call(self, argv: list[str], io: IO, assigns: list[tuple[str, str]] = ()) -> int:  # type: ignore[assignment]
         """Run argv: special builtin, function, builtin, registry command, or script file."""
         name = argv[0]
-        if name in _SPECIAL:
+        if name in SPECIAL_BUILTINS:
             for n, v in assigns:
                 self.set(n, v)
-            return await _BUILTINS[name](self, argv, io)
+            return await BUILTINS[name](self, argv, io)
         if name in self.funcs:
             return await self._function(name, argv, io, assigns)
-        builtin = _BUILTINS.get(name)
+        builtin = BUILTINS.get(name)
         if builtin is not None:
             saved = {n: self.vars.get(n) for n, _ in assigns}
             saved_exported = set(self.exported)
@@ -245,7 +245,7 @@ class Execution:
         return await self._external(argv, io, assigns)
 
     async def _function(self, name: str, argv: list[str], io: IO, assigns) -> int:
-        if self.depth >= _MAX_DEPTH:
+        if self.depth >= MAX_DEPTH:
             raise ShellError(f"{name}: recursion too deep")
         saved_params = self.params
         self.params = argv[1:]
@@ -256,7 +256,7 @@ class Execution:
         self.depth += 1
         try:
             return await self.exec(self.funcs[name], io)
-        except _Return as r:
+        except FunctionReturn as r:
             return r.status
         finally:
             self.depth -= 1

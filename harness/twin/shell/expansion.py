@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 
 from harness.twin import grammar as g
 from harness.twin.proc import (
-    _SUBST_MAX_BYTES,
     IO,
+    SUBST_MAX_BYTES,
     BufferSink,
+    FunctionReturn,
+    LoopBreak,
     ShellError,
     ShellExit,
-    _Break,
-    _Return,
 )
-from harness.twin.shell.arith import _Arith
+from harness.twin.shell.arith import Arith
 
 if TYPE_CHECKING:
     pass
@@ -89,7 +89,7 @@ class Expansion:
             return await self._substitute(part.body, io)
         if isinstance(part, g.Arith):
             text = await self.expand_str(part.expr, io)
-            return str(_Arith(text, self).eval())
+            return str(Arith(text, self).eval())
         assert isinstance(part, g.Param)
         name, op = part.name, part.op
         value = self.get(name)
@@ -121,7 +121,7 @@ class Expansion:
             return value or ""
         # pattern removal: # ## % %%
         segs = (await self._expand_segs(part.arg, io, split=False))[0] if part.arg else []  # type: ignore[arg-type]
-        pat = _glob_pattern(segs)
+        pat = glob_pattern(segs)
         value = value or ""
         cands = range(len(value) + 1)
         if op in ("#", "##"):
@@ -137,13 +137,13 @@ class Expansion:
         return value
 
     async def _substitute(self, body: g.Node, io: IO) -> str:
-        sink = BufferSink(limit=_SUBST_MAX_BYTES)
+        sink = BufferSink(limit=SUBST_MAX_BYTES)
         child = self.fork()
         try:
             status = await child.exec(body, IO(io.stdin, sink, io.err))
         except ShellExit as e:
             status = e.status
-        except (_Return, _Break):
+        except (FunctionReturn, LoopBreak):
             status = child.status
         except ShellError as e:
             await child.error(io, str(e))
@@ -156,7 +156,7 @@ class Expansion:
         text = "".join(t for t, _ in segs)
         if not any(not q and _GLOB_CHARS.search(t) for t, q in segs):
             return [text]
-        pattern = _glob_pattern(segs)
+        pattern = glob_pattern(segs)
         fs = self.twin.fs
         absolute = pattern.startswith("/")
         parts = [p for p in pattern.split("/") if p]
@@ -194,7 +194,7 @@ def _unescape_glob(comp: str) -> str:
     return re.sub(r"\[([*?\[])\]", r"\1", comp)
 
 
-def _glob_pattern(segs: Segs) -> str:
+def glob_pattern(segs: Segs) -> str:
     """fnmatch pattern from field pieces: quoted pieces match literally."""
     out = []
     for text, quoted in segs:

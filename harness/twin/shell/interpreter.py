@@ -13,23 +13,23 @@ from harness.twin import grammar as g
 from harness.twin.fs import FsError
 from harness.twin.grammar import ShellSyntaxError
 from harness.twin.proc import (
-    _SIGPIPE_STATUS,
     IO,
+    SIGPIPE_STATUS,
     BrokenPipe,
     BytesSource,
+    FunctionReturn,
+    LoopBreak,
     Pipe,
     ShellError,
     ShellExit,
     Sink,
     Source,
-    _Break,
-    _Return,
 )
 from harness.twin.registry import COMMANDS
 from harness.twin.shell import assignment, lookup  # noqa: F401 -- they register builtins
 from harness.twin.shell.execution import Execution
 from harness.twin.shell.expansion import Expansion
-from harness.twin.shell.jobs import Jobs, _Root
+from harness.twin.shell.jobs import Jobs, SessionJobs
 from harness.twin.shell.redirection import Redirection
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Shell(Execution, Expansion, Redirection, Jobs):
     def __init__(self, twin: Twin, parent: Shell | None = None):
         self.twin = twin
         if parent is None:
-            self.root = _Root()
+            self.root = SessionJobs()
             _install_system_bin(twin)
             self.vars: dict[str, str] = {
                 "PATH": _PATH,
@@ -204,10 +204,10 @@ class Shell(Execution, Expansion, Redirection, Jobs):
         except ShellExit as e:
             self.status = e.status
             return e.status
-        except _Return as e:  # `return` outside a function ends a script like exit
+        except FunctionReturn as e:  # `return` outside a function ends a script like exit
             self.status = e.status
             return e.status
-        except _Break:
+        except LoopBreak:
             return self.status
         except ShellError as e:
             await self.error(io, str(e))
@@ -218,8 +218,8 @@ class Shell(Execution, Expansion, Redirection, Jobs):
             self.status = 1
             return 1
         except BrokenPipe:
-            self.status = _SIGPIPE_STATUS
-            return _SIGPIPE_STATUS
+            self.status = SIGPIPE_STATUS
+            return SIGPIPE_STATUS
 
     async def run_script(self, name: str, text: str, args: list[str], io: IO) -> int:
         """`sh FILE args` in this (fresh) shell."""

@@ -10,18 +10,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from harness.twin import grammar as g
+from harness.twin.packages import kill_pid
 from harness.twin.proc import (
-    _SIGPIPE_STATUS,
     IO,
+    SIGPIPE_STATUS,
     BrokenPipe,
     BytesSource,
+    FunctionReturn,
+    LoopBreak,
     Pipe,
+    PipeSource,
     ShellError,
     ShellExit,
     Sink,
-    _Break,
-    _PipeSource,
-    _Return,
 )
 from harness.twin.shell.builtins import builtin
 
@@ -32,7 +33,7 @@ _FIRST_PID = 5000
 
 
 @dataclass
-class _Root:
+class SessionJobs:
     """What all shells of one session share: pids, jobs, the session's tasks."""
 
     next_pid: int = _FIRST_PID
@@ -123,10 +124,10 @@ class Jobs:
             return await child.exec(cmd, io)
         except ShellExit as e:
             return e.status
-        except (_Return, _Break):
+        except (FunctionReturn, LoopBreak):
             return child.status
         except BrokenPipe:
-            return _SIGPIPE_STATUS
+            return SIGPIPE_STATUS
         except ShellError as e:
             await child.error(io, str(e))
             return 1
@@ -135,7 +136,7 @@ class Jobs:
         try:
             return await self._run_child(child, cmd, io)
         finally:
-            io.stdin.close() if isinstance(io.stdin, _PipeSource) else None
+            io.stdin.close() if isinstance(io.stdin, PipeSource) else None
 
 
 _SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "TERM": 15}
@@ -146,8 +147,6 @@ async def _b_kill(sh: Shell, argv: list[str], io: IO) -> int:
     """mksh's kill: a job of this session (`$!`) gets the signal, which ends it (status 128 +
     the signal, as `wait` reports it); other pids are the device's processes
     (harness.twin.packages.kill_pid: what the shell user may kill)."""
-    from harness.twin.packages import kill_pid
-
     args = argv[1:]
     sig = _SIGNALS["TERM"]
     if args[:1] == ["-s"] and len(args) > 1:

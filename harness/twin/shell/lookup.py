@@ -9,7 +9,7 @@ from harness.twin.fs import FsError
 from harness.twin.proc import (
     IO,
 )
-from harness.twin.shell.builtins import _BUILTINS, _SPECIAL, _out, builtin
+from harness.twin.shell.builtins import BUILTINS, SPECIAL_BUILTINS, builtin, write_out
 
 if TYPE_CHECKING:
     from harness.twin.shell.interpreter import Shell
@@ -20,9 +20,9 @@ def _kind(sh: Shell, name: str) -> str | None:
         return "reserved"
     if name in sh.funcs:
         return "function"
-    if name in _SPECIAL:
+    if name in SPECIAL_BUILTINS:
         return "special"
-    if name in _BUILTINS:
+    if name in BUILTINS:
         return "builtin"
     if sh.resolve(name) is not None:
         return "command"
@@ -40,20 +40,20 @@ async def _b_type(sh: Shell, argv: list[str], io: IO) -> int:
     for name in argv[1:]:
         kind = _kind(sh, name)
         if kind is None:
-            await _out(io, f"{name} not found\n")
+            await write_out(io, f"{name} not found\n")
             status = 1
         elif kind == "reserved":
-            await _out(io, f"{name} is a reserved word\n")
+            await write_out(io, f"{name} is a reserved word\n")
         elif kind == "function":
-            await _out(io, f"{name} is a function\n")
+            await write_out(io, f"{name} is a function\n")
         elif kind == "special":
-            await _out(io, f"{name} is a special shell builtin\n")
+            await write_out(io, f"{name} is a special shell builtin\n")
         elif kind == "builtin":
-            await _out(io, f"{name} is a shell builtin\n")
+            await write_out(io, f"{name} is a shell builtin\n")
         elif kind == "file":
-            await _out(io, f"{name} is {name}\n")
+            await write_out(io, f"{name} is {name}\n")
         else:
-            await _out(io, f"{name} is {_where(name)}\n")
+            await write_out(io, f"{name} is {_where(name)}\n")
     return status
 
 
@@ -72,11 +72,11 @@ async def _b_command(sh: Shell, argv: list[str], io: IO) -> int:
             if kind is None:
                 status = 1
                 if verbose:
-                    await _out(io, f"{name} not found\n")
+                    await write_out(io, f"{name} not found\n")
             elif verbose:
                 await _b_type(sh, ["type", name], io)
             else:
-                await _out(
+                await write_out(
                     io,
                     (
                         name
@@ -88,8 +88,8 @@ async def _b_command(sh: Shell, argv: list[str], io: IO) -> int:
         return status
     if not args:
         return 0
-    if args[0] in _BUILTINS:
-        return await _BUILTINS[args[0]](sh, args, io)
+    if args[0] in BUILTINS:
+        return await BUILTINS[args[0]](sh, args, io)
     return await sh._external(args, io, [])
 
 

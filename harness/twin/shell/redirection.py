@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from harness.twin import grammar as g
 from harness.twin.fs import FsError
 from harness.twin.proc import (
-    _READ_CHUNK,
     IO,
+    READ_CHUNK,
     BytesSource,
     FileSink,
     NullSink,
@@ -89,7 +89,7 @@ class Redirection:
         if path in ("/dev/null", "/dev/random", "/dev/urandom"):
             if path == "/dev/null":
                 return BytesSource(b"")
-            return BytesSource(os.urandom(_READ_CHUNK))
+            return BytesSource(os.urandom(READ_CHUNK))
         return BytesSource(self.twin.fs.read(path))
 
     def _open_out(self, name: str, append: bool) -> Sink:

@@ -6,13 +6,13 @@ import re
 
 from harness.twin.proc import Proc, ShellError
 from harness.twin.registry import command
-from harness.twin.userland.awkgrammar import _AwkProgram
+from harness.twin.userland.awkgrammar import AwkProgram
 from harness.twin.userland.printf import printf_format
 from harness.twin.userland.toolkit import (
-    _awk,
-    _failed,
-    _inputs,
-    _lines,
+    failed_status,
+    has_awk,
+    inputs,
+    split_lines,
 )
 
 _AWK_MAX_LOOP = 1_000_000  # awk for/while turns before the twin gives up (a bounded loop)
@@ -42,7 +42,7 @@ class _AwkNext(Exception):
 
 
 class _AwkRun:
-    def __init__(self, prog: _AwkProgram, fs: str | None, variables: dict[str, str]):
+    def __init__(self, prog: AwkProgram, fs: str | None, variables: dict[str, str]):
         self.prog = prog
         self.vars: dict[str, object] = {
             "NR": 0.0,
@@ -208,7 +208,7 @@ class _AwkRun:
                 self.ev(s[1])
 
 
-@command("awk", when=_awk)
+@command("awk", when=has_awk)
 async def _awk_cmd(p: Proc) -> int:  # noqa: C901 -- awk's options and program sources
     args = p.argv[1:]
     fs = None
@@ -227,7 +227,7 @@ async def _awk_cmd(p: Proc) -> int:  # noqa: C901 -- awk's options and program s
         await p.eprint("usage: awk [-F sepstring] [-v assignment]... program [argument...]")
         return 2
     try:
-        prog = _AwkProgram(args.pop(0))
+        prog = AwkProgram(args.pop(0))
     except (ShellError, IndexError):
         await p.eprint("awk: syntax error")
         return 2
@@ -237,8 +237,8 @@ async def _awk_cmd(p: Proc) -> int:  # noqa: C901 -- awk's options and program s
             if pattern == "BEGIN":
                 run.run_stmts(action)
         if any(pt != "BEGIN" for pt, _ in prog.rules):
-            async for _, data in _inputs(p, args, "awk"):
-                for line in _lines(data):
+            async for _, data in inputs(p, args, "awk"):
+                for line in split_lines(data):
                     run.vars["NR"] = _awk_num(run.vars["NR"]) + 1
                     run.set_record(line)
                     try:
@@ -260,4 +260,4 @@ async def _awk_cmd(p: Proc) -> int:  # noqa: C901 -- awk's options and program s
         await p.eprint(f"awk: {e or 'syntax error'}")
         return 2
     await p.out.write("".join(run.out).encode())
-    return _failed(p)
+    return failed_status(p)

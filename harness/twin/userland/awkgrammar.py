@@ -13,7 +13,7 @@ _AWK_TOKEN = re.compile(
 )
 
 
-class _AwkProgram:
+class AwkProgram:
     """BEGIN/END/pattern-action rules over records; expressions evaluated by a small parser."""
 
     def __init__(self, src: str):  # noqa: C901 -- awk's lexer state per token kind

@@ -13,19 +13,19 @@ import time
 from harness.twin.fs import FsError
 from harness.twin.proc import IO, Proc, Source
 from harness.twin.registry import command
-from harness.twin.shell.builtins import _echo_escapes
-from harness.twin.shell.condition import _b_test as _test_builtin
+from harness.twin.shell.builtins import echo_escapes
+from harness.twin.shell.condition import test_builtin
 from harness.twin.userland.toolkit import (
-    _guard,
-    _opts,
-    _toolbox_18,
-    _toybox,
-    _usage,
+    guarded,
+    has_toolbox_18,
+    has_toybox,
+    parse_opts,
+    usage_error,
 )
 
 
 # --- toybox's own echo/true/false/pwd/test (`/system/bin/echo`; plain `echo` is mksh's) ----
-@command("echo", when=_toybox)
+@command("echo", when=has_toybox)
 async def _echo(p: Proc) -> int:
     args = p.argv[1:]
     newline, escapes = True, False  # toybox echo: no escapes unless -e
@@ -35,31 +35,31 @@ async def _echo(p: Proc) -> int:
         args = args[1:]
     text = " ".join(args)
     if escapes:
-        text, stop = _echo_escapes(text)
+        text, stop = echo_escapes(text)
         newline = newline and not stop
     await p.out.write((text + ("\n" if newline else "")).encode())
     return 0
 
 
-@command("true", when=_toybox)
+@command("true", when=has_toybox)
 async def _true(p: Proc) -> int:
     return 0
 
 
-@command("false", when=_toybox)
+@command("false", when=has_toybox)
 async def _false(p: Proc) -> int:
     return 1
 
 
-@command("pwd", when=_toybox)
+@command("pwd", when=has_toybox)
 async def _pwd(p: Proc) -> int:
     await p.print(p.shell.cwd)
     return 0
 
 
-@command("test", "[", when=_toybox)
+@command("test", "[", when=has_toybox)
 async def _test(p: Proc) -> int:
-    return await _test_builtin(p.shell, p.argv, IO(p.stdin, p.out, p.err))
+    return await test_builtin(p.shell, p.argv, IO(p.stdin, p.out, p.err))
 
 
 # --- files --------------------------------------------------------------------------------
@@ -85,27 +85,27 @@ async def _cat(p: Proc) -> int:
     return status
 
 
-@command("cp", when=_toolbox_18)
+@command("cp", when=has_toolbox_18)
 async def _cp(p: Proc) -> int:
-    return await _guard(p, _cp_mv(p, move=False))
+    return await guarded(p, _cp_mv(p, move=False))
 
 
 @command("mv")
 async def _mv(p: Proc) -> int:
-    return await _guard(p, _cp_mv(p, move=True))
+    return await guarded(p, _cp_mv(p, move=True))
 
 
 async def _cp_mv(p: Proc, move: bool) -> int:
     tool = p.argv[0]
-    opts, args = _opts(p.argv[1:], "rRpfinvaHLPd")
+    opts, args = parse_opts(p.argv[1:], "rRpfinvaHLPd")
     if len(args) < 2:
-        return await _usage(p, tool, "Needs 2 arguments")
+        return await usage_error(p, tool, "Needs 2 arguments")
     fs = p.twin.fs
     *srcs, dst = args
     dst_path = p.path(dst)
     dst_node = fs.lookup(dst_path)
     if len(srcs) > 1 and (dst_node is None or not dst_node.is_dir):
-        return await _usage(p, tool, f"'{dst}' not directory")
+        return await usage_error(p, tool, f"'{dst}' not directory")
     status = 0
     for src in srcs:
         src_path = p.path(src)
@@ -174,9 +174,9 @@ async def _rmdir(p: Proc) -> int:
 
 @command("ln")
 async def _ln(p: Proc) -> int:
-    opts, args = _opts(p.argv[1:], "sfnv")
+    opts, args = parse_opts(p.argv[1:], "sfnv")
     if len(args) != 2:
-        return await _usage(p, "ln", "Needs 2 arguments")
+        return await usage_error(p, "ln", "Needs 2 arguments")
     target, link = args
     fs = p.twin.fs
     path = p.path(link)
@@ -204,9 +204,9 @@ async def _ln(p: Proc) -> int:
     return 0
 
 
-@command("readlink", when=_toolbox_18)
+@command("readlink", when=has_toolbox_18)
 async def _readlink(p: Proc) -> int:
-    opts, args = _opts(p.argv[1:], "fenqmv")
+    opts, args = parse_opts(p.argv[1:], "fenqmv")
     status = 0
     for name in args:
         fs = p.twin.fs
@@ -225,11 +225,11 @@ async def _readlink(p: Proc) -> int:
     return status
 
 
-@command("basename", when=_toybox)
+@command("basename", when=has_toybox)
 async def _basename(p: Proc) -> int:
     args = p.argv[1:]
     if not args:
-        return await _usage(p, "basename", "Needs 1 argument")
+        return await usage_error(p, "basename", "Needs 1 argument")
     name = args[0].rstrip("/") or "/"
     base = posixpath.basename(name) or "/"
     if len(args) > 1 and base != args[1] and base.endswith(args[1]):
@@ -238,16 +238,16 @@ async def _basename(p: Proc) -> int:
     return 0
 
 
-@command("dirname", when=_toybox)
+@command("dirname", when=has_toybox)
 async def _dirname(p: Proc) -> int:
     if len(p.argv) < 2:
-        return await _usage(p, "dirname", "Needs 1 argument")
+        return await usage_error(p, "dirname", "Needs 1 argument")
     name = p.argv[1].rstrip("/") or "/"
     await p.print(posixpath.dirname(name) or ".")
     return 0
 
 
-@command("find", when=_toybox)
+@command("find", when=has_toybox)
 async def _find(p: Proc) -> int:  # noqa: C901 -- find's expression language: one branch per primary
     args = p.argv[1:]
     roots: list[str] = []
@@ -322,11 +322,11 @@ def _perm_string(mode: int) -> str:
     return kind + "".join(c if mode & (1 << (8 - i)) else "-" for i, c in enumerate(bits))
 
 
-@command("stat", when=_toybox)
+@command("stat", when=has_toybox)
 async def _stat(p: Proc) -> int:
-    opts, args = _opts(p.argv[1:], "LftT", valued="c")
+    opts, args = parse_opts(p.argv[1:], "LftT", valued="c")
     if not args:
-        return await _usage(p, "stat", "Needs 1 argument")
+        return await usage_error(p, "stat", "Needs 1 argument")
     fmt = opts.get("c")
     fs = p.twin.fs
     status = 0
@@ -382,7 +382,7 @@ async def _stat(p: Proc) -> int:
 
 @command("du")
 async def _du(p: Proc) -> int:
-    opts, args = _opts(p.argv[1:], "skhacxHLlm")
+    opts, args = parse_opts(p.argv[1:], "skhacxHLlm")
     fs = p.twin.fs
     status = 0
 

@@ -6,18 +6,18 @@ import re
 
 from harness.twin.proc import Proc, ShellError
 from harness.twin.registry import command
-from harness.twin.shell.builtins import _echo_escapes
+from harness.twin.shell.builtins import echo_escapes
 from harness.twin.userland.toolkit import (
-    _bre_to_re,
-    _toybox,
-    _usage,
+    bre_to_re,
+    has_toybox,
+    usage_error,
 )
 
 _PRINTF_SPEC = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d+))?([diouxXeEfFgGcsb%])")
 
 
 def _printf_escapes(text: str) -> str:
-    out, _ = _echo_escapes(text.replace("\\c", "\\\\c"))
+    out, _ = echo_escapes(text.replace("\\c", "\\\\c"))
     return out
 
 
@@ -84,10 +84,10 @@ def printf_format(fmt: str, args: list[str], bad: list[str] | None = None) -> st
     return "".join(out)
 
 
-@command("printf", when=_toybox)
+@command("printf", when=has_toybox)
 async def _printf(p: Proc) -> int:
     if len(p.argv) < 2:
-        return await _usage(p, "printf", "Needs 1 argument")
+        return await usage_error(p, "printf", "Needs 1 argument")
     bad: list[str] = []
     await p.out.write(printf_format(p.argv[1], p.argv[2:], bad).encode())
     for v in bad:
@@ -95,7 +95,7 @@ async def _printf(p: Proc) -> int:
     return 1 if bad else 0
 
 
-@command("expr", when=_toybox)
+@command("expr", when=has_toybox)
 async def _expr(p: Proc) -> int:  # noqa: C901 -- expr operators, one branch each
     args = p.argv[1:]
     pos = 0
@@ -122,7 +122,7 @@ async def _expr(p: Proc) -> int:  # noqa: C901 -- expr operators, one branch eac
             pos += 1
             rx = args[pos]
             pos += 1
-            m = re.match(_bre_to_re(rx, False, False), str(v))
+            m = re.match(bre_to_re(rx, False, False), str(v))
             if m and m.groups():
                 v = m.group(1) or ""
             else:

@@ -8,11 +8,11 @@ from harness.twin.fs import FsError
 from harness.twin.proc import Proc, ShellError
 from harness.twin.registry import command
 from harness.twin.userland.toolkit import (
-    _bre_to_re,
-    _failed,
-    _inputs,
-    _toybox,
-    _usage,
+    bre_to_re,
+    failed_status,
+    has_toybox,
+    inputs,
+    usage_error,
 )
 
 
@@ -46,7 +46,7 @@ def _sed_parse(script: str, extended: bool) -> list[_SedCmd]:  # noqa: C901 -- s
             start = i
             while i < n and script[i] != delim:
                 i += 2 if script[i] == "\\" else 1
-            rx = re.compile(_bre_to_re(script[start:i], extended, False))
+            rx = re.compile(bre_to_re(script[start:i], extended, False))
             i += 1
             return rx
         return None
@@ -96,7 +96,7 @@ def _sed_parse(script: str, extended: bool) -> list[_SedCmd]:  # noqa: C901 -- s
             flags = m.group()
             i += m.end()
             rx = re.compile(
-                _bre_to_re(parts[0], extended, False), re.I if "i" in flags.lower() else 0
+                bre_to_re(parts[0], extended, False), re.I if "i" in flags.lower() else 0
             )
             rep = re.sub(
                 r"\\(\d)", r"\\g<\1>", parts[1].replace("&", "\\g<0>").replace("\\\\g<0>", "&")
@@ -209,7 +209,7 @@ def _sed_run(cmds: list[_SedCmd], text: str, quiet: bool) -> str:  # noqa: C901 
     return "".join(out)
 
 
-@command("sed", when=_toybox)
+@command("sed", when=has_toybox)
 async def _sed(p: Proc) -> int:  # noqa: C901 -- sed's options, one branch each
     args = p.argv[1:]
     scripts: list[str] = []
@@ -237,7 +237,7 @@ async def _sed(p: Proc) -> int:  # noqa: C901 -- sed's options, one branch each
             files.append(a)
         i += 1
     if not scripts:
-        return await _usage(p, "sed", "Needs 1 argument")
+        return await usage_error(p, "sed", "Needs 1 argument")
     try:
         cmds = _sed_parse("\n".join(scripts), extended)
     except (ShellError, re.error, ValueError, IndexError) as e:
@@ -255,7 +255,7 @@ async def _sed(p: Proc) -> int:  # noqa: C901 -- sed's options, one branch each
             p.twin.fs.write(p.path(name), _sed_run(cmds, text, quiet).encode())
         return status
     text = ""
-    async for _, data in _inputs(p, files, "sed"):
+    async for _, data in inputs(p, files, "sed"):
         text += data.decode("utf-8", "replace")
     await p.out.write(_sed_run(cmds, text, quiet).encode())
-    return _failed(p)
+    return failed_status(p)

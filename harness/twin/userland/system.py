@@ -5,15 +5,15 @@ from __future__ import annotations
 from harness.twin.proc import IO, Proc
 from harness.twin.registry import command, lookup
 from harness.twin.userland.toolkit import (
-    _fallback,
-    _opts,
-    _toybox,
+    fallback_command,
+    has_toybox,
+    parse_opts,
 )
 
 _XARGS_MAX_ARGS = 5000
 
 
-@command("env", when=_toybox)
+@command("env", when=has_toybox)
 async def _env(p: Proc) -> int:
     args = p.argv[1:]
     env = {} if args[:1] == ["-i"] else dict(p.env)
@@ -49,9 +49,9 @@ async def _printenv(p: Proc) -> int:
     return 0
 
 
-@command("xargs", when=_toybox)
+@command("xargs", when=has_toybox)
 async def _xargs(p: Proc) -> int:
-    opts, cmd = _opts(p.argv[1:], "0rtx", valued="nIEs")
+    opts, cmd = parse_opts(p.argv[1:], "0rtx", valued="nIEs")
     data = (await p.stdin.read_all()).decode("utf-8", "replace")
     items = data.split("\0") if opts.get("0") else data.split()
     items = [i for i in items if i][:_XARGS_MAX_ARGS]
@@ -74,7 +74,7 @@ async def _xargs(p: Proc) -> int:
     return 123 if status else 0
 
 
-@_fallback("pidof", when=_toybox)
+@fallback_command("pidof", when=has_toybox)
 async def _pidof(p: Proc) -> int:
     procs = getattr(p.twin, "processes", {}) or {}
     pids = [
@@ -100,9 +100,9 @@ _UNAME = {
 }
 
 
-@command("uname", when=_toybox)
+@command("uname", when=has_toybox)
 async def _uname(p: Proc) -> int:
-    opts, _ = _opts(p.argv[1:], "asnrvmpio")
+    opts, _ = parse_opts(p.argv[1:], "asnrvmpio")
     pers = p.twin.personality
     release, version = _UNAME[min(_UNAME, key=lambda a: abs(a - pers.api))]
     abi = p.twin.props.get("ro.product.cpu.abi", "arm64-v8a")
@@ -114,7 +114,7 @@ async def _uname(p: Proc) -> int:
     return 0
 
 
-@command("which", when=_toybox)
+@command("which", when=has_toybox)
 async def _which(p: Proc) -> int:
     status = 0
     for name in p.argv[1:]:

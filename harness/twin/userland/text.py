@@ -9,27 +9,27 @@ from harness.twin.fs import FsError
 from harness.twin.proc import Proc, ShellError
 from harness.twin.registry import command
 from harness.twin.userland.toolkit import (
-    _bre_to_re,
-    _failed,
-    _guard,
-    _inputs,
-    _lines,
-    _open_file,
-    _opts,
-    _read_file,
-    _toolbox_18,
-    _toybox,
-    _usage,
+    bre_to_re,
+    failed_status,
+    guarded,
+    has_toolbox_18,
+    has_toybox,
+    inputs,
+    open_file,
+    parse_opts,
+    read_file,
+    split_lines,
+    usage_error,
 )
 
 _YES_CHUNK_LINES = 4096
 
 
 # --- text ---------------------------------------------------------------------------------
-@command("grep", "egrep", "fgrep", when=_toolbox_18)
+@command("grep", "egrep", "fgrep", when=has_toolbox_18)
 async def _grep(p: Proc) -> int:  # noqa: C901 -- grep's options, one branch each, as toybox grep
     try:
-        opts, args = _opts(p.argv[1:], "ivcnqlEFwxosrRhHZ", valued="em")
+        opts, args = parse_opts(p.argv[1:], "ivcnqlEFwxosrRhHZ", valued="em")
     except ShellError as e:
         await p.eprint(f"grep: {e}")
         return 2
@@ -43,7 +43,7 @@ async def _grep(p: Proc) -> int:  # noqa: C901 -- grep's options, one branch eac
         patterns = [args.pop(0)]
     extended = bool(opts.get("E")) or p.argv[0] == "egrep"
     fixed = bool(opts.get("F")) or p.argv[0] == "fgrep"
-    rx_text = "|".join(f"(?:{_bre_to_re(pt, extended, fixed)})" for pt in patterns)
+    rx_text = "|".join(f"(?:{bre_to_re(pt, extended, fixed)})" for pt in patterns)
     if opts.get("w"):
         rx_text = rf"\b(?:{rx_text})\b"
     if opts.get("x"):
@@ -65,7 +65,7 @@ async def _grep(p: Proc) -> int:  # noqa: C901 -- grep's options, one branch eac
             lines_iter = p.stdin.lines()
         else:
             try:
-                data = await _read_file(p, name)
+                data = await read_file(p, name)
             except FsError as e:
                 if not opts.get("s"):
                     await p.eprint(f"grep: {name}: {e.reason}")
@@ -73,7 +73,7 @@ async def _grep(p: Proc) -> int:  # noqa: C901 -- grep's options, one branch eac
                 continue
 
             async def gen(data=data):
-                for ln in _lines(data):
+                for ln in split_lines(data):
                     yield ln
 
             lines_iter = gen()
@@ -109,7 +109,7 @@ async def _grep(p: Proc) -> int:  # noqa: C901 -- grep's options, one branch eac
 
 async def _head_tail(p: Proc, head: bool) -> int:  # noqa: C901 -- head/tail options of both toolbox and toybox
     argv = [("-n" + a[1:]) if re.fullmatch(r"-\d+", a) else a for a in p.argv[1:]]
-    opts, files = _opts(argv, "qvf", valued="nc")
+    opts, files = parse_opts(argv, "qvf", valued="nc")
     count_s = str(opts.get("n", "10"))
     status = 0
     for k, name in enumerate(files or ["-"]):
@@ -117,7 +117,7 @@ async def _head_tail(p: Proc, head: bool) -> int:  # noqa: C901 -- head/tail opt
             await p.print(("\n" if k else "") + f"==> {name} <==")
         if head:
             try:
-                src = p.stdin if name == "-" else _open_file(p, name)
+                src = p.stdin if name == "-" else open_file(p, name)
             except FsError as e:
                 await p.eprint(f"head: {name}: {e.reason}")
                 status = 1
@@ -143,7 +143,7 @@ async def _head_tail(p: Proc, head: bool) -> int:  # noqa: C901 -- head/tail opt
                 p.stdin.close()
             continue
         try:
-            data = await _read_file(p, name)
+            data = await read_file(p, name)
         except FsError as e:
             await p.eprint(f"{p.argv[0]}: {name}: {e.reason}")
             status = 1
@@ -164,25 +164,25 @@ async def _head_tail(p: Proc, head: bool) -> int:  # noqa: C901 -- head/tail opt
     return status
 
 
-@command("head", when=_toybox)
+@command("head", when=has_toybox)
 async def _head(p: Proc) -> int:
-    return await _guard(p, _head_tail(p, True))
+    return await guarded(p, _head_tail(p, True))
 
 
-@command("tail", when=_toybox)
+@command("tail", when=has_toybox)
 async def _tail(p: Proc) -> int:
-    return await _guard(p, _head_tail(p, False))
+    return await guarded(p, _head_tail(p, False))
 
 
-@command("wc", when=_toybox)
+@command("wc", when=has_toybox)
 async def _wc(p: Proc) -> int:
-    opts, files = _opts(p.argv[1:], "lwcm")
+    opts, files = parse_opts(p.argv[1:], "lwcm")
     chosen = [k for k in "lwc" if opts.get(k)] or ["l", "w", "c"]
     if opts.get("m"):
         chosen = [k if k != "c" else "m" for k in chosen] if "c" in chosen else chosen + ["m"]
     totals = dict.fromkeys("lwcm", 0)
     rows = []
-    async for name, data in _inputs(p, files, "wc"):
+    async for name, data in inputs(p, files, "wc"):
         counts = {
             "l": data.count(b"\n"),
             "w": len(data.split()),
@@ -200,7 +200,7 @@ async def _wc(p: Proc) -> int:
             nums = [n.rjust(7) for n in nums]
         text = " ".join(nums)
         await p.print(text + (f" {name}" if name != "-" else ""))
-    return _failed(p)
+    return failed_status(p)
 
 
 def _tr_set(spec: str) -> list[str]:
@@ -237,11 +237,11 @@ def _tr_set(spec: str) -> list[str]:
     return out
 
 
-@command("tr", when=_toybox)
+@command("tr", when=has_toybox)
 async def _tr(p: Proc) -> int:
-    opts, args = _opts(p.argv[1:], "dscC")
+    opts, args = parse_opts(p.argv[1:], "dscC")
     if not args:
-        return await _usage(p, "tr", "Needs 1 argument")
+        return await usage_error(p, "tr", "Needs 1 argument")
     set1 = _tr_set(args[0])
     set2 = _tr_set(args[1]) if len(args) > 1 else []
     text = (await p.stdin.read_all()).decode("utf-8", "replace")
@@ -275,20 +275,20 @@ def _ranges(spec: str) -> list[tuple[int, int]]:
     return out
 
 
-@command("cut", when=_toybox)
+@command("cut", when=has_toybox)
 async def _cut(p: Proc) -> int:
-    opts, files = _opts(p.argv[1:], "s", valued="dfcb")
+    opts, files = parse_opts(p.argv[1:], "s", valued="dfcb")
     delim = str(opts.get("d", "\t"))
     spec = opts.get("f") or opts.get("c") or opts.get("b")
     if not isinstance(spec, str):
-        return await _usage(p, "cut", "Needs -fcb")
+        return await usage_error(p, "cut", "Needs -fcb")
     ranges = _ranges(spec)
 
     def pick(n: int) -> bool:
         return any(lo <= n <= hi for lo, hi in ranges)
 
-    async for _, data in _inputs(p, files, "cut"):
-        for line in _lines(data):
+    async for _, data in inputs(p, files, "cut"):
+        for line in split_lines(data):
             if "f" in opts:
                 if delim not in line:
                     if not opts.get("s"):
@@ -298,15 +298,15 @@ async def _cut(p: Proc) -> int:
                 await p.print(delim.join(f for k, f in enumerate(fields, 1) if pick(k)))
             else:
                 await p.print("".join(c for k, c in enumerate(line, 1) if pick(k)))
-    return _failed(p)
+    return failed_status(p)
 
 
-@command("sort", when=_toybox)
+@command("sort", when=has_toybox)
 async def _sort(p: Proc) -> int:
-    opts, files = _opts(p.argv[1:], "nrufbsd", valued="kto")
+    opts, files = parse_opts(p.argv[1:], "nrufbsd", valued="kto")
     lines: list[str] = []
-    async for _, data in _inputs(p, files, "sort"):
-        lines.extend(_lines(data))
+    async for _, data in inputs(p, files, "sort"):
+        lines.extend(split_lines(data))
     sep = opts.get("t") if isinstance(opts.get("t"), str) else None
     key_spec = opts.get("k") if isinstance(opts.get("k"), str) else None
 
@@ -331,17 +331,17 @@ async def _sort(p: Proc) -> int:
         seen: set = set()
         lines = [ln for ln in lines if not (key_of(ln) in seen or seen.add(key_of(ln)))]
     await p.out.write("".join(ln + "\n" for ln in lines).encode())
-    return _failed(p)
+    return failed_status(p)
 
 
-@command("uniq", when=_toybox)
+@command("uniq", when=has_toybox)
 async def _uniq(p: Proc) -> int:
-    opts, files = _opts(p.argv[1:], "cdui")
+    opts, files = parse_opts(p.argv[1:], "cdui")
     data = b""
-    async for _, chunk in _inputs(p, files[:1], "uniq"):
+    async for _, chunk in inputs(p, files[:1], "uniq"):
         data = chunk
     groups: list[list[str]] = []
-    for line in _lines(data):
+    for line in split_lines(data):
         same = groups and (
             groups[-1][0].lower() == line.lower() if opts.get("i") else groups[-1][0] == line
         )
@@ -353,12 +353,12 @@ async def _uniq(p: Proc) -> int:
         if opts.get("d") and len(grp) < 2 or opts.get("u") and len(grp) > 1:
             continue
         await p.print(f"{len(grp):>7} {grp[0]}" if opts.get("c") else grp[0])
-    return _failed(p)
+    return failed_status(p)
 
 
-@command("tee", when=_toybox)
+@command("tee", when=has_toybox)
 async def _tee(p: Proc) -> int:
-    opts, files = _opts(p.argv[1:], "ai")
+    opts, files = parse_opts(p.argv[1:], "ai")
     fs = p.twin.fs
     paths = [p.path(f) for f in files]
     status = 0
@@ -377,15 +377,15 @@ async def _tee(p: Proc) -> int:
     return status
 
 
-@command("seq", when=_toybox)
+@command("seq", when=has_toybox)
 async def _seq(p: Proc) -> int:
-    opts, args = _opts(p.argv[1:], "w", valued="sf")
+    opts, args = parse_opts(p.argv[1:], "w", valued="sf")
     try:
         nums = [float(a) for a in args]
     except ValueError:
-        return await _usage(p, "seq", f"not a number '{args}'")
+        return await usage_error(p, "seq", f"not a number '{args}'")
     if not 1 <= len(nums) <= 3:
-        return await _usage(p, "seq", "Needs 1 argument" if not nums else "Max 3 arguments")
+        return await usage_error(p, "seq", "Needs 1 argument" if not nums else "Max 3 arguments")
     first, inc, last = (
         (1.0, 1.0, nums[0])
         if len(nums) == 1
@@ -412,7 +412,7 @@ async def _seq(p: Proc) -> int:
     return 0
 
 
-@command("yes", when=_toybox)
+@command("yes", when=has_toybox)
 async def _yes(p: Proc) -> int:
     line = ((" ".join(p.argv[1:]) or "y") + "\n").encode()
     chunk = line * _YES_CHUNK_LINES

@@ -12,7 +12,7 @@ from harness.twin.proc import Proc, ShellError, Source, UsageError
 from harness.twin.registry import COMMANDS, command
 
 
-def _fallback(name: str, when):
+def fallback_command(name: str, when):
     """Register `name` unless another module already did (the process commands' own module
     gives a richer pidof; this one only reads twin.processes)."""
 
@@ -22,20 +22,22 @@ def _fallback(name: str, when):
     return deco
 
 
-def _toybox(pers: Personality) -> bool:
+def has_toybox(pers: Personality) -> bool:
     return pers.has_toybox
 
 
-def _toolbox_18(pers: Personality) -> bool:
+def has_toolbox_18(pers: Personality) -> bool:
     return pers.api >= 18
 
 
-def _awk(pers: Personality) -> bool:
+def has_awk(pers: Personality) -> bool:
     return pers.api >= 28
 
 
 # --- helpers ------------------------------------------------------------------------------
-def _opts(argv: list[str], flags: str, valued: str = "") -> tuple[dict[str, str | bool], list[str]]:
+def parse_opts(
+    argv: list[str], flags: str, valued: str = ""
+) -> tuple[dict[str, str | bool], list[str]]:
     """Parse `-abc -n 3 -n3` options anywhere among the operands (toybox permutes); `--` ends
     them. Raises ShellError for an unknown option (the shell prints `<tool>: ...`, status 1)."""
     opts: dict[str, str | bool] = {}
@@ -73,7 +75,7 @@ def _opts(argv: list[str], flags: str, valued: str = "") -> tuple[dict[str, str 
     return opts, rest
 
 
-async def _read_file(p: Proc, name: str) -> bytes:
+async def read_file(p: Proc, name: str) -> bytes:
     if name == "-":
         return await p.stdin.read_all()
     path = p.path(name)
@@ -85,41 +87,41 @@ async def _read_file(p: Proc, name: str) -> bytes:
     return p.twin.fs.read(path)
 
 
-def _open_file(p: Proc, name: str) -> Source:
+def open_file(p: Proc, name: str) -> Source:
     node = p.twin.fs.lookup(p.path(name))
     if node is not None and node.is_dir:
         raise FsError(name, "Is a directory")
     return p.shell.open_in(name)
 
 
-async def _inputs(p: Proc, files: list[str], tool: str):
+async def inputs(p: Proc, files: list[str], tool: str):
     """(name, data) for each file operand, or stdin; errors printed as toybox does."""
     if not files:
         yield "-", await p.stdin.read_all()
         return
     for name in files:
         try:
-            yield name, await _read_file(p, name)
+            yield name, await read_file(p, name)
         except FsError as e:
             await p.eprint(f"{tool}: {name}: {e.reason}")
             p.env["__status"] = "1"
 
 
-def _lines(data: bytes) -> list[str]:
+def split_lines(data: bytes) -> list[str]:
     return data.decode("utf-8", "replace").splitlines()
 
 
-def _failed(p: Proc) -> int:
+def failed_status(p: Proc) -> int:
     return 1 if p.env.pop("__status", None) else 0
 
 
-async def _usage(p: Proc, tool: str, why: str) -> int:
+async def usage_error(p: Proc, tool: str, why: str) -> int:
     """toybox's usage error: `<tool>: <why> (see "<tool> --help")`, status 1."""
     await p.eprint(f'{tool}: {why} (see "{tool} --help")')
     return 1
 
 
-async def _guard(p: Proc, coro) -> int:
+async def guarded(p: Proc, coro) -> int:
     try:
         return await coro
     except ShellError as e:
@@ -127,7 +129,7 @@ async def _guard(p: Proc, coro) -> int:
         return 1
 
 
-def _bre_to_re(pattern: str, extended: bool, fixed: bool) -> str:
+def bre_to_re(pattern: str, extended: bool, fixed: bool) -> str:
     if fixed:
         return re.escape(pattern)
     if extended:
