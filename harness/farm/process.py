@@ -18,7 +18,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -137,6 +137,8 @@ class Child:
         stdout, stderr: as for subprocess.Popen (PIPE to read its ready line).
         text: decode its pipes as text.
         ledger: the reaper ledger (default: the run's, $HIL_REAPER_LEDGER).
+        cwd: its working directory (default: this process's).
+        preexec_fn: as for subprocess.Popen (e.g. signal dispositions back to their defaults).
     """
 
     def __init__(
@@ -148,6 +150,8 @@ class Child:
         stderr: int | IO | None = subprocess.DEVNULL,
         text: bool = False,
         ledger: Path | None = None,
+        cwd: Path | None = None,
+        preexec_fn: Callable[[], object] | None = None,
     ):
         self.name = name
         self.cmd = list(cmd)
@@ -156,6 +160,8 @@ class Child:
         self.stderr = stderr
         self.text = text
         self.ledger = ledger
+        self.cwd = cwd
+        self.preexec_fn = preexec_fn
         self.proc: subprocess.Popen | None = None
         self.registered = False
         self._buf = b""
@@ -174,6 +180,8 @@ class Child:
             stdout=self.stdout,
             stderr=self.stderr,
             text=self.text,
+            cwd=self.cwd,
+            preexec_fn=self.preexec_fn,
             start_new_session=True,
         )
         self.registered = register(self.proc.pid, self.ledger)

@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -48,60 +45,32 @@ SECOND_SIGNAL_CONFTEST = textwrap.dedent(
 )
 
 
-def _wait(cond, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, f"{what} not within {timeout_s:g} s"
-        time.sleep(0.1)
+@pytest.fixture
+def stop_mid_test(tmp_path: Path, inner_run, wait_until, run_dir):
+    """stop_mid_test(sig, extra=()) -> (exit code, output, run dir): the inner run gets `sig`
+    while test_b measures (inner_run stops it at teardown if anything fails before)."""
 
-
-def _stop_mid_test(
-    tmp_path: Path, sig: signal.Signals, preexec_fn, extra: tuple[str, ...] = ()
-) -> tuple[int, str, Path]:
-    (tmp_path / "test_stop.py").write_text(INNER)
-    started = tmp_path / "started"
-    reports = tmp_path / "reports"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--twin",
-            "android-emulator-api34",
-            "--hil-reports",
-            str(reports),
-            "--junitxml",
-            str(tmp_path / "junit.xml"),
-            "-p",
-            "no:cacheprovider",
-            *extra,
-            "test_stop.py",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "HIL_STARTED_FILE": str(started)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=preexec_fn,
-    )
-    try:
-        _wait(started.exists, WAIT_S, "test_b measuring")
+    def stop(sig: signal.Signals, extra: tuple[str, ...] = ()) -> tuple[int, str, Path]:
+        (tmp_path / "test_stop.py").write_text(INNER)
+        started = tmp_path / "started"
+        reports = tmp_path / "reports"
+        args = ["--hil-reports", str(reports), "--junitxml", str(tmp_path / "junit.xml")]
+        proc = inner_run(
+            [*args, *extra, "test_stop.py"], env={**os.environ, "HIL_STARTED_FILE": str(started)}
+        ).proc
+        wait_until(started.exists, WAIT_S, "test_b measuring")
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=WAIT_S)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        raise
-    runs = [p for p in reports.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return proc.returncode, out.decode(errors="replace"), runs[0]
+        return proc.returncode, out.decode(errors="replace"), run_dir(reports)
+
+    return stop
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
 def test_stopped_run_keeps_the_running_tests_samples_marked_interrupted(
-    tmp_path, sig, default_signals
+    tmp_path, sig, stop_mid_test
 ):
-    code, out, run = _stop_mid_test(tmp_path, sig, default_signals)
+    code, out, run = stop_mid_test(sig)
     assert code == pytest.ExitCode.INTERRUPTED, out[-2000:]
     records = {r.metric: r for r in read_records(run / "results.jsonl")}
     assert set(records) == {"connect_time_s", "share_latency_ms"}, out[-2000:]
@@ -123,10 +92,10 @@ def test_stopped_run_keeps_the_running_tests_samples_marked_interrupted(
     assert '<property name="hil.model" value="sdk_gphone64_x86_64"' in junit
 
 
-def test_with_xdist_the_workers_running_test_hands_over_its_samples(tmp_path, default_signals):
+def test_with_xdist_the_workers_running_test_hands_over_its_samples(stop_mid_test):
     """SIGTERM reaches only the controller: it asks the worker (SIGINT), which spills the
     running test's samples to a file the controller merges into results.jsonl and the report."""
-    code, out, run = _stop_mid_test(tmp_path, signal.SIGTERM, default_signals, ("-n", "2"))
+    code, out, run = stop_mid_test(signal.SIGTERM, ("-n", "2"))
     assert code == pytest.ExitCode.INTERRUPTED, out[-2000:]
     records = {r.metric: r for r in read_records(run / "results.jsonl")}
     assert set(records) == {"connect_time_s", "share_latency_ms"}, out[-3000:]
@@ -136,9 +105,9 @@ def test_with_xdist_the_workers_running_test_hands_over_its_samples(tmp_path, de
     assert json.loads((run / "summary.json").read_text())["counts"]["interrupted"] == 1
 
 
-def test_second_signal_during_the_first_still_reports_interrupted(tmp_path, default_signals):
+def test_second_signal_during_the_first_still_reports_interrupted(tmp_path, stop_mid_test):
     (tmp_path / "conftest.py").write_text(SECOND_SIGNAL_CONFTEST)
-    code, out, run = _stop_mid_test(tmp_path, signal.SIGTERM, default_signals)
+    code, out, run = stop_mid_test(signal.SIGTERM)
     assert code != 0, out[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["exitstatus"] == pytest.ExitCode.INTERRUPTED, out[-2000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -10,7 +11,11 @@ import time
 import pytest
 
 from harness.errors import HarnessError
+from harness.farm.process import Child
 from harness.plugin.slots import MediaSlot
+
+HOLDER_READY_S = 30.0  # the holder's `held` line (a Python start and an import)
+HOLDER_STOP_S = 10.0
 
 
 def test_one_slot_is_held_by_one_holder_and_freed_on_exit(tmp_path):
@@ -37,7 +42,8 @@ def test_two_slots_two_holders_and_a_third_waits_with_a_clear_error(tmp_path):
 
 
 def test_a_holder_killed_outright_frees_its_slot(tmp_path):
-    holder = subprocess.Popen(
+    holder = Child(
+        "media slot holder",
         [
             sys.executable,
             "-c",
@@ -48,20 +54,18 @@ def test_a_holder_killed_outright_frees_its_slot(tmp_path):
         ],
         stdout=subprocess.PIPE,
         text=True,
-    )
+    ).spawn()
     try:
-        assert holder.stdout.readline().strip() == "held"
+        assert holder.read_line(HOLDER_READY_S) == "held"
         with pytest.raises(HarnessError):
             with MediaSlot(tmp_path, 1, wait_s=0.3):
                 pass
-        holder.kill()
-        holder.wait(10)
+        holder.stop(signal.SIGKILL, HOLDER_STOP_S)  # killed outright: no cleanup of its own
         with MediaSlot(tmp_path, 1, wait_s=5):  # the kernel dropped the dead holder's lock
             pass
     finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait(10)
+        holder.stop(signal.SIGKILL, HOLDER_STOP_S)
+        holder.close_pipes()
 
 
 def test_zero_slots_is_refused():

@@ -46,48 +46,27 @@ def _wait(cond, timeout_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def _run_until_b_starts(tmp_path: Path, preexec_fn):
-    (tmp_path / "test_stop.py").write_text(INNER)
-    pids_file = tmp_path / "pids.json"
-    reports = tmp_path / "reports"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--twin",
-            "android-emulator-api34",
-            "--hil-reports",
-            str(reports),
-            "-p",
-            "no:cacheprovider",
-            "test_stop.py",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "HIL_PIDS_FILE": str(pids_file)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=preexec_fn,
-    )
-    try:
-        _wait(lambda: pids_file.exists() and pids_file.read_text(), WAIT_S, "test_b")
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        raise
-    return proc, json.loads(pids_file.read_text()), reports
+@pytest.fixture
+def run_until_b_starts(tmp_path: Path, inner_run, wait_until):
+    """() -> (the inner run's Popen, the pids test_b wrote, its reports directory)."""
 
+    def start():
+        (tmp_path / "test_stop.py").write_text(INNER)
+        pids_file = tmp_path / "pids.json"
+        reports = tmp_path / "reports"
+        proc = inner_run(
+            ["--hil-reports", str(reports), "test_stop.py"],
+            env={**os.environ, "HIL_PIDS_FILE": str(pids_file)},
+        ).proc
+        wait_until(lambda: pids_file.exists() and pids_file.read_text(), WAIT_S, "test_b")
+        return proc, json.loads(pids_file.read_text()), reports
 
-def _run_dir(reports: Path) -> Path:
-    runs = [p for p in reports.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return runs[0]
+    return start
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
-def test_sigterm_ends_the_run_like_ctrl_c(tmp_path, sig, default_signals):
-    proc, pids, reports = _run_until_b_starts(tmp_path, default_signals)
+def test_sigterm_ends_the_run_like_ctrl_c(sig, run_until_b_starts, run_dir):
+    proc, pids, reports = run_until_b_starts()
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=WAIT_S)
     text = out.decode(errors="replace")
@@ -96,14 +75,14 @@ def test_sigterm_ends_the_run_like_ctrl_c(tmp_path, sig, default_signals):
     _wait(
         lambda: not any(alive(p, None) for p in pids), 10.0, "twin, adb server and reaper stopped"
     )
-    run = _run_dir(reports)
+    run = run_dir(reports)
     assert [r["samples"] for r in read_results(run / "results.jsonl")] == [[4.2]]
     assert "test_a_measures" in (run / "report.html").read_text()
     assert (run / "summary.json").is_file()
 
 
-def test_sigkill_leaves_the_report_and_the_reaper_stops_every_process(tmp_path, default_signals):
-    proc, pids, reports = _run_until_b_starts(tmp_path, default_signals)
+def test_sigkill_leaves_the_report_and_the_reaper_stops_every_process(run_until_b_starts, run_dir):
+    proc, pids, reports = run_until_b_starts()
     *children, reaper_pid = pids
     os.kill(proc.pid, signal.SIGKILL)  # no handler, no atexit, no finally
     proc.communicate(timeout=WAIT_S)
@@ -113,7 +92,7 @@ def test_sigkill_leaves_the_report_and_the_reaper_stops_every_process(tmp_path, 
         "the reaper stopping twin and adb server",
     )
     _wait(lambda: not alive(reaper_pid, None), 5.0, "the reaper exiting")
-    run = _run_dir(reports)
+    run = run_dir(reports)
     assert [r["samples"] for r in read_results(run / "results.jsonl")] == [[4.2]]
     assert "test_a_measures" in (run / "report.html").read_text()  # rewritten after test_a
 
@@ -194,7 +173,7 @@ def _processes_marked(mark: str) -> dict[int, str]:
     return out
 
 
-def _start_marked_run(tmp_path: Path, mode: str, preexec_fn):
+def _start_marked_run(tmp_path: Path, mode: str, inner_run):
     import uuid
 
     (tmp_path / "test_own.py").write_text(OWN_PROCESSES)
@@ -213,22 +192,16 @@ def _start_marked_run(tmp_path: Path, mode: str, preexec_fn):
         "TMPDIR": str(tmp),
     }
     env.pop("ANDROID_ADB_SERVER_PORT", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-n", "2", "--twin", "android-emulator-api34"]
-        + ["--hil-reports", str(tmp_path / "reports"), "-p", "no:cacheprovider"]
+    child = inner_run(
+        ["-n", "2", "--hil-reports", str(tmp_path / "reports")]
         + ["--basetemp", str(short / "b"), "test_own.py"],
-        cwd=tmp_path,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=preexec_fn,
     )
+    proc = child.proc
     try:
         _wait(lambda: pids_file.exists() and pids_file.read_text(), WAIT_S, "the test's own twins")
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        child.stop(signal.SIGKILL, 10.0)
         for pid in _processes_marked(mark):
             os.kill(pid, signal.SIGKILL)
         raise
@@ -248,7 +221,7 @@ def _nothing_left(mark: str, tmp: Path, what: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill", "adb-death"])
-def test_nothing_of_a_run_outlives_it(tmp_path, how, default_signals):
+def test_nothing_of_a_run_outlives_it(tmp_path, how, inner_run):
     """A -n 2 run whose test starts its own adb server and twins (outside every fixture): after
     SIGTERM to the controller, SIGKILL of the controller, or the death of the run's adb server,
     no process of the run (they all carry its mark in their environment) lives 10 s on, no adb
@@ -256,7 +229,7 @@ def test_nothing_of_a_run_outlives_it(tmp_path, how, default_signals):
     import shutil
 
     proc, mark, info, tmp = _start_marked_run(
-        tmp_path, "adb-death" if how == "adb-death" else "sleep", default_signals
+        tmp_path, "adb-death" if how == "adb-death" else "sleep", inner_run
     )
     try:
         _stop_and_check(proc, mark, info, tmp, how)

@@ -1,10 +1,11 @@
-"""The impairment relay's limits, address parsing and the settings routine shared by the UDP
-and TCP relays."""
+"""The impairment relay's limits, address parsing and RelaySettings, the base of the UDP and TCP
+relays (what both are given and the state both keep)."""
 
 from __future__ import annotations
 
 import logging
 import socket
+import threading
 
 from harness.errors import NetworkShaperError
 from harness.network import profiles as P
@@ -71,23 +72,42 @@ def parse_hostport(text: str) -> Address:
     return host, int(port)
 
 
-def configure(
-    relay,
-    listen: Address,
-    target: Address,
-    profile: NetworkProfile | None,
-    seed: int,
-    forward: str,
-    max_duration_s: float,
-) -> None:
-    """The settings UdpRelay and TcpRelay share."""
-    relay.listen = listen
-    relay.target = target
-    relay.max_duration_s = max_duration_s
-    relay.profile = profile or clean_profile()
-    relay.seed = seed
-    relay.forward_dir = check_forward(forward)
-    relay.reverse_dir = "down" if relay.forward_dir == "up" else "up"
+class RelaySettings:
+    """What UdpRelay and TcpRelay are given and the state both keep: the bound address once
+    started, refused clients, the stop flag, the forwarding thread and the listening socket.
+
+    Raises:
+        NetworkShaperError: forward is neither "up" nor "down".
+    """
+
+    protocol = ""
+
+    def __init__(
+        self,
+        listen: Address,
+        target: Address,
+        profile: NetworkProfile | None = None,
+        *,
+        seed: int = 0,
+        forward: str = "up",
+        max_duration_s: float = MAX_RUN_S,
+    ):
+        self.listen = listen
+        self.target = target
+        self.max_duration_s = max_duration_s
+        self.profile = profile or clean_profile()
+        self.seed = seed
+        self.forward_dir = check_forward(forward)
+        self.reverse_dir = "down" if self.forward_dir == "up" else "up"
+        self.address: Address | None = None
+        self.refused_clients = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self._init_state()
+
+    def _init_state(self) -> None:
+        """The state of one kind of relay (called last by __init__)."""
 
 
 def clean_profile() -> NetworkProfile:

@@ -17,7 +17,6 @@ from harness.network.impairment.counters import DirectionCounters, RelayCounters
 from harness.network.impairment.settings import (
     CONNECT_TIMEOUT_S,
     IDLE_WAIT_S,
-    MAX_RUN_S,
     MAX_TCP_CONNECTIONS,
     SEND_TIMEOUT_S,
     STOP_TIMEOUT_S,
@@ -26,11 +25,10 @@ from harness.network.impairment.settings import (
     TCP_CHUNK_S,
     TCP_QUEUE_CHUNKS,
     Address,
+    RelaySettings,
     address_family,
-    configure,
 )
 from harness.network.link import LinkModel
-from harness.network.profiles import NetworkProfile
 
 log = logging.getLogger(__name__)
 
@@ -181,34 +179,20 @@ class _TcpPipe:
                 c.hold(time.monotonic() - t_in)
 
 
-class TcpRelay:
+class TcpRelay(RelaySettings):
     """Forwards TCP connections from `listen` to `target`, delayed, rate-limited, stalled.
 
-    Args: as UdpRelay. Loss, duplication, reordering and queue limits are not applied (a byte
-    stream cannot carry them); RelayShaper refuses profiles that need them.
+    Args: as UdpRelay (RelaySettings), without `pinned`. Loss, duplication, reordering and
+    queue limits are not applied (a byte stream cannot carry them); RelayShaper refuses
+    profiles that need them.
     """
 
     protocol = "tcp"
 
-    def __init__(
-        self,
-        listen: Address,
-        target: Address,
-        profile: NetworkProfile | None = None,
-        *,
-        seed: int = 0,
-        forward: str = "up",
-        max_duration_s: float = MAX_RUN_S,
-    ):
-        configure(self, listen, target, profile, seed, forward, max_duration_s)
+    def _init_state(self) -> None:
         self.fwd = _TcpDirection("forward", DirectionCounters("forward"))
         self.rev = _TcpDirection("reverse", DirectionCounters("reverse"))
-        self.address: Address | None = None
-        self.refused_clients = 0
         self.connections = 0
-        self._stop = threading.Event()
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
         self._pipes: list[tuple[_TcpPipe, _TcpPipe, socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
 

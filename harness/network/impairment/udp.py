@@ -31,9 +31,9 @@ from harness.network.impairment.settings import (
     UDP_IPV4_OVERHEAD_B,
     UDP_IPV6_OVERHEAD_B,
     Address,
+    RelaySettings,
     address_family,
     big_buffers,
-    configure,
     drain,
 )
 from harness.network.link import DROP_BURST, DROP_RANDOM, LinkModel
@@ -138,7 +138,7 @@ class _UdpPipe:
             c.hold(time.monotonic() - t_in)
 
 
-class UdpRelay:
+class UdpRelay(RelaySettings):
     """Forwards UDP datagrams between clients of `listen` and `target`, impaired.
 
     Args:
@@ -168,19 +168,16 @@ class UdpRelay:
         max_duration_s: float = MAX_RUN_S,
         pinned: bool = False,
     ):
-        configure(self, listen, target, profile, seed, forward, max_duration_s)
+        super().__init__(
+            listen, target, profile, seed=seed, forward=forward, max_duration_s=max_duration_s
+        )
         self.pinned = pinned
         self.upstream_address: Address | None = None
         self._pinned_up: socket.socket | None = None
         self._pinned_client: Address | None = None
         self.fwd_counters = DirectionCounters("forward")
         self.rev_counters = DirectionCounters("reverse")
-        self.refused_clients = 0
-        self.address: Address | None = None
         self._clients: dict[Address, socket.socket] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
         self.error: BaseException | None = None
