@@ -123,8 +123,18 @@ class PollingSource:
     """
 
     def __init__(
-        self, device: Device, method: str | None = None, timeout_s: float = SHELL_TIMEOUT_S
+        self,
+        device: Device,
+        method: str | None = None,
+        timeout_s: float = SHELL_TIMEOUT_S,
+        rate_hz: float | None = None,
     ):
+        """Args: rate_hz: request frames on a schedule of this many per second (a late
+        request goes at once and the schedule moves on: no burst to catch up); None: back to
+        back, as fast as the device answers."""
+        if rate_hz is not None and not rate_hz > 0:
+            raise ValueError(f"PollingSource: rate_hz must be > 0, got {rate_hz!r}")
+        self.rate_hz = rate_hz
         self.device = device
         self.method = method or polling_method(device)
         self.grab: Callable[[Device, float], np.ndarray] = {
@@ -141,7 +151,16 @@ class PollingSource:
     def run(self, on_frame: Callable[[Frame], bool], max_s: float) -> None:
         """Capture in this thread until on_frame says stop, stop() or max_s."""
         deadline = time.monotonic() + max_s
+        period_s = 1.0 / self.rate_hz if self.rate_hz else 0.0
+        t_next = time.monotonic()
         while not self._stop.is_set() and time.monotonic() < deadline:
+            if period_s:
+                now = time.monotonic()
+                if t_next > now and self._stop.wait(min(t_next, deadline) - now):
+                    return
+                if time.monotonic() >= deadline:
+                    return
+                t_next = max(t_next + period_s, time.monotonic())
             t_req = time.monotonic()
             try:
                 image = self.grab(self.device, self.timeout_s)

@@ -183,6 +183,7 @@ def agent_to_tablet(
     capture_method: str | None = None,
     poll_interval_s: float = 0.0,
     max_captures: int | None = None,
+    rate_hz: float | None = None,
 ):
     """Glass-to-glass, agent -> tablet, host-clock mode: poll the tablet's screen, read the code
     in the agent pane, and time each frame's first appearance against the bot's send times.
@@ -193,6 +194,7 @@ def agent_to_tablet(
 
     Args:
         duration_s: how long to poll at most; max_captures: stop earlier once that many.
+        rate_hz: poll on a schedule of this many captures per second (None: back to back).
 
     Returns:
         harness.vision.latency.LatencyResult (samples in seconds; to_measurement() in ms).
@@ -213,7 +215,7 @@ def agent_to_tablet(
             time.sleep(poll_interval_s)
         return max_captures is not None and len(captures) >= max_captures
 
-    source = PollingSource(device, capture_method)
+    source = PollingSource(device, capture_method, rate_hz=rate_hz)
     source.run(on_frame, duration_s)
     if source.error is not None and not captures:
         raise MeasurementError(f"glass-to-glass: frame capture failed: {source.error}")
