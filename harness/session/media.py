@@ -18,7 +18,7 @@ import numpy as np
 from harness.errors import MeasurementError
 from harness.measure import Measurement
 from harness.vision.latency import Capture, frame_latency
-from harness.vision.timecode import TimecodeLayout, decode_fast, feed_layout, stamp
+from harness.vision.timecode import ScaledStamps, TimecodeLayout, decode_fast, feed_layout
 
 TIMECODE_APP = "com.mayday.hil.timecode"
 TIMECODE_ANCHOR = "center"
@@ -90,16 +90,9 @@ def share_reference(
 ) -> list[np.ndarray]:
     """Reference frames for the share: the tablet's screen (Timecode app, static but for its code)
     scaled to the share's size, with each code re-stamped, in frame-number order."""
-    import cv2
-
     h, w = screen_bgr.shape[:2]
-    layout = timecode_layout(w, h)
-    out = []
-    for n in frame_nos:
-        img = screen_bgr.copy()
-        stamp(img, int(n), t_ms, layout)
-        out.append(cv2.resize(img, share_size, interpolation=cv2.INTER_AREA))
-    return out
+    stamps = ScaledStamps(screen_bgr, timecode_layout(w, h), share_size)
+    return [stamps.frame(int(n), t_ms) for n in frame_nos]
 
 
 MIC_RATE_HZ = 8000
