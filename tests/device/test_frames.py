@@ -42,3 +42,24 @@ def test_polling_rate_must_be_positive():
 
     with pytest.raises(ValueError, match="rate_hz"):
         PollingSource(object(), "screencap", rate_hz=0)
+
+
+def test_raw_screencap_is_the_png_screencap_pixel_for_pixel(adb_server, start_twin):
+    """Through the real adb server to a twin: the raw stream (read into one buffer) and the
+    PNG through a file and sync show the same screen, the same pixels."""
+    from harness.device.adb import Device
+    from harness.device.frames import PollingSource, grab_screencap_png, grab_screencap_raw
+
+    tp = start_twin("android-emulator-api34")
+    dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)
+    for _ in range(3):  # the status bar's clock may turn between two captures: a new pair
+        raw = grab_screencap_raw(dev)
+        png = grab_screencap_png(dev)
+        if np.array_equal(raw, png):
+            break
+    assert raw.shape == png.shape and raw.shape[2] == 3
+    assert raw.flags["C_CONTIGUOUS"]
+    assert np.array_equal(raw, png)
+    frames = []
+    PollingSource(dev, "screencap").run(lambda f: frames.append(f) or len(frames) >= 3, 10.0)
+    assert len(frames) == 3 and any(np.array_equal(f.image, raw) for f in frames)
