@@ -1,20 +1,37 @@
-"""Media pipeline of one live session on this machine: does it keep up in real time?
+"""What one live session costs this machine, and does its analysis keep up in real time?
 
-Run: .venv/bin/python benchmarks/media_bench.py [--seconds S]
+Run: .venv/bin/python benchmarks/media_bench.py [--seconds S] [--no-api17]   (about 1 min at S=10)
 
 One twin (API 34) in a live session with the reference AgentBot (agent video 30 fps down, the
-share 15 fps up, WebRTC on loopback). Reported: the analysis rate of each frame source (polled
-raw screencap with the agent pane decoded; the share frames the bot receives, decoded; polled
-PNG screencap on an API 17 twin), the real-time ratio (frames analysed / frames produced), and
-the CPU share of the twin process and of the harness process (which hosts the AgentBot).
+share 15 fps up, audio both ways, WebRTC on loopback). Three windows of S seconds:
+- idle: the session alone (the bot sends and receives, nothing is analysed);
+- analysing: the Timecode app in front; the screen polled at 30 captures/s (raw screencap)
+  with the agent pane's code read in each (agent_to_tablet, glass-to-glass), then the share
+  frames of the same window scored as share_run scores them (latency per code, SSIM/PSNR
+  against the screen): CPU per second of session;
+- capacity: the same polling back to back, for the rate the pipeline sustains.
+CPU is read from /proc (user + system) for this process (harness + AgentBot, one Python
+process as in a test run), the twin and the adb server. Peers of the same run: the twin's own
+CPU (it encodes the share and decodes the agent video: the far end of the same session), and
+a plain aiortc loopback in a child process (two peer connections, aiortc's own 640x480 30 fps
+test pattern and silence, nothing stamped, nothing analysed).
+
+Real-time ratios: screencap R1 = captures analysed per second polling back to back / 30 (the
+polling rate the suites need); share R2 = share frames analysed per second of analysis time /
+share frames received per second. Both >= 1.0: the analysis keeps up.
+
+The last line is for comparing runs:
+per-session: harness+agent idle X% analysing Y% of one core; real-time ratio screencap R1 share R2
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,23 +44,133 @@ from harness.farm import AdbServer, TwinProcess  # noqa: E402
 from harness.session import SessionDriver  # noqa: E402
 from harness.session.agent import AiortcAgentBot  # noqa: E402
 from harness.session.driver import AGENT_VIDEO_DESC  # noqa: E402
-from harness.session.media import agent_to_tablet, timecode_layout  # noqa: E402
+from harness.session.media import (  # noqa: E402
+    SHARE_KEEP,
+    TIMECODE_APP,
+    agent_to_tablet,
+    crop_share,
+    pane_side,
+    share_latency,
+    share_reference,
+    timecode_layout,
+)
+from harness.vision.fidelity import compare  # noqa: E402
 from harness.vision.timecode import decode_fast  # noqa: E402
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+SCREENCAP_RATE_HZ = 30.0  # the polling rate the glass-to-glass suites need
+SETTLE_S = 1.0
+LOOPBACK_TIMEOUT_S = 60.0
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_s(pid: int | str | None) -> float | None:
+    """User + system CPU seconds of a process so far (None: gone or unknown)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def main() -> int:
+def _threads() -> dict[str, float]:
+    """CPU seconds so far of each thread of this process, by Python thread name."""
+    names = {str(t.native_id): t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(task.name, f"native-{task.name}")
+        if name.startswith("asyncio_"):
+            name = "asyncio executor (encoders)"
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+    return out
+
+
+class Meter:
+    """CPU of this process (and its threads), the twin and the adb server over one window."""
+
+    def __init__(self, twin_pid: int | None, adb_pid: int | None) -> None:
+        self.pids = {"harness": "self", "twin": twin_pid, "adb": adb_pid}
+        self.t0 = time.monotonic()
+        self.start = {k: _cpu_s(p) for k, p in self.pids.items()}
+        self.threads0 = _threads()
+
+    def stop(self, wall_s: float | None = None) -> dict[str, float | None]:
+        """Cores used per second of `wall_s` (default: since the start) by each process."""
+        wall = wall_s if wall_s is not None else time.monotonic() - self.t0
+        out: dict[str, float | None] = {}
+        for k, p in self.pids.items():
+            now, then = _cpu_s(p), self.start[k]
+            out[k] = (now - then) / wall if now is not None and then is not None else None
+        threads = _threads()
+        self.threads = sorted(
+            ((v - self.threads0.get(k, 0.0)) / wall, k) for k, v in threads.items()
+        )[::-1]
+        return out
+
+
+_LOOPBACK = r"""
+import asyncio, os, sys, time
+sys.path.insert(0, sys.argv[2])
+from aiortc import RTCPeerConnection, RTCConfiguration, VideoStreamTrack
+from aiortc.contrib.media import MediaBlackhole
+from aiortc.mediastreams import AudioStreamTrack
+from harness.session.agent import pin_ice_to_loopback
+
+async def main(seconds):
+    pin_ice_to_loopback()
+    a, b = RTCPeerConnection(RTCConfiguration([])), RTCPeerConnection(RTCConfiguration([]))
+    sink = MediaBlackhole()
+    b.on("track", lambda t: sink.addTrack(t))
+    a.addTrack(VideoStreamTrack()); a.addTrack(AudioStreamTrack())
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription)
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription)
+    await sink.start()
+    await asyncio.sleep(2.0)
+    c0, t0 = sum(os.times()[:2]), time.monotonic()
+    await asyncio.sleep(seconds)
+    print((sum(os.times()[:2]) - c0) / (time.monotonic() - t0))
+    await sink.stop(); await a.close(); await b.close()
+
+asyncio.run(main(float(sys.argv[1])))
+"""
+
+
+def aiortc_loopback_cpu(seconds: float) -> float | None:
+    """Cores used by a plain aiortc loopback session (sender and receiver in one process)."""
+    root = str(Path(__file__).resolve().parents[1])
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _LOOPBACK, str(seconds), root],
+            capture_output=True,
+            text=True,
+            timeout=LOOPBACK_TIMEOUT_S,
+        )
+        return float(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError, OSError) as e:
+        print(f"  (aiortc loopback peer failed: {e})", file=sys.stderr)
+        return None
+
+
+def _pct(v: float | None) -> str:
+    return f"{v * 100:.0f}%" if v is not None else "-"
+
+
+def main() -> int:  # noqa: C901, PLR0915 -- one linear script
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each window")
+    ap.add_argument("--no-api17", action="store_true", help="skip the API 17 PNG row")
     args = ap.parse_args()
-    rows = []
+    S = args.seconds
+    rows: list[tuple[str, str, str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp, AdbServer(home=Path(tmp) / "home") as adb:
+        adb_pid = adb.child.pid if adb.child is not None else None
         tp = TwinProcess("android-emulator-api34", adb=adb, state_dir=Path(tmp) / "twin")
         old = TwinProcess("fire-hdx-7-2013", adb=adb, state_dir=Path(tmp) / "old")
         bot = None
@@ -60,88 +187,148 @@ def main() -> int:
             drv.connect(timeout_s=30)
             bot.wait_connected(15)
             pane = ui.wait_for(description=AGENT_VIDEO_DESC)
-            time.sleep(1.0)
+            time.sleep(SETTLE_S)
 
-            # idle session: what media alone costs
-            t0, twin0, self0 = time.monotonic(), _cpu_s(tp.pid), sum(os.times()[:2])
+            # the Timecode app in front (its code changes 30 times a second: the share is
+            # never static), the screen as the share's reference
+            ui.tap_on(text="Timecode")
+            ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title")
+            time.sleep(SETTLE_S)
+            screen = dev.screenshot()
+            h, w = screen.shape[:2]
+            side = pane_side(pane, w)
+            # 1. idle: the live session alone, nothing analysed
+            m = Meter(tp.pid, adb_pid)
             sent0, share0 = len(bot.session.sent), bot.session.share_count
-            time.sleep(args.seconds)
-            wall = time.monotonic() - t0
-            twin_cpu = (_cpu_s(tp.pid) - twin0) / wall
-            self_cpu = (sum(os.times()[:2]) - self0) / wall
+            time.sleep(S)
+            wall = time.monotonic() - m.t0
+            idle = m.stop()
+            idle_threads = m.threads
             agent_fps = (len(bot.session.sent) - sent0) / wall
             share_fps = (bot.session.share_count - share0) / wall
 
-            # polled raw screencap, agent pane decoded (glass-to-glass analysis)
-            t0, twin0, self0 = time.monotonic(), _cpu_s(tp.pid), sum(os.times()[:2])
-            result = agent_to_tablet(dev, pane, bot.session.sent, duration_s=args.seconds)
-            wall = time.monotonic() - t0
+            # 2. analysing: the screen polled at 30/s, then the share of the window scored
+            m = Meter(tp.pid, adb_pid)
+            g2g = agent_to_tablet(
+                dev, pane, bot.session.sent, duration_s=S, rate_hz=SCREENCAP_RATE_HZ
+            )
+            t_end = time.monotonic()
+            window = t_end - m.t0
+            frames = [f for f in list(bot.session.share) if m.t0 <= f.t_arrival < t_end]
+            t_a = time.perf_counter()
+            lat = share_latency(frames, (w, h))
+            layout = timecode_layout(w, h)
+            codes = sorted(
+                {r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok}
+            )
+            refs = share_reference(screen, frames[0].size, range(codes[0], codes[-1] + 1))
+            fid = compare(
+                [crop_share(r, SHARE_KEEP, side) for r in refs],
+                [crop_share(f.image, SHARE_KEEP, side) for f in frames],
+                received_times_s=[f.t_arrival for f in frames],
+                align="timecode",
+            )
+            share_analysis_s = time.perf_counter() - t_a
+            busy = m.stop(window)  # CPU of both analyses per second of session
+            busy_threads = m.threads
+            paced_rate = g2g.captures / window
+            share_rate = len(frames) / share_analysis_s if share_analysis_s > 0 else 0.0
+            ssim = [f.ssim for f in fid.frames if f.ssim is not None]
             rows.append(
                 (
-                    "screencap (raw, exec:), pane decoded",
-                    result.captures / wall,
-                    agent_fps,
-                    (_cpu_s(tp.pid) - twin0) / wall,
-                    (sum(os.times()[:2]) - self0) / wall,
+                    "screencap (raw, exec:) at 30/s, pane decoded",
+                    f"{paced_rate:.1f}",
+                    f"{SCREENCAP_RATE_HZ:.0f} polled",
+                    _pct(busy["twin"]),
+                    _pct(busy["adb"]),
+                    f"{len(g2g.samples)} samples",
+                )
+            )
+            rows.append(
+                (
+                    "share frames: latency per code + SSIM",
+                    f"{share_rate:.1f}",
+                    f"{len(frames) / window:.1f} received",
+                    "-",
+                    "-",
+                    f"{lat.codes} codes, SSIM p50 {sorted(ssim)[len(ssim) // 2]:.3f}"
+                    if ssim
+                    else "no SSIM",
                 )
             )
 
-            # share frames at the bot, decoded
-            frames = list(bot.session.share)[-int(share_fps * args.seconds) :]
-            layout = timecode_layout(1280, 800)
-            t0 = time.perf_counter()
-            for f in frames:
-                decode_fast(f.image, layout)
-            per = (time.perf_counter() - t0) / max(1, len(frames))
+            # 3. capacity: polling back to back
+            m = Meter(tp.pid, adb_pid)
+            cap = agent_to_tablet(dev, pane, bot.session.sent, duration_s=S / 2)
+            wall = time.monotonic() - m.t0
+            full = m.stop()
+            capacity = cap.captures / wall
             rows.append(
                 (
-                    "share frames at the AgentBot, decoded",
-                    1.0 / per if per else 0.0,
-                    share_fps,
-                    None,
-                    None,
+                    "screencap (raw, exec:) back to back",
+                    f"{capacity:.1f}",
+                    "-",
+                    _pct(full["twin"]),
+                    _pct(full["adb"]),
+                    f"harness {_pct(full['harness'])}",
                 )
             )
             drv.end()
 
-            # API 17: PNG through a file and sync
-            old.start()
-            odev = Device(f"127.0.0.1:{old.port}", port=adb.port)
-            n = {"frames": 0}
+            # API 17: PNG through a file and sync (informative)
+            if not args.no_api17:
+                old.start()
+                odev = Device(f"127.0.0.1:{old.port}", port=adb.port)
+                n = {"frames": 0}
 
-            def count(_f) -> bool:
-                n["frames"] += 1
-                return False
+                def count(_f) -> bool:
+                    n["frames"] += 1
+                    return False
 
-            t0 = time.monotonic()
-            PollingSource(odev).run(count, args.seconds / 2)
-            rows.append(
-                (
-                    "screencap-png (API 17: file + sync pull)",
-                    n["frames"] / (time.monotonic() - t0),
-                    None,
-                    None,
-                    None,
+                t0 = time.monotonic()
+                PollingSource(odev).run(count, S / 2)
+                rows.append(
+                    (
+                        "screencap-png (API 17: file + sync pull)",
+                        f"{n['frames'] / (time.monotonic() - t0):.1f}",
+                        "-",
+                        "-",
+                        "-",
+                        "",
+                    )
                 )
-            )
         finally:
             if bot is not None:
                 bot.stop()
             tp.stop()
             old.stop()
-    print(f"media pipeline, one live session ({args.seconds:g} s windows)")
+    loop_cpu = aiortc_loopback_cpu(S)
+    load = os.getloadavg()
+    r1 = capacity / SCREENCAP_RATE_HZ
+    r2 = share_rate / share_fps if share_fps else 0.0
+    print(f"media pipeline, one live session ({S:g} s windows), load average {load[0]:.1f}")
+    print(f"  session: agent video {agent_fps:.1f} fps sent, share {share_fps:.1f} fps received")
     print(
-        f"  idle session: agent video {agent_fps:.1f} fps sent, share {share_fps:.1f} fps received;"
-        f" CPU twin {twin_cpu * 100:.0f}%, harness+AgentBot {self_cpu * 100:.0f}% of one core"
+        f"  CPU, share of one core: harness+AgentBot idle {_pct(idle['harness'])}, analysing"
+        f" {_pct(busy['harness'])}; twin idle {_pct(idle['twin'])}, analysing"
+        f" {_pct(busy['twin'])}; adb server idle {_pct(idle['adb'])}, analysing"
+        f" {_pct(busy['adb'])}"
     )
+    print(f"  peer: plain aiortc loopback (640x480 30 fps + audio, both ends) {_pct(loop_cpu)}")
+    for label, threads in (("idle", idle_threads), ("analysing", busy_threads)):
+        top = ", ".join(f"{k} {v * 100:.1f}%" for v, k in threads[:5] if v >= 0.005)
+        print(f"  harness threads {label}: {top}")
     print(
-        f"  {'frame source':<42} {'analysed/s':>10} {'produced/s':>10} {'twin CPU':>9} {'harness CPU':>11}"
+        f"  {'frame source':<46} {'analysed/s':>10} {'produced/s':>13} {'twin CPU':>9}"
+        f" {'adb CPU':>8}  notes"
     )
-    for name, rate, produced, tcpu, hcpu in rows:
-        prod = f"{produced:.1f}" if produced else "-"
-        tc = f"{tcpu * 100:.0f}%" if tcpu is not None else "-"
-        hc = f"{hcpu * 100:.0f}%" if hcpu is not None else "-"
-        print(f"  {name:<42} {rate:>10.1f} {prod:>10} {tc:>9} {hc:>11}")
+    for name, rate, produced, tcpu, acpu, note in rows:
+        print(f"  {name:<46} {rate:>10} {produced:>13} {tcpu:>9} {acpu:>8}  {note}")
+    print(
+        f"per-session: harness+agent idle {idle['harness'] * 100:.0f}% analysing"
+        f" {busy['harness'] * 100:.0f}% of one core; real-time ratio screencap {r1:.2f}"
+        f" share {r2:.2f}"
+    )
     return 0
 
 

@@ -52,23 +52,71 @@ def grab_framebuffer(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np.n
                 device.serial, f"framebuffer: {bpp} bpp, {size} bytes for {w}x{h} not supported"
             )
         data = _read(s, size, deadline, device)
-    rgba = np.frombuffer(data, np.uint8).reshape(h, w, 4)
-    return np.ascontiguousarray(rgba[:, :, 2::-1])
+    return _rgba_to_bgr(np.frombuffer(data, np.uint8).reshape(h, w, 4))
+
+
+_RAW_HEADER = struct.Struct("<III")  # width, height, pixel format (then a colour space on API 28+)
+_MAX_RAW_PIXELS = 16384 * 16384
 
 
 def grab_screencap_raw(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np.ndarray:
-    """One frame from raw `screencap` over exec: (API 21+), as BGR."""
-    data = device.exec_out("screencap", timeout_s)
-    if len(data) < 12:
-        raise DeviceError(device.serial, f"screencap: {len(data)} bytes is not a frame")
-    w, h, fmt = struct.unpack_from("<III", data)
-    header = len(data) - w * h * 4
-    if fmt != 1 or header not in (12, 16):
+    """One frame from raw `screencap` over exec: (API 21+), as BGR.
+
+    The stream is read straight into one buffer of the frame's size (no chunks joined, no
+    copy of the bytes), the pixels converted from there."""
+    deadline = time.monotonic() + timeout_s
+    with device.stream("exec:screencap", timeout_s) as s:
+        head = bytearray(_RAW_HEADER.size)
+        got = _recv_into(s, memoryview(head), deadline, device, timeout_s)
+        if got < len(head):
+            raise DeviceError(device.serial, f"screencap: {got} bytes is not a frame")
+        w, h, fmt = _RAW_HEADER.unpack(head)
+        if fmt != 1 or not 0 < w * h <= _MAX_RAW_PIXELS:
+            raise DeviceError(device.serial, f"screencap: format {fmt}, {w}x{h} not supported")
+        size = w * h * 4
+        # the rest: a 4-byte colour space (API 28+) or not, the pixels, and one byte more to
+        # tell a longer stream from a whole frame
+        buf = np.empty(4 + size + 1, np.uint8)
+        rest = _recv_into(s, memoryview(buf), deadline, device, timeout_s)
+    extra = rest - size
+    if extra not in (0, 4):
         raise DeviceError(
-            device.serial, f"screencap: format {fmt}, {len(data)} bytes for {w}x{h} not supported"
+            device.serial,
+            f"screencap: format {fmt}, {rest + len(head)} bytes for {w}x{h} not supported",
         )
-    rgba = np.frombuffer(data, np.uint8, offset=header).reshape(h, w, 4)
-    return np.ascontiguousarray(rgba[:, :, 2::-1])
+    return _rgba_to_bgr(buf[extra : extra + size].reshape(h, w, 4))
+
+
+def _recv_into(s, view: memoryview, deadline: float, device: Device, timeout_s: float) -> int:
+    """Fill `view` from the stream until it is full or the stream ends; the bytes read."""
+    from harness.errors import AdbError, AdbTimeoutError
+
+    got = 0
+    while got < len(view):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AdbTimeoutError("screencap", timeout_s, serial=device.serial)
+        s.settimeout(remaining)
+        try:
+            n = s.recv_into(view[got:])
+        except TimeoutError:
+            raise AdbTimeoutError("screencap", timeout_s, serial=device.serial) from None
+        except OSError as e:
+            raise AdbError(
+                "screencap", serial=device.serial, msg=f"`screencap`: connection lost: {e}"
+            ) from None
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _rgba_to_bgr(rgba: np.ndarray) -> np.ndarray:
+    """RGBA8888 pixels as a new contiguous BGR array (cv2's SIMD conversion: about a tenth of
+    numpy's strided copy, 0.7 ms against 8 ms for 1280x800, the same bytes)."""
+    import cv2
+
+    return cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGR)
 
 
 _PNG_PATH = "/data/local/tmp/hil-frame.png"
@@ -117,8 +165,18 @@ class PollingSource:
     """
 
     def __init__(
-        self, device: Device, method: str | None = None, timeout_s: float = SHELL_TIMEOUT_S
+        self,
+        device: Device,
+        method: str | None = None,
+        timeout_s: float = SHELL_TIMEOUT_S,
+        rate_hz: float | None = None,
     ):
+        """Args: rate_hz: request frames on a schedule of this many per second (a late
+        request goes at once and the schedule moves on: no burst to catch up); None: back to
+        back, as fast as the device answers."""
+        if rate_hz is not None and not rate_hz > 0:
+            raise ValueError(f"PollingSource: rate_hz must be > 0, got {rate_hz!r}")
+        self.rate_hz = rate_hz
         self.device = device
         self.method = method or polling_method(device)
         self.grab: Callable[[Device, float], np.ndarray] = {
@@ -135,7 +193,16 @@ class PollingSource:
     def run(self, on_frame: Callable[[Frame], bool], max_s: float) -> None:
         """Capture in this thread until on_frame says stop, stop() or max_s."""
         deadline = time.monotonic() + max_s
+        period_s = 1.0 / self.rate_hz if self.rate_hz else 0.0
+        t_next = time.monotonic()
         while not self._stop.is_set() and time.monotonic() < deadline:
+            if period_s:
+                now = time.monotonic()
+                if t_next > now and self._stop.wait(min(t_next, deadline) - now):
+                    return
+                if time.monotonic() >= deadline:
+                    return
+                t_next = max(t_next + period_s, time.monotonic())
             t_req = time.monotonic()
             try:
                 image = self.grab(self.device, self.timeout_s)

@@ -209,15 +209,19 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser, args: lis
     - the ini default `generate_report_on_test = true`: pytest-html rewrites the report after
       every test, so a run killed outright keeps it (unless the ini file or a -o sets it)."""
     ns = early_config.known_args_namespace
-    if getattr(ns, "twins", False) and "--twin-lab" not in args:
+    given = list(getattr(ns, "twin", None) or [])
+    if getattr(ns, "twins", False) and not all(name in given for name in DEFAULT_TWINS):
         # `--twins` = `--twin` for each of DEFAULT_TWINS, `--twin-lab`, and `-n` one worker
-        # per twin unless given (the workers parse this same, expanded command line)
-        extra = [a for name in DEFAULT_TWINS for a in ("--twin", name)] + ["--twin-lab"]
+        # per twin unless given; guarded on the twins themselves, so a command line that
+        # already holds them (an xdist worker may parse the expanded one) is left alone
+        extra = [a for name in DEFAULT_TWINS for a in ("--twin", name)]
+        if not getattr(ns, "twin_lab", False):
+            extra.append("--twin-lab")
         if getattr(ns, "numprocesses", None) is None:
             extra += ["-n", str(len(DEFAULT_TWINS))]
             ns.numprocesses = len(DEFAULT_TWINS)
         args[:] = [*args, *extra]
-        ns.twin = [*(getattr(ns, "twin", None) or []), *DEFAULT_TWINS]
+        ns.twin = [*given, *DEFAULT_TWINS]
     if not (
         getattr(ns, "twin", None)
         or getattr(ns, "device", None)

@@ -18,7 +18,7 @@ import numpy as np
 from harness.errors import MeasurementError
 from harness.measure import Measurement
 from harness.vision.latency import Capture, frame_latency
-from harness.vision.timecode import TimecodeLayout, decode_fast, feed_layout, stamp
+from harness.vision.timecode import ScaledStamps, TimecodeLayout, decode_fast, feed_layout
 
 TIMECODE_APP = "com.mayday.hil.timecode"
 TIMECODE_ANCHOR = "center"
@@ -90,16 +90,9 @@ def share_reference(
 ) -> list[np.ndarray]:
     """Reference frames for the share: the tablet's screen (Timecode app, static but for its code)
     scaled to the share's size, with each code re-stamped, in frame-number order."""
-    import cv2
-
     h, w = screen_bgr.shape[:2]
-    layout = timecode_layout(w, h)
-    out = []
-    for n in frame_nos:
-        img = screen_bgr.copy()
-        stamp(img, int(n), t_ms, layout)
-        out.append(cv2.resize(img, share_size, interpolation=cv2.INTER_AREA))
-    return out
+    stamps = ScaledStamps(screen_bgr, timecode_layout(w, h), share_size)
+    return [stamps.frame(int(n), t_ms) for n in frame_nos]
 
 
 MIC_RATE_HZ = 8000
@@ -183,6 +176,7 @@ def agent_to_tablet(
     capture_method: str | None = None,
     poll_interval_s: float = 0.0,
     max_captures: int | None = None,
+    rate_hz: float | None = None,
 ):
     """Glass-to-glass, agent -> tablet, host-clock mode: poll the tablet's screen, read the code
     in the agent pane, and time each frame's first appearance against the bot's send times.
@@ -193,6 +187,7 @@ def agent_to_tablet(
 
     Args:
         duration_s: how long to poll at most; max_captures: stop earlier once that many.
+        rate_hz: poll on a schedule of this many captures per second (None: back to back).
 
     Returns:
         harness.vision.latency.LatencyResult (samples in seconds; to_measurement() in ms).
@@ -213,7 +208,7 @@ def agent_to_tablet(
             time.sleep(poll_interval_s)
         return max_captures is not None and len(captures) >= max_captures
 
-    source = PollingSource(device, capture_method)
+    source = PollingSource(device, capture_method, rate_hz=rate_hz)
     source.run(on_frame, duration_s)
     if source.error is not None and not captures:
         raise MeasurementError(f"glass-to-glass: frame capture failed: {source.error}")

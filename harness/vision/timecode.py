@@ -544,6 +544,56 @@ def stamp(
     return layout
 
 
+class ScaledStamps:
+    """Copies of one picture, each stamped with its own code and scaled to `size` (INTER_AREA):
+    the reference frames of a static screen whose only change is its code.
+
+    Where the picture's size is a whole multiple k of `size` (the share at half size), the
+    picture is scaled once and each frame re-scales only the k-aligned block around the code
+    (an area resize by a whole factor averages each k x k block on its own: the same bytes as
+    scaling the whole stamped picture, tested); otherwise every frame is stamped and scaled whole.
+    """
+
+    def __init__(self, picture: np.ndarray, layout: TimecodeLayout, size: tuple[int, int]):
+        """Args: picture: (H, W[, C]) uint8; layout: where its code goes; size: (w, h) out."""
+        import cv2
+
+        self.picture, self.layout, self.size = picture, layout, (int(size[0]), int(size[1]))
+        h, w = picture.shape[:2]
+        sw, sh = self.size
+        k = w // sw if sw and sh and w % sw == 0 and h % sh == 0 else 0
+        self.k = k if k and h // sh == k else 0
+        self._base = None
+        if self.k:
+            x, y, bw, bh = layout.bbox
+            x0, y0 = max(0, x) // k * k, max(0, y) // k * k
+            x1 = min(w, -(-(x + bw) // k) * k)
+            y1 = min(h, -(-(y + bh) // k) * k)
+            self._box = (x0, y0, x1, y1)
+            self._patch_layout = TimecodeLayout(
+                x1 - x0, y1 - y0, layout.x - x0, layout.y - y0, layout.cell_w, layout.cell_h
+            )
+            self._base = cv2.resize(picture, self.size, interpolation=cv2.INTER_AREA)
+
+    def frame(self, frame_no: int, t_ms: int = 0) -> np.ndarray:
+        """A new array: the picture with the code (frame_no, t_ms), scaled to `size`."""
+        import cv2
+
+        if not self.k:
+            img = self.picture.copy()
+            stamp(img, frame_no, t_ms, self.layout)
+            return cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
+        x0, y0, x1, y1 = self._box
+        k = self.k
+        patch = self.picture[y0:y1, x0:x1].copy()
+        stamp(patch, frame_no, t_ms, self._patch_layout)
+        out = self._base.copy()
+        out[y0 // k : y1 // k, x0 // k : x1 // k] = cv2.resize(
+            patch, ((x1 - x0) // k, (y1 - y0) // k), interpolation=cv2.INTER_AREA
+        )
+        return out
+
+
 FEED_CELLS_PER_SHORT_SIDE = 24
 
 

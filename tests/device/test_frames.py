@@ -1,0 +1,65 @@
+"""Frame sources' pixel conversions: what the device sent, in BGR, byte for byte."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.device.frames import _rgba_to_bgr
+
+
+def test_rgba_to_bgr_is_the_channel_reversal_byte_for_byte():
+    rgba = np.random.default_rng(3).integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    bgr = _rgba_to_bgr(np.frombuffer(rgba.tobytes(), np.uint8).reshape(rgba.shape))
+    assert bgr.shape == (37, 53, 3)
+    assert bgr.flags["C_CONTIGUOUS"]
+    assert np.array_equal(bgr, rgba[:, :, 2::-1])
+
+
+def _counting_source(rate_hz):
+    from harness.device.frames import PollingSource
+
+    class _Dev:  # the scheduler alone: grab is replaced below, no device is reached
+        api_level = 34
+        serial = "none"
+
+    src = PollingSource(_Dev(), "screencap", rate_hz=rate_hz)
+    src.grab = lambda device, timeout_s: np.zeros((4, 4, 3), np.uint8)
+    return src
+
+
+def test_paced_polling_never_requests_more_than_the_schedule_allows():
+    src = _counting_source(40.0)
+    times: list[float] = []
+    src.run(lambda f: times.append(f.t_request) or False, 0.5)
+    assert 1 <= len(times) <= int(0.5 * 40.0) + 1
+    assert src.error is None
+
+
+def test_polling_rate_must_be_positive():
+    import pytest
+
+    from harness.device.frames import PollingSource
+
+    with pytest.raises(ValueError, match="rate_hz"):
+        PollingSource(object(), "screencap", rate_hz=0)
+
+
+def test_raw_screencap_is_the_png_screencap_pixel_for_pixel(adb_server, start_twin):
+    """Through the real adb server to a twin: the raw stream (read into one buffer) and the
+    PNG through a file and sync show the same screen, the same pixels."""
+    from harness.device.adb import Device
+    from harness.device.frames import PollingSource, grab_screencap_png, grab_screencap_raw
+
+    tp = start_twin("android-emulator-api34")
+    dev = Device(f"127.0.0.1:{tp.port}", port=adb_server.port)
+    for _ in range(3):  # the status bar's clock may turn between two captures: a new pair
+        raw = grab_screencap_raw(dev)
+        png = grab_screencap_png(dev)
+        if np.array_equal(raw, png):
+            break
+    assert raw.shape == png.shape and raw.shape[2] == 3
+    assert raw.flags["C_CONTIGUOUS"]
+    assert np.array_equal(raw, png)
+    frames = []
+    PollingSource(dev, "screencap").run(lambda f: frames.append(f) or len(frames) >= 3, 10.0)
+    assert len(frames) == 3 and any(np.array_equal(f.image, raw) for f in frames)
