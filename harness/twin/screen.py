@@ -165,8 +165,9 @@ class Screen:
 
             self._tc_task = asyncio.get_running_loop().create_task(self._tick_timecode())
 
-    def show_text_screen(self, name: str) -> None:
+    def show_text_screen(self, name: str) -> dict:
         """Which text screen the Text app shows; logged as `text_shown` (text, boxes) when shown.
+        Returns its truth fields (textscreens.truth_fields), shown or not.
 
         Raises:
             ValueError: unknown screen name.
@@ -176,11 +177,12 @@ class Screen:
         if name not in textscreens.SCREEN_NAMES:
             raise ValueError(f"unknown text screen {name!r}; known: {textscreens.SCREEN_NAMES}")
         self.text_screen = name
+        _img, lines = textscreens.render(name, self.width, self.height)
+        fields = textscreens.truth_fields(name, self.width, self.height, lines)
         if self.state == f"app:{TEXT_APP}":
             version = self.changed(f"text screen {name}")
-            _img, lines = textscreens.render(name, self.width, self.height)
-            fields = textscreens.truth_fields(name, self.width, self.height, lines)
             self.twin.truth.record("text_shown", version=version, **fields)
+        return fields
 
     def secure_showing(self) -> bool:
         """True while the app in front marked its window FLAG_SECURE: captures of it are black."""
