@@ -24,9 +24,9 @@ from harness.session.media import (
     pane_side,
     poll_until,
     share_run,
-    twin_text_truth,
 )
 from harness.session.privacy import check_frames, private_template
+from harness.session.share_quality import twin_text_truth
 from harness.vision.legibility import worst_frames_image
 
 SHARE_WINDOW_S = 6.0

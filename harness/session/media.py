@@ -6,7 +6,12 @@ refreshed at 30 fps with the host time it was shown); each share frame the bot r
 timed on arrival, so latency = arrival - shown, per code, at first appearance. The codes'
 millisecond rounding is the only measurement error (SHARE_LATENCY_UNCERTAINTY_MS).
 Fidelity: SSIM/PSNR of the share against the tablet's own screen (harness.vision.fidelity),
-aligned by the code, which itself is left out of the scores.
+aligned by the code, which itself is left out of the scores. The share run adds SSIMULACRA2,
+the Text app's legibility and stretches through harness.session.share_quality.
+
+Size: the media figures of a live session in one place (share, glass-to-glass, polled events,
+microphone), each a few helpers over harness.vision; the share run's perceptual and
+legibility parts are in share_quality.
 """
 
 from __future__ import annotations
@@ -362,28 +367,7 @@ def pane_side(pane, screen_w: int) -> str:
 
 
 SHARE_KEEP = 0.65  # the share is scored left of the session pane, which changes on its own
-# SSIMULACRA2 costs ~0.08 s of one core per share frame (640x400 scored at 416x400, the part
-# away from the pane): one matched frame per second is ~8 % of a core, inside the session's
-# quarter-core goal beside SSIM on every frame. Its effect: a damaged stretch under 1 s can fall
-# between two scored frames (SSIM, on every frame, still sees it).
-SSIMULACRA2_EVERY_S = 1.0
-TEXT_APP = "com.mayday.hil.text"
-TEXT_WINDOW_S = 5.0  # one OCR read (the lowest-SSIM frame of each legibility.OCR_INTERVAL_S)
 SETTLE_S = 1.0  # after an app opened, before its screen is taken as the reference
-SECURE_POLL_S = 1.0  # dumpsys window, for frames a FLAG_SECURE window hid (one call a second)
-HOME_KEYCODE = 3
-NO_TEXT_TRUTH = "the shown screen has no text truth (the twin's Text app has: share_run(text=...))"
-
-
-@dataclass
-class TextWindow:
-    """The Text app's share: frames, the reference (the screen at share size), SSIM per frame."""
-
-    frames: list  # those a secure window did not hide
-    reference: np.ndarray
-    truth: object  # harness.vision.legibility.TextTruth, clipped to the part away from the pane
-    ssims: list[float | None]
-    all_frames: list = field(default_factory=list)  # every frame of the window
 
 
 @dataclass
@@ -398,7 +382,7 @@ class ShareRun:
     side: str = "right"  # where the session pane floats (fidelity is scored away from it)
     perceptual: list = field(default_factory=list)  # ssimulacra2.ScoredFrame, sampled
     perceptual_cpu_s: float = 0.0
-    text: TextWindow | None = None
+    text: object = None  # harness.session.share_quality.TextWindow
     legibility: list = field(default_factory=list)  # legibility.FrameLegibility, sampled
     legibility_cpu_s: float = 0.0
     cer_absent: str | None = None  # why share_text_cer has no figure
@@ -415,6 +399,7 @@ class ShareRun:
         """share_latency_ms, share_fps, share_ssim, share_psnr_db, share_freeze_ms,
         share_ssimulacra2 (per second) and share_text_cer (when read; else its absence and the
         reason are in share_ssimulacra2's meta `text_cer`)."""
+        from harness.session.share_quality import SSIMULACRA2_EVERY_S
         from harness.vision.legibility import OCR_INTERVAL_S, to_measurement
         from harness.vision.ssimulacra2 import per_second
 
@@ -451,131 +436,6 @@ class ShareRun:
         return out
 
 
-class SecureWatch:
-    """Polls `dumpsys window windows` for a FLAG_SECURE window in front; the intervals it was
-    (from the request of the first secure answer to the arrival of the last)."""
-
-    def __init__(self, device):
-        self.device = device
-        self.intervals: list[tuple[float, float]] = []
-        self.polls = 0
-        self.errors = 0
-        self._open: float | None = None
-        self._last = 0.0
-
-    def poll(self) -> bool:
-        """One poll (bounded by the shell's timeout); a failed poll is counted, not raised."""
-        import time
-
-        from harness.errors import HarnessError
-        from harness.vision.stretches import window_is_secure
-
-        t_req = time.monotonic()
-        try:
-            out = self.device.shell("dumpsys window windows", timeout_s=5).stdout
-        except HarnessError:
-            self.errors += 1
-            return False
-        self.polls += 1
-        secure = window_is_secure(out)
-        if secure:
-            self._open = t_req if self._open is None else self._open
-            self._last = time.monotonic()
-        elif self._open is not None:
-            self.intervals.append((self._open, t_req))
-            self._open = None
-        return secure
-
-    def watch(self, seconds: float, every_s: float = SECURE_POLL_S) -> None:
-        """Poll every `every_s` for `seconds` (at most seconds / every_s + 1 polls)."""
-        import time
-
-        deadline = time.monotonic() + seconds
-        for _ in range(int(seconds / every_s) + 2):
-            self.poll()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            time.sleep(min(every_s, left))
-
-    def closed(self, lag_s: float = 0.0) -> list[tuple[float, float]]:
-        """The intervals, the one still open closed at its last answer; each stretched by
-        `lag_s` (a share lags the screen: a black frame that late is still the window's)."""
-        out = list(self.intervals)
-        if self._open is not None:
-            out.append((self._open, self._last))
-        return [(a, b + lag_s) for a, b in out]
-
-
-SHARE_LAG_S = 0.5  # a hidden window's black frames reach the agent up to this much later
-
-
-def _thumb_gray(img: np.ndarray, side: str) -> np.ndarray:
-    import cv2
-
-    g = cv2.cvtColor(crop_share(img, SHARE_KEEP, side), cv2.COLOR_BGR2GRAY)
-    return cv2.resize(g, (96, 96), interpolation=cv2.INTER_AREA).astype(np.float32)
-
-
-def _wait_share_shows(bot, reference, previous, side: str, max_wait_s: float) -> bool:
-    """Until the newest share frame looks more like `reference` than like `previous` (both at
-    share size), at most max_wait_s."""
-    import time
-
-    ref, prev = _thumb_gray(reference, side), _thumb_gray(previous, side)
-    deadline = time.monotonic() + max_wait_s
-    while time.monotonic() < deadline:
-        newest = bot.session.share[-1] if bot.session.share else None
-        if newest is not None and newest.image.shape == reference.shape:
-            t = _thumb_gray(newest.image, side)
-            if np.abs(t - ref).mean() < np.abs(t - prev).mean():
-                return True
-        time.sleep(0.1)
-    return False
-
-
-def _frames_since(bot, t0: float) -> list:
-    return [f for f in list(bot.session.share) if f.t_arrival >= t0]
-
-
-def _score_perceptual(refs, frames, report, side: str, layout_box) -> list:
-    """SSIMULACRA2 of one matched frame per SSIMULACRA2_EVERY_S (colour, warped onto the
-    reference grid; the timecode's block copied from the reference: it is left out, as in SSIM)."""
-    from harness.vision.fidelity.alignment import warp_to_reference
-    from harness.vision.ssimulacra2 import ScoredFrame, ssimulacra2
-
-    out: list = []
-    next_t = -np.inf
-    for f in report.matched:
-        if f.t_s < next_t:
-            continue
-        ref = crop_share(refs[f.ref_index], SHARE_KEEP, side)
-        rec = crop_share(frames[f.index].image, SHARE_KEEP, side)
-        warped, _valid = warp_to_reference(rec, report.geometry, (ref.shape[1], ref.shape[0]))
-        if layout_box is not None:
-            x, y, w, h = layout_box
-            warped[y : y + h, x : x + w] = ref[y : y + h, x : x + w]
-        out.append(ScoredFrame(f.t_s, ssimulacra2(ref, warped), f.ssim, f.index))
-        next_t = f.t_s + SSIMULACRA2_EVERY_S
-    return out
-
-
-def twin_text_truth(hil_device, name: str = "settings"):
-    """The Text app's screen `name` chosen on a twin (control op `text_screen`) and its truth
-    (harness.vision.legibility.TextTruth); None for a device that is not a twin.
-
-    Raises:
-        harness.farm.control.TwinControlError: the twin refused or did not answer.
-    """
-    if not getattr(hil_device, "twin_control", None):
-        return None
-    from harness.farm.control import TwinControl
-    from harness.vision.legibility import TextTruth
-
-    reply = TwinControl(hil_device.twin_control, hil_device.serial).call("text_screen", name=name)
-    return TextTruth.from_record(reply["truth"])
-
-
 def share_run(
     device,
     ui,
@@ -586,17 +446,18 @@ def share_run(
     max_wait_s: float = 30.0,
     side: str = "right",
     text=None,
-    text_window_s: float = TEXT_WINDOW_S,
+    text_window_s: float | None = None,
 ) -> ShareRun:
     """Open the Timecode app, take the screen as the reference, wait (up to max_wait_s) until the
     share shows it, and score the share the agent receives over `window_s` (longer, up to
     max_wait_s more, until `at_least` frames arrived). Fidelity is scored away from the session
     pane (`side`: where it floats). SSIMULACRA2 scores one matched frame per
-    SSIMULACRA2_EVERY_S; `dumpsys window` is polled for secure windows (stretches).
+    share_quality.SSIMULACRA2_EVERY_S; `dumpsys window` is polled for secure windows
+    (stretches).
 
     With `text` (the harness.vision.legibility.TextTruth of the Text app's screen, e.g. from
-    the twin's `text_screen` control op) and the OCR installed, the Text app is shown next for
-    `text_window_s`: SSIM and SSIMULACRA2 of its share, and share_text_cer of the lowest-SSIM
+    share_quality.twin_text_truth) and the OCR installed, the Text app is shown next for
+    `text_window_s` (default share_quality.TEXT_WINDOW_S): SSIM and SSIMULACRA2 of its share, and share_text_cer of the lowest-SSIM
     frame per legibility.OCR_INTERVAL_S. Otherwise `cer_absent` says why there is no CER.
 
     Raises:
@@ -604,6 +465,8 @@ def share_run(
     """
     import time
 
+    from harness.session import share_quality as sq
+    from harness.session.privacy import SHARE_LAG_S, SecureWatch
     from harness.vision.fidelity import compare
     from harness.vision.legibility import ocr_unavailable
     from harness.vision.stretches import classify, stretches
@@ -625,10 +488,10 @@ def share_run(
     watch = SecureWatch(device)
     watch.watch(window_s)
     deadline = time.monotonic() + max_wait_s
-    frames = _frames_since(bot, t0)
+    frames = sq.frames_since(bot, t0)
     while len(frames) < at_least and time.monotonic() < deadline:
         time.sleep(0.2)
-        frames = _frames_since(bot, t0)
+        frames = sq.frames_since(bot, t0)
     t_end = time.monotonic()
     if len(frames) < at_least:
         raise MeasurementError(
@@ -651,85 +514,19 @@ def share_run(
     if side == "left":
         box = (box[0] - (share_size[0] - int(share_size[0] * SHARE_KEEP)), *box[1:])
     c0 = time.process_time()
-    run.perceptual = _score_perceptual(refs, frames, report, side, box)
+    run.perceptual = sq.score_perceptual(refs, frames, report, side, box)
     run.perceptual_cpu_s = time.process_time() - c0
     shown = list(frames)
-    run.cer_absent = NO_TEXT_TRUTH if text is None else ocr_unavailable()
+    run.cer_absent = sq.NO_TEXT_TRUTH if text is None else ocr_unavailable()
     if run.cer_absent is None:
-        run.text = _text_window(device, ui, bot, watch, run, text, text_window_s, max_wait_s)
+        window = sq.TEXT_WINDOW_S if text_window_s is None else text_window_s
+        run.text = sq.text_window(device, ui, bot, watch, run, text, window, max_wait_s)
         shown += run.text.all_frames
     times = [f.t_arrival for f in shown]
     run.secure_intervals = watch.closed(SHARE_LAG_S)
     run.kinds = classify([f.image for f in shown], times, hidden=run.secure_intervals)
     run.stretches = stretches(run.kinds, times)
     return run
-
-
-def _text_window(device, ui, bot, watch: SecureWatch, run: ShareRun, truth, window_s, max_wait_s):
-    """The Text app's share for `window_s`: SSIM per frame (geometry of the Timecode window),
-    SSIMULACRA2 sampled, CER of the lowest-SSIM frame per OCR_INTERVAL_S (into `run`)."""
-    import time
-
-    import cv2
-
-    from harness.vision import legibility as lg
-    from harness.vision.fidelity import compare
-    from harness.vision.stretches import HIDDEN, classify
-
-    side = run.side
-    share_size = (run.frames[0].image.shape[1], run.frames[0].image.shape[0])
-    device.shell(f"input keyevent {HOME_KEYCODE}", timeout_s=5)
-    ui.tap_on(text="Text")
-    ui.wait_for(resource_id=f"{TEXT_APP}:id/title")
-    time.sleep(SETTLE_S)
-    screen = device.screenshot()
-    h, w = screen.shape[:2]
-    ref = cv2.resize(screen, share_size, interpolation=cv2.INTER_AREA)
-    if not _wait_share_shows(bot, ref, run.references[-1], side, max_wait_s):
-        raise MeasurementError(f"share: the Text app did not reach the agent in {max_wait_s:g} s")
-    # the codec's first frames after a screen change are soft (its quality ramps up): the
-    # legibility is of the settled share, what the agent reads once the screen has arrived
-    watch.watch(SETTLE_S)
-    t1 = time.monotonic()
-    watch.watch(window_s)
-    frames = _frames_since(bot, t1)
-    if not frames:
-        raise MeasurementError(f"share: no frame of the Text app arrived in {window_s:g} s")
-    # frames a secure window hid are what the app asked for: no fidelity, no CER
-    kinds = classify(
-        [f.image for f in frames],
-        [f.t_arrival for f in frames],
-        hidden=watch.closed(SHARE_LAG_S),
-    )
-    shown = [f for f, k in zip(frames, kinds, strict=True) if k != HIDDEN]
-    keep = int(w * SHARE_KEEP)
-    truth = truth.scaled(w, h) if truth.size != (w, h) else truth
-    truth = truth.clipped(0, keep) if side == "right" else truth.clipped(w - keep, w)
-    text = TextWindow([], ref, truth, [], list(frames))
-    if not shown:
-        run.cer_absent = "the Text app was hidden by the app (FLAG_SECURE) all the window"
-        return text
-    frames = shown
-    report = compare(
-        [crop_share(ref, SHARE_KEEP, side)],
-        [crop_share(f.image, SHARE_KEEP, side) for f in frames],
-        received_times_s=[f.t_arrival for f in frames],
-        geometry=run.fidelity.geometry,
-        align="ssim",
-        exclude_code=False,
-    )
-    ssims = [f.ssim for f in report.frames]
-    text.ssims = ssims
-    text.frames = frames
-    c0 = time.process_time()
-    run.perceptual += _score_perceptual([ref], frames, report, side, None)
-    run.perceptual_cpu_s += time.process_time() - c0
-    c0 = time.process_time()
-    run.legibility = lg.measure(
-        [f.image for f in frames], [f.t_arrival for f in frames], truth, ssims=ssims
-    )
-    run.legibility_cpu_s = time.process_time() - c0
-    return text
 
 
 def trailing_freeze(report, t_end: float) -> list:

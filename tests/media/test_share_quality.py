@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harness.session import media as md
+from harness.session import share_quality as sq
 from harness.vision import legibility as lg
 from harness.vision import stretches as st
 from harness.vision.fidelity.alignment import warp_to_reference
@@ -32,10 +33,10 @@ def test_share_run_scores_ssimulacra2_per_second_beside_ssim(live):
     # sampled: at most one scored frame per SSIMULACRA2_EVERY_S, at least one per second
     matched_t = [f.t_s for f in run.fidelity.matched]
     span = matched_t[-1] - matched_t[0]
-    assert len(run.perceptual) <= span / md.SSIMULACRA2_EVERY_S + 1
-    assert len(run.perceptual) >= span / md.SSIMULACRA2_EVERY_S - 1
+    assert len(run.perceptual) <= span / sq.SSIMULACRA2_EVERY_S + 1
+    assert len(run.perceptual) >= span / sq.SSIMULACRA2_EVERY_S - 1
     gaps = np.diff([p.t_s for p in run.perceptual])
-    assert (gaps >= md.SSIMULACRA2_EVERY_S - 1e-9).all()
+    assert (gaps >= sq.SSIMULACRA2_EVERY_S - 1e-9).all()
     # each score is SSIMULACRA2 of that received frame against the reference frame its code names
     for p in run.perceptual[:2]:
         f = next(x for x in run.fidelity.matched if x.index == p.frame)
@@ -50,10 +51,10 @@ def test_share_run_scores_ssimulacra2_per_second_beside_ssim(live):
     # per second: one sample per second with scored frames; a clean local share scores high
     assert 1 <= len(s2.samples) <= len(run.perceptual)
     assert s2.stats().p50 >= 70, s2.values
-    assert s2.meta["sampled_every_s"] == md.SSIMULACRA2_EVERY_S
+    assert s2.meta["sampled_every_s"] == sq.SSIMULACRA2_EVERY_S
     # no text truth on the Timecode app: no CER, the reason recorded
     assert "share_text_cer" not in ms
-    assert s2.meta["text_cer"] == md.NO_TEXT_TRUTH
+    assert s2.meta["text_cer"] == sq.NO_TEXT_TRUTH
     assert run.stretches == [] and set(run.kinds) == {st.CONTENT}
     assert ms["share_freeze_ms"].meta["stretches"]["blank"]["count"] == 0
 
