@@ -375,9 +375,9 @@ class ShareRun:
     """One window of the screen share with the Timecode app in front (then, given its text
     truth, the Text app): latency, fidelity, perceptual quality, legibility, stretches."""
 
-    latency: ShareLatency
-    fidelity: object  # harness.vision.fidelity.FidelityReport
-    frames: list
+    latency: ShareLatency | None  # None: a secure window hid the whole window
+    fidelity: object  # harness.vision.fidelity.FidelityReport (None when hidden)
+    frames: list  # the frames scored: those a secure window did not hide
     references: list[np.ndarray]
     side: str = "right"  # where the session pane floats (fidelity is scored away from it)
     perceptual: list = field(default_factory=list)  # ssimulacra2.ScoredFrame, sampled
@@ -389,6 +389,26 @@ class ShareRun:
     kinds: list[str] = field(default_factory=list)  # per received frame (stretches.classify)
     stretches: list = field(default_factory=list)  # stretches.Stretch
     secure_intervals: list[tuple[float, float]] = field(default_factory=list)
+    window_frames: list = field(default_factory=list)  # every frame received (kinds align)
+
+    @property
+    def hidden(self) -> bool:
+        """A secure window hid every frame of the Timecode app: nothing to score."""
+        return self.latency is None
+
+    def hidden_measurement(self) -> Measurement | None:
+        """share_hidden_s: how long the share was hidden by the app (FLAG_SECURE), a figure
+        without budget (the app's choice, neither a freeze nor a fidelity failure)."""
+        from harness.vision.stretches import HIDDEN
+
+        hidden = [s for s in self.stretches if s.kind == HIDDEN]
+        if not hidden:
+            return None
+        m = Measurement(
+            "share_hidden_s", "s", meta={"kind": HIDDEN, "stretches": self.stretch_summary()}
+        )
+        m.add(sum(s.duration_s for s in hidden), frames=sum(s.frames for s in hidden))
+        return m
 
     def stretch_summary(self) -> dict[str, dict]:
         from harness.vision.stretches import summary
@@ -398,11 +418,15 @@ class ShareRun:
     def measurements(self) -> list[Measurement]:
         """share_latency_ms, share_fps, share_ssim, share_psnr_db, share_freeze_ms,
         share_ssimulacra2 (per second) and share_text_cer (when read; else its absence and the
-        reason are in share_ssimulacra2's meta `text_cer`)."""
+        reason are in share_ssimulacra2's meta `text_cer`); share_hidden_s when a secure
+        window hid frames (alone when it hid them all)."""
         from harness.session.share_quality import SSIMULACRA2_EVERY_S
         from harness.vision.legibility import OCR_INTERVAL_S, to_measurement
         from harness.vision.ssimulacra2 import per_second
 
+        hidden = self.hidden_measurement()
+        if self.hidden:
+            return [hidden] if hidden else []
         fps = Measurement("share_fps", "fps")
         fps.add(self.latency.fps, frames=self.latency.frames)
         freeze = Measurement(
@@ -433,6 +457,8 @@ class ShareRun:
                 cpu_s=round(self.legibility_cpu_s, 3),
             )
             out.append(cer)
+        if hidden is not None:
+            out.append(hidden)
         return out
 
 
@@ -469,7 +495,7 @@ def share_run(
     from harness.session.privacy import SHARE_LAG_S, SecureWatch
     from harness.vision.fidelity import compare
     from harness.vision.legibility import ocr_unavailable
-    from harness.vision.stretches import classify, stretches
+    from harness.vision.stretches import HIDDEN, classify, stretches
 
     ui.tap_on(text="Timecode")
     ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title")
@@ -477,27 +503,41 @@ def share_run(
     screen = device.screenshot()
     h, w = screen.shape[:2]
     layout = timecode_layout(w, h)
+    watch = SecureWatch(device)
+    secure = watch.poll()  # a secure app's share is black: no code will show
     # on a slow link the share shows the previous screen for seconds: start once it shows the app
-    deadline = time.monotonic() + max_wait_s
+    deadline = time.monotonic() + (SHARE_LAG_S if secure else max_wait_s)
     while time.monotonic() < deadline:
         newest = bot.session.share[-1] if bot.session.share else None
-        if newest is not None and decode_fast(newest.image, layout).ok:
+        if not secure and newest is not None and decode_fast(newest.image, layout).ok:
             break
         time.sleep(0.1)
     t0 = time.monotonic()
-    watch = SecureWatch(device)
     watch.watch(window_s)
     deadline = time.monotonic() + max_wait_s
-    frames = sq.frames_since(bot, t0)
-    while len(frames) < at_least and time.monotonic() < deadline:
+    received = sq.frames_since(bot, t0)
+    while len(received) < at_least and time.monotonic() < deadline:
         time.sleep(0.2)
-        frames = sq.frames_since(bot, t0)
+        received = sq.frames_since(bot, t0)
     t_end = time.monotonic()
-    if len(frames) < at_least:
+    if len(received) < at_least:
         raise MeasurementError(
-            f"share: {len(frames)} frame(s) reached the agent in {time.monotonic() - t0:.0f} s "
+            f"share: {len(received)} frame(s) reached the agent in {time.monotonic() - t0:.0f} s "
             f"(needed {at_least})"
         )
+    # frames a secure window hid are the app's choice: neither fidelity nor freezes
+    kinds = classify(
+        [f.image for f in received],
+        [f.t_arrival for f in received],
+        hidden=watch.closed(SHARE_LAG_S),
+    )
+    frames = [f for f, k in zip(received, kinds, strict=True) if k != HIDDEN]
+    if len(frames) < at_least:
+        run = ShareRun(None, None, frames, [], side, window_frames=received, kinds=kinds)
+        run.secure_intervals = watch.closed(SHARE_LAG_S)
+        run.stretches = stretches(kinds, [f.t_arrival for f in received])
+        run.cer_absent = f"the share was {HIDDEN} (FLAG_SECURE)"
+        return run
     latency = share_latency(frames, (w, h))
     share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
     codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
@@ -516,7 +556,7 @@ def share_run(
     c0 = time.process_time()
     run.perceptual = sq.score_perceptual(refs, frames, report, side, box)
     run.perceptual_cpu_s = time.process_time() - c0
-    shown = list(frames)
+    shown = list(received)
     run.cer_absent = sq.NO_TEXT_TRUTH if text is None else ocr_unavailable()
     if run.cer_absent is None:
         window = sq.TEXT_WINDOW_S if text_window_s is None else text_window_s
@@ -526,6 +566,7 @@ def share_run(
     run.secure_intervals = watch.closed(SHARE_LAG_S)
     run.kinds = classify([f.image for f in shown], times, hidden=run.secure_intervals)
     run.stretches = stretches(run.kinds, times)
+    run.window_frames = shown
     return run
 
 
