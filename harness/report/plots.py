@@ -270,9 +270,12 @@ def _panel(
         yv = lo + (hi - lo) * i / 2
         cv2.putText(img, f"{yv:.3g}", (6, to_px(t0, yv)[1] + 4), _FONT, 0.4, _BLACK, 1, cv2.LINE_AA)
     cv2.putText(img, unit, (x0 + 4, top + 14), _FONT, 0.45, color, 1, cv2.LINE_AA)
-    if t.size > 1:
-        pts = np.array([to_px(a, b) for a, b in zip(t, v, strict=True)], np.int32)
-        cv2.polylines(img, [pts], False, color, 2, cv2.LINE_AA)
+    if t.size > 1:  # no line across a gap (e.g. between the share run's two windows)
+        gaps = np.diff(t)
+        breaks = np.flatnonzero(gaps > 2.5 * float(np.median(gaps))) + 1
+        for part_t, part_v in zip(np.split(t, breaks), np.split(v, breaks), strict=True):
+            pts = np.array([to_px(a, b) for a, b in zip(part_t, part_v, strict=True)], np.int32)
+            cv2.polylines(img, [pts], False, color, 2, cv2.LINE_AA)
     for a, b in zip(t, v, strict=True):
         cv2.circle(img, to_px(a, b), 2, color, -1, cv2.LINE_AA)
     for label, value in limits:
