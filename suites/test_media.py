@@ -26,8 +26,11 @@ from harness.session.media import (
     share_run,
 )
 from harness.session.privacy import check_frames, private_template
+from harness.session.share_quality import twin_text_truth
+from harness.vision.legibility import worst_frames_image
 
 SHARE_WINDOW_S = 6.0
+TEXT_SCREEN = "settings"  # the Text app's screen read for share_text_cer (on twins)
 G2G_WINDOW_S = 8.0
 RED_BGR = (0, 0, 255)
 
@@ -92,19 +95,35 @@ def test_glass_to_glass_dual_view(
 @pytest.mark.requires("eligible")
 @pytest.mark.budget("share_latency_ms")
 def test_screen_share_latency_and_fidelity(
-    device, ui, live_session, agent_bot, measure, budget, extras
+    device, hil_device, ui, live_session, agent_bot, measure, budget, extras
 ):
+    """Latency, SSIM/PSNR, freezes and SSIMULACRA2 of the Timecode app's share; on a twin (its
+    Text app shows known text) with the ocr extra, the legibility of the settings list too."""
     w = device.screenshot().shape[1]
     run = share_run(
-        device, ui, agent_bot, SHARE_WINDOW_S, side=pane_side(live_session[0].pane(), w)
+        device,
+        ui,
+        agent_bot,
+        SHARE_WINDOW_S,
+        side=pane_side(live_session[0].pane(), w),
+        text=twin_text_truth(hil_device, TEXT_SCREEN),
     )
     measure.measurements.extend(run.measurements())
-    lat, ssim = (
-        run.latency.measurement,
-        next(m for m in measure.measurements if m.name == "share_ssim"),
-    )
+    got = {m.name: m for m in measure.measurements}
+    lat, ssim = run.latency.measurement, got["share_ssim"]
     attach_plots(extras, lat, budget, "share latency, tablet -> agent", kinds=("cdf",))
-    attach_plots(extras, ssim, budget, "share SSIM", kinds=("series",))
+    if "share_ssimulacra2" in got:
+        attach_plots(
+            extras,
+            got["share_ssimulacra2"],
+            budget,
+            "share SSIM and SSIMULACRA2",
+            kinds=("series",),
+            beside=ssim,
+            shaded=[(s.start_s, s.duration_s, s.kind) for s in run.stretches],
+        )
+    else:
+        attach_plots(extras, ssim, budget, "share SSIM", kinds=("series",))
     for f in sorted(run.fidelity.matched, key=lambda f: f.ssim)[:3]:
         attach_frame(
             extras,
@@ -114,6 +133,17 @@ def test_screen_share_latency_and_fidelity(
                 f"frame {f.frame_no}: sent | received, SSIM {f.ssim:.3f}",
             ),
             f"worst frame {f.frame_no}",
+        )
+    if run.legibility:
+        reads = run.legibility
+        attach_frame(
+            extras,
+            worst_frames_image(
+                [run.text.reference] * len(reads),
+                [run.text.frames[r.index].image for r in reads],
+                reads,
+            ),
+            f"least legible frames ({TEXT_SCREEN}): sent | received, misread words boxed",
         )
     for m in measure.measurements:
         measure.check(m)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.report.record import DEGRADATION_IS_DATA
 from harness.session import SessionRefused
 from harness.session.media import agent_to_tablet, pane_side, share_run
+from harness.session.share_quality import twin_text_truth
 
 PROFILES = ["good-wifi", "poor-wifi", "3g", "edge", "very-bad-network"]
 MEDIA_PROFILES = ["good-wifi", "poor-wifi", "lossy-5", "edge"]
@@ -30,6 +32,8 @@ def test_connect_time_per_network_profile(
             network=profile_name,
             approximations=shaper.report.approximations,
             mode=drv.mode,
+            # over budget off good Wi-Fi reads DEGRADED, not FAIL: the test passes on it
+            **{DEGRADATION_IS_DATA: profile_name != "good-wifi"},
         )
         r = drv.connect(timeout_s=60)
         m.add(r.connect_time_s, uncertainty=r.uncertainty_s, network=profile_name, mode=r.mode)
@@ -43,22 +47,35 @@ def test_connect_time_per_network_profile(
 
 @pytest.mark.requires("eligible")
 @pytest.mark.parametrize("media_network", MEDIA_PROFILES)
-def test_media_per_network_profile(device, ui, live_session, agent_bot, measure, media_network):
-    """Glass-to-glass, share latency, frame rate and fidelity with the media on `media_network`.
-    Degradation is data here: every figure gets its verdict in the report and the matrix, and
-    suites/test_media.py holds the media budgets on the unshaped link. This test fails when the
-    figures cannot be measured (no frames, unreadable share) or the media bypassed the relay."""
+def test_media_per_network_profile(
+    device, hil_device, ui, live_session, agent_bot, measure, media_network
+):
+    """Glass-to-glass, share latency, frame rate, fidelity and legibility (SSIMULACRA2; on a
+    twin with the ocr extra, the CER of its settings list) with the media on `media_network`.
+    Degradation is data here: every figure gets its verdict in the report and the matrix
+    (DEGRADED when over budget), and suites/test_media.py holds the media budgets on the
+    unshaped link (FAIL there). This test fails when the figures cannot be measured (no
+    frames, unreadable share) or the media bypassed the relay."""
     pane = live_session[0].pane()
     g2g = agent_to_tablet(
         device, pane, agent_bot.session.sent, duration_s=G2G_WINDOW_S
     ).to_measurement("glass_to_glass_ms")
     run = share_run(
-        device, ui, agent_bot, SHARE_WINDOW_S, side=pane_side(pane, device.screenshot().shape[1])
+        device,
+        ui,
+        agent_bot,
+        SHARE_WINDOW_S,
+        side=pane_side(pane, device.screenshot().shape[1]),
+        text=twin_text_truth(hil_device),
     )
     relay = agent_bot.media_counters()
     measured = [g2g, *run.measurements()]
     for m in measured:
-        m.meta.update(network=media_network, relay=relay.to_dict() if relay else None)
+        m.meta.update(
+            network=media_network,
+            relay=relay.to_dict() if relay else None,
+            **{DEGRADATION_IS_DATA: True},
+        )
         measure.measurements.append(m)
     for m in measured:
         measure.check(m, raise_on_fail=False)  # the verdicts go to the report and the matrix

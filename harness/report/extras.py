@@ -78,14 +78,23 @@ def attach_plots(
     budget: Budget | None,
     title: str,
     kinds: Iterable[str] = ("cdf", "hist"),
+    *,
+    beside: Measurement | None = None,
+    shaded: Iterable[tuple[float, float, str]] = (),
 ) -> None:
     """Attach a measurement's plots with its budget lines: "cdf", "hist" (distribution) and
     "series" (value over the samples' host time). A measurement with no samples attaches none.
 
+    Args:
+        beside: for "series", another measurement over the same time drawn in a panel above
+            (e.g. share_ssim per frame above share_ssimulacra2 per second).
+        shaded: for "series", (start s, duration s, kind) of stretches to shade (blank,
+            loading, hidden by the app: harness.vision.stretches).
+
     Raises:
         ValueError: an unknown plot kind.
     """
-    from harness.report.plots import cdf_png, hist_png, series_png
+    from harness.report.plots import cdf_png, hist_png, quality_series_png, series_png
 
     kinds = tuple(kinds)
     unknown = [k for k in kinds if k not in PLOT_KINDS]
@@ -103,13 +112,23 @@ def attach_plots(
         elif kind == "hist":
             png = hist_png(values, unit, f"{title}: histogram", lines)
             name = f"{measurement.name} histogram"
+        elif beside is not None or shaded:
+            other = beside if beside is not None and beside.values else measurement
+            png = quality_series_png(
+                (_times(other), other.values, other.name, limit_lines(budget, other.name)),
+                (_times(measurement), values, measurement.name, lines),
+                f"{title}: over time",
+                list(shaded),
+            )
+            name = f"{measurement.name} and {other.name} over time"
         else:
-            times = [
-                s.t if s.t is not None else float(i) for i, s in enumerate(measurement.samples)
-            ]
-            png = series_png(times, values, unit, f"{title}: over time", lines)
+            png = series_png(_times(measurement), values, unit, f"{title}: over time", lines)
             name = f"{measurement.name} over time"
         extras.append(image_extra(png, name, KIND_PLOT))
+
+
+def _times(m: Measurement) -> list[float]:
+    return [s.t if s.t is not None else float(i) for i, s in enumerate(m.samples)]
 
 
 def attach_frame(

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 from harness.report.collector import RunReport, readable_test_id
 from harness.report.images import thumbnail
-from harness.report.record import FAIL, INCONCLUSIVE, PASS, RECORDED, ResultRecord
+from harness.report.record import DEGRADED, FAIL, INCONCLUSIVE, PASS, RECORDED, ResultRecord
 
 METRIC_ORDER = (
     "connect_time_s",
@@ -26,7 +26,7 @@ METRIC_ORDER = (
     "remote_control_ms",
     "mic_to_agent_ms",
 )
-_RANK = {PASS: 0, RECORDED: 1, INCONCLUSIVE: 2, FAIL: 3}
+_RANK = {PASS: 0, RECORDED: 1, DEGRADED: 2, INCONCLUSIVE: 3, FAIL: 4}
 MAX_LINES_PER_CELL = 4
 STYLE = """
 <style>
@@ -40,6 +40,7 @@ STYLE = """
  padding:.3em .5em;font-size:.9em;vertical-align:top;text-align:left;color:#222}
 #hil-overview td.PASS{background:#dff0d8}#hil-overview td.FAIL{background:#f2bcbc}
 #hil-overview td.INCONCLUSIVE{background:#fcf1c7}#hil-overview td.RECORDED{background:#eef}
+#hil-overview td.DEGRADED{background:#fde3cf}
 #hil-overview td a{color:inherit;text-decoration:none;display:block}
 #hil-overview td a:hover{text-decoration:underline}
 #hil-overview .hil-limit{color:#555;font-size:.85em}

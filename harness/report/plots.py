@@ -229,3 +229,102 @@ def sparkline_png(
     if flagged_last and p95s and np.isfinite(p95s[-1]):
         cv2.circle(img, px(n - 1, p95s[-1]), 5, _RED, -1, cv2.LINE_AA)
     return _png(img)
+
+
+_SHADES = {  # BGR fill of a stretch the agent saw nothing useful in (harness.vision.stretches)
+    "blank": (215, 215, 215),
+    "loading": (170, 225, 245),
+    "hidden by the app": (230, 200, 215),
+}
+
+
+def _panel(
+    img: np.ndarray,
+    top: int,
+    bottom: int,
+    span: tuple[float, float],
+    series: tuple[np.ndarray, np.ndarray],
+    unit: str,
+    limits,
+    shaded,
+    color,
+) -> None:
+    """One panel of quality_series_png, between pixel rows top and bottom."""
+    t0, t1 = span
+    t, v = series
+    points = list(v) + [x for _, x in limits]
+    lo, hi = (min(points), max(points)) if points else (0.0, 1.0)
+    pad = (hi - lo) * 0.1 or 0.05
+    lo, hi = lo - pad, hi + pad
+    x0, x1 = _MARGIN_L, _W - _MARGIN_R
+
+    def to_px(x: float, y: float) -> tuple[int, int]:
+        fx = (x - t0) / (t1 - t0) if t1 > t0 else 0.5
+        return int(x0 + fx * (x1 - x0)), int(bottom - (y - lo) / (hi - lo) * (bottom - top))
+
+    for start, duration, kind in shaded:
+        a, b = to_px(start, hi)[0], to_px(start + duration, lo)[0]
+        cv2.rectangle(img, (max(x0, a), top), (min(x1, b), bottom), _SHADES.get(kind, _GREY), -1)
+    cv2.rectangle(img, (x0, top), (x1, bottom), _GREY, 1)
+    for i in range(3):
+        yv = lo + (hi - lo) * i / 2
+        cv2.putText(img, f"{yv:.3g}", (6, to_px(t0, yv)[1] + 4), _FONT, 0.4, _BLACK, 1, cv2.LINE_AA)
+    cv2.putText(img, unit, (x0 + 4, top + 14), _FONT, 0.45, color, 1, cv2.LINE_AA)
+    if t.size > 1:  # no line across a gap (e.g. between the share run's two windows)
+        gaps = np.diff(t)
+        breaks = np.flatnonzero(gaps > 2.5 * float(np.median(gaps))) + 1
+        for part_t, part_v in zip(np.split(t, breaks), np.split(v, breaks), strict=True):
+            pts = np.array([to_px(a, b) for a, b in zip(part_t, part_v, strict=True)], np.int32)
+            cv2.polylines(img, [pts], False, color, 2, cv2.LINE_AA)
+    for a, b in zip(t, v, strict=True):
+        cv2.circle(img, to_px(a, b), 2, color, -1, cv2.LINE_AA)
+    for label, value in limits:
+        left, right = to_px(t0, value), to_px(t1, value)
+        cv2.line(img, left, right, _RED, 1, cv2.LINE_AA)
+        cv2.putText(img, label, (left[0] + 3, left[1] - 4), _FONT, 0.4, _RED, 1, cv2.LINE_AA)
+
+
+def quality_series_png(
+    upper: tuple[list[float], list[float], str, list[tuple[str, float]]],
+    lower: tuple[list[float], list[float], str, list[tuple[str, float]]],
+    title: str,
+    shaded: list[tuple[float, float, str]] = (),
+) -> bytes:
+    """Two figures over the same host time, one panel each (e.g. SSIM per frame above,
+    SSIMULACRA2 per second below), with their budget lines and stretches shaded.
+
+    Args:
+        upper, lower: (times s, values, label, limits as ("p50 >= 50", 50.0)).
+        shaded: (start s, duration s, kind) of blank / loading / hidden stretches.
+    """
+    global _H
+    saved = _H
+    _H = 460
+    try:
+        img = _canvas(title)
+        times = [t for t in list(upper[0]) + list(lower[0])]
+        times += [x for s, d, _ in shaded for x in (s, s + d)]
+        t0 = min(times) if times else 0.0
+        t1 = max(times) if times else 1.0
+        t1 = t1 if t1 > t0 else t0 + 1.0
+        mid = _MARGIN_T + (_H - _MARGIN_T - _MARGIN_B) // 2
+        for (t, v, label, limits), (top, bottom), color in (
+            (upper, (_MARGIN_T, mid - 6), _BLUE),
+            (lower, (mid + 6, _H - _MARGIN_B), _PALETTE[2]),
+        ):
+            series = (np.asarray(t, float), np.asarray(v, float))
+            _panel(img, top, bottom, (t0, t1), series, label, limits, shaded, color)
+        x0, x1 = _MARGIN_L, _W - _MARGIN_R
+        for i in range(5):
+            px = int(x0 + (x1 - x0) * i / 4)
+            label = f"{(t1 - t0) * i / 4:.3g}"
+            cv2.putText(img, label, (px - 10, _H - _MARGIN_B + 18), _FONT, 0.4, _BLACK, 1)
+        cv2.putText(img, "s", (x1 - 8, _H - 10), _FONT, 0.45, _BLACK, 1, cv2.LINE_AA)
+        x = _MARGIN_L
+        for kind, fill in _SHADES.items():
+            cv2.rectangle(img, (x, _H - 22), (x + 14, _H - 10), fill, -1)
+            cv2.putText(img, kind, (x + 18, _H - 11), _FONT, 0.4, _BLACK, 1, cv2.LINE_AA)
+            x += 30 + 8 * len(kind)
+        return _png(img)
+    finally:
+        _H = saved

@@ -18,6 +18,11 @@ RECORD_VERSION = 1
 
 # What a record's verdict says, in the words the terminal, the report and summary.json use.
 PASS, FAIL, INCONCLUSIVE, RECORDED = "PASS", "FAIL", "INCONCLUSIVE", "RECORDED"
+# Over budget where degradation is data (a shaped network profile of the poor Wi-Fi matrix):
+# the figure shows how far it degraded, the test does not fail on it. Set by the test in the
+# measurement's meta (DEGRADATION_IS_DATA: True).
+DEGRADED = "DEGRADED"
+DEGRADATION_IS_DATA = "degradation_is_data"
 
 
 @dataclass
@@ -116,13 +121,16 @@ class ResultRecord:
 
     @property
     def mark(self) -> str:
-        """PASS, FAIL (over budget beyond the uncertainty), INCONCLUSIVE, or RECORDED (no
-        budget limit was checked: a figure, not a verdict)."""
+        """PASS, FAIL (over budget beyond the uncertainty), INCONCLUSIVE, RECORDED (no
+        budget limit was checked: a figure, not a verdict), or DEGRADED (over budget where
+        the test records degradation as data: meta DEGRADATION_IS_DATA)."""
         if not self.checked:
             return RECORDED
         if self.verdict.get("passed", False):
             return PASS
-        return INCONCLUSIVE if self.verdict.get("inconclusive") else FAIL
+        if self.verdict.get("inconclusive"):
+            return INCONCLUSIVE
+        return DEGRADED if self.meta.get(DEGRADATION_IS_DATA) else FAIL
 
     def stat(self, name: str) -> float:
         """A statistic, NaN when absent."""

@@ -6,12 +6,17 @@ refreshed at 30 fps with the host time it was shown); each share frame the bot r
 timed on arrival, so latency = arrival - shown, per code, at first appearance. The codes'
 millisecond rounding is the only measurement error (SHARE_LATENCY_UNCERTAINTY_MS).
 Fidelity: SSIM/PSNR of the share against the tablet's own screen (harness.vision.fidelity),
-aligned by the code, which itself is left out of the scores.
+aligned by the code, which itself is left out of the scores. The share run adds SSIMULACRA2,
+the Text app's legibility and stretches through harness.session.share_quality.
+
+Size: the media figures of a live session in one place (share, glass-to-glass, polled events,
+microphone), each a few helpers over harness.vision; the share run's perceptual and
+legibility parts are in share_quality.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -357,25 +362,99 @@ def pane_side(pane, screen_w: int) -> str:
 
 
 SHARE_KEEP = 0.65  # the share is scored left of the session pane, which changes on its own
+SETTLE_S = 1.0  # after an app opened, before its screen is taken as the reference
 
 
 @dataclass
 class ShareRun:
-    """One window of the screen share with the Timecode app in front: latency, fidelity, frames."""
+    """One window of the screen share with the Timecode app in front (then, given its text
+    truth, the Text app): latency, fidelity, perceptual quality, legibility, stretches."""
 
-    latency: ShareLatency
-    fidelity: object  # harness.vision.fidelity.FidelityReport
-    frames: list
+    latency: ShareLatency | None  # None: a secure window hid the whole window
+    fidelity: object  # harness.vision.fidelity.FidelityReport (None when hidden)
+    frames: list  # the frames scored: those a secure window did not hide
     references: list[np.ndarray]
     side: str = "right"  # where the session pane floats (fidelity is scored away from it)
+    perceptual: list = field(default_factory=list)  # ssimulacra2.ScoredFrame, sampled
+    perceptual_cpu_s: float = 0.0
+    text: object = None  # harness.session.share_quality.TextWindow
+    legibility: list = field(default_factory=list)  # legibility.FrameLegibility, sampled
+    legibility_cpu_s: float = 0.0
+    cer_absent: str | None = None  # why share_text_cer has no figure
+    kinds: list[str] = field(default_factory=list)  # per received frame (stretches.classify)
+    stretches: list = field(default_factory=list)  # stretches.Stretch
+    secure_intervals: list[tuple[float, float]] = field(default_factory=list)
+    window_frames: list = field(default_factory=list)  # every frame received (kinds align)
+
+    @property
+    def hidden(self) -> bool:
+        """A secure window hid every frame of the Timecode app: nothing to score."""
+        return self.latency is None
+
+    def hidden_measurement(self) -> Measurement | None:
+        """share_hidden_s: how long the share was hidden by the app (FLAG_SECURE), a figure
+        without budget (the app's choice, neither a freeze nor a fidelity failure)."""
+        from harness.vision.stretches import HIDDEN
+
+        hidden = [s for s in self.stretches if s.kind == HIDDEN]
+        if not hidden:
+            return None
+        m = Measurement(
+            "share_hidden_s", "s", meta={"kind": HIDDEN, "stretches": self.stretch_summary()}
+        )
+        m.add(sum(s.duration_s for s in hidden), frames=sum(s.frames for s in hidden))
+        return m
+
+    def stretch_summary(self) -> dict[str, dict]:
+        from harness.vision.stretches import summary
+
+        return summary(self.stretches)
 
     def measurements(self) -> list[Measurement]:
-        """share_latency_ms, share_fps, share_ssim, share_psnr_db and share_freeze_ms."""
+        """share_latency_ms, share_fps, share_ssim, share_psnr_db, share_freeze_ms,
+        share_ssimulacra2 (per second) and share_text_cer (when read; else its absence and the
+        reason are in share_ssimulacra2's meta `text_cer`); share_hidden_s when a secure
+        window hid frames (alone when it hid them all)."""
+        from harness.session.share_quality import SSIMULACRA2_EVERY_S
+        from harness.vision.legibility import OCR_INTERVAL_S, to_measurement
+        from harness.vision.ssimulacra2 import per_second
+
+        hidden = self.hidden_measurement()
+        if self.hidden:
+            return [hidden] if hidden else []
         fps = Measurement("share_fps", "fps")
         fps.add(self.latency.fps, frames=self.latency.frames)
-        freeze = Measurement("share_freeze_ms", "ms", meta={"freezes": len(self.fidelity.freezes)})
+        freeze = Measurement(
+            "share_freeze_ms",
+            "ms",
+            meta={"freezes": len(self.fidelity.freezes), "stretches": self.stretch_summary()},
+        )
         freeze.add(max((f.duration_s for f in self.fidelity.freezes), default=0.0) * 1000.0)
-        return [self.latency.measurement, fps, *self.fidelity.to_measurements(), freeze]
+        out = [self.latency.measurement, fps, *self.fidelity.to_measurements(), freeze]
+        if self.perceptual:
+            m = per_second(self.perceptual)
+            matched = len(self.fidelity.matched) + sum(
+                1 for s in (self.text.ssims if self.text else []) if s is not None
+            )
+            m.meta.update(
+                sampled_every_s=SSIMULACRA2_EVERY_S,
+                scored=len(self.perceptual),
+                matched=matched,
+                cpu_s=round(self.perceptual_cpu_s, 3),
+                text_cer=self.cer_absent or "measured",
+                stretches=self.stretch_summary(),
+            )
+            out.append(m)
+        if self.legibility:
+            cer = to_measurement(self.legibility, every_s=OCR_INTERVAL_S)
+            cer.meta.update(
+                screen=getattr(self.text.truth, "screen", ""),
+                cpu_s=round(self.legibility_cpu_s, 3),
+            )
+            out.append(cer)
+        if hidden is not None:
+            out.append(hidden)
+        return out
 
 
 def share_run(
@@ -387,45 +466,73 @@ def share_run(
     at_least: int = 2,
     max_wait_s: float = 30.0,
     side: str = "right",
+    text=None,
+    text_window_s: float | None = None,
 ) -> ShareRun:
     """Open the Timecode app, take the screen as the reference, wait (up to max_wait_s) until the
     share shows it, and score the share the agent receives over `window_s` (longer, up to
     max_wait_s more, until `at_least` frames arrived). Fidelity is scored away from the session
-    pane (`side`: where it floats).
+    pane (`side`: where it floats). SSIMULACRA2 scores one matched frame per
+    share_quality.SSIMULACRA2_EVERY_S; `dumpsys window` is polled for secure windows
+    (stretches).
+
+    With `text` (the harness.vision.legibility.TextTruth of the Text app's screen, e.g. from
+    share_quality.twin_text_truth) and the OCR installed, the Text app is shown next for
+    `text_window_s` (default share_quality.TEXT_WINDOW_S): SSIM and SSIMULACRA2 of its share, and share_text_cer of the lowest-SSIM
+    frame per legibility.OCR_INTERVAL_S. Otherwise `cer_absent` says why there is no CER.
 
     Raises:
         MeasurementError: fewer than `at_least` share frames arrived, or none could be read.
     """
     import time
 
+    from harness.session import share_quality as sq
+    from harness.session.privacy import SHARE_LAG_S, SecureWatch
     from harness.vision.fidelity import compare
+    from harness.vision.legibility import ocr_unavailable
+    from harness.vision.stretches import HIDDEN, classify, stretches
 
     ui.tap_on(text="Timecode")
     ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title")
-    time.sleep(1.0)
+    time.sleep(SETTLE_S)
     screen = device.screenshot()
     h, w = screen.shape[:2]
     layout = timecode_layout(w, h)
+    watch = SecureWatch(device)
+    secure = watch.poll()  # a secure app's share is black: no code will show
     # on a slow link the share shows the previous screen for seconds: start once it shows the app
-    deadline = time.monotonic() + max_wait_s
+    deadline = time.monotonic() + (SHARE_LAG_S if secure else max_wait_s)
     while time.monotonic() < deadline:
         newest = bot.session.share[-1] if bot.session.share else None
-        if newest is not None and decode_fast(newest.image, layout).ok:
+        if not secure and newest is not None and decode_fast(newest.image, layout).ok:
             break
         time.sleep(0.1)
     t0 = time.monotonic()
-    time.sleep(window_s)
+    watch.watch(window_s)
     deadline = time.monotonic() + max_wait_s
-    frames = [f for f in list(bot.session.share) if f.t_arrival >= t0]
-    while len(frames) < at_least and time.monotonic() < deadline:
+    received = sq.frames_since(bot, t0)
+    while len(received) < at_least and time.monotonic() < deadline:
         time.sleep(0.2)
-        frames = [f for f in list(bot.session.share) if f.t_arrival >= t0]
+        received = sq.frames_since(bot, t0)
     t_end = time.monotonic()
-    if len(frames) < at_least:
+    if len(received) < at_least:
         raise MeasurementError(
-            f"share: {len(frames)} frame(s) reached the agent in {time.monotonic() - t0:.0f} s "
+            f"share: {len(received)} frame(s) reached the agent in {time.monotonic() - t0:.0f} s "
             f"(needed {at_least})"
         )
+    # frames a secure window hid are the app's choice: neither fidelity nor freezes
+    kinds = classify(
+        [f.image for f in received],
+        [f.t_arrival for f in received],
+        hidden=watch.closed(SHARE_LAG_S),
+    )
+    frames = [f for f, k in zip(received, kinds, strict=True) if k != HIDDEN]
+    if len(frames) < at_least:
+        run = ShareRun(None, None, frames, [], side, window_frames=received, kinds=kinds)
+        run.secure_intervals = watch.closed(SHARE_LAG_S)
+        run.stretches = stretches(kinds, [f.t_arrival for f in received])
+        run.cer_absent = f"the share was {HIDDEN} (FLAG_SECURE)"
+        return run
     latency = share_latency(frames, (w, h))
     share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
     codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
@@ -437,7 +544,25 @@ def share_run(
         align="timecode",
     )
     report.freezes.extend(trailing_freeze(report, t_end))
-    return ShareRun(latency, report, frames, refs, side)
+    run = ShareRun(latency, report, frames, refs, side)
+    box = layout.scaled_to(*share_size).bbox
+    if side == "left":
+        box = (box[0] - (share_size[0] - int(share_size[0] * SHARE_KEEP)), *box[1:])
+    c0 = time.process_time()
+    run.perceptual = sq.score_perceptual(refs, frames, report, side, box)
+    run.perceptual_cpu_s = time.process_time() - c0
+    shown = list(received)
+    run.cer_absent = sq.NO_TEXT_TRUTH if text is None else ocr_unavailable()
+    if run.cer_absent is None:
+        window = sq.TEXT_WINDOW_S if text_window_s is None else text_window_s
+        run.text = sq.text_window(device, ui, bot, watch, run, text, window, max_wait_s)
+        shown += run.text.all_frames
+    times = [f.t_arrival for f in shown]
+    run.secure_intervals = watch.closed(SHARE_LAG_S)
+    run.kinds = classify([f.image for f in shown], times, hidden=run.secure_intervals)
+    run.stretches = stretches(run.kinds, times)
+    run.window_frames = shown
+    return run
 
 
 def trailing_freeze(report, t_end: float) -> list:

@@ -95,7 +95,7 @@ class LabCamera:
         screen = self.twin.screen
         version = screen.version
         if self._tablet is None or self._tablet[2] != version:
-            img = cv2.cvtColor(screen.frame(), cv2.COLOR_RGBA2BGR)
+            img = cv2.cvtColor(screen.frame(display=True), cv2.COLOR_RGBA2BGR)  # the glass
             self._prev_tablet = self._tablet
             self._tablet = (img, time.monotonic(), version)
         return self._tablet

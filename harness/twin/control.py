@@ -283,9 +283,9 @@ async def _op_agent_video(twin: Twin, req: Reply) -> Reply:
 
 
 async def _op_text_screen(twin: Twin, req: Reply) -> Reply:
-    """The Text app's screen (harness.twin.textscreens)."""
-    twin.screen.show_text_screen(str(req.get("name", "settings")))
-    return {"ok": True, "screen": twin.screen.text_screen}
+    """The Text app's screen (harness.twin.textscreens); the reply carries its truth."""
+    truth = twin.screen.show_text_screen(str(req.get("name", "settings")))
+    return {"ok": True, "screen": twin.screen.text_screen, "truth": truth}
 
 
 async def _op_secure(twin: Twin, req: Reply) -> Reply:

@@ -132,8 +132,8 @@ class Screen:
         self.version = 0
         self.screen_on = True
         self._lock = threading.Lock()
-        self._frame: np.ndarray | None = None
-        self._frame_version = -1
+        self._frame: tuple[int, np.ndarray] | None = None  # (version, RGBA) as captured
+        self._secure_frame: tuple[int, np.ndarray] | None = None  # a secure app's, captured
         self._root: UiNode | None = None
         self._base: tuple[UiNode, np.ndarray] | None = None
 
@@ -165,8 +165,9 @@ class Screen:
 
             self._tc_task = asyncio.get_running_loop().create_task(self._tick_timecode())
 
-    def show_text_screen(self, name: str) -> None:
+    def show_text_screen(self, name: str) -> dict:
         """Which text screen the Text app shows; logged as `text_shown` (text, boxes) when shown.
+        Returns its truth fields (textscreens.truth_fields), shown or not.
 
         Raises:
             ValueError: unknown screen name.
@@ -176,11 +177,12 @@ class Screen:
         if name not in textscreens.SCREEN_NAMES:
             raise ValueError(f"unknown text screen {name!r}; known: {textscreens.SCREEN_NAMES}")
         self.text_screen = name
+        _img, lines = textscreens.render(name, self.width, self.height)
+        fields = textscreens.truth_fields(name, self.width, self.height, lines)
         if self.state == f"app:{TEXT_APP}":
             version = self.changed(f"text screen {name}")
-            _img, lines = textscreens.render(name, self.width, self.height)
-            fields = textscreens.truth_fields(name, self.width, self.height, lines)
             self.twin.truth.record("text_shown", version=version, **fields)
+        return fields
 
     def secure_showing(self) -> bool:
         """True while the app in front marked its window FLAG_SECURE: captures of it are black."""
@@ -212,7 +214,7 @@ class Screen:
     def probe_luminance(self) -> float:
         """Mean luminance (0..1) of the photodiode's spot: the centre of the screen."""
         h, w = self.height, self.width
-        spot = self.frame()[
+        spot = self.frame(display=True)[
             h // 2 - h // 20 : h // 2 + h // 20, w // 2 - w // 20 : w // 2 + w // 20, :3
         ]
         return float(spot.mean()) / 255.0
@@ -744,16 +746,31 @@ class Screen:
                 self.changed("wakeup")
 
     # --- pixels
-    def frame(self) -> np.ndarray:
-        """The current framebuffer, RGBA uint8 (height, width, 4). Cached per version."""
+    def frame(self, *, display: bool = False) -> np.ndarray:
+        """The current framebuffer as a capture gets it (screencap, screenrecord, the framebuffer
+        service, a screenshot, the share), RGBA uint8 (height, width, 4); cached per version.
+
+        A capture of a FLAG_SECURE app shows its window black, as Android composes captures:
+        the status bar and the windows of other apps over it (the session pane, the agent's
+        strokes, a dialog) stay. `display=True`: what the glass shows (a camera, a photodiode).
+        """
+        secure = not display and self.secure_showing()
         with self._lock:
-            if self._frame is not None and self._frame_version == self.version:
-                return self._frame
+            cached = self._secure_frame if secure else self._frame
+            if cached is not None and cached[0] == self.version:
+                return cached[1]
         root = self.root()
         with self._lock:
             version = self.version
         img = self._base_image(root)
-        if self.state == f"app:{TIMECODE_APP}" and self.tc_frame_no and self.screen_on:
+        if secure:  # the app's window black; the windows over it drawn again
+            img = img.copy()
+            x1, y1, x2, y2 = root.children[0].bounds
+            img[y1:y2, x1:x2] = 0
+            for node in root.children[1:]:
+                for n in node.walk():
+                    self._draw(img, n)
+        elif self.state == f"app:{TIMECODE_APP}" and self.tc_frame_no and self.screen_on:
             img = img.copy()
             stamp(img, self.tc_frame_no, self.tc_t_ms % (1 << 32), self.tc_layout)
         session = self.session
@@ -781,7 +798,10 @@ class Screen:
                     )
         rgba = cv2.cvtColor(img, cv2.COLOR_RGB2RGBA)
         with self._lock:
-            self._frame, self._frame_version = rgba, version
+            if secure:
+                self._secure_frame = (version, rgba)
+            else:
+                self._frame = (version, rgba)
         return rgba
 
     def _base_image(self, root: UiNode) -> np.ndarray:

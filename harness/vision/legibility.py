@@ -155,6 +155,38 @@ class TextTruth:
         )
         return TextTruth(self.screen, (width, height), lines, self.t_s)
 
+    def clipped(self, x0: int, x1: int) -> TextTruth:
+        """Only the words wholly inside columns [x0, x1) (e.g. away from a pane that floats over
+        the screen): each line keeps those words, its box spans them; lines without any go.
+        Lines without word spans are kept only when their box is inside."""
+        lines = []
+        for ln in self.lines:
+            x, y, w, h = ln.box
+            if not ln.words:
+                if x >= x0 and x + w <= x1:
+                    lines.append(ln)
+                continue
+            words = tuple(wd for wd in ln.words if wd[1] >= x0 and wd[1] + wd[2] <= x1)
+            if not words:
+                continue
+            if words == ln.words:
+                lines.append(ln)
+                continue
+            first, last = ln.words.index(words[0]), ln.words.index(words[-1])
+            margin = max(2, h // 4)
+            left = (
+                x
+                if first == 0
+                else max(ln.words[first - 1][1] + ln.words[first - 1][2] + 1, words[0][1] - margin)
+            )
+            right = words[-1][1] + words[-1][2] + margin
+            if last + 1 < len(ln.words):  # not into the next word's ink
+                right = min(right, ln.words[last + 1][1] - 1)
+            left, right = max(x0, left), min(x1, right)
+            text = " ".join(wd[0] for wd in words)
+            lines.append(TruthLine(text, (left, y, right - left, h), words))
+        return TextTruth(self.screen, self.size, tuple(lines), self.t_s)
+
 
 # ---------------------------------------------------------------------------------------------
 # OCR engine

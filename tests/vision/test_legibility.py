@@ -139,3 +139,27 @@ def test_bad_input_is_one_clear_error():
         lg.measure([], [], truth, engine=_ScriptedReader([]))
     with pytest.raises(MeasurementError, match="uint8"):
         lg.read_frame(img.astype(np.float32), truth, _ScriptedReader([]))
+
+
+def test_clipped_truth_keeps_the_words_wholly_inside_and_boxes_them_without_the_next_word():
+    img, lines = ts.render("error", 1280, 800)
+    truth = lg.TextTruth.from_record(ts.truth_fields("error", 1280, 800, lines))
+    keep = 300  # a pane over the rest (at 0.65 of the width every line of it fits)
+    clipped = truth.clipped(0, keep)
+    assert clipped.size == truth.size
+    for full, part in zip(truth.lines, clipped.lines, strict=True):
+        inside = [w for w in full.words if w[1] + w[2] <= keep]
+        assert part.words == tuple(inside)
+        assert lg.normalise(part.text) == lg.normalise("".join(w[0] for w in inside))
+        x, _y, w, _h = part.box
+        assert x + w <= keep
+        nxt = full.words[len(inside)] if len(inside) < len(full.words) else None
+        if nxt is not None:  # the box stops before the next word's ink
+            assert x + w < nxt[1]
+            assert part.words[-1][1] + part.words[-1][2] <= x + w
+        else:
+            assert part == full
+    # long lines lost their tail
+    assert any(len(p.words) < len(f.words) for p, f in zip(clipped.lines, truth.lines, strict=True))
+    # nothing of a line wholly outside: it goes
+    assert truth.clipped(1270, 1280).lines == ()
