@@ -794,10 +794,9 @@ def pytest_runtest_makereport(item: pytest.Item, call):
             report.longrepr = line
     if dev is None:
         return
-    if report.when == "call" or (report.when == "setup" and report.failed):
-        counts = dict(dev.retries.counts)
-        if counts:
-            setattr(report, REPORT_RETRIES, {"device": dev.serial, "counts": counts})
+    counts = state.new_retries(dev) if state is not None else {}  # each retry sent once
+    if counts:
+        setattr(report, REPORT_RETRIES, {"device": dev.serial, "counts": counts})
     if report.failed and report.when in ("setup", "call"):
         from harness.report.extras import failure_extras
 
