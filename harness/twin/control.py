@@ -163,8 +163,12 @@ def _op_memory(server: ControlServer, req: Reply) -> Reply:
         "gc_objects": len(gc.get_objects()),
     }
     reply["threads"] = threading.active_count()
-    if req.get("trim"):
-        reply["rss_trimmed_kib"] = _malloc_trim() and _rss_kib()
+    if req.get("trim"):  # what RSS would be if the allocator returned every free page
+        from harness.twin.rtc import release_free_memory
+
+        t0 = time.monotonic()
+        reply["rss_trimmed_kib"] = release_free_memory() and _rss_kib()
+        reply["trim_ms"] = (time.monotonic() - t0) * 1000
     mode = req.get("tracemalloc")
     if mode == "start":
         if not tracemalloc.is_tracing():
@@ -198,19 +202,6 @@ def _task_names() -> dict[str, int]:
         name = getattr(coro, "__qualname__", type(coro).__name__)
         names[name] = names.get(name, 0) + 1
     return names
-
-
-def _malloc_trim() -> bool:
-    """Return the C heap's free pages to the OS (glibc); False where there is no glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        return False
-    return True
 
 
 def _rss_kib() -> int:
