@@ -13,8 +13,13 @@ for the cycle collector: without it RSS swings by hundreds of MiB that a collect
 Reported per phase and process:
 first and last sample and the growth per session, the least-squares slope over the samples
 after a warm-up (the first 10% of the phase), which ignores one-off allocations (imports,
-caches, the first WebRTC stack). The peer in the same run is the size of the process at the
-phase's start: growth per session x sessions is compared with it.
+caches, the first WebRTC stack), and the slope over the phase's second half (a plateau: ~0).
+The peer in the same run is the size of the process at the phase's start: growth per session x
+sessions is compared with it. Per phase, the twin's held objects (control op "memory": support
+sessions, peer connections, frames, codec contexts, asyncio tasks, after a full collection in
+the twin) at its start and end: what a session leaves behind, counted, not inferred from RSS.
+The harness's RSS is also sampled after glibc's malloc_trim (`--trim`, off by default: it
+changes what it measures): what the allocator holds free versus what is kept.
 """
 
 from __future__ import annotations
@@ -47,6 +52,17 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+def _malloc_trim() -> None:
+    """Hand this process's free C-heap pages back to the OS (glibc; nothing elsewhere)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -65,28 +81,51 @@ def _slope(ys: list[float]) -> float:
 class Sampler:
     """RSS and fds of named processes, one sample per session."""
 
-    def __init__(self, pids: dict[str, int]):
+    def __init__(self, pids: dict[str, int], trim: bool = False):
         self.pids = pids
+        self.trim = trim
         self.samples: dict[str, list[tuple[int, int]]] = {name: [] for name in pids}
+        if trim:
+            self.samples["harness-trimmed"] = []
 
     def sample(self) -> None:
         gc.collect()  # what is kept, not garbage waiting for the cycle collector
         for name, pid in self.pids.items():
             self.samples[name].append((_rss_kib(pid), _fds(pid)))
+        if self.trim:
+            _malloc_trim()
+            me = os.getpid()
+            self.samples["harness-trimmed"].append((_rss_kib(me), _fds(me)))
 
     def report(self, phase: str, sessions: int) -> list[str]:
         lines = []
         for name, series in self.samples.items():
             warm = series[max(1, int(len(series) * WARMUP_SHARE)) :]
+            late = series[len(series) // 2 :]
             rss = [s[0] for s in warm]
             fds = [s[1] for s in warm]
             lines.append(
-                f"{phase:8s} {name:8s} sessions {sessions:4d}  RSS {series[0][0] / 1024:7.1f} ->"
-                f" {series[-1][0] / 1024:7.1f} MiB, growth {_slope(rss):+7.2f} KiB/session  |"
+                f"{phase:8s} {name:16s} sessions {sessions:4d}  RSS {series[0][0] / 1024:7.1f} ->"
+                f" {series[-1][0] / 1024:7.1f} MiB, growth {_slope(rss):+7.1f} KiB/session"
+                f" (second half {_slope([s[0] for s in late]):+7.1f})  |"
                 f"  fds {series[0][1]:4d} -> {series[-1][1]:4d}, growth"
                 f" {_slope(fds):+6.3f} /session"
             )
         return lines
+
+
+def _held(tp: TwinProcess) -> dict[str, int]:
+    """The twin's live objects a session owns (nonzero kinds) and its asyncio tasks."""
+    m = tp.control("memory", timeout_s=60)
+    return {**{k: v for k, v in m["objects"].items() if v and k != "Task"}, "tasks": m["tasks"]}
+
+
+def _held_line(phase: str, before: dict[str, int], after: dict[str, int]) -> str:
+    kinds = sorted(set(before) | set(after))
+    same = all(before.get(k, 0) == after.get(k, 0) for k in kinds)
+    return f"{phase:8s} twin held objects {before} -> {after}" + (
+        " (back to the start)" if same else " (GROWN)"
+    )
 
 
 def _connect_session(drv: SessionDriver) -> float:
@@ -121,10 +160,13 @@ def main() -> int:
     ap.add_argument("--connect", type=int, default=200, help="connect sessions (>= 1)")
     ap.add_argument("--media", type=int, default=20, help="live media sessions (>= 1)")
     ap.add_argument("--hold-s", type=float, default=2.0, help="each media session's length")
+    ap.add_argument(
+        "--trim", action="store_true", help="also sample the harness's RSS after malloc_trim"
+    )
     args = ap.parse_args()
     if args.connect < 1 or args.media < 1 or not 0 < args.hold_s <= 60:
         ap.error("--connect and --media must be >= 1, --hold-s 0..60")
-    out: list[str] = []
+    out: list[str] = [f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)"]
     with tempfile.TemporaryDirectory() as tmp, AdbServer(home=Path(tmp) / "home") as adb:
         tp = TwinProcess("android-emulator-api34", adb=adb, state_dir=Path(tmp) / "twin")
         try:
@@ -134,7 +176,8 @@ def main() -> int:
             drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
             pids = {"harness": os.getpid(), "twin": tp.pid}
 
-            sampler = Sampler(pids)
+            held = _held(tp)
+            sampler = Sampler(pids, args.trim)
             sampler.sample()
             t0 = time.monotonic()
             times = []
@@ -149,8 +192,9 @@ def main() -> int:
                 f"connect  {args.connect} sessions in {wall:.0f} s"
                 f" (mean {sum(times) / len(times):.2f} s, max {max(times):.2f} s)"
             )
+            out.append(_held_line("connect", held, held := _held(tp)))
 
-            sampler = Sampler(pids)
+            sampler = Sampler(pids, args.trim)
             sampler.sample()
             t0 = time.monotonic()
             shares = []
@@ -163,8 +207,11 @@ def main() -> int:
                 f"media    {args.media} sessions in {wall:.0f} s"
                 f" (share frames per session: min {min(shares)}, max {max(shares)})"
             )
+            time.sleep(1.0)  # the last peer closes asynchronously in the twin
+            out.append(_held_line("media", held, _held(tp)))
         finally:
             tp.stop()
+    out.append(f"load average at end: {os.getloadavg()[0]:.1f}")
     print("\n".join(out))
     return 0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import HarnessError
 from harness.plugin.state import PLUGIN_STATE, WorkerState
 from harness.report import images as report_images
 from harness.report.collector import REPORT_DEVICE, REPORT_RECORDS, REPORT_RETRIES
@@ -444,6 +445,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash[PLUGIN_STATE].active:  # the tests' own configuration, before any test runs
+        from harness.plugin.run import validate_markers
+
+        try:
+            validate_markers(items, config.stash[PLUGIN_STATE].profiles_dir, tuple(_REQUIREMENTS))
+        except HarnessError as e:  # a ProfileError naming test, marker and key
+            if not hasattr(config, "workeroutput"):
+                raise pytest.UsageError(f"mayday-hil: {e}") from None
+            # an xdist worker: run nothing; the controller ends the run with this line, exit 4
+            config.workeroutput[_USAGE_ERROR] = f"mayday-hil: {e}"
+            config.hook.pytest_deselected(items=list(items))
+            items[:] = []
+            return
     for item in items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("hil_device")
         if spec is not None:
@@ -784,10 +798,9 @@ def pytest_runtest_makereport(item: pytest.Item, call):
             report.longrepr = line
     if dev is None:
         return
-    if report.when == "call" or (report.when == "setup" and report.failed):
-        counts = dict(dev.retries.counts)
-        if counts:
-            setattr(report, REPORT_RETRIES, {"device": dev.serial, "counts": counts})
+    counts = state.new_retries(dev) if state is not None else {}  # each retry sent once
+    if counts:
+        setattr(report, REPORT_RETRIES, {"device": dev.serial, "counts": counts})
     if report.failed and report.when in ("setup", "call"):
         from harness.report.extras import failure_extras
 
@@ -847,8 +860,29 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     tr.write_line(f"report:  {config.option.htmlpath}")
 
 
+_USAGE_ERROR = "hil_usage_error"  # an xdist worker's configuration error, for the controller
+_USAGE_ERRORS = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """xdist controller: a worker that found a bad marker at collection stops the run (exit 4)."""
+    line = getattr(node, "workeroutput", {}).get(_USAGE_ERROR)
+    if line:
+        errors = node.config.stash.setdefault(_USAGE_ERRORS, [])
+        if line not in errors:
+            errors.append(line)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    errors = session.config.stash.get(_USAGE_ERRORS, [])
+    if errors:  # as pytest reports a usage error: one line, exit code 4
+        import sys
+
+        for line in errors:
+            sys.stderr.write(f"ERROR: {line}\n")
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
     state: WorkerState = session.config.stash.get(PLUGIN_STATE, None)
     if state is not None and state.is_controller and state.active:
         state.write_summary(int(session.exitstatus))

@@ -13,7 +13,14 @@ from harness.profiles import load_profile, load_profiles
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_TWINS", "DeviceSpec", "HilRun", "parse_twin_option", "validate_run"]
+__all__ = [
+    "MAX_TWINS",
+    "DeviceSpec",
+    "HilRun",
+    "parse_twin_option",
+    "validate_markers",
+    "validate_run",
+]
 
 
 def validate_run(  # noqa: C901 -- one check per option and file, in the order a user reads them
@@ -78,6 +85,77 @@ def validate_run(  # noqa: C901 -- one check per option and file, in the order a
             slots = 0
         if slots < 1:
             raise ProfileError("--media-slots", str(media_slots), "must be a whole number >= 1")
+
+
+def validate_markers(  # noqa: C901 -- one check per marker and argument
+    items, profiles_dir: Path | None, requirements: tuple[str, ...]
+) -> None:
+    """Check the configuration that tests carry, at collection, before any test runs:
+    `@network(profile)` (a known, valid network profile: finite delay >= 0, loss 0..100, ...),
+    the `media_network` parameter (the same), `@budget(metric)` (a metric some budget in
+    budgets.yaml limits) and `@requires(*capabilities)` (known names).
+
+    Args:
+        items: the collected pytest items.
+        profiles_dir: the profiles directory (None: the stock one); its budgets.yaml.
+        requirements: the capability names `@requires` knows ("eligible" is always known).
+
+    Raises:
+        ProfileError: one line naming the test, the marker and the key at fault.
+    """
+    from harness.network.profiles import load_network_profile
+    from harness.profiles import DEFAULT_PROFILES_DIR, load_budgets
+
+    networks: dict[str, str | None] = {}  # profile name -> why it is bad (None: good)
+
+    def network_error(name: object) -> str | None:
+        if not isinstance(name, str) or not name:
+            return f"a network profile name, got {name!r}"
+        if name not in networks:
+            try:
+                load_network_profile(name)
+                networks[name] = None
+            except ProfileError as e:
+                networks[name] = f"{e.key}: {e.msg} (in {e.file})"
+        return networks[name]
+
+    metrics: set[str] | None = None
+    known_caps = (*requirements, "eligible")
+    for item in items:
+        where = item.nodeid
+        for marker in item.iter_markers("network"):
+            if len(marker.args) != 1 or marker.kwargs:
+                raise ProfileError(where, "@network", "takes one network profile name")
+            bad = network_error(marker.args[0])
+            if bad:
+                raise ProfileError(where, f"@network({marker.args[0]!r})", bad)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("media_network") is not None:
+            bad = network_error(params["media_network"])
+            if bad:
+                raise ProfileError(where, f"media_network={params['media_network']!r}", bad)
+        for marker in item.iter_markers("budget"):
+            if len(marker.args) != 1 or marker.kwargs:
+                raise ProfileError(where, "@budget", "takes one metric name")
+            if metrics is None:
+                path = Path(profiles_dir or DEFAULT_PROFILES_DIR) / "budgets.yaml"
+                metrics = {m for b in load_budgets(path).values() for m in b.metrics}
+            if marker.args[0] not in metrics:
+                raise ProfileError(
+                    where,
+                    f"@budget({marker.args[0]!r})",
+                    f"no budget limits this metric; known: {', '.join(sorted(metrics))}",
+                )
+        for marker in item.iter_markers("requires"):
+            if marker.kwargs:
+                raise ProfileError(where, "@requires", "takes capability names only")
+            for name in marker.args:
+                if name not in known_caps:
+                    raise ProfileError(
+                        where,
+                        f"@requires({name!r})",
+                        f"unknown capability; use {', '.join(sorted(known_caps))}",
+                    )
 
 
 RECOVERY_TIMEOUT_S = 60.0  # a device dropped or rebooting by the previous test: back by then

@@ -61,6 +61,7 @@ class WorkerState:
         self.images_dir: Path | None = None  # full-size report images (None: embedded)
         self.rewriter: Any = None  # harness.report.html.ReportRewriter when the run has one
         self._devices: dict[str, Any] = {}
+        self._retries_sent: dict[str, dict[str, int]] = {}  # serial -> counts already reported
         self._caps: dict[str, Any] = {}
         self._uis: dict[str, Any] = {}
         self._profiles = None
@@ -173,6 +174,15 @@ class WorkerState:
         if spec.serial not in self._devices:
             self._devices[spec.serial] = Device(spec.serial, host=spec.adb_host, port=spec.adb_port)
         return self._devices[spec.serial]
+
+    def new_retries(self, dev) -> dict[str, int]:
+        """The device's retries since the last call, by kind (empty: none). The Device keeps a
+        running total for the whole run; the report adds up what each test report carries, so
+        each test sends only what is new: every retry is counted once."""
+        total = {what: int(n) for what, n in dev.retries.counts.items()}
+        sent = self._retries_sent.get(dev.serial, {})
+        self._retries_sent[dev.serial] = total
+        return {what: n - sent.get(what, 0) for what, n in total.items() if n > sent.get(what, 0)}
 
     def profiles(self):
         if self._profiles is None:

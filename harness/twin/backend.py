@@ -124,6 +124,7 @@ class Request:
     t_assigned: float | None = None
     t_answered: float | None = None
     ended: bool = False
+    answer_task: asyncio.Task | None = None  # answers, then times the session out; ends with it
 
 
 class Agent:
@@ -683,7 +684,7 @@ class SupportBackend:
         )
         await self._send(req, {"state": "assigned", "agent": req.agent})
         self._to_bot(req.agent, {"event": "session", "rid": req.rid, "device": req.device})
-        self._spawn(self._answer(req))
+        req.answer_task = self._spawn(self._answer(req))
 
     async def _answer(self, req: Request) -> None:
         await asyncio.sleep(req.answer_s)
@@ -711,6 +712,9 @@ class SupportBackend:
             return
         req.ended = True
         self.sessions.pop(req.rid, None)
+        if req.answer_task is not None:  # no task outlives its session (it holds the request)
+            req.answer_task.cancel()
+            req.answer_task = None
         if req in self.queue:
             self.queue.remove(req)
         self.truth.record("session_ended", rid=req.rid, device=req.device, agent=req.agent)

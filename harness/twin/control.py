@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ class ControlServer:
         self.path = path
         self.backend = backend
         self.server: asyncio.base_events.Server | None = None
+        self.tracemalloc_snapshot = None  # the "memory" op's last snapshot, when tracing
 
     async def start(self) -> None:
         if self.path.exists():
@@ -117,9 +119,106 @@ def _op_backend(server: ControlServer, req: Reply) -> Reply:
     }
 
 
+# objects whose count per twin process must return to its baseline after a session ends
+HELD_TYPES = (
+    "SupportSession",
+    "MediaPeer",
+    "RTCPeerConnection",
+    "RTCDtlsTransport",
+    "RTCIceTransport",
+    "RTCSctpTransport",
+    "RTCRtpSender",
+    "RTCRtpReceiver",
+    "Connection",  # aioice
+    "VideoFrame",
+    "AudioFrame",
+    "CodecContext",
+    "VideoCodecContext",
+    "AudioCodecContext",
+    "Task",
+)
+TRACEMALLOC_FRAMES = 1  # deeper tracebacks slow a live media session past adb timeouts
+TRACEMALLOC_TOP = 15
+
+
+def _op_memory(server: ControlServer, req: Reply) -> Reply:
+    """Diagnostics of the process's memory: RSS, live objects of HELD_TYPES after a full
+    collection, asyncio tasks; with "tracemalloc": "start" | "diff" | "stop", Python allocations
+    grown since the last start/diff (top TRACEMALLOC_TOP by size, grouped by line)."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    counts = dict.fromkeys(HELD_TYPES, 0)
+    for obj in gc.get_objects():
+        name = type(obj).__name__
+        if name in counts:
+            counts[name] += 1
+    reply: Reply = {
+        "ok": True,
+        "rss_kib": _rss_kib(),
+        "objects": counts,
+        "tasks": len(asyncio.all_tasks()),
+        "task_names": _task_names(),
+        "gc_objects": len(gc.get_objects()),
+    }
+    reply["threads"] = threading.active_count()
+    if req.get("trim"):  # what RSS would be if the allocator returned every free page
+        from harness.twin.rtc import release_free_memory
+
+        t0 = time.monotonic()
+        reply["rss_trimmed_kib"] = release_free_memory() and _rss_kib()
+        reply["trim_ms"] = (time.monotonic() - t0) * 1000
+    mode = req.get("tracemalloc")
+    if mode == "start":
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(TRACEMALLOC_FRAMES)
+        server.tracemalloc_snapshot = tracemalloc.take_snapshot()
+    elif mode == "diff":
+        before = server.tracemalloc_snapshot
+        if before is None or not tracemalloc.is_tracing():
+            return {"ok": False, "error": 'memory: call with "tracemalloc": "start" first'}
+        now = tracemalloc.take_snapshot()
+        stats = now.compare_to(before, "lineno")[:TRACEMALLOC_TOP]
+        reply["top"] = [
+            {"where": str(st.traceback[0]), "size_kib": st.size_diff / 1024, "count": st.count_diff}
+            for st in stats
+        ]
+        reply["traced_kib"] = tracemalloc.get_traced_memory()[0] / 1024
+        server.tracemalloc_snapshot = now
+    elif mode == "stop":
+        tracemalloc.stop()
+        server.tracemalloc_snapshot = None
+    elif mode is not None:
+        return {"ok": False, "error": f"memory: tracemalloc {mode!r}: use start, diff or stop"}
+    return reply
+
+
+def _task_names() -> dict[str, int]:
+    """Live asyncio tasks by coroutine name."""
+    names: dict[str, int] = {}
+    for task in asyncio.all_tasks():
+        coro = task.get_coro()
+        name = getattr(coro, "__qualname__", type(coro).__name__)
+        names[name] = names.get(name, 0) + 1
+    return names
+
+
+def _rss_kib() -> int:
+    """VmRSS of this process (0 where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 _PROCESS_OPS: dict[str, Callable[[ControlServer, Reply], Reply]] = {
     "list": _op_list,
     "backend": _op_backend,
+    "memory": _op_memory,
 }
 
 
