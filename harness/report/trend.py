@@ -62,8 +62,16 @@ def method_note(baseline_run: str | None = None) -> str:
     )
 
 
-def _rows(history: History, comps: dict[str, Comparison], last: int) -> str:
-    rows = []
+OVERVIEW_ROWS = 20  # series shown open in report.html's history; the others one click away
+
+
+def _rows(
+    history: History, comps: dict[str, Comparison], last: int, open_rows: int | None = None
+) -> str:
+    """The trend table; with `open_rows`, when there are more series than that, the flagged
+    ones stay open and the others go into a collapsed <details> (a table of a thousand rows,
+    500 tests x 2 metrics, costs Chromium most of a second to lay out at load)."""
+    rows, quiet = [], []
     for series, points in trend(history, last).items():
         lab = series_label(series)
         c = comps.get(series)
@@ -83,7 +91,7 @@ def _rows(history: History, comps: dict[str, Comparison], last: int) -> str:
                 f"<td>{c.p95_change:+.0%}</td><td>{c.cliffs_delta:+.2f}</td>"
                 f"<td>{c.p_value:.2g} ({c.n_today} vs {c.n_base}, {c.base_runs} runs)</td>"
             )
-        rows.append(
+        row = (
             f"<tr class='hil-trend-row {cls}' data-metric='{_esc(lab['metric'])}' "
             f"data-device='{_esc(lab['device'])}'>"
             f"<td>{_esc(lab['device'])}</td><td>{_esc(lab['metric'])}</td>"
@@ -91,12 +99,21 @@ def _rows(history: History, comps: dict[str, Comparison], last: int) -> str:
             f"<td><img alt='trend' src='data:image/png;base64,{spark}'></td>"
             f"<td>{len(points)}</td>{figures}<td class='hil-flag'>{flag}</td></tr>"
         )
+        (rows if c is not None and c.regression else quiet).append(row)
+    if open_rows is None or len(rows) + len(quiet) <= open_rows:
+        rows, quiet = rows + quiet, []
     head = (
         "<tr><th>device</th><th>metric</th><th>test</th><th>network</th><th>trend</th>"
         "<th>runs</th><th>p95 today vs baseline</th><th>p95 change (+ worse)</th><th>Cliff's delta (+ worse)</th>"
         "<th>Mann-Whitney U p (n)</th><th>verdict</th></tr>"
     )
-    return f"<table class='hil-trend'>{head}{''.join(rows)}</table>"
+    table = f"<table class='hil-trend'>{head}{''.join(rows)}</table>" if rows else ""
+    if not quiet:
+        return table
+    return (
+        f"{table}<details class='hil-trend-more'><summary>{len(quiet)} more series "
+        f"(not flagged)</summary><table class='hil-trend'>{head}{''.join(quiet)}</table></details>"
+    )
 
 
 def trend_section(
@@ -105,8 +122,10 @@ def trend_section(
     *,
     last: int = TREND_RUNS,
     baseline_run: str | None = None,
+    open_rows: int | None = OVERVIEW_ROWS,
 ) -> str:
-    """Trends of the last `last` runs and today's regressions (a section of the overview)."""
+    """Trends of the last `last` runs and today's regressions (a section of the overview:
+    past `open_rows` series, only the flagged ones open; None: all)."""
     comps = {c.series: c for c in regressions(history, run_id, baseline_run=baseline_run)}
     flagged = sum(c.regression for c in comps.values())
     line = (
@@ -115,7 +134,7 @@ def trend_section(
     )
     return (
         f"<h3>History: last {last} runs</h3><p class='hil-regressions'>{line}</p>"
-        f"{method_note(baseline_run)}{_rows(history, comps, last)}"
+        f"{method_note(baseline_run)}{_rows(history, comps, last, open_rows)}"
     )
 
 
@@ -131,7 +150,7 @@ def trend_page(
     runs = history.runs(last)
     run_id = run_id or (runs[-1][0] if runs else None)
     body = (
-        trend_section(history, run_id, last=last, baseline_run=baseline_run)
+        trend_section(history, run_id, last=last, baseline_run=baseline_run, open_rows=None)
         if run_id
         else "<p>No runs in the history yet.</p>"
     )
