@@ -13,6 +13,7 @@ from harness.report.history import (
     BASELINE_RUNS,
     MIN_DELTA,
     MIN_P95_CHANGE,
+    MIN_SAMPLES,
     TREND_RUNS,
     Comparison,
     History,
@@ -30,7 +31,7 @@ table.hil-trend{border-collapse:collapse;margin:.5em 0 1em 0}
 table.hil-trend th,table.hil-trend td{border:1px solid #bbb;padding:.25em .5em;font-size:.88em;
  text-align:left;vertical-align:middle;color:#222}
 tr.hil-regression td{background:#f2bcbc}tr.hil-regression td.hil-flag{font-weight:bold;color:#b00020}
-tr.hil-unchanged td.hil-flag{color:#1b5e20}
+tr.hil-unchanged td.hil-flag{color:#1b5e20}tr.hil-too-few td.hil-flag{color:#a15c00}
 .hil-method{font-size:.85em;color:#444;max-width:70em}
 </style>
 """
@@ -57,8 +58,10 @@ def method_note(baseline_run: str | None = None) -> str:
         f"with a one-sided Mann-Whitney U test (ranks only: latency samples are skewed, few and "
         f"have outliers; no normality assumed). Flagged when p &lt; {ALPHA:g}, Cliff's delta "
         f"&ge; {MIN_DELTA:g} (today worse in most pairs) and p95 worse by more than "
-        f"{MIN_P95_CHANGE:.0%} plus the figures' uncertainty. Sparklines: p50 blue, p95 orange, "
-        f"oldest left.</p>"
+        f"{MIN_P95_CHANGE:.0%} plus the figures' uncertainty. A run with fewer than "
+        f"{MIN_SAMPLES} samples in a series says &quot;too few samples&quot; instead of ok: "
+        f"it would miss a +30 % p95 in most runs (docs/report.md). Sparklines: p50 blue, "
+        f"p95 orange, oldest left.</p>"
     )
 
 
@@ -84,8 +87,10 @@ def _rows(
         if c is None:
             cls, flag, figures = "", "no baseline", "<td>-</td>" * 4
         else:
-            cls = "hil-regression" if c.regression else "hil-unchanged"
-            flag = "REGRESSION" if c.regression else "ok"
+            flag = c.verdict
+            cls = {"REGRESSION": "hil-regression", "ok": "hil-unchanged"}.get(flag, "hil-too-few")
+            if flag != "ok" and not c.regression:
+                flag = f"{flag} ({c.n_today} &lt; {MIN_SAMPLES})"
             figures = (
                 f"<td>{_num(c.today_p95)} vs {_num(c.base_p95)} {_esc(c.unit)}</td>"
                 f"<td>{c.p95_change:+.0%}</td><td>{c.cliffs_delta:+.2f}</td>"
@@ -128,9 +133,16 @@ def trend_section(
     past `open_rows` series, only the flagged ones open; None: all)."""
     comps = {c.series: c for c in regressions(history, run_id, baseline_run=baseline_run)}
     flagged = sum(c.regression for c in comps.values())
+    few = sum(c.verdict == "too few samples" for c in comps.values())
     line = (
         f"{flagged} regression{'s' if flagged != 1 else ''} in run {_esc(run_id)} "
-        f"({len(comps)} series with a baseline)"
+        f"({len(comps)} series with a baseline"
+        + (
+            f"; {few} with too few samples to see one: fewer than {MIN_SAMPLES} in this run"
+            if few
+            else ""
+        )
+        + ")"
     )
     return (
         f"<h3>History: last {last} runs</h3><p class='hil-regressions'>{line}</p>"

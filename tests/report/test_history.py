@@ -127,3 +127,22 @@ def test_hil_report_trend_builds_the_page_from_history_alone(tmp_path, capsys):
     assert page.count("hil-trend-row hil-regression") == 1
     assert main(["report", "trend", "--reports", str(tmp_path / "none"), "-o", str(out)]) == 2
     assert "no history" in capsys.readouterr().err
+
+
+def test_a_run_of_few_samples_says_too_few_instead_of_ok(tmp_path):
+    from harness.report.history import MIN_SAMPLES
+    from harness.report.trend import trend_page
+
+    rng = np.random.default_rng(5)
+    h = History(tmp_path / "history.sqlite")
+    for k in range(6):  # three samples per run, as the connect test takes
+        h.append_run(f"run-{k}", _records(_latencies(rng, n=3)), t=1000.0 + k)
+    (c,) = regressions(h, "run-5")
+    assert c.n_today == 3 < MIN_SAMPLES and c.too_few_samples and not c.regression
+    assert c.verdict == "too few samples" and "too few samples: 3 < 10" in c.describe()
+    page = trend_page(h)
+    assert "hil-trend-row hil-too-few" in page and "too few samples (3 &lt; 10)" in page
+    assert "1 with too few samples to see one" in page and ">ok<" not in page
+    h.append_run("big", _records(_latencies(rng, n=MIN_SAMPLES)), t=2000.0)
+    assert regressions(h, "big")[0].verdict == "ok"
+    h.close()
