@@ -1,13 +1,15 @@
 """The regression detector on real runs: its false alarms over 20 unchanged runs of the connect
 test against one twin, and whether it flags a planted +30 % connect-time p95.
 
-    .venv/bin/python benchmarks/regression_bench.py [--runs 20] [--planted 3]
-        [--profile fire-hdx-7-2013] [--budget-s 720] [--json OUT]
+    .venv/bin/python benchmarks/regression_bench.py [--runs 20] [--planted 3] [--sessions 3]
+        [--answer-s 1.0] [--profile fire-hdx-7-2013] [--budget-s 720] [--json OUT]
 
 One adb server and one twin, started here and stopped (by PID) at the end. Each run is a real
 pytest of suites/test_connect.py::test_connect_time_within_budget (3 sessions: connect time and
 queue wait) against that twin (`--device`), a run directory of its own in one reports dir; the
-plugin appends it to reports/history.sqlite as any run does. After each run the detector
+plugin appends it to reports/history.sqlite as any run does. `--sessions N` (other than 3) runs
+the same measurement with N sessions per run instead (a test file written here, the suite's
+connect loop with the same fixtures), to see what more samples per run buy. After each run the detector
 (harness.report.history.regressions) compares it with its baseline (the last 5 runs of the same
 series): a flag on an unchanged run is a false alarm. Then the twin's support backend is made to
 answer later by 30 % of the connect-time p95 of the last baseline (through the twin's control
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -44,14 +47,32 @@ METRIC = "connect_time_s"
 RUN_TIMEOUT_S = 120.0
 PLANT = 0.30  # +30 % of the baseline's p95
 DEFAULT_ANSWER_S = 1.0  # the twin backend's default (hil twin --answer-s)
+SUITE_SESSIONS = 3  # suites/test_connect.py's SESSIONS_PER_DEVICE
+SESSIONS_TEST = """
+import pytest
+
+@pytest.mark.requires("eligible")
+@pytest.mark.budget("connect_time_s")
+def test_connect_time_within_budget(session_driver, measure):
+    connect = measure("connect_time_s", "s", source="host clock, polled frames")
+    queue = measure("queue_wait_s", "s")
+    for i in range(SESSIONS):
+        r = session_driver.connect(timeout_s=60)
+        connect.add(r.connect_time_s, uncertainty=r.uncertainty_s, session=i)
+        if r.queue_wait_s is not None:
+            queue.add(r.queue_wait_s, uncertainty=r.queue_uncertainty_s or 0.0, session=i)
+        session_driver.end()
+    measure.check(queue)
+    measure.check(connect)
+"""
 
 
-def _pytest(serial: str, adb_port: int, reports: Path) -> tuple[str, float, str]:
+def _pytest(serial: str, adb_port: int, reports: Path, test: str = TEST) -> tuple[str, float, str]:
     """One run of the connect test: (run id, wall s, pytest's last line)."""
     before = {p.name for p in reports.iterdir()} if reports.exists() else set()
     t = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", TEST, "--device", serial, "--adb-port", str(adb_port)]
+        [sys.executable, "-m", "pytest", test, "--device", serial, "--adb-port", str(adb_port)]
         + ["--hil-reports", str(reports), "-q", "-p", "no:cacheprovider"],
         cwd=ROOT,
         capture_output=True,
@@ -104,6 +125,10 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=20, help="unchanged runs")
     ap.add_argument("--planted", type=int, default=3, help="runs after the planted slowdown")
+    ap.add_argument("--sessions", type=int, default=SUITE_SESSIONS, help="samples per run")
+    ap.add_argument(
+        "--answer-s", type=float, default=DEFAULT_ANSWER_S, help="the backend's answer time"
+    )
     ap.add_argument("--profile", default="fire-hdx-7-2013")
     ap.add_argument("--budget-s", type=float, default=720.0, help="no run starts past this")
     ap.add_argument("--json", default=None)
@@ -120,7 +145,12 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
             try:
                 tp.start()
                 serial = f"127.0.0.1:{tp.port}"
-                tp.client().backend(answer_s=DEFAULT_ANSWER_S)
+                tp.client().backend(answer_s=args.answer_s)
+                test = TEST
+                if args.sessions != SUITE_SESSIONS:
+                    test_file = tmp_path / "test_connect_sessions.py"
+                    test_file.write_text(SESSIONS_TEST.replace("SESSIONS", str(args.sessions)))
+                    test = str(test_file)
                 plant_at = args.runs
                 for k in range(args.runs + args.planted):
                     if time.monotonic() - t0 > args.budget_s:
@@ -129,13 +159,13 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                         break
                     if k == plant_at:
                         base_p95 = _baseline_p95(reports, unchanged[-1]["run"])
-                        answer_s = DEFAULT_ANSWER_S + PLANT * base_p95
+                        answer_s = args.answer_s + PLANT * base_p95
                         tp.client().backend(answer_s=answer_s)
                         print(
-                            f"planted: backend answer_s {DEFAULT_ANSWER_S:g} -> {answer_s:.3f} s "
+                            f"planted: backend answer_s {args.answer_s:g} -> {answer_s:.3f} s "
                             f"(+{PLANT:.0%} of the baseline's connect-time p95 {base_p95:.3f} s)"
                         )
-                    run_id, wall, tail = _pytest(serial, adb.port, reports)
+                    run_id, wall, tail = _pytest(serial, adb.port, reports, test)
                     row = _compare(reports, run_id) | {"wall_s": round(wall, 1), "tail": tail}
                     (planted if k >= plant_at else unchanged).append(row)
                     print(
@@ -168,6 +198,8 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         "planted_runs": len(planted),
         "planted_flagged": detected,
         "runs_not_started": skipped,
+        "sessions_per_run": args.sessions,
+        "load_average_1min_end": round(os.getloadavg()[0], 1),
         "total_s": round(time.monotonic() - t0, 1),
     }
     print(

@@ -60,7 +60,9 @@ def method_note(baseline_run: str | None = None) -> str:
         f"&ge; {MIN_DELTA:g} (today worse in most pairs) and p95 worse by more than "
         f"{MIN_P95_CHANGE:.0%} plus the figures' uncertainty. A run with fewer than "
         f"{MIN_SAMPLES} samples in a series says &quot;too few samples&quot; instead of ok: "
-        f"it would miss a +30 % p95 in most runs (docs/report.md). Sparklines: p50 blue, "
+        f"it would miss a +30 % p95 in most runs (docs/report.md); &quot;within "
+        f"uncertainty&quot;: the test and effect size say worse, but the p95 change is inside "
+        f"the figures' own uncertainty. Sparklines: p50 blue, "
         f"p95 orange, oldest left.</p>"
     )
 
@@ -89,7 +91,9 @@ def _rows(
         else:
             flag = c.verdict
             cls = {"REGRESSION": "hil-regression", "ok": "hil-unchanged"}.get(flag, "hil-too-few")
-            if flag != "ok" and not c.regression:
+            if c.within_uncertainty:
+                flag = f"{flag} (&plusmn; {_num(c.uncertainty)} {_esc(c.unit)})"
+            elif flag != "ok" and not c.regression:
                 flag = f"{flag} ({c.n_today} &lt; {MIN_SAMPLES})"
             figures = (
                 f"<td>{_num(c.today_p95)} vs {_num(c.base_p95)} {_esc(c.unit)}</td>"
@@ -134,6 +138,7 @@ def trend_section(
     comps = {c.series: c for c in regressions(history, run_id, baseline_run=baseline_run)}
     flagged = sum(c.regression for c in comps.values())
     few = sum(c.verdict == "too few samples" for c in comps.values())
+    unclear = sum(c.within_uncertainty for c in comps.values())
     line = (
         f"{flagged} regression{'s' if flagged != 1 else ''} in run {_esc(run_id)} "
         f"({len(comps)} series with a baseline"
@@ -142,6 +147,7 @@ def trend_section(
             if few
             else ""
         )
+        + (f"; {unclear} worse within the figures' uncertainty" if unclear else "")
         + ")"
     )
     return (

@@ -146,3 +146,26 @@ def test_a_run_of_few_samples_says_too_few_instead_of_ok(tmp_path):
     h.append_run("big", _records(_latencies(rng, n=MIN_SAMPLES)), t=2000.0)
     assert regressions(h, "big")[0].verdict == "ok"
     h.close()
+
+
+def test_worse_within_the_figures_uncertainty_is_said_not_flagged(tmp_path):
+    def recs(values, unc):
+        m = Measurement("connect_time_s", "s")
+        for v in values:
+            m.add(float(v), uncertainty=unc)
+        return [ResultRecord.from_measurement(m, test=NODE, device="SER", model="M", profile="p")]
+
+    def compared(unc: float, name: str):
+        rng = np.random.default_rng(9)
+        with History(tmp_path / f"{name}.sqlite") as h:
+            for k in range(5):
+                h.append_run(f"run-{k}", recs(2.0 * rng.lognormal(0, 0.05, 30), unc), t=1.0 + k)
+            h.append_run("slow", recs(2.6 * rng.lognormal(0, 0.05, 30), unc), t=10.0)
+            (c,) = regressions(h, "slow")
+        return c
+
+    c = compared(1.5, "coarse")  # +30 %, the figures good to +/- 1.5 s each
+    assert not c.regression and c.within_uncertainty and c.verdict == "within uncertainty"
+    assert c.uncertainty == pytest.approx(3.0) and "within the figures' uncertainty" in c.describe()
+    precise = compared(0.01, "precise")  # the same shift, measured precisely
+    assert precise.regression and not precise.within_uncertainty
