@@ -1,17 +1,22 @@
 """Report size and speed at 50, 200 and 500 synthetic tests on 20 devices, against pytest-html's
-own way (the peer, measured in the same run): full-size PNGs inside one self-contained file,
-rewritten after every test.
+default (the peer, measured in the same run): `--html FILE --self-contained-html`, full-size
+PNGs inside its JSON, written once at the end (`--peer-rewrite`: rewritten after every test,
+pytest-html's `generate_report_on_test`, quadratic).
 
-    .venv/bin/python benchmarks/report_bench.py [--tests 50,200,500] [--peer-max 200] [--json OUT]
+    .venv/bin/python benchmarks/report_bench.py [--tests 50,200,500] [--peer-max 500] [--loads 5]
+                                                [--peer-rewrite] [--json OUT]
 
 Each size runs a real pytest (one twin for the plugin to start; 19 more device entries are
 added to the run so that rows spread over 20 devices; the tests never touch a device). Every
 test measures a connect time (5 samples) and a share latency (30 samples) through the `measure`
 fixture, attaches three plots and one sent|received worst-frame pair (1280x720 each) through
 harness.report.extras, and 1 in 10 breaks its budget. Figures: pytest wall time, report.html
-size, the images beside it, and Chromium's load time (navigation until pytest-html rendered
-every row and every image decoded; headless, selenium + chromedriver, best of 3). Also the
-regression detector's false-alarm and detection rates on simulated series (1,000 each).
+size, the images beside it, and Chromium's load time: headless, selenium + chromedriver, a fresh
+profile per page, the median of --loads loads of navigation start -> load event end and
+navigation start -> "rendered" (every test's row in the table and every image in the page
+decoded: an observer installed before the page's own scripts checks on each animation frame).
+Also the regression detector's false-alarm and detection rates on simulated series (1,000
+each) by samples per run.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,11 +37,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.report.history import compare  # noqa: E402
+from harness.report.history import BASELINE_RUNS, compare  # noqa: E402
 
 DEVICES = 20
-LOADS = 3
+LOADS = 5
 RUN_TIMEOUT_S = 3600
+PAGE_TIMEOUT_S = 180
+# installed before the page's scripts: notes when every row is in the table and every image
+# of the page is decoded, checked on each animation frame
+RENDERED_JS = """(function(){var want=WANT;function tick(){
+var rows=document.querySelectorAll('#results-table tbody.results-table-row').length;
+if(rows>=want&&[...document.images].every(function(i){return !i.getAttribute('src')||i.complete})){
+window.__hilRendered=performance.now();return;}requestAnimationFrame(tick);}
+requestAnimationFrame(tick);})();"""
 CONFTEST = textwrap.dedent(
     """
     import dataclasses
@@ -96,7 +110,7 @@ TESTS = textwrap.dedent(
 )
 
 
-def _run(tests: int, peer: bool, work: Path) -> dict:
+def _run(tests: int, peer: bool, work: Path, peer_rewrite: bool = False) -> dict:
     d = work / f"{'peer' if peer else 'ours'}-{tests}"
     d.mkdir(parents=True)
     (d / "conftest.py").write_text(CONFTEST.replace("TOTAL", str(tests)))
@@ -109,7 +123,7 @@ def _run(tests: int, peer: bool, work: Path) -> dict:
     if peer:
         html = d / "peer.html"
         args += ["--html", str(html), "--self-contained-html"]
-        args += ["-o", "generate_report_on_test=true"]
+        args += ["-o", f"generate_report_on_test={'true' if peer_rewrite else 'false'}"]
     t = time.perf_counter()
     proc = subprocess.run(
         args, cwd=d, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False
@@ -121,7 +135,8 @@ def _run(tests: int, peer: bool, work: Path) -> dict:
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
     return {
         "tests": tests,
-        "mode": "pytest-html (peer)" if peer else "mayday-hil",
+        "mode": ("pytest-html default (peer)" if peer else "mayday-hil")
+        + (", rewritten per test" if peer and peer_rewrite else ""),
         "wall_s": round(wall, 1),
         "report_mb": round(html.stat().st_size / 1e6, 2),
         "images_beside_mb": round(images / 1e6, 2),
@@ -130,19 +145,12 @@ def _run(tests: int, peer: bool, work: Path) -> dict:
     }
 
 
-def _load_times(pages: list[dict]) -> None:
-    """Chromium load time of each page (best of LOADS), in place."""
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        print("no Chromium (apt-get install chromium chromium-driver): load times skipped")
-        return
+def _chromium(profile: Path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    profile = Path(tempfile.mkdtemp(prefix="hil-bench-chromium-"))
     opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
+    opts.binary_location = shutil.which("chromium")
     for a in (
         "--headless",
         "--no-sandbox",
@@ -151,55 +159,90 @@ def _load_times(pages: list[dict]) -> None:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        "--window-size=1400,1000",
         f"--user-data-dir={profile}",
     ):
         opts.add_argument(a)
-    service = Service(executable_path=driver_path)
+    service = Service(executable_path=shutil.which("chromedriver"))  # never a download
     driver = webdriver.Chrome(service=service, options=opts)
-    driver.set_page_load_timeout(120)
-    try:
-        for page in pages:
-            best = float("inf")
-            want = page["tests"]
-            for _ in range(LOADS):
+    driver.set_page_load_timeout(PAGE_TIMEOUT_S)
+    return driver, service
+
+
+def _load_times(pages: list[dict], loads: int = LOADS) -> None:
+    """Chromium's load and rendered times of each page (median of `loads`), in place."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        print("no Chromium (apt-get install chromium chromium-driver): load times skipped")
+        return
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for page in pages:
+        profile = Path(tempfile.mkdtemp(prefix="hil-bench-chromium-"))  # fresh per page
+        driver, service = _chromium(profile)
+        try:
+            driver.execute_cdp_cmd(
+                "Page.addScriptToEvaluateOnNewDocument",
+                {"source": RENDERED_JS.replace("WANT", str(int(page["tests"])))},
+            )
+            load, rendered = [], []
+            for _ in range(loads):
                 driver.get("about:blank")
-                t = time.perf_counter()
                 driver.get(Path(page["html"]).as_uri())
-                WebDriverWait(driver, 120, poll_frequency=0.05).until(
-                    lambda d, want=want: d.execute_script(
-                        "return document.querySelectorAll('#results-table tbody.results-table-row')"
-                        ".length >= arguments[0] && [...document.images].every("
-                        "i => !i.getAttribute('src') || i.complete)",
-                        want,
-                    )
+                WebDriverWait(driver, PAGE_TIMEOUT_S, poll_frequency=0.05).until(
+                    lambda d: d.execute_script("return window.__hilRendered || 0")
                 )
-                best = min(best, time.perf_counter() - t)
-            page["chromium_load_s"] = round(best, 2)
-    finally:
-        driver.quit()
-        if service.process is not None and service.process.poll() is None:
-            service.process.kill()
-        shutil.rmtree(profile, ignore_errors=True)
+                t = driver.execute_script(
+                    "const n = performance.getEntriesByType('navigation')[0];"
+                    "return [n.loadEventEnd, window.__hilRendered]"
+                )
+                load.append(t[0] / 1000)
+                rendered.append(t[1] / 1000)
+            page["chromium_load_s"] = round(statistics.median(load), 2)
+            page["chromium_rendered_s"] = round(statistics.median(rendered), 2)
+            page["chromium_rendered_range_s"] = [round(min(rendered), 2), round(max(rendered), 2)]
+        except TimeoutException:
+            page["chromium_rendered_s"] = f"> {PAGE_TIMEOUT_S}"
+        finally:
+            try:
+                driver.quit()
+            finally:
+                if service.process is not None and service.process.poll() is None:
+                    service.process.kill()
+                shutil.rmtree(profile, ignore_errors=True)
+
+
+SIM_SAMPLES = (3, 5, 8, 10, 15, 20, 30)
+SIM_SIGMAS = (0.1, 0.25)  # log-sd of a series' samples: 0.1 a steady one, 0.25 a noisy one
 
 
 def _detector(runs: int = 1000, seed: int = 0) -> list[dict]:
-    """False alarms on unchanged series and detections of a planted +30 %, simulated."""
+    """False alarms on unchanged series and detections of a planted +30 % (every sample 1.3x),
+    simulated: lognormal samples, baseline = BASELINE_RUNS runs of the same size."""
     rng = np.random.default_rng(seed)
     out = []
-    for sigma, n in ((0.1, 30), (0.25, 30), (0.25, 3)):
-        fa = det = 0
-        for _ in range(runs):
-            base = np.concatenate([120 * rng.lognormal(0, sigma, n) for _ in range(5)])
-            fa += compare(120 * rng.lognormal(0, sigma, n), base, uncertainty=4.0)[3]
-            det += compare(120 * 1.3 * rng.lognormal(0, sigma, n), base, uncertainty=4.0)[3]
-        out.append({"sigma_log": sigma, "n": n, "false_alarms": fa, "detected": det, "of": runs})
+    for sigma in SIM_SIGMAS:
+        for n in SIM_SAMPLES:
+            fa = det = 0
+            for _ in range(runs):
+                base = np.concatenate(
+                    [120 * rng.lognormal(0, sigma, n) for _ in range(BASELINE_RUNS)]
+                )
+                fa += compare(120 * rng.lognormal(0, sigma, n), base, uncertainty=4.0)[3]
+                det += compare(120 * 1.3 * rng.lognormal(0, sigma, n), base, uncertainty=4.0)[3]
+            out.append(
+                {"sigma_log": sigma, "n": n, "false_alarms": fa, "detected": det, "of": runs}
+            )
     return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tests", default="50,200,500")
-    ap.add_argument("--peer-max", type=int, default=200, help="largest size the peer runs")
+    ap.add_argument("--peer-max", type=int, default=500, help="largest size the peer runs")
+    ap.add_argument("--peer-rewrite", action="store_true", help="peer rewrites after every test")
+    ap.add_argument("--loads", type=int, default=LOADS, help="Chromium loads per page (median)")
+    ap.add_argument("--no-detector", action="store_true", help="skip the detector simulation")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hil-report-bench-"))
@@ -209,20 +252,26 @@ def main() -> int:
             for peer in (False, True):
                 if peer and n > args.peer_max:
                     continue
-                rows.append(_run(n, peer, work))
+                rows.append(_run(n, peer, work, args.peer_rewrite))
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "html"}), flush=True)
-        _load_times(rows)
+        _load_times(rows, max(1, args.loads))
         print(
-            "\n| tests | mode | pytest wall s | report.html MB | images beside MB | Chromium load s |"
+            "\n| tests | mode | pytest wall s | report.html MB | images beside MB "
+            f"| Chromium load event s | Chromium rendered s (median of {args.loads}, range) |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for r in rows:
+            rng_s = r.get("chromium_rendered_range_s")
             print(
                 f"| {r['tests']} | {r['mode']} | {r['wall_s']} | {r['report_mb']} | "
-                f"{r['images_beside_mb']} | {r.get('chromium_load_s', '-')} |"
+                f"{r['images_beside_mb']} | {r.get('chromium_load_s', '-')} | "
+                f"{r.get('chromium_rendered_s', '-')}"
+                + (f" ({rng_s[0]}-{rng_s[1]})" if rng_s else "")
+                + " |"
             )
-        det = _detector()
-        print("\nregression detector (simulated, baseline = 5 runs):")
+        det = [] if args.no_detector else _detector()
+        if det:
+            print(f"\nregression detector (simulated, baseline = {BASELINE_RUNS} runs):")
         for d in det:
             print(
                 f"  sigma(log) {d['sigma_log']}, {d['n']} samples/run: false alarms "

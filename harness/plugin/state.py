@@ -18,6 +18,7 @@ from harness.profiles import DEFAULT_PROFILES_DIR, Budget, load_budgets, load_pr
 from harness.report import ResultRecord, RunReport, environment_rows, network_matrix
 from harness.report.extras import full_size_links
 from harness.report.html import (
+    LazyMedia,
     html_report_of,
     log_html,
     row_cells,
@@ -57,6 +58,7 @@ class WorkerState:
         self.live: dict[str, tuple[pytest.Item, Recorder]] = {}  # tests measuring right now
         self.interrupted_by: str | None = None
         self._cdf_cache: dict = {}
+        self.media = LazyMedia()  # the rows' images of a self-contained report.html
         self._history_done = False
         self.images_dir: Path | None = None  # full-size report images (None: embedded)
         self.rewriter: Any = None  # harness.report.html.ReportRewriter when the run has one
@@ -271,6 +273,8 @@ class WorkerState:
         if links or report.failed:
             report.extras = [*extras, *links]
         self.report.add(report)
+        if extras and getattr(self.config.option, "self_contained_html", False):
+            report.extras = self.media.take(list(report.extras))  # out of pytest-html's JSON
         if report.when == "teardown" and self.rewriter is None:
             self.refresh_overview()  # pytest-html rewrites after every test itself
 
@@ -287,7 +291,7 @@ class WorkerState:
         except Exception as e:  # noqa: BLE001 -- the overview must never break the run
             log.warning("overview not drawn: %s", e)
             overview = f"<section id='hil-overview'><p>overview not drawn: {e}</p></section>"
-        set_prefix(prefix, overview, network_matrix(self.report.records))
+        set_prefix(prefix, overview, network_matrix(self.report.records), self.media.html())
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
         """The overview first, then the network matrix (per device and network profile)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import logging
 import re
 import time
@@ -40,6 +41,7 @@ def _fmt(v: Any) -> str:
 # --- pytest-html wiring: the overview in the summary prefix, row anchors, collapsed traceback
 _OVERVIEW_MARK = "<!--hil-overview-->"
 _MATRIX_MARK = "<!--hil-network-matrix-->"
+_MEDIA_MARK = "<!--hil-media-->"
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9+/=]{200,}")
 
 
@@ -52,12 +54,15 @@ def html_report_of(config: Any) -> Any:
     return None
 
 
-def set_prefix(prefix: list, overview: str, matrix: str = "") -> None:
-    """Put (or replace) the overview first and the network matrix after it in pytest-html's
-    summary prefix; other plugins' entries stay."""
-    prefix[:] = [p for p in prefix if not str(p).startswith((_OVERVIEW_MARK, _MATRIX_MARK))]
+def set_prefix(prefix: list, overview: str, matrix: str = "", media: str = "") -> None:
+    """Put (or replace) the overview first, the network matrix after it and the rows' images
+    (LazyMedia) last in pytest-html's summary prefix; other plugins' entries stay."""
+    marks = (_OVERVIEW_MARK, _MATRIX_MARK, _MEDIA_MARK)
+    prefix[:] = [p for p in prefix if not str(p).startswith(marks)]
     ours = [_OVERVIEW_MARK + overview] + ([_MATRIX_MARK + matrix] if matrix else [])
     prefix[0:0] = ours
+    if media:
+        prefix.append(_MEDIA_MARK + media)
 
 
 def row_cells(report: Any, cells: list, anchor: str) -> None:
@@ -98,6 +103,86 @@ def log_html(report: Any, data: list) -> None:
         f"<details class='hil-traceback'><summary>traceback and captured output</summary>"
         f"{body}</details>"
     ]
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
+MEDIA_STYLE = (
+    "<style>.hil-media{display:flex;flex-wrap:wrap;gap:.6em;margin:.4em 0}"
+    ".hil-media figure{margin:0;font-size:.85em}.hil-media img{max-width:480px;display:block;"
+    "border:1px solid #ccc}</style>"
+)
+# Fills each image placeholder of a row whose details are shown (failed rows at load, a passed
+# row when clicked open); pytest-html redraws its table on every click, sort and filter by
+# replacing it, so the filling runs again on each replacement (a child of <body>).
+MEDIA_SCRIPT = """<script>(function(){
+function fill(){
+ document.querySelectorAll('#results-table .hil-media:not([data-filled])').forEach(function(p){
+  var row=p.closest('.extras-row'); if(row&&row.classList.contains('hidden')){return;}
+  var d=document.getElementById('hil-media-'+p.dataset.hilMedia); if(!d){return;}
+  p.dataset.filled='1';
+  JSON.parse(d.textContent).forEach(function(m){
+   var f=document.createElement('figure'),a=document.createElement('a'),
+       i=document.createElement('img'),c=document.createElement('figcaption');
+   a.href=m.full||m.src; a.target='_blank'; i.src=m.src; i.alt=m.name; c.textContent=m.name;
+   a.appendChild(i); f.appendChild(a); f.appendChild(c); p.appendChild(f);
+  });
+ });
+}
+new MutationObserver(fill).observe(document.body,{childList:true});
+document.addEventListener('DOMContentLoaded',fill);
+})();</script>"""
+
+
+class LazyMedia:
+    """The image extras of a self-contained report, kept out of pytest-html's JSON.
+
+    pytest-html puts every image of every row, base64, into one JSON attribute that its
+    script parses and turns into rows at load, hidden rows included: at 500 tests that is
+    most of Chromium's load time. Here each test's images go into a `<script
+    type="application/json">` block of their own (raw text: the HTML parser skips it, nothing
+    decodes it) and the row gets a placeholder that MEDIA_SCRIPT fills when the row's details
+    are shown. Images that are not base64 (a URL, a file) stay with pytest-html.
+    """
+
+    def __init__(self) -> None:
+        self.blocks: list[str] = []
+
+    def take(self, extras: list) -> list:
+        """The extras with their base64 images replaced by one placeholder (an HTML extra at
+        the place of the first image); the images kept for html()."""
+        from pytest_html import extras as html_extras
+
+        images, out, at = [], [], None
+        for e in extras:
+            content = e.get("content") if isinstance(e, dict) else None
+            if (
+                isinstance(content, str)
+                and e.get("format_type") == html_extras.FORMAT_IMAGE
+                and _BASE64.fullmatch(content)
+            ):
+                at = len(out) if at is None else at
+                images.append(
+                    {
+                        "name": e.get("name") or "image",
+                        "src": f"data:{e.get('mime_type') or 'image/png'};base64,{content}",
+                        "full": e.get("hil_full") or "",
+                    }
+                )
+            else:
+                out.append(e)
+        if not images:
+            return extras
+        k = len(self.blocks)
+        data = json.dumps(images).replace("<", "\\u003c")  # no "</script>" or "<!--" inside
+        self.blocks.append(f"<script type='application/json' id='hil-media-{k}'>{data}</script>")
+        out.insert(at, html_extras.html(f"<div class='hil-media' data-hil-media='{k}'></div>"))
+        return out
+
+    def html(self) -> str:
+        """The images' blocks and the script that shows them ("" with none)."""
+        if not self.blocks:
+            return ""
+        return MEDIA_STYLE + "".join(self.blocks) + MEDIA_SCRIPT
 
 
 REWRITE_FRACTION = 0.1  # rewrite when the tests done grew by this fraction since the last write

@@ -185,10 +185,32 @@ def test_report_html_in_chromium(browser, pytester: pytest.Pytester, tmp_path):
         "return {verdict: b.querySelector('.hil-verdict-line').textContent,"
         "open: b.querySelector('details.hil-traceback').open,"
         "leads: !!(b.querySelector('.hil-verdict-line').compareDocumentPosition("
-        "b.querySelector('.media img')) & Node.DOCUMENT_POSITION_FOLLOWING)}"
+        "b.querySelector('.hil-media img')) & Node.DOCUMENT_POSITION_FOLLOWING)}"
     )
     assert "OVER BUDGET" in failed["verdict"] and failed["open"] is False
     assert failed["leads"]  # the verdict line above the plots and frames
+    # the rows' images are not in pytest-html's JSON; a passed row shows its own when opened
+    blob = browser.execute_script(
+        "return document.getElementById('data-container').dataset.jsonblob"
+    )
+    assert "base64" not in blob and "hil-media" in blob
+    passed = "tbody.passed:has(.hil-media)"
+    assert (
+        browser.execute_script(
+            f"return document.querySelectorAll('{passed} .hil-media img').length"
+        )
+        == 0
+    )
+    browser.execute_script(f"document.querySelector('{passed} td.col-result').click()")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, PAGE_TIMEOUT_S).until(
+        lambda d: d.execute_script(
+            f"const i = [...document.querySelectorAll('{passed} .hil-media img')];"
+            "return i.length >= 3 && i.every(x => x.complete)"
+        )
+    )
+    assert _broken_images(browser) == []
 
 
 def _records(values, series: str):

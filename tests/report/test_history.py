@@ -127,3 +127,45 @@ def test_hil_report_trend_builds_the_page_from_history_alone(tmp_path, capsys):
     assert page.count("hil-trend-row hil-regression") == 1
     assert main(["report", "trend", "--reports", str(tmp_path / "none"), "-o", str(out)]) == 2
     assert "no history" in capsys.readouterr().err
+
+
+def test_a_run_of_few_samples_says_too_few_instead_of_ok(tmp_path):
+    from harness.report.history import MIN_SAMPLES
+    from harness.report.trend import trend_page
+
+    rng = np.random.default_rng(5)
+    h = History(tmp_path / "history.sqlite")
+    for k in range(6):  # three samples per run, as the connect test takes
+        h.append_run(f"run-{k}", _records(_latencies(rng, n=3)), t=1000.0 + k)
+    (c,) = regressions(h, "run-5")
+    assert c.n_today == 3 < MIN_SAMPLES and c.too_few_samples and not c.regression
+    assert c.verdict == "too few samples" and "too few samples: 3 < 10" in c.describe()
+    page = trend_page(h)
+    assert "hil-trend-row hil-too-few" in page and "too few samples (3 &lt; 10)" in page
+    assert "1 with too few samples to see one" in page and ">ok<" not in page
+    h.append_run("big", _records(_latencies(rng, n=MIN_SAMPLES)), t=2000.0)
+    assert regressions(h, "big")[0].verdict == "ok"
+    h.close()
+
+
+def test_worse_within_the_figures_uncertainty_is_said_not_flagged(tmp_path):
+    def recs(values, unc):
+        m = Measurement("connect_time_s", "s")
+        for v in values:
+            m.add(float(v), uncertainty=unc)
+        return [ResultRecord.from_measurement(m, test=NODE, device="SER", model="M", profile="p")]
+
+    def compared(unc: float, name: str):
+        rng = np.random.default_rng(9)
+        with History(tmp_path / f"{name}.sqlite") as h:
+            for k in range(5):
+                h.append_run(f"run-{k}", recs(2.0 * rng.lognormal(0, 0.05, 30), unc), t=1.0 + k)
+            h.append_run("slow", recs(2.6 * rng.lognormal(0, 0.05, 30), unc), t=10.0)
+            (c,) = regressions(h, "slow")
+        return c
+
+    c = compared(1.5, "coarse")  # +30 %, the figures good to +/- 1.5 s each
+    assert not c.regression and c.within_uncertainty and c.verdict == "within uncertainty"
+    assert c.uncertainty == pytest.approx(3.0) and "within the figures' uncertainty" in c.describe()
+    precise = compared(0.01, "precise")  # the same shift, measured precisely
+    assert precise.regression and not precise.within_uncertainty
