@@ -30,6 +30,7 @@ selected pair).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -56,7 +57,8 @@ SCRIPT_TIMEOUT_S = 10.0  # an async hook (ping exchange, stats)
 STOP_TIMEOUT_S = 10.0
 CLOCK_PINGS = 20
 PROBE_MAX_IN_FLIGHT = 4  # posts to one sink path in flight before the probe drops frames (counted)
-AUDIO_BLOCK = 2048  # samples per audio block the probe posts (43-46 ms at 48 or 44.1 kHz)
+AUDIO_BLOCK = 2048  # samples per audio block the probe posts (43 ms)
+AUDIO_RATE = 48000  # the page's AudioContext: a multiple of the chirp's 8 kHz
 CODE_READ_PX = 4  # pixels per timecode cell the probe reads from the camera preview
 WINDOW_SIZE = (1700, 1100)
 DEFAULT_SCREEN = "1280x800"
@@ -84,6 +86,13 @@ CHROMIUM_ARGS = (
     "--webrtc-ip-handling-policy=default_public_and_private_interfaces",
     "--allow-loopback-in-peer-connection",
 )
+# adapter options from the environment (the suites' --agent browser has no option of its own);
+# AgentContext.options win
+ENV_OPTIONS = {
+    "page_object": os.environ.get("HIL_BROWSER_PAGE_OBJECT", ""),
+    "codec": os.environ.get("HIL_BROWSER_CODEC", ""),
+    "screen": os.environ.get("HIL_BROWSER_SCREEN", ""),
+}
 INSTALL_HINT = "install the OS packages chromium chromium-driver"
 PAGE_OBJECT_KEYS = {
     "selectors": (
@@ -227,16 +236,18 @@ class BrowserAgent:
         self.driver = None
         self.chromedriver = None  # harness.farm.process.Child
         self.chromium_pid: int | None = None
+        self._chromium_started: int | None = None  # its start time (a reused PID is not it)
         self.profile: Path | None = None
         self.sink = None
         self._sent_seen = 0
         self._replies_seen = 0
+        self._audio_carry = np.zeros(0, np.int16)
 
     @classmethod
     def from_context(cls, ctx: AgentContext) -> BrowserAgent:
         """Raises HarnessError: no HTTP agent API or token, a media profile (the browser's media
         does not cross the impairment relay), or a bad page-object."""
-        opts = dict(ctx.options)
+        opts = {k: v for k, v in ENV_OPTIONS.items() if v} | dict(ctx.options)
         if ctx.http is None or not ctx.token:
             raise HarnessError(
                 "--agent browser: needs the support backend's HTTP agent API and its token"
@@ -299,7 +310,7 @@ class BrowserAgent:
         from selenium import webdriver
         from selenium.webdriver.remote.client_config import ClientConfig
 
-        from harness.farm.process import Child, register, register_dir
+        from harness.farm.process import Child, register, register_dir, start_time
 
         self.profile = Path(tempfile.mkdtemp(prefix="hil-browser-profile-"))
         register_dir(self.profile)
@@ -332,6 +343,7 @@ class BrowserAgent:
         self.driver = self._step("browser start", session)
         self.chromium_pid = _child_named(self.chromedriver.pid, "chromium")
         if self.chromium_pid is not None:
+            self._chromium_started = start_time(self.chromium_pid)
             register(self.chromium_pid, group=False)
         self.driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT_S)
         self.driver.set_script_timeout(SCRIPT_TIMEOUT_S)
@@ -390,6 +402,7 @@ class BrowserAgent:
             "camera": self.page.selectors["camera_preview"],
             "audio": self.page.selectors.get("remote_audio"),
             "audio_block": AUDIO_BLOCK,
+            "audio_rate": AUDIO_RATE,
             "max_in_flight": PROBE_MAX_IN_FLIGHT,
             "code": {
                 "sx": lay.x / w,
@@ -458,9 +471,18 @@ class BrowserAgent:
             self.session.camera_unread += 1
 
     def _on_audio(self, t_ms: float, rate: int, samples: np.ndarray) -> None:
-        self.session.audio_rate = rate
+        """Cut the page's blocks into 20 ms frames (as WebRTC delivers them to the aiortc bot),
+        each timed by its last sample: the block's arrival less the samples after it."""
+        s = self.session
+        s.audio_rate = rate
         pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
-        self.session.audio.append((self.session.clock.host(t_ms), pcm))
+        buf = np.concatenate([self._audio_carry, pcm]) if self._audio_carry.size else pcm
+        per = rate // 50
+        t_end = s.clock.host(t_ms)
+        whole = buf.size - buf.size % per
+        for start in range(0, whole, per):
+            s.audio.append((t_end - (buf.size - start - per) / rate, buf[start : start + per]))
+        self._audio_carry = buf[whole:].copy()
 
     # --- the agent's actions, through the page's UI
     def wait_connected(self, timeout_s: float = 15.0) -> None:
@@ -636,7 +658,7 @@ class BrowserAgent:
             self.chromedriver.stop(grace_s=3.0)  # its group: Chromium and its helpers too
             self.chromedriver = None
         if self.chromium_pid is not None:
-            _kill_pid(self.chromium_pid)
+            _kill_pid(self.chromium_pid, self._chromium_started)
         if self.sink is not None:
             self.sink.stop()
         if self.profile is not None:
@@ -660,15 +682,14 @@ def _child_named(ppid: int | None, name: str) -> int | None:
     return None
 
 
-def _kill_pid(pid: int) -> None:
+def _kill_pid(pid: int, started: int | None) -> None:
     """SIGKILL one process if it still runs (Chromium left behind by its driver). Never raises."""
-    import os
     import signal
 
     from harness.farm.process import alive
 
     try:
-        if alive(pid, None):
+        if alive(pid, started):
             os.kill(pid, signal.SIGKILL)
     except OSError as e:
         log.info("browser: pid %d: %s", pid, e)

@@ -87,7 +87,7 @@ function watchAudio() {
     if (started || !stream || !stream.getAudioTracks().length) return;
     started = true;
     clearInterval(timer);
-    const ac = new AudioContext();
+    const ac = new AudioContext({ sampleRate: cfg.audio_rate });
     const src = ac.createMediaStreamSource(stream);
     const node = ac.createScriptProcessor(cfg.audio_block, 1, 1);
     node.onaudioprocess = (e) => {
