@@ -213,12 +213,27 @@ async function answer(sdp) {
     }
   }
   await pc.setLocalDescription(await pc.createAnswer());
+  if (wanted) await pinSendCodec(pc, wanted);
   await iceGathered(pc);
   await api("POST", `/agents/${agentConsole.agent}/signal`, {
     rid: agentConsole.rid,
     data: { type: "answer", sdp: pc.localDescription.sdp },
   });
   log("answer sent");
+}
+
+// setCodecPreferences shapes what this end receives (the answer's list); what it sends follows
+// the offer's order (VP8 first from the tablet's peer), so the sender's codec is pinned too.
+async function pinSendCodec(pc, wanted) {
+  for (const t of pc.getTransceivers()) {
+    if (t.receiver.track.kind !== "video") continue;
+    const params = t.sender.getParameters();
+    const codec = (params.codecs || []).find((c) => c.mimeType.toLowerCase() === `video/${wanted.toLowerCase()}`);
+    if (!codec) throw new Error(`${wanted} was not negotiated for sending`);
+    if (!params.encodings || !params.encodings.length) params.encodings = [{}];
+    params.encodings[0].codec = codec;
+    await t.sender.setParameters(params);
+  }
 }
 
 function iceGathered(pc) {
