@@ -57,8 +57,8 @@ SCRIPT_TIMEOUT_S = 10.0  # an async hook (ping exchange, stats)
 STOP_TIMEOUT_S = 10.0
 CLOCK_PINGS = 20
 PROBE_MAX_IN_FLIGHT = 4  # posts to one sink path in flight before the probe drops frames (counted)
-AUDIO_BLOCK = 2048  # samples per audio block the probe posts (43 ms)
-AUDIO_RATE = 48000  # the page's AudioContext: a multiple of the chirp's 8 kHz
+AUDIO_BLOCK = 1920  # samples the probe gathers before it posts (40 ms at 48 kHz)
+AUDIO_RATE = 48000  # unused by MediaStreamTrackProcessor (the track's own rate: 48 kHz)
 CODE_READ_PX = 4  # pixels per timecode cell the probe reads from the camera preview
 WINDOW_SIZE = (1700, 1100)
 DEFAULT_SCREEN = "1280x800"
@@ -457,6 +457,7 @@ class BrowserAgent:
         s.share_count += 1
 
     def _on_camera(self, t_ms: float, rgba: np.ndarray) -> None:
+        from harness.session.agents.browser_media import CLIP_FPS, SENT_KEEP_S
         from harness.vision.timecode import TimecodeLayout, decode_fast
 
         h, w = rgba.shape[:2]
@@ -464,11 +465,18 @@ class BrowserAgent:
         read = decode_fast(
             np.ascontiguousarray(rgba[..., :3]), TimecodeLayout(w, h, 0.0, 0.0, cell, cell)
         )
-        self.session.camera_frames += 1
-        if read.ok:
-            self.session.sent[read.frame_no] = self.session.clock.host(t_ms)
-        else:
-            self.session.camera_unread += 1
+        s = self.session
+        s.camera_frames += 1
+        if not read.ok:
+            s.camera_unread += 1
+            return
+        t = s.clock.host(t_ms)
+        s.sent[read.frame_no] = t
+        # the clip loops: a number whose capture this loop the preview skipped must not keep the
+        # previous loop's time (it would read as a 15 s latency)
+        if s.camera_frames % CLIP_FPS == 0:
+            for k in [k for k, v in s.sent.items() if v < t - SENT_KEEP_S]:
+                s.sent.pop(k, None)
 
     def _on_audio(self, t_ms: float, rate: int, samples: np.ndarray) -> None:
         """Cut the page's blocks into 20 ms frames (as WebRTC delivers them to the aiortc bot),

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 CLIP_SIZE = (640, 480)  # as AiortcAgentBot sends
 CLIP_FPS = 30
-CLIP_S = 12.0  # loop period: longer than any glass-to-glass window plus its latency
+CLIP_S = 15.0  # loop period: longer than any glass-to-glass window plus its latency
+SENT_KEEP_S = CLIP_S - 3.0  # older send times are dropped: a frame number then means this loop's
 WAV_RATE = 48000
 SINK_MAX_BODY = 16 << 20  # one 1920x1200 RGBA frame is 9 MiB
 

@@ -78,27 +78,54 @@ function watchCamera() {
 }
 
 function watchAudio() {
-  // the tablet's microphone: the remote track of the console's audio element, through Web Audio
+  // the tablet's microphone: the remote audio track of the console's media element, read with
+  // MediaStreamTrackProcessor (decoded AudioData, as the track delivers it; Web Audio hears
+  // silence from a remote track in headless Chromium); a block is timed by its last chunk
   const el = document.querySelector(cfg.audio);
-  let started = false;
   let timer = null;
   const start = () => {
     const stream = el.srcObject;
-    if (started || !stream || !stream.getAudioTracks().length) return;
-    started = true;
+    if (!stream || !stream.getAudioTracks().length) return;
     clearInterval(timer);
-    const ac = new AudioContext({ sampleRate: cfg.audio_rate });
-    const src = ac.createMediaStreamSource(stream);
-    const node = ac.createScriptProcessor(cfg.audio_block, 1, 1);
-    node.onaudioprocess = (e) => {
-      const t = performance.now();
-      const samples = new Float32Array(e.inputBuffer.getChannelData(0));
-      post("/audio", { t, rate: ac.sampleRate }, samples);
-      state.audio += 1;
+    // a deep buffer: a busy main thread reads late (the timestamps keep the times) but loses nothing
+    const track = stream.getAudioTracks()[0];
+    const reader = new MediaStreamTrackProcessor({ track, maxBufferSize: 500 }).readable.getReader();
+    let parts = [];
+    let count = 0;
+    const pump = async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        // AudioData.timestamp is on the page's clock (us): when the chunk reached the track, not
+        // when this loop got to it (the main thread may be busy drawing share frames)
+        const t = value.timestamp / 1000;
+        const n = value.numberOfFrames;
+        const buf = new Float32Array(n);
+        value.copyTo(buf, { planeIndex: 0, format: "f32-planar" });
+        const rate = value.sampleRate;
+        value.close();
+        parts.push(buf);
+        count += n;
+        // never drop audio (the chirp search needs it contiguous): while the sink is behind, the
+        // next post carries more
+        if (count >= cfg.audio_block && !probe.inFlight["/audio"]) { // one at a time: in order
+          const out = new Float32Array(count);
+          let at = 0;
+          for (const p of parts) {
+            out.set(p, at);
+            at += p.length;
+          }
+          post("/audio", { t, rate }, out);
+          state.audio += 1;
+          parts = [];
+          count = 0;
+        }
+      }
     };
-    src.connect(node);
-    node.connect(ac.destination);
-    ac.resume();
+    pump().catch((e) => {
+      state.errors += 1;
+      state.last = `audio: ${e}`;
+    });
   };
   timer = setInterval(start, 100);
 }
