@@ -25,6 +25,9 @@ addresses as candidates (it adds a loopback network only on a host without any o
 peer offers 127.0.0.1 only, so every candidate pair is a local address with 127.0.0.1, which the
 kernel delivers on the loopback interface; nothing is sent on a wire (the test checks the
 selected pair).
+
+Size: one adapter (browser process, page-object, the probe's media, the UI actions) whose parts
+share one WebDriver session, one sink and one clock mapping.
 """
 
 from __future__ import annotations
