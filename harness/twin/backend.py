@@ -30,6 +30,11 @@ or over loopback HTTP/1.1 on a second port (JSON bodies, one request per connect
     POST   /agents/ID/end         {"rid": N}                 -> 204 (the agent hangs up)
     DELETE /agents/ID                                        -> 204 (leaves the pool)
 
+The same HTTP port serves the web agent console (GET /console: static HTML + JS from
+harness/twin/agent_console, no credentials needed to load it): a person or the harness's
+`--agent browser` opens it in a browser, gives it the token (a form field or the URL fragment,
+never sent to the server in a URL) and it joins as an HTTP agent like any other.
+
 Agents need credentials: the backend's token (issued per run by whoever starts the twin world,
 AGENT_TOKEN_FILE in its state dir, mode 0600, and the control op "backend"), sent on every HTTP
 request as `Authorization: Bearer TOKEN` (in the JSON-lines "agent" op as "token"). Missing or
@@ -455,6 +460,10 @@ class SupportBackend:
                 method, target, headers_in, body = await asyncio.wait_for(
                     self._http_read(reader), HTTP_HEAD_TIMEOUT_S
                 )
+                page = console_page(method, target)  # the agent console: static, no token
+                if page is not None:
+                    await _write_page(writer, *page)
+                    return
                 self._http_auth(headers_in.get("authorization"))
                 status, payload = await self._http_route(method, target, body)
                 headers: dict[str, str] = {}
@@ -730,6 +739,51 @@ class SupportBackend:
                 await self._dispatch()
 
             self._spawn(release())
+
+
+CONSOLE_DIR = Path(__file__).with_name("agent_console")  # the web agent console (static)
+CONSOLE_FILES = {  # URL path -> (file, content type); nothing else is served from the directory
+    "/console": ("index.html", "text/html; charset=utf-8"),
+    "/console/": ("index.html", "text/html; charset=utf-8"),
+    "/console/console.js": ("console.js", "text/javascript; charset=utf-8"),
+    "/console/console.css": ("console.css", "text/css; charset=utf-8"),
+}
+# the page talks to this backend only (and to loopback: a harness probe's sink); no inline script
+CONSOLE_CSP = (
+    "default-src 'self'; connect-src 'self' http://127.0.0.1:*; "
+    "media-src 'self' blob: mediastream:; img-src 'self' data: blob:; frame-ancestors 'none'"
+)
+
+
+def console_page(method: str, target: str) -> tuple[int, bytes, str] | None:
+    """The agent console's static files (GET, no credentials: the page asks for the token and
+    presents it on every API call); None for any other request (the agent API)."""
+    path = urlsplit(target).path
+    if path not in CONSOLE_FILES:
+        return None
+    if method not in ("GET", "HEAD"):
+        raise HttpError(405, f"{method} not allowed on {path}; use GET", {"Allow": "GET"})
+    name, ctype = CONSOLE_FILES[path]
+    try:
+        data = (CONSOLE_DIR / name).read_bytes()
+    except OSError as e:
+        raise HttpError(500, f"agent console {name}: {e}") from None
+    return 200, (b"" if method == "HEAD" else data), ctype
+
+
+async def _write_page(writer: asyncio.StreamWriter, status: int, data: bytes, ctype: str) -> None:
+    head = [
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
+        f"Content-Type: {ctype}",
+        f"Content-Length: {len(data)}",
+        "Cache-Control: no-store",
+        "Referrer-Policy: no-referrer",
+        "X-Content-Type-Options: nosniff",
+        f"Content-Security-Policy: {CONSOLE_CSP}",
+        "Connection: close",
+    ]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+    await asyncio.wait_for(writer.drain(), HTTP_HEAD_TIMEOUT_S)
 
 
 def _json_object(body: bytes) -> dict:

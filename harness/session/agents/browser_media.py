@@ -1,0 +1,205 @@
+"""The browser agent's media plumbing: the fake camera clip and microphone WAV Chromium plays,
+and the loopback sink the page hands its measurements to.
+
+The clip (Y4M, 4:2:0) is the reference bot's picture (harness.session.agent) with a
+harness.vision.timecode code per frame, in the same place (feed_layout); Chromium's fake capture
+device loops it, so frame numbers repeat every CLIP_S seconds: a frame number identifies a send
+only within that period (every measurement window here is shorter). The code's time field holds
+the frame's time in the clip (ms), not a host time: the host send time of each capture is what
+the page reports (PageSink /camera) and goes to `session.sent`.
+
+The sink is an HTTP server on 127.0.0.1 (one thread per request). The page calls:
+    GET  /clock                      -> {"t": host monotonic s}  (the ping exchange)
+    POST /share?t=&rt=&w=&h=&n=      RGBA pixels of one share frame (t: presentation time, page ms)
+    POST /camera?t=&w=&h=            RGBA pixels of the code block of one camera frame (t: capture time)
+    POST /audio?t=&rate=             float32 mono samples of the tablet's microphone (t: page ms)
+Bodies are raw bytes (Content-Type text/plain: a CORS-simple request, no preflight).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CLIP_SIZE = (640, 480)  # as AiortcAgentBot sends
+CLIP_FPS = 30
+CLIP_S = 15.0  # loop period: longer than any glass-to-glass window plus its latency
+SENT_KEEP_S = CLIP_S - 3.0  # older send times are dropped: a frame number then means this loop's
+WAV_RATE = 48000
+SINK_MAX_BODY = 16 << 20  # one 1920x1200 RGBA frame is 9 MiB
+
+
+def clip_dir() -> Path:
+    """Where clips are cached (one per size and rate: they are deterministic)."""
+    d = Path(tempfile.gettempdir()) / f"mayday-hil-browser-{os.getuid()}"
+    d.mkdir(mode=0o700, exist_ok=True)
+    return d
+
+
+def write_agent_clip(
+    size: tuple[int, int] = CLIP_SIZE, fps: int = CLIP_FPS, seconds: float = CLIP_S
+) -> Path:
+    """The timecoded agent camera clip (Y4M), written once and reused (atomically renamed).
+
+    Returns:
+        Its path. Frame k (1-based) carries frame_no k and t_ms = (k - 1) * 1000 / fps.
+    """
+    import cv2
+
+    from harness.session.agent import _agent_picture
+    from harness.vision.timecode import feed_layout, stamp
+
+    w, h = size
+    n = int(round(seconds * fps))
+    path = clip_dir() / f"agent-{w}x{h}-{fps}fps-{n}.y4m"
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    base = _agent_picture(w, h)
+    layout = feed_layout(w, h)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for k in range(1, n + 1):
+            img = base.copy()
+            stamp(img, k, int((k - 1) * 1000 / fps), layout)
+            f.write(b"FRAME\n")
+            f.write(cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420).tobytes())
+    os.replace(tmp, path)
+    return path
+
+
+def write_agent_wav(seconds: float = 4.0) -> Path:
+    """The agent's microphone: the harness's chirp after a second of silence (16-bit mono WAV)."""
+    import wave
+
+    from harness.session.media import chirp
+
+    path = clip_dir() / f"agent-voice-{WAV_RATE}-{seconds:g}s.wav"
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    pcm = np.zeros(int(seconds * WAV_RATE), np.int16)
+    part = chirp(WAV_RATE)[: len(pcm) - WAV_RATE]
+    pcm[WAV_RATE : WAV_RATE + len(part)] = part
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(WAV_RATE)
+        w.writeframes(pcm.tobytes())
+    os.replace(tmp, path)
+    return path
+
+
+class PageSink:
+    """The loopback server the page posts to; calls the handlers from its request threads.
+
+    Args:
+        on_share(t_page_ms, receive_ms, rgba HxWx4): one share frame.
+        on_camera(t_page_ms, rgba HxWx4): the code block of one camera frame.
+        on_audio(t_page_ms, rate, float32 samples): one block of the tablet's microphone.
+    """
+
+    def __init__(
+        self,
+        on_share: Callable[[float, float | None, np.ndarray], None],
+        on_camera: Callable[[float, np.ndarray], None],
+        on_audio: Callable[[float, int, np.ndarray], None],
+    ):
+        self.handlers = {"/share": on_share, "/camera": on_camera, "/audio": on_audio}
+        self.received = {"/share": 0, "/camera": 0, "/audio": 0}
+        self.errors = 0
+        self.server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> PageSink:
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args) -> None:  # no access log
+                return
+
+            def _reply(self, status: int, body: bytes = b"") -> None:
+                self.send_response(status)
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("Content-Length", str(len(body)))
+                if body:
+                    self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 -- http.server's name
+                if urlsplit(self.path).path == "/clock":
+                    self._reply(200, json.dumps({"t": time.monotonic()}).encode())
+                else:
+                    self._reply(404)
+
+            def do_POST(self) -> None:  # noqa: N802 -- http.server's name
+                url = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                if url.path not in sink.handlers or not 0 < length <= SINK_MAX_BODY:
+                    self._reply(404 if url.path not in sink.handlers else 413)
+                    return
+                body = self.rfile.read(length)
+                q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                try:
+                    sink._handle(url.path, q, body)
+                    sink.received[url.path] += 1
+                    self._reply(204)
+                except Exception as e:  # noqa: BLE001 -- a bad post is counted, never fatal
+                    sink.errors += 1
+                    log.info("browser page sink %s: %s: %s", url.path, type(e).__name__, e)
+                    self._reply(400)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="browser-sink", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _handle(self, path: str, q: dict[str, str], body: bytes) -> None:
+        t = float(q["t"])
+        if path == "/audio":
+            self.handlers[path](t, int(q["rate"]), np.frombuffer(body, np.float32).copy())
+            return
+        w, h = int(q["w"]), int(q["h"])
+        rgba = np.frombuffer(body, np.uint8).reshape(h, w, 4)
+        if path == "/share":
+            rt = q.get("rt")
+            self.handlers[path](t, float(rt) if rt else None, rgba)
+        else:
+            self.handlers[path](t, rgba)
+
+    def stop(self) -> None:
+        """Stop serving. Never raises."""
+        if self.server is None:
+            return
+        try:
+            self.server.shutdown()
+            self.server.server_close()
+        except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
+            log.info("browser page sink: stop: %s", e)
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self.server = None

@@ -1,0 +1,132 @@
+"""The web agent console served by the support backend (GET /console), and the page-object that
+describes it: static files without credentials, the agent API still behind the token, and in
+Chromium a console that joins with the token (never left in its URL) and is refused without it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+
+import pytest
+
+from harness.errors import ProfileError, SessionError
+from harness.session.agents.browser import PAGE_OBJECT, BrowserAgent, PageObject, find_browser
+from harness.twin.backend import CONSOLE_FILES, BackendConfig, SupportBackend
+from harness.twin.truth import GroundTruth, read_truth
+
+TOKEN = "console-test-token"
+
+NEEDS_BROWSER = pytest.mark.skipif(
+    find_browser() is None, reason="install the OS packages chromium chromium-driver"
+)
+
+
+class Backend:
+    """A SupportBackend on its own event loop in a thread."""
+
+    def __init__(self, tmp_path):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.truth_path = tmp_path / "backend.jsonl"
+        self.be = SupportBackend(
+            BackendConfig(), GroundTruth(self.truth_path, "backend"), token=TOKEN
+        )
+        asyncio.run_coroutine_threadsafe(self.be.start(), self.loop).result(5.0)
+        self.http = ("127.0.0.1", self.be.http_port)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.be.stop(), self.loop).result(5.0)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5.0)
+
+
+@pytest.fixture
+def backend(tmp_path):
+    be = Backend(tmp_path)
+    yield be
+    be.close()
+
+
+def _get(http, method: str, path: str, headers: str = "") -> tuple[int, dict[str, str], bytes]:
+    with socket.create_connection(http, timeout=5.0) as s:
+        s.sendall(
+            f"{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = dict(
+        (k.strip().lower(), v.strip()) for k, _, v in (h.partition(":") for h in lines[1:])
+    )
+    return int(lines[0].split()[1]), fields, body
+
+
+def test_console_files_are_served_without_a_token_and_the_api_still_needs_one(backend):
+    status, headers, body = _get(backend.http, "GET", "/console")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b'src="/console/console.js"' in body and int(headers["content-length"]) == len(body)
+    assert "default-src 'self'" in headers["content-security-policy"]
+    for path in CONSOLE_FILES:
+        assert _get(backend.http, "GET", path)[0] == 200, path
+    assert _get(backend.http, "HEAD", "/console")[2] == b""
+    assert _get(backend.http, "POST", "/console")[0] == 405
+    # nothing else of the directory, and no path tricks: the agent API answers (401 without token)
+    for path in ("/console/../backend.py", "/console/index.html", "/agents"):
+        assert _get(backend.http, "GET", path)[0] == 401, path
+    assert _get(backend.http, "GET", "/nope", f"Authorization: Bearer {TOKEN}\r\n")[0] == 404
+    assert backend.be.unauthorized == 3  # the console's files are not counted as refusals
+
+
+def test_the_console_speaks_the_bots_messages():
+    js = (PAGE_OBJECT.parent.parent.parent / "twin" / "agent_console" / "console.js").read_text()
+    for kind in ("stroke", "clear_strokes", "tap", "request_control", "request_access"):
+        assert f'type: "{kind}"' in js, kind
+    assert "Authorization: `Bearer ${token}`" in js
+
+
+def test_a_page_object_with_a_missing_selector_is_one_error_naming_it(tmp_path):
+    text = PAGE_OBJECT.read_text().replace('  share_video: "#share"', "  share_video: ''")
+    bad = tmp_path / "console.yaml"
+    bad.write_text(text)
+    with pytest.raises(ProfileError, match=r"console.yaml: selectors.share_video: a non-empty"):
+        PageObject.load(bad)
+    assert PageObject.load().selectors["share_video"] == "#share"
+
+
+@NEEDS_BROWSER
+def test_the_console_joins_with_the_token_which_leaves_its_url(backend):
+    agent = BrowserAgent(backend.http, TOKEN, "emulator-5554", name="console-test")
+    try:
+        agent.start()
+        assert "console-test" in backend.be.bots  # joined the pool as an HTTP agent
+        href = agent.driver.execute_script("return location.href")
+        assert TOKEN not in href and href.endswith("/console"), href
+        assert agent.session.clock.error_s < 0.05  # the ping exchange worked (loopback)
+        pid = agent.chromium_pid
+        assert pid is not None
+    finally:
+        agent.stop()
+    # left the pool, the browser is gone, the profile removed
+    assert "console-test" not in backend.be.bots
+    assert agent.profile is None
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+    events = [e["event"] for e in read_truth(backend.truth_path)]
+    assert "agent_joined" in events and "agent_left" in events
+
+
+@NEEDS_BROWSER
+def test_a_wrong_token_is_one_error_naming_the_step(backend):
+    agent = BrowserAgent(backend.http, "not-the-token", None, name="intruder")
+    try:
+        with pytest.raises(
+            SessionError, match=r"joining the backend: the console says: .*HTTP 401"
+        ):
+            agent.start()
+    finally:
+        agent.stop()
+    assert "intruder" not in backend.be.bots and backend.be.unauthorized >= 1
