@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -136,13 +137,14 @@ def test_screen_share_latency_and_fidelity(
         )
     if run.legibility:
         reads = run.legibility
-        attach_frame(
+        worst = worst_frames_image(
+            [run.text.reference] * len(reads),
+            [run.text.frames[r.index].image for r in reads],
+            reads,
+        )
+        attach_frame(  # PNG bytes: the full-size image beside the report (words readable)
             extras,
-            worst_frames_image(
-                [run.text.reference] * len(reads),
-                [run.text.frames[r.index].image for r in reads],
-                reads,
-            ),
+            cv2.imencode(".png", worst)[1].tobytes(),
             f"least legible frames ({TEXT_SCREEN}): sent | received, misread words boxed",
         )
     for m in measure.measurements:
