@@ -101,6 +101,8 @@ def _compare(reports: Path, run_id: str) -> dict:
         "compared": {
             c.metric: {
                 "flagged": c.regression,
+                "verdict": c.verdict,
+                "uncertainty": round(c.uncertainty, 3),
                 "p": round(c.p_value, 4),
                 "delta": round(c.cliffs_delta, 2),
                 "p95_change": round(c.p95_change, 3),
@@ -173,7 +175,7 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                         f"connect {row['connect_s']} s, {tail}; detector: "
                         + (
                             ", ".join(
-                                f"{m} {'FLAGGED' if c['flagged'] else 'ok'} (p={c['p']}, "
+                                f"{m} {c['verdict']} (p={c['p']}, unc={c['uncertainty']}, "
                                 f"delta={c['delta']}, p95 {c['p95_change']:+.0%})"
                                 for m, c in row["compared"].items()
                             )
@@ -189,6 +191,10 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     series_checks = sum(len(r["compared"]) for r in compared)
     series_alarms = sum(c["flagged"] for r in compared for c in r["compared"].values())
     detected = sum(r["compared"].get(METRIC, {}).get("flagged", False) for r in planted)
+    verdicts: dict[str, int] = {}
+    for r in planted:
+        v = r["compared"].get(METRIC, {}).get("verdict", "no baseline")
+        verdicts[v] = verdicts.get(v, 0) + 1
     summary = {
         "unchanged_runs": len(unchanged),
         "unchanged_runs_compared": len(compared),
@@ -197,6 +203,7 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         "series_false_alarms": series_alarms,
         "planted_runs": len(planted),
         "planted_flagged": detected,
+        "planted_verdicts": verdicts,
         "runs_not_started": skipped,
         "sessions_per_run": args.sessions,
         "load_average_1min_end": round(os.getloadavg()[0], 1),
@@ -205,7 +212,8 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     print(
         f"\nfalse alarms: {false_alarms} of {len(compared)} unchanged runs compared "
         f"({series_alarms} of {series_checks} series comparisons); planted +{PLANT:.0%} p95: "
-        f"{METRIC} flagged in {detected} of {len(planted)} runs; {summary['total_s']:.0f} s"
+        f"{METRIC} flagged in {detected} of {len(planted)} runs (verdicts {verdicts}); "
+        f"{summary['total_s']:.0f} s, load average {summary['load_average_1min_end']}"
     )
     if args.json:
         Path(args.json).write_text(
