@@ -2,7 +2,7 @@
 test against one twin, and whether it flags a planted +30 % connect-time p95.
 
     .venv/bin/python benchmarks/regression_bench.py [--runs 20] [--planted 3] [--sessions 3]
-        [--answer-s 1.0] [--profile fire-hdx-7-2013] [--budget-s 720] [--json OUT]
+        [--answer-s 1.0] [--profile android-emulator-api34] [--budget-s 720] [--json OUT]
 
 One adb server and one twin, started here and stopped (by PID) at the end. Each run is a real
 pytest of suites/test_connect.py::test_connect_time_within_budget (3 sessions: connect time and
@@ -131,7 +131,7 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     ap.add_argument(
         "--answer-s", type=float, default=DEFAULT_ANSWER_S, help="the backend's answer time"
     )
-    ap.add_argument("--profile", default="fire-hdx-7-2013")
+    ap.add_argument("--profile", default="android-emulator-api34")
     ap.add_argument("--budget-s", type=float, default=720.0, help="no run starts past this")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
