@@ -2,7 +2,8 @@
 test against one twin, and whether it flags a planted +30 % connect-time p95.
 
     .venv/bin/python benchmarks/regression_bench.py [--runs 20] [--planted 3] [--sessions 3]
-        [--answer-s 1.0] [--profile android-emulator-api34] [--budget-s 720] [--json OUT]
+        [--answer-s 1.0] [--profile android-emulator-api34] [--budget-s 720] [--reports DIR]
+        [--json OUT]
 
 One adb server and one twin, started here and stopped (by PID) at the end. Each run is a real
 pytest of suites/test_connect.py::test_connect_time_within_budget (3 sessions: connect time and
@@ -133,6 +134,7 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     )
     ap.add_argument("--profile", default="android-emulator-api34")
     ap.add_argument("--budget-s", type=float, default=720.0, help="no run starts past this")
+    ap.add_argument("--reports", default=None, metavar="DIR", help="keep the runs here")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     t0 = time.monotonic()
@@ -141,7 +143,8 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     skipped = 0
     with tempfile.TemporaryDirectory(prefix="hil-regression-bench-") as tmp:
         tmp_path = Path(tmp)
-        reports = tmp_path / "reports"
+        reports = Path(args.reports) if args.reports else tmp_path / "reports"
+        reports.mkdir(parents=True, exist_ok=True)
         with AdbServer(home=tmp_path / "adb-home") as adb:
             tp = TwinProcess(args.profile, adb=adb, state_dir=tmp_path / "twin")
             try:
