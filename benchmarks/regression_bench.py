@@ -2,7 +2,8 @@
 test against one twin, and whether it flags a planted +30 % connect-time p95.
 
     .venv/bin/python benchmarks/regression_bench.py [--runs 20] [--planted 3] [--sessions 3]
-        [--answer-s 1.0] [--profile fire-hdx-7-2013] [--budget-s 720] [--json OUT]
+        [--answer-s 1.0] [--profile android-emulator-api34] [--budget-s 720] [--reports DIR]
+        [--json OUT]
 
 One adb server and one twin, started here and stopped (by PID) at the end. Each run is a real
 pytest of suites/test_connect.py::test_connect_time_within_budget (3 sessions: connect time and
@@ -101,6 +102,8 @@ def _compare(reports: Path, run_id: str) -> dict:
         "compared": {
             c.metric: {
                 "flagged": c.regression,
+                "verdict": c.verdict,
+                "uncertainty": round(c.uncertainty, 3),
                 "p": round(c.p_value, 4),
                 "delta": round(c.cliffs_delta, 2),
                 "p95_change": round(c.p95_change, 3),
@@ -129,8 +132,9 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     ap.add_argument(
         "--answer-s", type=float, default=DEFAULT_ANSWER_S, help="the backend's answer time"
     )
-    ap.add_argument("--profile", default="fire-hdx-7-2013")
+    ap.add_argument("--profile", default="android-emulator-api34")
     ap.add_argument("--budget-s", type=float, default=720.0, help="no run starts past this")
+    ap.add_argument("--reports", default=None, metavar="DIR", help="keep the runs here")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     t0 = time.monotonic()
@@ -139,7 +143,8 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     skipped = 0
     with tempfile.TemporaryDirectory(prefix="hil-regression-bench-") as tmp:
         tmp_path = Path(tmp)
-        reports = tmp_path / "reports"
+        reports = Path(args.reports) if args.reports else tmp_path / "reports"
+        reports.mkdir(parents=True, exist_ok=True)
         with AdbServer(home=tmp_path / "adb-home") as adb:
             tp = TwinProcess(args.profile, adb=adb, state_dir=tmp_path / "twin")
             try:
@@ -173,7 +178,7 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                         f"connect {row['connect_s']} s, {tail}; detector: "
                         + (
                             ", ".join(
-                                f"{m} {'FLAGGED' if c['flagged'] else 'ok'} (p={c['p']}, "
+                                f"{m} {c['verdict']} (p={c['p']}, unc={c['uncertainty']}, "
                                 f"delta={c['delta']}, p95 {c['p95_change']:+.0%})"
                                 for m, c in row["compared"].items()
                             )
@@ -189,6 +194,10 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     series_checks = sum(len(r["compared"]) for r in compared)
     series_alarms = sum(c["flagged"] for r in compared for c in r["compared"].values())
     detected = sum(r["compared"].get(METRIC, {}).get("flagged", False) for r in planted)
+    verdicts: dict[str, int] = {}
+    for r in planted:
+        v = r["compared"].get(METRIC, {}).get("verdict", "no baseline")
+        verdicts[v] = verdicts.get(v, 0) + 1
     summary = {
         "unchanged_runs": len(unchanged),
         "unchanged_runs_compared": len(compared),
@@ -197,6 +206,7 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         "series_false_alarms": series_alarms,
         "planted_runs": len(planted),
         "planted_flagged": detected,
+        "planted_verdicts": verdicts,
         "runs_not_started": skipped,
         "sessions_per_run": args.sessions,
         "load_average_1min_end": round(os.getloadavg()[0], 1),
@@ -205,7 +215,8 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     print(
         f"\nfalse alarms: {false_alarms} of {len(compared)} unchanged runs compared "
         f"({series_alarms} of {series_checks} series comparisons); planted +{PLANT:.0%} p95: "
-        f"{METRIC} flagged in {detected} of {len(planted)} runs; {summary['total_s']:.0f} s"
+        f"{METRIC} flagged in {detected} of {len(planted)} runs (verdicts {verdicts}); "
+        f"{summary['total_s']:.0f} s, load average {summary['load_average_1min_end']}"
     )
     if args.json:
         Path(args.json).write_text(

@@ -15,7 +15,7 @@ its comparison says "too few samples" rather than "ok" (a regression it does see
 flagged). The figure comes from simulating the detector (benchmarks/report_bench.py, 1,000
 lognormal series per case, baseline 5 runs): at log-sd 0.1 a +30 % p95 is flagged in 62 % of
 runs of 3 samples, 92 % of 10, 99 % of 30, with 0 false alarms from 5 samples up (1 in 1,000 at
-3); at log-sd 0.15, 33 % / 77 % / 93 %; at 0.25, 12 % / 47 % / 79 %.
+3); at log-sd 0.25, 12 % / 49 % / 81 %, with 0 false alarms only at 30.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ table.hil-trend{border-collapse:collapse;margin:.5em 0 1em 0}
 table.hil-trend th,table.hil-trend td{border:1px solid #bbb;padding:.25em .5em;font-size:.88em;
  text-align:left;vertical-align:middle;color:#222}
 tr.hil-regression td{background:#f2bcbc}tr.hil-regression td.hil-flag{font-weight:bold;color:#b00020}
-tr.hil-unchanged td.hil-flag{color:#1b5e20}tr.hil-too-few td.hil-flag{color:#a15c00}
+tr.hil-unchanged td.hil-flag{color:#1b5e20}
+tr.hil-too-few td.hil-flag,tr.hil-unclear td.hil-flag{color:#a15c00}
 .hil-method{font-size:.85em;color:#444;max-width:70em}
 </style>
 """
@@ -90,7 +91,11 @@ def _rows(
             cls, flag, figures = "", "no baseline", "<td>-</td>" * 4
         else:
             flag = c.verdict
-            cls = {"REGRESSION": "hil-regression", "ok": "hil-unchanged"}.get(flag, "hil-too-few")
+            cls = {
+                "REGRESSION": "hil-regression",
+                "ok": "hil-unchanged",
+                "within uncertainty": "hil-unclear",
+            }.get(flag, "hil-too-few")
             if c.within_uncertainty:
                 flag = f"{flag} (&plusmn; {_num(c.uncertainty)} {_esc(c.unit)})"
             elif flag != "ok" and not c.regression:
