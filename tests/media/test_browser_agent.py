@@ -179,13 +179,18 @@ def test_codec_strokes_control_and_consent_through_the_console(adb_server, start
         consent = agent.driver.execute_script("return window.agentConsole.consent")
         assert consent == {"control": "granted", "apps": {"com.android.email": "denied"}}
         truth = live.truth
+    err = agent.session.clock.error_s
     stroke = read_truth(truth, "stroke_drawn")[-1]
+    # the console's send time (page clock, mapped) precedes the twin drawing it, by little
+    assert -err <= stroke["t"] - t_sent <= 2.0, (stroke["t"], t_sent)
     assert stroke["id"] == 7 and tuple(stroke["color"]) == (255, 0, 0) and stroke["width"] == 6
     got = np.array(stroke["points"])
     # pointer events land on whole CSS pixels; at zoom 1 a CSS pixel is a screen pixel
     assert len(got) == len(drawn) and np.abs(got - np.array(drawn)).max() <= 0.5 + 1e-6
     taps = read_truth(truth, "remote_tap_applied")
     assert len(taps) == 1 and abs(taps[0]["x"] - 200.5) <= 0.5 and taps[0]["y"] == 250.0
+    # applied between the console sending the tap and the console seeing the reply
+    assert applied["t_sent"] - err <= taps[0]["t"] <= applied["t_reply"] + err, (taps, applied)
     assert len(read_truth(truth, "remote_tap_refused")) == 1
     granted = {(e["what"], e["granted"]) for e in read_truth(truth, "consent")}
     assert granted == {("remote_control", True), ("com.android.email", False)}
