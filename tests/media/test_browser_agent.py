@@ -179,6 +179,12 @@ def test_codec_strokes_control_and_consent_through_the_console(adb_server, start
         consent = agent.driver.execute_script("return window.agentConsole.consent")
         assert consent == {"control": "granted", "apps": {"com.android.email": "denied"}}
         truth = live.truth
+        agent.hang_up()  # the console's Hang up button: the backend ends the tablet's session
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not read_truth(truth, "support_session_ended"):
+            time.sleep(0.1)
+        (ended,) = read_truth(truth, "support_session_ended")
+        assert ended["why"] == "ended by agent", ended
     err = agent.session.clock.error_s
     stroke = read_truth(truth, "stroke_drawn")[-1]
     # the console's send time (page clock, mapped) precedes the twin drawing it, by little
