@@ -537,8 +537,8 @@ class BrowserAgent:
             f"within {timeout_s:g} s (is the session connected?)"
         )
 
-    def _skip_sent(self) -> None:
-        self._sent_seen += len(self.hook("sent", self._sent_seen, step="console state") or [])
+    def _skip_sent(self, step: str) -> None:
+        self._sent_seen += len(self.hook("sent", self._sent_seen, step=step) or [])
 
     def _pointer(self, points: list, step: str, draw: bool) -> None:
         from selenium.webdriver.common.actions.action_builder import ActionBuilder
@@ -568,7 +568,7 @@ class BrowserAgent:
 
     def send_stroke(self, points, color=(255, 0, 0), width: int = 6, stroke_id=None) -> float:
         """Draw on the console's canvas; returns the host time the console sent the stroke."""
-        self._skip_sent()
+        self._skip_sent("stroke")
         hexcol = "#" + "".join(f"{int(c):02x}" for c in color)
         self.hook("set_pen", hexcol, int(width), stroke_id, step="stroke: pen")
         self._click("mode_draw", "stroke: draw mode")
@@ -576,13 +576,13 @@ class BrowserAgent:
         return self.session.clock.host(self._new_sent("stroke", "stroke")["t"])
 
     def clear_strokes(self) -> float:
-        self._skip_sent()
+        self._skip_sent("clear strokes")
         self._click("clear_strokes", "clear strokes")
         return self.session.clock.host(self._new_sent("clear_strokes", "clear strokes")["t"])
 
     def send_tap(self, x: float, y: float, timeout_s: float = 5.0) -> dict:
         """Click the share in tap mode; the device's reply with host t_sent / t_reply."""
-        self._skip_sent()
+        self._skip_sent("tap")
         self._click("mode_tap", "tap: tap mode")
         self._pointer([(x, y)], "tap", draw=False)
         sent = self._new_sent("tap", "tap")
@@ -598,14 +598,14 @@ class BrowserAgent:
         return {**msg, "t_sent": self.session.clock.host(sent["t"]), "t_reply": t}
 
     def request_control(self) -> None:
-        self._skip_sent()
+        self._skip_sent("request control")
         self._click("request_control", "request control")
         self._new_sent("request_control", "request control")
 
     def request_access(self, package: str) -> None:
         from selenium.webdriver.common.by import By
 
-        self._skip_sent()
+        self._skip_sent("request access")
         sel = self.page.selectors["access_package"]
 
         def fill() -> None:
