@@ -154,3 +154,28 @@ def test_a_crashed_browser_is_one_error_naming_the_step(backend):
     finally:
         agent.stop()  # never raises, even with the browser gone
     assert agent.profile is None and agent.chromedriver is None
+
+
+@NEEDS_BROWSER
+def test_a_hung_browser_is_one_error_naming_the_step_within_the_command_timeout(
+    backend, monkeypatch
+):
+    import signal
+    import time
+
+    from harness.session.agents import browser
+
+    monkeypatch.setattr(browser, "COMMAND_TIMEOUT_S", 3.0)
+    agent = BrowserAgent(backend.http, TOKEN, None, name="hang-test")
+    try:
+        agent.start()
+        os.kill(agent.chromium_pid, signal.SIGSTOP)  # alive, answers nothing
+        t0 = time.monotonic()
+        with pytest.raises(SessionError, match=r"browser agent hang-test: request control: "):
+            agent.request_control()
+        assert time.monotonic() - t0 < 3.0 * 3
+    finally:
+        t1 = time.monotonic()
+        agent.stop()  # kills the group (SIGKILL reaches a stopped process); does not wait on it
+        assert time.monotonic() - t1 < 10.0
+    assert agent.profile is None

@@ -249,6 +249,7 @@ class BrowserAgent:
         self._sent_seen = 0
         self._replies_seen = 0
         self._audio_carry = np.zeros(0, np.int16)
+        self.broken = False  # a WebDriver step failed or hung: the browser is not asked again
 
     @classmethod
     def from_context(cls, ctx: AgentContext) -> BrowserAgent:
@@ -371,6 +372,7 @@ class BrowserAgent:
 
                 if not alive(self.chromium_pid, None):
                     state = " (Chromium exited)"
+            self.broken = True  # stop() then kills it without asking it anything
             raise SessionError(
                 f"browser agent {self.agent_name}: {step}: {type(e).__name__}: {why[:300]}{state}"
             ) from None
@@ -658,17 +660,19 @@ class BrowserAgent:
 
     def stop(self) -> None:
         """Leave the backend (the console's Leave button), quit Chromium, stop chromedriver by its
-        process group, remove the profile. Never raises."""
-        if self.driver is not None:
+        process group, remove the profile. Never raises. After a failed or hung step the browser
+        is not asked anything (the backend drops the agent once it stops polling)."""
+        if self.driver is not None and not self.broken:
             try:
                 self._click("leave", "leave")
             except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
                 log.info("browser agent %s: leave: %s", self.agent_name, e)
+        if self.driver is not None and not self.broken:  # a hung browser is not waited for
             try:
                 self.driver.quit()
             except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
                 log.info("browser agent %s: quit: %s", self.agent_name, e)
-            self.driver = None
+        self.driver = None
         if self.chromedriver is not None:
             self.chromedriver.stop(grace_s=3.0)  # its group: Chromium and its helpers too
             self.chromedriver = None
