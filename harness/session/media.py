@@ -233,6 +233,7 @@ class PolledEvent:
     def latency_ms(self, t_cause_s: float) -> tuple[float, float]:
         """(midpoint, half-width) of the delay from a cause at t_cause_s, in ms."""
         lo, hi = (self.t_lower_s - t_cause_s) * 1000.0, (self.t_upper_s - t_cause_s) * 1000.0
+        lo = min(max(lo, 0.0), hi)  # nothing shows before its cause (polling may start earlier)
         return 0.5 * (lo + hi), 0.5 * (hi - lo)
 
 

@@ -179,13 +179,24 @@ def test_codec_strokes_control_and_consent_through_the_console(adb_server, start
         consent = agent.driver.execute_script("return window.agentConsole.consent")
         assert consent == {"control": "granted", "apps": {"com.android.email": "denied"}}
         truth = live.truth
+        agent.hang_up()  # the console's Hang up button: the backend ends the tablet's session
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not read_truth(truth, "support_session_ended"):
+            time.sleep(0.1)
+        (ended,) = read_truth(truth, "support_session_ended")
+        assert ended["why"] == "ended by agent", ended
+    err = agent.session.clock.error_s
     stroke = read_truth(truth, "stroke_drawn")[-1]
+    # the console's send time (page clock, mapped) precedes the twin drawing it, by little
+    assert -err <= stroke["t"] - t_sent <= 2.0, (stroke["t"], t_sent)
     assert stroke["id"] == 7 and tuple(stroke["color"]) == (255, 0, 0) and stroke["width"] == 6
     got = np.array(stroke["points"])
     # pointer events land on whole CSS pixels; at zoom 1 a CSS pixel is a screen pixel
     assert len(got) == len(drawn) and np.abs(got - np.array(drawn)).max() <= 0.5 + 1e-6
     taps = read_truth(truth, "remote_tap_applied")
     assert len(taps) == 1 and abs(taps[0]["x"] - 200.5) <= 0.5 and taps[0]["y"] == 250.0
+    # applied between the console sending the tap and the console seeing the reply
+    assert applied["t_sent"] - err <= taps[0]["t"] <= applied["t_reply"] + err, (taps, applied)
     assert len(read_truth(truth, "remote_tap_refused")) == 1
     granted = {(e["what"], e["granted"]) for e in read_truth(truth, "consent")}
     assert granted == {("remote_control", True), ("com.android.email", False)}
@@ -193,9 +204,10 @@ def test_codec_strokes_control_and_consent_through_the_console(adb_server, start
 
 # The aiortc bot hears the tablet within 0.5 s. Chromium plays a remote track out before a page
 # can read it (MediaStreamTrackProcessor gets what the audio renderer pulls, on headless
-# Chromium's fake output device), so its figure includes the playout delay: 0.6-1.9 s measured on
-# a loaded 2-core host. The bound here is that stated difference, not the bot's.
-BROWSER_MIC_BOUND_S = 2.5
+# Chromium's fake output device), so its figure includes the playout delay: 0.2-3.1 s measured on
+# a loaded 2-core host, varying from chirp to chirp. The bound here is that stated difference, not
+# the bot's.
+BROWSER_MIC_BOUND_S = 4.0
 
 
 def test_microphone_reaches_the_page_within_its_bounds_of_the_truth(blive):
@@ -213,6 +225,8 @@ def test_microphone_reaches_the_page_within_its_bounds_of_the_truth(blive):
     for (t_play, arrival), t_mic in zip(samples, started, strict=True):
         assert arrival.score > 0.8
         measured, true = arrival.t_arrival - t_play, arrival.t_arrival - t_mic
-        assert 0.0 <= measured - true <= 0.1, (measured, true)
+        # the twin's own lag from the speaker to its microphone's next frame: the aiortc bot's
+        # test allows 0.1 s; with Chromium on the same 2 cores the twin has been seen at 0.15 s
+        assert 0.0 <= measured - true <= 0.25, (measured, true)
         # after the twin's microphone sent it (the page clock's mapping may not put it before)
         assert -err < true < BROWSER_MIC_BOUND_S, true

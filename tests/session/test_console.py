@@ -109,6 +109,14 @@ def test_the_console_joins_with_the_token_which_leaves_its_url(backend):
         assert agent.session.clock.error_s < 0.05  # the ping exchange worked (loopback)
         pid = agent.chromium_pid
         assert pid is not None
+        # chromedriver's group, Chromium and the profile are in the run's reaper ledger
+        from harness.farm.process import run_ledger
+
+        ledger = run_ledger()
+        if ledger is not None:
+            text = ledger.read_text()
+            assert f"{agent.chromedriver.pid} " in text and f"{pid} " in text
+            assert f"dir {agent.profile}" in text
     finally:
         agent.stop()
     # left the pool, the browser is gone, the profile removed
@@ -130,3 +138,44 @@ def test_a_wrong_token_is_one_error_naming_the_step(backend):
     finally:
         agent.stop()
     assert "intruder" not in backend.be.bots and backend.be.unauthorized >= 1
+
+
+@NEEDS_BROWSER
+def test_a_crashed_browser_is_one_error_naming_the_step(backend):
+    import signal
+
+    agent = BrowserAgent(backend.http, TOKEN, None, name="crash-test")
+    try:
+        agent.start()
+        os.kill(agent.chromium_pid, signal.SIGKILL)
+        with pytest.raises(SessionError, match=r"browser agent crash-test: request control: ") as e:
+            agent.request_control()
+        assert "\n" not in str(e.value)
+    finally:
+        agent.stop()  # never raises, even with the browser gone
+    assert agent.profile is None and agent.chromedriver is None
+
+
+@NEEDS_BROWSER
+def test_a_hung_browser_is_one_error_naming_the_step_within_the_command_timeout(
+    backend, monkeypatch
+):
+    import signal
+    import time
+
+    from harness.session.agents import browser
+
+    monkeypatch.setattr(browser, "COMMAND_TIMEOUT_S", 3.0)
+    agent = BrowserAgent(backend.http, TOKEN, None, name="hang-test")
+    try:
+        agent.start()
+        os.kill(agent.chromium_pid, signal.SIGSTOP)  # alive, answers nothing
+        t0 = time.monotonic()
+        with pytest.raises(SessionError, match=r"browser agent hang-test: request control: "):
+            agent.request_control()
+        assert time.monotonic() - t0 < 3.0 * 3
+    finally:
+        t1 = time.monotonic()
+        agent.stop()  # kills the group (SIGKILL reaches a stopped process); does not wait on it
+        assert time.monotonic() - t1 < 10.0
+    assert agent.profile is None
