@@ -263,6 +263,8 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             wall = time.monotonic() - m.t0
             full = m.stop()
             capacity = cap.captures / wall
+            main_s = next((v for v, k in m.threads if k == "MainThread"), 0.0) * wall
+            per_frame_ms = main_s / cap.captures * 1000 if cap.captures else 0.0
             rows.append(
                 (
                     "screencap (raw, exec:) back to back",
@@ -270,7 +272,8 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
                     "-",
                     _pct(full["twin"]),
                     _pct(full["adb"]),
-                    f"harness {_pct(full['harness'])}",
+                    f"harness {_pct(full['harness'])}; its polling thread {per_frame_ms:.1f} ms"
+                    f" CPU a frame ({1000 / per_frame_ms if per_frame_ms else 0:.0f}/s a core)",
                 )
             )
             drv.end()
