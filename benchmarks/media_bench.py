@@ -171,7 +171,17 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
         default="x".join(map(str, AGENT_VIDEO_SIZE)),
         help="the AgentBot's camera size WxH (default %(default)s)",
     )
+    ap.add_argument(
+        "--cv2-threads",
+        type=int,
+        default=None,
+        help="cv2.setNumThreads(N) in this process first (default: cv2's own, one per core)",
+    )
     args = ap.parse_args()
+    if args.cv2_threads is not None:
+        import cv2
+
+        cv2.setNumThreads(args.cv2_threads)
     try:
         video_size = tuple(int(v) for v in args.agent_video.lower().split("x"))
         assert len(video_size) == 2 and min(video_size) > 0
