@@ -42,7 +42,7 @@ from harness.device.frames import PollingSource  # noqa: E402
 from harness.device.ui import Ui  # noqa: E402
 from harness.farm import AdbServer, TwinProcess  # noqa: E402
 from harness.session import SessionDriver  # noqa: E402
-from harness.session.agent import AiortcAgentBot  # noqa: E402
+from harness.session.agent import AGENT_VIDEO_SIZE, AiortcAgentBot  # noqa: E402
 from harness.session.driver import AGENT_VIDEO_DESC  # noqa: E402
 from harness.session.media import (  # noqa: E402
     SHARE_KEEP,
@@ -166,7 +166,27 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each window")
     ap.add_argument("--no-api17", action="store_true", help="skip the API 17 PNG row")
+    ap.add_argument(
+        "--agent-video",
+        default="x".join(map(str, AGENT_VIDEO_SIZE)),
+        help="the AgentBot's camera size WxH (default %(default)s)",
+    )
+    ap.add_argument(
+        "--cv2-threads",
+        type=int,
+        default=None,
+        help="cv2.setNumThreads(N) in this process first (default: cv2's own, one per core)",
+    )
     args = ap.parse_args()
+    if args.cv2_threads is not None:
+        import cv2
+
+        cv2.setNumThreads(args.cv2_threads)
+    try:
+        video_size = tuple(int(v) for v in args.agent_video.lower().split("x"))
+        assert len(video_size) == 2 and min(video_size) > 0
+    except (ValueError, AssertionError):
+        ap.error(f"--agent-video: expected WxH, got {args.agent_video!r}")
     S = args.seconds
     rows: list[tuple[str, str, str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp, AdbServer(home=Path(tmp) / "home") as adb:
@@ -178,7 +198,11 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             tp.start()
             info = tp.client().backend(answer_s=0.5)
             bot = AiortcAgentBot(
-                info.address, device=tp.twins[0].serial, http=info.http, token=info.token
+                info.address,
+                device=tp.twins[0].serial,
+                http=info.http,
+                token=info.token,
+                video_size=video_size,
             )
             bot.start()
             dev = Device(f"127.0.0.1:{tp.port}", port=adb.port)
@@ -263,6 +287,8 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             wall = time.monotonic() - m.t0
             full = m.stop()
             capacity = cap.captures / wall
+            main_s = next((v for v, k in m.threads if k == "MainThread"), 0.0) * wall
+            per_frame_ms = main_s / cap.captures * 1000 if cap.captures else 0.0
             rows.append(
                 (
                     "screencap (raw, exec:) back to back",
@@ -270,7 +296,8 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
                     "-",
                     _pct(full["twin"]),
                     _pct(full["adb"]),
-                    f"harness {_pct(full['harness'])}",
+                    f"harness {_pct(full['harness'])}; its polling thread {per_frame_ms:.1f} ms"
+                    f" CPU a frame ({1000 / per_frame_ms if per_frame_ms else 0:.0f}/s a core)",
                 )
             )
             drv.end()
@@ -307,7 +334,10 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
     r1 = capacity / SCREENCAP_RATE_HZ
     r2 = share_rate / share_fps if share_fps else 0.0
     print(f"media pipeline, one live session ({S:g} s windows), load average {load[0]:.1f}")
-    print(f"  session: agent video {agent_fps:.1f} fps sent, share {share_fps:.1f} fps received")
+    print(
+        f"  session: agent video {video_size[0]}x{video_size[1]} {agent_fps:.1f} fps sent,"
+        f" share {share_fps:.1f} fps received"
+    )
     print(
         f"  CPU, share of one core: harness+AgentBot idle {_pct(idle['harness'])}, analysing"
         f" {_pct(busy['harness'])}; twin idle {_pct(idle['twin'])}, analysing"
