@@ -9,6 +9,7 @@ from harness.twin.cli import add_seconds
 
 
 def _stf(args: argparse.Namespace) -> int:
+    # the farm runner imports the whole twin (OpenCV, aiortc, ...): only `hil farm stf` pays
     from harness.twin.stf.runner import FarmRunner, serve
 
     runner = FarmRunner(
