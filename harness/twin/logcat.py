@@ -15,6 +15,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from harness.twin.packages import PID_SYSTEM_SERVER, app_pid
+
 if TYPE_CHECKING:
     from harness.twin.device import Twin
     from harness.twin.proc import Proc
@@ -27,10 +29,6 @@ FORMATS = ("brief", "process", "tag", "raw", "time", "thread", "threadtime", "lo
 _FOLLOW_POLL_S = 0.05
 _FOLLOW_MAX_S = 24 * 3600.0  # a follower ends with the stream; this only bounds the loop
 
-# the pids of the twin's system processes (plausible for a freshly booted device)
-PID_SYSTEM_SERVER = 612
-PID_SYSTEMUI = 901
-PID_WIFI = 612
 PID_LAUNCHER = 1120
 
 
@@ -313,8 +311,6 @@ def log_truth_event(twin: Twin, event: str, fields: dict) -> None:
 
 
 def _truth_line(twin: Twin, event: str, fields: dict) -> tuple[str, str, int, str] | None:
-    from harness.twin.packages import app_pid
-
     support = twin.screen.support_pkg
     if event == "mayday_pressed":
         return (

@@ -11,13 +11,16 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from harness.twin.logcat import PID_SYSTEM_SERVER
 from harness.twin.registry import command
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
     from harness.twin.proc import Proc
 
+# the pids of the twin's system processes (plausible for a freshly booted device)
+PID_SYSTEM_SERVER = 612
+PID_SYSTEMUI = 901
+PID_WIFI = 612
 INSTALL_TIME = "2024-01-01 00:00:00"  # when the system image's apps were "installed"
 _DANGEROUS = (
     "android.permission.CAMERA",
