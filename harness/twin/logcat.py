@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -282,8 +283,6 @@ CHATTER_PERIOD_S = (0.3, 1.5)  # between two background lines
 
 async def chatter(twin: Twin) -> None:
     """Background lines while the twin runs (cancelled at stop), as a live device has."""
-    import random
-
     rng = random.Random(twin.port)
     while True:
         await asyncio.sleep(rng.uniform(*CHATTER_PERIOD_S))
