@@ -22,8 +22,6 @@ import argparse
 import json
 import os
 import resource
-import select
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,10 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.device.adb import Device  # noqa: E402
 from harness.device.probe import probe  # noqa: E402
 from harness.farm import AdbServer  # noqa: E402
+from harness.farm.process import Child  # noqa: E402
 from harness.farm.stf import StfClient, StfLeaser  # noqa: E402
 
 TOKEN = "bench-token"
 READY_TIMEOUT_S = 120.0
+FARM_STOP_S = 15.0  # SIGTERM to the farm's group, then SIGKILL
 TICK_S = os.sysconf("SC_CLK_TCK")
 
 
@@ -68,38 +68,28 @@ def _self_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _start_farm(n: int, profile: str, state: Path) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen(
+def _start_farm(n: int, profile: str, state: Path) -> tuple[Child, dict]:
+    """`hil farm stf` with n twins: its own process group, registered with the run's reaper."""
+    farm = Child(
+        f"farm of {n}",
         [sys.executable, "-m", "harness.cli", "farm", "stf", "--twins", f"{profile}x{n}"]
         + ["--token", TOKEN, "--state-dir", str(state)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    buf = b""
-    while not buf.endswith(b"\n"):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            _stop(proc)
-            raise SystemExit(f"farm of {n} not ready")
-        if select.select([proc.stdout], [], [], 0.5)[0]:
-            buf += os.read(proc.stdout.fileno(), 65536)
-    info = json.loads(buf)
+    ).spawn()
+    line = farm.read_line(READY_TIMEOUT_S)
+    if line is None:
+        _stop(farm)
+        raise SystemExit(f"farm of {n} not ready")
+    info = json.loads(line)
     if not info.get("ready"):
-        _stop(proc)
+        _stop(farm)
         raise SystemExit(f"farm of {n}: {info.get('error')}")
-    return proc, info
+    return farm, info
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(15)
-    except ProcessLookupError:
-        pass
+def _stop(farm: Child) -> None:
+    farm.stop(grace_s=FARM_STOP_S)
+    farm.close_pipes()
 
 
 def _session(serial: str, adb_port: int) -> float:
@@ -141,7 +131,7 @@ def _round_trips(adb: AdbServer, info: dict, rounds: int = 30) -> tuple[float, f
 
 def bench(n: int, profile: str, tmp: Path) -> dict:
     farm, info = _start_farm(n, profile, tmp / f"farm{n}")
-    twin_pids = _children(farm.pid)
+    twin_pids = _children(farm.proc.pid)
     adb = AdbServer(home=tmp / f"home{n}").start()
     try:
         # peer: a plain adb connect of each twin's own port (no farm in between)
@@ -151,7 +141,7 @@ def bench(n: int, profile: str, tmp: Path) -> dict:
             adb.connect(f"127.0.0.1:{d['twin_port']}")
             peer.append(time.perf_counter() - t0)
             adb.client(timeout_s=5).disconnect(f"127.0.0.1:{d['twin_port']}")
-        farm_cpu0 = _cpu_s(farm.pid)
+        farm_cpu0 = _cpu_s(farm.proc.pid)
         twins_cpu0 = sum(_cpu_s(p) for p in twin_pids)
         me0, adb0 = _self_cpu_s(), _cpu_s(adb.proc.pid)
         t0 = time.perf_counter()
@@ -163,7 +153,7 @@ def bench(n: int, profile: str, tmp: Path) -> dict:
         leaser.release_all()
         wall = time.perf_counter() - t0
         harness_cpu = (_self_cpu_s() - me0) + (_cpu_s(adb.proc.pid) - adb0)
-        farm_cpu = _cpu_s(farm.pid) - farm_cpu0
+        farm_cpu = _cpu_s(farm.proc.pid) - farm_cpu0
         twins_cpu = sum(_cpu_s(p) for p in twin_pids) - twins_cpu0
         remote_ms, direct_ms = _round_trips(adb, info)  # after the CPU figures
         ready = sorted(leaser.timings.values())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -30,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.farm.process import Child  # noqa: E402
 from harness.network.impairment import RelayProcess  # noqa: E402
 from harness.network.linkprobe import UdpSink, probe, send_paced  # noqa: E402
 
@@ -37,6 +39,8 @@ PAYLOAD_B = 1200
 TARGET_PPS = 20_000
 TARGET_P99_MS = 1.0
 FORWARDER_CPU = 0
+PLAIN_READY_S = 10.0  # the plain forwarder's port line (a Python start)
+PLAIN_STOP_S = 5.0
 _PLAIN_FORWARDER = """
 import socket, sys
 listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -72,16 +76,23 @@ class Plain:
     """The peer: `recv` then `send` in a Python loop, nothing else."""
 
     def __init__(self, target: tuple[str, int], idle_s: float):
-        self.proc = subprocess.Popen(
+        # its own process group, registered with the run's reaper, stopped by its PID
+        self.child = Child(
+            "plain UDP forwarder",
             [sys.executable, "-c", _PLAIN_FORWARDER, str(target[1]), str(idle_s)],
             stdout=subprocess.PIPE,
             text=True,
-        )
-        self.address = ("127.0.0.1", int(self.proc.stdout.readline()))
+        ).spawn()
+        self.proc = self.child.proc
+        port = self.child.read_line(PLAIN_READY_S)
+        if port is None:
+            self.stop()
+            raise SystemExit(f"the plain forwarder printed no port within {PLAIN_READY_S:g} s")
+        self.address = ("127.0.0.1", int(port))
 
     def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait(5)
+        self.child.stop(signal.SIGKILL, PLAIN_STOP_S)
+        self.child.close_pipes()
 
 
 def _zero_profile(tmp: Path) -> str:

@@ -11,6 +11,13 @@ from harness.session import SessionRefused
 
 SESSIONS_PER_DEVICE = 3
 HOLD_S = 2.0
+CONNECT_TIMEOUT_S = 60.0  # a press until the agent's video (the budget's max is 15 s)
+REFUSAL_TIMEOUT_S = 15.0  # a press until the refusal message
+BUSY_CUSTOMERS = 8  # the busiest day: customers pressing within one second...
+BUSY_AGENTS = 2  # ...and the agents on duty (the twin backend's default)
+BUSY_TWIN = "android-emulator-api34"
+BUSY_ANSWER_S = 1.0  # the backend's time from assignment to the agent's video
+BACKEND_TRUTH_TOLERANCE_S = 0.05  # screen-read wait vs the backend's, past its uncertainty
 
 
 @pytest.mark.requires("eligible")
@@ -28,7 +35,7 @@ def test_connect_time_within_budget(session_driver, measure, budget, extras, hil
     queue = measure("queue_wait_s", "s")
     first = None
     for i in range(SESSIONS_PER_DEVICE):
-        r = drv.connect(timeout_s=60)
+        r = drv.connect(timeout_s=CONNECT_TIMEOUT_S)
         connect.add(
             r.connect_time_s,
             uncertainty=r.uncertainty_s,
@@ -65,7 +72,7 @@ def test_unregistered_device_is_told_to_register(session_driver, hil_device):
     try:
         drv = session_driver
         with pytest.raises(SessionRefused) as err:
-            drv.connect(timeout_s=15)
+            drv.connect(timeout_s=REFUSAL_TIMEOUT_S)
         assert err.value.kind == "unregistered", err.value.message
         assert err.value.message == drv.app.message("unregistered", drv.locale)
         drv.dismiss_message()
@@ -82,7 +89,7 @@ def test_ineligible_device_shows_the_unsupported_message(
         pytest.skip(f"{device.serial} is eligible for live support")
     drv = session_driver
     with pytest.raises(SessionRefused) as err:
-        drv.connect(timeout_s=15)
+        drv.connect(timeout_s=REFUSAL_TIMEOUT_S)
     assert err.value.kind == "unsupported", err.value.message
     assert err.value.message == drv.app.message("unsupported", drv.locale)
     drv.dismiss_message()
@@ -101,23 +108,24 @@ def test_busiest_day_queue_waits(hil_state, hil_device, measure, budget, extras,
 
     with AdbServer(home=tmp_path / "adb") as adb:
         tp = TwinProcess(
-            "android-emulator-api34",
+            BUSY_TWIN,
             adb=adb,
-            port=free_port_block(8),
-            count=8,
+            port=free_port_block(BUSY_CUSTOMERS),
+            count=BUSY_CUSTOMERS,
             state_dir=tmp_path / "twins",
         )
         try:
             tp.start()
-            tp.control("backend", answer_s=1.0)
+            tp.control("backend", answer_s=BUSY_ANSWER_S)
             results = busiest_day(
                 [f"127.0.0.1:{t.port}" for t in tp.twins], adb.port, hold_s=HOLD_S
             )
             backend = read_truth(tp.twins[0].backend_truth)
         finally:
             tp.stop()
-    waits = measure("queue_wait_s", "s", load="8 customers, 2 agents")
-    connects = measure("connect_time_s", "s", load="8 customers, 2 agents")
+    load = f"{BUSY_CUSTOMERS} customers, {BUSY_AGENTS} agents"
+    waits = measure("queue_wait_s", "s", load=load)
+    connects = measure("connect_time_s", "s", load=load)
     truth = {e["device"]: e["queue_wait_s"] for e in backend if e["event"] == "session_assigned"}
     for serial, r in sorted(results.items()):
         waits.add(
@@ -129,7 +137,9 @@ def test_busiest_day_queue_waits(hil_state, hil_device, measure, budget, extras,
         connects.add(r.connect_time_s, uncertainty=r.uncertainty_s, device=serial)
     attach_plots(extras, waits, budget, "busiest day: queue wait")
     attach_plots(extras, connects, budget, "busiest day: connect time")
-    assert len(waits.samples) == 8
+    assert len(waits.samples) == BUSY_CUSTOMERS
     for s in waits.samples:
-        assert abs(s.value - s.meta["backend_truth"]) <= s.uncertainty + 0.05, s
+        assert (
+            abs(s.value - s.meta["backend_truth"]) <= s.uncertainty + BACKEND_TRUTH_TOLERANCE_S
+        ), s
     measure.check(waits)

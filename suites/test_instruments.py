@@ -13,6 +13,9 @@ from harness.instruments.walt_latency import measure_screen_draw
 
 WALT_APP = "com.mayday.hil.walt"
 TRANSITIONS = 20
+DRAW_SEED = 1  # the order of black/white transitions, the same every run
+POLL_TIMEOUT_S = 2.0  # one adb state / getprop poll while the device boots
+POWER_OFF_S = 1.0  # the relay keeps the power off this long
 
 
 @pytest.mark.budget("screen_draw_ms")
@@ -29,7 +32,7 @@ def test_screen_draw_latency_by_photodiode(device, hil_device, measure):
         return t
 
     with Walt.open(hil_device.walt_port) as walt:
-        m = measure_screen_draw(walt, draw, n=TRANSITIONS, seed=1)
+        m = measure_screen_draw(walt, draw, n=TRANSITIONS, seed=DRAW_SEED)
     m.meta["device"] = device.serial
     measure.measurements.append(m)
     measure.check(m)
@@ -42,16 +45,17 @@ def test_power_cycle_recovery(device, hil_device, hil_state, measure):
     client = device.client
 
     def on_adb() -> bool:
-        state = device.state(timeout_s=2.0)
+        state = device.state(timeout_s=POLL_TIMEOUT_S)
         if state != "device" and ":" in device.serial:
-            client.connect(device.serial, timeout=2.0)  # a farm reconnects network devices
+            # a farm reconnects network devices
+            client.connect(device.serial, timeout=POLL_TIMEOUT_S)
         return state == "device"
 
     def completed() -> bool:
-        return device.getprop("sys.boot_completed", timeout_s=2.0) == "1"
+        return device.getprop("sys.boot_completed", timeout_s=POLL_TIMEOUT_S) == "1"
 
     with LcusRelay(hil_device.relay_port) as relay:
-        timing = time_boot(relay, on_adb, completed, off_s=1.0)
+        timing = time_boot(relay, on_adb, completed, off_s=POWER_OFF_S)
     to_adb = measure(BOOT_TO_ADB_S, "s")
     to_adb.add(timing.to_adb_s, uncertainty=timing.to_adb_uncertainty_s)
     to_completed = measure(BOOT_COMPLETED_S, "s")

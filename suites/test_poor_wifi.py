@@ -16,6 +16,8 @@ PROFILES = ["good-wifi", "poor-wifi", "3g", "edge", "very-bad-network"]
 MEDIA_PROFILES = ["good-wifi", "poor-wifi", "lossy-5", "edge"]
 G2G_WINDOW_S = 5.0
 SHARE_WINDOW_S = 5.0
+CONNECT_TIMEOUT_S = 60.0  # a press until the agent's video, on the worst profile too
+WIFI_DROP_S = 3.0  # how long Wi-Fi is off mid-session
 
 
 @pytest.mark.requires("eligible")
@@ -35,7 +37,7 @@ def test_connect_time_per_network_profile(
             # over budget off good Wi-Fi reads DEGRADED, not FAIL: the test passes on it
             **{DEGRADATION_IS_DATA: profile_name != "good-wifi"},
         )
-        r = drv.connect(timeout_s=60)
+        r = drv.connect(timeout_s=CONNECT_TIMEOUT_S)
         m.add(r.connect_time_s, uncertainty=r.uncertainty_s, network=profile_name, mode=r.mode)
         drv.end()
     verdict = measure.check(m, raise_on_fail=False)
@@ -90,10 +92,10 @@ def test_wifi_drop_mid_session_recovers_or_ends_cleanly(session_driver, measure,
     drv = session_driver
     if drv.mode != "timecode":
         pytest.skip("Wi-Fi recovery reads the agent's timecode: it needs a cooperating agent")
-    drv.connect(timeout_s=60)
-    recovery = measure("wifi_recovery_s", "s", drop_s=3.0)
+    drv.connect(timeout_s=CONNECT_TIMEOUT_S)
+    recovery = measure("wifi_recovery_s", "s", drop_s=WIFI_DROP_S)
     try:
-        rec = drv.wifi_recovery(drop_s=3.0)
+        rec = drv.wifi_recovery(drop_s=WIFI_DROP_S)
     except SessionRefused as e:  # a clean end with a message on screen is an acceptable outcome
         assert e.kind in ("connection_lost", "no_wifi", "ended"), e.message
         drv.dismiss_message()

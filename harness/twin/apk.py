@@ -15,6 +15,8 @@ import zipfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from harness.twin.fs import FsError
+
 if TYPE_CHECKING:
     from harness.twin.proc import Proc
 
@@ -343,8 +345,6 @@ def install_bytes(twin, data: bytes, replace: bool = True, downgrade: bool = Fal
 
 async def install_from_path(p: Proc, args: list[str]) -> int:
     """`pm install [-r] [-t] [-d] [-g] PATH` (a file on the device) or `-S SIZE` (stdin)."""
-    from harness.twin.fs import FsError
-
     twin = p.twin
     api = twin.personality.api
     flags = [a for a in args if a.startswith("-")]

@@ -106,6 +106,12 @@ def _number(lo: float = 0.0, what: str = "value"):
     return parse
 
 
+def add_seconds(p: argparse.ArgumentParser, flag: str, default: float | None, help: str) -> None:
+    """A duration option in seconds (a finite number >= 0): a bad value is one error naming
+    the option. Used by `hil twin up`, `hil twin backend` and `hil farm stf`."""
+    p.add_argument(flag, type=_number(what=flag), default=default, help=help)
+
+
 def _host_port(text: str) -> tuple[str, int]:
     """HOST:PORT on loopback (the twin world binds and speaks 127.0.0.1 only)."""
     host, sep, port = text.rpartition(":")
@@ -176,24 +182,9 @@ def _add_backend_args(p) -> None:
     p.add_argument(
         "--agents", type=_int_in(0, 10000, "--agents"), default=2, help="support agents on duty"
     )
-    p.add_argument(
-        "--answer-s",
-        type=_number(what="--answer-s"),
-        default=1.0,
-        help="time from assignment to the agent's video (s)",
-    )
-    p.add_argument(
-        "--handle-s",
-        type=_number(what="--handle-s"),
-        default=600.0,
-        help="longest session before the agent ends it (s)",
-    )
-    p.add_argument(
-        "--wrap-s",
-        type=_number(what="--wrap-s"),
-        default=0.0,
-        help="after-call work before the agent takes the next (s)",
-    )
+    add_seconds(p, "--answer-s", 1.0, "time from assignment to the agent's video (s)")
+    add_seconds(p, "--handle-s", 600.0, "longest session before the agent ends it (s)")
+    add_seconds(p, "--wrap-s", 0.0, "after-call work before the agent takes the next (s)")
 
 
 def add_twin_parser(sub) -> None:
@@ -236,12 +227,7 @@ def add_twin_parser(sub) -> None:
         help="adb server port to register with (default $ANDROID_ADB_SERVER_PORT or 5037)",
     )
     up.add_argument("--profiles-dir", type=Path, default=None)
-    up.add_argument(
-        "--boot-s",
-        type=_number(what="--boot-s"),
-        default=1.0,
-        help="time a reboot keeps the twin off adb",
-    )
+    add_seconds(up, "--boot-s", 1.0, "time a reboot keeps the twin off adb")
     up.add_argument(
         "--region",
         type=_region,
@@ -281,18 +267,8 @@ def add_twin_parser(sub) -> None:
         help="a simulated WALT on a pty (photodiode on the screen's centre)",
     )
     up.add_argument("--relay", action="store_true", help="a simulated USB power relay on a pty")
-    up.add_argument(
-        "--adb-after-s",
-        type=_number(what="--adb-after-s"),
-        default=2.0,
-        help="power on -> on adb (relay)",
-    )
-    up.add_argument(
-        "--boot-completed-after-s",
-        type=_number(what="--boot-completed-after-s"),
-        default=4.0,
-        help="power on -> sys.boot_completed=1 (relay)",
-    )
+    add_seconds(up, "--adb-after-s", 2.0, "power on -> on adb (relay)")
+    add_seconds(up, "--boot-completed-after-s", 4.0, "power on -> sys.boot_completed=1 (relay)")
     _add_backend_args(up)
     up.set_defaults(func=_up)
     be = tsub.add_parser("backend", help="a support backend shared by several twin processes")

@@ -14,8 +14,8 @@ from harness.twin import commandset  # noqa: F401 -- a Twin has its commands (re
 from harness.twin.auth import KeyStore
 from harness.twin.console import ConsoleServer
 from harness.twin.fs import FileSystem
-from harness.twin.logcat import PID_SYSTEM_SERVER, LogStore, chatter, log_truth_event
-from harness.twin.packages import app_pid, package_info
+from harness.twin.logcat import LogStore, chatter, log_truth_event
+from harness.twin.packages import PID_SYSTEM_SERVER, app_pid, package_info
 from harness.twin.personality import Personality, personality_for
 from harness.twin.screen import Screen
 from harness.twin.services import ServiceTable

@@ -1,4 +1,4 @@
-"""`dumpsys <service>` and `pm list features` in the shapes of the profile's API level.
+"""`dumpsys <service>` in the shapes of the profile's API level.
 
 Formats follow shared/reference/adb-wire-facts.md section 6 and AOSP's dump methods.
 """
@@ -7,40 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.twin import packages
 from harness.twin.proc import Proc
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
-
-
-def features_lines(twin: Twin) -> list[str]:
-    hw = twin.profile.hardware
-    api = twin.personality.api
-    names = [
-        "android.hardware.touchscreen",
-        "android.hardware.touchscreen.multitouch",
-        "android.hardware.screen.landscape",
-        "android.hardware.usb.accessory",
-        "android.software.live_wallpaper",
-    ]
-    if hw.microphone:
-        names.append("android.hardware.microphone")
-    if hw.wifi:
-        names.append("android.hardware.wifi")
-    if hw.front_camera:
-        names.append("android.hardware.camera.front")
-    if hw.back_camera:
-        names += ["android.hardware.camera", "android.hardware.camera.autofocus"]
-    if hw.front_camera or hw.back_camera:
-        names.append("android.hardware.camera.any")
-    if api >= 24:
-        lines = ["feature:reqGlEsVersion=0x30000"]
-        versioned = {"android.hardware.vulkan.version": "4198400"} if api >= 28 else {}
-        lines += [f"feature:{n}" for n in sorted(names)] + [
-            f"feature:{k}={v}" for k, v in versioned.items()
-        ]
-        return lines
-    return [f"feature:{n}" for n in sorted(names)]
 
 
 async def dumpsys(p: Proc) -> int:
@@ -232,12 +203,6 @@ _SERVICES = {
     "audio": _audio,
     "display": _display,
     "SurfaceFlinger": _surfaceflinger,
-    "package": lambda twin, args: _packages().dumpsys_package(twin, args),
-    "activity": lambda twin, args: _packages().dumpsys_activity(twin, args),
+    "package": lambda twin, args: packages.dumpsys_package(twin, args),
+    "activity": lambda twin, args: packages.dumpsys_activity(twin, args),
 }
-
-
-def _packages():
-    from harness.twin import packages
-
-    return packages

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from harness.twin.packages import PID_SYSTEM_SERVER, app_pid
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
@@ -27,10 +30,6 @@ FORMATS = ("brief", "process", "tag", "raw", "time", "thread", "threadtime", "lo
 _FOLLOW_POLL_S = 0.05
 _FOLLOW_MAX_S = 24 * 3600.0  # a follower ends with the stream; this only bounds the loop
 
-# the pids of the twin's system processes (plausible for a freshly booted device)
-PID_SYSTEM_SERVER = 612
-PID_SYSTEMUI = 901
-PID_WIFI = 612
 PID_LAUNCHER = 1120
 
 
@@ -284,8 +283,6 @@ CHATTER_PERIOD_S = (0.3, 1.5)  # between two background lines
 
 async def chatter(twin: Twin) -> None:
     """Background lines while the twin runs (cancelled at stop), as a live device has."""
-    import random
-
     rng = random.Random(twin.port)
     while True:
         await asyncio.sleep(rng.uniform(*CHATTER_PERIOD_S))
@@ -313,8 +310,6 @@ def log_truth_event(twin: Twin, event: str, fields: dict) -> None:
 
 
 def _truth_line(twin: Twin, event: str, fields: dict) -> tuple[str, str, int, str] | None:
-    from harness.twin.packages import app_pid
-
     support = twin.screen.support_pkg
     if event == "mayday_pressed":
         return (

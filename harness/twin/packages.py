@@ -1,6 +1,7 @@
 """Packages and processes of a twin: `pm`, `am`, `monkey`, `ps`, `pidof`, `kill`, `ime`, `cmd`,
 and `dumpsys package|activity`, in the output shapes of the profile's API level (AOSP
-PackageManagerShellCommand, ActivityManagerShellCommand, toolbox/toybox ps).
+PackageManagerShellCommand, ActivityManagerShellCommand, toolbox/toybox ps); `pm list features`
+from the profile's hardware.
 
 Size: one package/process model answering pm, am, ps and dumpsys package over the same state."""
 
@@ -11,13 +12,16 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from harness.twin.logcat import PID_SYSTEM_SERVER
 from harness.twin.registry import command
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
     from harness.twin.proc import Proc
 
+# the pids of the twin's system processes (plausible for a freshly booted device)
+PID_SYSTEM_SERVER = 612
+PID_SYSTEMUI = 901
+PID_WIFI = 612
 INSTALL_TIME = "2024-01-01 00:00:00"  # when the system image's apps were "installed"
 _DANGEROUS = (
     "android.permission.CAMERA",
@@ -151,10 +155,40 @@ async def _pm_list_packages(p: Proc, args: list[str]) -> int:
     return 0
 
 
+def features_lines(twin: Twin) -> list[str]:
+    """`pm list features` of the profile's hardware, in its API level's shape
+    (shared/reference/adb-wire-facts.md section 6)."""
+    hw = twin.profile.hardware
+    api = twin.personality.api
+    names = [
+        "android.hardware.touchscreen",
+        "android.hardware.touchscreen.multitouch",
+        "android.hardware.screen.landscape",
+        "android.hardware.usb.accessory",
+        "android.software.live_wallpaper",
+    ]
+    if hw.microphone:
+        names.append("android.hardware.microphone")
+    if hw.wifi:
+        names.append("android.hardware.wifi")
+    if hw.front_camera:
+        names.append("android.hardware.camera.front")
+    if hw.back_camera:
+        names += ["android.hardware.camera", "android.hardware.camera.autofocus"]
+    if hw.front_camera or hw.back_camera:
+        names.append("android.hardware.camera.any")
+    if api >= 24:
+        lines = ["feature:reqGlEsVersion=0x30000"]
+        versioned = {"android.hardware.vulkan.version": "4198400"} if api >= 28 else {}
+        lines += [f"feature:{n}" for n in sorted(names)] + [
+            f"feature:{k}={v}" for k, v in versioned.items()
+        ]
+        return lines
+    return [f"feature:{n}" for n in sorted(names)]
+
+
 async def pm(p: Proc) -> int:  # noqa: C901 -- one branch per `pm` subcommand, as Android's pm
     """`pm` (and `cmd package`)."""
-    from harness.twin.dumpsys import features_lines
-
     twin = p.twin
     api = twin.personality.api
     args = p.argv[1:]

@@ -9,8 +9,10 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from harness.twin.apk import install_bytes
 from harness.twin.proc import BrokenPipe, Pipe, Sink, StreamSink, V2Sink
 from harness.twin.shell import Shell
+from harness.twin.sync import serve_sync
 from harness.twin.transport import Stream, StreamClosed
 
 if TYPE_CHECKING:
@@ -70,8 +72,6 @@ class ServiceTable:
                 return None
             return lambda s: self._abb(s, arg, v2=name == "abb")
         if name == "sync":
-            from harness.twin.sync import serve_sync
-
             return lambda s: serve_sync(self.twin, s)
         if name == "tcp":
             return self._tcp_handler(arg)
@@ -179,8 +179,6 @@ class ServiceTable:
 
     # --- package installs streamed over the service (adb install on API 24+)
     async def _streamed_install(self, stream: Stream, args: list[str], out) -> None:
-        from harness.twin.apk import install_bytes
-
         try:
             size = int(args[args.index("-S") + 1])
         except (ValueError, IndexError):

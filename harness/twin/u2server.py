@@ -15,7 +15,7 @@ import cv2
 
 from harness.twin.proc import Proc
 from harness.twin.screen import UiNode
-from harness.twin.uidump import hierarchy_xml
+from harness.twin.uidump import hierarchy_xml, window_tree
 
 if TYPE_CHECKING:
     from harness.twin.device import Twin
@@ -200,8 +200,6 @@ class U2Server:
         return True
 
     def _find(self, sel: dict[str, Any]) -> list[UiNode]:
-        from harness.twin.uidump import window_tree
-
         return [n for n in window_tree(self.twin.screen.root()).walk() if self._matches(n, sel)]
 
     def _one(self, sel: dict[str, Any]) -> UiNode:

@@ -13,24 +13,30 @@ from pathlib import Path
 import pytest
 
 from harness.device.adb import Device
+from harness.farm.process import Child
 from harness.farm.stf import HEALTH_WAIT_S, StfClient, StfError, StfLeaser
 
 TOKEN = "tok-farm-user-1"  # conftest's first user
 RUN_TIMEOUT_S = 240.0
 
 
-def _pytest(tmp_path: Path, farm_url: str, *args: str, env: dict | None = None, **kw):
+def _pytest(
+    tmp_path: Path, farm_url: str, *args: str, env: dict | None = None, preexec_fn=None
+) -> subprocess.Popen:
+    """An inner pytest run on the farm: its own process group, registered with the run's
+    reaper (harness.farm.process.Child); _finish() collects it."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--stf", farm_url]
     cmd += ["--hil-reports", str(tmp_path / "reports"), *args]
-    return subprocess.Popen(
+    child = Child(
+        f"inner pytest run ({tmp_path.name})",
         cmd,
-        cwd=tmp_path,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
-        **kw,
+        cwd=tmp_path,
+        preexec_fn=preexec_fn,
     )
+    return child.spawn().proc
 
 
 def _finish(proc: subprocess.Popen, timeout_s: float = RUN_TIMEOUT_S) -> tuple[int, str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.farm.process import Child
 from harness.report import read_results
 
 TOKEN = "tok-farm-user-1"
@@ -42,16 +43,17 @@ def _start(
     host = tmp_path / f"host{shard[0]}"
     host.mkdir()
     (host / "test_suite.py").write_text(SUITE)
-    return subprocess.Popen(
+    child = Child(  # its own process group, registered with the run's reaper
+        f"runner host {shard}",
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_suite.py", "--stf", url]
         + ["--stf-count", "3", "--hil-reports", str(host / "reports")]
         + (["--shard", shard] if sharded else []),
-        cwd=host,
         env={**os.environ, "STF_TOKEN": TOKEN, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
+        cwd=host,
     )
+    return child.spawn().proc
 
 
 def _finish(proc: subprocess.Popen) -> tuple[int, str]:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.farm.process import Child
+
 IP_TIMEOUT_S = 10.0
 TWIN_START_TIMEOUT_S = 20.0
 TWIN_STOP_TIMEOUT_S = 5.0
@@ -187,35 +189,24 @@ def twin_console(tmp_path):
         "--state-dir",
         str(tmp_path / "twin"),
     ]
-    log = open(tmp_path / "twin.log", "wb")
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    log.close()
+    with open(tmp_path / "twin.log", "wb") as log:
+        # its own process group, registered with the run's reaper, stopped by its PID below
+        twin = Child("twin (console)", cmd, env=env, stdout=subprocess.PIPE, stderr=log).spawn()
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], TWIN_START_TIMEOUT_S)
-        line = proc.stdout.readline() if ready else b""
+        line = twin.read_line(TWIN_START_TIMEOUT_S)
         if not line:
             pytest.fail(f"twin did not start: {(tmp_path / 'twin.log').read_text()[-800:]}")
         info = json.loads(line)
         assert info["ready"], info
         yield TwinConsole(
-            info["console_port"], home / ".emulator_console_auth_token", Path(info["truth"]), proc
+            info["console_port"],
+            home / ".emulator_console_auth_token",
+            Path(info["truth"]),
+            twin.proc,
         )
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(TWIN_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(TWIN_STOP_TIMEOUT_S)
-        proc.stdout.close()
+        twin.stop(grace_s=TWIN_STOP_TIMEOUT_S)
+        twin.close_pipes()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from harness.errors import NetworkShaperError
+from harness.farm.process import Child
 from harness.network import profiles as P
 from harness.network.console import (
     ConsoleNetwork,
@@ -175,12 +176,11 @@ def test_apply_failure_restores_and_raises(twin_console, tmp_path):
     assert _status(twin_console) == ORIGINAL
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
-def test_a_process_killed_mid_profile_leaves_the_console_restored(
-    twin_console, tmp_path, child_line, sig, default_signals
-):
-    _set_original(twin_console)
-    child = subprocess.Popen(
+def _applier(twin_console, tmp_path, preexec_fn=None) -> Child:
+    """A process that applies `edge` on the console and waits (_APPLY_AND_WAIT): its own
+    process group, registered with the run's reaper."""
+    return Child(
+        "console profile applier",
         [
             sys.executable,
             "-c",
@@ -192,17 +192,25 @@ def test_a_process_killed_mid_profile_leaves_the_console_restored(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=default_signals,
-    )
+        preexec_fn=preexec_fn,
+    ).spawn()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_a_process_killed_mid_profile_leaves_the_console_restored(
+    twin_console, tmp_path, child_line, sig, default_signals
+):
+    _set_original(twin_console)
+    applier = _applier(twin_console, tmp_path, default_signals)
+    child = applier.proc
     try:
         child_line(child, "applied", CHILD_TIMEOUT_S)
         assert _status(twin_console).max_ms == 420  # edge is on
         child.send_signal(sig)
         child.wait(CHILD_TIMEOUT_S)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(CHILD_TIMEOUT_S)
+        applier.stop(signal.SIGKILL, CHILD_TIMEOUT_S)
+        applier.close_pipes()
     assert _status(twin_console) == ORIGINAL
     assert not list(tmp_path.glob("console-*.json"))
 
@@ -211,26 +219,15 @@ def test_after_sigkill_the_journal_lets_hil_net_clear_restore_the_original(
     twin_console, tmp_path, child_line
 ):
     _set_original(twin_console)
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _APPLY_AND_WAIT,
-            str(twin_console.port),
-            str(twin_console.token_file),
-            str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    applier = _applier(twin_console, tmp_path)
+    child = applier.proc
     try:
         child_line(child, "applied", CHILD_TIMEOUT_S)
         child.kill()
         child.wait(CHILD_TIMEOUT_S)
     finally:
-        if child.poll() is None:
-            child.kill()
+        applier.stop(signal.SIGKILL, CHILD_TIMEOUT_S)
+        applier.close_pipes()
     assert _status(twin_console).max_ms == 420  # a SIGKILL leaves it applied...
     assert list(tmp_path.glob("console-*.json"))  # ...and the journal says what was there before
     cp = subprocess.run(

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 from harness.cli import build_parser
+from harness.farm.process import Child
 
 CLI = [sys.executable, "-m", "harness.cli", "net"]
+RELAY_STOP_S = 10.0
 GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "network" / "netem"
 
 
@@ -82,7 +84,8 @@ def _udp_sink():
 
 def test_relay_runs_in_the_foreground_and_prints_counters_when_stopped(child_line):
     sink = _udp_sink()
-    proc = subprocess.Popen(
+    relay = Child(
+        "hil net relay",
         [
             *CLI,
             "relay",
@@ -98,7 +101,8 @@ def test_relay_runs_in_the_foreground_and_prints_counters_when_stopped(child_lin
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
+    ).spawn()
+    proc = relay.proc
     try:
         line = child_line(proc, "relay udp", 20)
         port = int(line.split()[2].rsplit(":", 1)[1])
@@ -116,9 +120,8 @@ def test_relay_runs_in_the_foreground_and_prints_counters_when_stopped(child_lin
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+        relay.stop(signal.SIGKILL, RELAY_STOP_S)  # a no-op once it ended by itself
+        relay.close_pipes()
         sink.close()
     assert proc.returncode == 0, err
     assert "relay udp profile lossy-5 seed 1" in out

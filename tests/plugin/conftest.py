@@ -1,6 +1,6 @@
 """What the plugin's tests share: an inner pytest run with a twin, started as a child of this
-run (its own process group, registered with the run's reaper, stopped by its PID at teardown),
-the one run directory of its reports, and a bounded wait."""
+run (its own process group, registered with the run's reaper, stopped by its PID at teardown)
+or through pytester, the one run directory of its reports, and a bounded wait."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from harness.farm.process import Child
 
 INNER_TWIN = "android-emulator-api34"
 INNER_STOP_GRACE_S = 10.0
+INNER_TIMEOUT_S = 120.0
 WAIT_POLL_S = 0.1
 
 
@@ -48,6 +49,29 @@ def inner_run(tmp_path: Path, default_signals) -> Iterator[Callable[..., Child]]
         if child.alive():
             child.stop(signal.SIGKILL, INNER_STOP_GRACE_S)
         child.close_pipes()
+
+
+@pytest.fixture
+def run_with_twin(pytester: pytest.Pytester) -> Callable[..., pytest.RunResult]:
+    """run(reports, *args, twin=INNER_TWIN, timeout_s=INNER_TIMEOUT_S) -> RunResult: pytester's
+    files run by `pytest --twin TWIN --hil-reports REPORTS -p no:cacheprovider ARGS` in a
+    subprocess (pytester's own, bounded by timeout_s)."""
+
+    def run(
+        reports: Path, *args: str, twin: str = INNER_TWIN, timeout_s: float = INNER_TIMEOUT_S
+    ) -> pytest.RunResult:
+        return pytester.runpytest_subprocess(
+            "--twin",
+            twin,
+            "--hil-reports",
+            str(reports),
+            "-p",
+            "no:cacheprovider",
+            *args,
+            timeout=timeout_s,
+        )
+
+    return run
 
 
 @pytest.fixture

@@ -157,7 +157,7 @@ def test_bad_configuration_is_one_line_and_exit_4_before_any_twin(
     assert not list(reports.glob("*/devices.json"))
 
 
-def test_twins_play_the_profile_from_profiles_dir(pytester, tmp_path):
+def test_twins_play_the_profile_from_profiles_dir(pytester, tmp_path, run_with_twin):
     profiles = _profiles(
         tmp_path,
         {
@@ -173,15 +173,5 @@ def test_twins_play_the_profile_from_profiles_dir(pytester, tmp_path):
             "    assert device.getprop('ro.product.model', timeout_s=10) == 'HIL-VALIDATED-1'\n"
         )
     )
-    result = pytester.runpytest_subprocess(
-        "--twin",
-        EMU,
-        "--profiles-dir",
-        str(profiles),
-        "--hil-reports",
-        str(tmp_path / "r"),
-        "-p",
-        "no:cacheprovider",
-        timeout=120,
-    )
+    result = run_with_twin(tmp_path / "r", "--profiles-dir", str(profiles), twin=EMU, timeout_s=120)
     result.assert_outcomes(passed=1)

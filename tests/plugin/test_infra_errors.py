@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from pathlib import Path
 
 RECOVERY_TESTS = textwrap.dedent(
     """
@@ -49,41 +48,23 @@ SERVER_GONE_TESTS = textwrap.dedent(
 )
 
 
-def _run_dir(reports: Path) -> Path:
-    runs = [p for p in reports.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return runs[0]
-
-
-def test_a_dropped_or_rebooted_device_is_waited_for_and_counted(pytester, tmp_path):
+def test_a_dropped_or_rebooted_device_is_waited_for_and_counted(
+    pytester, tmp_path, run_with_twin, run_dir
+):
     pytester.makepyfile(test_recovery=RECOVERY_TESTS)
     reports = tmp_path / "reports"
-    result = pytester.runpytest_subprocess(
-        "--twin",
-        "android-tablet-api30",
-        "--hil-reports",
-        str(reports),
-        "-p",
-        "no:cacheprovider",
-        timeout=180,
-    )
+    result = run_with_twin(reports, twin="android-tablet-api30", timeout_s=180)
     result.assert_outcomes(passed=3)
-    summary = json.loads((_run_dir(reports) / "summary.json").read_text())
+    summary = json.loads((run_dir(reports) / "summary.json").read_text())
     assert list(summary["device_recoveries"].values()) == [2], summary
     result.stdout.fnmatch_lines(["*device recoveries on *: 2 (waited for it*"])
 
 
-def test_adb_server_gone_is_one_error_line_naming_device_and_step(pytester, tmp_path):
+def test_adb_server_gone_is_one_error_line_naming_device_and_step(
+    pytester, tmp_path, run_with_twin
+):
     pytester.makepyfile(test_gone=SERVER_GONE_TESTS)
-    result = pytester.runpytest_subprocess(
-        "--twin",
-        "android-tablet-api30",
-        "--hil-reports",
-        str(tmp_path / "r"),
-        "-p",
-        "no:cacheprovider",
-        timeout=180,
-    )
+    result = run_with_twin(tmp_path / "r", twin="android-tablet-api30", timeout_s=180)
     result.assert_outcomes(errors=2, failed=2)
     for outcome, name in [
         ("ERROR", "test_the_adb_server_is_gone"),

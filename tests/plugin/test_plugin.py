@@ -13,13 +13,7 @@ from harness.report import read_results
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 
 
-def _run_dir(reports: Path) -> Path:
-    runs = sorted(p for p in reports.iterdir() if p.is_dir())
-    assert len(runs) == 1, runs
-    return runs[0]
-
-
-def test_capability_suite_on_two_twins_with_xdist(pytester: pytest.Pytester, tmp_path):
+def test_capability_suite_on_two_twins_with_xdist(pytester: pytest.Pytester, tmp_path, run_dir):
     reports = tmp_path / "reports"
     result = pytester.runpytest_subprocess(
         str(SUITES / "test_capabilities.py"),
@@ -46,7 +40,7 @@ def test_capability_suite_on_two_twins_with_xdist(pytester: pytest.Pytester, tmp
     assert len(workers) == 2 and all(len(w) == 1 for w in workers.values()), workers
     result.stdout.fnmatch_lines(["*not eligible for live support: no microphone*"])
     result.stdout.fnmatch_lines(["*(fire-hd-7-2013) lacks microphone*"])
-    run = _run_dir(reports)
+    run = run_dir(reports)
     devices = json.loads((run / "devices.json").read_text())
     assert sorted(d["profile"] for d in devices) == ["fire-hd-7-2013", "fire-hdx-7-2013"]
     html = (run / "report.html").read_text()
@@ -70,24 +64,16 @@ MEASURING_TEST = textwrap.dedent(
 
 
 def test_measurements_go_to_results_jsonl_and_budget_failures_fail(
-    pytester: pytest.Pytester, tmp_path
+    pytester: pytest.Pytester, tmp_path, run_with_twin, run_dir
 ):
     pytester.makepyfile(test_measuring=MEASURING_TEST)
     reports = tmp_path / "reports"
-    result = pytester.runpytest_subprocess(
-        "--twin",
-        "android-emulator-api34",
-        "--hil-reports",
-        str(reports),
-        "-p",
-        "no:cacheprovider",
-        timeout=120,
-    )
+    result = run_with_twin(reports, timeout_s=120)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         ["*BudgetExceeded*connect_time_s p95 = 19.6 s (limit <= 15 s): OVER BUDGET*"]
     )
-    records = read_results(_run_dir(reports) / "results.jsonl")
+    records = read_results(run_dir(reports) / "results.jsonl")
     by_test = {r["test"].rstrip("]").rsplit("-", 1)[1]: r for r in records}
     assert set(by_test) == {"fast", "slow"}
     assert by_test["fast"]["verdict"]["passed"] and not by_test["slow"]["verdict"]["passed"]
@@ -147,20 +133,14 @@ OFFLINE_TEST = textwrap.dedent(
 )
 
 
-def test_device_offline_mid_test_is_one_error_and_results_survive(pytester, tmp_path):
+def test_device_offline_mid_test_is_one_error_and_results_survive(
+    pytester, tmp_path, run_with_twin, run_dir
+):
     pytester.makepyfile(test_offline=OFFLINE_TEST)
     reports = tmp_path / "reports"
-    result = pytester.runpytest_subprocess(
-        "--twin",
-        "android-emulator-api34",
-        "--hil-reports",
-        str(reports),
-        "-p",
-        "no:cacheprovider",
-        timeout=120,
-    )
+    result = run_with_twin(reports, timeout_s=120)
     result.assert_outcomes(errors=1)  # the lab's fault, not the product's
     result.stdout.fnmatch_lines(["*infrastructure error (AdbError*127.0.0.1:*echo gone?*"])
-    run = _run_dir(reports)
+    run = run_dir(reports)
     assert [r["samples"] for r in read_results(run / "results.jsonl")] == [[4.2]]
     assert (run / "report.html").is_file() and (run / "summary.json").is_file()

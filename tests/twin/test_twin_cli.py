@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import signal
 import stat
 import subprocess
 import sys
 
 import pytest
+
+from harness.farm.process import Child
 
 PROFILE = "android-emulator-api34"
 CLI_TIMEOUT_S = 30.0
@@ -53,24 +53,16 @@ def test_twin_up_refuses_bad_options_in_one_line(args, message):
 
 def test_twin_backend_writes_its_agent_token_0600(tmp_path):
     token_file = tmp_path / "agent-token"
-    proc = subprocess.Popen(
+    backend = Child(
+        "twin backend",
         [sys.executable, "-m", "harness.cli", "twin", "backend", "--token-file", str(token_file)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    ).spawn()
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], CLI_TIMEOUT_S)
-        line = json.loads(proc.stdout.readline() if ready else b"{}")
+        line = json.loads(backend.read_line(CLI_TIMEOUT_S) or "{}")
         assert line.get("ready") and line["agent_token_file"] == str(token_file)
         assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
         assert len(token_file.read_text()) >= 32
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        proc.stdout.close()
+        backend.stop()
+        backend.close_pipes()

@@ -126,13 +126,8 @@ class Execution:
             for value in values:
                 await self._tick()
                 self.set(node.var, value)
-                try:
-                    status = await self.exec(node.body, io)
-                except LoopBreak as b:
-                    if b.levels > 1:
-                        raise LoopBreak(b.levels - 1, b.cont) from None
-                    if b.cont:
-                        continue
+                status, done = await self._loop_turn(node.body, io, status)
+                if done:
                     break
             return status
         if isinstance(node, g.While):
@@ -142,13 +137,8 @@ class Execution:
                 ok = await self._cond(node.cond, io) == 0
                 if ok == node.until:
                     break
-                try:
-                    status = await self.exec(node.body, io)
-                except LoopBreak as b:
-                    if b.levels > 1:
-                        raise LoopBreak(b.levels - 1, b.cont) from None
-                    if b.cont:
-                        continue
+                status, done = await self._loop_turn(node.body, io, status)
+                if done:
                     break
             return status
         if isinstance(node, g.Case):
@@ -160,6 +150,16 @@ class Execution:
                         return await self.exec(body, io) if body is not None else 0
             return 0
         raise ShellError(f"cannot run {type(node).__name__}")
+
+    async def _loop_turn(self, body: g.Node, io: IO, status: int) -> tuple[int, bool]:
+        """One turn of a for/while/until body: (its status, whether the loop ends). `continue`
+        and `break` keep the status of the turn before; `break N`/`continue N` go outward."""
+        try:
+            return await self.exec(body, io), False
+        except LoopBreak as b:
+            if b.levels > 1:
+                raise LoopBreak(b.levels - 1, b.cont) from None
+            return status, not b.cont
 
     async def _dbracket(self, node: g.DBracket, io: IO) -> int:
         args: list[str] = []

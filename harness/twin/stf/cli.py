@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.twin.cli import add_seconds
+
 
 def _stf(args: argparse.Namespace) -> int:
+    # the farm runner imports the whole twin (OpenCV, aiortc, ...): only `hil farm stf` pays
     from harness.twin.stf.runner import FarmRunner, serve
 
     runner = FarmRunner(
@@ -45,17 +48,15 @@ def add_commands(sub) -> None:
         metavar="T",
         help="an access token (repeatable: each token is one user)",
     )
-    stf.add_argument(
-        "--lease-s", type=float, default=900.0, help="lease when a claim gives no timeout"
-    )
-    stf.add_argument(
+    add_seconds(stf, "--lease-s", 900.0, "lease when a claim gives no timeout")
+    add_seconds(
+        stf,
         "--offline-after-connect-s",
-        type=float,
-        default=0.0,
-        help="remote adb shows offline this long after each connect (real farms: ~1 s)",
+        0.0,
+        "remote adb shows offline this long after each connect (real farms: ~1 s)",
     )
     stf.add_argument("--provider", default="twin-provider-1", help="provider name of the devices")
     stf.add_argument("--state-dir", type=Path, default=None, help="twins' state and stf.jsonl")
     stf.add_argument("--profiles-dir", type=Path, default=None)
-    stf.add_argument("--max-s", type=float, default=None, help="stop after this long")
+    add_seconds(stf, "--max-s", None, "stop after this long")
     stf.set_defaults(func=_stf)
