@@ -21,10 +21,10 @@ from harness.session.media import (
     chirp,
     content_region,
     crop_share,
-    find_chirp,
     pane_side,
     poll_until,
     share_run,
+    wait_for_chirp,
 )
 from harness.session.privacy import check_frames, private_template
 from harness.session.share_quality import twin_text_truth
@@ -34,6 +34,20 @@ SHARE_WINDOW_S = 6.0
 TEXT_SCREEN = "settings"  # the Text app's screen read for share_text_cer (on twins)
 G2G_WINDOW_S = 8.0
 RED_BGR = (0, 0, 255)
+STROKE_RGB = (255, 0, 0)  # the agent's pen, as the agent sends it (RED_BGR on the tablet)
+
+STREAM_SETTLE_S = 3.0  # past the stream's start (key frame, jitter buffer)
+DUAL_VIEW_SHOTS = 150  # camera frames read: five seconds of the lab camera at 30 fps
+DUAL_VIEW_TIMEOUT_S = 30.0
+STROKES = 3
+STROKE_POINTS = 30
+STROKE_MIN_WIDTH_PX = 4
+STROKE_WIDTH_DIVISOR = 200  # pen width: 1/200 of the screen width (the product's pen)
+STROKE_GAP_S = 0.3  # between strokes, after clearing
+SHOWN_TIMEOUT_S = 5.0  # a stroke or a remote tap must show on the tablet within this
+WORST_FRAMES = 3  # sent | received pairs attached to the report
+EMAIL_SETTLE_S = 0.3  # the Email app's first frame: share frames after this are checked
+PRIVACY_WINDOW_S = 2.5  # share watched for the private body before consent
 
 
 def _screen(device):
@@ -43,7 +57,8 @@ def _screen(device):
 
 CHIRPS = 3  # chirps played per test
 CHIRP_GAP_S = 0.5  # silence before each chirp
-CHIRP_WAIT_S = 0.6  # time for the chirp to reach the agent before it is looked for
+CHIRP_WAIT_S = 0.6  # time for the chirp to reach the agent before it is first looked for
+CHIRP_MAX_WAIT_S = 5.0  # looked for until then (a browser's playout buffer is deeper)
 CHIRP_UNCERTAINTY_MS = 20.0  # one audio frame (20 ms: the WebRTC ptime the microphone is sent in)
 
 
@@ -75,12 +90,15 @@ def test_glass_to_glass_dual_view(
 
     if not hil_device.camera_url:
         pytest.skip(f"{device.serial}: no lab camera (pass --camera URL, or --twin-lab for twins)")
-    time.sleep(3.0)  # past the stream's start (key frame, jitter buffer)
+    time.sleep(STREAM_SETTLE_S)
     shots = []
     cam = CameraSource(hil_device.camera_url)
     cam.run(
-        lambda f: shots.append((f.t_arrival, read_all(f.image, expect=2))) or len(shots) >= 150,
-        30.0,
+        lambda f: (
+            shots.append((f.t_arrival, read_all(f.image, expect=2)))
+            or len(shots) >= DUAL_VIEW_SHOTS
+        ),
+        DUAL_VIEW_TIMEOUT_S,
     )
     if cam.error is not None:
         raise cam.error
@@ -125,7 +143,7 @@ def test_screen_share_latency_and_fidelity(
         )
     else:
         attach_plots(extras, ssim, budget, "share SSIM", kinds=("series",))
-    for f in sorted(run.fidelity.matched, key=lambda f: f.ssim)[:3]:
+    for f in sorted(run.fidelity.matched, key=lambda f: f.ssim)[:WORST_FRAMES]:
         attach_frame(
             extras,
             side_by_side_png(
@@ -160,8 +178,8 @@ def test_strokes_land_where_the_agent_drew(device, ui, live_session, agent_bot, 
     pane = live_session[0].pane()
     region = content_region(w, h, pane.bounds[0], pane.bounds[1], pane.bounds[2])
     err, late = measure("annotation_error_px", "px"), measure("annotation_latency_ms", "ms")
-    for k in range(3):
-        t = np.linspace(0, 1, 30)
+    for k in range(STROKES):
+        t = np.linspace(0, 1, STROKE_POINTS)
         x0, y0 = region[0] + region[2] * 0.15, region[1] + region[3] * (0.3 + 0.2 * k)
         drawn = np.stack(
             [x0 + region[2] * 0.6 * t, y0 + region[3] * 0.08 * np.sin(t * 4 + k)], axis=1
@@ -169,15 +187,18 @@ def test_strokes_land_where_the_agent_drew(device, ui, live_session, agent_bot, 
         shown = StrokeShown(RED_BGR, region)
         t0 = time.monotonic()
         t_sent = agent_bot.send_stroke(
-            drawn.tolist(), color=(255, 0, 0), width=max(4, w // 200), stroke_id=k
+            drawn.tolist(),
+            color=STROKE_RGB,
+            width=max(STROKE_MIN_WIDTH_PX, w // STROKE_WIDTH_DIVISOR),
+            stroke_id=k,
         )
-        event = poll_until(device, shown, 5.0, t_start_s=t0)
+        event = poll_until(device, shown, SHOWN_TIMEOUT_S, t_start_s=t0)
         mid, unc = event.latency_ms(t_sent)
         late.add(mid, uncertainty=unc, stroke=k)
         e = path_error(shown.stroke(event.image), drawn - np.array(region[:2]))
         err.add(e.p95_px, stroke=k, mean_px=e.mean_px, coverage=e.coverage)
         agent_bot.clear_strokes()
-        time.sleep(0.3)
+        time.sleep(STROKE_GAP_S)
     measure.check(err)
     measure.check(late)
 
@@ -200,7 +221,7 @@ def test_remote_control_only_with_permission(device, ui, live_session, agent_bot
     t0 = time.monotonic()
     reply = agent_bot.send_tap(x, y)
     assert reply["type"] == "tap_applied"
-    event = poll_until(device, changed, 5.0, t_start_s=t0)
+    event = poll_until(device, changed, SHOWN_TIMEOUT_S, t_start_s=t0)
     m = measure("remote_control_ms", "ms")
     mid, unc = event.latency_ms(reply["t_sent"])
     m.add(mid, uncertainty=unc)
@@ -224,8 +245,9 @@ def test_microphone_reaches_the_agent(device, hil_device, live_session, agent_bo
         except TwinControlError as e:
             pytest.skip(f"no lab speaker: {e.reason}")
         time.sleep(CHIRP_WAIT_S)
-        s = agent_bot.session
-        arrival = find_chirp(list(s.audio), s.audio_rate, sound, after=t_played)
+        arrival = wait_for_chirp(
+            agent_bot.session, sound, after=t_played, timeout_s=CHIRP_MAX_WAIT_S - CHIRP_WAIT_S
+        )
         m.add(
             (arrival.t_arrival - t_played) * 1000.0,
             uncertainty=CHIRP_UNCERTAINTY_MS,
@@ -244,8 +266,8 @@ def test_privacy_camera_never_used_and_private_apps_masked(device, ui, live_sess
     ui.tap_on(text="Email")
     body = next(e for e in ui.elements() if e.resource_id.endswith(":id/body"))
     screen = device.screenshot()
-    t0 = time.monotonic() + 0.3
-    time.sleep(2.5)
+    t0 = time.monotonic() + EMAIL_SETTLE_S
+    time.sleep(PRIVACY_WINDOW_S)
     frames = [f for f in list(agent_bot.session.share) if f.t_arrival >= t0]
     tpl = private_template(
         screen, body.bounds, (frames[0].image.shape[1], frames[0].image.shape[0])

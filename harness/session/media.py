@@ -16,6 +16,7 @@ legibility parts are in share_quality.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,6 +172,31 @@ def find_chirp(
     k = int(np.searchsorted(ends, sample, side="right"))
     after_in_frame = ends[k] - sample
     return ChirpArrival(frames[k][0] - after_in_frame / rate, float(score[i]))
+
+
+def wait_for_chirp(
+    session,
+    reference: np.ndarray,
+    after: float,
+    timeout_s: float,
+    poll_s: float = 0.1,
+) -> ChirpArrival:
+    """find_chirp on `session.audio` until the sound is there or timeout_s has passed.
+
+    The arrival is dated by the frames' own arrival times, so when the harness looks does not
+    change the figure; a receiver with a deeper playout buffer (a browser) only takes longer.
+
+    Raises:
+        MeasurementError: the sound was not found within timeout_s (the last reason).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return find_chirp(list(session.audio), session.audio_rate, reference, after=after)
+        except MeasurementError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(poll_s)
 
 
 def agent_to_tablet(
