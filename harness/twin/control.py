@@ -13,6 +13,8 @@ the count of "unauthorized" agent requests).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import json
 import logging
 import threading
@@ -135,6 +137,12 @@ HELD_TYPES = (
     "CodecContext",
     "VideoCodecContext",
     "AudioCodecContext",
+    "Vp8Encoder",
+    "Vp8Decoder",
+    "H264Encoder",
+    "H264Decoder",
+    "OpusEncoder",
+    "OpusDecoder",
     "Task",
 )
 TRACEMALLOC_FRAMES = 1  # deeper tracebacks slow a live media session past adb timeouts
@@ -163,6 +171,7 @@ def _op_memory(server: ControlServer, req: Reply) -> Reply:
         "gc_objects": len(gc.get_objects()),
     }
     reply["threads"] = threading.active_count()
+    reply["c_heap_in_use_kib"] = _c_heap_in_use_kib()
     if req.get("trim"):  # what RSS would be if the allocator returned every free page
         from harness.twin.rtc import release_free_memory
 
@@ -202,6 +211,38 @@ def _task_names() -> dict[str, int]:
         name = getattr(coro, "__qualname__", type(coro).__name__)
         names[name] = names.get(name, 0) + 1
     return names
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _c_heap_in_use_kib() -> int | None:
+    """Bytes the C heap has handed out and not had back (glibc >= 2.33 mallinfo2: in-use chunks
+    of every arena plus mmapped blocks), None elsewhere. Flat while RSS grows: fragmentation,
+    not a leak."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        fn = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _Mallinfo2
+    info = fn()
+    return (info.uordblks + info.hblkhd) // 1024
 
 
 def _rss_kib() -> int:
