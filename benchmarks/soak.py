@@ -44,6 +44,7 @@ from harness.session.agent import AiortcAgentBot  # noqa: E402
 CONNECT_TIMEOUT_S = 30.0
 SESSION_END_TIMEOUT_S = 10.0
 WARMUP_SHARE = 0.1
+SETTLE_S = 0.5  # after a media session, before sampling: the twin closes its peer asynchronously
 
 
 def _rss_kib(pid: int) -> int:
@@ -202,6 +203,7 @@ def main() -> int:
             shares = []
             for i in range(args.media):
                 shares.append(_media_session(tp, drv, info, args.hold_s, i))
+                time.sleep(SETTLE_S)  # what a finished session leaves, not one closing
                 sampler.sample()
             wall = time.monotonic() - t0
             out += sampler.report("media", args.media)

@@ -7,7 +7,9 @@ waiting now: a later new key asks again), "refuse_keys" tapping "Cancel";
 prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
 "camera" (on), "mic" (samples), "agent_video" (mode), "text_screen" (name), "secure" (package, on), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
 clock_offset_s of the in-process support backend; its reply carries the agents' "token" and
-the count of "unauthorized" agent requests).
+the count of "unauthorized" agent requests), "memory" (diagnostics of the twin process: RSS,
+the C heap in use, live objects a session owns and asyncio tasks after a full collection;
+tracemalloc "start" / "diff" / "stop" for the Python allocations grown between calls; "trim").
 """
 
 from __future__ import annotations
