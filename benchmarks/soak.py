@@ -17,7 +17,8 @@ caches, the first WebRTC stack), and the slope over the phase's second half (a p
 The peer in the same run is the size of the process at the phase's start: growth per session x
 sessions is compared with it. Per phase, the twin's held objects (control op "memory": support
 sessions, peer connections, frames, codec contexts, asyncio tasks, after a full collection in
-the twin) at its start and end: what a session leaves behind, counted, not inferred from RSS.
+the twin) at its start and end: what a session leaves behind, counted, not inferred from RSS;
+and the twin's C heap in use (glibc mallinfo2): flat while RSS moves is fragmentation.
 The harness's RSS is also sampled after glibc's malloc_trim (`--trim`, off by default: it
 changes what it measures): what the allocator holds free versus what is kept.
 """
@@ -43,6 +44,7 @@ from harness.session.agent import AiortcAgentBot  # noqa: E402
 CONNECT_TIMEOUT_S = 30.0
 SESSION_END_TIMEOUT_S = 10.0
 WARMUP_SHARE = 0.1
+SETTLE_S = 0.5  # after a media session, before sampling: the twin closes its peer asynchronously
 
 
 def _rss_kib(pid: int) -> int:
@@ -117,11 +119,12 @@ class Sampler:
 def _held(tp: TwinProcess) -> dict[str, int]:
     """The twin's live objects a session owns (nonzero kinds) and its asyncio tasks."""
     m = tp.control("memory", timeout_s=60)
-    return {**{k: v for k, v in m["objects"].items() if v and k != "Task"}, "tasks": m["tasks"]}
+    held = {k: v for k, v in m["objects"].items() if v and k != "Task"}
+    return {**held, "tasks": m["tasks"], "c_heap_in_use_mib": (m["c_heap_in_use_kib"] or 0) // 1024}
 
 
 def _held_line(phase: str, before: dict[str, int], after: dict[str, int]) -> str:
-    kinds = sorted(set(before) | set(after))
+    kinds = sorted((set(before) | set(after)) - {"c_heap_in_use_mib"})  # a size, not a count
     same = all(before.get(k, 0) == after.get(k, 0) for k in kinds)
     return f"{phase:8s} twin held objects {before} -> {after}" + (
         " (back to the start)" if same else " (GROWN)"
@@ -200,6 +203,7 @@ def main() -> int:
             shares = []
             for i in range(args.media):
                 shares.append(_media_session(tp, drv, info, args.hold_s, i))
+                time.sleep(SETTLE_S)  # what a finished session leaves, not one closing
                 sampler.sample()
             wall = time.monotonic() - t0
             out += sampler.report("media", args.media)

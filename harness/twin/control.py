@@ -7,12 +7,16 @@ waiting now: a later new key asks again), "refuse_keys" tapping "Cancel";
 prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
 "camera" (on), "mic" (samples), "agent_video" (mode), "text_screen" (name), "secure" (package, on), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
 clock_offset_s of the in-process support backend; its reply carries the agents' "token" and
-the count of "unauthorized" agent requests).
+the count of "unauthorized" agent requests), "memory" (diagnostics of the twin process: RSS,
+the C heap in use, live objects a session owns and asyncio tasks after a full collection;
+tracemalloc "start" / "diff" / "stop" for the Python allocations grown between calls; "trim").
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import json
 import logging
 import threading
@@ -135,6 +139,12 @@ HELD_TYPES = (
     "CodecContext",
     "VideoCodecContext",
     "AudioCodecContext",
+    "Vp8Encoder",
+    "Vp8Decoder",
+    "H264Encoder",
+    "H264Decoder",
+    "OpusEncoder",
+    "OpusDecoder",
     "Task",
 )
 TRACEMALLOC_FRAMES = 1  # deeper tracebacks slow a live media session past adb timeouts
@@ -163,6 +173,7 @@ def _op_memory(server: ControlServer, req: Reply) -> Reply:
         "gc_objects": len(gc.get_objects()),
     }
     reply["threads"] = threading.active_count()
+    reply["c_heap_in_use_kib"] = _c_heap_in_use_kib()
     if req.get("trim"):  # what RSS would be if the allocator returned every free page
         from harness.twin.rtc import release_free_memory
 
@@ -202,6 +213,38 @@ def _task_names() -> dict[str, int]:
         name = getattr(coro, "__qualname__", type(coro).__name__)
         names[name] = names.get(name, 0) + 1
     return names
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _c_heap_in_use_kib() -> int | None:
+    """Bytes the C heap has handed out and not had back (glibc >= 2.33 mallinfo2: in-use chunks
+    of every arena plus mmapped blocks), None elsewhere. Flat while RSS grows: fragmentation,
+    not a leak."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        fn = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _Mallinfo2
+    info = fn()
+    return (info.uordblks + info.hblkhd) // 1024
 
 
 def _rss_kib() -> int:
