@@ -43,7 +43,7 @@ SINK_MAX_BODY = 16 << 20  # one 1920x1200 RGBA frame is 9 MiB
 
 def clip_dir() -> Path:
     """Where clips are cached (one per size and rate: they are deterministic)."""
-    d = Path(tempfile.gettempdir()) / f"mayday-hil-browser-{os.getuid()}"
+    d = Path(tempfile.gettempdir()) / f"hil-browser-{os.getuid()}"
     d.mkdir(mode=0o700, exist_ok=True)
     return d
 
