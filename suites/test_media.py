@@ -90,6 +90,11 @@ def test_glass_to_glass_dual_view(
 
     if not hil_device.camera_url:
         pytest.skip(f"{device.serial}: no lab camera (pass --camera URL, or --twin-lab for twins)")
+    if not getattr(type(agent_bot), "lab_monitor", False):
+        pytest.skip(
+            f"--agent {type(agent_bot).name}: the adapter does not show its picture on the lab "
+            "camera's agent monitor, which dual view films (use --agent twin)"
+        )
     time.sleep(STREAM_SETTLE_S)
     shots = []
     cam = CameraSource(hil_device.camera_url)

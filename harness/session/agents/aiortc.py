@@ -15,6 +15,7 @@ class AiortcAdapter:
 
     name: ClassVar[str] = "twin"
     cooperative: ClassVar[bool] = True
+    lab_monitor: ClassVar[bool] = True  # AgentBot posts its picture to display_url
 
     def __init__(self, bot: AiortcAgentBot):
         self.bot = bot

@@ -52,6 +52,9 @@ class AgentAdapter(Protocol):
 
     name: ClassVar[str]
     cooperative: ClassVar[bool]  # False: a human/uncontrolled agent (media tests skip)
+    # True: it puts its picture on the lab camera's agent monitor (AgentContext.display_url),
+    # which dual-view glass-to-glass films; absent or False: dual view skips, saying so
+    lab_monitor: ClassVar[bool]
 
     @classmethod
     def from_context(cls, ctx: AgentContext) -> AgentAdapter: ...

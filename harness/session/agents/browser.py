@@ -224,6 +224,9 @@ class BrowserAgent:
 
     name: ClassVar[str] = "browser"
     cooperative: ClassVar[bool] = True
+    # the console's camera is Chromium's fake device; nothing puts it on the lab's agent
+    # monitor yet, so dual-view glass-to-glass skips with this adapter (issue 12, left)
+    lab_monitor: ClassVar[bool] = False
 
     def __init__(
         self,
