@@ -48,13 +48,14 @@ class AgentAdapter(Protocol):
     time (monotonic seconds); the frames carry harness.vision.timecode codes. Media in:
     `session.share` holds the received screen-share frames (BGR image, host arrival time),
     `session.audio` the microphone chunks (host arrival time, samples) at `session.audio_rate`.
+
+    Optional: a class attribute `lab_monitor = True` says the adapter puts its picture on the lab
+    camera's agent monitor (AgentContext.display_url), which dual-view glass-to-glass films;
+    without it dual view skips, saying so.
     """
 
     name: ClassVar[str]
     cooperative: ClassVar[bool]  # False: a human/uncontrolled agent (media tests skip)
-    # True: it puts its picture on the lab camera's agent monitor (AgentContext.display_url),
-    # which dual-view glass-to-glass films; absent or False: dual view skips, saying so
-    lab_monitor: ClassVar[bool]
 
     @classmethod
     def from_context(cls, ctx: AgentContext) -> AgentAdapter: ...
