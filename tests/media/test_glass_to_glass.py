@@ -10,9 +10,9 @@ from harness.session.driver import AGENT_VIDEO_DESC
 from harness.session.media import agent_to_tablet
 from harness.twin.truth import first_times
 
-# captures until 200+ samples (one per new agent frame at 30 fps): a fast twin screencap (18 ms)
-# gives ~180 agent frames in 330 captures, a slow one 300+; 45 s bounds it either way
-MAX_CAPTURES = 700
+# captures until 200+ samples (one per new agent frame at 30 fps): today's raw twin screencap
+# (7 ms) gives ~180 agent frames in 700 captures, so up to 1,500 (about 10 s); 45 s bounds a slow one
+MAX_CAPTURES = 1500
 
 
 @pytest.mark.parametrize("delay_ms", [0, 100, 400])
