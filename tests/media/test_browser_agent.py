@@ -22,10 +22,8 @@ from harness.session.media import (
     TIMECODE_APP,
     agent_to_tablet,
     chirp,
-    crop_left,
     find_chirp,
     share_latency,
-    share_reference,
 )
 from harness.twin.truth import read_truth
 
@@ -111,10 +109,7 @@ def test_glass_to_glass_from_the_browser_within_its_bounds_of_the_truth(
     assert delay_ms <= result.stats().p50, result.stats()
 
 
-def test_share_latency_and_fidelity_in_the_page_match_the_truth(blive):
-    from harness.session.media import timecode_layout
-    from harness.vision.fidelity import compare
-    from harness.vision.timecode import decode_fast
+def test_share_latency_and_fidelity_in_the_page_match_the_truth(blive, share_fidelity):
 
     blive.ui.tap_on(text="Timecode")
     blive.ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title", timeout_s=5)
@@ -138,19 +133,7 @@ def test_share_latency_and_fidelity_in_the_page_match_the_truth(blive):
     assert checked + result.repeated + result.undecodable >= len(frames) - 1
     assert checked >= 30 and result.undecodable <= 0.05 * len(frames)
     # fidelity of the pixels read from the page (canvas of the decoded frame)
-    layout = timecode_layout(1280, 800)
-    seen = sorted({c.frame_no for c in (decode_fast(f.image, layout) for f in frames) if c.ok})
-    share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
-    refs = share_reference(screen, share_size, range(seen[0], seen[-1] + 1))
-    report = compare(
-        [crop_left(r, 0.65) for r in refs],
-        [crop_left(f.image, 0.65) for f in frames],
-        received_times_s=[f.t_arrival for f in frames],
-        align="timecode",
-    )
-    summary = report.summary()
-    assert summary["matched"] >= len(frames) * 0.9
-    assert summary["ssim"]["mean"] >= 0.95, summary
+    share_fidelity(screen, frames)
 
 
 @pytest.mark.parametrize("codec", ["VP8", "H264"])

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from harness.session.media import TIMECODE_APP, crop_left, share_latency, share_reference
+from harness.session.media import TIMECODE_APP, share_latency
 from harness.twin.truth import read_truth
-from harness.vision.fidelity import compare
 
 
 def _share_window(bot, seconds: float, at_least: int = 0, max_s: float = 45.0):
@@ -47,29 +46,13 @@ def test_share_latency_equals_ground_truth_over_300_frames(live):
     assert 12.0 <= result.fps <= 16.0  # the share runs at 15 fps
 
 
-def test_clean_share_fidelity_ssim_at_least_095(live):
+def test_clean_share_fidelity_ssim_at_least_095(live, share_fidelity):
     live.ui.tap_on(text="Timecode")
     live.ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title", timeout_s=5)
     time.sleep(1.0)
     screen = live.device.screenshot()
     frames = _share_window(live.bot, 4.0)
-    share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
-    from harness.session.media import timecode_layout
-    from harness.vision.timecode import decode_fast
-
-    layout = timecode_layout(1280, 800)
-    codes = [decode_fast(f.image, layout) for f in frames]
-    seen = sorted({c.frame_no for c in codes if c.ok})
-    refs = share_reference(screen, share_size, range(seen[0], seen[-1] + 1))
-    report = compare(
-        [crop_left(r, 0.65) for r in refs],
-        [crop_left(f.image, 0.65) for f in frames],
-        received_times_s=[f.t_arrival for f in frames],
-        align="timecode",
-    )
-    summary = report.summary()
-    assert summary["matched"] >= len(frames) * 0.9
-    assert summary["ssim"]["mean"] >= 0.95, summary
+    share_fidelity(screen, frames)
 
 
 def test_on_edge_the_harness_reports_the_frame_rate_drop_the_twin_really_made(live):
