@@ -61,6 +61,7 @@ Size: one support backend (queue, staffing, signalling, agent APIs) sharing one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import itertools
 import json
@@ -495,7 +496,9 @@ class SupportBackend:
             pass
         finally:
             self._tasks.discard(task)
-            writer.close()
+            # a task dropped after its loop closed: the transport is gone, nothing to tell
+            with contextlib.suppress(RuntimeError):
+                writer.close()
 
     def _http_auth(self, header: str | None) -> None:
         """HttpError 401 unless the request carries `Authorization: Bearer <this run's token>`."""
