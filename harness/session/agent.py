@@ -382,6 +382,9 @@ class AiortcAgentBot:
         @pc.on("track")
         def on_track(track) -> None:
             if track.kind == "video":
+                from harness.session.jitter import complete_on_marker
+
+                complete_on_marker(pc, track)  # each share frame the moment it is complete
                 _keep(asyncio.ensure_future(self._receive_share(track, session)))
             else:
                 _keep(asyncio.ensure_future(self._receive_audio(track, session)))

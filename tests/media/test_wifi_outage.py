@@ -89,6 +89,15 @@ def test_a_wifi_outage_mid_share_is_a_freeze_of_its_true_length(live, outage_s):
     first_after = min(t for t in sent if t >= on)
     assert off - FRAME_S - 0.05 <= last_before and first_after <= on + TWIN_RESUME_S
     true_freeze_s = first_after - last_before
+    # nothing from before the outage arrives after it: each share frame the agent receives once
+    # the Wi-Fi is back shows a code the twin displayed after it went off (a receiver that held
+    # the last frame until the next one came delivered it ~outage_s late: a stale frame)
+    layout = timecode_layout(1280, 800)
+    after = [(f.t_arrival, decode_fast(f.image, layout)) for f in run.frames if f.t_arrival > on]
+    codes_after = [(t, r.t_ms / 1000.0) for t, r in after if r.ok]
+    assert codes_after, "no share frame with a readable code arrived after the outage"
+    stale = [(round(t - on, 3), round(code - off, 3)) for t, code in codes_after if code < off]
+    assert not stale, ("stale frames (arrival - on, code - off)", stale)
     longest = max(run.fidelity.freezes, key=lambda f: f.duration_s)
     tol = _tolerance_s(run)
     assert abs(longest.duration_s - true_freeze_s) <= tol, (longest, true_freeze_s, on - off, tol)
