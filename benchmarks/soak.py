@@ -20,7 +20,9 @@ sessions, peer connections, frames, codec contexts, asyncio tasks, after a full 
 the twin) at its start and end: what a session leaves behind, counted, not inferred from RSS;
 and the twin's C heap in use (glibc mallinfo2): flat while RSS moves is fragmentation.
 The harness's RSS is also sampled after glibc's malloc_trim (`--trim`, off by default: it
-changes what it measures): what the allocator holds free versus what is kept.
+changes what it measures): what the allocator holds free versus what is kept. The row
+`harness-c-heap` is the harness's C heap in use (glibc mallinfo2, in its RSS column): flat while
+RSS grows is fragmentation, growing with it is native memory kept.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from harness.device.ui import Ui  # noqa: E402
 from harness.farm import AdbServer, TwinProcess  # noqa: E402
 from harness.session import SessionDriver  # noqa: E402
 from harness.session.agent import AiortcAgentBot  # noqa: E402
+from harness.twin.control import _c_heap_in_use_kib  # noqa: E402 -- the twin's own measure
 
 CONNECT_TIMEOUT_S = 30.0
 SESSION_END_TIMEOUT_S = 10.0
@@ -89,11 +92,15 @@ class Sampler:
         self.samples: dict[str, list[tuple[int, int]]] = {name: [] for name in pids}
         if trim:
             self.samples["harness-trimmed"] = []
+        if _c_heap_in_use_kib() is not None:  # glibc: the row's "RSS" is the C heap in use
+            self.samples["harness-c-heap"] = []
 
     def sample(self) -> None:
         gc.collect()  # what is kept, not garbage waiting for the cycle collector
         for name, pid in self.pids.items():
             self.samples[name].append((_rss_kib(pid), _fds(pid)))
+        if "harness-c-heap" in self.samples:
+            self.samples["harness-c-heap"].append((_c_heap_in_use_kib() or 0, _fds(os.getpid())))
         if self.trim:
             _malloc_trim()
             me = os.getpid()
