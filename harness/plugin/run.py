@@ -162,7 +162,7 @@ def validate_markers(  # noqa: C901 -- one check per marker and argument
 
 
 PRECHECK_ENV = "HIL_MARKER_PRECHECK"  # set: the plugin only collects and checks markers
-PRECHECK_TIMEOUT_S = 120.0  # the child collection; past it the run goes on (workers check too)
+PRECHECK_TIMEOUT_S = 120.0  # the child collection; past it the run goes on (and checks later)
 _PRECHECK_STOP_GRACE_S = 5.0
 
 
@@ -240,13 +240,14 @@ def precheck_markers(
         child.spawn()
         _, err = child.communicate(timeout_s)
     except subprocess.TimeoutExpired:
-        log.warning("marker check: no answer within %g s; the workers check them", timeout_s)
-        child.stop(grace_s=_PRECHECK_STOP_GRACE_S)
+        log.warning("marker check: no answer within %g s; the run's collection checks", timeout_s)
         return None
     except OSError as e:
-        log.warning("marker check: %s; the workers check them", e)
+        log.warning("marker check: %s; the run's collection checks", e)
         return None
-    finally:
+    finally:  # also on Ctrl-C / SIGTERM meanwhile: it does not outlive the check
+        if child.alive():
+            child.stop(grace_s=_PRECHECK_STOP_GRACE_S)
         child.close_pipes()
     if child.poll() != 4:  # pytest.ExitCode.USAGE_ERROR; anything else is the run's to report
         return None
