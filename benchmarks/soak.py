@@ -20,7 +20,9 @@ sessions, peer connections, frames, codec contexts, asyncio tasks, after a full 
 the twin) at its start and end: what a session leaves behind, counted, not inferred from RSS;
 and the twin's C heap in use (glibc mallinfo2): flat while RSS moves is fragmentation.
 The harness's RSS is also sampled after glibc's malloc_trim (`--trim`, off by default: it
-changes what it measures): what the allocator holds free versus what is kept.
+changes what it measures): what the allocator holds free versus what is kept. The row
+`harness-c-heap` is the harness's C heap in use (glibc mallinfo2, in its RSS column): flat while
+RSS grows is fragmentation, growing with it is native memory kept.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from harness.device.ui import Ui  # noqa: E402
 from harness.farm import AdbServer, TwinProcess  # noqa: E402
 from harness.session import SessionDriver  # noqa: E402
 from harness.session.agent import AiortcAgentBot  # noqa: E402
+from harness.twin.control import _c_heap_in_use_kib  # noqa: E402 -- the twin's own measure
 
 CONNECT_TIMEOUT_S = 30.0
 SESSION_END_TIMEOUT_S = 10.0
@@ -89,11 +92,15 @@ class Sampler:
         self.samples: dict[str, list[tuple[int, int]]] = {name: [] for name in pids}
         if trim:
             self.samples["harness-trimmed"] = []
+        if _c_heap_in_use_kib() is not None:  # glibc: the row's "RSS" is the C heap in use
+            self.samples["harness-c-heap"] = []
 
     def sample(self) -> None:
         gc.collect()  # what is kept, not garbage waiting for the cycle collector
         for name, pid in self.pids.items():
             self.samples[name].append((_rss_kib(pid), _fds(pid)))
+        if "harness-c-heap" in self.samples:
+            self.samples["harness-c-heap"].append((_c_heap_in_use_kib() or 0, _fds(os.getpid())))
         if self.trim:
             _malloc_trim()
             me = os.getpid()
@@ -106,13 +113,53 @@ class Sampler:
             late = series[len(series) // 2 :]
             rss = [s[0] for s in warm]
             fds = [s[1] for s in warm]
+            third = max(1, len(series) // 3)
+            thirds = [series[k * third : (k + 1) * third + 1] for k in range(3)]
             lines.append(
                 f"{phase:8s} {name:16s} sessions {sessions:4d}  RSS {series[0][0] / 1024:7.1f} ->"
                 f" {series[-1][0] / 1024:7.1f} MiB, growth {_slope(rss):+7.1f} KiB/session"
-                f" (second half {_slope([s[0] for s in late]):+7.1f})  |"
-                f"  fds {series[0][1]:4d} -> {series[-1][1]:4d}, growth"
+                f" (second half {_slope([s[0] for s in late]):+7.1f}; thirds "
+                + " / ".join(f"{_slope([s[0] for s in t]):+.1f}" for t in thirds)
+                + f")  |  fds {series[0][1]:4d} -> {series[-1][1]:4d}, growth"
                 f" {_slope(fds):+6.3f} /session"
             )
+        return lines
+
+
+class HeapDiff:
+    """The harness's Python allocations (tracemalloc) from a mark to the phase's end: what is
+    still alive of what was allocated after the mark, by the lines that allocated it. Tracing
+    starts at the mark (it slows Python several times over; the warm-up runs untraced). What RSS
+    gains beyond it is native (C libraries, thread stacks, the allocator's free lists)."""
+
+    def __init__(self, frames: int = 4):
+        self.frames = frames
+        self.first = None
+
+    def mark(self) -> None:
+        import tracemalloc
+
+        gc.collect()
+        tracemalloc.start(self.frames)
+        self.first = tracemalloc.take_snapshot()
+
+    def report(self, top: int = 12) -> list[str]:
+        import tracemalloc
+
+        gc.collect()
+        last = tracemalloc.take_snapshot()
+        skip = [tracemalloc.Filter(False, tracemalloc.__file__)]
+        diff = last.filter_traces(skip).compare_to(self.first.filter_traces(skip), "traceback")
+        traced, peak = tracemalloc.get_traced_memory()
+        lines = [
+            f"tracemalloc: traced {traced / 2**20:.1f} MiB (peak {peak / 2**20:.1f}), its own"
+            f" bookkeeping {tracemalloc.get_tracemalloc_memory() / 2**20:.1f} MiB; growth since"
+            f" the mark {sum(d.size_diff for d in diff) / 1024:+.0f} KiB in"
+            f" {sum(d.count_diff for d in diff):+d} blocks; largest:"
+        ]
+        for d in diff[:top]:
+            where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in d.traceback[:4])
+            lines.append(f"  {d.size_diff / 1024:+8.1f} KiB {d.count_diff:+6d} blocks  {where}")
         return lines
 
 
@@ -166,9 +213,15 @@ def main() -> int:
     ap.add_argument(
         "--trim", action="store_true", help="also sample the harness's RSS after malloc_trim"
     )
+    ap.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace the harness's Python allocations over the media phase (after its warm-up)",
+    )
     args = ap.parse_args()
     if args.connect < 1 or args.media < 1 or not 0 < args.hold_s <= 60:
         ap.error("--connect and --media must be >= 1, --hold-s 0..60")
+    heap = HeapDiff() if args.tracemalloc else None
     out: list[str] = [f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)"]
     with tempfile.TemporaryDirectory() as tmp, AdbServer(home=Path(tmp) / "home") as adb:
         tp = TwinProcess("android-emulator-api34", adb=adb, state_dir=Path(tmp) / "twin")
@@ -205,6 +258,8 @@ def main() -> int:
                 shares.append(_media_session(tp, drv, info, args.hold_s, i))
                 time.sleep(SETTLE_S)  # what a finished session leaves, not one closing
                 sampler.sample()
+                if heap is not None and i == max(1, int(args.media * WARMUP_SHARE)) - 1:
+                    heap.mark()
             wall = time.monotonic() - t0
             out += sampler.report("media", args.media)
             out.append(
@@ -213,6 +268,8 @@ def main() -> int:
             )
             time.sleep(1.0)  # the last peer closes asynchronously in the twin
             out.append(_held_line("media", held, _held(tp)))
+            if heap is not None:
+                out += heap.report()
         finally:
             tp.stop()
     out.append(f"load average at end: {os.getloadavg()[0]:.1f}")

@@ -249,6 +249,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "network(profile): the network profile this test runs under")
     state = WorkerState.from_config(config, active=_active(config))
     config.stash[PLUGIN_STATE] = state
+    if state.active and _precheck(config):
+        # the controller's marker check (precheck_markers): collect and check, start nothing,
+        # write nothing (no report, no junit file: the run itself writes them)
+        state.is_controller, state.precheck = False, True
+        for option in ("htmlpath", "xmlpath", "report_log"):
+            if getattr(config.option, option, None):
+                setattr(config.option, option, None)
+        return
     if hasattr(config, "workerinput") and state.active:
         # a worker left running by a controller killed outright is stopped by the run's reaper
         import os
@@ -292,6 +300,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _TERMINATION_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _precheck(config: pytest.Config) -> bool:
+    """This process is the controller's marker check (a child pytest that only collects)."""
+    import os
+
+    from harness.plugin.run import PRECHECK_ENV
+
+    return bool(os.environ.get(PRECHECK_ENV)) and not hasattr(config, "workerinput")
 
 
 def _check_app_options(config: pytest.Config) -> None:
@@ -427,6 +444,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     state: WorkerState = metafunc.config.stash[PLUGIN_STATE]
     specs = state.devices
+    if state.precheck:  # the marker check: no device is known (none was touched) yet
+        metafunc.parametrize("hil_device", [None], ids=["any-device"], scope="session")
+        return
     if not specs:
         reason = (
             "no device for this run: pass --twin PROFILE, --device SERIAL, --all-devices or --profile NAME"

@@ -5,6 +5,8 @@ and the run's configuration check (validate_run: every option and file, before a
 from __future__ import annotations
 
 import logging
+import re
+from itertools import islice
 from pathlib import Path
 
 from harness.errors import ProfileError
@@ -18,6 +20,7 @@ __all__ = [
     "DeviceSpec",
     "HilRun",
     "parse_twin_option",
+    "precheck_markers",
     "validate_markers",
     "validate_run",
 ]
@@ -156,6 +159,102 @@ def validate_markers(  # noqa: C901 -- one check per marker and argument
                         f"@requires({name!r})",
                         f"unknown capability; use {', '.join(sorted(known_caps))}",
                     )
+
+
+PRECHECK_ENV = "HIL_MARKER_PRECHECK"  # set: the plugin only collects and checks markers
+PRECHECK_TIMEOUT_S = 120.0  # the child collection; past it the run goes on (and checks later)
+_PRECHECK_STOP_GRACE_S = 5.0
+
+
+_PRECHECK_WORDS = re.compile(rb"network|budget|requires")  # the markers validate_markers checks
+_PRECHECK_MAX_FILES = 5000  # a tree larger than this is checked without looking
+
+
+def may_carry_markers(args: list[str], cwd: Path, rootpath: Path) -> bool:
+    """Whether the run's test files (config.args: its paths, testpaths or its directory) and their
+    conftest.py files mention a marker validate_markers checks (`network`, `media_network`,
+    `budget`, `requires`): if none does, the child collection (about a second of CPU) is skipped.
+    A marker that no file names (made by a plugin from elsewhere) is still caught at the run's
+    own collection, before any test runs."""
+    files: list[Path] = []
+    for arg in args:
+        path = Path(arg.split("::", 1)[0])
+        path = path if path.is_absolute() else cwd / path
+        if path.is_dir():
+            files.extend(islice(path.rglob("*.py"), _PRECHECK_MAX_FILES + 1))
+        else:
+            files.append(path)
+        for parent in [path, *path.parents]:  # conftest.py files above it, up to the rootdir
+            if parent.is_dir() and (parent / "conftest.py").is_file():
+                files.append(parent / "conftest.py")
+            if parent == rootpath:
+                break
+        if len(files) > _PRECHECK_MAX_FILES:
+            return True
+    for file in files:
+        try:
+            if _PRECHECK_WORDS.search(file.read_bytes()):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def precheck_markers(
+    args: tuple[str, ...] | list[str], cwd: Path, xdist: bool, timeout_s: float = PRECHECK_TIMEOUT_S
+) -> str | None:
+    """The controller's check of the tests' markers before any device is touched: the run's
+    command line collected (never run) by a child pytest, in-process (`-n 0`), with the plugin
+    starting nothing ($HIL_MARKER_PRECHECK): validate_markers at its collection, as the run's
+    own would do later (after twins were started, on the xdist workers).
+
+    Args:
+        args: the run's command line (config.invocation_params.args).
+        cwd: the directory the run was started in.
+        xdist: pytest-xdist is loaded (then `-n 0` keeps the collection in the child).
+        timeout_s: bound on the child; past it (or on any other failure) None is returned and
+            the run goes on: its own collection checks the markers again.
+
+    Returns:
+        The child's one-line marker error ("mayday-hil: <test>: <marker>: <why>"), else None.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from harness.farm.process import Child
+
+    cmd = [sys.executable, "-m", "pytest", *args, "--collect-only", "-q"]
+    if xdist:
+        cmd += ["-n", "0"]
+    child = Child(
+        "marker check (pytest --collect-only)",
+        cmd,
+        env={**os.environ, PRECHECK_ENV: "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
+    try:
+        child.spawn()
+        _, err = child.communicate(timeout_s)
+    except subprocess.TimeoutExpired:
+        log.warning("marker check: no answer within %g s; the run's collection checks", timeout_s)
+        return None
+    except OSError as e:
+        log.warning("marker check: %s; the run's collection checks", e)
+        return None
+    finally:  # also on Ctrl-C / SIGTERM meanwhile: it does not outlive the check
+        if child.alive():
+            child.stop(grace_s=_PRECHECK_STOP_GRACE_S)
+        child.close_pipes()
+    if child.poll() != 4:  # pytest.ExitCode.USAGE_ERROR; anything else is the run's to report
+        return None
+    for line in err.splitlines():
+        if line.startswith("ERROR: mayday-hil: "):
+            return line.removeprefix("ERROR: ")
+    return None
 
 
 RECOVERY_TIMEOUT_S = 60.0  # a device dropped or rebooting by the previous test: back by then

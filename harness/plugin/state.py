@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import ProfileError
+from harness.errors import HarnessError, ProfileError
 from harness.farm.devices import DeviceSpec, HilRun
 from harness.measure import Measurement, check
 from harness.profiles import DEFAULT_PROFILES_DIR, Budget, load_budgets, load_profiles
@@ -57,6 +57,7 @@ class WorkerState:
         self.report: RunReport | None = None  # controller only
         self.live: dict[str, tuple[pytest.Item, Recorder]] = {}  # tests measuring right now
         self.interrupted_by: str | None = None
+        self.precheck = False  # a child pytest checking the markers only (precheck_markers)
         self._cdf_cache: dict = {}
         self.media = LazyMedia()  # the rows' images of a self-contained report.html
         self._history_done = False
@@ -133,6 +134,17 @@ class WorkerState:
             self.run.start_reaper(env={STF_TOKEN_ENV: stf_token})
         else:
             self.run.start_reaper()
+        if o.twin or o.device or o.all_devices or o.profile or o.stf:
+            from harness.plugin.run import may_carry_markers, precheck_markers
+
+            # the tests' markers, before any device is touched (the run's own collection finds
+            # a bad one only after the twins started): one line, exit 4
+            args, cwd = config.invocation_params.args, Path(config.invocation_params.dir)
+            bad = None
+            if may_carry_markers(list(config.args), cwd, Path(config.rootpath)):
+                bad = precheck_markers(args, cwd, config.pluginmanager.hasplugin("xdist"))
+            if bad:
+                raise HarnessError(bad.removeprefix("mayday-hil: "))
         if o.twin:
             from harness.profiles.app import twin_app_args
 

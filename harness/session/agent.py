@@ -152,6 +152,7 @@ class AiortcAgentBot:
         self.http = http  # the backend's HTTP agent API (host, port): preferred when given
         self.agent_id: str | None = None  # the backend's ID of this agent (HTTP)
         self._poll_task: asyncio.Task | None = None
+        self._leaving = False  # stop() began: the poll loop ends, a 404 from here on is expected
         self.media_profile = media_profile  # a NetworkProfile for the media path (None: direct)
         self.media_seed = media_seed
         self.media_relay = None  # the IceRelay of the current session, once signalled
@@ -335,7 +336,7 @@ class AiortcAgentBot:
         """Long-poll the backend for this agent's events; handle them as the JSON-lines reader does."""
         path = f"/agents/{self.agent_id}/events?wait={POLL_WAIT_S:g}"
         failures = 0
-        while True:
+        while not self._leaving:
             try:
                 events = await self._http_request(
                     "GET", path, timeout_s=POLL_WAIT_S + HTTP_TIMEOUT_S
@@ -346,9 +347,13 @@ class AiortcAgentBot:
             except asyncio.CancelledError:
                 raise
             except SessionError as e:
+                ended = self._leaving or (self.session is not None and self.session.ended)
+                if ended and "HTTP 404" in str(e):  # gone with its session (a cancelled poll
+                    log.info("%s (after the session's end)", e)  # that raced stop(): no error)
+                    return
                 failures += 1
                 self.error = e
-                log.warning("agent bot %s: %s", self.name, e)
+                log.warning("%s", e)
                 if failures >= _POLL_RETRIES or "HTTP 404" in str(e):
                     return
                 await asyncio.sleep(0.5)
@@ -377,6 +382,9 @@ class AiortcAgentBot:
         @pc.on("track")
         def on_track(track) -> None:
             if track.kind == "video":
+                from harness.session.jitter import complete_on_marker
+
+                complete_on_marker(pc, track)  # each share frame the moment it is complete
                 _keep(asyncio.ensure_future(self._receive_share(track, session)))
             else:
                 _keep(asyncio.ensure_future(self._receive_audio(track, session)))
@@ -586,6 +594,7 @@ class AiortcAgentBot:
         try:
 
             async def shutdown() -> None:
+                self._leaving = True
                 await self._close_pc()
                 if self._poll_task is not None:
                     self._poll_task.cancel()

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -70,7 +71,20 @@ def _up(args: argparse.Namespace) -> int:
         adb_after_s=args.adb_after_s,
         boot_completed_after_s=args.boot_completed_after_s,
     )
-    return run(spec)
+    if args.state_dir is not None:
+        return run(spec)
+    spec.state_dir = Path(tempfile.mkdtemp(prefix="hil-twin-"))  # its own: it removes it
+    code = run(spec)
+    if code == 0 and not args.keep_state:
+        shutil.rmtree(
+            spec.state_dir,
+            onerror=lambda _f, path, e: logging.getLogger(__name__).info(
+                "removing %s: %s", path, e[1]
+            ),
+        )
+    else:
+        print(f"hil twin up: state kept in {spec.state_dir}", file=sys.stderr)
+    return code
 
 
 MAX_TWINS = 64  # per process: ports, cores, patience
@@ -218,7 +232,13 @@ def add_twin_parser(sub) -> None:
         "--state-dir",
         type=Path,
         default=None,
-        help="where ground truth and keys go (default: a temp dir)",
+        help="where ground truth, keys and the control socket go (default: a new temp dir"
+        " /tmp/hil-twin-*, named by the ready line, removed at a clean exit unless --keep-state)",
+    )
+    up.add_argument(
+        "--keep-state",
+        action="store_true",
+        help="keep the default temp state dir (its ground truth) at exit",
     )
     up.add_argument(
         "--adb-port",

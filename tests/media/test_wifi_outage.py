@@ -24,8 +24,8 @@ FRAME_S = 1 / 15  # the share's frame interval (15 fps)
 # MIN_LATENCY_SPREAD_S) of the share latency the harness measured in the same run.
 TWIN_RESUME_S = 0.25
 MIN_LATENCY_SPREAD_S = 0.05
-# after the share first shows the app; share_run's window starts once it has settled (1 s) and
-# taken its reference screenshot: the outage begins well inside the window
+# after share_run's reference screenshot; its window starts once the share shows the app (one
+# `dumpsys window` later): the outage begins well inside the window
 OUTAGE_AFTER_S = 3.5
 
 
@@ -34,9 +34,32 @@ def _tolerance_s(run) -> float:
     return FRAME_S + max(MIN_LATENCY_SPREAD_S, float(p90 - p10) / 1000.0)
 
 
+def _screenshot_after(truth_path, t_after: float, timeout_s: float) -> bool:
+    """Wait (bounded) for the twin's truth to record a screencap after t_after: share_run's
+    reference screenshot, taken just before its window starts. The truth file is read on from
+    where the last read stopped (it grows by ~50 lines a second)."""
+    import json
+
+    deadline = time.monotonic() + timeout_s
+    offset = 0
+    while time.monotonic() < deadline:
+        with open(truth_path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1
+        offset += end
+        for line in chunk[:end].splitlines():
+            if b'"screencap"' in line and json.loads(line)["t"] > t_after:
+                return True
+        time.sleep(0.05)
+    return False
+
+
 def _outage(live, outage_s: float) -> threading.Thread:
-    """Wi-Fi off OUTAGE_AFTER_S after the share first shows the Timecode app (share_run's window
-    starts then), back on outage_s later (bounded waits)."""
+    """Wi-Fi off OUTAGE_AFTER_S after share_run's reference screenshot (its window starts right
+    after it, once the share shows the Timecode app), back on outage_s later (bounded waits).
+    Anchored on the screenshot, not on the share first showing the app: on a loaded host the
+    steps between those (UI wait, settle, screenshot) take seconds."""
     layout = timecode_layout(1280, 800)
     tp = live.tp
 
@@ -47,6 +70,7 @@ def _outage(live, outage_s: float) -> threading.Thread:
             if newest is not None and decode_fast(newest.image, layout).ok:
                 break
             time.sleep(0.05)
+        _screenshot_after(tp.twins[0].truth, newest.t_arrival if newest else 0.0, 30.0)
         time.sleep(OUTAGE_AFTER_S)
         tp.control("wifi", on=False)
         time.sleep(outage_s)
@@ -89,6 +113,15 @@ def test_a_wifi_outage_mid_share_is_a_freeze_of_its_true_length(live, outage_s):
     first_after = min(t for t in sent if t >= on)
     assert off - FRAME_S - 0.05 <= last_before and first_after <= on + TWIN_RESUME_S
     true_freeze_s = first_after - last_before
+    # nothing from before the outage arrives after it: each share frame the agent receives once
+    # the Wi-Fi is back shows a code the twin displayed after it went off (a receiver that held
+    # the last frame until the next one came delivered it ~outage_s late: a stale frame)
+    layout = timecode_layout(1280, 800)
+    after = [(f.t_arrival, decode_fast(f.image, layout)) for f in run.frames if f.t_arrival > on]
+    codes_after = [(t, r.t_ms / 1000.0) for t, r in after if r.ok]
+    assert codes_after, "no share frame with a readable code arrived after the outage"
+    stale = [(round(t - on, 3), round(code - off, 3)) for t, code in codes_after if code < off]
+    assert not stale, ("stale frames (arrival - on, code - off)", stale)
     longest = max(run.fidelity.freezes, key=lambda f: f.duration_s)
     tol = _tolerance_s(run)
     assert abs(longest.duration_s - true_freeze_s) <= tol, (longest, true_freeze_s, on - off, tol)

@@ -5,12 +5,19 @@ xdist)."""
 
 from __future__ import annotations
 
+import fnmatch
+import os
+import shutil
+import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 EMU = "android-emulator-api34"
+XDIST_RUN_TIMEOUT_S = 120.0
+TEMP_POLL_S = 0.02
 
 BAD_NETWORK = textwrap.dedent(
     """
@@ -94,21 +101,36 @@ def test_bad_marker_is_one_line_and_exit_4_before_any_test(
     _assert_one_line_exit_4(result, message, ran)
 
 
-def test_bad_marker_under_xdist_is_one_line_and_exit_4(pytester, tmp_path):
+def test_bad_marker_under_xdist_is_exit_4_before_any_twin_starts(inner_run, tmp_path):
+    """Under xdist the workers collect after the controller started the twins: the controller
+    checks the markers first (a child collection), so a bad one ends the run before any device
+    is touched. Seen from outside: no twin state dir (hil-twin-*) ever appears in the run's
+    TMPDIR (a twin that starts keeps one for the whole run), polled until the run has exited."""
     marker, fixtures, message = CASES[0]
-    ran = _write_test(pytester, tmp_path, marker, fixtures)
-    result = pytester.runpytest_subprocess(
-        "--twin",
-        EMU,
-        "-n",
-        "2",
-        "--hil-reports",
-        str(tmp_path / "r"),
-        "-p",
-        "no:cacheprovider",
-        timeout=120,
+    (tmp_path / "test_m.py").write_text(
+        TEST_BODY.format(marker=marker, fixtures=fixtures, ran=str(tmp_path / "ran"))
     )
-    _assert_one_line_exit_4(result, message, ran)
+    temp = Path(tempfile.mkdtemp(prefix="hil-mv-"))  # short: the twins' sockets live there
+    env = {**os.environ, "TMPDIR": str(temp)}
+    seen: set[str] = set()
+    try:
+        run = inner_run(["-n", "2", "--hil-reports", str(tmp_path / "r")], env=env)
+        deadline = time.monotonic() + XDIST_RUN_TIMEOUT_S
+        while run.alive() and time.monotonic() < deadline:
+            seen |= {p.name for p in temp.iterdir()}
+            time.sleep(TEMP_POLL_S)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    assert not run.alive(), f"the run did not end within {XDIST_RUN_TIMEOUT_S:g} s"
+    out, _ = run.communicate(5.0)
+    text = out.decode("utf-8", "replace")
+    assert run.poll() == pytest.ExitCode.USAGE_ERROR, text[-2000:]
+    errors = [line for line in text.splitlines() if "mayday-hil:" in line]
+    assert len(errors) == 1, errors
+    assert fnmatch.fnmatch(errors[0], f"ERROR: mayday-hil: {message}"), errors[0]
+    assert "Traceback" not in text
+    assert not (tmp_path / "ran").exists(), "the test ran despite its bad marker"
+    assert not [n for n in seen if n.startswith("hil-twin-")], f"a twin started: {sorted(seen)}"
 
 
 def test_good_markers_pass_collection(pytester, tmp_path):

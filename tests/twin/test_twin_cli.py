@@ -15,6 +15,7 @@ from harness.farm.process import Child
 
 PROFILE = "android-emulator-api34"
 CLI_TIMEOUT_S = 30.0
+STOP_GRACE_S = 10.0
 
 
 @pytest.mark.parametrize(
@@ -66,3 +67,32 @@ def test_twin_backend_writes_its_agent_token_0600(tmp_path):
     finally:
         backend.stop()
         backend.close_pipes()
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["removed", "kept"])
+def test_twin_up_removes_its_own_state_dir_at_a_clean_exit(keep):
+    """Without --state-dir, `twin up` makes a temp dir (its truth, keys, control socket, named
+    by the ready line) and removes it when stopped (SIGTERM, exit 0), unless --keep-state."""
+    import shutil
+    import signal
+    from pathlib import Path
+
+    from harness.farm.adbserver import free_port
+
+    cmd = [sys.executable, "-m", "harness.cli", "twin", "up", "--profile", PROFILE]
+    cmd += ["--port", str(free_port(pair=True)), "--adb-port", str(free_port())]
+    twin = Child("twin up", [*cmd, *(["--keep-state"] if keep else [])], stdout=subprocess.PIPE)
+    state = None
+    try:
+        twin.spawn()
+        line = json.loads(twin.read_line(CLI_TIMEOUT_S) or "{}")
+        assert line.get("ready"), line
+        state = Path(line["truth"]).parent.parent  # <state>/twin-<port>/truth.jsonl
+        assert state.name.startswith("hil-twin-") and state.is_dir(), line
+        assert twin.stop(signal.SIGTERM, STOP_GRACE_S) == 0
+        assert state.is_dir() is keep, f"{state}: keep={keep}"
+    finally:
+        twin.stop()
+        twin.close_pipes()
+        if state is not None and keep:
+            shutil.rmtree(state, ignore_errors=True)
