@@ -23,6 +23,7 @@ Size: the AgentBot interface and its reference adapter (signalling, WebRTC media
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
@@ -394,11 +395,13 @@ class AiortcAgentBot:
             offer = self.media_relay.rewrite_offer(offer)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         video, audio = self._tracks(session)
-        pc.addTrack(video)  # reuses the offered transceivers: sendrecv both ways
+        video_sender = pc.addTrack(video)  # reuses the offered transceivers: sendrecv both ways
         pc.addTrack(audio)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         sdp = pc.localDescription.sdp
+        # media starts once ICE and DTLS have connected (round trips away): the encoder is set first
+        use_lean_encoder(video_sender, sdp)
         if self.media_relay is not None:
             sdp = self.media_relay.rewrite_answer(sdp)
         await self._send(
@@ -618,6 +621,108 @@ class AiortcAgentBot:
         if not self.loop.is_running():
             self.loop.close()  # its selector and self-pipe: no fd outlives the bot
         self.loop = None
+
+
+def _first_video_codec(sdp: str) -> str | None:
+    """The codec name (e.g. "VP8") of the first payload type of an SDP's m=video line: what an
+    aiortc sender with that description sends."""
+    pt = None
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            parts = line.split()
+            pt = parts[3] if line.startswith("m=video") and len(parts) > 3 else None
+        elif pt is not None and line.startswith(f"a=rtpmap:{pt} "):
+            return line.split(" ", 1)[1].split("/", 1)[0]
+    return None
+
+
+_SENDER_ENCODER = "_RTCRtpSender__encoder"  # aiortc's sender makes its encoder when this is None
+
+
+def use_lean_encoder(sender, sdp: str) -> bool:
+    """Give an aiortc video sender a LeanVp8Encoder when the local description `sdp` sends VP8
+    and the sender has not made its encoder yet. False (logged) when it cannot: aiortc's own
+    encoder then serves, at about three times the CPU."""
+    codec = _first_video_codec(sdp)
+    if codec is None or codec.upper() != "VP8":
+        log.info("agent video: codec %s, aiortc's own encoder", codec)
+        return False
+    if getattr(sender, _SENDER_ENCODER, "absent") is not None:
+        log.info("agent video: this aiortc's sender has no encoder slot; aiortc's own encoder")
+        return False
+    setattr(sender, _SENDER_ENCODER, lean_vp8_encoder())
+    return True
+
+
+def lean_vp8_encoder():
+    """A new LeanVp8Encoder (aiortc's encoder interface: encode, pack, target_bitrate)."""
+    return _lean_encoder_class()()
+
+
+@functools.cache
+def _lean_encoder_class() -> type:
+    from aiortc.codecs.vpx import Vp8Encoder
+
+    class LeanVp8Encoder(Vp8Encoder):
+        """aiortc's VP8 encoder (same packetizer, keyframes on PLI/FIR, bitrate from REMB) with
+        libvpx's cheapest real-time settings for the agent's picture, static but for its code:
+        no temporal denoiser (noise-sensitivity 0: the picture is synthetic), the fastest motion
+        search (cpu-used -16), unchanged macroblocks skipped (static-thresh). A 640x480 frame in
+        ~0.9 ms of CPU against ~2.4 ms, a third of the bytes, every code read back
+        (tests/session/test_agent_encoder.py)."""
+
+        def encode(self, frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+            import av
+            from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
+
+            if frame.format.name != "yuv420p":
+                frame = frame.reformat(format="yuv420p")
+            rate = self.target_bitrate
+            if self.codec is not None and (
+                frame.width != self.codec.width
+                or frame.height != self.codec.height
+                or abs(rate - self.codec.bit_rate) / self.codec.bit_rate > 0.1
+            ):
+                self.codec = None  # reopened at the new size or bitrate (REMB), as aiortc does
+            if force_keyframe:
+                frame.pict_type = av.video.frame.PictureType.I
+            if self.codec is None:
+                self.codec = lean_vp8_context(frame.width, frame.height, rate)
+            data = b"".join(bytes(p) for p in self.codec.encode(frame))
+            payloads = self._packetize(data, self.picture_id)
+            timestamp = convert_timebase(frame.pts, frame.time_base, VIDEO_TIME_BASE)
+            self.picture_id = (self.picture_id + 1) % (1 << 15)
+            return payloads, timestamp
+
+    return LeanVp8Encoder
+
+
+def lean_vp8_context(width: int, height: int, bitrate_bps: int):
+    """A libvpx encoder context (PyAV) with aiortc's rate control (CBR at `bitrate_bps`, one
+    token partition, no lag) and the cheap settings of LeanVp8Encoder."""
+    import av
+
+    ctx = av.CodecContext.create("libvpx", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.bit_rate = bitrate_bps
+    ctx.gop_size = 3000  # keyframes when the receiver asks (PLI/FIR), as aiortc's
+    ctx.qmin, ctx.qmax = 2, 56
+    ctx.thread_count = 1
+    rate = str(bitrate_bps)
+    ctx.options = {
+        "bufsize": rate,
+        "minrate": rate,
+        "maxrate": rate,
+        "deadline": "realtime",
+        "lag-in-frames": "0",
+        "overshoot-pct": "15",
+        "undershoot-pct": "100",
+        "partitions": "0",
+        "cpu-used": "-16",
+        "noise-sensitivity": "0",
+        "static-thresh": "1000",
+    }
+    return ctx
 
 
 class AgentFrames:
