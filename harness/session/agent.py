@@ -402,6 +402,7 @@ class AiortcAgentBot:
         sdp = pc.localDescription.sdp
         # media starts once ICE and DTLS have connected (round trips away): the encoder is set first
         use_lean_encoder(video_sender, sdp)
+        audio.use_packets = (_first_video_codec(sdp, "audio") or "").lower() == "opus"
         if self.media_relay is not None:
             sdp = self.media_relay.rewrite_answer(sdp)
         await self._send(
@@ -409,7 +410,7 @@ class AiortcAgentBot:
         )
 
     def _tracks(self, session: BotSession):
-        from aiortc import AudioStreamTrack, VideoStreamTrack
+        from aiortc import VideoStreamTrack
         from av import VideoFrame
 
         bot = self
@@ -436,7 +437,7 @@ class AiortcAgentBot:
                 frame.time_base = __import__("fractions").Fraction(1, _VIDEO_CLOCK)
                 return frame
 
-        return AgentVideo(), AudioStreamTrack()
+        return AgentVideo(), _silence_track()
 
     async def _show_on_monitor(self, rgb: np.ndarray) -> None:
         """Put the agent's picture on the agent's monitor filmed by the lab camera
@@ -623,14 +624,14 @@ class AiortcAgentBot:
         self.loop = None
 
 
-def _first_video_codec(sdp: str) -> str | None:
-    """The codec name (e.g. "VP8") of the first payload type of an SDP's m=video line: what an
-    aiortc sender with that description sends."""
+def _first_video_codec(sdp: str, kind: str = "video") -> str | None:
+    """The codec name (e.g. "VP8") of the first payload type of an SDP's m=video line (or
+    m=`kind`): what an aiortc sender with that description sends."""
     pt = None
     for line in sdp.splitlines():
         if line.startswith("m="):
             parts = line.split()
-            pt = parts[3] if line.startswith("m=video") and len(parts) > 3 else None
+            pt = parts[3] if line.startswith(f"m={kind}") and len(parts) > 3 else None
         elif pt is not None and line.startswith(f"a=rtpmap:{pt} "):
             return line.split(" ", 1)[1].split("/", 1)[0]
     return None
@@ -723,6 +724,66 @@ def lean_vp8_context(width: int, height: int, bitrate_bps: int):
         "static-thresh": "1000",
     }
     return ctx
+
+
+OPUS_RATE_HZ = 48000
+OPUS_FRAME_S = 0.02  # aiortc's audio packet time
+
+
+@functools.cache
+def opus_silence() -> bytes:
+    """One Opus packet of 20 ms of stereo silence (libopus, as aiortc's encoder sets it up),
+    taken once the encoder has settled: every packet of a silent microphone."""
+    import av
+
+    ctx = av.CodecContext.create("libopus", "w")
+    ctx.bit_rate, ctx.format, ctx.layout, ctx.sample_rate = 96000, "s16", "stereo", OPUS_RATE_HZ
+    ctx.options = {"application": "voip"}
+    n = int(OPUS_RATE_HZ * OPUS_FRAME_S)
+    packets: list[bytes] = []
+    for i in range(10):
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=n)
+        for p in frame.planes:
+            p.update(bytes(p.buffer_size))
+        frame.sample_rate, frame.pts = OPUS_RATE_HZ, i * n
+        packets += [bytes(p) for p in ctx.encode(frame)]
+    return packets[-1]
+
+
+def _silence_track():
+    """The agent's microphone: silence. Once Opus is negotiated (`use_packets`), each 20 ms is
+    the same pre-encoded Opus packet (aiortc only packetizes it: no samples made, no encoder
+    run); before that, or with another codec, aiortc's own silent track."""
+    from fractions import Fraction
+
+    import av
+    from aiortc import AudioStreamTrack
+    from aiortc.mediastreams import MediaStreamError
+
+    class Silence(AudioStreamTrack):
+        use_packets = False
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+            self.t0: float | None = None
+
+        async def recv(self):
+            if not self.use_packets:
+                return await super().recv()
+            if self.readyState != "live":
+                raise MediaStreamError
+            if self.t0 is None:
+                self.t0 = time.monotonic()
+            else:
+                await asyncio.sleep(max(0.0, self.t0 + self.n * OPUS_FRAME_S - time.monotonic()))
+            packet = av.Packet(opus_silence())
+            packet.pts = int(self.n * OPUS_FRAME_S * OPUS_RATE_HZ)
+            packet.time_base = Fraction(1, OPUS_RATE_HZ)
+            self.n += 1
+            return packet
+
+    return Silence()
 
 
 class AgentFrames:

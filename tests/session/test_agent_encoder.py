@@ -109,3 +109,31 @@ def test_the_lean_encoder_goes_only_on_a_vp8_sender():
     assert not use_lean_encoder(h264, _SDP.format(pts="102 96 97"))
     assert h264._RTCRtpSender__encoder is None
     assert not use_lean_encoder(vp8, _SDP.format(pts="96 97 102"))  # it has one already
+
+
+def test_the_silent_microphone_is_one_opus_packet_of_silence_every_20_ms():
+    import numpy as np
+
+    from harness.session.agent import OPUS_RATE_HZ, _silence_track, opus_silence
+
+    decoder = av.CodecContext.create("libopus", "r")
+    decoder.sample_rate, decoder.layout = OPUS_RATE_HZ, "stereo"
+    samples = []
+    for _ in range(5):
+        for frame in decoder.decode(av.Packet(opus_silence())):
+            samples.append(frame.to_ndarray())
+    pcm = np.concatenate([s.reshape(-1) for s in samples])
+    assert pcm.size >= 5 * 960 and np.abs(pcm).max() < 1e-3  # 20 ms stereo frames of silence
+
+    async def packets(n: int):
+        track = _silence_track()
+        first = await track.recv()  # before Opus is negotiated: aiortc's silent frames
+        track.use_packets = True
+        out = [await track.recv() for _ in range(n)]
+        track.stop()
+        return first, out
+
+    first, got = asyncio.run(packets(3))
+    assert isinstance(first, av.AudioFrame)
+    assert [p.pts for p in got] == [0, 960, 1920] and got[0].time_base == Fraction(1, 48000)
+    assert bytes(got[1]) == opus_silence()
