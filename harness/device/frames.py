@@ -12,7 +12,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,19 +21,58 @@ from harness.errors import DeviceError
 _FB_HEADER_V2 = struct.Struct("<13I")  # after the version word
 
 
-@dataclass
 class Frame:
-    """One captured frame: BGR pixels, capture index, and host times (monotonic, s)."""
+    """One captured frame: BGR pixels, capture index, and host times (monotonic, s).
 
-    image: np.ndarray
-    index: int
-    t_request: float
-    t_arrival: float
-    source: str
+    Made from the device's RGBA pixels (`rgba=`), `image` is converted on first use (then
+    kept) and `region()` converts only the part asked for: a frame read for one pane's code
+    costs a conversion of that pane, not of the screen."""
+
+    __slots__ = ("_image", "_rgba", "index", "t_request", "t_arrival", "source")
+
+    def __init__(
+        self,
+        image: np.ndarray | None,
+        index: int,
+        t_request: float,
+        t_arrival: float,
+        source: str,
+        *,
+        rgba: np.ndarray | None = None,
+    ) -> None:
+        if image is None and rgba is None:
+            raise ValueError("Frame: BGR or RGBA pixels")
+        self._image, self._rgba = image, rgba
+        self.index, self.t_request, self.t_arrival, self.source = (
+            index,
+            t_request,
+            t_arrival,
+            source,
+        )
+
+    @property
+    def image(self) -> np.ndarray:
+        """The frame as BGR (H, W, 3) uint8."""
+        if self._image is None:
+            self._image = _rgba_to_bgr(self._rgba)
+            self._rgba = None
+        return self._image
+
+    def region(self, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+        """BGR pixels of [y1:y2, x1:x2] (the same bytes as image[y1:y2, x1:x2])."""
+        if self._image is not None:
+            return self._image[y1:y2, x1:x2]
+        return _rgba_to_bgr(self._rgba[y1:y2, x1:x2])
 
     @property
     def t(self) -> float:
         return self.t_arrival
+
+    def __repr__(self) -> str:
+        return (
+            f"Frame(index={self.index}, t_request={self.t_request:.3f}, "
+            f"t_arrival={self.t_arrival:.3f}, source={self.source!r})"
+        )
 
 
 def grab_framebuffer(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np.ndarray:
@@ -64,6 +102,11 @@ def grab_screencap_raw(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np
 
     The stream is read straight into one buffer of the frame's size (no chunks joined, no
     copy of the bytes), the pixels converted from there."""
+    return _rgba_to_bgr(grab_screencap_rgba(device, timeout_s))
+
+
+def grab_screencap_rgba(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np.ndarray:
+    """One frame from raw `screencap` over exec: (API 21+), its RGBA pixels (H, W, 4) as read."""
     deadline = time.monotonic() + timeout_s
     with device.stream("exec:screencap", timeout_s) as s:
         head = bytearray(_RAW_HEADER.size)
@@ -84,7 +127,7 @@ def grab_screencap_raw(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np
             device.serial,
             f"screencap: format {fmt}, {rest + len(head)} bytes for {w}x{h} not supported",
         )
-    return _rgba_to_bgr(buf[extra : extra + size].reshape(h, w, 4))
+    return buf[extra : extra + size].reshape(h, w, 4)
 
 
 def _recv_into(s, view: memoryview, deadline: float, device: Device, timeout_s: float) -> int:
@@ -184,6 +227,10 @@ class PollingSource:
             "screencap": grab_screencap_raw,
             "screencap-png": grab_screencap_png,
         }[self.method]
+        # raw screencap: the RGBA as read, each Frame converting what is looked at
+        self.grab_rgba: Callable[[Device, float], np.ndarray] | None = (
+            grab_screencap_rgba if self.method == "screencap" else None
+        )
         self.timeout_s = timeout_s
         self.frames = 0
         self.error: Exception | None = None
@@ -205,11 +252,17 @@ class PollingSource:
                 t_next = max(t_next + period_s, time.monotonic())
             t_req = time.monotonic()
             try:
-                image = self.grab(self.device, self.timeout_s)
+                if self.grab_rgba is not None:  # converted when (and where) it is looked at
+                    rgba = self.grab_rgba(self.device, self.timeout_s)
+                    frame = Frame(
+                        None, self.frames, t_req, time.monotonic(), self.method, rgba=rgba
+                    )
+                else:
+                    image = self.grab(self.device, self.timeout_s)
+                    frame = Frame(image, self.frames, t_req, time.monotonic(), self.method)
             except Exception as e:  # noqa: BLE001 -- reported to the caller; the loop ends
                 self.error = e
                 return
-            frame = Frame(image, self.frames, t_req, time.monotonic(), self.method)
             self.frames += 1
             if on_frame(frame):
                 return

@@ -233,7 +233,9 @@ def agent_to_tablet(
 
     def on_frame(f) -> bool:
         captures.append(
-            Capture.from_read(f.t_arrival, decode_fast(f.image[y1:y2, x1:x2], layout), f.t_request)
+            Capture.from_read(
+                f.t_arrival, decode_fast(f.region(x1, y1, x2, y2), layout), f.t_request
+            )
         )
         if poll_interval_s:
             time.sleep(poll_interval_s)

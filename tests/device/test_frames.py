@@ -15,6 +15,19 @@ def test_rgba_to_bgr_is_the_channel_reversal_byte_for_byte():
     assert np.array_equal(bgr, rgba[:, :, 2::-1])
 
 
+def test_a_frame_converts_a_region_as_the_whole_image_would():
+    from harness.device.frames import Frame
+
+    rgba = np.random.default_rng(5).integers(0, 256, (40, 60, 4), dtype=np.uint8)
+    lazy = Frame(None, 0, 1.0, 1.1, "screencap", rgba=rgba)
+    region = lazy.region(7, 3, 50, 31)
+    assert region.shape == (28, 43, 3) and np.array_equal(region, rgba[3:31, 7:50, 2::-1])
+    assert np.array_equal(lazy.image, _rgba_to_bgr(rgba))  # converted on first use, then kept
+    assert lazy.image is lazy.image and np.array_equal(lazy.region(7, 3, 50, 31), region)
+    bgr = Frame(rgba[:, :, 2::-1].copy(), 1, 1.2, 1.3, "framebuffer")
+    assert np.array_equal(bgr.region(7, 3, 50, 31), region)
+
+
 def _counting_source(rate_hz):
     from harness.device.frames import PollingSource
 
@@ -23,7 +36,7 @@ def _counting_source(rate_hz):
         serial = "none"
 
     src = PollingSource(_Dev(), "screencap", rate_hz=rate_hz)
-    src.grab = lambda device, timeout_s: np.zeros((4, 4, 3), np.uint8)
+    src.grab_rgba = lambda device, timeout_s: np.zeros((4, 4, 4), np.uint8)
     return src
 
 

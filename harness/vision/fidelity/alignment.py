@@ -154,18 +154,29 @@ def warp_to_reference(
     received: np.ndarray, geometry: Geometry, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """The received frame resampled onto the reference grid, and the mask of valid pixels."""
-    w, h = size
+    return warp_image(received, geometry, size), valid_mask(received.shape[:2], geometry, size)
+
+
+def warp_image(received: np.ndarray, geometry: Geometry, size: tuple[int, int]) -> np.ndarray:
+    """The received frame resampled onto the reference grid (w, h) = `size`."""
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpAffine(
-        received, geometry.matrix, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE
+    return cv2.warpAffine(
+        received, geometry.matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE
     )
-    inside = np.full(received.shape[:2], 255, np.uint8)
+
+
+def valid_mask(
+    received_hw: tuple[int, int], geometry: Geometry, size: tuple[int, int]
+) -> np.ndarray:
+    """Where on the reference grid (w, h) = `size` a received frame of (h, w) = `received_hw`
+    lands (bool): the same for every frame of that size under one geometry."""
+    inside = np.full(received_hw, 255, np.uint8)
     mask = cv2.warpAffine(
         inside,
         geometry.matrix,
-        (w, h),
+        size,
         flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
-    return warped, mask > 0
+    return mask > 0

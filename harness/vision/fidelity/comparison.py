@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.errors import MeasurementError
 from harness.measure import Measurement, stats_of
-from harness.vision.fidelity.alignment import Geometry, fit_geometry, warp_to_reference
+from harness.vision.fidelity.alignment import Geometry, fit_geometry, valid_mask, warp_image
 from harness.vision.fidelity.freeze import Freeze, freezes
 from harness.vision.fidelity.libvmaf import vmaf, vmaf_unavailable
 from harness.vision.fidelity.similarity import (
@@ -120,26 +120,36 @@ def _thumb(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
 
 
-def _masked_scores(ref: np.ndarray, rec: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    """SSIM and capped PSNR over the valid pixels (SSIM windows wholly inside them)."""
-    radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
-    if mask.all():
-        total, count, _ = ssim_sum(ref, rec, 255.0, SSIM_SIGMA)
-        mse = cv2.norm(ref, rec, cv2.NORM_L2SQR) / ref.size
-    else:
-        kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-        inner = (
-            cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-            > 0
-        )
-        total, count, _ = ssim_sum(ref, rec, 255.0, SSIM_SIGMA, mask=inner)
-        n = int(np.count_nonzero(mask))
-        mse = cv2.norm(ref, rec, cv2.NORM_L2SQR, mask.astype(np.uint8)) / max(n, 1)
-    if count == 0:
-        raise MeasurementError(
-            "fidelity: the aligned received frame has no valid overlap with the reference"
-        )
-    return total / count, psnr_of_mse(mse, 255.0, PSNR_CAP_DB)
+class _ScoreMask:
+    """The valid pixels of a comparison and, derived once, the SSIM windows wholly inside them
+    (the mask eroded by the window): reused for every frame of one size under one geometry."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
+        self.all = bool(mask.all())
+        self.mask = mask
+        self.mask_u8 = None if self.all else mask.astype(np.uint8)
+        self.inner = None
+        self.n = int(np.count_nonzero(mask))
+        if not self.all:
+            kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+            self.inner = (
+                cv2.erode(self.mask_u8, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+            )
+
+    def scores(self, ref: np.ndarray, rec: np.ndarray) -> tuple[float, float]:
+        """SSIM and capped PSNR of two same-shape gray frames over this mask."""
+        if self.all:
+            total, count, _ = ssim_sum(ref, rec, 255.0, SSIM_SIGMA)
+            mse = cv2.norm(ref, rec, cv2.NORM_L2SQR) / ref.size
+        else:
+            total, count, _ = ssim_sum(ref, rec, 255.0, SSIM_SIGMA, mask=self.inner)
+            mse = cv2.norm(ref, rec, cv2.NORM_L2SQR, self.mask_u8) / max(self.n, 1)
+        if count == 0:
+            raise MeasurementError(
+                "fidelity: the aligned received frame has no valid overlap with the reference"
+            )
+        return total / count, psnr_of_mse(mse, 255.0, PSNR_CAP_DB)
 
 
 def compare(  # noqa: C901 -- alignment in time (timecode or best SSIM) and the report in one pass over the frames
@@ -204,6 +214,7 @@ def compare(  # noqa: C901 -- alignment in time (timecode or best SSIM) and the 
         x, y, w, h = layout.bbox
         code_mask[max(0, y) : y + h, max(0, x) : x + w] = False
     thumbs: list[np.ndarray] = []
+    score_masks: dict[tuple[int, ...], _ScoreMask] = {}
     frames: list[FrameFidelity] = []
     last_ref: int | None = None
     for n, img in enumerate(received):
@@ -216,7 +227,11 @@ def compare(  # noqa: C901 -- alignment in time (timecode or best SSIM) and the 
             geometry = fit_geometry(
                 refs[last_ref or 0] if not use_code else _ref_guess(refs, gray, ref_by_no), gray
             )
-        warped, valid = warp_to_reference(gray, geometry, (rw, rh))
+        warped = warp_image(gray, geometry, (rw, rh))
+        if gray.shape not in score_masks:  # one geometry: the same valid pixels per frame size
+            score_masks[gray.shape] = _ScoreMask(
+                valid_mask(gray.shape, geometry, (rw, rh)) & code_mask
+            )
         ref_index, frame_no, how = None, None, "none"
         if use_code:
             r = decode_fast(warped, layout)
@@ -234,7 +249,7 @@ def compare(  # noqa: C901 -- alignment in time (timecode or best SSIM) and the 
         if ref_index is None:
             frames.append(FrameFidelity(n, t, None, None, None, None, False, how))
             continue
-        s, p = _masked_scores(refs[ref_index], warped, valid & code_mask)
+        s, p = score_masks[gray.shape].scores(refs[ref_index], warped)
         frozen = ref_index == last_ref
         frames.append(FrameFidelity(n, t, ref_index, frame_no, s, p, frozen, how))
         last_ref = ref_index

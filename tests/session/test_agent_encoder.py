@@ -1,0 +1,139 @@
+"""The AgentBot's lean VP8 encoder: every code it sends reads back after decoding, keyframes
+when asked (PLI/FIR), reopened at a new bitrate (REMB), fewer bytes than aiortc's own; and it is
+put only on a sender that sends VP8."""
+
+from __future__ import annotations
+
+import asyncio
+from fractions import Fraction
+
+import av
+import pytest
+
+from harness.session.agent import (
+    AgentFrames,
+    _agent_picture,
+    _first_video_codec,
+    lean_vp8_encoder,
+    use_lean_encoder,
+)
+from harness.vision.timecode import decode_fast, feed_layout
+
+W, H = 640, 480
+N_FRAMES = 60
+
+
+def _frames(n: int):
+    layout = feed_layout(W, H)
+    frames = AgentFrames(_agent_picture(W, H), layout)
+    for i in range(1, n + 1):
+        f = av.VideoFrame.from_ndarray(frames.frame(i, 1000 + 33 * i), format="yuv420p")
+        f.pts, f.time_base = i * 3000, Fraction(1, 90000)
+        yield i, f
+
+
+def _depacketize(payloads: list[bytes]) -> bytes:
+    from aiortc.codecs.vpx import vp8_depayload
+
+    return b"".join(vp8_depayload(p) for p in payloads)
+
+
+def test_every_code_reads_back_after_the_lean_encoder():
+    from aiortc.codecs.vpx import Vp8Encoder
+
+    layout = feed_layout(W, H)
+    lean, stock = lean_vp8_encoder(), Vp8Encoder()
+    decoder = av.CodecContext.create("libvpx", "r")
+    lean_bytes = stock_bytes = 0
+    read = []
+    for i, frame in _frames(N_FRAMES):
+        stock_payloads, stock_ts = stock.encode(frame)
+        payloads, ts = lean.encode(frame, force_keyframe=i == 30)
+        assert abs(ts - i * 3000) <= 1 and ts == stock_ts  # 90 kHz RTP clock, as aiortc's
+        data = _depacketize(payloads)
+        lean_bytes += len(data)
+        if i == 30:
+            assert data[0] & 1 == 0, "a forced keyframe (VP8: frame type bit 0)"
+        elif i > 1:
+            assert data[0] & 1 == 1, "an interframe"
+        stock_bytes += len(_depacketize(stock_payloads))
+        for out in decoder.decode(av.Packet(data)):
+            r = decode_fast(out.to_ndarray(format="rgb24"), layout)
+            read.append(r.frame_no if r.ok else None)
+    assert read == list(range(1, N_FRAMES + 1))
+    assert lean_bytes < stock_bytes, (lean_bytes, stock_bytes)
+
+
+def test_a_new_bitrate_reopens_the_encoder():
+    lean = lean_vp8_encoder()
+    frames = _frames(3)
+    _, f1 = next(frames)
+    lean.encode(f1)
+    first = lean.codec
+    assert first.bit_rate == lean.target_bitrate
+    lean.target_bitrate = 300_000  # what REMB does
+    _, f2 = next(frames)
+    payloads, _ = lean.encode(f2)
+    assert lean.codec is not first and lean.codec.bit_rate == 300_000
+    assert _depacketize(payloads)[0] & 1 == 0  # a new stream starts on a keyframe
+
+
+_SDP = """v=0
+m=audio 9 UDP/TLS/RTP/SAVPF 111
+a=rtpmap:111 opus/48000/2
+m=video 9 UDP/TLS/RTP/SAVPF {pts}
+a=rtpmap:97 rtx/90000
+a=rtpmap:96 VP8/90000
+a=rtpmap:102 H264/90000
+"""
+
+
+@pytest.mark.parametrize(("pts", "codec"), [("96 97 102", "VP8"), ("102 96 97", "H264")])
+def test_the_first_video_codec_of_a_description(pts, codec):
+    assert _first_video_codec(_SDP.format(pts=pts)) == codec
+
+
+def test_the_lean_encoder_goes_only_on_a_vp8_sender():
+    from aiortc import RTCPeerConnection, VideoStreamTrack
+
+    async def senders():
+        pc = RTCPeerConnection()
+        try:
+            return [pc.addTrack(VideoStreamTrack()), pc.addTrack(VideoStreamTrack())]
+        finally:
+            await pc.close()
+
+    vp8, h264 = asyncio.run(senders())
+    assert use_lean_encoder(vp8, _SDP.format(pts="96 97 102"))
+    assert type(vp8._RTCRtpSender__encoder).__name__ == "LeanVp8Encoder"
+    assert not use_lean_encoder(h264, _SDP.format(pts="102 96 97"))
+    assert h264._RTCRtpSender__encoder is None
+    assert not use_lean_encoder(vp8, _SDP.format(pts="96 97 102"))  # it has one already
+
+
+def test_the_silent_microphone_is_one_opus_packet_of_silence_every_20_ms():
+    import numpy as np
+
+    from harness.session.agent import OPUS_RATE_HZ, _silence_track, opus_silence
+
+    decoder = av.CodecContext.create("libopus", "r")
+    decoder.sample_rate, decoder.layout = OPUS_RATE_HZ, "stereo"
+    samples = []
+    for _ in range(5):
+        for frame in decoder.decode(av.Packet(opus_silence())):
+            samples.append(frame.to_ndarray())
+    pcm = np.concatenate([s.reshape(-1) for s in samples])
+    assert pcm.size >= 5 * 960 and np.abs(pcm).max() < 1e-3  # 20 ms stereo frames of silence
+
+    async def packets(n: int):
+        track = _silence_track()
+        first = await track.recv()  # before Opus is negotiated: aiortc's silent frames
+        track.use_packets = True
+        out = [await track.recv() for _ in range(n)]
+        track.stop()
+        return first, out
+
+    first, got = asyncio.run(packets(3))
+    assert isinstance(first, av.AudioFrame)
+    assert [p.pts for p in got] == [0, 960, 1920] and got[0].time_base == Fraction(1, 48000)
+    assert bytes(got[1]) == opus_silence()
