@@ -71,7 +71,9 @@ def test_a_secure_app_is_black_in_screencap_framebuffer_and_screenrecord(
         gray = cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)
         app = gray[STATUS_H + 8 :]
         # no page leaks (the Text app's page is > 200): the encoder's black may block a few levels
-        assert float(np.percentile(app, 99.9)) <= RECORD_BLACK and int(app.max()) <= 2 * RECORD_BLACK
+        assert (
+            float(np.percentile(app, 99.9)) <= RECORD_BLACK and int(app.max()) <= 2 * RECORD_BLACK
+        )
         assert float(gray[: STATUS_H - 8].mean()) > 10
     assert [e["on"] for e in read_truth(tp.twins[0].truth, "secure_window")] == [True]
 
