@@ -274,6 +274,7 @@ class MediaPeer:
         self.layout: TimecodeLayout | None = None
         self.frames_shown = 0
         self.frames_lost = 0  # agent frames that met a dead Wi-Fi
+        self.frames_dropped_late = 0  # decoded agent frames replaced by a newer one before shown
 
     async def start(self) -> None:
         from aiortc import RTCPeerConnection
@@ -335,6 +336,7 @@ class MediaPeer:
             if not self.twin.wifi.enabled:  # nothing arrives over a dead Wi-Fi
                 self.frames_lost += 1
                 continue
+            frame = self._newest(track, frame)
             rgb = frame.to_ndarray(format="rgb24")
             read = decode_fast(
                 rgb, feed_layout(rgb.shape[1], rgb.shape[0])
@@ -346,6 +348,21 @@ class MediaPeer:
                 loop.call_later(delay, self._display, rgb, read)
             else:
                 self._display(rgb, read)
+
+    def _newest(self, track, frame):
+        """The newest decoded frame: as Android's renderer, a frame decoded while another waited
+        to be shown replaces it (the older is dropped late, counted), so a starved twin shows the
+        agent's current picture instead of falling seconds behind. aiortc's remote track keeps
+        decoded frames in `_queue`; without one, `frame` as it is."""
+        queue = getattr(track, "_queue", None)
+        while queue is not None and not queue.empty():
+            newer = queue.get_nowait()
+            if newer is None:  # the stream's end: left for the next recv() to see
+                queue.put_nowait(None)
+                break
+            self.frames_dropped_late += 1
+            frame = newer
+        return frame
 
     def _display(self, rgb: np.ndarray, read) -> None:
         session, screen = self.session, self.twin.screen
@@ -401,6 +418,16 @@ class MediaPeer:
 
     async def close(self) -> None:
         """Stop the tasks, close the connection, hand the freed native memory back. Never raises."""
+        if self.frames_shown or self.frames_lost or self.frames_dropped_late:
+            try:
+                self.twin.truth.record(
+                    "agent_video_frames",
+                    shown=self.frames_shown,
+                    lost_wifi_off=self.frames_lost,
+                    dropped_late=self.frames_dropped_late,
+                )
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises
+                log.info("recording the agent video counts: %s", e)
         for t in self._tasks:
             t.cancel()
         self._tasks.clear()
