@@ -102,7 +102,8 @@ def share_fps_for(up_kbps: float) -> float:
 
 class ShareTrack:
     """The screen share: the framebuffer, scaled, privacy-masked, paced at SHARE_FPS (fewer
-    under the console's upload speed), sent the console's delay after it was captured."""
+    under the console's upload speed), sent the console's delay after it was captured (plus
+    the share hold of control op "media" share_hold_ms, logged as the frame's hold_ms)."""
 
     def __new__(cls, twin: Twin):  # noqa: C901 -- one branch per codec and media kind aiortc negotiates
         from aiortc import VideoStreamTrack
@@ -113,9 +114,8 @@ class ShareTrack:
                 self.twin = twin
                 self.sent = 0
                 self._next = 0.0
-                self._in_flight: list[
-                    tuple[float, object]
-                ] = []  # (capture time, frame) on the uplink
+                # (time it may leave: capture + hold, frame, held) on the uplink
+                self._in_flight: list[tuple[float, object, bool]] = []
 
             async def recv(self):
                 net = self.twin.network
@@ -132,18 +132,35 @@ class ShareTrack:
                         self._next = time.monotonic()  # capture again as soon as it is back
                         continue
                     if time.monotonic() >= self._next:
-                        self._in_flight.append((time.monotonic(), self._capture()))
+                        hold_s = self.twin.screen.share_hold_s  # control op "media" share_hold_ms
+                        frame = self._capture(hold_s)
+                        self._in_flight.append((time.monotonic() + hold_s, frame, hold_s > 0))
                         self._next += 1.0 / share_fps_for(net.up_kbps)
+                        if hold_s > 0:  # held frames are captured on time, never in a burst
+                            self._next = max(self._next, time.monotonic())
                     delay = net.max_delay_ms / 1000.0
-                    if self._in_flight and time.monotonic() - self._in_flight[0][0] >= delay:
-                        _, frame = self._in_flight.pop(0)
+                    now = time.monotonic()
+                    ready = 0
+                    while ready < len(self._in_flight) and now - self._in_flight[ready][0] >= delay:
+                        ready += 1
+                    if ready:
+                        if ready > 1 and self._in_flight[ready - 1][2]:
+                            # held: the encoder takes the newest frame past its hold and drops
+                            # the older ones it had no time for (else the queue, and the share's
+                            # latency, would grow without bound whenever encoding is slower
+                            # than the capture rate)
+                            del self._in_flight[: ready - 1]
+                            self.twin.truth.record(
+                                "share_frames_dropped", count=ready - 1, why="held, encoder busy"
+                            )
+                        _, frame, _ = self._in_flight.pop(0)
                         return frame
                     wake = self._next
                     if self._in_flight:
                         wake = min(wake, self._in_flight[0][0] + delay)
                     await asyncio.sleep(max(0.001, wake - time.monotonic()))
 
-            def _capture(self):
+            def _capture(self, hold_s: float = 0.0):
                 from av import VideoFrame
 
                 screen = self.twin.screen
@@ -158,6 +175,7 @@ class ShareTrack:
                         index=self.sent,
                         repeated=True,
                         fps=share_fps_for(self.twin.network.up_kbps),
+                        **({"hold_ms": round(hold_s * 1000.0, 3)} if hold_s else {}),
                     )
                     self.sent += 1
                     return frame
@@ -196,6 +214,7 @@ class ShareTrack:
                     secure=secure,
                     private=screen.private_package() or "",
                     fps=share_fps_for(self.twin.network.up_kbps),
+                    **({"hold_ms": round(hold_s * 1000.0, 3)} if hold_s else {}),
                 )
                 self.sent += 1
                 self._last = rgb
