@@ -168,6 +168,68 @@ def _baseline_p95(reports: Path, run_id: str, metric: str = METRIC) -> float:
     return float(np.percentile(values, 95))
 
 
+SHOT_WIDTH_PX = 1400
+SHOT_MAX_HEIGHT_PX = 2600
+SHOT_TIMEOUT_S = 60.0
+
+
+def screenshots(reports: Path, out: Path) -> None:
+    """report.png (the newest run's report.html from its top: the overview first) and trend.png
+    (`hil report trend` of `reports`), by headless Chromium and the Debian chromedriver (stopped
+    by PID). Without them: one line saying how to install them."""
+    import shutil
+    import signal
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_bin = shutil.which("chromedriver")
+    if not (chromium and driver_bin):
+        print("screenshots skipped: apt-get install chromium chromium-driver")
+        return
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from harness.cli import main as hil
+
+    out.mkdir(parents=True, exist_ok=True)
+    trend = reports / "trend.html"
+    if hil(["report", "trend", "--reports", str(reports), "-o", str(trend)]) != 0:
+        raise RuntimeError(f"hil report trend failed on {reports}")
+    runs = sorted(p for p in reports.iterdir() if (p / "report.html").exists())
+    with tempfile.TemporaryDirectory(prefix="hil-shot-") as profile:
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = chromium
+        for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"):
+            opts.add_argument(arg)
+        opts.add_argument(f"--window-size={SHOT_WIDTH_PX},1000")
+        opts.add_argument(f"--user-data-dir={profile}")
+        service = Service(executable_path=driver_bin)
+        driver = webdriver.Chrome(service=service, options=opts)
+        driver.set_page_load_timeout(SHOT_TIMEOUT_S)
+        try:
+            for page, name in ((runs[-1] / "report.html", "report.png"), (trend, "trend.png")):
+                driver.get(page.as_uri())
+                WebDriverWait(driver, SHOT_TIMEOUT_S).until(
+                    lambda d: d.execute_script(
+                        "return [...document.images].every(i => !i.getAttribute('src') || "
+                        "i.complete)"
+                    )
+                )
+                height = driver.execute_script("return document.documentElement.scrollHeight")
+                driver.set_window_size(SHOT_WIDTH_PX, min(int(height) + 40, SHOT_MAX_HEIGHT_PX))
+                driver.execute_script("window.scrollTo(0, 0)")
+                (out / name).write_bytes(driver.get_screenshot_as_png())
+                print(f"{out / name}: {page}")
+        finally:
+            try:
+                driver.quit()
+            finally:
+                proc = getattr(service, "process", None)
+                if proc is not None and proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+
+
 def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant, planted runs
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -186,6 +248,13 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     ap.add_argument("--budget-s", type=float, default=720.0, help="no run starts past this")
     ap.add_argument("--reports", default=None, metavar="DIR", help="keep the runs here")
     ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--screenshots",
+        default=None,
+        metavar="DIR",
+        help="then screenshot the last run's report.html and the trend.html of the reports "
+        "(headless Chromium) into DIR/report.png and DIR/trend.png",
+    )
     args = ap.parse_args()
     metric = SHARE_METRIC if args.metric == "share" else METRIC
     t0 = time.monotonic()
@@ -253,11 +322,13 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                     row = _compare(reports, run_id, metric) | {
                         "wall_s": round(wall, 1),
                         "tail": tail,
+                        "load_average_1min": round(os.getloadavg()[0], 1),
                     }
                     (planted if k >= plant_at else unchanged).append(row)
                     print(
                         f"{'planted' if k >= plant_at else 'unchanged'} run {k + 1}: "
-                        f"{metric} n={row['n']} p50={row['p50']} p95={row['p95']}, {tail}; "
+                        f"{metric} n={row['n']} p50={row['p50']} p95={row['p95']}, {tail}, "
+                        f"load {row['load_average_1min']}; "
                         "detector: "
                         + (
                             ", ".join(
@@ -305,6 +376,8 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         f"{metric} flagged in {detected} of {len(planted)} runs (verdicts {verdicts}); "
         f"{summary['total_s']:.0f} s, load average {summary['load_average_1min_end']}"
     )
+    if args.screenshots and args.reports:
+        screenshots(Path(args.reports), Path(args.screenshots))
     if args.json:
         Path(args.json).write_text(
             json.dumps({"summary": summary, "unchanged": unchanged, "planted": planted}, indent=2)
