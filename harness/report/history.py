@@ -364,6 +364,7 @@ def regressions(
         today = json.loads(row["samples"])
         base_samples = [v for r in base for v in json.loads(r["samples"])]
         lower = lower_is_better(row["metric"])
+        # bounds, not standard deviations: they add (docs/report.md: why not root-sum-square)
         unc = float(row["uncertainty"] or 0.0) + max(float(r["uncertainty"] or 0) for r in base)
         p, delta, change, flagged, method = compare(
             today, base_samples, lower_better=lower, uncertainty=unc
