@@ -130,10 +130,13 @@ def _pytest(
     return new[0], wall, tail
 
 
-def _compare(reports: Path, run_id: str, metric: str = METRIC) -> dict:
-    """The detector's verdicts of one stored run (per metric) and the figures of `metric`."""
+def _compare(
+    reports: Path, run_id: str, metric: str = METRIC, exclude: tuple[str, ...] = ()
+) -> dict:
+    """The detector's verdicts of one stored run (per metric; the baseline never one of the
+    `exclude` runs) and the figures of `metric`."""
     with History(reports / HISTORY_FILE) as h:
-        comps = regressions(h, run_id)
+        comps = regressions(h, run_id, exclude_runs=exclude)
         rows = [r for r in h.run_records(run_id) if r["metric"] == metric]
     samples = json.loads(rows[0]["samples"]) if rows else []
     return {
@@ -173,10 +176,11 @@ SHOT_MAX_HEIGHT_PX = 2600
 SHOT_TIMEOUT_S = 60.0
 
 
-def screenshots(reports: Path, out: Path) -> None:
-    """report.png (the newest run's report.html from its top: the overview first) and trend.png
-    (`hil report trend` of `reports`), by headless Chromium and the Debian chromedriver (stopped
-    by PID). Without them: one line saying how to install them."""
+def screenshots(reports: Path, out: Path, run: str | None = None) -> None:
+    """report.png (report.html of `run`, default the newest, from its top: the overview first)
+    and trend.png (`hil report trend` of `reports`, its newest run compared), by headless
+    Chromium and the Debian chromedriver (stopped by PID). Without them: one line saying how
+    to install them."""
     import shutil
     import signal
 
@@ -207,7 +211,8 @@ def screenshots(reports: Path, out: Path) -> None:
         driver = webdriver.Chrome(service=service, options=opts)
         driver.set_page_load_timeout(SHOT_TIMEOUT_S)
         try:
-            for page, name in ((runs[-1] / "report.html", "report.png"), (trend, "trend.png")):
+            shot = reports / run if run else runs[-1]
+            for page, name in ((shot / "report.html", "report.png"), (trend, "trend.png")):
                 driver.get(page.as_uri())
                 WebDriverWait(driver, SHOT_TIMEOUT_S).until(
                     lambda d: d.execute_script(
@@ -319,7 +324,10 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                             )
                         plant_info = {"baseline_p95": round(base_p95, 3), **plant}
                     run_id, wall, tail = _pytest(target, reports, test, env)
-                    row = _compare(reports, run_id, metric) | {
+                    # a planted run is compared with the unchanged runs before the plant, never
+                    # with the planted runs before it (the regression is not yet the norm)
+                    exclude = tuple(r["run"] for r in planted)
+                    row = _compare(reports, run_id, metric, exclude) | {
                         "wall_s": round(wall, 1),
                         "tail": tail,
                         "load_average_1min": round(os.getloadavg()[0], 1),
@@ -377,7 +385,8 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         f"{summary['total_s']:.0f} s, load average {summary['load_average_1min_end']}"
     )
     if args.screenshots and args.reports:
-        screenshots(Path(args.reports), Path(args.screenshots))
+        flagged = [r["run"] for r in planted if r["compared"].get(metric, {}).get("flagged")]
+        screenshots(Path(args.reports), Path(args.screenshots), flagged[0] if flagged else None)
     if args.json:
         Path(args.json).write_text(
             json.dumps({"summary": summary, "unchanged": unchanged, "planted": planted}, indent=2)

@@ -3,6 +3,7 @@ unchanged runs are not; `hil report trend` builds trend.html from the history al
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -110,6 +111,11 @@ def test_baseline_run_option_compares_with_one_run(tmp_path):
     assert vs_slow.base_runs == 1 and not vs_slow.regression
     (vs_old,) = regressions(h, "today", baseline_run="run-00")
     assert vs_old.regression
+    # a run known to be slow kept out of the baseline: today against the 5 runs before it
+    (vs_last5,) = regressions(h, "today", exclude_runs={"slow-day"})
+    five = [v for k in range(1, 6) for v in json.loads(h.run_records(f"run-{k:02d}")[0]["samples"])]
+    assert vs_last5.base_runs == 5 and vs_last5.base_p95 == pytest.approx(np.percentile(five, 95))
+    assert regressions(h, "today")[0].base_p95 != vs_last5.base_p95  # slow-day in, run-01 out
     with pytest.raises(HistoryError, match="no baseline run 'nope'"):
         regressions(h, "today", baseline_run="nope")
 
