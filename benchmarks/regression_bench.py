@@ -171,9 +171,20 @@ def _baseline_p95(reports: Path, run_id: str, metric: str = METRIC) -> float:
     return float(np.percentile(values, 95))
 
 
-SHOT_WIDTH_PX = 1400
+SHOT_WIDTH_PX = 1600
 SHOT_MAX_HEIGHT_PX = 2600
 SHOT_TIMEOUT_S = 60.0
+
+
+def _trim(png: bytes, margin_px: int = 16) -> bytes:
+    """The screenshot without the blank window below the page."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    rows = np.flatnonzero((img < 250).any(axis=(1, 2)))
+    if rows.size:
+        img = img[: min(img.shape[0], int(rows[-1]) + margin_px)]
+    return cv2.imencode(".png", img)[1].tobytes()
 
 
 def screenshots(reports: Path, out: Path, run: str | None = None) -> None:
@@ -223,7 +234,7 @@ def screenshots(reports: Path, out: Path, run: str | None = None) -> None:
                 height = driver.execute_script("return document.documentElement.scrollHeight")
                 driver.set_window_size(SHOT_WIDTH_PX, min(int(height) + 40, SHOT_MAX_HEIGHT_PX))
                 driver.execute_script("window.scrollTo(0, 0)")
-                (out / name).write_bytes(driver.get_screenshot_as_png())
+                (out / name).write_bytes(_trim(driver.get_screenshot_as_png()))
                 print(f"{out / name}: {page}")
         finally:
             try:
