@@ -10,6 +10,7 @@ import pytest
 from harness.device.adb import Device
 from harness.device.ui import Ui
 from harness.errors import SessionError
+from harness.farm.control import TwinControlError
 from harness.session import SessionDriver
 from harness.session.agent import AiortcAgentBot
 from harness.session.media import TIMECODE_APP, crop_left, share_reference, timecode_layout
@@ -97,6 +98,8 @@ def test_a_share_hold_shows_in_the_truth_and_the_share_latency(live):
     time.sleep(SHARE_HOLD_MS / 1000.0 + 0.2)  # frames captured before the hold have left
     held = window()
     live.tp.client().media(share_hold_ms=0)
+    with pytest.raises(TwinControlError, match=r"share_hold_ms -5: use 0 to 10000"):
+        live.tp.client().media(share_hold_ms=-5)
     events = read_truth(live.tp.twins[0].truth)
     holds = [e for e in events if e["event"] == "share_hold"]
     assert [h["ms"] for h in holds] == [SHARE_HOLD_MS, 0.0]
