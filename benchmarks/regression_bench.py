@@ -1,22 +1,30 @@
-"""The regression detector on real runs: its false alarms over 20 unchanged runs of the connect
-test against one twin, and whether it flags a planted +30 % connect-time p95.
+"""The regression detector on real runs: its false alarms over 20 unchanged runs of one test
+against one twin, and whether it flags a planted +30 % p95 latency.
 
-    .venv/bin/python benchmarks/regression_bench.py [--runs 20] [--planted 3] [--sessions 3]
-        [--answer-s 1.0] [--profile android-emulator-api34] [--budget-s 720] [--reports DIR]
-        [--json OUT]
+    .venv/bin/python benchmarks/regression_bench.py [--metric connect|share] [--runs 20]
+        [--planted 3] [--sessions 3] [--window-s 6] [--answer-s 1.0]
+        [--profile android-emulator-api34] [--budget-s 720] [--reports DIR] [--json OUT]
 
 One adb server and one twin, started here and stopped (by PID) at the end. Each run is a real
-pytest of suites/test_connect.py::test_connect_time_within_budget (3 sessions: connect time and
-queue wait) against that twin (`--device`), a run directory of its own in one reports dir; the
-plugin appends it to reports/history.sqlite as any run does. `--sessions N` (other than 3) runs
-the same measurement with N sessions per run instead (a test file written here, the suite's
-connect loop with the same fixtures), to see what more samples per run buy. After each run the detector
+pytest against that twin (`--device`), a run directory of its own in one reports dir; the
+plugin appends it to reports/history.sqlite as any run does. After each run the detector
 (harness.report.history.regressions) compares it with its baseline (the last 5 runs of the same
-series): a flag on an unchanged run is a false alarm. Then the twin's support backend is made to
-answer later by 30 % of the connect-time p95 of the last baseline (through the twin's control
-socket: `backend answer_s`), a real slowdown of what the harness measures, and the next
-`--planted` runs are compared with the unchanged runs before them. Bounded: each pytest run
-RUN_TIMEOUT_S, the whole --budget-s (runs not started past it are reported as such).
+series): a flag on an unchanged run is a false alarm. Then a real slowdown of what the harness
+measures is planted, 30 % of the p95 of the last baseline, and the next `--planted` runs are
+compared with the unchanged runs before them. Bounded: each pytest run RUN_TIMEOUT_S, the whole
+--budget-s (runs not started past it are reported as such).
+
+`--metric connect` (default): suites/test_connect.py::test_connect_time_within_budget (3
+sessions: connect time and queue wait); the plant: the twin's support backend answers later
+(control op `backend answer_s`). `--sessions N` (other than 3) runs the same measurement with N
+sessions per run instead (a test file written here, the suite's connect loop with the same
+fixtures), to see what more samples per run buy.
+
+`--metric share`: the share latency of suites/test_media.py (tablet -> agent, the Timecode
+app's codes timed on arrival; uncertainty 1 ms), measured alone over `--window-s` of one live
+session (a test file written here: the suite's share test also scores SSIM, SSIMULACRA2 and
+legibility, which this bench does not need); the plant: the twin's media peer holds each share
+frame (control op `media share_hold_ms`, logged in the twin's truth as the frames' hold_ms).
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ from harness.report.history import (  # noqa: E402
 
 TEST = "suites/test_connect.py::test_connect_time_within_budget"
 METRIC = "connect_time_s"
+SHARE_METRIC = "share_latency_ms"
+DEFAULT_WINDOW_S = 6.0  # suites/test_media.py's SHARE_WINDOW_S
 RUN_TIMEOUT_S = 120.0
 PLANT = 0.30  # +30 % of the baseline's p95
 DEFAULT_ANSWER_S = 1.0  # the twin backend's default (hil twin --answer-s)
@@ -66,16 +76,47 @@ def test_connect_time_within_budget(session_driver, measure):
     measure.check(queue)
     measure.check(connect)
 """
+SHARE_HOLD_ENV = "HIL_BENCH_SHARE_HOLD_MS"  # the share test's plant, read by the test file
+SHARE_TEST = """
+import os
+import time
+
+import pytest
+
+from harness.farm.control import TwinControl
+from harness.session.media import TIMECODE_APP, share_latency
+
+@pytest.mark.requires("eligible")
+@pytest.mark.budget("share_latency_ms")
+def test_screen_share_latency(device, hil_device, ui, live_session, agent_bot, measure):
+    # the plant (0 in unchanged runs): the twin's media peer holds each share frame
+    hold_ms = float(os.environ.get("HOLD_ENV", "0"))
+    TwinControl(hil_device.twin_control, hil_device.serial).media(share_hold_ms=hold_ms)
+    h, w = device.screenshot().shape[:2]
+    ui.tap_on(text="Timecode")
+    ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title", timeout_s=10)
+    time.sleep(1.0)  # the share shows the app
+    t0 = time.monotonic()
+    time.sleep(WINDOW_S)
+    frames = [f for f in list(agent_bot.session.share) if f.t_arrival >= t0]
+    m = share_latency(frames, (w, h)).measurement
+    measure.measurements.append(m)
+    measure.check(m)
+"""
 
 
-def _pytest(serial: str, adb_port: int, reports: Path, test: str = TEST) -> tuple[str, float, str]:
-    """One run of the connect test: (run id, wall s, pytest's last line)."""
+def _pytest(
+    target: list[str], reports: Path, test: str = TEST, env: dict[str, str] | None = None
+) -> tuple[str, float, str]:
+    """One run of the test on `target` (pytest options naming the device or twin): (run id,
+    wall s, pytest's last line)."""
     before = {p.name for p in reports.iterdir()} if reports.exists() else set()
     t = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", test, "--device", serial, "--adb-port", str(adb_port)]
+        [sys.executable, "-m", "pytest", test, *target]
         + ["--hil-reports", str(reports), "-q", "-p", "no:cacheprovider"],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
@@ -89,16 +130,22 @@ def _pytest(serial: str, adb_port: int, reports: Path, test: str = TEST) -> tupl
     return new[0], wall, tail
 
 
-def _compare(reports: Path, run_id: str) -> dict:
-    """The detector's verdicts of one stored run (per metric) and its connect-time figures."""
+def _compare(
+    reports: Path, run_id: str, metric: str = METRIC, exclude: tuple[str, ...] = ()
+) -> dict:
+    """The detector's verdicts of one stored run (per metric; the baseline never one of the
+    `exclude` runs) and the figures of `metric`."""
     with History(reports / HISTORY_FILE) as h:
-        comps = regressions(h, run_id)
-        rows = [r for r in h.run_records(run_id) if r["metric"] == METRIC]
+        comps = regressions(h, run_id, exclude_runs=exclude)
+        rows = [r for r in h.run_records(run_id) if r["metric"] == metric]
     samples = json.loads(rows[0]["samples"]) if rows else []
     return {
         "run": run_id,
-        "connect_s": [round(v, 3) for v in samples],
-        "uncertainty_s": rows[0]["uncertainty"] if rows else None,
+        "samples": [round(v, 3) for v in samples],
+        "n": len(samples),
+        "p50": round(float(np.percentile(samples, 50)), 3) if samples else None,
+        "p95": round(float(np.percentile(samples, 95)), 3) if samples else None,
+        "uncertainty": rows[0]["uncertainty"] if rows else None,
         "compared": {
             c.metric: {
                 "flagged": c.regression,
@@ -114,21 +161,102 @@ def _compare(reports: Path, run_id: str) -> dict:
     }
 
 
-def _baseline_p95(reports: Path, run_id: str) -> float:
-    """p95 of the connect-time samples of the last BASELINE_RUNS runs up to `run_id`."""
+def _baseline_p95(reports: Path, run_id: str, metric: str = METRIC) -> float:
+    """p95 of the `metric` samples of the last BASELINE_RUNS runs up to `run_id`."""
     with History(reports / HISTORY_FILE) as h:
-        row = next(r for r in h.run_records(run_id) if r["metric"] == METRIC)
+        row = next(r for r in h.run_records(run_id) if r["metric"] == metric)
         before = h.series_rows(row["series"])
     runs = list(dict.fromkeys(r["run_id"] for r in before))[-BASELINE_RUNS:]
     values = [v for r in before if r["run_id"] in runs for v in json.loads(r["samples"])]
     return float(np.percentile(values, 95))
 
 
+SHOT_WIDTH_PX = 1600
+SHOT_MAX_HEIGHT_PX = 2600
+SHOT_TIMEOUT_S = 60.0
+
+
+def _trim(png: bytes, margin_px: int = 16) -> bytes:
+    """The screenshot without the blank window below the page."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    rows = np.flatnonzero((img < 250).any(axis=(1, 2)))
+    if rows.size:
+        img = img[: min(img.shape[0], int(rows[-1]) + margin_px)]
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def screenshots(reports: Path, out: Path, run: str | None = None) -> None:
+    """report.png (report.html of `run`, default the newest, from its top: the overview first)
+    and trend.png (`hil report trend` of `reports`, its newest run compared), by headless
+    Chromium and the Debian chromedriver (stopped by PID). Without them: one line saying how
+    to install them."""
+    import shutil
+    import signal
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_bin = shutil.which("chromedriver")
+    if not (chromium and driver_bin):
+        print("screenshots skipped: apt-get install chromium chromium-driver")
+        return
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from harness.cli import main as hil
+
+    out.mkdir(parents=True, exist_ok=True)
+    trend = reports / "trend.html"
+    if hil(["report", "trend", "--reports", str(reports), "-o", str(trend)]) != 0:
+        raise RuntimeError(f"hil report trend failed on {reports}")
+    runs = sorted(p for p in reports.iterdir() if (p / "report.html").exists())
+    with tempfile.TemporaryDirectory(prefix="hil-shot-") as profile:
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = chromium
+        for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"):
+            opts.add_argument(arg)
+        opts.add_argument(f"--window-size={SHOT_WIDTH_PX},1000")
+        opts.add_argument(f"--user-data-dir={profile}")
+        service = Service(executable_path=driver_bin)
+        driver = webdriver.Chrome(service=service, options=opts)
+        driver.set_page_load_timeout(SHOT_TIMEOUT_S)
+        try:
+            shot = reports / run if run else runs[-1]
+            for page, name in ((shot / "report.html", "report.png"), (trend, "trend.png")):
+                driver.get(page.as_uri())
+                WebDriverWait(driver, SHOT_TIMEOUT_S).until(
+                    lambda d: d.execute_script(
+                        "return [...document.images].every(i => !i.getAttribute('src') || "
+                        "i.complete)"
+                    )
+                )
+                height = driver.execute_script("return document.documentElement.scrollHeight")
+                driver.set_window_size(SHOT_WIDTH_PX, min(int(height) + 40, SHOT_MAX_HEIGHT_PX))
+                driver.execute_script("window.scrollTo(0, 0)")
+                (out / name).write_bytes(_trim(driver.get_screenshot_as_png()))
+                print(f"{out / name}: {page}")
+        finally:
+            try:
+                driver.quit()
+            finally:
+                proc = getattr(service, "process", None)
+                if proc is not None and proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+
+
 def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant, planted runs
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--metric", choices=("connect", "share"), default="connect", help="what is planted"
+    )
     ap.add_argument("--runs", type=int, default=20, help="unchanged runs")
     ap.add_argument("--planted", type=int, default=3, help="runs after the planted slowdown")
     ap.add_argument("--sessions", type=int, default=SUITE_SESSIONS, help="samples per run")
+    ap.add_argument(
+        "--window-s", type=float, default=DEFAULT_WINDOW_S, help="share watched per run (share)"
+    )
     ap.add_argument(
         "--answer-s", type=float, default=DEFAULT_ANSWER_S, help="the backend's answer time"
     )
@@ -136,26 +264,49 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     ap.add_argument("--budget-s", type=float, default=720.0, help="no run starts past this")
     ap.add_argument("--reports", default=None, metavar="DIR", help="keep the runs here")
     ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--screenshots",
+        default=None,
+        metavar="DIR",
+        help="then screenshot the last run's report.html and the trend.html of the reports "
+        "(headless Chromium) into DIR/report.png and DIR/trend.png",
+    )
     args = ap.parse_args()
+    metric = SHARE_METRIC if args.metric == "share" else METRIC
     t0 = time.monotonic()
     unchanged: list[dict] = []
     planted: list[dict] = []
     skipped = 0
+    plant_info: dict = {}
     with tempfile.TemporaryDirectory(prefix="hil-regression-bench-") as tmp:
         tmp_path = Path(tmp)
         reports = Path(args.reports) if args.reports else tmp_path / "reports"
         reports.mkdir(parents=True, exist_ok=True)
         with AdbServer(home=tmp_path / "adb-home") as adb:
-            tp = TwinProcess(args.profile, adb=adb, state_dir=tmp_path / "twin")
+            # connect: one twin for every run (the plant is its backend's answer time); share:
+            # each run starts its own (--twin) and the test file applies the plant from env
+            tp = None
+            env: dict[str, str] = {}
             try:
-                tp.start()
-                serial = f"127.0.0.1:{tp.port}"
-                tp.client().backend(answer_s=args.answer_s)
                 test = TEST
-                if args.sessions != SUITE_SESSIONS:
-                    test_file = tmp_path / "test_connect_sessions.py"
-                    test_file.write_text(SESSIONS_TEST.replace("SESSIONS", str(args.sessions)))
+                if args.metric == "share":
+                    target = ["--twin", args.profile, "--adb-port", str(adb.port)]
+                    test_file = tmp_path / "test_share_latency.py"
+                    test_file.write_text(
+                        SHARE_TEST.replace("WINDOW_S", repr(args.window_s)).replace(
+                            "HOLD_ENV", SHARE_HOLD_ENV
+                        )
+                    )
                     test = str(test_file)
+                else:
+                    tp = TwinProcess(args.profile, adb=adb, state_dir=tmp_path / "twin")
+                    tp.start()
+                    target = ["--device", f"127.0.0.1:{tp.port}", "--adb-port", str(adb.port)]
+                    tp.client().backend(answer_s=args.answer_s)
+                    if args.sessions != SUITE_SESSIONS:
+                        test_file = tmp_path / "test_connect_sessions.py"
+                        test_file.write_text(SESSIONS_TEST.replace("SESSIONS", str(args.sessions)))
+                        test = str(test_file)
                 plant_at = args.runs
                 for k in range(args.runs + args.planted):
                     if time.monotonic() - t0 > args.budget_s:
@@ -163,19 +314,41 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                         print(f"time budget {args.budget_s:g} s spent: {skipped} runs not started")
                         break
                     if k == plant_at:
-                        base_p95 = _baseline_p95(reports, unchanged[-1]["run"])
-                        answer_s = args.answer_s + PLANT * base_p95
-                        tp.client().backend(answer_s=answer_s)
-                        print(
-                            f"planted: backend answer_s {args.answer_s:g} -> {answer_s:.3f} s "
-                            f"(+{PLANT:.0%} of the baseline's connect-time p95 {base_p95:.3f} s)"
-                        )
-                    run_id, wall, tail = _pytest(serial, adb.port, reports, test)
-                    row = _compare(reports, run_id) | {"wall_s": round(wall, 1), "tail": tail}
+                        base_p95 = _baseline_p95(reports, unchanged[-1]["run"], metric)
+                        if args.metric == "share":
+                            plant = {"share_hold_ms": round(PLANT * base_p95, 1)}
+                            env[SHARE_HOLD_ENV] = str(plant["share_hold_ms"])
+                            print(
+                                f"planted: the twin's media peer holds each share frame "
+                                f"{plant['share_hold_ms']:g} ms (+{PLANT:.0%} of the baseline's "
+                                f"share-latency p95 {base_p95:.1f} ms)"
+                            )
+                        else:
+                            answer_s = args.answer_s + PLANT * base_p95
+                            plant = {"answer_s": round(answer_s, 3)}
+                            assert tp is not None
+                            tp.client().backend(answer_s=answer_s)
+                            print(
+                                f"planted: backend answer_s {args.answer_s:g} -> {answer_s:.3f} s "
+                                f"(+{PLANT:.0%} of the baseline's connect-time p95 "
+                                f"{base_p95:.3f} s)"
+                            )
+                        plant_info = {"baseline_p95": round(base_p95, 3), **plant}
+                    run_id, wall, tail = _pytest(target, reports, test, env)
+                    # a planted run is compared with the unchanged runs before the plant, never
+                    # with the planted runs before it (the regression is not yet the norm)
+                    exclude = tuple(r["run"] for r in planted)
+                    row = _compare(reports, run_id, metric, exclude) | {
+                        "wall_s": round(wall, 1),
+                        "tail": tail,
+                        "load_average_1min": round(os.getloadavg()[0], 1),
+                    }
                     (planted if k >= plant_at else unchanged).append(row)
                     print(
                         f"{'planted' if k >= plant_at else 'unchanged'} run {k + 1}: "
-                        f"connect {row['connect_s']} s, {tail}; detector: "
+                        f"{metric} n={row['n']} p50={row['p50']} p95={row['p95']}, {tail}, "
+                        f"load {row['load_average_1min']}; "
+                        "detector: "
                         + (
                             ", ".join(
                                 f"{m} {c['verdict']} (p={c['p']}, unc={c['uncertainty']}, "
@@ -188,15 +361,16 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                         flush=True,
                     )
             finally:
-                tp.stop()
+                if tp is not None:
+                    tp.stop()
     compared = [r for r in unchanged if r["compared"]]
     false_alarms = sum(any(c["flagged"] for c in r["compared"].values()) for r in compared)
     series_checks = sum(len(r["compared"]) for r in compared)
     series_alarms = sum(c["flagged"] for r in compared for c in r["compared"].values())
-    detected = sum(r["compared"].get(METRIC, {}).get("flagged", False) for r in planted)
+    detected = sum(r["compared"].get(metric, {}).get("flagged", False) for r in planted)
     verdicts: dict[str, int] = {}
     for r in planted:
-        v = r["compared"].get(METRIC, {}).get("verdict", "no baseline")
+        v = r["compared"].get(metric, {}).get("verdict", "no baseline")
         verdicts[v] = verdicts.get(v, 0) + 1
     summary = {
         "unchanged_runs": len(unchanged),
@@ -208,16 +382,22 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         "planted_flagged": detected,
         "planted_verdicts": verdicts,
         "runs_not_started": skipped,
-        "sessions_per_run": args.sessions,
+        "metric": metric,
+        "plant": plant_info,
+        "sessions_per_run": args.sessions if args.metric == "connect" else None,
+        "window_s": args.window_s if args.metric == "share" else None,
         "load_average_1min_end": round(os.getloadavg()[0], 1),
         "total_s": round(time.monotonic() - t0, 1),
     }
     print(
         f"\nfalse alarms: {false_alarms} of {len(compared)} unchanged runs compared "
         f"({series_alarms} of {series_checks} series comparisons); planted +{PLANT:.0%} p95: "
-        f"{METRIC} flagged in {detected} of {len(planted)} runs (verdicts {verdicts}); "
+        f"{metric} flagged in {detected} of {len(planted)} runs (verdicts {verdicts}); "
         f"{summary['total_s']:.0f} s, load average {summary['load_average_1min_end']}"
     )
+    if args.screenshots and args.reports:
+        flagged = [r["run"] for r in planted if r["compared"].get(metric, {}).get("flagged")]
+        screenshots(Path(args.reports), Path(args.screenshots), flagged[0] if flagged else None)
     if args.json:
         Path(args.json).write_text(
             json.dumps({"summary": summary, "unchanged": unchanged, "planted": planted}, indent=2)

@@ -195,10 +195,23 @@ class TwinControl:
     def unstall(self, service: str) -> None:
         self.call("unstall", service=service)
 
-    def media(self, *, block: bool | None = None, freeze_share: bool | None = None) -> None:
-        """Block the media path and/or freeze the screen share."""
+    def media(
+        self,
+        *,
+        block: bool | None = None,
+        freeze_share: bool | None = None,
+        share_hold_ms: float | None = None,
+    ) -> None:
+        """Block the media path, freeze the screen share and/or hold each share frame
+        `share_hold_ms` before it is sent (the truth's share_frame_sent carries hold_ms)."""
         kw = {
-            k: v for k, v in {"block": block, "freeze_share": freeze_share}.items() if v is not None
+            k: v
+            for k, v in {
+                "block": block,
+                "freeze_share": freeze_share,
+                "share_hold_ms": share_hold_ms,
+            }.items()
+            if v is not None
         }
         self.call("media", **kw)
 

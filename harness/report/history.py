@@ -26,7 +26,7 @@ import math
 import re
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -334,9 +334,10 @@ def regressions(
     *,
     baseline_runs: int = BASELINE_RUNS,
     baseline_run: str | None = None,
+    exclude_runs: Collection[str] = (),
 ) -> list[Comparison]:
     """Every series of a stored run against its baseline: the last `baseline_runs` runs of the
-    same series before it, or the one `baseline_run`.
+    same series before it (never one of `exclude_runs`), or the one `baseline_run`.
 
     Raises:
         HistoryError: an unknown run or baseline run.
@@ -356,7 +357,11 @@ def regressions(
         if baseline_run is not None:
             base = base_by_series.get(row["series"], [])
         else:
-            before = [r for r in history.series_rows(row["series"], before_t=row["t"])]
+            before = [
+                r
+                for r in history.series_rows(row["series"], before_t=row["t"])
+                if r["run_id"] not in exclude_runs
+            ]
             runs = list(dict.fromkeys(r["run_id"] for r in before))[-baseline_runs:]
             base = [r for r in before if r["run_id"] in runs]
         if not base:
@@ -364,6 +369,7 @@ def regressions(
         today = json.loads(row["samples"])
         base_samples = [v for r in base for v in json.loads(r["samples"])]
         lower = lower_is_better(row["metric"])
+        # bounds, not standard deviations: they add (docs/report.md: why not root-sum-square)
         unc = float(row["uncertainty"] or 0.0) + max(float(r["uncertainty"] or 0) for r in base)
         p, delta, change, flagged, method = compare(
             today, base_samples, lower_better=lower, uncertainty=unc

@@ -4,6 +4,7 @@ built from reports/history.sqlite alone."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import math
 import time
@@ -68,16 +69,38 @@ def method_note(baseline_run: str | None = None) -> str:
     )
 
 
+GRID_STYLE = """<style>
+table.hil-trend-grid{border-collapse:collapse;margin:.5em 0 1em 0}
+table.hil-trend-grid th,table.hil-trend-grid td{border:1px solid #bbb;padding:.25em .4em;
+ font-size:.85em;text-align:left;vertical-align:top;color:#222}
+table.hil-trend-grid td a{color:inherit;text-decoration:none;display:block}
+table.hil-trend-grid td a:hover{text-decoration:underline}
+table.hil-trend-grid td img{display:block;width:160px;height:auto}
+td.hil-g-regression{background:#f2bcbc}td.hil-g-regression .hil-grid-flag{color:#b00020}
+td.hil-g-unclear,td.hil-g-few{background:#fcf1c7}td.hil-g-ok{background:#dff0d8}
+td.hil-g-none{background:#f4f4f4}.hil-grid-n{color:#555;font-size:.9em}
+</style>"""
 OVERVIEW_ROWS = 20  # series shown open in report.html's history; the others one click away
+_VERDICT_RANK = {"no baseline": 0, "ok": 1, "too few samples": 2, "within uncertainty": 3}
+_VERDICT_RANK["REGRESSION"] = 4
+_GRID_CLASS = {
+    "REGRESSION": "hil-g-regression",
+    "within uncertainty": "hil-g-unclear",
+    "too few samples": "hil-g-few",
+    "ok": "hil-g-ok",
+    "no baseline": "hil-g-none",
+}
 
 
-def _rows(
-    history: History, comps: dict[str, Comparison], last: int, open_rows: int | None = None
-) -> str:
-    """The trend table; with `open_rows`, when there are more series than that, the flagged
-    ones stay open and the others go into a collapsed <details> (a table of a thousand rows,
-    500 tests x 2 metrics, costs Chromium most of a second to lay out at load)."""
-    rows, quiet = [], []
+def series_anchor(series: str) -> str:
+    """The HTML id of a series' row in the trend table (the grid's cells link to it)."""
+    return "hil-s-" + hashlib.sha1(series.encode()).hexdigest()[:12]
+
+
+def _items(history: History, comps: dict[str, Comparison], last: int) -> list[dict]:
+    """Per series over the last `last` runs: its label, comparison, sparkline (base64 PNG),
+    verdict and table row."""
+    items = []
     for series, points in trend(history, last).items():
         lab = series_label(series)
         c = comps.get(series)
@@ -87,6 +110,7 @@ def _rows(
             flagged_last=bool(c and c.regression),
         )
         spark = base64.b64encode(thumbnail(png, "plot")[0]).decode("ascii")
+        verdict = c.verdict if c is not None else "no baseline"
         if c is None:
             cls, flag, figures = "", "no baseline", "<td>-</td>" * 4
         else:
@@ -106,16 +130,96 @@ def _rows(
                 f"<td>{c.p_value:.2g} ({c.n_today} vs {c.n_base}, {c.base_runs} runs)</td>"
             )
         row = (
-            f"<tr class='hil-trend-row {cls}' data-metric='{_esc(lab['metric'])}' "
-            f"data-device='{_esc(lab['device'])}'>"
+            f"<tr id='{series_anchor(series)}' class='hil-trend-row {cls}' "
+            f"data-metric='{_esc(lab['metric'])}' data-device='{_esc(lab['device'])}'>"
             f"<td>{_esc(lab['device'])}</td><td>{_esc(lab['metric'])}</td>"
             f"<td>{_esc(lab['test'])}</td><td>{_esc(lab['network'] or '-')}</td>"
             f"<td><img alt='trend' src='data:image/png;base64,{spark}'></td>"
             f"<td>{len(points)}</td>{figures}<td class='hil-flag'>{flag}</td></tr>"
         )
-        (rows if c is not None and c.regression else quiet).append(row)
+        items.append(
+            {
+                "series": series,
+                "label": lab,
+                "comparison": c,
+                "verdict": verdict,
+                "spark": spark,
+                "row": row,
+                "change": c.p95_change if c is not None else -math.inf,
+            }
+        )
+    return items
+
+
+def grid_html(items: list[dict]) -> str:
+    """Device x metric: per cell the sparkline of its worst series (flagged first, then the
+    largest p95 change), the cell's worst verdict and how many series it holds (tests and
+    network profiles), linking to that series' row in the table below."""
+    from harness.report.overview import METRIC_ORDER
+
+    if not items:
+        return ""
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for it in items:
+        cells.setdefault((it["label"]["device"], it["label"]["metric"]), []).append(it)
+    seen = list(dict.fromkeys(it["label"]["metric"] for it in items))
+    metrics = [m for m in METRIC_ORDER if m in seen] + sorted(
+        m for m in seen if m not in METRIC_ORDER
+    )
+    devices = sorted({it["label"]["device"] for it in items})
+    head = "<tr><th>device</th>" + "".join(f"<th>{_esc(m)}</th>" for m in metrics) + "</tr>"
+    rows = []
+    for dev in devices:
+        tds = []
+        for m in metrics:
+            its = cells.get((dev, m))
+            if not its:
+                tds.append(f"<td data-metric='{_esc(m)}'>-</td>")
+                continue
+            worst = max(its, key=lambda it: (_VERDICT_RANK[it["verdict"]], it["change"]))
+            counts: dict[str, int] = {}
+            for it in its:
+                counts[it["verdict"]] = counts.get(it["verdict"], 0) + 1
+            flagged = counts.get("REGRESSION", 0)
+            summary = (
+                f"{len(its)} series" + (f", {flagged} flagged" if flagged else "")
+                if len(its) > 1
+                else ""
+            )
+            c = worst["comparison"]
+            change = f" {c.p95_change:+.0%} p95" if c is not None else ""
+            tip = "; ".join(
+                f"{it['label']['test']}"
+                + (f" [{it['label']['network']}]" if it["label"]["network"] else "")
+                + f": {it['verdict']}"
+                for it in its
+            )
+            tds.append(
+                f"<td class='hil-grid-cell {_GRID_CLASS[worst['verdict']]}' "
+                f"data-metric='{_esc(m)}' data-verdict='{_esc(worst['verdict'])}' "
+                f"title='{_esc(tip)}'><a href='#{series_anchor(worst['series'])}'>"
+                f"<img alt='trend' src='data:image/png;base64,{worst['spark']}'><br>"
+                f"<b class='hil-grid-flag'>{_esc(worst['verdict'])}</b>{_esc(change)}"
+                + (f"<br><span class='hil-grid-n'>{_esc(summary)}</span>" if summary else "")
+                + "</a></td>"
+            )
+        rows.append(
+            f"<tr class='hil-grid-row' data-device='{_esc(dev)}'><th>{_esc(dev)}</th>"
+            f"{''.join(tds)}</tr>"
+        )
+    return f"{GRID_STYLE}<table class='hil-trend-grid'>{head}{''.join(rows)}</table>"
+
+
+def _rows(items: list[dict], open_rows: int | None = None) -> str:
+    """The trend table, one row per series; with `open_rows`, when there are more series than
+    that, the flagged ones stay open and the others go into a collapsed <details> (a table of
+    a thousand rows, 500 tests x 2 metrics, costs Chromium most of a second to lay out at
+    load; a grid cell's link to a collapsed row opens it: Chromium expands a <details> on
+    fragment navigation)."""
+    rows = [it["row"] for it in items if it["verdict"] == "REGRESSION"]
+    quiet = [it["row"] for it in items if it["verdict"] != "REGRESSION"]
     if open_rows is None or len(rows) + len(quiet) <= open_rows:
-        rows, quiet = rows + quiet, []
+        rows, quiet = [it["row"] for it in items], []
     head = (
         "<tr><th>device</th><th>metric</th><th>test</th><th>network</th><th>trend</th>"
         "<th>runs</th><th>p95 today vs baseline</th><th>p95 change (+ worse)</th><th>Cliff's delta (+ worse)</th>"
@@ -155,9 +259,11 @@ def trend_section(
         + (f"; {unclear} worse within the figures' uncertainty" if unclear else "")
         + ")"
     )
+    items = _items(history, comps, last)
     return (
         f"<h3>History: last {last} runs</h3><p class='hil-regressions'>{line}</p>"
-        f"{method_note(baseline_run)}{_rows(history, comps, last, open_rows)}"
+        f"{grid_html(items)}{method_note(baseline_run)}"
+        f"<h4>Series (test, device, metric, network)</h4>{_rows(items, open_rows)}"
     )
 
 

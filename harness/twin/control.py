@@ -5,7 +5,7 @@ One JSON object per line in, one per line out, on a Unix socket in the twin's st
 waiting now: a later new key asks again), "refuse_keys" tapping "Cancel";
 "drop", "offline" (seconds), "reboot" (boot_s), "wifi" (on), "stall"/"unstall" (service
 prefix), "registered" (on), "region" (region, timezone), "mayday_button" (on), "support" (reconnect_grace_s), "privacy_mask" (on),
-"camera" (on), "mic" (samples), "agent_video" (mode), "text_screen" (name), "secure" (package, on), "media" (block, freeze_share), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
+"camera" (on), "mic" (samples), "agent_video" (mode), "text_screen" (name), "secure" (package, on), "media" (block, freeze_share, share_hold_ms), "status", "backend" (answer_s, answer_waits, handle_s, wrap_s,
 clock_offset_s of the in-process support backend; its reply carries the agents' "token" and
 the count of "unauthorized" agent requests), "memory" (diagnostics of the twin process: RSS,
 the C heap in use, live objects a session owns and asyncio tasks after a full collection;
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _READ_TIMEOUT_S = 30.0
+MAX_SHARE_HOLD_MS = 10_000.0  # op "media" share_hold_ms: a slower share, not a dead one
 
 
 class ControlServer:
@@ -353,6 +354,15 @@ async def _op_media(twin: Twin, req: Reply) -> Reply:
     if "freeze_share" in req:
         twin.screen.share_frozen = bool(req["freeze_share"])
         twin.truth.record("share_freeze" if twin.screen.share_frozen else "share_unfreeze")
+    if "share_hold_ms" in req:
+        hold_ms = float(req["share_hold_ms"])
+        if not 0.0 <= hold_ms <= MAX_SHARE_HOLD_MS:
+            return {
+                "ok": False,
+                "error": f"share_hold_ms {hold_ms:g}: use 0 to {MAX_SHARE_HOLD_MS:g}",
+            }
+        twin.screen.share_hold_s = hold_ms / 1000.0
+        twin.truth.record("share_hold", ms=hold_ms)
     return {"ok": True}
 
 

@@ -33,6 +33,7 @@ _VIDEO_CLOCK = 90000
 ICE_TIMEOUT_S = 10.0
 PC_CLOSE_TIMEOUT_S = 5.0
 WIFI_POLL_S = 0.01  # how often held media looks whether the Wi-Fi is back
+MAX_HELD_FRAMES = 150  # a share hold's queue: 10 s at SHARE_FPS (the op allows at most 10 s)
 
 
 MALLOC_ARENAS = 2  # glibc arenas of the twin process (its threads share them)
@@ -102,7 +103,8 @@ def share_fps_for(up_kbps: float) -> float:
 
 class ShareTrack:
     """The screen share: the framebuffer, scaled, privacy-masked, paced at SHARE_FPS (fewer
-    under the console's upload speed), sent the console's delay after it was captured."""
+    under the console's upload speed), sent the console's delay after it was captured, and a
+    share hold (control op "media" share_hold_ms, logged as each frame's hold_ms) later."""
 
     def __new__(cls, twin: Twin):  # noqa: C901 -- one branch per codec and media kind aiortc negotiates
         from aiortc import VideoStreamTrack
@@ -116,6 +118,48 @@ class ShareTrack:
                 self._in_flight: list[
                     tuple[float, object]
                 ] = []  # (capture time, frame) on the uplink
+                self._held: list[tuple[float, object]] = []  # (time it may leave, frame)
+                self._hold_task: asyncio.Task | None = None
+
+            async def _hold_capture(self) -> None:
+                """While a share hold is set (control op "media" share_hold_ms): capture at the
+                share's rate, each frame leaving its hold after it was captured. Apart from
+                recv, so that the encoder's pace (slow on a loaded host) neither delays the
+                captures nor adds to the hold."""
+                nxt = time.monotonic()
+                while self.readyState == "live" and self.twin.screen.share_hold_s > 0:
+                    if not self.twin.wifi.enabled:
+                        await asyncio.sleep(WIFI_POLL_S)
+                        nxt = time.monotonic()
+                        continue
+                    if time.monotonic() >= nxt:
+                        hold_s = self.twin.screen.share_hold_s
+                        frame = self._capture(hold_s)
+                        self._held.append((time.monotonic() + hold_s, frame))
+                        del self._held[:-MAX_HELD_FRAMES]
+                        fps = share_fps_for(self.twin.network.up_kbps)
+                        nxt = max(nxt + 1.0 / fps, time.monotonic())
+                    await asyncio.sleep(max(0.001, nxt - time.monotonic()))
+
+            async def _recv_held(self):
+                """The newest held frame past its hold (and the console's delay); the older
+                ones the encoder had no time for are dropped (logged), as a sender does."""
+                if self._hold_task is None or self._hold_task.done():
+                    self._hold_task = asyncio.ensure_future(self._hold_capture())
+                delay = self.twin.network.max_delay_ms / 1000.0
+                now = time.monotonic()
+                ready = sum(1 for t, _ in self._held if now - t >= delay)
+                if not ready:
+                    wake = self._held[0][0] + delay if self._held else now + WIFI_POLL_S
+                    await asyncio.sleep(max(0.001, wake - now))
+                    return None
+                if ready > 1:
+                    self.twin.truth.record(
+                        "share_frames_dropped", count=ready - 1, why="held, encoder busy"
+                    )
+                frame = self._held[ready - 1][1]
+                del self._held[:ready]
+                return frame
 
             async def recv(self):
                 net = self.twin.network
@@ -123,13 +167,22 @@ class ShareTrack:
                 self._next = max(self._next, now - 1.0) if self._next else now
                 while True:  # capture at the adapted rate; hand over what has crossed the uplink
                     if not self.twin.wifi.enabled:  # nothing leaves over a dead Wi-Fi
-                        if self._in_flight:
+                        if self._in_flight or self._held:
                             self.twin.truth.record(
-                                "share_frames_lost", count=len(self._in_flight), why="wifi off"
+                                "share_frames_lost",
+                                count=len(self._in_flight) + len(self._held),
+                                why="wifi off",
                             )
                             self._in_flight.clear()
+                            self._held.clear()
                         await asyncio.sleep(WIFI_POLL_S)
                         self._next = time.monotonic()  # capture again as soon as it is back
+                        continue
+                    if self.twin.screen.share_hold_s > 0 or self._held:
+                        frame = await self._recv_held()
+                        if frame is not None:
+                            return frame
+                        self._next = time.monotonic()
                         continue
                     if time.monotonic() >= self._next:
                         self._in_flight.append((time.monotonic(), self._capture()))
@@ -143,7 +196,7 @@ class ShareTrack:
                         wake = min(wake, self._in_flight[0][0] + delay)
                     await asyncio.sleep(max(0.001, wake - time.monotonic()))
 
-            def _capture(self):
+            def _capture(self, hold_s: float = 0.0):
                 from av import VideoFrame
 
                 screen = self.twin.screen
@@ -158,6 +211,7 @@ class ShareTrack:
                         index=self.sent,
                         repeated=True,
                         fps=share_fps_for(self.twin.network.up_kbps),
+                        **({"hold_ms": round(hold_s * 1000.0, 3)} if hold_s else {}),
                     )
                     self.sent += 1
                     return frame
@@ -196,6 +250,7 @@ class ShareTrack:
                     secure=secure,
                     private=screen.private_package() or "",
                     fps=share_fps_for(self.twin.network.up_kbps),
+                    **({"hold_ms": round(hold_s * 1000.0, 3)} if hold_s else {}),
                 )
                 self.sent += 1
                 self._last = rgb

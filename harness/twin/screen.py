@@ -123,6 +123,7 @@ class Screen:
         self.agent_video_mode = "timecode"  # the synthetic agent: support.AGENT_VIDEO_MODES
         self.share_frozen = False  # fault injection: the share repeats its last frame
         self.media_blocked = False  # fault injection: the media peer never offers
+        self.share_hold_s = 0.0  # fault injection: each share frame held this long before sending
         self.consented: set[str] = set()  # private apps the customer let the agent see
         self.remote_control_allowed = False
         self.strokes: list[dict] = []  # the agent's annotations, in screen pixels

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from harness.device.adb import Device
 from harness.device.ui import Ui
 from harness.errors import SessionError
+from harness.farm.control import TwinControlError
 from harness.session import SessionDriver
 from harness.session.agent import AiortcAgentBot
 from harness.session.media import TIMECODE_APP, crop_left, share_reference, timecode_layout
@@ -71,3 +73,42 @@ def test_a_frozen_share_shows_as_a_freeze_of_the_right_length(live):
         longest,
         true_s,
     )  # within a frame interval each side
+
+
+SHARE_HOLD_MS = 300.0  # control op "media" share_hold_ms: the held share's latency rises by it
+SHARE_HOLD_WINDOW_S = 2.5  # share watched before and while held (15 fps: ~35 frames each)
+SHARE_HOLD_TOL_MS = 100.0  # the median's rise is at least the hold, less the host's jitter
+
+
+def test_a_share_hold_shows_in_the_truth_and_the_share_latency(live):
+    from harness.session.media import share_latency
+
+    live.ui.tap_on(text="Timecode")
+    live.ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title", timeout_s=5)
+    time.sleep(0.5)
+
+    def window():
+        t0 = time.monotonic()
+        time.sleep(SHARE_HOLD_WINDOW_S)
+        frames = [f for f in list(live.bot.session.share) if f.t_arrival >= t0]
+        return [s.value for s in share_latency(frames, (1280, 800)).measurement.samples]
+
+    before = window()
+    live.tp.client().media(share_hold_ms=SHARE_HOLD_MS)
+    time.sleep(SHARE_HOLD_MS / 1000.0 + 0.2)  # frames captured before the hold have left
+    held = window()
+    live.tp.client().media(share_hold_ms=0)
+    with pytest.raises(TwinControlError, match=r"share_hold_ms -5: use 0 to 10000"):
+        live.tp.client().media(share_hold_ms=-5)
+    events = read_truth(live.tp.twins[0].truth)
+    holds = [e for e in events if e["event"] == "share_hold"]
+    assert [h["ms"] for h in holds] == [SHARE_HOLD_MS, 0.0]
+    sent = [e for e in events if e["event"] == "share_frame_sent"]
+    during = [e for e in sent if holds[0]["t"] < e["t"] < holds[1]["t"]]
+    assert during and all(e.get("hold_ms") == SHARE_HOLD_MS for e in during)
+    assert not any("hold_ms" in e for e in sent if e["t"] < holds[0]["t"])
+    # no frame can arrive sooner than its hold after it was shown (codes rounded to 1 ms)
+    assert len(held) >= 5 and min(held) >= SHARE_HOLD_MS - 1.0, held
+    # the median rises by the hold (more on a loaded host: a frame waits for the encoder)
+    rise = float(np.median(held) - np.median(before))
+    assert rise >= SHARE_HOLD_MS - SHARE_HOLD_TOL_MS, (rise, before, held)

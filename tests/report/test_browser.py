@@ -242,7 +242,27 @@ def test_trend_html_in_chromium_flags_the_planted_regression_only(browser, tmp_p
     assert main(["report", "trend", "--reports", str(tmp_path), "-o", str(out)]) == 0
     logs = _open(browser, out, "return !!document.getElementById('hil-trend')")
     assert [e for e in logs if e["level"] == "SEVERE"] == []
-    assert _broken_images(browser) == [] and _image_count(browser) == 2
+    # two series' sparklines, and the grid's one cell (one device x one metric) shows the worst
+    assert _broken_images(browser) == [] and _image_count(browser) == 3
+    grid = browser.execute_script(
+        "return [...document.querySelectorAll('tr.hil-grid-row')].map(r => ({device: "
+        "r.dataset.device, cells: [...r.querySelectorAll('td.hil-grid-cell')].map(c => "
+        "({metric: c.dataset.metric, verdict: c.dataset.verdict, target: document."
+        "getElementById(c.querySelector('a').getAttribute('href').slice(1))?.children[2]"
+        ".textContent}))}))"
+    )
+    assert grid == [
+        {
+            "device": "KFTHWI/fire-hdx-7-2013",
+            "cells": [
+                {
+                    "metric": "share_latency_ms",
+                    "verdict": "REGRESSION",
+                    "target": "test_media.py::test_planted",
+                }
+            ],
+        }
+    ]
     flags = browser.execute_script(
         "return Object.fromEntries([...document.querySelectorAll('tr.hil-trend-row')]"
         ".map(r => [r.children[2].textContent, r.querySelector('.hil-flag').textContent]))"

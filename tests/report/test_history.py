@@ -3,6 +3,7 @@ unchanged runs are not; `hil report trend` builds trend.html from the history al
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -110,6 +111,11 @@ def test_baseline_run_option_compares_with_one_run(tmp_path):
     assert vs_slow.base_runs == 1 and not vs_slow.regression
     (vs_old,) = regressions(h, "today", baseline_run="run-00")
     assert vs_old.regression
+    # a run known to be slow kept out of the baseline: today against the 5 runs before it
+    (vs_last5,) = regressions(h, "today", exclude_runs={"slow-day"})
+    five = [v for k in range(1, 6) for v in json.loads(h.run_records(f"run-{k:02d}")[0]["samples"])]
+    assert vs_last5.base_runs == 5 and vs_last5.base_p95 == pytest.approx(np.percentile(five, 95))
+    assert regressions(h, "today")[0].base_p95 != vs_last5.base_p95  # slow-day in, run-01 out
     with pytest.raises(HistoryError, match="no baseline run 'nope'"):
         regressions(h, "today", baseline_run="nope")
 
@@ -169,3 +175,46 @@ def test_worse_within_the_figures_uncertainty_is_said_not_flagged(tmp_path):
     assert c.uncertainty == pytest.approx(3.0) and "within the figures' uncertainty" in c.describe()
     precise = compared(0.01, "precise")  # the same shift, measured precisely
     assert precise.regression and not precise.within_uncertainty
+
+
+def test_the_history_grid_is_device_by_metric_with_the_flag_on_its_cell(tmp_path):
+    """One grid row per device, one cell per metric: the cell of the planted series is flagged
+    and links to that series' row; a cell of two series (two network profiles) says so."""
+    import re
+
+    from harness.report.trend import series_anchor, trend_page
+
+    rng = np.random.default_rng(13)
+    with History(tmp_path / "history.sqlite") as h:
+        for k in range(7):
+            last = k == 6
+            recs = (
+                _records(_latencies(rng, scale=1.3 if last else 1.0))  # KFTHWI share: planted
+                + _records(_latencies(rng), network="edge")  # KFTHWI share under edge: same
+                + _records(_latencies(rng), metric="glass_to_glass_ms")
+                + _records(_latencies(rng), serial="SERIAL-B")  # a real device, unchanged
+            )
+            h.append_run(f"run-{k}", recs, t=1000.0 + k)
+        page = trend_page(h)
+        comps = {c.series: c for c in regressions(h, "run-6")}
+    grid = page[page.index("<table class='hil-trend-grid'>") :]
+    grid = grid[: grid.index("</table>")]
+    rows = re.findall(r"<tr class='hil-grid-row' data-device='([^']+)'>(.*?)</tr>", grid)
+    assert [d for d, _ in rows] == ["KFTHWI/fire-hdx-7-2013", "SERIAL-B"]
+    cells = {
+        (d, m): (v, href)
+        for d, row in rows
+        for m, v, href in re.findall(
+            r"data-metric='([^']+)' data-verdict='([^']+)'.*?href='#([^']+)'", row
+        )
+    }
+    planted = next(s for s, c in comps.items() if c.regression)
+    assert cells[("KFTHWI/fire-hdx-7-2013", "share_latency_ms")] == (
+        "REGRESSION",
+        series_anchor(planted),
+    )
+    assert f"<tr id='{series_anchor(planted)}' class='hil-trend-row hil-regression'" in page
+    assert cells[("KFTHWI/fire-hdx-7-2013", "glass_to_glass_ms")][0] == "ok"
+    assert cells[("SERIAL-B", "share_latency_ms")][0] == "ok"
+    assert ("SERIAL-B", "glass_to_glass_ms") not in cells  # an empty cell: no series there
+    assert "2 series, 1 flagged" in grid and sum(c.regression for c in comps.values()) == 1
