@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import time
 
-import cv2
 import numpy as np
 import pytest
 
-from harness.session.media import SETTLE_S, SHARE_KEEP, crop_left
+from harness.session.media import SETTLE_S
 from harness.twin.truth import read_truth
 from harness.vision import legibility as lg
 from harness.vision import stretches as st
-from harness.vision.fidelity import ssim
 
 SETTINGS = "com.android.settings"
 TEXT_APP = "com.mayday.hil.text"
 SECURE_WINDOW_S = 2.5
 POLL_S = 0.2
-READ_WINDOW_S = 2.0  # frames of the settled email screen to pick three from
+READ_WINDOW_S = 2.0  # frames of the settled email screen, every one read
 FRAME_TOLERANCE = 3  # received vs sent black frames: the window's edges cut a frame or two
 
 
@@ -111,23 +109,19 @@ def test_the_text_app_is_read_on_the_share_against_its_truth(live):
     # the settled share (share_run's rule: the codec's first frames after a change are soft)
     frames = _share_between(live.bot, shown[-1]["t"] + SETTLE_S, time.monotonic())
     assert len(frames) >= 2
-    picked = frames[:: max(1, len(frames) // 3)][:3]  # three frames: ~1 s of one core each
-    reads = lg.measure([f.image for f in picked], [f.t_arrival for f in picked], truth, every_s=0.0)
+    # every settled frame is read (a line whose pixels were read before takes that read)
+    engine = lg.OcrEngine.shared()
+    lines0 = engine.lines_read
+    reads = lg.measure(
+        [f.image for f in frames], [f.t_arrival for f in frames], truth, every_s=0.0, engine=engine
+    )
     m = lg.to_measurement(reads, every_s=0.0)
-    # a clean local link: the share (640 px wide, half the screen) keeps the email legible, but
-    # on a loaded host the twin's VP8 sends an occasional soft frame (a key frame at the same
-    # bitrate): such a frame may read worse, and then its pixels show the damage (its SSIM
-    # against what the twin sent is below that of the best-read frame); a misread without
-    # damage is a fault of the measurement
-    sent = cv2.resize(live.device.screenshot(), (640, 400), interpolation=cv2.INTER_AREA)
-    keep = crop_left(sent, SHARE_KEEP)
-    similarity = [ssim(keep, crop_left(f.image, SHARE_KEEP)) for f in picked]
-    best = int(np.argmin(m.values))
-    assert m.values[best] <= 2.0, m.values  # a settled frame reads within the budget
-    for r, v, s in zip(reads, m.values, similarity, strict=True):
-        assert v <= 2.0 or s < similarity[best], (
-            v,
-            s,
-            similarity[best],
-            [(ln.truth.text, ln.read) for ln in r.lines if ln.errors],
-        )
+    assert len(m.samples) == len(frames) >= 2
+    # a clean local link: the share (640 px wide, half the screen) keeps the email legible in
+    # every settled frame, within the budget (p95 <= 2 %; the frame the twin sent reads 0.5 %)
+    worst = max(reads, key=lambda r: r.cer)
+    assert worst.cer <= 0.02, (
+        m.values,
+        [(ln.truth.text, ln.read) for ln in worst.lines if ln.errors],
+    )
+    assert engine.lines_read - lines0 <= len(frames) * len(truth.lines)
