@@ -9,8 +9,8 @@ its lines; metric `share_text_cer` in percent.
 Engine: rapidocr-onnxruntime 1.4.4 (PP-OCRv4 recognizer, ONNX model inside the wheel, no
 download at run time), the optional extra `pip install -e '.[ocr]'`. Only its recognizer runs
 (the truth says where the text is, so no detection), on each line alone at REC_HEIGHT_PX:
-about 0.3 s of one core for a whole 1280x800 text screen, 0.03-0.1 s for the part of a
-640x400 share that is read. Its alphabet (trained for Chinese and English) has no ö, Ä, Ö or
+about 0.04 s of one core per line (a 1280x800 text screen 0.3 s, the part of a 640x400 share
+that is read 0.35-0.4 s: short lines are padded to rapidocr's minimum width). Its alphabet (trained for Chinese and English) has no ö, Ä, Ö or
 ß and it drops and adds spaces at random, so both texts are compared without whitespace and
 with diacritics folded to their base letters (ü -> u): the metric measures what the transport
 did to the letters, not the engine's alphabet.
@@ -42,7 +42,7 @@ from harness.measure import Measurement
 from harness.vision.image import check_image
 
 # One frame read per window: twelve reads in share_quality.TEXT_WINDOW_S (a p95 needs ten), at
-# 0.03-0.1 s of one core each on the share (docs/vision.md: measured cost and sampling)
+# up to 0.4 s of one core each on the share, less the lines that repeat (docs/vision.md)
 OCR_INTERVAL_S = 0.4
 OCR_THREADS = 1
 # The recognizer's input height. PP-OCRv4 was trained at 48 px; its input height is free (the
