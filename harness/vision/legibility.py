@@ -10,17 +10,18 @@ Engine: rapidocr-onnxruntime 1.4.4 (PP-OCRv4 recognizer, ONNX model inside the w
 download at run time), the optional extra `pip install -e '.[ocr]'`. Only its recognizer runs
 (the truth says where the text is, so no detection), on each line alone at REC_HEIGHT_PX:
 about 0.04 s of one core per line (a 1280x800 text screen 0.3 s, the part of a 640x400 share
-that is read 0.35-0.4 s: short lines are padded to rapidocr's minimum width). Its alphabet (trained for Chinese and English) has no ö, Ä, Ö or
-ß and it drops and adds spaces at random, so both texts are compared without whitespace and
-with diacritics folded to their base letters (ü -> u): the metric measures what the transport
-did to the letters, not the engine's alphabet.
+that is read 0.35-0.4 s: short lines are padded to rapidocr's minimum width). Its alphabet
+(trained for Chinese and English) has no ö, Ä, Ö or ß and it drops and adds spaces at random,
+so both texts are compared without whitespace and with diacritics folded to their base
+letters (ü -> u): the metric measures what the transport did to the letters, not the engine's
+alphabet.
 
 Sampling (the per-session CPU goal, a quarter core): one frame per OCR_INTERVAL_S window is
 read, the one with the lowest SSIM in it (the sample leans to the worst frames, so its p95 errs
-on the customer's side): twelve reads in the share run's 5-s text window, enough for a p95. A line
-whose pixels were read before (a static screen's settled share repeats them) takes that read
-(OcrEngine.read_line): the cost is that of the lines that changed. A damaged stretch shorter
-than the window between two sampled frames can be missed.
+on the customer's side): twelve reads in the share run's 5-s text window, enough for a p95. A
+line whose pixels were read before (a static screen's settled share repeats them) takes that
+read (OcrEngine.read_line): the cost is that of the lines that changed. A damaged stretch
+shorter than the window between two sampled frames can be missed.
 """
 
 from __future__ import annotations
