@@ -91,7 +91,7 @@ def test_share_run_reads_the_text_app_or_says_why_not(live):
         again = lg.read_frame(t.frames[r.index].image, t.truth, engine)
         assert sample.value == pytest.approx(100 * again.cer)
     # the truth's boxes fit the share: what the twin sent (the screen at share size) reads at
-    # the OCR's floor (1.2 % for the settings list at half size; docs/vision.md)
+    # the OCR's floor (1.8 % for the settings list at half size; docs/vision.md)
     sent = lg.read_frame(t.reference, t.truth, engine)
     assert sent.cer <= 0.02, [(ln.truth.text, ln.read) for ln in sent.lines if ln.errors]
     # the words under the session pane are not asked of the OCR
