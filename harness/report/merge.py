@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.report.record import FAIL, INCONCLUSIVE, ResultRecord
 from harness.report.results import read_results
 
 
@@ -37,13 +38,18 @@ class MergedRun:
             "exitstatus": max((r.get("exitstatus") or 0 for r in self.runs), default=0),
             "devices": self.devices,
             "measurements": len(self.records),
-            "failed_verdicts": sum(
-                1 for r in self.records if not (r.get("verdict") or {}).get("passed", True)
-            ),
+            # as the live run's summary.json counts them: FAIL and INCONCLUSIVE records
+            "failed_verdicts": sum(1 for r in self.records if mark(r) in (FAIL, INCONCLUSIVE)),
             "retries": self.retries,
             "duplicates": self.duplicates,
             "clashes": self.clashes,
         }
+
+
+def mark(rec: dict[str, Any]) -> str:
+    """A merged record's verdict word: the live report's (ResultRecord.mark), so a shaped
+    profile's over-budget figure reads DEGRADED and an unchecked figure RECORDED here too."""
+    return ResultRecord.from_dict(rec).mark
 
 
 def device_name(dev: dict[str, Any]) -> str:
@@ -186,14 +192,6 @@ def render_html(merged: MergedRun) -> str:
         merged.records,
         key=lambda r: (str(r.get("metric")), str(r.get("device")), str(r.get("test"))),
     ):
-        verdict = r.get("verdict") or {}
-        mark = (
-            "-"
-            if not verdict
-            else "PASS"
-            if verdict.get("passed", True)
-            else ("INCONCLUSIVE" if verdict.get("inconclusive") else "FAIL")
-        )
         st = r.get("stats") or {}
         rows.append(
             [
@@ -204,7 +202,7 @@ def render_html(merged: MergedRun) -> str:
                 _num(st.get("mean")),
                 _num(st.get("p95")),
                 r.get("unit", ""),
-                mark,
+                mark(r),
                 r["run"],
             ]
         )

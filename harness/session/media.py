@@ -409,6 +409,7 @@ class ShareRun:
     text: object = None  # harness.session.share_quality.TextWindow
     legibility: list = field(default_factory=list)  # legibility.FrameLegibility, sampled
     legibility_cpu_s: float = 0.0
+    legibility_lines: tuple[int, int] = (0, 0)  # lines recognised, lines taken from the cache
     cer_absent: str | None = None  # why share_text_cer has no figure
     kinds: list[str] = field(default_factory=list)  # per received frame (stretches.classify)
     stretches: list = field(default_factory=list)  # stretches.Stretch
@@ -479,6 +480,8 @@ class ShareRun:
             cer.meta.update(
                 screen=getattr(self.text.truth, "screen", ""),
                 cpu_s=round(self.legibility_cpu_s, 3),
+                lines_recognised=self.legibility_lines[0],
+                lines_cached=self.legibility_lines[1],
             )
             out.append(cer)
         if hidden is not None:
@@ -508,7 +511,7 @@ def share_run(
     With `text` (the harness.vision.legibility.TextTruth of the Text app's screen, e.g. from
     share_quality.twin_text_truth) and the OCR installed, the Text app is shown next for
     `text_window_s` (default share_quality.TEXT_WINDOW_S): SSIM and SSIMULACRA2 of its share, and share_text_cer of the lowest-SSIM
-    frame per legibility.OCR_INTERVAL_S. Otherwise `cer_absent` says why there is no CER.
+    frame per legibility.OCR_INTERVAL_S (twelve reads). Otherwise `cer_absent` says why there is no CER.
 
     Raises:
         MeasurementError: fewer than `at_least` share frames arrived, or none could be read.

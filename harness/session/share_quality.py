@@ -21,7 +21,7 @@ from harness.session.privacy import SHARE_LAG_S
 # between two scored frames (SSIM, on every frame, still sees it).
 SSIMULACRA2_EVERY_S = 1.0
 TEXT_APP = "com.mayday.hil.text"
-TEXT_WINDOW_S = 5.0  # one OCR read (the lowest-SSIM frame of each legibility.OCR_INTERVAL_S)
+TEXT_WINDOW_S = 5.0  # twelve OCR reads (the lowest-SSIM frame of each legibility.OCR_INTERVAL_S)
 HOME_KEYCODE = 3
 NO_TEXT_TRUTH = "the shown screen has no text truth (the twin's Text app has: share_run(text=...))"
 
@@ -162,9 +162,12 @@ def text_window(device, ui, bot, watch, run, truth, window_s, max_wait_s):
     c0 = time.process_time()
     run.perceptual += score_perceptual([ref], frames, report, side, None)
     run.perceptual_cpu_s += time.process_time() - c0
+    engine = lg.OcrEngine.shared()
+    lines0 = (engine.lines_read, engine.cache_hits)
     c0 = time.process_time()
     run.legibility = lg.measure(
-        [f.image for f in frames], [f.t_arrival for f in frames], truth, ssims=ssims
+        [f.image for f in frames], [f.t_arrival for f in frames], truth, ssims=ssims, engine=engine
     )
     run.legibility_cpu_s = time.process_time() - c0
+    run.legibility_lines = (engine.lines_read - lines0[0], engine.cache_hits - lines0[1])
     return text

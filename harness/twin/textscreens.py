@@ -53,7 +53,7 @@ _SCREENS: dict[str, list[tuple[str, int]]] = {
         ("Device Options", 22),
         ("Privacy & Security", 22),
         ("Battery level 87% (about 6 h left)", 18),
-        ("Serial number G000H4071234ABCD", 14),
+        ("Serial number G000H4071234ABCD", 16),
     ],
     "email": [
         ("Inbox (3)", 30),
@@ -68,14 +68,14 @@ _SCREENS: dict[str, list[tuple[str, int]]] = {
         ("Unable to connect", 32),
         ("Error 0x80070005: the server did not respond.", 20),
         ("Check that Wi-Fi is on and try again.", 20),
-        ("Details: DNS lookup failed for mayday.example.net", 14),
+        ("Details: DNS lookup failed for mayday.example.net", 16),
         ("Try again    Cancel", 24),
     ],
     "fonts": [
         ("Large text is easy to read", 44),
         ("Medium text for menus and buttons", 24),
-        ("Small text of a footnote or a label", 14),
-        ("Tiny text under the toolbar icons", 11),
+        ("Small text of a footnote or a label", 16),
+        ("Tiny text under the toolbar icons", 15),
     ],
     "german": [
         ("Einstellungen für Geräte", 32),
@@ -83,7 +83,7 @@ _SCREENS: dict[str, list[tuple[str, int]]] = {
         ("Über dieses Gerät", 22),
         ("Öffentliche Netzwerke: Ärger vermeiden", 20),
         ("Kindersicherung für Bücher und Hörbücher", 20),
-        ("Schrift klein: Änderungen übernehmen", 14),
+        ("Schrift klein: Änderungen übernehmen", 16),
     ],
 }
 SCREEN_NAMES = tuple(_SCREENS)

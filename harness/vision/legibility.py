@@ -8,22 +8,29 @@ its lines; metric `share_text_cer` in percent.
 
 Engine: rapidocr-onnxruntime 1.4.4 (PP-OCRv4 recognizer, ONNX model inside the wheel, no
 download at run time), the optional extra `pip install -e '.[ocr]'`. Only its recognizer runs
-(the truth says where the text is, so no detection): about 0.1 s per line of text on one core.
-Its alphabet (trained for Chinese and English) has no ö, Ä, Ö or ß and it drops and adds spaces
-at random, so both texts are compared without whitespace and with diacritics folded to their
-base letters (ü -> u): the metric measures what the transport did to the letters, not the
-engine's alphabet.
+(the truth says where the text is, so no detection), on each line alone at REC_HEIGHT_PX:
+about 0.04 s of one core per line (a 1280x800 text screen 0.3 s, the part of a 640x400 share
+that is read 0.35-0.4 s: short lines are padded to rapidocr's minimum width). Its alphabet
+(trained for Chinese and English) has no ö, Ä, Ö or ß and it drops and adds spaces at random,
+so both texts are compared without whitespace and with diacritics folded to their base
+letters (ü -> u): the metric measures what the transport did to the letters, not the engine's
+alphabet.
 
 Sampling (the per-session CPU goal, a quarter core): one frame per OCR_INTERVAL_S window is
 read, the one with the lowest SSIM in it (the sample leans to the worst frames, so its p95 errs
-on the customer's side); a damaged stretch shorter than the window between two sampled frames
-can be missed.
+on the customer's side): twelve reads in the share run's 5-s text window, enough for a p95. A
+line whose pixels were read before (a static screen's settled share repeats them) takes that
+read (OcrEngine.read_line): the cost is that of the lines that changed. A damaged stretch
+shorter than the window between two sampled frames can be missed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,8 +42,16 @@ from harness.errors import MeasurementError
 from harness.measure import Measurement
 from harness.vision.image import check_image
 
-OCR_INTERVAL_S = 5.0  # one frame read per window: ~1 s of one core per text screen -> <= 25 %
+# One frame read per window: twelve reads in share_quality.TEXT_WINDOW_S (a p95 needs ten), at
+# up to 0.4 s of one core each on the share, less the lines that repeat (docs/vision.md)
+OCR_INTERVAL_S = 0.4
 OCR_THREADS = 1
+# The recognizer's input height. PP-OCRv4 was trained at 48 px; its input height is free (the
+# model is convolutional), and reading each line alone at 56 px read the twin's clean screens
+# best over seven screen sizes (640x400 .. 2560x1600; docs/vision.md has the sweep 48-72 px).
+REC_HEIGHT_PX = 56
+REC_MIN_RATIO = 320 / 48  # rapidocr's minimum input width over height (short lines padded)
+READ_CACHE_LINES = 512  # line crops remembered with their read (a static screen repeats them)
 INSTALL_HINT = "pip install -e '.[ocr]' (rapidocr-onnxruntime: OCR for share_text_cer)"
 MARK_BGR = (0, 0, 230)
 
@@ -202,18 +217,31 @@ def ocr_unavailable() -> str | None:
 
 
 class OcrEngine:
-    """The offline OCR (rapidocr-onnxruntime), one thread, loaded once per process."""
+    """The offline OCR (rapidocr-onnxruntime), one thread, loaded once per process.
+
+    `read_lines` runs the PP-OCRv4 recognizer itself on each line alone, at REC_HEIGHT_PX: the
+    read of a line is a function of its pixels only (rapidocr batches six lines and pads each
+    to the widest one, so a line's read and cost depend on its neighbours), which lets a line
+    seen before with the same pixels take its earlier read (`cache_hits`).
+    """
 
     _lock = threading.Lock()
     _shared: OcrEngine | None = None
 
-    def __init__(self, threads: int = OCR_THREADS):
+    def __init__(self, threads: int = OCR_THREADS, *, rec_height_px: int = REC_HEIGHT_PX):
         reason = ocr_unavailable()
         if reason:
             raise MeasurementError(reason)
         from rapidocr_onnxruntime import RapidOCR
 
         self._engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=threads)
+        rec = self._engine.text_rec  # rapidocr-onnxruntime 1.4.4 (pinned by the ocr extra)
+        self._session, self._decode = rec.session, rec.postprocess_op
+        self.rec_height_px = rec_height_px
+        self._cache: OrderedDict[bytes, str] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.lines_read = 0  # recognizer runs
+        self.cache_hits = 0  # lines answered from the cache
 
     @classmethod
     def shared(cls) -> OcrEngine:
@@ -223,21 +251,48 @@ class OcrEngine:
                 cls._shared = cls()
             return cls._shared
 
+    def _recognise(self, crop: np.ndarray) -> str:
+        """One line crop (BGR) through the recognizer, prepared by rapidocr's own rule
+        (TextRecognizer.resize_norm_img) at rec_height_px: resized to that height (aspect kept,
+        at most the padded width), scaled to [-1, 1], right-padded with zeros to at least
+        REC_MIN_RATIO times the height."""
+        h, w = crop.shape[:2]
+        height = self.rec_height_px
+        padded = int(height * max(REC_MIN_RATIO, w / h))
+        width = min(padded, math.ceil(height * w / h))
+        x = cv2.resize(crop, (width, height)).astype(np.float32).transpose(2, 0, 1) / 255
+        batch = np.zeros((1, 3, height, padded), np.float32)
+        batch[0, :, :, :width] = (x - 0.5) / 0.5
+        preds = self._session(batch)[0]
+        return str(self._decode(preds)[0][0])
+
+    def read_line(self, crop: np.ndarray) -> str:
+        """The text of one line crop (BGR, at least 4x4 px); the same pixels read the same."""
+        digest = hashlib.blake2b(str(crop.shape).encode(), digest_size=16)
+        digest.update(np.ascontiguousarray(crop))
+        key = digest.digest()
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+                return self._cache[key]
+        text = self._recognise(crop)
+        with self._cache_lock:
+            self.lines_read += 1
+            self._cache[key] = text
+            while len(self._cache) > READ_CACHE_LINES:
+                self._cache.popitem(last=False)
+        return text
+
     def read_lines(self, bgr: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> list[str]:
-        """The text in each box (x, y, w, h) of a frame, recognizer only."""
+        """The text in each box (x, y, w, h) of a frame, recognizer only, each line alone."""
         h, w = bgr.shape[:2]
-        crops, keep = [], []
+        out = [""] * len(boxes)
         for k, (x, y, bw, bh) in enumerate(boxes):
             x0, y0 = max(0, x), max(0, y)
             x1, y1 = min(w, x + bw), min(h, y + bh)
             if x1 - x0 >= 4 and y1 - y0 >= 4:
-                crops.append(np.ascontiguousarray(bgr[y0:y1, x0:x1]))
-                keep.append(k)
-        out = [""] * len(boxes)
-        if crops:
-            res, _ = self._engine.text_rec(crops)
-            for k, (text, _score) in zip(keep, res, strict=True):
-                out[k] = text
+                out[k] = self.read_line(np.ascontiguousarray(bgr[y0:y1, x0:x1]))
         return out
 
     def read_page(self, bgr: np.ndarray) -> list[tuple[list, str, float]]:
@@ -366,8 +421,9 @@ def measure(
 
 
 def to_measurement(reads: Sequence[FrameLegibility], *, every_s: float = OCR_INTERVAL_S):
-    """share_text_cer in percent, one sample per frame read (meta: the worst words)."""
-    m = Measurement("share_text_cer", "%", meta={"sampled_every_s": every_s})
+    """share_text_cer in percent, one sample per frame read (meta: the sampling, the number of
+    frames read; per sample the misread lines)."""
+    m = Measurement("share_text_cer", "%", meta={"sampled_every_s": every_s, "reads": len(reads)})
     for r in reads:
         misread = [r.lines[k].truth.text for k in range(len(r.lines)) if r.lines[k].misread_words]
         m.add(

@@ -22,7 +22,10 @@ def _record(test: str, device: str, metric: str, mean: float, passed: bool = Tru
         "unit": "s",
         "stats": {"n": 3, "mean": mean, "p95": mean * 1.2},
         "samples": [mean] * 3,
-        "verdict": {"passed": passed},
+        "verdict": {  # a checked budget limit (ResultRecord.mark: PASS / FAIL)
+            "passed": passed,
+            "checks": [{"stat": "p95", "op": "<=", "limit": 6.5, "passed": passed}],
+        },
         "t": 1000.0 + mean,
     }
 

@@ -20,7 +20,7 @@ SETTINGS = "com.android.settings"
 TEXT_APP = "com.mayday.hil.text"
 SECURE_WINDOW_S = 2.5
 POLL_S = 0.2
-READ_WINDOW_S = 2.0  # frames of the settled email screen to pick three from
+READ_WINDOW_S = 2.0  # frames of the settled email screen, every one read
 FRAME_TOLERANCE = 3  # received vs sent black frames: the window's edges cut a frame or two
 
 
@@ -111,23 +111,32 @@ def test_the_text_app_is_read_on_the_share_against_its_truth(live):
     # the settled share (share_run's rule: the codec's first frames after a change are soft)
     frames = _share_between(live.bot, shown[-1]["t"] + SETTLE_S, time.monotonic())
     assert len(frames) >= 2
-    picked = frames[:: max(1, len(frames) // 3)][:3]  # three frames: ~1 s of one core each
-    reads = lg.measure([f.image for f in picked], [f.t_arrival for f in picked], truth, every_s=0.0)
+    # every settled frame is read (a line whose pixels were read before takes that read)
+    engine = lg.OcrEngine.shared()
+    lines0 = engine.lines_read
+    reads = lg.measure(
+        [f.image for f in frames], [f.t_arrival for f in frames], truth, every_s=0.0, engine=engine
+    )
     m = lg.to_measurement(reads, every_s=0.0)
-    # a clean local link: the share (640 px wide, half the screen) keeps the email legible, but
-    # on a loaded host the twin's VP8 sends an occasional soft frame (a key frame at the same
-    # bitrate): such a frame may read worse, and then its pixels show the damage (its SSIM
-    # against what the twin sent is below that of the best-read frame); a misread without
-    # damage is a fault of the measurement
+    assert len(m.samples) == len(frames) >= 2
+    # a clean local link: the share (640 px wide, half the screen) keeps the email legible:
+    # most frames read exactly (the frame the twin sent reads 0 %). On a loaded host the
+    # codec's ramp after the screen change outlasts SETTLE_S and the twin's VP8 sends an
+    # occasional soft key frame: those frames read worse (measured up to 5.5 %, p95 2.2-5.5 %
+    # at load average 15-20), and then their pixels show the damage (SSIM against what the
+    # twin sent below the best-read frame's); a misread without damage is the OCR's fault
+    print("share_text_cer", [round(v, 2) for v in m.values], "lines", engine.lines_read - lines0)
+    assert m.stats().p50 == 0.0, m.values
     sent = cv2.resize(live.device.screenshot(), (640, 400), interpolation=cv2.INTER_AREA)
     keep = crop_left(sent, SHARE_KEEP)
-    similarity = [ssim(keep, crop_left(f.image, SHARE_KEEP)) for f in picked]
-    best = int(np.argmin(m.values))
-    assert m.values[best] <= 2.0, m.values  # a settled frame reads within the budget
-    for r, v, s in zip(reads, m.values, similarity, strict=True):
-        assert v <= 2.0 or s < similarity[best], (
-            v,
+    similarity = [ssim(keep, crop_left(f.image, SHARE_KEEP)) for f in frames]
+    # the best-read frame least like what was sent: a worse-read frame must be less like it
+    best = min(range(len(reads)), key=lambda k: (reads[k].cer, similarity[k]))
+    for r, s in zip(reads, similarity, strict=True):
+        assert r.cer <= 0.02 or s < similarity[best], (
+            100 * r.cer,
             s,
             similarity[best],
             [(ln.truth.text, ln.read) for ln in r.lines if ln.errors],
         )
+    assert engine.lines_read - lines0 <= len(frames) * len(truth.lines)
