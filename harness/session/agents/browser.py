@@ -37,6 +37,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ ACTION_TIMEOUT_S = 5.0  # a UI action and its data-channel message
 SCRIPT_TIMEOUT_S = 10.0  # an async hook (ping exchange, stats)
 STOP_TIMEOUT_S = 10.0
 CLOCK_PINGS = 20
+SCHEDULE_SLIP_S = 0.05  # a camera capture this far behind its schedule: the schedule slipped
 PROBE_MAX_IN_FLIGHT = 4  # posts to one sink path in flight before the probe drops frames (counted)
 AUDIO_BLOCK = 1920  # samples the probe gathers before it posts (40 ms at 48 kHz)
 AUDIO_RATE = 48000  # unused by MediaStreamTrackProcessor (the track's own rate: 48 kHz)
@@ -215,6 +217,9 @@ class BrowserSession:
     replies: list[tuple[float, dict]] = field(default_factory=list)
     camera_frames: int = 0  # camera preview frames read
     camera_unread: int = 0  # ... whose code did not read
+    # the fake camera's capture schedule slipped (a capture later than a frame interval behind
+    # it: the clip then plays behind host time): (host time, slip s)
+    slips: list[tuple[float, float]] = field(default_factory=list)
     clock: ClockMapping = field(default_factory=ClockMapping)
     ended: bool = False
 
@@ -224,9 +229,9 @@ class BrowserAgent:
 
     name: ClassVar[str] = "browser"
     cooperative: ClassVar[bool] = True
-    # the console's camera is Chromium's fake device; nothing puts it on the lab's agent
-    # monitor yet, so dual-view glass-to-glass skips with this adapter (issue 12, left)
-    lab_monitor: ClassVar[bool] = False
+    # the camera's captures drive the lab camera's agent monitor (AgentContext.display_url) as
+    # its preview: dual-view glass-to-glass (browser_media.MonitorFeed)
+    lab_monitor: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -237,8 +242,15 @@ class BrowserAgent:
         page_object: PageObject | None = None,
         codec: str = "",
         screen: str = DEFAULT_SCREEN,
+        display_url: str | None = None,
     ):
         self.http, self.token, self.device, self.agent_name = http, token, device, name
+        self.display_url = display_url
+        self.monitor = None  # browser_media.MonitorFeed, with a display_url
+        self._cam_lock = threading.Lock()  # the sink's request threads read camera frames
+        self._cam_pass = 0  # passes of the clip the camera completed
+        self._cam_last_k: int | None = None
+        self._schedule_s: float | None = None  # capture schedule: host time of clip frame 0
         self.page = page_object or PageObject.load()
         self.codec = codec
         self.screen = screen
@@ -277,6 +289,7 @@ class BrowserAgent:
             page_object=page,
             codec=opts.get("codec", ""),
             screen=opts.get("screen", DEFAULT_SCREEN),
+            display_url=ctx.display_url,
         )
 
     # --- lifecycle
@@ -288,6 +301,10 @@ class BrowserAgent:
             SessionError: a step failed or hung (names it).
         """
         from harness.session.agents.browser_media import (
+            CLIP_FPS,
+            CLIP_FRAMES,
+            CLIP_SIZE,
+            MonitorFeed,
             PageSink,
             write_agent_clip,
             write_agent_wav,
@@ -299,6 +316,11 @@ class BrowserAgent:
         chromium, chromedriver = found
         clip, wav = write_agent_clip(), write_agent_wav()
         self.sink = PageSink(self._on_share, self._on_camera, self._on_audio).start()
+        if self.display_url:
+            from harness.session.agent import _agent_picture
+
+            picture = np.ascontiguousarray(_agent_picture(*CLIP_SIZE)[..., ::-1])
+            self.monitor = MonitorFeed(self.display_url, picture, CLIP_FPS, CLIP_FRAMES).start()
         self._start_browser(chromium, chromedriver, clip, wav)
         self._step("page load", lambda: self.driver.get(self._url()))
         self._wait("joining the backend", "joined", JOIN_TIMEOUT_S)
@@ -484,11 +506,42 @@ class BrowserAgent:
             return
         t = s.clock.host(t_ms)
         s.sent[read.frame_no] = t
+        self._schedule(read.frame_no, t)
         # the clip loops: a number whose capture this loop the preview skipped must not keep the
         # previous loop's time (it would read as a 15 s latency)
         if s.camera_frames % CLIP_FPS == 0:
             for k in [k for k, v in s.sent.items() if v < t - SENT_KEEP_S]:
                 s.sent.pop(k, None)
+
+    def _schedule(self, frame_no: int, t: float) -> None:
+        """Follow the fake camera's capture schedule and anchor the lab monitor to it.
+
+        Clip frame i (from 0 at the camera's start, counting passes) is due at schedule + i / fps;
+        a capture is never early, so the schedule is the earliest seen, until a capture comes
+        more than SCHEDULE_SLIP_S behind it (Chromium then restarts its schedule from that
+        capture: the slip is recorded). The monitor gets each frame at its scheduled time."""
+        from harness.session.agents.browser_media import CLIP_FPS, CLIP_FRAMES
+
+        with self._cam_lock:
+            k, last = frame_no - 1, self._cam_last_k
+            if last is None or last - CLIP_FRAMES // 2 <= k <= last + CLIP_FRAMES // 2:
+                i = self._cam_pass * CLIP_FRAMES + k
+                self._cam_last_k = k if last is None else max(last, k)
+            elif k < last:  # the clip looped
+                self._cam_pass += 1
+                self._cam_last_k = k
+                i = self._cam_pass * CLIP_FRAMES + k
+            else:  # a late post of the previous pass
+                i = (self._cam_pass - 1) * CLIP_FRAMES + k
+            due = t - i / CLIP_FPS
+            if self._schedule_s is None or due < self._schedule_s:
+                self._schedule_s = due
+            elif due > self._schedule_s + SCHEDULE_SLIP_S:
+                self.session.slips.append((t, due - self._schedule_s))
+                self._schedule_s = due
+            anchor = (i, self._schedule_s + i / CLIP_FPS)
+        if self.monitor is not None:
+            self.monitor.anchor(*anchor)
 
     def _on_audio(self, t_ms: float, rate: int, samples: np.ndarray) -> None:
         """Cut the page's blocks into 20 ms frames (as WebRTC delivers them to the aiortc bot),
@@ -683,6 +736,9 @@ class BrowserAgent:
             _kill_pid(self.chromium_pid, self._chromium_started)
         if self.sink is not None:
             self.sink.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
+            self.monitor = None
         if self.profile is not None:
             shutil.rmtree(self.profile, ignore_errors=True)
             self.profile = None
