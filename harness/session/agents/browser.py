@@ -6,8 +6,9 @@ Selenium 4 over WebDriver, and opens the console its page-object names (default:
 world's console, harness/session/agents/twin_console.yaml). Everything the agent does goes
 through the page's own UI: pointer strokes and clicks on its canvas, its buttons.
 
-Media: Chromium's fake capture device plays a timecoded clip (browser_media.write_agent_clip)
-as the camera and a WAV as the microphone. An injected probe (browser_probe.js) reads the local
+Media: Chromium's fake capture device plays a timecoded clip (browser_media.write_agent_clip,
+MJPEG, 60 s loop) as the camera and a WAV as the microphone; with a lab camera the captures
+drive its agent monitor as the camera's preview (browser_media.MonitorFeed: dual view). An injected probe (browser_probe.js) reads the local
 camera preview and the received share with requestVideoFrameCallback and posts what it reads to a
 loopback sink (browser_media.PageSink): each camera frame's captureTime with its code block (the
 harness decodes the frame number: `session.sent`), each share frame's presentationTime with its
