@@ -63,6 +63,8 @@ STOP_TIMEOUT_S = 10.0
 CLOCK_PINGS = 20
 SCHEDULE_SLIP_S = 0.05  # a camera capture this far behind its schedule: the schedule slipped
 PROBE_MAX_IN_FLIGHT = 4  # posts to one sink path in flight before the probe drops frames (counted)
+SHARE_BUFFER_FRAMES = 30  # decoded share frames waiting for the page's reader (2 s at 15 fps)
+SHARE_QUEUE_FRAMES = 30  # share frames read, waiting for a post: beyond, one is dropped (counted)
 AUDIO_BLOCK = 1920  # samples the probe gathers before it posts (40 ms at 48 kHz)
 AUDIO_RATE = 48000  # unused by MediaStreamTrackProcessor (the track's own rate: 48 kHz)
 CODE_READ_PX = 4  # pixels per timecode cell the probe reads from the camera preview
@@ -433,12 +435,15 @@ class BrowserAgent:
         size = BLOCK_CELLS * CODE_READ_PX
         cfg = {
             "sink": self.sink.url,
+            "share_sink": self.sink.share_url,
             "share": self.page.selectors["share_video"],
             "camera": self.page.selectors["camera_preview"],
             "audio": self.page.selectors.get("remote_audio"),
             "audio_block": AUDIO_BLOCK,
             "audio_rate": AUDIO_RATE,
             "max_in_flight": PROBE_MAX_IN_FLIGHT,
+            "share_buffer": SHARE_BUFFER_FRAMES,
+            "share_queue": SHARE_QUEUE_FRAMES,
             "code": {
                 "sx": lay.x / w,
                 "sy": lay.y / h,

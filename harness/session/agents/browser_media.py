@@ -129,12 +129,20 @@ class PageSink:
         self.received = {"/share": 0, "/camera": 0, "/audio": 0}
         self.errors = 0
         self.server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        # the share's posts on a port of their own: a browser keeps at most 6 connections to one
+        # host and port, and a backlog of share frames must not hold up the clock's pings
+        self.share_server: ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def url(self) -> str:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def share_url(self) -> str:
+        assert self.share_server is not None
+        return f"http://127.0.0.1:{self.share_server.server_address[1]}"
 
     def start(self) -> PageSink:
         sink = self
@@ -179,11 +187,12 @@ class PageSink:
                     self._reply(400)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, name="browser-sink", daemon=True
-        )
-        self._thread.start()
+        self.share_server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        for server in (self.server, self.share_server):
+            server.daemon_threads = True
+            thread = threading.Thread(target=server.serve_forever, name="browser-sink", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def _handle(self, path: str, q: dict[str, str], body: bytes) -> None:
@@ -201,16 +210,18 @@ class PageSink:
 
     def stop(self) -> None:
         """Stop serving. Never raises."""
-        if self.server is None:
-            return
-        try:
-            self.server.shutdown()
-            self.server.server_close()
-        except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
-            log.info("browser page sink: stop: %s", e)
-        if self._thread is not None:
-            self._thread.join(2.0)
-        self.server = None
+        for server in (self.server, self.share_server):
+            if server is None:
+                continue
+            try:
+                server.shutdown()
+                server.server_close()
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
+                log.info("browser page sink: stop: %s", e)
+        for thread in self._threads:
+            thread.join(2.0)
+        self.server = self.share_server = None
+        self._threads = []
 
 
 MONITOR_POST_TIMEOUT_S = 2.0  # one post to the lab camera
