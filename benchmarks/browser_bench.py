@@ -57,6 +57,19 @@ def _group_cpu_s(pgid: int) -> dict[int, float]:
     return out
 
 
+_DECODED_JS = (
+    "const done = arguments[arguments.length - 1];"
+    "window.agentConsole.pc.getStats().then((st) => { let n = 0;"
+    " st.forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') n += r.framesDecoded; });"
+    " done(n); }, (e) => done(-1));"
+)
+
+
+def _decoded(agent) -> int:
+    """Share frames Chromium's receiver decoded so far (getStats), or 0 for the aiortc bot."""
+    return agent.driver.execute_async_script(_DECODED_JS) if hasattr(agent, "driver") else 0
+
+
 def _session(agent, tp, adb, seconds: float, group: int | None) -> dict:
     dev = Device(f"127.0.0.1:{tp.port}", port=adb.port)
     drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
@@ -68,11 +81,13 @@ def _session(agent, tp, adb, seconds: float, group: int | None) -> dict:
     t0, twin0, self0 = time.monotonic(), _cpu_s(tp.pid), sum(os.times()[:2])
     n0 = agent.session.share_count
     page0 = agent.probe_state().get("share", 0) if hasattr(agent, "probe_state") else 0
+    dec0 = _decoded(agent)
     time.sleep(seconds)
     t1 = time.monotonic()
     wall = t1 - t0
     read = agent.session.share_count - n0
     page = (agent.probe_state().get("share", 0) - page0) if hasattr(agent, "probe_state") else read
+    decoded = _decoded(agent) - dec0
     g1 = _group_cpu_s(group) if group else {}
     browser = sum(v - g0.get(pid, 0.0) for pid, v in g1.items()) / wall
     row = {
@@ -81,6 +96,7 @@ def _session(agent, tp, adb, seconds: float, group: int | None) -> dict:
         "twin_cpu": (_cpu_s(tp.pid) - twin0) / wall,
         "read_fps": read / wall,
         "page_fps": page / wall,  # read in the page (the harness's count may lag by its backlog)
+        "decoded_fps": decoded / wall,  # what Chromium's receiver decoded (getStats)
         "sent_fps": sum(1 for e in read_truth(truth, "share_frame_sent") if t0 <= e["t"] < t1)
         / wall,
     }
@@ -143,7 +159,8 @@ def main() -> int:
         print(
             f"browser / aiortc bot CPU per live session: {ratio:.1f}x; page clock mapping error "
             f"{rows['browser']['clock_error_ms']:.2f} ms; share frames the probe dropped {rows['browser']['dropped']}; "
-            f"share frames read: {rows['browser']['reader']}, {rows['browser']['page_fps']:.1f} fps in the page"
+            f"share frames read: {rows['browser']['reader']}, {rows['browser']['page_fps']:.1f} fps in the page "
+            f"of {rows['browser']['decoded_fps']:.1f} fps Chromium decoded"
         )
     return 0
 
