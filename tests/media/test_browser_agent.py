@@ -130,6 +130,7 @@ def test_share_latency_and_fidelity_in_the_page_match_the_truth(blive, share_fid
     time.sleep(10.0)
     frames = [f for f in list(blive.agent.session.share) if f.t_arrival >= t0]
     err = blive.agent.session.clock.error_s
+    assert blive.agent.probe_state()["shareReader"] == "decoded"  # every decoded frame, a worker
     assert len(frames) >= 40, len(frames)
     result = share_latency(frames, (1280, 800))
     shown = {e["frame_no"]: e["t"] for e in read_truth(blive.truth, "timecode_shown")}
