@@ -41,6 +41,7 @@ CLIP_FPS = 30  # Chromium plays an MJPEG file at 30 fps
 # start plus a dual-view window (the lab monitor shows the clip's codes in its first pass only)
 CLIP_S = 60.0
 CLIP_FRAMES = int(round(CLIP_S * CLIP_FPS))
+CLIP_PRUNE_AGE_S = 3600.0  # another clip in the cache is removed once unused this long
 CLIP_JPEG_QUALITY = 85  # the code reads after the twin's decode; ~23 kB a frame
 SENT_KEEP_S = CLIP_S - 3.0  # older send times are dropped: a frame number then means this loop's
 WAV_RATE = 48000
@@ -56,7 +57,7 @@ def clip_dir() -> Path:
 
 def write_agent_clip(size: tuple[int, int] = CLIP_SIZE, seconds: float = CLIP_S) -> Path:
     """The timecoded agent camera clip (MJPEG at CLIP_FPS), written once and reused (atomically
-    renamed); any other clip in clip_dir() is removed then (the cache holds one).
+    renamed); any other clip in clip_dir() is removed (the cache holds one).
 
     Returns:
         Its path. Frame k (1-based) carries frame_no k and t_ms = int((k - 1) * 1000 / fps).
@@ -71,6 +72,7 @@ def write_agent_clip(size: tuple[int, int] = CLIP_SIZE, seconds: float = CLIP_S)
     n = int(round(seconds * fps))
     path = clip_dir() / f"agent-{w}x{h}-{fps}fps-{n}-q{CLIP_JPEG_QUALITY}.mjpeg"
     if path.exists() and path.stat().st_size > 0:
+        _prune_clips(path)
         return path
     base = cv2.cvtColor(_agent_picture(w, h), cv2.COLOR_RGB2BGR)
     layout = feed_layout(w, h)
@@ -82,10 +84,22 @@ def write_agent_clip(size: tuple[int, int] = CLIP_SIZE, seconds: float = CLIP_S)
             ok, jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, CLIP_JPEG_QUALITY])
             f.write(jpg.tobytes())
     os.replace(tmp, path)
-    for old in clip_dir().glob("agent-*"):  # bounded: earlier clips (the 207 MB Y4M) go
-        if old != path and old.suffix in (".y4m", ".mjpeg"):
-            old.unlink(missing_ok=True)
+    _prune_clips(path)
     return path
+
+
+def _prune_clips(keep: Path) -> None:
+    """The cache holds one clip: any other (an earlier 207 MB Y4M, another size) is removed once
+    an hour old (a run of another version may be about to hand it to its Chromium)."""
+    now = time.time()
+    for old in clip_dir().glob("agent-*"):
+        if old == keep or old.suffix not in (".y4m", ".mjpeg"):
+            continue
+        try:
+            if now - old.stat().st_mtime > CLIP_PRUNE_AGE_S:
+                old.unlink()
+        except OSError as e:  # gone meanwhile, or not ours: the cache stays usable
+            log.info("browser clip cache: %s: %s", old, e)
 
 
 def write_agent_wav(seconds: float = 4.0) -> Path:
