@@ -138,6 +138,9 @@ def main() -> int:
                 probe = agent.probe_state()
                 rows["browser"]["dropped"] = probe.get("shareDropped", 0)
                 rows["browser"]["reader"] = probe.get("shareReader", "")
+                rows["browser"]["earlier"] = agent.session.share_earlier_presented / max(
+                    agent.session.share_count, 1
+                )
             finally:
                 agent.stop()
         finally:
@@ -160,7 +163,8 @@ def main() -> int:
             f"browser / aiortc bot CPU per live session: {ratio:.1f}x; page clock mapping error "
             f"{rows['browser']['clock_error_ms']:.2f} ms; share frames the probe dropped {rows['browser']['dropped']}; "
             f"share frames read: {rows['browser']['reader']}, {rows['browser']['page_fps']:.1f} fps in the page "
-            f"of {rows['browser']['decoded_fps']:.1f} fps Chromium decoded"
+            f"of {rows['browser']['decoded_fps']:.1f} fps Chromium decoded; "
+            f"{rows['browser']['earlier'] * 100:.0f}% stamped by an earlier presentation"
         )
     return 0
 

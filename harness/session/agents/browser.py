@@ -73,6 +73,7 @@ DEFAULT_SCREEN = "1280x800"
 PAGE_OBJECT = Path(__file__).with_name("twin_console.yaml")
 PROBE_JS = Path(__file__).with_name("browser_probe.js")
 _KEEP_FRAMES = 900
+_KEEP_RTP = 120  # share frames (8 s at 15 fps) a presentation can still be paired with
 CHROMIUM_ARGS = (
     "--headless",
     "--no-sandbox",
@@ -215,6 +216,7 @@ class BrowserSession:
     sent: dict[int, float] = field(default_factory=dict)  # frame_no -> host capture time (s)
     share: deque = field(default_factory=lambda: deque(maxlen=_KEEP_FRAMES))
     share_count: int = 0
+    share_earlier_presented: int = 0  # share frames stamped by their presentation (earlier)
     audio: list[tuple[float, np.ndarray]] = field(default_factory=list)
     audio_rate: int = 0
     replies: list[tuple[float, dict]] = field(default_factory=list)
@@ -251,6 +253,9 @@ class BrowserAgent:
         self.display_url = display_url
         self.monitor = None  # browser_media.MonitorFeed, with a display_url
         self._cam_lock = threading.Lock()  # the sink's request threads read camera frames
+        self._share_lock = threading.Lock()
+        self._by_rtp: dict[int, ReceivedFrame] = {}  # recent share frames by RTP timestamp
+        self._presented: dict[int, float] = {}  # presentations (page ms) not yet paired
         self._cam_pass = 0  # passes of the clip the camera completed
         self._cam_last_k: int | None = None
         self._schedule_s: float | None = None  # capture schedule: host time of clip frame 0
@@ -318,7 +323,9 @@ class BrowserAgent:
             raise HarnessError(f"--agent browser: no Chromium or chromedriver: {INSTALL_HINT}")
         chromium, chromedriver = found
         clip, wav = write_agent_clip(), write_agent_wav()
-        self.sink = PageSink(self._on_share, self._on_camera, self._on_audio).start()
+        self.sink = PageSink(
+            self._on_share, self._on_camera, self._on_audio, self._on_shown
+        ).start()
         if self.display_url:
             from harness.session.agent import _agent_picture
 
@@ -482,19 +489,43 @@ class BrowserAgent:
         return self.session.clock
 
     # --- what the probe posts (sink threads)
-    def _on_share(self, t_ms: float, receive_ms: float | None, rgba: np.ndarray) -> None:
+    def _on_share(
+        self, t_ms: float, receive_ms: float | None, rgba: np.ndarray, rtp: int | None = None
+    ) -> None:
+        """One share frame. A decoded frame read in the worker is stamped when the worker got it;
+        if the page also presented it, the earlier of the two is kept (the frame was in the page
+        by both instants: the worker can lag the compositor on a busy host)."""
         clock = self.session.clock
         bgr = np.ascontiguousarray(rgba[..., 2::-1])
         s = self.session
-        s.share.append(
-            ReceivedFrame(
-                bgr,
-                clock.host(t_ms),
-                s.share_count,
-                clock.host(receive_ms) if receive_ms else None,
+        with self._share_lock:
+            shown = self._presented.pop(rtp, None) if rtp is not None else None
+            t = min(t_ms, shown) if shown is not None else t_ms
+            s.share_earlier_presented += t < t_ms
+            frame = ReceivedFrame(
+                bgr, clock.host(t), s.share_count, clock.host(receive_ms) if receive_ms else None
             )
-        )
-        s.share_count += 1
+            s.share.append(frame)
+            s.share_count += 1
+            if rtp is not None:
+                self._by_rtp[rtp] = frame
+                while len(self._by_rtp) > _KEEP_RTP:
+                    self._by_rtp.pop(next(iter(self._by_rtp)))
+
+    def _on_shown(self, pairs: list) -> None:
+        """Share frames the page presented ([rtp, presentationTime ms]): an earlier presentation
+        than the worker's stamp moves the frame's arrival to it."""
+        clock = self.session.clock
+        with self._share_lock:
+            for rtp, t_ms in pairs:
+                frame = self._by_rtp.get(int(rtp))
+                if frame is None:
+                    self._presented[int(rtp)] = float(t_ms)
+                    while len(self._presented) > _KEEP_RTP:
+                        self._presented.pop(next(iter(self._presented)))
+                elif clock.host(float(t_ms)) < frame.t_arrival:
+                    frame.t_arrival = clock.host(float(t_ms))
+                    self.session.share_earlier_presented += 1
 
     def _on_camera(self, t_ms: float, rgba: np.ndarray) -> None:
         from harness.session.agents.browser_media import CLIP_FPS, SENT_KEEP_S

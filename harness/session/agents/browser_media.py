@@ -128,19 +128,24 @@ class PageSink:
     """The loopback server the page posts to; calls the handlers from its request threads.
 
     Args:
-        on_share(t_page_ms, receive_ms, rgba HxWx4): one share frame.
+        on_share(t_page_ms, receive_ms, rgba HxWx4, rtp): one share frame (rtp: its RTP
+            timestamp, or None).
+        on_shown([[rtp, presentation page ms], ...]): share frames the page presented.
         on_camera(t_page_ms, rgba HxWx4): the code block of one camera frame.
         on_audio(t_page_ms, rate, float32 samples): one block of the tablet's microphone.
     """
 
     def __init__(
         self,
-        on_share: Callable[[float, float | None, np.ndarray], None],
+        on_share: Callable[[float, float | None, np.ndarray, int | None], None],
         on_camera: Callable[[float, np.ndarray], None],
         on_audio: Callable[[float, int, np.ndarray], None],
+        on_shown: Callable[[list], None] | None = None,
     ):
         self.handlers = {"/share": on_share, "/camera": on_camera, "/audio": on_audio}
-        self.received = {"/share": 0, "/camera": 0, "/audio": 0}
+        if on_shown is not None:
+            self.handlers["/shown"] = on_shown
+        self.received = dict.fromkeys(self.handlers, 0)
         self.errors = 0
         self.server: ThreadingHTTPServer | None = None
         # the share's posts on a port of their own: a browser keeps at most 6 connections to one
@@ -210,6 +215,9 @@ class PageSink:
         return self
 
     def _handle(self, path: str, q: dict[str, str], body: bytes) -> None:
+        if path == "/shown":
+            self.handlers[path](json.loads(body))
+            return
         t = float(q["t"])
         if path == "/audio":
             self.handlers[path](t, int(q["rate"]), np.frombuffer(body, np.float32).copy())
@@ -217,8 +225,8 @@ class PageSink:
         w, h = int(q["w"]), int(q["h"])
         rgba = np.frombuffer(body, np.uint8).reshape(h, w, 4)
         if path == "/share":
-            rt = q.get("rt")
-            self.handlers[path](t, float(rt) if rt else None, rgba)
+            rt, rtp = q.get("rt"), q.get("rtp")
+            self.handlers[path](t, float(rt) if rt else None, rgba, int(rtp) if rtp else None)
         else:
             self.handlers[path](t, rgba)
 

@@ -57,7 +57,7 @@ onmessage = async (e) => {
     while (inFlight < maxInFlight && queue.length) {
       const q = queue.shift();
       inFlight += 1;
-      fetch(sink + "/share?t=" + q.t + "&rt=&w=" + q.w + "&h=" + q.h + "&n=" + q.n, {
+      fetch(sink + "/share?t=" + q.t + "&rt=&w=" + q.w + "&h=" + q.h + "&n=" + q.n + "&rtp=" + q.rtp, {
         method: "POST", mode: "no-cors", body: q.px, headers: { "Content-Type": "text/plain" },
       }).catch((err) => {
         st.shareErrors += 1;
@@ -92,8 +92,10 @@ onmessage = async (e) => {
       postMessage(st);
       continue;
     }
+    const md = value.metadata ? value.metadata() : {};
+    const rtp = md.rtpTimestamp === undefined ? "" : md.rtpTimestamp;
     value.close();
-    queue.push({ t, w, h, n: st.share, px });
+    queue.push({ t, w, h, n: st.share, px, rtp });
     st.share += 1;
     pump();
     postMessage(st);
@@ -124,6 +126,7 @@ function watchShare() {
       return;
     }
     state.shareReader = "decoded";
+    watchPresentations();
     let heard = false;
     worker.onmessage = (m) => {
       heard = true;
@@ -155,6 +158,24 @@ function watchShare() {
     );
   };
   timer = setInterval(start, 100);
+}
+
+// With the decoded-frame reader: the presentation time of each frame the page composites, by RTP
+// timestamp, posted in batches; the harness keeps the earlier of it and the worker's stamp
+function watchPresentations() {
+  const v = document.querySelector(cfg.share);
+  let batch = [];
+  const onFrame = (now, md) => {
+    if (md.rtpTimestamp !== undefined) batch.push([md.rtpTimestamp, md.presentationTime]);
+    v.requestVideoFrameCallback(onFrame);
+  };
+  v.requestVideoFrameCallback(onFrame);
+  setInterval(() => {
+    if (!batch.length || (probe.inFlight["/shown"] || 0) > 0) return;
+    const body = JSON.stringify(batch);
+    batch = [];
+    post("/shown", {}, body);
+  }, 250);
 }
 
 function watchSharePresented() {
