@@ -9,7 +9,8 @@ browser`: the twin's web console in headless Chromium). For each, over S seconds
 flows: the CPU of the agent's side per live session (aiortc: this process, which hosts the bot;
 browser: Chromium's and chromedriver's processes plus this process, which hosts the page's sink
 and decodes the camera codes), the twin's CPU, and the share frames the agent read per second
-against the frames the twin sent (its ground truth) in the same window.
+against the frames the twin sent (its ground truth) in the same window (the page reads every
+decoded share frame, in a worker: MediaStreamTrackProcessor).
 """
 
 from __future__ import annotations
@@ -56,6 +57,19 @@ def _group_cpu_s(pgid: int) -> dict[int, float]:
     return out
 
 
+_DECODED_JS = (
+    "const done = arguments[arguments.length - 1];"
+    "window.agentConsole.pc.getStats().then((st) => { let n = 0;"
+    " st.forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') n += r.framesDecoded; });"
+    " done(n); }, (e) => done(-1));"
+)
+
+
+def _decoded(agent) -> int:
+    """Share frames Chromium's receiver decoded so far (getStats), or 0 for the aiortc bot."""
+    return agent.driver.execute_async_script(_DECODED_JS) if hasattr(agent, "driver") else 0
+
+
 def _session(agent, tp, adb, seconds: float, group: int | None) -> dict:
     dev = Device(f"127.0.0.1:{tp.port}", port=adb.port)
     drv = SessionDriver(dev, Ui.for_device(dev, prefer_u2=False))
@@ -66,10 +80,14 @@ def _session(agent, tp, adb, seconds: float, group: int | None) -> dict:
     g0 = _group_cpu_s(group) if group else {}
     t0, twin0, self0 = time.monotonic(), _cpu_s(tp.pid), sum(os.times()[:2])
     n0 = agent.session.share_count
+    page0 = agent.probe_state().get("share", 0) if hasattr(agent, "probe_state") else 0
+    dec0 = _decoded(agent)
     time.sleep(seconds)
     t1 = time.monotonic()
     wall = t1 - t0
     read = agent.session.share_count - n0
+    page = (agent.probe_state().get("share", 0) - page0) if hasattr(agent, "probe_state") else read
+    decoded = _decoded(agent) - dec0
     g1 = _group_cpu_s(group) if group else {}
     browser = sum(v - g0.get(pid, 0.0) for pid, v in g1.items()) / wall
     row = {
@@ -77,6 +95,8 @@ def _session(agent, tp, adb, seconds: float, group: int | None) -> dict:
         "browser_cpu": browser,
         "twin_cpu": (_cpu_s(tp.pid) - twin0) / wall,
         "read_fps": read / wall,
+        "page_fps": page / wall,  # read in the page (the harness's count may lag by its backlog)
+        "decoded_fps": decoded / wall,  # what Chromium's receiver decoded (getStats)
         "sent_fps": sum(1 for e in read_truth(truth, "share_frame_sent") if t0 <= e["t"] < t1)
         / wall,
     }
@@ -115,7 +135,12 @@ def main() -> int:
                 group = agent.chromedriver.pid  # Chromium runs in chromedriver's process group
                 rows["browser"] = _session(agent, tp, adb, args.seconds, group)
                 rows["browser"]["clock_error_ms"] = agent.session.clock.error_s * 1000.0
-                rows["browser"]["dropped"] = agent.probe_state().get("dropped", 0)
+                probe = agent.probe_state()
+                rows["browser"]["dropped"] = probe.get("shareDropped", 0)
+                rows["browser"]["reader"] = probe.get("shareReader", "")
+                rows["browser"]["earlier"] = agent.session.share_earlier_presented / max(
+                    agent.session.share_count, 1
+                )
             finally:
                 agent.stop()
         finally:
@@ -136,7 +161,10 @@ def main() -> int:
         ratio = rows["browser"]["agent_cpu"] / max(rows["aiortc bot"]["agent_cpu"], 1e-9)
         print(
             f"browser / aiortc bot CPU per live session: {ratio:.1f}x; page clock mapping error "
-            f"{rows['browser']['clock_error_ms']:.2f} ms; probe frames dropped {rows['browser']['dropped']}"
+            f"{rows['browser']['clock_error_ms']:.2f} ms; share frames the probe dropped {rows['browser']['dropped']}; "
+            f"share frames read: {rows['browser']['reader']}, {rows['browser']['page_fps']:.1f} fps in the page "
+            f"of {rows['browser']['decoded_fps']:.1f} fps Chromium decoded; "
+            f"{rows['browser']['earlier'] * 100:.0f}% stamped by an earlier presentation"
         )
     return 0
 

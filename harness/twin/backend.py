@@ -751,10 +751,12 @@ CONSOLE_FILES = {  # URL path -> (file, content type); nothing else is served fr
     "/console/console.js": ("console.js", "text/javascript; charset=utf-8"),
     "/console/console.css": ("console.css", "text/css; charset=utf-8"),
 }
-# the page talks to this backend only (and to loopback: a harness probe's sink); no inline script
+# the page talks to this backend only (and to loopback: a harness probe's sink); no inline script;
+# blob: workers (the browser agent's probe reads the share's decoded frames in one)
 CONSOLE_CSP = (
     "default-src 'self'; connect-src 'self' http://127.0.0.1:*; "
-    "media-src 'self' blob: mediastream:; img-src 'self' data: blob:; frame-ancestors 'none'"
+    "media-src 'self' blob: mediastream:; img-src 'self' data: blob:; worker-src blob:; "
+    "frame-ancestors 'none'"
 )
 
 

@@ -6,6 +6,15 @@ display side by side, as a real IP camera on the bench would (read it with cv2.V
   (header X-FPS), sent once by the AgentBot. The monitor shows the agent's live preview: at
   every instant, that picture with the code of that instant (frame number, host time), as the
   agent's own screen shows what is being sent now (an ideal, lag-free monitor).
+  With header X-Loop-Frames: N (an agent whose camera plays a looping timecoded clip, as the
+  browser agent's fake capture device does) the monitor is the camera's preview instead: it
+  shows the clip frame the camera is capturing, from the anchors below, with the clip's own code
+  (frame i + 1, t_ms = int(i * 1000 / fps), i counted from 0 from the camera's start); past the
+  clip's first pass (i >= N) its codes repeat, so the monitor shows the picture without a code.
+- POST /agent_frames: a JSON anchor {"i": i, "t": host monotonic s}: the camera captured clip
+  frame i at t. The monitor's clip clock runs from it at the clip's rate; it never goes back (a
+  capture schedule that slipped holds it until the camera catches up). Each anchor is written to
+  the ground truth (agent_monitor_anchor: when it took effect, i, t).
 The picture has each display under a slight perspective, lens blur, sensor noise and an
 exposure window: a display that changed during the exposure is caught blended (the codes'
 mid-refresh case). Every camera frame is written to the ground truth with what each display
@@ -15,6 +24,7 @@ showed at its mid-exposure instant.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -33,6 +43,7 @@ EXPOSURE_S = 0.008
 NOISE_SIGMA = 2.5
 _BOUNDARY = b"hilframe"
 _MAX_BODY = 4 << 20
+_MAX_ANCHOR = 256  # bytes: one /agent_frames anchor
 
 
 class LabCamera:
@@ -57,6 +68,10 @@ class LabCamera:
         self.agent_fps = 30.0
         self._agent_t0 = 0.0
         self.agent_frame_no: int | None = None
+        self.agent_loop_frames: int | None = None  # preview mode: the clip's frames per pass
+        self._anchor: tuple[int, float] | None = None  # (clip frame i, host time it was captured)
+        self._preview_hold = float("-inf")  # the preview's clip clock (s) when last re-anchored
+        self.agent_display_t_ms: int | None = None
         self._prev_tablet: tuple[np.ndarray, float, int] | None = None
         self._tablet: tuple[np.ndarray, float, int] | None = None
         self.index = 0
@@ -119,7 +134,9 @@ class LabCamera:
                 borderMode=cv2.BORDER_TRANSPARENT,
             )
             pic = cv2.addWeighted(pic, frac, prev, 1 - frac, 0)
-        if self.agent_picture is not None:
+        if self.agent_picture is not None and self.agent_loop_frames is not None:
+            pic = self._compose_preview(pic, t)
+        elif self.agent_picture is not None:
             ah, aw = self.agent_picture.shape[:2]
             if self._h_agent is None or self._h_agent[1] != (aw, ah):
                 self._h_agent = (self._homography(aw, ah, self._agent_quad), (aw, ah))
@@ -155,10 +172,55 @@ class LabCamera:
             "t": t,
             "tablet_version": version,
             "agent_display_frame": self.agent_frame_no,
+            "agent_display_t_ms": self.agent_display_t_ms,
             "tablet_agent_frame": getattr(session, "shown_frame_no", None) if session else None,
         }
         self.index += 1
         return pic, facts
+
+    def _preview_code(self, t: float) -> tuple[int, float] | None:
+        """Preview mode: (clip frame i shown at instant t, when it came on), or None (no code)."""
+        if self._anchor is None:
+            return None
+        i_a, t_a = self._anchor
+        period = 1.0 / self.agent_fps
+        clock = max(t - t_a + i_a * period, self._preview_hold)  # clip time (s), never back
+        i = int(np.floor(clock / period + 1e-9))
+        if i < 0 or i >= self.agent_loop_frames:
+            return None
+        return i, t - (clock - i * period)
+
+    def _compose_preview(self, pic: np.ndarray, t: float) -> np.ndarray:
+        """The agent's monitor as the camera's preview: the clip frame captured now, its code."""
+        from harness.vision.timecode import feed_layout, stamp
+
+        shown = self._preview_code(t)
+        img = self.agent_picture.copy()
+        ah, aw = img.shape[:2]
+        if self._h_agent is None or self._h_agent[1] != (aw, ah):
+            self._h_agent = (self._homography(aw, ah, self._agent_quad), (aw, ah))
+
+        def warp(i: int | None) -> np.ndarray:
+            face = img.copy()
+            if i is not None:
+                stamp(face, i + 1, int(i * 1000 / self.agent_fps), feed_layout(aw, ah))
+            return cv2.warpPerspective(
+                face,
+                self._h_agent[0],
+                (pic.shape[1], pic.shape[0]),
+                dst=pic.copy(),
+                borderMode=cv2.BORDER_TRANSPARENT,
+            )
+
+        i = shown[0] if shown else None
+        out = warp(i)
+        if shown is not None and i > 0:
+            frac = (t - shown[1]) / EXPOSURE_S
+            if 0 <= frac < 1:  # the preview refreshed during the exposure: caught blended
+                out = cv2.addWeighted(out, frac, warp(i - 1), 1 - frac, 0)
+        self.agent_frame_no = None if i is None else i + 1
+        self.agent_display_t_ms = None if i is None else int(i * 1000 / self.agent_fps)
+        return out
 
     def _monitor(self, n: int, t: float) -> np.ndarray:
         """The agent's monitor at instant t: the picture with frame n's code, stamped with t."""
@@ -192,7 +254,29 @@ class LabCamera:
                 self.agent_picture = img
                 self.agent_fps = float(headers.get("x-fps", self.agent_fps))
                 self._agent_t0 = time.monotonic()
-                self.twin.truth.record("agent_monitor_on", fps=self.agent_fps)
+                loop = headers.get("x-loop-frames")
+                self.agent_loop_frames = int(loop) if loop else None
+                self._anchor, self._preview_hold = None, float("-inf")
+                self.twin.truth.record(
+                    "agent_monitor_on", fps=self.agent_fps, loop_frames=self.agent_loop_frames
+                )
+                writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            elif method == "POST" and path == "/agent_frames":
+                length = int(headers.get("content-length", "0"))
+                if not 0 < length <= _MAX_ANCHOR:
+                    writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
+                    return
+                got = json.loads(await asyncio.wait_for(reader.readexactly(length), 10.0))
+                i, t_cap = int(got["i"]), float(got["t"])
+                if self._anchor is None or i >= self._anchor[0]:
+                    now = time.monotonic()
+                    if self._anchor is not None:  # the clock it showed until now is kept
+                        i_a, t_a = self._anchor
+                        self._preview_hold = max(
+                            self._preview_hold, now - t_a + i_a / self.agent_fps
+                        )
+                    self._anchor = (i, t_cap)
+                    self.twin.truth.record("agent_monitor_anchor", t=now, i=i, t_capture=t_cap)
                 writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
             elif method == "GET" and path.startswith("/stream.mjpg"):
                 await self._stream(writer)
@@ -205,6 +289,8 @@ class LabCamera:
             ConnectionError,
             TimeoutError,
             ValueError,
+            KeyError,
+            TypeError,
         ):
             pass
         finally:

@@ -179,3 +179,47 @@ def test_a_hung_browser_is_one_error_naming_the_step_within_the_command_timeout(
         agent.stop()  # kills the group (SIGKILL reaches a stopped process); does not wait on it
         assert time.monotonic() - t1 < 10.0
     assert agent.profile is None
+
+
+# a stand-in for a console whose policy refuses blob: workers: the worker fails to start
+# (asynchronously, as Chromium reports a CSP refusal), and the page shows a canvas's stream
+_REFUSE_WORKERS_AND_SHOW_A_STREAM = """
+window.Worker = function () {
+  const w = { postMessage() {}, onmessage: null, onerror: null };
+  setTimeout(() => w.onerror && w.onerror(new Event("error")), 10);
+  return w;
+};
+delete window.__hilProbe;
+const c = document.createElement("canvas");
+c.width = 320;
+c.height = 200;
+const g = c.getContext("2d");
+let k = 0;
+setInterval(() => { g.fillStyle = `rgb(${(k += 10) % 255}, 80, 160)`; g.fillRect(0, 0, 320, 200); }, 50);
+document.querySelector(arguments[0]).srcObject = c.captureStream(20);
+"""
+
+
+@NEEDS_BROWSER
+def test_the_share_reader_falls_back_to_presented_frames_without_workers(backend):
+    """A console refusing blob: workers still has its share read: presented frames."""
+    import time
+
+    agent = BrowserAgent(backend.http, TOKEN, None, name="no-workers")
+    try:
+        agent.start()
+        agent.driver.execute_script(
+            _REFUSE_WORKERS_AND_SHOW_A_STREAM, agent.page.selectors["share_video"]
+        )
+        agent._install_probe()  # a fresh probe, under the refusing policy
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and agent.session.share_count < 5:
+            time.sleep(0.1)
+        state = agent.probe_state()
+        assert state["shareReader"] == "presented", state
+        assert "did not start" in state["last"], state
+        assert agent.session.share_count >= 5, (agent.session.share_count, state)
+        frame = agent.session.share[-1]
+        assert frame.image.shape == (200, 320, 3)
+    finally:
+        agent.stop()

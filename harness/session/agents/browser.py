@@ -6,8 +6,9 @@ Selenium 4 over WebDriver, and opens the console its page-object names (default:
 world's console, harness/session/agents/twin_console.yaml). Everything the agent does goes
 through the page's own UI: pointer strokes and clicks on its canvas, its buttons.
 
-Media: Chromium's fake capture device plays a timecoded clip (browser_media.write_agent_clip)
-as the camera and a WAV as the microphone. An injected probe (browser_probe.js) reads the local
+Media: Chromium's fake capture device plays a timecoded clip (browser_media.write_agent_clip,
+MJPEG, 60 s loop) as the camera and a WAV as the microphone; with a lab camera the captures
+drive its agent monitor as the camera's preview (browser_media.MonitorFeed: dual view). An injected probe (browser_probe.js) reads the local
 camera preview and the received share with requestVideoFrameCallback and posts what it reads to a
 loopback sink (browser_media.PageSink): each camera frame's captureTime with its code block (the
 harness decodes the frame number: `session.sent`), each share frame's presentationTime with its
@@ -37,6 +38,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -59,7 +61,10 @@ ACTION_TIMEOUT_S = 5.0  # a UI action and its data-channel message
 SCRIPT_TIMEOUT_S = 10.0  # an async hook (ping exchange, stats)
 STOP_TIMEOUT_S = 10.0
 CLOCK_PINGS = 20
+SCHEDULE_SLIP_S = 0.05  # a camera capture this far behind its schedule: the schedule slipped
 PROBE_MAX_IN_FLIGHT = 4  # posts to one sink path in flight before the probe drops frames (counted)
+SHARE_BUFFER_FRAMES = 30  # decoded share frames waiting for the page's reader (2 s at 15 fps)
+SHARE_QUEUE_FRAMES = 30  # share frames read, waiting for a post: beyond, one is dropped (counted)
 AUDIO_BLOCK = 1920  # samples the probe gathers before it posts (40 ms at 48 kHz)
 AUDIO_RATE = 48000  # unused by MediaStreamTrackProcessor (the track's own rate: 48 kHz)
 CODE_READ_PX = 4  # pixels per timecode cell the probe reads from the camera preview
@@ -68,6 +73,7 @@ DEFAULT_SCREEN = "1280x800"
 PAGE_OBJECT = Path(__file__).with_name("twin_console.yaml")
 PROBE_JS = Path(__file__).with_name("browser_probe.js")
 _KEEP_FRAMES = 900
+_KEEP_RTP = 120  # share frames (8 s at 15 fps) a presentation can still be paired with
 CHROMIUM_ARGS = (
     "--headless",
     "--no-sandbox",
@@ -210,11 +216,15 @@ class BrowserSession:
     sent: dict[int, float] = field(default_factory=dict)  # frame_no -> host capture time (s)
     share: deque = field(default_factory=lambda: deque(maxlen=_KEEP_FRAMES))
     share_count: int = 0
+    share_earlier_presented: int = 0  # share frames stamped by their presentation (earlier)
     audio: list[tuple[float, np.ndarray]] = field(default_factory=list)
     audio_rate: int = 0
     replies: list[tuple[float, dict]] = field(default_factory=list)
     camera_frames: int = 0  # camera preview frames read
     camera_unread: int = 0  # ... whose code did not read
+    # the fake camera's capture schedule slipped (a capture later than a frame interval behind
+    # it: the clip then plays behind host time): (host time, slip s)
+    slips: list[tuple[float, float]] = field(default_factory=list)
     clock: ClockMapping = field(default_factory=ClockMapping)
     ended: bool = False
 
@@ -224,9 +234,9 @@ class BrowserAgent:
 
     name: ClassVar[str] = "browser"
     cooperative: ClassVar[bool] = True
-    # the console's camera is Chromium's fake device; nothing puts it on the lab's agent
-    # monitor yet, so dual-view glass-to-glass skips with this adapter (issue 12, left)
-    lab_monitor: ClassVar[bool] = False
+    # the camera's captures drive the lab camera's agent monitor (AgentContext.display_url) as
+    # its preview: dual-view glass-to-glass (browser_media.MonitorFeed)
+    lab_monitor: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -237,8 +247,18 @@ class BrowserAgent:
         page_object: PageObject | None = None,
         codec: str = "",
         screen: str = DEFAULT_SCREEN,
+        display_url: str | None = None,
     ):
         self.http, self.token, self.device, self.agent_name = http, token, device, name
+        self.display_url = display_url
+        self.monitor = None  # browser_media.MonitorFeed, with a display_url
+        self._cam_lock = threading.Lock()  # the sink's request threads read camera frames
+        self._share_lock = threading.Lock()
+        self._by_rtp: dict[int, ReceivedFrame] = {}  # recent share frames by RTP timestamp
+        self._presented: dict[int, float] = {}  # presentations (page ms) not yet paired
+        self._cam_pass = 0  # passes of the clip the camera completed
+        self._cam_last_k: int | None = None
+        self._schedule_s: float | None = None  # capture schedule: host time of clip frame 0
         self.page = page_object or PageObject.load()
         self.codec = codec
         self.screen = screen
@@ -277,6 +297,7 @@ class BrowserAgent:
             page_object=page,
             codec=opts.get("codec", ""),
             screen=opts.get("screen", DEFAULT_SCREEN),
+            display_url=ctx.display_url,
         )
 
     # --- lifecycle
@@ -288,6 +309,10 @@ class BrowserAgent:
             SessionError: a step failed or hung (names it).
         """
         from harness.session.agents.browser_media import (
+            CLIP_FPS,
+            CLIP_FRAMES,
+            CLIP_SIZE,
+            MonitorFeed,
             PageSink,
             write_agent_clip,
             write_agent_wav,
@@ -298,7 +323,14 @@ class BrowserAgent:
             raise HarnessError(f"--agent browser: no Chromium or chromedriver: {INSTALL_HINT}")
         chromium, chromedriver = found
         clip, wav = write_agent_clip(), write_agent_wav()
-        self.sink = PageSink(self._on_share, self._on_camera, self._on_audio).start()
+        self.sink = PageSink(
+            self._on_share, self._on_camera, self._on_audio, self._on_shown
+        ).start()
+        if self.display_url:
+            from harness.session.agent import _agent_picture
+
+            picture = np.ascontiguousarray(_agent_picture(*CLIP_SIZE)[..., ::-1])
+            self.monitor = MonitorFeed(self.display_url, picture, CLIP_FPS, CLIP_FRAMES).start()
         self._start_browser(chromium, chromedriver, clip, wav)
         self._step("page load", lambda: self.driver.get(self._url()))
         self._wait("joining the backend", "joined", JOIN_TIMEOUT_S)
@@ -410,12 +442,15 @@ class BrowserAgent:
         size = BLOCK_CELLS * CODE_READ_PX
         cfg = {
             "sink": self.sink.url,
+            "share_sink": self.sink.share_url,
             "share": self.page.selectors["share_video"],
             "camera": self.page.selectors["camera_preview"],
             "audio": self.page.selectors.get("remote_audio"),
             "audio_block": AUDIO_BLOCK,
             "audio_rate": AUDIO_RATE,
             "max_in_flight": PROBE_MAX_IN_FLIGHT,
+            "share_buffer": SHARE_BUFFER_FRAMES,
+            "share_queue": SHARE_QUEUE_FRAMES,
             "code": {
                 "sx": lay.x / w,
                 "sy": lay.y / h,
@@ -454,19 +489,43 @@ class BrowserAgent:
         return self.session.clock
 
     # --- what the probe posts (sink threads)
-    def _on_share(self, t_ms: float, receive_ms: float | None, rgba: np.ndarray) -> None:
+    def _on_share(
+        self, t_ms: float, receive_ms: float | None, rgba: np.ndarray, rtp: int | None = None
+    ) -> None:
+        """One share frame. A decoded frame read in the worker is stamped when the worker got it;
+        if the page also presented it, the earlier of the two is kept (the frame was in the page
+        by both instants: the worker can lag the compositor on a busy host)."""
         clock = self.session.clock
         bgr = np.ascontiguousarray(rgba[..., 2::-1])
         s = self.session
-        s.share.append(
-            ReceivedFrame(
-                bgr,
-                clock.host(t_ms),
-                s.share_count,
-                clock.host(receive_ms) if receive_ms else None,
+        with self._share_lock:
+            shown = self._presented.pop(rtp, None) if rtp is not None else None
+            t = min(t_ms, shown) if shown is not None else t_ms
+            s.share_earlier_presented += t < t_ms
+            frame = ReceivedFrame(
+                bgr, clock.host(t), s.share_count, clock.host(receive_ms) if receive_ms else None
             )
-        )
-        s.share_count += 1
+            s.share.append(frame)
+            s.share_count += 1
+            if rtp is not None:
+                self._by_rtp[rtp] = frame
+                while len(self._by_rtp) > _KEEP_RTP:
+                    self._by_rtp.pop(next(iter(self._by_rtp)))
+
+    def _on_shown(self, pairs: list) -> None:
+        """Share frames the page presented ([rtp, presentationTime ms]): an earlier presentation
+        than the worker's stamp moves the frame's arrival to it."""
+        clock = self.session.clock
+        with self._share_lock:
+            for rtp, t_ms in pairs:
+                frame = self._by_rtp.get(int(rtp))
+                if frame is None:
+                    self._presented[int(rtp)] = float(t_ms)
+                    while len(self._presented) > _KEEP_RTP:
+                        self._presented.pop(next(iter(self._presented)))
+                elif clock.host(float(t_ms)) < frame.t_arrival:
+                    frame.t_arrival = clock.host(float(t_ms))
+                    self.session.share_earlier_presented += 1
 
     def _on_camera(self, t_ms: float, rgba: np.ndarray) -> None:
         from harness.session.agents.browser_media import CLIP_FPS, SENT_KEEP_S
@@ -484,11 +543,42 @@ class BrowserAgent:
             return
         t = s.clock.host(t_ms)
         s.sent[read.frame_no] = t
+        self._schedule(read.frame_no, t)
         # the clip loops: a number whose capture this loop the preview skipped must not keep the
         # previous loop's time (it would read as a 15 s latency)
         if s.camera_frames % CLIP_FPS == 0:
             for k in [k for k, v in s.sent.items() if v < t - SENT_KEEP_S]:
                 s.sent.pop(k, None)
+
+    def _schedule(self, frame_no: int, t: float) -> None:
+        """Follow the fake camera's capture schedule and anchor the lab monitor to it.
+
+        Clip frame i (from 0 at the camera's start, counting passes) is due at schedule + i / fps;
+        a capture is never early, so the schedule is the earliest seen, until a capture comes
+        more than SCHEDULE_SLIP_S behind it (Chromium then restarts its schedule from that
+        capture: the slip is recorded). The monitor gets each frame at its scheduled time."""
+        from harness.session.agents.browser_media import CLIP_FPS, CLIP_FRAMES
+
+        with self._cam_lock:
+            k, last = frame_no - 1, self._cam_last_k
+            if last is None or last - CLIP_FRAMES // 2 <= k <= last + CLIP_FRAMES // 2:
+                i = self._cam_pass * CLIP_FRAMES + k
+                self._cam_last_k = k if last is None else max(last, k)
+            elif k < last:  # the clip looped
+                self._cam_pass += 1
+                self._cam_last_k = k
+                i = self._cam_pass * CLIP_FRAMES + k
+            else:  # a late post of the previous pass
+                i = (self._cam_pass - 1) * CLIP_FRAMES + k
+            due = t - i / CLIP_FPS
+            if self._schedule_s is None or due < self._schedule_s:
+                self._schedule_s = due
+            elif due > self._schedule_s + SCHEDULE_SLIP_S:
+                self.session.slips.append((t, due - self._schedule_s))
+                self._schedule_s = due
+            anchor = (i, self._schedule_s + i / CLIP_FPS)
+        if self.monitor is not None:
+            self.monitor.anchor(*anchor)
 
     def _on_audio(self, t_ms: float, rate: int, samples: np.ndarray) -> None:
         """Cut the page's blocks into 20 ms frames (as WebRTC delivers them to the aiortc bot),
@@ -683,6 +773,9 @@ class BrowserAgent:
             _kill_pid(self.chromium_pid, self._chromium_started)
         if self.sink is not None:
             self.sink.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
+            self.monitor = None
         if self.profile is not None:
             shutil.rmtree(self.profile, ignore_errors=True)
             self.profile = None

@@ -1,12 +1,14 @@
 """The browser agent's media plumbing: the fake camera clip and microphone WAV Chromium plays,
 and the loopback sink the page hands its measurements to.
 
-The clip (Y4M, 4:2:0) is the reference bot's picture (harness.session.agent) with a
-harness.vision.timecode code per frame, in the same place (feed_layout); Chromium's fake capture
-device loops it, so frame numbers repeat every CLIP_S seconds: a frame number identifies a send
-only within that period (every measurement window here is shorter). The code's time field holds
-the frame's time in the clip (ms), not a host time: the host send time of each capture is what
-the page reports (PageSink /camera) and goes to `session.sent`.
+The clip (MJPEG: concatenated JPEGs, which Chromium's fake capture device plays at 30 fps) is
+the reference bot's picture (harness.session.agent) with a harness.vision.timecode code per
+frame, in the same place (feed_layout); the device loops it, so frame numbers repeat every CLIP_S
+seconds: a frame number identifies a send only within that period (every measurement window here
+is shorter). The code's time field holds the frame's time in the clip (ms), not a host time: the
+host send time of each capture is what the page reports (PageSink /camera) and goes to
+`session.sent`. Cached in clip_dir(): one clip (CLIP_S = 60 s, about 40 MB; other clips there
+are removed when it is written) and the microphone's WAV.
 
 The sink is an HTTP server on 127.0.0.1 (one thread per request). The page calls:
     GET  /clock                      -> {"t": host monotonic s}  (the ping exchange)
@@ -34,8 +36,13 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 CLIP_SIZE = (640, 480)  # as AiortcAgentBot sends
-CLIP_FPS = 30
-CLIP_S = 15.0  # loop period: longer than any glass-to-glass window plus its latency
+CLIP_FPS = 30  # Chromium plays an MJPEG file at 30 fps
+# loop period: longer than any glass-to-glass window plus its latency, and than a session's
+# start plus a dual-view window (the lab monitor shows the clip's codes in its first pass only)
+CLIP_S = 60.0
+CLIP_FRAMES = int(round(CLIP_S * CLIP_FPS))
+CLIP_PRUNE_AGE_S = 3600.0  # another clip in the cache is removed once unused this long
+CLIP_JPEG_QUALITY = 85  # the code reads after the twin's decode; ~23 kB a frame
 SENT_KEEP_S = CLIP_S - 3.0  # older send times are dropped: a frame number then means this loop's
 WAV_RATE = 48000
 SINK_MAX_BODY = 16 << 20  # one 1920x1200 RGBA frame is 9 MiB
@@ -48,13 +55,12 @@ def clip_dir() -> Path:
     return d
 
 
-def write_agent_clip(
-    size: tuple[int, int] = CLIP_SIZE, fps: int = CLIP_FPS, seconds: float = CLIP_S
-) -> Path:
-    """The timecoded agent camera clip (Y4M), written once and reused (atomically renamed).
+def write_agent_clip(size: tuple[int, int] = CLIP_SIZE, seconds: float = CLIP_S) -> Path:
+    """The timecoded agent camera clip (MJPEG at CLIP_FPS), written once and reused (atomically
+    renamed); any other clip in clip_dir() is removed (the cache holds one).
 
     Returns:
-        Its path. Frame k (1-based) carries frame_no k and t_ms = (k - 1) * 1000 / fps.
+        Its path. Frame k (1-based) carries frame_no k and t_ms = int((k - 1) * 1000 / fps).
     """
     import cv2
 
@@ -62,22 +68,38 @@ def write_agent_clip(
     from harness.vision.timecode import feed_layout, stamp
 
     w, h = size
+    fps = CLIP_FPS
     n = int(round(seconds * fps))
-    path = clip_dir() / f"agent-{w}x{h}-{fps}fps-{n}.y4m"
+    path = clip_dir() / f"agent-{w}x{h}-{fps}fps-{n}-q{CLIP_JPEG_QUALITY}.mjpeg"
     if path.exists() and path.stat().st_size > 0:
+        _prune_clips(path)
         return path
-    base = _agent_picture(w, h)
+    base = cv2.cvtColor(_agent_picture(w, h), cv2.COLOR_RGB2BGR)
     layout = feed_layout(w, h)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
-        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for k in range(1, n + 1):
             img = base.copy()
             stamp(img, k, int((k - 1) * 1000 / fps), layout)
-            f.write(b"FRAME\n")
-            f.write(cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420).tobytes())
+            ok, jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, CLIP_JPEG_QUALITY])
+            f.write(jpg.tobytes())
     os.replace(tmp, path)
+    _prune_clips(path)
     return path
+
+
+def _prune_clips(keep: Path) -> None:
+    """The cache holds one clip: any other (an earlier 207 MB Y4M, another size) is removed once
+    an hour old (a run of another version may be about to hand it to its Chromium)."""
+    now = time.time()
+    for old in clip_dir().glob("agent-*"):
+        if old == keep or old.suffix not in (".y4m", ".mjpeg"):
+            continue
+        try:
+            if now - old.stat().st_mtime > CLIP_PRUNE_AGE_S:
+                old.unlink()
+        except OSError as e:  # gone meanwhile, or not ours: the cache stays usable
+            log.info("browser clip cache: %s: %s", old, e)
 
 
 def write_agent_wav(seconds: float = 4.0) -> Path:
@@ -106,27 +128,40 @@ class PageSink:
     """The loopback server the page posts to; calls the handlers from its request threads.
 
     Args:
-        on_share(t_page_ms, receive_ms, rgba HxWx4): one share frame.
+        on_share(t_page_ms, receive_ms, rgba HxWx4, rtp): one share frame (rtp: its RTP
+            timestamp, or None).
+        on_shown([[rtp, presentation page ms], ...]): share frames the page presented.
         on_camera(t_page_ms, rgba HxWx4): the code block of one camera frame.
         on_audio(t_page_ms, rate, float32 samples): one block of the tablet's microphone.
     """
 
     def __init__(
         self,
-        on_share: Callable[[float, float | None, np.ndarray], None],
+        on_share: Callable[[float, float | None, np.ndarray, int | None], None],
         on_camera: Callable[[float, np.ndarray], None],
         on_audio: Callable[[float, int, np.ndarray], None],
+        on_shown: Callable[[list], None] | None = None,
     ):
         self.handlers = {"/share": on_share, "/camera": on_camera, "/audio": on_audio}
-        self.received = {"/share": 0, "/camera": 0, "/audio": 0}
+        if on_shown is not None:
+            self.handlers["/shown"] = on_shown
+        self.received = dict.fromkeys(self.handlers, 0)
         self.errors = 0
         self.server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        # the share's posts on a port of their own: a browser keeps at most 6 connections to one
+        # host and port, and a backlog of share frames must not hold up the clock's pings
+        self.share_server: ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def url(self) -> str:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def share_url(self) -> str:
+        assert self.share_server is not None
+        return f"http://127.0.0.1:{self.share_server.server_address[1]}"
 
     def start(self) -> PageSink:
         sink = self
@@ -171,14 +206,18 @@ class PageSink:
                     self._reply(400)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, name="browser-sink", daemon=True
-        )
-        self._thread.start()
+        self.share_server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        for server in (self.server, self.share_server):
+            server.daemon_threads = True
+            thread = threading.Thread(target=server.serve_forever, name="browser-sink", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def _handle(self, path: str, q: dict[str, str], body: bytes) -> None:
+        if path == "/shown":
+            self.handlers[path](json.loads(body))
+            return
         t = float(q["t"])
         if path == "/audio":
             self.handlers[path](t, int(q["rate"]), np.frombuffer(body, np.float32).copy())
@@ -186,20 +225,102 @@ class PageSink:
         w, h = int(q["w"]), int(q["h"])
         rgba = np.frombuffer(body, np.uint8).reshape(h, w, 4)
         if path == "/share":
-            rt = q.get("rt")
-            self.handlers[path](t, float(rt) if rt else None, rgba)
+            rt, rtp = q.get("rt"), q.get("rtp")
+            self.handlers[path](t, float(rt) if rt else None, rgba, int(rtp) if rtp else None)
         else:
             self.handlers[path](t, rgba)
 
     def stop(self) -> None:
         """Stop serving. Never raises."""
-        if self.server is None:
-            return
+        for server in (self.server, self.share_server):
+            if server is None:
+                continue
+            try:
+                server.shutdown()
+                server.server_close()
+            except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
+                log.info("browser page sink: stop: %s", e)
+        for thread in self._threads:
+            thread.join(2.0)
+        self.server = self.share_server = None
+        self._threads = []
+
+
+MONITOR_POST_TIMEOUT_S = 2.0  # one post to the lab camera
+MONITOR_JPEG_QUALITY = 90
+
+
+class MonitorFeed:
+    """Puts the browser agent's camera on a lab camera's agent monitor (POST /agent_display in
+    preview mode, then /agent_frames anchors; harness/twin/camera.py): the picture once, then the
+    latest anchor (clip frame i captured at host time t) whenever a newer one is set, from one
+    thread (posts coalesce: a slow monitor gets the newest anchor, never a queue).
+
+    Failures are counted and logged, never raised (the monitor is a measurement aid).
+    """
+
+    def __init__(self, display_url: str, picture_bgr: np.ndarray, fps: float, loop_frames: int):
+        url = urlsplit(display_url)
+        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
+        self.base = display_url.rsplit("/", 1)[0]
+        self.picture, self.fps, self.loop_frames = picture_bgr, fps, loop_frames
+        self.posted = 0
+        self.errors = 0
+        self._latest: tuple[int, float] | None = None
+        self._sent_i = -1
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _post(self, path: str, body: bytes, headers: dict[str, str]) -> bool:
+        import http.client
+
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=MONITOR_POST_TIMEOUT_S)
         try:
-            self.server.shutdown()
-            self.server.server_close()
-        except Exception as e:  # noqa: BLE001 -- cleanup never raises: it logs
-            log.info("browser page sink: stop: %s", e)
+            conn.request("POST", path, body=body, headers=headers)
+            ok = conn.getresponse().status == 204
+        except OSError as e:
+            ok = False
+            log.info("lab monitor %s%s: %s", self.base, path, e)
+        finally:
+            conn.close()
+        if not ok:
+            self.errors += 1
+        return ok
+
+    def start(self) -> MonitorFeed:
+        import cv2
+
+        jpg = cv2.imencode(".jpg", self.picture, [cv2.IMWRITE_JPEG_QUALITY, MONITOR_JPEG_QUALITY])[
+            1
+        ]
+        headers = {"X-FPS": f"{self.fps:g}", "X-Loop-Frames": str(self.loop_frames)}
+        self._post("/agent_display", jpg.tobytes(), headers)
+        self._thread = threading.Thread(target=self._run, name="browser-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def anchor(self, i: int, t: float) -> None:
+        """Clip frame i (from 0, counted from the camera's start) was captured at host time t."""
+        if self._latest is None or i > self._latest[0]:
+            self._latest = (i, t)
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            got = self._latest
+            if got is None or got[0] <= self._sent_i or self._stop.is_set():
+                continue
+            body = json.dumps({"i": got[0], "t": got[1]}).encode()
+            if self._post("/agent_frames", body, {"Content-Type": "application/json"}):
+                self.posted += 1
+            self._sent_i = got[0]
+
+    def stop(self) -> None:
+        """Stop posting. Never raises."""
+        self._stop.set()
+        self._wake.set()
         if self._thread is not None:
-            self._thread.join(2.0)
-        self.server = None
+            self._thread.join(MONITOR_POST_TIMEOUT_S + 1.0)

@@ -2,13 +2,19 @@
 // it reads the media elements with requestVideoFrameCallback and hands what it reads to the
 // harness's loopback sink (harness/session/agents/browser_media.py), timed on the page's clock
 // (performance.now(), ms); the harness maps that clock to its own with the ping exchange below.
-//   share:  every presented share frame: presentationTime, receiveTime, RGBA pixels
+//   share:  every decoded share frame, read in a worker from the remote track
+//           (MediaStreamTrackProcessor): the time the worker got it (page clock), RGBA pixels;
+//           without MediaStreamTrackProcessor or workers, every presented frame
+//           (requestVideoFrameCallback: presentationTime, receiveTime)
 //   camera: every presented frame of the local camera preview: captureTime, the code block's pixels
 //   audio:  the tablet's microphone, 20 ms blocks of float32 samples, timed when they reach the page
 // Runs as the body of a function: arguments[0] is the configuration; returns the probe's state.
 const cfg = arguments[0];
 if (window.__hilProbe) return window.__hilProbe.state;
-const state = { share: 0, camera: 0, audio: 0, dropped: 0, errors: 0, noCaptureTime: 0, last: "" };
+const state = {
+  share: 0, camera: 0, audio: 0, dropped: 0, errors: 0, noCaptureTime: 0, last: "",
+  shareReader: "", shareDropped: 0, shareErrors: 0,
+};
 const probe = { state, inFlight: {} };
 window.__hilProbe = probe;
 
@@ -37,7 +43,142 @@ function canvas(w, h) {
   return [c, c.getContext("2d", { willReadFrequently: true })];
 }
 
+// The share reader's worker: reads the decoded frames off the main thread (a busy page then
+// delays nothing: the worker stamps each frame when it gets it), copies them out as RGBA and
+// posts them to the sink. Its clock is mapped to the page's by the two time origins.
+const SHARE_WORKER = `
+onmessage = async (e) => {
+  const { readable, sink, maxInFlight, maxQueued, origin } = e.data;
+  const delta = performance.timeOrigin - origin;
+  const st = { share: 0, shareDropped: 0, shareErrors: 0, shareLast: "" };
+  const queue = []; // frames read and copied out, waiting for a post slot
+  let inFlight = 0;
+  const pump = () => {
+    while (inFlight < maxInFlight && queue.length) {
+      const q = queue.shift();
+      inFlight += 1;
+      fetch(sink + "/share?t=" + q.t + "&rt=&w=" + q.w + "&h=" + q.h + "&n=" + q.n + "&rtp=" + q.rtp, {
+        method: "POST", mode: "no-cors", body: q.px, headers: { "Content-Type": "text/plain" },
+      }).catch((err) => {
+        st.shareErrors += 1;
+        st.shareLast = String(err);
+      }).finally(() => {
+        inFlight -= 1;
+        pump();
+      });
+    }
+  };
+  const reader = readable.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    const t = performance.now() + delta;
+    const r = value.visibleRect;
+    const w = r ? r.width : value.displayWidth;
+    const h = r ? r.height : value.displayHeight;
+    if (queue.length >= maxQueued || !w || !h) { // the sink is far behind: dropped, counted
+      st.shareDropped += 1;
+      value.close();
+      postMessage(st);
+      continue;
+    }
+    const px = new Uint8Array(w * h * 4);
+    try {
+      await value.copyTo(px, { format: "RGBA" });
+    } catch (err) {
+      st.shareErrors += 1;
+      st.shareLast = String(err);
+      value.close();
+      postMessage(st);
+      continue;
+    }
+    const md = value.metadata ? value.metadata() : {};
+    const rtp = md.rtpTimestamp === undefined ? "" : md.rtpTimestamp;
+    value.close();
+    queue.push({ t, w, h, n: st.share, px, rtp });
+    st.share += 1;
+    pump();
+    postMessage(st);
+  }
+};
+`;
+
 function watchShare() {
+  const v = document.querySelector(cfg.share);
+  if (typeof MediaStreamTrackProcessor === "undefined" || typeof Worker === "undefined") {
+    state.shareReader = "presented";
+    watchSharePresented();
+    return;
+  }
+  let timer = null;
+  const start = () => {
+    const stream = v.srcObject;
+    if (!stream || !stream.getVideoTracks().length) return;
+    clearInterval(timer);
+    let worker;
+    try {
+      const url = URL.createObjectURL(new Blob([SHARE_WORKER], { type: "text/javascript" }));
+      worker = new Worker(url);
+    } catch (e) { // e.g. a console whose policy refuses blob workers: presented frames then
+      state.shareReader = "presented";
+      state.last = `share worker: ${e}`;
+      watchSharePresented();
+      return;
+    }
+    state.shareReader = "decoded";
+    watchPresentations();
+    let heard = false;
+    worker.onmessage = (m) => {
+      heard = true;
+      state.share = m.data.share;
+      state.shareDropped = m.data.shareDropped;
+      state.shareErrors = m.data.shareErrors;
+      if (m.data.shareLast) state.last = m.data.shareLast;
+    };
+    worker.onerror = (e) => {
+      state.errors += 1;
+      state.last = `share worker: ${e.message || "did not start (a worker-src policy?)"}`;
+      if (!heard) { // it never ran (e.g. the console's policy refuses blob: workers)
+        state.shareReader = "presented";
+        watchSharePresented();
+      }
+    };
+    // a deep buffer: frames wait (not dropped) while the worker copies one out
+    const track = stream.getVideoTracks()[0];
+    const readable = new MediaStreamTrackProcessor({ track, maxBufferSize: cfg.share_buffer }).readable;
+    worker.postMessage(
+      {
+        readable,
+        sink: cfg.share_sink,
+        maxInFlight: cfg.max_in_flight,
+        maxQueued: cfg.share_queue,
+        origin: performance.timeOrigin,
+      },
+      [readable],
+    );
+  };
+  timer = setInterval(start, 100);
+}
+
+// With the decoded-frame reader: the presentation time of each frame the page composites, by RTP
+// timestamp, posted in batches; the harness keeps the earlier of it and the worker's stamp
+function watchPresentations() {
+  const v = document.querySelector(cfg.share);
+  let batch = [];
+  const onFrame = (now, md) => {
+    if (md.rtpTimestamp !== undefined) batch.push([md.rtpTimestamp, md.presentationTime]);
+    v.requestVideoFrameCallback(onFrame);
+  };
+  v.requestVideoFrameCallback(onFrame);
+  setInterval(() => {
+    if (!batch.length || (probe.inFlight["/shown"] || 0) > 0) return;
+    const body = JSON.stringify(batch);
+    batch = [];
+    post("/shown", {}, body);
+  }, 250);
+}
+
+function watchSharePresented() {
   const v = document.querySelector(cfg.share);
   let c = null;
   let ctx = null;
