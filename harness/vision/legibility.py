@@ -22,6 +22,10 @@ on the customer's side): twelve reads in the share run's 5-s text window, enough
 line whose pixels were read before (a static screen's settled share repeats them) takes that
 read (OcrEngine.read_line): the cost is that of the lines that changed. A damaged stretch
 shorter than the window between two sampled frames can be missed.
+
+Size: one metric end to end (the engine's loading and its line cache, the truth's boxes mapped
+onto a frame, the CER, the per-run sampling and the worst frames' marks), which share one
+engine object and one truth format; split, each part would import the rest.
 """
 
 from __future__ import annotations
