@@ -62,27 +62,38 @@ def live_via_relay(request, adb_server, start_twin):
         yield session
 
 
-@pytest.fixture
-def share_fidelity():
-    """The clean-share fidelity check both agents' tests make: the share frames scored against
-    the screen re-stamped with each code seen (left 65 %, away from the pane), 90 % of them
-    matched and SSIM mean >= 0.95. Returns the report's summary."""
+def _share_report(screen, frames):
+    """The share frames scored against `screen` re-stamped with each code seen (left 65 %, away
+    from the pane), aligned by timecode: vision.fidelity's report."""
     from harness.session.media import crop_left, share_reference, timecode_layout
     from harness.vision.fidelity import compare
     from harness.vision.timecode import decode_fast
 
+    layout = timecode_layout(1280, 800)
+    seen = sorted({c.frame_no for c in (decode_fast(f.image, layout) for f in frames) if c.ok})
+    share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
+    refs = share_reference(screen, share_size, range(seen[0], seen[-1] + 1))
+    return compare(
+        [crop_left(r, 0.65) for r in refs],
+        [crop_left(f.image, 0.65) for f in frames],
+        received_times_s=[f.t_arrival for f in frames],
+        align="timecode",
+    )
+
+
+@pytest.fixture
+def share_report():
+    """share_report(screen, frames): the share frames' fidelity report against the screen."""
+    return _share_report
+
+
+@pytest.fixture
+def share_fidelity():
+    """The clean-share fidelity check both agents' tests make: the share report, 90 % of the
+    frames matched and SSIM mean >= 0.95. Returns the report's summary."""
+
     def check(screen, frames) -> dict:
-        layout = timecode_layout(1280, 800)
-        seen = sorted({c.frame_no for c in (decode_fast(f.image, layout) for f in frames) if c.ok})
-        share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
-        refs = share_reference(screen, share_size, range(seen[0], seen[-1] + 1))
-        report = compare(
-            [crop_left(r, 0.65) for r in refs],
-            [crop_left(f.image, 0.65) for f in frames],
-            received_times_s=[f.t_arrival for f in frames],
-            align="timecode",
-        )
-        summary = report.summary()
+        summary = _share_report(screen, frames).summary()
         assert summary["matched"] >= len(frames) * 0.9
         assert summary["ssim"]["mean"] >= 0.95, summary
         return summary

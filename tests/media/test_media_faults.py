@@ -13,10 +13,8 @@ from harness.errors import SessionError
 from harness.farm.control import TwinControlError
 from harness.session import SessionDriver
 from harness.session.agent import AiortcAgentBot
-from harness.session.media import TIMECODE_APP, crop_left, share_reference, timecode_layout
+from harness.session.media import TIMECODE_APP
 from harness.twin.truth import read_truth
-from harness.vision.fidelity import compare
-from harness.vision.timecode import decode_fast
 
 
 def test_the_media_peer_never_connects(adb_server, start_twin):
@@ -39,7 +37,7 @@ def test_the_media_peer_never_connects(adb_server, start_twin):
         bot.stop()
 
 
-def test_a_frozen_share_shows_as_a_freeze_of_the_right_length(live):
+def test_a_frozen_share_shows_as_a_freeze_of_the_right_length(live, share_report):
     live.ui.tap_on(text="Timecode")
     live.ui.wait_for(resource_id=f"{TIMECODE_APP}:id/title", timeout_s=5)
     time.sleep(1.0)
@@ -51,16 +49,7 @@ def test_a_frozen_share_shows_as_a_freeze_of_the_right_length(live):
     live.tp.client().media(freeze_share=False)
     time.sleep(1.5)
     frames = [f for f in list(live.bot.session.share) if f.t_arrival >= t0]
-    layout = timecode_layout(1280, 800)
-    codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
-    share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
-    refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
-    report = compare(
-        [crop_left(r, 0.65) for r in refs],
-        [crop_left(f.image, 0.65) for f in frames],
-        received_times_s=[f.t_arrival for f in frames],
-        align="timecode",
-    )
+    report = share_report(screen, frames)
     truth = {
         e["event"]: e["t"]
         for e in read_truth(live.tp.twins[0].truth)
