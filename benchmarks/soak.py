@@ -40,9 +40,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.device.adb import Device  # noqa: E402
 from harness.device.ui import Ui  # noqa: E402
 from harness.farm import AdbServer, TwinProcess  # noqa: E402
+from harness.native import (  # noqa: E402
+    arena_count,
+    c_heap_in_use_kib,
+    limit_malloc_arenas,
+    release_free_memory,
+)
 from harness.session import SessionDriver  # noqa: E402
 from harness.session.agent import AiortcAgentBot  # noqa: E402
-from harness.twin.control import _c_heap_in_use_kib  # noqa: E402 -- the twin's own measure
 
 CONNECT_TIMEOUT_S = 30.0
 SESSION_END_TIMEOUT_S = 10.0
@@ -55,17 +60,6 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def _malloc_trim() -> None:
-    """Hand this process's free C-heap pages back to the OS (glibc; nothing elsewhere)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _fds(pid: int) -> int:
@@ -92,7 +86,7 @@ class Sampler:
         self.samples: dict[str, list[tuple[int, int]]] = {name: [] for name in pids}
         if trim:
             self.samples["harness-trimmed"] = []
-        if _c_heap_in_use_kib() is not None:  # glibc: the row's "RSS" is the C heap in use
+        if c_heap_in_use_kib() is not None:  # glibc: the row's "RSS" is the C heap in use
             self.samples["harness-c-heap"] = []
 
     def sample(self) -> None:
@@ -100,9 +94,9 @@ class Sampler:
         for name, pid in self.pids.items():
             self.samples[name].append((_rss_kib(pid), _fds(pid)))
         if "harness-c-heap" in self.samples:
-            self.samples["harness-c-heap"].append((_c_heap_in_use_kib() or 0, _fds(os.getpid())))
+            self.samples["harness-c-heap"].append((c_heap_in_use_kib() or 0, _fds(os.getpid())))
         if self.trim:
-            _malloc_trim()
+            release_free_memory()
             me = os.getpid()
             self.samples["harness-trimmed"].append((_rss_kib(me), _fds(me)))
 
@@ -218,7 +212,14 @@ def main() -> int:
         action="store_true",
         help="trace the harness's Python allocations over the media phase (after its warm-up)",
     )
+    ap.add_argument(
+        "--default-arenas",
+        action="store_true",
+        help="leave glibc's arenas uncapped (the harness before session 6) instead of as the plugin runs",
+    )
     args = ap.parse_args()
+    if not args.default_arenas:
+        limit_malloc_arenas()  # as the plugin does at pytest_configure (harness/native.py)
     if args.connect < 1 or args.media < 1 or not 0 < args.hold_s <= 60:
         ap.error("--connect and --media must be >= 1, --hold-s 0..60")
     heap = HeapDiff() if args.tracemalloc else None
@@ -272,7 +273,10 @@ def main() -> int:
                 out += heap.report()
         finally:
             tp.stop()
-    out.append(f"load average at end: {os.getloadavg()[0]:.1f}")
+    out.append(
+        f"load average at end: {os.getloadavg()[0]:.1f}; the harness's malloc arenas:"
+        f" {arena_count()} ({'default' if args.default_arenas else 'capped as the plugin does'})"
+    )
     print("\n".join(out))
     return 0
 

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # bottom to top; a room may import its own modules and any room on a lower rank
 RANK = {
     "errors": 0,
+    "native": 0,  # harness/native.py: the process's C allocator, used by every process
     "profiles": 1,
     "measure": 2,
     "farm": 3,
@@ -32,7 +33,7 @@ RANK = {
 SIBLINGS = {"instruments", "network", "vision"}  # side by side: none imports another
 # the twin is a world apart: it uses only these; the harness reaches it through adb, its
 # console, its sockets, its web pages and its ground-truth log (harness.twin.truth)
-TWIN_MAY_USE = {"harness.errors", "harness.profiles", "harness.vision.timecode"}
+TWIN_MAY_USE = {"harness.errors", "harness.native", "harness.profiles", "harness.vision.timecode"}
 TWIN_OPEN_TO_ALL = {"harness.twin.truth"}
 TWIN_OPEN_TO = {"cli": {"harness.twin.cli"}}  # `hil twin ...` starts it
 # Pending, each with its reason; an entry that no longer occurs fails (the list only shrinks).
@@ -50,7 +51,12 @@ def _room(path: Path) -> str:
     if rel.parts[0] == "suites":
         return "suites"
     if len(rel.parts) == 2:  # harness/cli.py, harness/errors.py, harness/__init__.py
-        return {"cli.py": "cli", "errors.py": "errors", "__init__.py": "errors"}[rel.parts[1]]
+        return {
+            "cli.py": "cli",
+            "errors.py": "errors",
+            "native.py": "native",
+            "__init__.py": "errors",
+        }[rel.parts[1]]
     return rel.parts[1]
 
 

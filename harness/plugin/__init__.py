@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
+from harness.native import limit_malloc_arenas
 from harness.plugin.state import PLUGIN_STATE, WorkerState
 from harness.report import images as report_images
 from harness.report.collector import REPORT_DEVICE, REPORT_RECORDS, REPORT_RETRIES
@@ -257,6 +258,8 @@ def pytest_configure(config: pytest.Config) -> None:
             if getattr(config.option, option, None):
                 setattr(config.option, option, None)
         return
+    if state.active:  # before any AgentBot's threads: they share two arenas, RSS stays flat
+        limit_malloc_arenas()  # (benchmarks/soak.py; harness/native.py says why)
     if hasattr(config, "workerinput") and state.active:
         # a worker left running by a controller killed outright is stopped by the run's reaper
         import os

@@ -15,8 +15,6 @@ tracemalloc "start" / "diff" / "stop" for the Python allocations grown between c
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import json
 import logging
 import threading
@@ -25,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.native import c_heap_in_use_kib, release_free_memory
 from harness.profiles import REGIONS, valid_timezone
 
 if TYPE_CHECKING:
@@ -174,10 +173,8 @@ def _op_memory(server: ControlServer, req: Reply) -> Reply:
         "gc_objects": len(gc.get_objects()),
     }
     reply["threads"] = threading.active_count()
-    reply["c_heap_in_use_kib"] = _c_heap_in_use_kib()
+    reply["c_heap_in_use_kib"] = c_heap_in_use_kib()
     if req.get("trim"):  # what RSS would be if the allocator returned every free page
-        from harness.twin.rtc import release_free_memory
-
         t0 = time.monotonic()
         reply["rss_trimmed_kib"] = release_free_memory() and _rss_kib()
         reply["trim_ms"] = (time.monotonic() - t0) * 1000
@@ -214,38 +211,6 @@ def _task_names() -> dict[str, int]:
         name = getattr(coro, "__qualname__", type(coro).__name__)
         names[name] = names.get(name, 0) + 1
     return names
-
-
-class _Mallinfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
-
-
-def _c_heap_in_use_kib() -> int | None:
-    """Bytes the C heap has handed out and not had back (glibc >= 2.33 mallinfo2: in-use chunks
-    of every arena plus mmapped blocks), None elsewhere. Flat while RSS grows: fragmentation,
-    not a leak."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        fn = libc.mallinfo2
-    except (OSError, AttributeError):
-        return None
-    fn.restype = _Mallinfo2
-    info = fn()
-    return (info.uordblks + info.hblkhd) // 1024
 
 
 def _rss_kib() -> int:

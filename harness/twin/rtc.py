@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from harness.native import release_free_memory
 from harness.vision.timecode import TimecodeLayout, decode_fast, feed_layout
 
 if TYPE_CHECKING:
@@ -34,47 +35,6 @@ ICE_TIMEOUT_S = 10.0
 PC_CLOSE_TIMEOUT_S = 5.0
 WIFI_POLL_S = 0.01  # how often held media looks whether the Wi-Fi is back
 MAX_HELD_FRAMES = 150  # a share hold's queue: 10 s at SHARE_FPS (the op allows at most 10 s)
-
-
-MALLOC_ARENAS = 2  # glibc arenas of the twin process (its threads share them)
-_M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc's malloc arenas (as MALLOC_ARENA_MAX does). Each thread that meets a busy arena
-    gets its own (up to 8 per core); media sessions come and go on executor and decoder threads,
-    and freed memory stays scattered over those arenas: RSS crept up ~1 MiB per session with
-    the C heap in use flat. With two arenas it plateaus after the first session (soak.py).
-    Effective only before the process's second thread first allocates: call it at start-up.
-    Returns False where there is no glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
-        return False
-
-
-def release_free_memory() -> bool:
-    """Hand the C heap's free pages back to the OS (glibc's malloc_trim, every arena).
-
-    A media session allocates tens of MiB natively (codec contexts, frames, SRTP buffers) on
-    several threads; freed, they stay in glibc's per-thread arenas, so the twin's RSS creeps up
-    session after session although nothing is kept (the objects return to their baseline: the
-    control op "memory" shows it). Called when a session's peer has closed. Blocking (tens of
-    ms on a large heap): run it off the event loop. Returns False where there is no glibc.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        return False
-    return True
 
 
 def pin_ice_to_loopback() -> None:

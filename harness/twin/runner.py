@@ -56,7 +56,7 @@ class TwinSpec:
 
 async def serve(spec: TwinSpec, ready=None) -> int:  # noqa: C901 -- starts every part of a twin process in order, each with its own failure
     """Start spec.count twins on spec.port, spec.port + 2, ...; serve until a signal or `kill`."""
-    from harness.twin.rtc import limit_malloc_arenas
+    from harness.native import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread allocates: RSS does not creep per media session
     profile = load_profile(spec.profile, spec.profiles_dir)
