@@ -152,9 +152,15 @@ def _timezone(text: str) -> str:
 
 
 def _backend(args: argparse.Namespace) -> int:
-    token_file: Path = (
-        args.token_file or Path(tempfile.mkdtemp(prefix="hil-backend-")) / "agent_token"
-    )
+    own_dir = None if args.token_file else Path(tempfile.mkdtemp(prefix="hil-backend-"))
+    try:
+        return _serve_backend(args, args.token_file or own_dir / "agent_token")
+    finally:  # its own temp dir goes at exit (a token file the user named stays)
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _serve_backend(args: argparse.Namespace, token_file: Path) -> int:
     if token_file.exists() and token_file.read_text().strip():
         token = token_file.read_text().strip()
         os.chmod(token_file, 0o600)
@@ -181,10 +187,10 @@ def _backend(args: argparse.Namespace) -> int:
             "http": ["127.0.0.1", backend.http_port],
             "agent_token_file": str(token_file),
         }
-        print(json.dumps(ready), flush=True)
         stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before the ready line: a stop right
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)  # after it is clean
+        print(json.dumps(ready), flush=True)
         await stop.wait()
         await backend.stop()
         return 0
@@ -299,7 +305,7 @@ def add_twin_parser(sub) -> None:
         type=Path,
         default=None,
         help="the agents' credential (mode 0600): read if it exists, else a new one is written"
-        " (default: a new private temp dir; the ready line names the file)",
+        " (default: a new private temp dir, removed at exit; the ready line names the file)",
     )
     _add_backend_args(be)
     be.set_defaults(func=_backend)

@@ -96,3 +96,26 @@ def test_twin_up_removes_its_own_state_dir_at_a_clean_exit(keep):
         twin.close_pipes()
         if state is not None and keep:
             shutil.rmtree(state, ignore_errors=True)
+
+
+def test_twin_backend_removes_its_own_token_dir_at_exit():
+    """Without --token-file the backend writes its token in a private temp dir of its own (named
+    by the ready line) and removes the dir when stopped (SIGTERM, exit 0)."""
+    import signal
+    from pathlib import Path
+
+    backend = Child(
+        "twin backend",
+        [sys.executable, "-m", "harness.cli", "twin", "backend"],
+        stdout=subprocess.PIPE,
+    ).spawn()
+    try:
+        line = json.loads(backend.read_line(CLI_TIMEOUT_S) or "{}")
+        token_file = Path(line["agent_token_file"])
+        assert token_file.parent.name.startswith("hil-backend-"), line
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+        assert backend.stop(signal.SIGTERM, STOP_GRACE_S) == 0
+        assert not token_file.parent.exists(), token_file.parent
+    finally:
+        backend.stop()
+        backend.close_pipes()
