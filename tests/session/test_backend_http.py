@@ -370,3 +370,45 @@ def test_an_unknown_region_or_time_zone_is_refused_not_open_around_the_clock(
         assert dev.until("queued")["position"] == 1
     finally:
         dev.close()
+
+
+@pytest.mark.parametrize("ended", [True, False], ids=["after-its-session", "mid-session"])
+def test_an_agent_bot_dropped_after_its_session_ends_quietly(backend, caplog, ended):
+    """The backend drops an agent whose poll is in flight (here: DELETE by another client, as its
+    idle reaper does). After the bot's session ended that 404 is the end, quietly (logged at INFO,
+    no error kept); mid-session it is an error the caller sees."""
+    import logging
+
+    from harness.session.agent import AiortcAgentBot
+
+    bot = AiortcAgentBot(
+        backend.address, name="bot-404", device="dev-4", http=backend.http, token=TOKEN
+    )
+    dev = DeviceLine(backend.address, "dev-4")
+    caplog.set_level(logging.INFO, logger="harness.session.agent")
+    try:
+        bot.start()
+        dev.until("assigned")
+        session = bot.wait_for_session(5.0)
+        if ended:
+            dev.send({"op": "end"})
+            deadline = time.monotonic() + 5.0
+            while not session.ended and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert session.ended
+        assert http(backend.http, "DELETE", f"/agents/{bot.agent_id}") == (204, None)
+        deadline = time.monotonic() + 10.0
+        while not bot._poll_task.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bot._poll_task.done()  # the poll loop ended on the 404, did not spin
+        warned = [
+            r for r in caplog.records if r.levelno >= logging.WARNING and "404" in r.getMessage()
+        ]
+        if ended:
+            assert bot.error is None and not warned, (bot.error, warned)
+            assert any("after the session's end" in r.getMessage() for r in caplog.records)
+        else:
+            assert "HTTP 404" in str(bot.error) and warned
+    finally:
+        bot.stop()
+        dev.close()
