@@ -65,7 +65,7 @@ class ReceivedFrame:
     Made from the decoder's frame, `image` is converted to BGR on first use (then kept): a
     frame nobody looks at costs no conversion, and a kept one half the memory until then."""
 
-    __slots__ = ("_image", "_video", "t_arrival", "index")
+    __slots__ = ("_image", "_video", "t_arrival", "index", "pts")
 
     def __init__(
         self, image: np.ndarray | None, t_arrival: float, index: int, *, video=None
@@ -74,6 +74,9 @@ class ReceivedFrame:
             raise ValueError("ReceivedFrame: an image or a decoded video frame")
         self._image, self._video = image, video
         self.t_arrival, self.index = t_arrival, index
+        # the RTP timestamp (90 kHz, random origin): the sender's capture clock, so differences
+        # between frames are capture intervals (None for frames not decoded from RTP)
+        self.pts: int | None = getattr(video, "pts", None)
 
     @property
     def image(self) -> np.ndarray:
