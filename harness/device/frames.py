@@ -59,7 +59,13 @@ class Frame:
         return self._image
 
     def region(self, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
-        """BGR pixels of [y1:y2, x1:x2] (the same bytes as image[y1:y2, x1:x2])."""
+        """BGR pixels of [y1:y2, x1:x2] (the same bytes as image[y1:y2, x1:x2]).
+
+        Raises:
+            ValueError: the region reaches below the rows this frame holds (a partial read)."""
+        pixels = self._image if self._image is not None else self._rgba
+        if y2 > pixels.shape[0]:
+            raise ValueError(f"Frame.region: rows to {y2}, the frame holds {pixels.shape[0]}")
         if self._image is not None:
             return self._image[y1:y2, x1:x2]
         return _rgba_to_bgr(self._rgba[y1:y2, x1:x2])
@@ -107,6 +113,22 @@ def grab_screencap_raw(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np
 
 def grab_screencap_rgba(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> np.ndarray:
     """One frame from raw `screencap` over exec: (API 21+), its RGBA pixels (H, W, 4) as read."""
+    return read_screencap(device, timeout_s)[0]
+
+
+def read_screencap(
+    device: Device,
+    timeout_s: float = SHELL_TIMEOUT_S,
+    *,
+    rows: int | None = None,
+    extra: int | None = None,
+) -> tuple[np.ndarray, int]:
+    """Raw `screencap` over exec: (API 21+): the RGBA pixels (H, W, 4) as read, and the header's
+    bytes after width, height and format (`extra`: 0, or 4 for a colour space).
+
+    With `rows` and the `extra` a whole frame of this device showed, only the first `rows`
+    rows are read and the stream is closed: (rows, W, 4), a frame read for a region near the
+    top costs the bytes of that region's rows, not of the screen's."""
     deadline = time.monotonic() + timeout_s
     with device.stream("exec:screencap", timeout_s) as s:
         head = bytearray(_RAW_HEADER.size)
@@ -116,6 +138,14 @@ def grab_screencap_rgba(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> n
         w, h, fmt = _RAW_HEADER.unpack(head)
         if fmt != 1 or not 0 < w * h <= _MAX_RAW_PIXELS:
             raise DeviceError(device.serial, f"screencap: format {fmt}, {w}x{h} not supported")
+        if rows is not None and extra is not None and 0 < rows < h:
+            part = np.empty(extra + rows * w * 4, np.uint8)
+            got = _recv_into(s, memoryview(part), deadline, device, timeout_s)
+            if got < part.size:
+                raise DeviceError(
+                    device.serial, f"screencap: the stream ended after {got} of {part.size} bytes"
+                )
+            return part[extra:].reshape(rows, w, 4), extra
         size = w * h * 4
         # the rest: a 4-byte colour space (API 28+) or not, the pixels, and one byte more to
         # tell a longer stream from a whole frame
@@ -127,7 +157,7 @@ def grab_screencap_rgba(device: Device, timeout_s: float = SHELL_TIMEOUT_S) -> n
             device.serial,
             f"screencap: format {fmt}, {rest + len(head)} bytes for {w}x{h} not supported",
         )
-    return buf[extra : extra + size].reshape(h, w, 4)
+    return buf[extra : extra + size].reshape(h, w, 4), extra
 
 
 def _recv_into(s, view: memoryview, deadline: float, device: Device, timeout_s: float) -> int:
@@ -213,13 +243,20 @@ class PollingSource:
         method: str | None = None,
         timeout_s: float = SHELL_TIMEOUT_S,
         rate_hz: float | None = None,
+        rows: int | None = None,
     ):
         """Args: rate_hz: request frames on a schedule of this many per second (a late
         request goes at once and the schedule moves on: no burst to catch up); None: back to
-        back, as fast as the device answers."""
+        back, as fast as the device answers. rows: only the screen's first `rows` rows are
+        looked at (raw screencap: after the first frame, read whole to learn its header, each
+        frame reads those rows and closes the stream; its image holds only them)."""
         if rate_hz is not None and not rate_hz > 0:
             raise ValueError(f"PollingSource: rate_hz must be > 0, got {rate_hz!r}")
+        if rows is not None and not rows > 0:
+            raise ValueError(f"PollingSource: rows must be > 0, got {rows!r}")
         self.rate_hz = rate_hz
+        self.rows = rows
+        self._extra: int | None = None  # the raw header's extra bytes, from a whole frame
         self.device = device
         self.method = method or polling_method(device)
         self.grab: Callable[[Device, float], np.ndarray] = {
@@ -252,7 +289,14 @@ class PollingSource:
                 t_next = max(t_next + period_s, time.monotonic())
             t_req = time.monotonic()
             try:
-                if self.grab_rgba is not None:  # converted when (and where) it is looked at
+                if self.grab_rgba is not None and self.rows is not None:
+                    rgba, self._extra = read_screencap(
+                        self.device, self.timeout_s, rows=self.rows, extra=self._extra
+                    )
+                    frame = Frame(
+                        None, self.frames, t_req, time.monotonic(), self.method, rgba=rgba
+                    )
+                elif self.grab_rgba is not None:  # converted when (and where) it is looked at
                     rgba = self.grab_rgba(self.device, self.timeout_s)
                     frame = Frame(
                         None, self.frames, t_req, time.monotonic(), self.method, rgba=rgba

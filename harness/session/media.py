@@ -241,7 +241,8 @@ def agent_to_tablet(
             time.sleep(poll_interval_s)
         return max_captures is not None and len(captures) >= max_captures
 
-    source = PollingSource(device, capture_method, rate_hz=rate_hz)
+    # only the rows down to the pane's bottom are read (raw screencap)
+    source = PollingSource(device, capture_method, rate_hz=rate_hz, rows=y2)
     source.run(on_frame, duration_s)
     if source.error is not None and not captures:
         raise MeasurementError(f"glass-to-glass: frame capture failed: {source.error}")

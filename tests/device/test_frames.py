@@ -58,8 +58,11 @@ def test_polling_rate_must_be_positive():
 
 
 def test_raw_screencap_is_the_png_screencap_pixel_for_pixel(adb_server, start_twin):
+    import pytest
+
     """Through the real adb server to a twin: the raw stream (read into one buffer) and the
-    PNG through a file and sync show the same screen, the same pixels."""
+    PNG through a file and sync show the same screen, the same pixels; polling for the top
+    rows only reads those (the stream closed early) and they are the whole frame's rows."""
     from harness.device.adb import Device
     from harness.device.frames import PollingSource, grab_screencap_png, grab_screencap_raw
 
@@ -76,3 +79,18 @@ def test_raw_screencap_is_the_png_screencap_pixel_for_pixel(adb_server, start_tw
     frames = []
     PollingSource(dev, "screencap").run(lambda f: frames.append(f) or len(frames) >= 3, 10.0)
     assert len(frames) == 3 and any(np.array_equal(f.image, raw) for f in frames)
+    rows = raw.shape[0] // 3
+    part: list = []
+    for _ in range(3):  # a new pair if the clock turned
+        part.clear()
+        src = PollingSource(dev, "screencap", rows=rows)
+        src.run(lambda f: part.append(f) or len(part) >= 4, 10.0)
+        whole = grab_screencap_raw(dev)  # the twin and the adb server still answer whole frames
+        if all(np.array_equal(f.region(0, 0, whole.shape[1], rows), whole[:rows]) for f in part):
+            break
+    assert src.error is None and len(part) == 4
+    assert part[0].image.shape == whole.shape  # the first read whole (it tells the header)
+    assert all(f.image.shape == (rows, whole.shape[1], 3) for f in part[1:])
+    assert all(np.array_equal(f.region(0, 0, whole.shape[1], rows), whole[:rows]) for f in part)
+    with pytest.raises(ValueError, match="rows"):
+        part[1].region(0, 0, 10, rows + 1)

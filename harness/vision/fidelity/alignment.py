@@ -121,7 +121,11 @@ def fit_geometry(reference: np.ndarray, received: np.ndarray, *, refine: bool = 
     if not refine:
         return Geometry(candidates[0][1], candidates[0][0])
     best: Geometry | None = None
+    tried: list[np.ndarray] = []
     for method, m0 in candidates:
+        if any(np.array_equal(m0, t) for t in tried):
+            continue  # the same start refines to the same fit (a content box of the whole frame)
+        tried.append(m0)
         got = _ecc_refine(ref, rec, m0)
         if got is None:
             continue

@@ -113,6 +113,27 @@ class FidelityReport:
         return [ms, mp]
 
 
+class _GrayFrames:
+    """The luma of each frame of a sequence, converted when first asked for (a timecode-aligned
+    comparison scores only the reference frames that were shown, often half of them)."""
+
+    def __init__(self, frames: Sequence[np.ndarray]) -> None:
+        self.frames = frames
+        self.gray: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        g = self.gray.get(i)
+        if g is None:
+            g = self.gray[i] = to_gray(self.frames[i])
+        return g
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
 def _thumb(gray: np.ndarray) -> np.ndarray:
     s = _THUMB_SHORT_SIDE_PX / min(gray.shape[:2])
     if s >= 1:
@@ -181,13 +202,12 @@ def compare(  # noqa: C901 -- alignment in time (timecode or best SSIM) and the 
         raise MeasurementError(f"fidelity: align must be auto, timecode or ssim, got {align!r}")
     if len(reference) == 0:
         raise MeasurementError("fidelity: no reference frames")
-    refs = [
-        to_gray(check_image(f, f"reference frame {i}", min_size=(16, 16)))
-        for i, f in enumerate(reference)
-    ]
+    for i, f in enumerate(reference):
+        check_image(f, f"reference frame {i}", min_size=(16, 16))
+    refs = _GrayFrames(reference)
     rh, rw = refs[0].shape
-    for i, f in enumerate(refs):
-        if f.shape != (rh, rw):
+    for i, f in enumerate(reference):
+        if f.shape[:2] != (rh, rw):
             raise MeasurementError(
                 f"fidelity: reference frame {i} is {f.shape[1]}x{f.shape[0]}, frame 0 is {rw}x{rh}"
             )
@@ -200,7 +220,7 @@ def compare(  # noqa: C901 -- alignment in time (timecode or best SSIM) and the 
         first = [r for r in read_all(refs[0]) if r.ok]
         if first:
             layout = _layout_from_corners(first[0].corners, rw, rh)
-            for i, f in enumerate(refs):
+            for i, f in enumerate(reference):  # read on the frame as given: no conversion
                 r = decode_fast(f, layout)
                 if r.ok:
                     ref_by_no.setdefault(r.frame_no, i)
@@ -277,7 +297,7 @@ def _layout_from_corners(corners, width: int, height: int) -> TimecodeLayout:
     return TimecodeLayout(width, height, float(x), float(y), float(cell_w), float(cell_h))
 
 
-def _ref_guess(refs: list[np.ndarray], gray: np.ndarray, ref_by_no: dict[int, int]) -> np.ndarray:
+def _ref_guess(refs: _GrayFrames, gray: np.ndarray, ref_by_no: dict[int, int]) -> np.ndarray:
     from harness.vision.locator import decode_robust
 
     r = decode_robust(gray)
