@@ -25,21 +25,38 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-HOST_KEY = "host"  # meta: {"load_1min": float, "cpus": int}
+HOST_KEY = "host"  # meta: {"load_1min": float, "cpus": int, "cpu_pressure": float | None}
 HEALTH_KEY = "health"  # meta: received / nominal samples, 0..1
 HEALTH_NOTE_KEY = "health_note"  # meta: the health in words ("32 of 90 frames")
 MIN_HEALTH = 0.8  # below: starved (a quiet twin's share: 85-89 of 90 frames; starved: 29-55)
 LOAD_RATIO = 2.0  # loads per CPU further apart than this: not comparable
 LOAD_FLOOR_PER_CPU = 0.5  # loads per CPU below this count as this (a quiet host)
+PRESSURE_BAND_PCT = 20.0  # CPU pressures further apart than this (points): not comparable
+PSI_CPU = "/proc/pressure/cpu"  # Linux >= 4.20 pressure stall information
+
+
+def cpu_pressure(path: str = PSI_CPU) -> float | None:
+    """The share of the last 10 s in which some runnable task waited for a CPU, in % (Linux
+    pressure stall information, "some avg10"), or None where the kernel does not give it."""
+    try:
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                if line.startswith("some "):
+                    fields = dict(kv.split("=", 1) for kv in line.split()[1:])
+                    return float(fields["avg10"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
 
 
 def host_conditions() -> dict[str, Any]:
-    """The host's conditions now: the 1-minute load average and the CPU count."""
+    """The host's conditions now: the 1-minute load average, the CPU count and the CPU
+    pressure of the last 10 s (None where not available)."""
     try:
         load = round(os.getloadavg()[0], 2)
     except OSError:  # not on this platform
         load = None
-    return {"load_1min": load, "cpus": os.cpu_count()}
+    return {"load_1min": load, "cpus": os.cpu_count(), "cpu_pressure": cpu_pressure()}
 
 
 def rate_health(received: int, nominal_rate_hz: float, window_s: float, what: str) -> dict:
@@ -71,6 +88,7 @@ class Conditions:
     cpus: int | None = None
     health: float | None = None
     health_note: str = ""
+    cpu_pressure: float | None = None  # % of the last 10 s some task waited for a CPU
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> Conditions:
@@ -81,6 +99,7 @@ class Conditions:
             cpus=int(cpus) if cpus else None,
             health=_num(meta.get(HEALTH_KEY)),
             health_note=str(meta.get(HEALTH_NOTE_KEY) or ""),
+            cpu_pressure=_num(host.get("cpu_pressure")),
         )
 
     @classmethod
@@ -92,6 +111,7 @@ class Conditions:
             cpus=int(cpus) if cpus else None,
             health=_num(row.get("health")),
             health_note=str(row.get("health_note") or ""),
+            cpu_pressure=_num(row.get("cpu_pressure")),
         )
 
     @property
@@ -107,6 +127,8 @@ class Conditions:
         parts = []
         if self.known:
             parts.append(f"load {self.load_1min:.1f} on {self.cpus} CPUs")
+        if self.cpu_pressure is not None:
+            parts.append(f"CPU pressure {self.cpu_pressure:.0f}%")
         if self.health is not None:
             parts.append(
                 f"health {self.health:.0%}" + (f" ({self.health_note})" if self.health_note else "")
@@ -140,4 +162,10 @@ class Conditions:
                 f"load per CPU {base.load_per_cpu:.2f} vs {self.load_per_cpu:.2f} "
                 f"(more than {LOAD_RATIO:g}x apart)"
             )
+        if self.cpu_pressure is not None and base.cpu_pressure is not None:
+            if abs(self.cpu_pressure - base.cpu_pressure) > PRESSURE_BAND_PCT:
+                return (
+                    f"CPU pressure {base.cpu_pressure:.0f}% vs {self.cpu_pressure:.0f}% (more "
+                    f"than {PRESSURE_BAND_PCT:g} points apart)"
+                )
         return None

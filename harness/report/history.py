@@ -40,13 +40,13 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.report.conditions import HEALTH_KEY, HEALTH_NOTE_KEY, HOST_KEY, Conditions
+from harness.report.conditions import HEALTH_KEY, HEALTH_NOTE_KEY, Conditions
 from harness.report.record import ResultRecord
 from harness.report.stats import mann_whitney_greater
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: the conditions columns (load_1min, cpus, health, health_note)
+SCHEMA_VERSION = 2  # 2: the conditions columns (load_1min, cpus, health, health_note, cpu_pressure)
 HISTORY_FILE = "history.sqlite"
 ALPHA = 0.01
 MIN_DELTA = 0.33  # "medium" (Romano et al. 2006)
@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS measurements (
     test TEXT, device_key TEXT, device TEXT, model TEXT, profile TEXT, network TEXT,
     app_build TEXT, metric TEXT, unit TEXT, n INTEGER, p50 REAL, p95 REAL, mean REAL,
     uncertainty REAL, mark TEXT, interrupted INTEGER, samples TEXT,
-    load_1min REAL, cpus INTEGER, health REAL, health_note TEXT
+    load_1min REAL, cpus INTEGER, health REAL, health_note TEXT, cpu_pressure REAL
 );
 CREATE INDEX IF NOT EXISTS measurements_series ON measurements(series, t);
 """
@@ -77,6 +77,7 @@ _CONDITION_COLUMNS = (
     ("cpus", "INTEGER"),
     ("health", "REAL"),
     ("health_note", "TEXT"),
+    ("cpu_pressure", "REAL"),
 )
 
 
@@ -182,7 +183,7 @@ class History:
             )
             self.db.executemany(
                 "INSERT INTO measurements VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         run_id,
@@ -227,8 +228,9 @@ class History:
     def series_rows(self, series: str, before_t: float | None = None) -> list[dict]:
         """Measurements of a series (not interrupted), oldest first."""
         q = (
-            "SELECT run_id, t, n, p50, p95, uncertainty, mark, samples, unit, load_1min, cpus, "
-            "health, health_note FROM measurements "
+            "SELECT run_id, t, n, p50, p95, uncertainty, mark, samples, unit, "
+            + ", ".join(n for n, _ in _CONDITION_COLUMNS)
+            + " FROM measurements "
             "WHERE series = ? AND interrupted = 0"
         )
         args: list = [series]
@@ -284,15 +286,11 @@ class History:
 
 
 def _condition_values(r: ResultRecord) -> tuple:
-    """(load_1min, cpus, health, health_note) of a record, None where not recorded."""
+    """(load_1min, cpus, health, health_note, cpu_pressure) of a record, None where not
+    recorded."""
     c = Conditions.from_meta(r.meta)
     note = r.meta.get(HEALTH_NOTE_KEY) if HEALTH_KEY in r.meta else None
-    return (
-        c.load_1min if HOST_KEY in r.meta else None,
-        c.cpus if HOST_KEY in r.meta else None,
-        c.health,
-        note,
-    )
+    return (c.load_1min, c.cpus, c.health, note, c.cpu_pressure)
 
 
 @dataclass(frozen=True)
