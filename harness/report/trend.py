@@ -9,7 +9,7 @@ import html
 import math
 import time
 
-from harness.report.conditions import LOAD_RATIO, MIN_HEALTH
+from harness.report.conditions import LOAD_RATIO, MIN_HEALTH, PRESSURE_BAND_PCT
 from harness.report.history import (
     ALPHA,
     BASELINE_RUNS,
@@ -67,8 +67,8 @@ def method_note(baseline_run: str | None = None) -> str:
         f"it would miss a +30 % p95 in most runs (docs/report.md); &quot;within "
         f"uncertainty&quot;: the test and effect size say worse, but the p95 change is inside "
         f"the figures' own uncertainty. Like with like: a baseline holds only runs of "
-        f"comparable conditions (same CPU count, load per CPU within {LOAD_RATIO:g}x, not "
-        f"starved); a run whose measurement got less than {MIN_HEALTH:.0%} of its nominal "
+        f"comparable conditions (same CPU count, load per CPU within {LOAD_RATIO:g}x, CPU "
+        f"pressure within {PRESSURE_BAND_PCT:g} points, not starved); a run whose measurement got less than {MIN_HEALTH:.0%} of its nominal "
         f"samples (starved), or with no comparable earlier run, says &quot;not "
         f"comparable&quot; and why (hover for its conditions): not judged, never flagged. "
         f"Sparklines: p50 blue, "
