@@ -29,9 +29,9 @@ HOST_KEY = "host"  # meta: {"load_1min": float, "cpus": int, "cpu_pressure": flo
 HEALTH_KEY = "health"  # meta: received / nominal samples, 0..1
 HEALTH_NOTE_KEY = "health_note"  # meta: the health in words ("32 of 90 frames")
 MIN_HEALTH = 0.8  # below: starved (a quiet twin's share: 85-89 of 90 frames; starved: 29-55)
-LOAD_RATIO = 2.0  # loads per CPU further apart than this: not comparable
+LOAD_RATIO = 1.25  # loads per CPU further apart than this: not comparable (see docs)
 LOAD_FLOOR_PER_CPU = 0.5  # loads per CPU below this count as this (a quiet host)
-PRESSURE_BAND_PCT = 20.0  # CPU pressures further apart than this (points): not comparable
+PRESSURE_BAND_PCT = 15.0  # CPU pressures further apart than this (points): not comparable
 PSI_CPU = "/proc/pressure/cpu"  # Linux >= 4.20 pressure stall information
 
 

@@ -52,6 +52,9 @@ ALPHA = 0.01
 MIN_DELTA = 0.33  # "medium" (Romano et al. 2006)
 MIN_P95_CHANGE = 0.15  # relative
 BASELINE_RUNS = 5  # K
+# fewer comparable runs before today: no baseline yet (one or two runs do not show how far an
+# unchanged run's figures move from run to run; a chosen --baseline run is taken as it is)
+MIN_BASELINE_RUNS = 3
 MIN_SAMPLES = 10  # per run: fewer cannot show a +30 % p95 reliably (see above)
 TREND_RUNS = 20  # N
 DB_TIMEOUT_S = 10.0
@@ -436,8 +439,15 @@ def regressions(
         why_not = {r["run_id"]: today_c.incomparable(Conditions.from_row(r)) for r in before}
         comparable = [r for r in before if why_not[r["run_id"]] is None]
         reason = today_c.starved() or ""
-        if comparable:
+        n_comparable = len({r["run_id"] for r in comparable})
+        if comparable and (baseline_run is not None or n_comparable >= MIN_BASELINE_RUNS):
             pool = comparable
+        elif comparable:
+            pool = comparable
+            reason = reason or (
+                f"only {n_comparable} earlier run{'s' if n_comparable != 1 else ''} of comparable "
+                f"conditions ({MIN_BASELINE_RUNS} needed; {today_c.describe()} today)"
+            )
         else:
             # nothing comparable: the figures against the plain last runs, for information
             pool = before
