@@ -25,6 +25,17 @@ app's codes timed on arrival; uncertainty 1 ms), measured alone over `--window-s
 session (a test file written here: the suite's share test also scores SSIM, SSIMULACRA2 and
 legibility, which this bench does not need); the plant: the twin's media peer holds each share
 frame (control op `media share_hold_ms`, logged in the twin's truth as the frames' hold_ms).
+Each run's record carries its conditions (harness.report.conditions: the host's load average,
+CPU count and CPU pressure, and the share's health: frames received over the twin's nominal
+15/s x the window), printed with each run's verdict; the detector compares only runs of
+comparable conditions and says "not comparable: why" otherwise (docs/report.md).
+
+The quiet re-run (23 runs of about 20 s on an idle 2-core host, within 15 min; 4 s of share
+give about 60 samples per run, past the 30 at which the simulated detector sees a +30 % p95 in
+8 runs of 10 even at log-sd 0.25, and the detector needs 3 comparable earlier runs):
+
+    .venv/bin/python benchmarks/regression_bench.py --metric share --runs 20 --planted 3 \
+        --window-s 4 --budget-s 900 --json regression-share.json
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -209,7 +221,6 @@ def screenshots(reports: Path, out: Path, run: str | None = None) -> None:
     Chromium and the Debian chromedriver (stopped by PID). Without them: one line saying how
     to install them."""
     import shutil
-    import signal
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_bin = shutil.which("chromedriver")
@@ -293,6 +304,9 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         "(headless Chromium) into DIR/report.png and DIR/trend.png",
     )
     args = ap.parse_args()
+    # SIGTERM ends the bench through its finally blocks: the running pytest is killed, the
+    # twin and the adb server stopped by their PIDs
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     metric = SHARE_METRIC if args.metric == "share" else METRIC
     t0 = time.monotonic()
     unchanged: list[dict] = []
@@ -331,22 +345,26 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                 plant_at = args.runs
                 walls: list[float] = []
                 for k in range(args.runs + args.planted):
+                    if k >= plant_at + args.planted:
+                        break  # planted early (below): the planted runs are done
                     spent = time.monotonic() - t0
                     if spent > args.budget_s:
-                        skipped = args.runs + args.planted - k
+                        skipped = plant_at + args.planted - k
                         print(f"time budget {args.budget_s:g} s spent: {skipped} runs not started")
                         break
                     # the budget keeps room for the planted runs: plant early rather than lose
-                    # them (at least BASELINE_RUNS + 1 unchanged runs first, for one comparison)
+                    # them, when this unchanged run and the planted ones would not fit (at
+                    # least BASELINE_RUNS + 1 unchanged runs first, for one comparison)
                     if (
                         k < plant_at
                         and k > BASELINE_RUNS
                         and walls
-                        and spent + (plant_at - k + args.planted) * max(walls) > args.budget_s
+                        and spent + (1 + args.planted) * max(walls[-3:]) > args.budget_s
                     ):
                         print(
                             f"time budget: planting after {k} unchanged runs (not {args.runs}): "
-                            f"{args.planted} planted runs of up to {max(walls):.0f} s must fit"
+                            f"{args.planted} planted runs of up to {max(walls[-3:]):.0f} s must "
+                            "fit"
                         )
                         plant_at = k
                     if k == plant_at:
