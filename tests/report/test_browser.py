@@ -1,8 +1,8 @@
 """report.html and trend.html opened in headless Chromium (selenium 4 + the Debian chromedriver):
 no console errors, every image decodes, the overview's matrix has one row per device with the
 expected cells, the traceback of a failed budget is collapsed under its verdict, and in
-trend.html a planted regression is flagged while an unchanged series is not, and a starved run says
-"not comparable"."""
+trend.html a planted regression is flagged while an unchanged series is not and a starved run
+says "not comparable"."""
 
 from __future__ import annotations
 
