@@ -55,7 +55,8 @@ def method_note(baseline_run: str | None = None) -> str:
     base = (
         f"run {baseline_run}"
         if baseline_run
-        else f"the last {BASELINE_RUNS} runs of the same test, device, metric, network and app build"
+        else f"the last {BASELINE_RUNS} runs of the same test, device, metric, network and app "
+        "build measured under comparable conditions"
     )
     return (
         f"<p class='hil-method'>Regression: today's samples against the baseline ({_esc(base)}) "
