@@ -30,7 +30,9 @@ HEALTH_KEY = "health"  # meta: received / nominal samples, 0..1
 HEALTH_NOTE_KEY = "health_note"  # meta: the health in words ("32 of 90 frames")
 MIN_HEALTH = 0.8  # below: starved (a quiet twin's share: 85-89 of 90 frames; starved: 29-55)
 LOAD_RATIO = 1.25  # loads per CPU further apart than this: not comparable (see docs)
-LOAD_FLOOR_PER_CPU = 0.5  # loads per CPU below this count as this (a quiet host)
+# loads per CPU below this count as this: fewer runnable tasks than CPUs rarely wait for one
+# (the CPU pressure, where there is one, still tells such hosts apart)
+LOAD_FLOOR_PER_CPU = 1.0
 PRESSURE_BAND_PCT = 15.0  # CPU pressures further apart than this (points): not comparable
 PSI_CPU = "/proc/pressure/cpu"  # Linux >= 4.20 pressure stall information
 
