@@ -18,9 +18,10 @@ runs of 3 samples, 92 % of 10, 99 % of 30, with 0 false alarms from 5 samples up
 3); at log-sd 0.25, 12 % / 49 % / 81 %, with 0 false alarms only at 30.
 
 Like with like: each series row also stores the conditions it was measured under (the host's
-load average and CPU count, the measurement's health: harness.report.conditions). A baseline
-holds only runs of comparable conditions (the last K of them), and a run that is starved, or
-has no comparable run before it, says "not comparable: <why>" (never a regression flag).
+load average, CPU count and CPU pressure, the measurement's health: harness.report.conditions).
+A baseline holds only runs of comparable conditions (the last K of them), and a run that is
+starved, or has fewer than MIN_BASELINE_RUNS comparable runs before it, says "not comparable:
+<why>" (never a regression flag).
 Schema 2 added those columns; a schema-1 file is migrated in place (its rows keep NULL
 conditions and are comparable only with each other).
 """
