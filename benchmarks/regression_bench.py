@@ -25,6 +25,17 @@ app's codes timed on arrival; uncertainty 1 ms), measured alone over `--window-s
 session (a test file written here: the suite's share test also scores SSIM, SSIMULACRA2 and
 legibility, which this bench does not need); the plant: the twin's media peer holds each share
 frame (control op `media share_hold_ms`, logged in the twin's truth as the frames' hold_ms).
+Each run's record carries its conditions (harness.report.conditions: the host's load average,
+CPU count and CPU pressure, and the share's health: frames received over the twin's nominal
+15/s x the window), printed with each run's verdict; the detector compares only runs of
+comparable conditions and says "not comparable: why" otherwise (docs/report.md).
+
+The quiet re-run (23 runs of about 20 s on an idle 2-core host, within 15 min; 4 s of share
+give about 60 samples per run, past the 30 at which the simulated detector sees a +30 % p95 in
+8 runs of 10 even at log-sd 0.25, and the detector needs 3 comparable earlier runs):
+
+    .venv/bin/python benchmarks/regression_bench.py --metric share --runs 20 --planted 3 \
+        --window-s 4 --budget-s 900 --json regression-share.json
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,12 +56,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.farm import AdbServer, TwinProcess  # noqa: E402
+from harness.report.conditions import Conditions  # noqa: E402
 from harness.report.history import (  # noqa: E402
     BASELINE_RUNS,
     HISTORY_FILE,
     History,
     regressions,
 )
+from harness.twin.rtc import SHARE_FPS  # noqa: E402  the twin's nominal share rate
 
 TEST = "suites/test_connect.py::test_connect_time_within_budget"
 METRIC = "connect_time_s"
@@ -84,6 +98,7 @@ import time
 import pytest
 
 from harness.farm.control import TwinControl
+from harness.report.conditions import rate_health
 from harness.session.media import TIMECODE_APP, share_latency
 
 @pytest.mark.requires("eligible")
@@ -100,6 +115,8 @@ def test_screen_share_latency(device, hil_device, ui, live_session, agent_bot, m
     time.sleep(WINDOW_S)
     frames = [f for f in list(agent_bot.session.share) if f.t_arrival >= t0]
     m = share_latency(frames, (w, h)).measurement
+    # the measurement's health: share frames received against the twin's nominal rate
+    m.meta.update(rate_health(len(frames), NOMINAL_FPS, WINDOW_S, "share frames"))
     measure.measurements.append(m)
     measure.check(m)
 """
@@ -146,10 +163,14 @@ def _compare(
         "p50": round(float(np.percentile(samples, 50)), 3) if samples else None,
         "p95": round(float(np.percentile(samples, 95)), 3) if samples else None,
         "uncertainty": rows[0]["uncertainty"] if rows else None,
+        "conditions": Conditions.from_row(rows[0]).describe() if rows else "",
+        "load_1min": rows[0]["load_1min"] if rows else None,
+        "health": rows[0]["health"] if rows else None,
         "compared": {
             c.metric: {
                 "flagged": c.regression,
                 "verdict": c.verdict,
+                "why_not_comparable": c.not_comparable,
                 "uncertainty": round(c.uncertainty, 3),
                 "p": round(c.p_value, 4),
                 "delta": round(c.cliffs_delta, 2),
@@ -162,10 +183,17 @@ def _compare(
 
 
 def _baseline_p95(reports: Path, run_id: str, metric: str = METRIC) -> float:
-    """p95 of the `metric` samples of the last BASELINE_RUNS runs up to `run_id`."""
+    """p95 of the `metric` samples of the last BASELINE_RUNS runs up to `run_id` that were
+    measured under conditions comparable with its own (the detector's baseline of a run like
+    it; all of the last BASELINE_RUNS when none is)."""
     with History(reports / HISTORY_FILE) as h:
         row = next(r for r in h.run_records(run_id) if r["metric"] == metric)
         before = h.series_rows(row["series"])
+    like = Conditions.from_row(row)
+    # the plant is sized on the healthy runs (a starved one is never a baseline)
+    healthy = [r for r in before if not Conditions.from_row(r).starved()]
+    ok = [r for r in healthy if like.starved() or like.incomparable(Conditions.from_row(r)) is None]
+    before = ok or healthy or before
     runs = list(dict.fromkeys(r["run_id"] for r in before))[-BASELINE_RUNS:]
     values = [v for r in before if r["run_id"] in runs for v in json.loads(r["samples"])]
     return float(np.percentile(values, 95))
@@ -193,7 +221,6 @@ def screenshots(reports: Path, out: Path, run: str | None = None) -> None:
     Chromium and the Debian chromedriver (stopped by PID). Without them: one line saying how
     to install them."""
     import shutil
-    import signal
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_bin = shutil.which("chromedriver")
@@ -261,7 +288,12 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         "--answer-s", type=float, default=DEFAULT_ANSWER_S, help="the backend's answer time"
     )
     ap.add_argument("--profile", default="android-emulator-api34")
-    ap.add_argument("--budget-s", type=float, default=720.0, help="no run starts past this")
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        default=720.0,
+        help="no run starts past this; the plant comes early enough for the planted runs to fit",
+    )
     ap.add_argument("--reports", default=None, metavar="DIR", help="keep the runs here")
     ap.add_argument("--json", default=None)
     ap.add_argument(
@@ -272,6 +304,9 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         "(headless Chromium) into DIR/report.png and DIR/trend.png",
     )
     args = ap.parse_args()
+    # SIGTERM ends the bench through its finally blocks: the running pytest is killed, the
+    # twin and the adb server stopped by their PIDs
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     metric = SHARE_METRIC if args.metric == "share" else METRIC
     t0 = time.monotonic()
     unchanged: list[dict] = []
@@ -293,9 +328,9 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                     target = ["--twin", args.profile, "--adb-port", str(adb.port)]
                     test_file = tmp_path / "test_share_latency.py"
                     test_file.write_text(
-                        SHARE_TEST.replace("WINDOW_S", repr(args.window_s)).replace(
-                            "HOLD_ENV", SHARE_HOLD_ENV
-                        )
+                        SHARE_TEST.replace("WINDOW_S", repr(args.window_s))
+                        .replace("HOLD_ENV", SHARE_HOLD_ENV)
+                        .replace("NOMINAL_FPS", repr(SHARE_FPS))
                     )
                     test = str(test_file)
                 else:
@@ -308,11 +343,30 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                         test_file.write_text(SESSIONS_TEST.replace("SESSIONS", str(args.sessions)))
                         test = str(test_file)
                 plant_at = args.runs
+                walls: list[float] = []
                 for k in range(args.runs + args.planted):
-                    if time.monotonic() - t0 > args.budget_s:
-                        skipped = args.runs + args.planted - k
+                    if k >= plant_at + args.planted:
+                        break  # planted early (below): the planted runs are done
+                    spent = time.monotonic() - t0
+                    if spent > args.budget_s:
+                        skipped = plant_at + args.planted - k
                         print(f"time budget {args.budget_s:g} s spent: {skipped} runs not started")
                         break
+                    # the budget keeps room for the planted runs: plant early rather than lose
+                    # them, when this unchanged run and the planted ones would not fit (at
+                    # least BASELINE_RUNS + 1 unchanged runs first, for one comparison)
+                    if (
+                        k < plant_at
+                        and k > BASELINE_RUNS
+                        and walls
+                        and spent + (1 + args.planted) * max(walls[-3:]) > args.budget_s
+                    ):
+                        print(
+                            f"time budget: planting after {k} unchanged runs (not {args.runs}): "
+                            f"{args.planted} planted runs of up to {max(walls[-3:]):.0f} s must "
+                            "fit"
+                        )
+                        plant_at = k
                     if k == plant_at:
                         base_p95 = _baseline_p95(reports, unchanged[-1]["run"], metric)
                         if args.metric == "share":
@@ -335,6 +389,7 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                             )
                         plant_info = {"baseline_p95": round(base_p95, 3), **plant}
                     run_id, wall, tail = _pytest(target, reports, test, env)
+                    walls.append(wall)
                     # a planted run is compared with the unchanged runs before the plant, never
                     # with the planted runs before it (the regression is not yet the norm)
                     exclude = tuple(r["run"] for r in planted)
@@ -346,13 +401,20 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                     (planted if k >= plant_at else unchanged).append(row)
                     print(
                         f"{'planted' if k >= plant_at else 'unchanged'} run {k + 1}: "
-                        f"{metric} n={row['n']} p50={row['p50']} p95={row['p95']}, {tail}, "
-                        f"load {row['load_average_1min']}; "
+                        f"{metric} n={row['n']} p50={row['p50']} p95={row['p95']}, {tail}; "
+                        f"conditions: {row['conditions']}; "
                         "detector: "
                         + (
                             ", ".join(
-                                f"{m} {c['verdict']} (p={c['p']}, unc={c['uncertainty']}, "
-                                f"delta={c['delta']}, p95 {c['p95_change']:+.0%})"
+                                f"{m} {c['verdict']}"
+                                + (
+                                    f" [{c['why_not_comparable']}]"
+                                    if c["why_not_comparable"]
+                                    else ""
+                                )
+                                + f" (p={c['p']}, unc={c['uncertainty']}, "
+                                f"delta={c['delta']}, p95 {c['p95_change']:+.0%}, "
+                                f"{c['base_runs']} baseline runs)"
                                 for m, c in row["compared"].items()
                             )
                             or "no baseline yet"
@@ -372,6 +434,12 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     for r in planted:
         v = r["compared"].get(metric, {}).get("verdict", "no baseline")
         verdicts[v] = verdicts.get(v, 0) + 1
+    unchanged_verdicts: dict[str, int] = {}
+    for r in compared:
+        v = r["compared"].get(metric, {}).get("verdict", "no baseline")
+        unchanged_verdicts[v] = unchanged_verdicts.get(v, 0) + 1
+    loads = [r["load_1min"] for r in unchanged + planted if r["load_1min"] is not None]
+    healths = [r["health"] for r in unchanged + planted if r["health"] is not None]
     summary = {
         "unchanged_runs": len(unchanged),
         "unchanged_runs_compared": len(compared),
@@ -381,6 +449,9 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         "planted_runs": len(planted),
         "planted_flagged": detected,
         "planted_verdicts": verdicts,
+        "unchanged_verdicts": unchanged_verdicts,
+        "load_1min_range": [min(loads), max(loads)] if loads else None,
+        "health_range": [min(healths), max(healths)] if healths else None,
         "runs_not_started": skipped,
         "metric": metric,
         "plant": plant_info,
@@ -391,9 +462,11 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     }
     print(
         f"\nfalse alarms: {false_alarms} of {len(compared)} unchanged runs compared "
-        f"({series_alarms} of {series_checks} series comparisons); planted +{PLANT:.0%} p95: "
-        f"{metric} flagged in {detected} of {len(planted)} runs (verdicts {verdicts}); "
-        f"{summary['total_s']:.0f} s, load average {summary['load_average_1min_end']}"
+        f"({series_alarms} of {series_checks} series comparisons; {metric} verdicts "
+        f"{unchanged_verdicts}); planted +{PLANT:.0%} p95: {metric} flagged in {detected} of "
+        f"{len(planted)} runs (verdicts {verdicts}); {summary['total_s']:.0f} s, host load "
+        f"average (1 min, at each run's end) {summary['load_1min_range']} on {os.cpu_count()} "
+        f"CPUs" + (f", health {summary['health_range']}" if healths else "")
     )
     if args.screenshots and args.reports:
         flagged = [r["run"] for r in planted if r["compared"].get(metric, {}).get("flagged")]

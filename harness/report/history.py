@@ -16,6 +16,14 @@ flagged). The figure comes from simulating the detector (benchmarks/report_bench
 lognormal series per case, baseline 5 runs): at log-sd 0.1 a +30 % p95 is flagged in 62 % of
 runs of 3 samples, 92 % of 10, 99 % of 30, with 0 false alarms from 5 samples up (1 in 1,000 at
 3); at log-sd 0.25, 12 % / 49 % / 81 %, with 0 false alarms only at 30.
+
+Like with like: each series row also stores the conditions it was measured under (the host's
+load average, CPU count and CPU pressure, the measurement's health: harness.report.conditions).
+A baseline holds only runs of comparable conditions (the last K of them), and a run that is
+starved, or has fewer than MIN_BASELINE_RUNS comparable runs before it, says "not comparable:
+<why>" (never a regression flag).
+Schema 2 added those columns; a schema-1 file is migrated in place (its rows keep NULL
+conditions and are comparable only with each other).
 """
 
 from __future__ import annotations
@@ -33,17 +41,21 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.report.conditions import HEALTH_KEY, HEALTH_NOTE_KEY, Conditions
 from harness.report.record import ResultRecord
 from harness.report.stats import mann_whitney_greater
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the conditions columns (load_1min, cpus, health, health_note, cpu_pressure)
 HISTORY_FILE = "history.sqlite"
 ALPHA = 0.01
 MIN_DELTA = 0.33  # "medium" (Romano et al. 2006)
 MIN_P95_CHANGE = 0.15  # relative
 BASELINE_RUNS = 5  # K
+# fewer comparable runs before today: no baseline yet (one or two runs do not show how far an
+# unchanged run's figures move from run to run; a chosen --baseline run is taken as it is)
+MIN_BASELINE_RUNS = 3
 MIN_SAMPLES = 10  # per run: fewer cannot show a +30 % p95 reliably (see above)
 TREND_RUNS = 20  # N
 DB_TIMEOUT_S = 10.0
@@ -58,10 +70,19 @@ CREATE TABLE IF NOT EXISTS measurements (
     run_id TEXT NOT NULL REFERENCES runs(run_id), t REAL, series TEXT NOT NULL,
     test TEXT, device_key TEXT, device TEXT, model TEXT, profile TEXT, network TEXT,
     app_build TEXT, metric TEXT, unit TEXT, n INTEGER, p50 REAL, p95 REAL, mean REAL,
-    uncertainty REAL, mark TEXT, interrupted INTEGER, samples TEXT
+    uncertainty REAL, mark TEXT, interrupted INTEGER, samples TEXT,
+    load_1min REAL, cpus INTEGER, health REAL, health_note TEXT, cpu_pressure REAL
 );
 CREATE INDEX IF NOT EXISTS measurements_series ON measurements(series, t);
 """
+# schema 1 -> 2: the conditions a series was measured under (appended: the INSERT's order)
+_CONDITION_COLUMNS = (
+    ("load_1min", "REAL"),
+    ("cpus", "INTEGER"),
+    ("health", "REAL"),
+    ("health_note", "TEXT"),
+    ("cpu_pressure", "REAL"),
+)
 
 
 class HistoryError(HarnessError):
@@ -119,10 +140,20 @@ class History:
                     f"({SCHEMA_VERSION}); use a newer mayday-hil or another --reports"
                 )
             self.db.executescript(_SCHEMA)
+            self._migrate(version)
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.commit()
         except sqlite3.DatabaseError as e:
             raise HistoryError(f"{self.path}: not a usable history store: {e}") from None
+
+    def _migrate(self, version: int) -> None:
+        """Bring a store of an older schema to this one (in place, rows kept)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(measurements)")}
+        missing = [(n, t) for n, t in _CONDITION_COLUMNS if n not in have]
+        for name, kind in missing:
+            self.db.execute(f"ALTER TABLE measurements ADD COLUMN {name} {kind}")
+        if missing:
+            log.info("%s: history schema %d migrated to %d", self.path, version, SCHEMA_VERSION)
 
     def close(self) -> None:
         try:
@@ -156,7 +187,7 @@ class History:
             )
             self.db.executemany(
                 "INSERT INTO measurements VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         run_id,
@@ -179,6 +210,7 @@ class History:
                         r.mark,
                         int(r.interrupted),
                         json.dumps(r.samples),
+                        *_condition_values(r),
                     )
                     for r in records
                     if r.samples
@@ -200,7 +232,9 @@ class History:
     def series_rows(self, series: str, before_t: float | None = None) -> list[dict]:
         """Measurements of a series (not interrupted), oldest first."""
         q = (
-            "SELECT run_id, t, n, p50, p95, uncertainty, mark, samples, unit FROM measurements "
+            "SELECT run_id, t, n, p50, p95, uncertainty, mark, samples, unit, "
+            + ", ".join(n for n, _ in _CONDITION_COLUMNS)
+            + " FROM measurements "
             "WHERE series = ? AND interrupted = 0"
         )
         args: list = [series]
@@ -208,7 +242,18 @@ class History:
             q += " AND t < ?"
             args.append(before_t)
         q += " ORDER BY t, run_id"
-        keys = ("run_id", "t", "n", "p50", "p95", "uncertainty", "mark", "samples", "unit")
+        keys = (
+            "run_id",
+            "t",
+            "n",
+            "p50",
+            "p95",
+            "uncertainty",
+            "mark",
+            "samples",
+            "unit",
+            *(n for n, _ in _CONDITION_COLUMNS),
+        )
         return [dict(zip(keys, row, strict=True)) for row in self.db.execute(q, args)]
 
     def run_records(self, run_id: str) -> list[dict]:
@@ -231,6 +276,7 @@ class History:
             "interrupted",
             "samples",
             "t",
+            *(n for n, _ in _CONDITION_COLUMNS),
         )
         q = f"SELECT {', '.join(keys)} FROM measurements WHERE run_id = ?"
         return [dict(zip(keys, row, strict=True)) for row in self.db.execute(q, (run_id,))]
@@ -241,6 +287,14 @@ class History:
         marks = ",".join("?" * len(runs))
         q = f"SELECT DISTINCT series FROM measurements WHERE run_id IN ({marks}) ORDER BY series"
         return [row[0] for row in self.db.execute(q, runs)]
+
+
+def _condition_values(r: ResultRecord) -> tuple:
+    """(load_1min, cpus, health, health_note, cpu_pressure) of a record, None where not
+    recorded."""
+    c = Conditions.from_meta(r.meta)
+    note = r.meta.get(HEALTH_NOTE_KEY) if HEALTH_KEY in r.meta else None
+    return (c.load_1min, c.cpus, c.health, note, c.cpu_pressure)
 
 
 @dataclass(frozen=True)
@@ -267,6 +321,13 @@ class Comparison:
     lower_is_better: bool
     method: str
     uncertainty: float = 0.0  # of the p95 change: today's plus the baseline's
+    # why today cannot be compared ("" when it can): starved, or no comparable baseline run
+    not_comparable: str = ""
+    conditions: str = ""  # today's, in words
+
+    @property
+    def comparable(self) -> bool:
+        return not self.not_comparable
 
     @property
     def within_uncertainty(self) -> bool:
@@ -274,6 +335,7 @@ class Comparison:
         U test and the effect size saw today worse, the figures cannot confirm it."""
         return (
             not self.regression
+            and self.comparable
             and self.p_value < ALPHA
             and self.cliffs_delta >= MIN_DELTA
             and self.p95_change > MIN_P95_CHANGE
@@ -286,8 +348,11 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        """ "REGRESSION", "too few samples" (not flagged, but it could not have seen one) or
-        "ok"."""
+        """ "REGRESSION", "not comparable" (starved, or no baseline run of comparable
+        conditions: not judged), "within uncertainty", "too few samples" (not flagged, but it
+        could not have seen one) or "ok"."""
+        if not self.comparable:
+            return "not comparable"
         if self.regression:
             return "REGRESSION"
         if self.within_uncertainty:
@@ -296,7 +361,9 @@ class Comparison:
 
     def describe(self) -> str:
         word = "REGRESSION" if self.regression else "no regression"
-        if self.within_uncertainty:
+        if not self.comparable:
+            word = f"not comparable: {self.not_comparable}; figures for information"
+        elif self.within_uncertainty:
             word += f" (worse, but within the figures' uncertainty +/- {self.uncertainty:.3g})"
         elif not self.regression and self.too_few_samples:
             word += f" seen (too few samples: {self.n_today} < {MIN_SAMPLES})"
@@ -337,7 +404,12 @@ def regressions(
     exclude_runs: Collection[str] = (),
 ) -> list[Comparison]:
     """Every series of a stored run against its baseline: the last `baseline_runs` runs of the
-    same series before it (never one of `exclude_runs`), or the one `baseline_run`.
+    same series before it measured under comparable conditions (never one of `exclude_runs`),
+    or the one `baseline_run`.
+
+    A series whose run is starved, or that has earlier runs but none of comparable conditions
+    (or whose chosen baseline run is not comparable), is compared for information only: its
+    Comparison says why in `not_comparable` and is never a regression.
 
     Raises:
         HistoryError: an unknown run or baseline run.
@@ -354,18 +426,41 @@ def regressions(
     for row in history.run_records(run_id):
         if row["interrupted"]:
             continue
+        today_c = Conditions.from_row(row)
         if baseline_run is not None:
-            base = base_by_series.get(row["series"], [])
+            before = base_by_series.get(row["series"], [])
         else:
             before = [
                 r
                 for r in history.series_rows(row["series"], before_t=row["t"])
                 if r["run_id"] not in exclude_runs
             ]
-            runs = list(dict.fromkeys(r["run_id"] for r in before))[-baseline_runs:]
-            base = [r for r in before if r["run_id"] in runs]
-        if not base:
+        if not before:
             continue
+        why_not = {r["run_id"]: today_c.incomparable(Conditions.from_row(r)) for r in before}
+        comparable = [r for r in before if why_not[r["run_id"]] is None]
+        reason = today_c.starved() or ""
+        n_comparable = len({r["run_id"] for r in comparable})
+        if comparable and (baseline_run is not None or n_comparable >= MIN_BASELINE_RUNS):
+            pool = comparable
+        elif comparable:
+            pool = comparable
+            reason = reason or (
+                f"only {n_comparable} earlier run{'s' if n_comparable != 1 else ''} of comparable "
+                f"conditions ({MIN_BASELINE_RUNS} needed; {today_c.describe()} today)"
+            )
+        else:
+            # nothing comparable: the figures against the plain last runs, for information
+            pool = before
+            reasons = list(dict.fromkeys(w for w in why_not.values() if w))
+            reason = reason or (
+                f"no baseline run of comparable conditions ({today_c.describe()} today; "
+                f"{len(why_not)} earlier run{'s' if len(why_not) != 1 else ''}: "
+                + "; ".join(reasons[:3])
+                + ")"
+            )
+        runs = list(dict.fromkeys(r["run_id"] for r in pool))[-baseline_runs:]
+        base = [r for r in pool if r["run_id"] in runs]
         today = json.loads(row["samples"])
         base_samples = [v for r in base for v in json.loads(r["samples"])]
         lower = lower_is_better(row["metric"])
@@ -392,10 +487,12 @@ def regressions(
                 p_value=p,
                 cliffs_delta=delta,
                 p95_change=change,
-                regression=flagged,
+                regression=flagged and not reason,
                 lower_is_better=lower,
                 method=method,
                 uncertainty=unc,
+                not_comparable=reason,
+                conditions=today_c.describe(),
             )
         )
     return out

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from harness.measure import Measurement
+from harness.report.conditions import HOST_KEY, host_conditions
 
 RECORD_VERSION = 1
 
@@ -39,7 +40,8 @@ class ResultRecord:
         samples: sample values, in order.
         stats: summary statistics (harness.measure.Stats as a dict), empty with no samples.
         uncertainty: largest per-sample uncertainty (same unit).
-        meta: free-form facts (network profile, load, source...).
+        meta: free-form facts (network profile, source...); `host` (load average, CPUs) and,
+            where the measurement knows it, `health` (harness.report.conditions).
         verdict: harness.measure.Verdict.to_dict() when the measurement was checked, else None.
         interrupted: the run was stopped while the test was measuring: the samples are what
             was measured until then.
@@ -88,7 +90,9 @@ class ResultRecord:
             samples=[s.value for s in m.samples],
             stats=asdict(m.stats()) if m.samples else {},
             uncertainty=m.uncertainty,
-            meta=dict(m.meta),
+            # the host's conditions when the measurement ended (harness.report.conditions):
+            # the regression detector compares only runs measured under comparable ones
+            meta={HOST_KEY: host_conditions(), **m.meta},
             verdict=verdict.to_dict() if verdict is not None else None,
             interrupted=interrupted,
             run=run,

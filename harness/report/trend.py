@@ -9,6 +9,7 @@ import html
 import math
 import time
 
+from harness.report.conditions import LOAD_RATIO, MIN_HEALTH, PRESSURE_BAND_PCT
 from harness.report.history import (
     ALPHA,
     BASELINE_RUNS,
@@ -34,6 +35,7 @@ table.hil-trend th,table.hil-trend td{border:1px solid #bbb;padding:.25em .5em;f
 tr.hil-regression td{background:#f2bcbc}tr.hil-regression td.hil-flag{font-weight:bold;color:#b00020}
 tr.hil-unchanged td.hil-flag{color:#1b5e20}
 tr.hil-too-few td.hil-flag,tr.hil-unclear td.hil-flag{color:#a15c00}
+tr.hil-not-comparable td.hil-flag{color:#37474f}
 .hil-method{font-size:.85em;color:#444;max-width:70em}
 </style>
 """
@@ -53,7 +55,8 @@ def method_note(baseline_run: str | None = None) -> str:
     base = (
         f"run {baseline_run}"
         if baseline_run
-        else f"the last {BASELINE_RUNS} runs of the same test, device, metric, network and app build"
+        else f"the last {BASELINE_RUNS} runs of the same test, device, metric, network and app "
+        "build measured under comparable conditions"
     )
     return (
         f"<p class='hil-method'>Regression: today's samples against the baseline ({_esc(base)}) "
@@ -64,7 +67,12 @@ def method_note(baseline_run: str | None = None) -> str:
         f"{MIN_SAMPLES} samples in a series says &quot;too few samples&quot; instead of ok: "
         f"it would miss a +30 % p95 in most runs (docs/report.md); &quot;within "
         f"uncertainty&quot;: the test and effect size say worse, but the p95 change is inside "
-        f"the figures' own uncertainty. Sparklines: p50 blue, "
+        f"the figures' own uncertainty. Like with like: a baseline holds only runs of "
+        f"comparable conditions (same CPU count, load per CPU within {LOAD_RATIO:g}x, CPU "
+        f"pressure within {PRESSURE_BAND_PCT:g} points, not starved); a run whose measurement got less than {MIN_HEALTH:.0%} of its nominal "
+        f"samples (starved), or with no comparable earlier run, says &quot;not "
+        f"comparable&quot; and why (hover for its conditions): not judged, never flagged. "
+        f"Sparklines: p50 blue, "
         f"p95 orange, oldest left.</p>"
     )
 
@@ -78,16 +86,23 @@ table.hil-trend-grid td a:hover{text-decoration:underline}
 table.hil-trend-grid td img{display:block;width:160px;height:auto}
 td.hil-g-regression{background:#f2bcbc}td.hil-g-regression .hil-grid-flag{color:#b00020}
 td.hil-g-unclear,td.hil-g-few{background:#fcf1c7}td.hil-g-ok{background:#dff0d8}
-td.hil-g-none{background:#f4f4f4}.hil-grid-n{color:#555;font-size:.9em}
+td.hil-g-none{background:#f4f4f4}td.hil-g-nc{background:#e3e8f0}.hil-grid-n{color:#555;font-size:.9em}
 </style>"""
 OVERVIEW_ROWS = 20  # series shown open in report.html's history; the others one click away
-_VERDICT_RANK = {"no baseline": 0, "ok": 1, "too few samples": 2, "within uncertainty": 3}
-_VERDICT_RANK["REGRESSION"] = 4
+_VERDICT_RANK = {
+    "no baseline": 0,
+    "ok": 1,
+    "not comparable": 2,
+    "too few samples": 3,
+    "within uncertainty": 4,
+    "REGRESSION": 5,
+}
 _GRID_CLASS = {
     "REGRESSION": "hil-g-regression",
     "within uncertainty": "hil-g-unclear",
     "too few samples": "hil-g-few",
     "ok": "hil-g-ok",
+    "not comparable": "hil-g-nc",
     "no baseline": "hil-g-none",
 }
 
@@ -119,8 +134,11 @@ def _items(history: History, comps: dict[str, Comparison], last: int) -> list[di
                 "REGRESSION": "hil-regression",
                 "ok": "hil-unchanged",
                 "within uncertainty": "hil-unclear",
+                "not comparable": "hil-not-comparable",
             }.get(flag, "hil-too-few")
-            if c.within_uncertainty:
+            if not c.comparable:
+                flag = f"{flag}: {_esc(c.not_comparable)}"
+            elif c.within_uncertainty:
                 flag = f"{flag} (&plusmn; {_num(c.uncertainty)} {_esc(c.unit)})"
             elif flag != "ok" and not c.regression:
                 flag = f"{flag} ({c.n_today} &lt; {MIN_SAMPLES})"
@@ -135,7 +153,8 @@ def _items(history: History, comps: dict[str, Comparison], last: int) -> list[di
             f"<td>{_esc(lab['device'])}</td><td>{_esc(lab['metric'])}</td>"
             f"<td>{_esc(lab['test'])}</td><td>{_esc(lab['network'] or '-')}</td>"
             f"<td><img alt='trend' src='data:image/png;base64,{spark}'></td>"
-            f"<td>{len(points)}</td>{figures}<td class='hil-flag'>{flag}</td></tr>"
+            f"<td>{len(points)}</td>{figures}<td class='hil-flag' "
+            f"title='{_esc(c.conditions if c else '')}'>{flag}</td></tr>"
         )
         items.append(
             {
@@ -192,6 +211,11 @@ def grid_html(items: list[dict]) -> str:
                 f"{it['label']['test']}"
                 + (f" [{it['label']['network']}]" if it["label"]["network"] else "")
                 + f": {it['verdict']}"
+                + (
+                    f" ({it['comparison'].not_comparable})"
+                    if it["comparison"] is not None and not it["comparison"].comparable
+                    else ""
+                )
                 for it in its
             )
             tds.append(
@@ -248,6 +272,7 @@ def trend_section(
     flagged = sum(c.regression for c in comps.values())
     few = sum(c.verdict == "too few samples" for c in comps.values())
     unclear = sum(c.within_uncertainty for c in comps.values())
+    apart = sum(not c.comparable for c in comps.values())
     line = (
         f"{flagged} regression{'s' if flagged != 1 else ''} in run {_esc(run_id)} "
         f"({len(comps)} series with a baseline"
@@ -257,6 +282,12 @@ def trend_section(
             else ""
         )
         + (f"; {unclear} worse within the figures' uncertainty" if unclear else "")
+        + (
+            f"; {apart} not comparable (a starved run, or no earlier run of comparable "
+            "conditions: not judged)"
+            if apart
+            else ""
+        )
         + ")"
     )
     items = _items(history, comps, last)

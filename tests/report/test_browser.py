@@ -1,7 +1,8 @@
 """report.html and trend.html opened in headless Chromium (selenium 4 + the Debian chromedriver):
 no console errors, every image decodes, the overview's matrix has one row per device with the
 expected cells, the traceback of a failed budget is collapsed under its verdict, and in
-trend.html a planted regression is flagged while an unchanged series is not."""
+trend.html a planted regression is flagged while an unchanged series is not and a starved run
+says "not comparable"."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from harness.cli import main
 from harness.measure import Measurement
 from harness.report import ResultRecord
+from harness.report.conditions import rate_health
 from harness.report.history import History
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -213,8 +215,8 @@ def test_report_html_in_chromium(browser, pytester: pytest.Pytester, tmp_path):
     assert _broken_images(browser) == []
 
 
-def _records(values, series: str):
-    m = Measurement("share_latency_ms", "ms")
+def _records(values, series: str, meta: dict | None = None):
+    m = Measurement("share_latency_ms", "ms", meta=meta or {})
     for v in values:
         m.add(float(v), uncertainty=2.0)
     return ResultRecord.from_measurement(
@@ -233,17 +235,26 @@ def test_trend_html_in_chromium_flags_the_planted_regression_only(browser, tmp_p
             last = k == 6
             planted = 120 * rng.lognormal(0, 0.1, 30) * (1.3 if last else 1.0)
             unchanged = 120 * rng.lognormal(0, 0.1, 30)
+            # a third series whose last run the host starved: a third of its frames, twice
+            # as slow; not judged ("not comparable"), never flagged
+            starved = 120 * rng.lognormal(0, 0.1, 30) * (2.0 if last else 1.0)
+            health = rate_health(20 if last else 60, 15.0, 4.0, "share frames")
             h.append_run(
                 f"run-{k}",
-                [_records(planted, "planted"), _records(unchanged, "unchanged")],
+                [
+                    _records(planted, "planted"),
+                    _records(unchanged, "unchanged"),
+                    _records(starved, "starved", health),
+                ],
                 t=1000.0 + k,
             )
     out = tmp_path / "trend.html"
     assert main(["report", "trend", "--reports", str(tmp_path), "-o", str(out)]) == 0
     logs = _open(browser, out, "return !!document.getElementById('hil-trend')")
     assert [e for e in logs if e["level"] == "SEVERE"] == []
-    # two series' sparklines, and the grid's one cell (one device x one metric) shows the worst
-    assert _broken_images(browser) == [] and _image_count(browser) == 3
+    # three series' sparklines, and the grid's one cell (one device x one metric) shows the
+    # worst
+    assert _broken_images(browser) == [] and _image_count(browser) == 4
     grid = browser.execute_script(
         "return [...document.querySelectorAll('tr.hil-grid-row')].map(r => ({device: "
         "r.dataset.device, cells: [...r.querySelectorAll('td.hil-grid-cell')].map(c => "
@@ -266,6 +277,9 @@ def test_trend_html_in_chromium_flags_the_planted_regression_only(browser, tmp_p
     flags = browser.execute_script(
         "return Object.fromEntries([...document.querySelectorAll('tr.hil-trend-row')]"
         ".map(r => [r.children[2].textContent, r.querySelector('.hil-flag').textContent]))"
+    )
+    assert flags.pop("test_media.py::test_starved").startswith(
+        "not comparable: starved (health 33% < 80%: 20 of 60 share frames"
     )
     assert flags == {
         "test_media.py::test_planted": "REGRESSION",

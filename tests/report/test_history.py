@@ -12,7 +12,7 @@ import pytest
 from harness.cli import main
 from harness.measure import Measurement
 from harness.report import ResultRecord
-from harness.report.history import History, HistoryError, regressions
+from harness.report.history import SCHEMA_VERSION, History, HistoryError, regressions
 from harness.report.stats import mann_whitney_greater
 
 NODE = "suites/test_media.py::test_share[127.0.0.1:41234-fire-hdx-7-2013]"
@@ -72,7 +72,7 @@ def test_u_test_matches_scipy():
 
 def test_schema_versioned_and_a_newer_store_refused(tmp_path):
     h = History(tmp_path / "history.sqlite")
-    assert h.db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert h.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     h.close()
     db = sqlite3.connect(tmp_path / "history.sqlite")
     db.execute("PRAGMA user_version = 9")
