@@ -8,7 +8,7 @@ against one twin, and whether it flags a planted +30 % p95 latency.
 One adb server and one twin, started here and stopped (by PID) at the end. Each run is a real
 pytest against that twin (`--device`), a run directory of its own in one reports dir; the
 plugin appends it to reports/history.sqlite as any run does. After each run the detector
-(harness.report.history.regressions) compares it with its baseline (the last 5 runs of the same
+(harness.report.regression.regressions) compares it with its baseline (the last 5 runs of the same
 series): a flag on an unchanged run is a false alarm. Then a real slowdown of what the harness
 measures is planted, 30 % of the p95 of the last baseline, and the next `--planted` runs are
 compared with the unchanged runs before them. Bounded: each pytest run RUN_TIMEOUT_S, the whole
@@ -57,12 +57,8 @@ sys.path.insert(0, str(ROOT))
 
 from harness.farm import AdbServer, TwinProcess  # noqa: E402
 from harness.report.conditions import Conditions  # noqa: E402
-from harness.report.history import (  # noqa: E402
-    BASELINE_RUNS,
-    HISTORY_FILE,
-    History,
-    regressions,
-)
+from harness.report.history import HISTORY_FILE, History  # noqa: E402
+from harness.report.regression import BASELINE_RUNS, regressions  # noqa: E402
 from harness.twin.rtc import SHARE_FPS  # noqa: E402  the twin's nominal share rate
 
 TEST = "suites/test_connect.py::test_connect_time_within_budget"

@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.report.history import BASELINE_RUNS, compare  # noqa: E402
+from harness.report.regression import BASELINE_RUNS, compare  # noqa: E402
 
 DEVICES = 20
 LOADS = 5

@@ -10,21 +10,18 @@ import math
 import time
 
 from harness.report.conditions import LOAD_RATIO, MIN_HEALTH, PRESSURE_BAND_PCT
-from harness.report.history import (
+from harness.report.history import TREND_RUNS, History, series_label, trend
+from harness.report.images import thumbnail
+from harness.report.plots import sparkline_png
+from harness.report.regression import (
     ALPHA,
     BASELINE_RUNS,
     MIN_DELTA,
     MIN_P95_CHANGE,
     MIN_SAMPLES,
-    TREND_RUNS,
     Comparison,
-    History,
     regressions,
-    series_label,
-    trend,
 )
-from harness.report.images import thumbnail
-from harness.report.plots import sparkline_png
 
 STYLE = """
 <style>

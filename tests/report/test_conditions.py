@@ -22,7 +22,8 @@ from harness.report.conditions import (
     host_conditions,
     rate_health,
 )
-from harness.report.history import SCHEMA_VERSION, History, regressions, series_of
+from harness.report.history import SCHEMA_VERSION, History, series_of
+from harness.report.regression import regressions
 from harness.report.trend import trend_page
 
 NODE = "suites/test_media.py::test_share[127.0.0.1:41234-android-emulator-api34]"

@@ -12,7 +12,8 @@ import pytest
 from harness.cli import main
 from harness.measure import Measurement
 from harness.report import ResultRecord
-from harness.report.history import SCHEMA_VERSION, History, HistoryError, regressions
+from harness.report.history import SCHEMA_VERSION, History, HistoryError
+from harness.report.regression import regressions
 from harness.report.stats import mann_whitney_greater
 
 NODE = "suites/test_media.py::test_share[127.0.0.1:41234-fire-hdx-7-2013]"
@@ -136,7 +137,7 @@ def test_hil_report_trend_builds_the_page_from_history_alone(tmp_path, capsys):
 
 
 def test_a_run_of_few_samples_says_too_few_instead_of_ok(tmp_path):
-    from harness.report.history import MIN_SAMPLES
+    from harness.report.regression import MIN_SAMPLES
     from harness.report.trend import trend_page
 
     rng = np.random.default_rng(5)
