@@ -45,10 +45,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # one group run on one worker, one after another; every other test goes to whichever worker is
 # free. Each group names what its tests share that two workers must not use at once.
 XDIST_GROUPS: dict[str, tuple[str, ...]] = {
-    # Live media sessions: the host decodes, encodes and analyses video for each; two at once on
-    # 2 cores starve each other and the frames they measure (the plugin's own rule: one live
-    # media session per two cores, harness/plugin/slots.py).
-    "live-media": ("tests/media/",),
+    # What keeps the host's cores busy for tens of seconds: live media sessions (the host decodes,
+    # encodes and analyses video for each; two at once on 2 cores starve each other and the
+    # frames they measure, the plugin's own rule of one live media session per two cores,
+    # harness/plugin/slots.py) and the vision corpora (thousands of frame decodes). One at a
+    # time, so none of them runs beside another.
+    "host-cpu": (
+        "tests/media/",
+        "tests/vision/test_corpus.py",
+        "tests/vision/test_onset.py",
+    ),
     # adbutils' e2e tests: one sdist cache (~/.cache/mayday-hil/peer), downloaded and unpacked
     # by whichever test comes first.
     "adbutils-peer": ("tests/twin/test_peer_adbutils.py",),

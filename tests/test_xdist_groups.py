@@ -24,8 +24,9 @@ def test_every_group_prefix_names_test_files(request):
 
 def test_a_test_gets_the_group_of_its_prefix_and_no_other(request):
     of = _conftest(request.config).xdist_group_of
-    assert of("tests/media/test_share.py::test_x[a]") == "live-media"
+    assert of("tests/media/test_share.py::test_x[a]") == "host-cpu"
     assert of("tests/twin/test_peer_adbutils.py::test_y") == "adbutils-peer"
+    assert of("tests/vision/test_onset.py::test_o") == "host-cpu"
     assert of("tests/twin/test_adb_wire.py::test_z") is None
     assert of("tests/mediax/test_a.py::test_b") is None  # a directory, not a name prefix
 
