@@ -1,4 +1,5 @@
-"""Shared fixtures: one private adb server per test session, twins started and stopped per test."""
+"""Shared fixtures: one private adb server per test session (per xdist worker), twins started and
+stopped per test; the xdist groups that keep tests sharing a resource off each other's workers."""
 
 from __future__ import annotations
 
@@ -38,6 +39,43 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     reaper.reap_leftovers()
     reaper.stop()
     shutil.rmtree(ledger_dir, ignore_errors=True)
+
+
+# The suite runs side by side under pytest-xdist (README: `-n 2 --dist loadgroup`). The tests of
+# one group run on one worker, one after another; every other test goes to whichever worker is
+# free. Each group names what its tests share that two workers must not use at once.
+XDIST_GROUPS: dict[str, tuple[str, ...]] = {
+    # What keeps the host's cores busy for tens of seconds: live media sessions (the host decodes,
+    # encodes and analyses video for each; two at once on 2 cores starve each other and the
+    # frames they measure, the plugin's own rule of one live media session per two cores,
+    # harness/plugin/slots.py) and the vision corpora (thousands of frame decodes). One at a
+    # time, so none of them runs beside another.
+    "host-cpu": (
+        "tests/media/",
+        "tests/vision/test_corpus.py",
+        "tests/vision/test_onset.py",
+    ),
+    # adbutils' e2e tests: one sdist cache (~/.cache/mayday-hil/peer), downloaded and unpacked
+    # by whichever test comes first.
+    "adbutils-peer": ("tests/twin/test_peer_adbutils.py",),
+}
+
+
+def xdist_group_of(nodeid: str) -> str | None:
+    """The XDIST_GROUPS group a test (by node id, relative to the rootdir) belongs to, if any."""
+    for group, prefixes in XDIST_GROUPS.items():
+        if nodeid.startswith(prefixes):
+            return group
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the marks (--dist loadgroup)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test of an XDIST_GROUPS group with `xdist_group(name)`."""
+    for item in items:
+        group = xdist_group_of(item.nodeid)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

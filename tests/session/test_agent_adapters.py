@@ -1,13 +1,15 @@
 """Agent adapters as plugins: a tiny adapter package, built here as a wheel and pip-installed into
-this venv (uninstalled after), is discovered through the entry-point group mayday_hil.agents and
-used by `--agent NAME` in a real run against a twin; `--agent none` skips the media tests with
-the reason and measures connect time by onset; an unknown name is one error naming the
-installed adapters."""
+a test-private site directory on PYTHONPATH (the venv itself is left alone, so tests running
+beside it under xdist never see a half-installed package), is discovered through the
+entry-point group mayday_hil.agents and used by `--agent NAME` in a real run against a twin;
+`--agent none` skips the media tests with the reason and measures connect time by onset; an
+unknown name is one error naming the installed adapters."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import subprocess
 import sys
 import zipfile
@@ -67,25 +69,21 @@ def _wheel(tmp: Path) -> Path:
 
 
 @pytest.fixture
-def tiny_agent_installed(tmp_path):
+def tiny_agent_installed(tmp_path, monkeypatch):
+    """The wheel pip-installed into tmp_path/site, which child Pythons find on PYTHONPATH."""
     wheel = _wheel(tmp_path)
-    pip = [sys.executable, "-m", "pip"]
+    site = tmp_path / "site"
     subprocess.run(
-        [*pip, "install", "-q", "--no-index", "--no-deps", str(wheel)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps"]
+        + ["--target", str(site), str(wheel)],
         check=True,
         timeout=INSTALL_TIMEOUT_S,
     )
-    try:
-        yield wheel
-    finally:
-        r = subprocess.run(
-            [*pip, "uninstall", "-q", "-y", DIST],
-            timeout=INSTALL_TIMEOUT_S,
-            capture_output=True,
-            text=True,
-        )
-        if r.returncode != 0:
-            print(f"uninstalling {DIST}: {r.stderr}")
+    assert (site / f"{DIST}-0.1.dist-info" / "entry_points.txt").is_file()
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    )
+    return wheel
 
 
 def test_builtin_adapters_are_entry_points():
