@@ -92,14 +92,15 @@ class ShareTrack:
                         await asyncio.sleep(WIFI_POLL_S)
                         nxt = time.monotonic()
                         continue
-                    if time.monotonic() >= nxt:
+                    if time.monotonic() >= self.twin.screen.next_redraw(nxt):
                         hold_s = self.twin.screen.share_hold_s
                         frame = self._capture(hold_s)
                         self._held.append((time.monotonic() + hold_s, frame))
                         del self._held[:-MAX_HELD_FRAMES]
                         fps = share_fps_for(self.twin.network.up_kbps)
                         nxt = max(nxt + 1.0 / fps, time.monotonic())
-                    await asyncio.sleep(max(0.001, nxt - time.monotonic()))
+                    due = self.twin.screen.next_redraw(nxt)
+                    await asyncio.sleep(max(0.001, due - time.monotonic()))
 
             async def _recv_held(self):
                 """The newest held frame past its hold (and the console's delay); the older
@@ -144,14 +145,15 @@ class ShareTrack:
                             return frame
                         self._next = time.monotonic()
                         continue
-                    if time.monotonic() >= self._next:
+                    # on the nominal schedule, each capture at the screen's next redraw
+                    if time.monotonic() >= self.twin.screen.next_redraw(self._next):
                         self._in_flight.append((time.monotonic(), self._capture()))
                         self._next += 1.0 / share_fps_for(net.up_kbps)
                     delay = net.max_delay_ms / 1000.0
                     if self._in_flight and time.monotonic() - self._in_flight[0][0] >= delay:
                         _, frame = self._in_flight.pop(0)
                         return frame
-                    wake = self._next
+                    wake = self.twin.screen.next_redraw(self._next)
                     if self._in_flight:
                         wake = min(wake, self._in_flight[0][0] + delay)
                     await asyncio.sleep(max(0.001, wake - time.monotonic()))

@@ -8,6 +8,7 @@ Size: one UI model (screens, session pane, dialogs, overlays) sharing one state.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -63,6 +64,10 @@ class App:
 
 TIMECODE_APP = "com.mayday.hil.timecode"
 TIMECODE_FPS = 30.0
+# a screen recorder's frames come from the compositor, one refresh (60 Hz) after the app drew:
+# the twin's share captures the Timecode app that long after each of its redraws
+COMPOSE_S = 1 / 60
+_TICK_EPS = 1e-6  # in ticks: a time on a tick counts as that tick
 WALT_APP = "com.mayday.hil.walt"
 TEXT_APP = "com.mayday.hil.text"  # known text to read (harness.twin.textscreens)
 VSYNC_S = 1 / 60.0
@@ -105,6 +110,7 @@ class Screen:
             self.width, self.height, anchor="center", cell_px=min(self.width, self.height) // 32
         )
         self._tc_task = None
+        self._tc_clock: float | None = None  # t0 of the Timecode app's redraw grid
         # the support app plays an app profile (device_profiles/apps): its texts, ids, layout
         self.app: AppProfile = load_app_profile(twin.options.app or twin.profile.app)
         self.locale = twin.props.get("persist.sys.locale") or twin.props.get(
@@ -226,6 +232,7 @@ class Screen:
 
         t0 = time.monotonic()
         n0 = self.tc_frame_no
+        self._tc_clock = t0
         while self.state == f"app:{TIMECODE_APP}":
             self.tc_frame_no += 1
             t = time.monotonic()
@@ -235,6 +242,19 @@ class Screen:
             await asyncio.sleep(
                 max(0.0, t0 + (self.tc_frame_no - n0) / TIMECODE_FPS - time.monotonic())
             )
+
+    def next_redraw(self, t: float) -> float:
+        """When a screen recorder gets the first picture drawn at or after t: the Timecode
+        app's next redraw (its 1/TIMECODE_FPS s grid) plus one composition (COMPOSE_S). So the
+        share's captures keep a fixed phase to what they capture, as a device's do (its capture
+        follows the compositor), rather than a phase drawn afresh each session: with that, the
+        share latency moved by up to a redraw interval (33 ms) from session to session. Any
+        other screen: t."""
+        t0 = self._tc_clock
+        if t0 is None or self.state != f"app:{TIMECODE_APP}":
+            return t
+        k = math.ceil((t - COMPOSE_S - t0) * TIMECODE_FPS - _TICK_EPS)
+        return t0 + k / TIMECODE_FPS + COMPOSE_S
 
     def stop_package(self, pkg: str) -> None:
         if self.focus_package == pkg:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
+import statistics
 import time
 
 from harness.session.media import TIMECODE_APP, share_latency
+from harness.twin.screen import COMPOSE_S
 from harness.twin.truth import read_truth
 
 
@@ -44,6 +47,20 @@ def test_share_latency_equals_ground_truth_over_300_frames(live):
     assert checked + result.repeated + result.undecodable >= len(frames) - 1
     assert checked >= 200 and result.undecodable <= 0.05 * len(frames)
     assert 12.0 <= result.fps <= 16.0  # the share runs at 15 fps
+    # the twin captures one composition after the app's redraw (Screen.next_redraw), as a
+    # device's recorder does: a fixed phase, not one drawn afresh each session (median, so a
+    # capture the host's load delayed does not decide it)
+    truth = read_truth(live.tp.twins[0].truth)
+    ticks = sorted(e["t"] for e in truth if e["event"] == "timecode_shown")
+    ages = [
+        t - ticks[i - 1]
+        for t in (e["t"] for e in truth if e["event"] == "share_frame_sent")
+        if (i := bisect.bisect_right(ticks, t)) > 0 and t < ticks[-1]
+    ]
+    assert len(ages) >= 200
+    assert COMPOSE_S - 0.002 <= statistics.median(ages) <= COMPOSE_S + 0.008, statistics.median(
+        ages
+    )
 
 
 def test_clean_share_fidelity_ssim_at_least_095(live, share_fidelity):
