@@ -216,57 +216,38 @@ def screenshots(reports: Path, out: Path, run: str | None = None) -> None:
     and trend.png (`hil report trend` of `reports`, its newest run compared), by headless
     Chromium and the Debian chromedriver (stopped by PID). Without them: one line saying how
     to install them."""
-    import shutil
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_bin = shutil.which("chromedriver")
-    if not (chromium and driver_bin):
-        print("screenshots skipped: apt-get install chromium chromium-driver")
-        return
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.support.ui import WebDriverWait
-
     from harness.cli import main as hil
+    from harness.report.chromium import INSTALL_HINT, executables, headless_chromium
+
+    if executables() is None:
+        print(f"screenshots skipped: {INSTALL_HINT}")
+        return
+    from selenium.webdriver.support.ui import WebDriverWait
 
     out.mkdir(parents=True, exist_ok=True)
     trend = reports / "trend.html"
     if hil(["report", "trend", "--reports", str(reports), "-o", str(trend)]) != 0:
         raise RuntimeError(f"hil report trend failed on {reports}")
     runs = sorted(p for p in reports.iterdir() if (p / "report.html").exists())
-    with tempfile.TemporaryDirectory(prefix="hil-shot-") as profile:
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = chromium
-        for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"):
-            opts.add_argument(arg)
-        opts.add_argument(f"--window-size={SHOT_WIDTH_PX},1000")
-        opts.add_argument(f"--user-data-dir={profile}")
-        service = Service(executable_path=driver_bin)
-        driver = webdriver.Chrome(service=service, options=opts)
-        driver.set_page_load_timeout(SHOT_TIMEOUT_S)
-        try:
-            shot = reports / run if run else runs[-1]
-            for page, name in ((shot / "report.html", "report.png"), (trend, "trend.png")):
-                driver.get(page.as_uri())
-                WebDriverWait(driver, SHOT_TIMEOUT_S).until(
-                    lambda d: d.execute_script(
-                        "return [...document.images].every(i => !i.getAttribute('src') || "
-                        "i.complete)"
-                    )
+    shot = reports / run if run else runs[-1]
+    with (
+        tempfile.TemporaryDirectory(prefix="hil-shot-") as profile,
+        headless_chromium(
+            Path(profile), window=(SHOT_WIDTH_PX, 1000), page_timeout_s=SHOT_TIMEOUT_S
+        ) as driver,
+    ):
+        for page, name in ((shot / "report.html", "report.png"), (trend, "trend.png")):
+            driver.get(page.as_uri())
+            WebDriverWait(driver, SHOT_TIMEOUT_S).until(
+                lambda d: d.execute_script(
+                    "return [...document.images].every(i => !i.getAttribute('src') || i.complete)"
                 )
-                height = driver.execute_script("return document.documentElement.scrollHeight")
-                driver.set_window_size(SHOT_WIDTH_PX, min(int(height) + 40, SHOT_MAX_HEIGHT_PX))
-                driver.execute_script("window.scrollTo(0, 0)")
-                (out / name).write_bytes(_trim(driver.get_screenshot_as_png()))
-                print(f"{out / name}: {page}")
-        finally:
-            try:
-                driver.quit()
-            finally:
-                proc = getattr(service, "process", None)
-                if proc is not None and proc.poll() is None:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
+            )
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(SHOT_WIDTH_PX, min(int(height) + 40, SHOT_MAX_HEIGHT_PX))
+            driver.execute_script("window.scrollTo(0, 0)")
+            (out / name).write_bytes(_trim(driver.get_screenshot_as_png()))
+            print(f"{out / name}: {page}")
 
 
 def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant, planted runs

@@ -37,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.report.chromium import INSTALL_HINT, executables, headless_chromium  # noqa: E402
 from harness.report.regression import BASELINE_RUNS, compare  # noqa: E402
 
 DEVICES = 20
@@ -145,71 +146,48 @@ def _run(tests: int, peer: bool, work: Path, peer_rewrite: bool = False) -> dict
     }
 
 
-def _chromium(profile: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium")
-    for a in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-        f"--user-data-dir={profile}",
-    ):
-        opts.add_argument(a)
-    service = Service(executable_path=shutil.which("chromedriver"))  # never a download
-    driver = webdriver.Chrome(service=service, options=opts)
-    driver.set_page_load_timeout(PAGE_TIMEOUT_S)
-    return driver, service
-
-
 def _load_times(pages: list[dict], loads: int = LOADS) -> None:
     """Chromium's load and rendered times of each page (median of `loads`), in place."""
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        print("no Chromium (apt-get install chromium chromium-driver): load times skipped")
+    if executables() is None:
+        print(f"no Chromium ({INSTALL_HINT}): load times skipped")
         return
     from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
 
     for page in pages:
         profile = Path(tempfile.mkdtemp(prefix="hil-bench-chromium-"))  # fresh per page
-        driver, service = _chromium(profile)
         try:
-            driver.execute_cdp_cmd(
-                "Page.addScriptToEvaluateOnNewDocument",
-                {"source": RENDERED_JS.replace("WANT", str(int(page["tests"])))},
-            )
-            load, rendered = [], []
-            for _ in range(loads):
-                driver.get("about:blank")
-                driver.get(Path(page["html"]).as_uri())
-                WebDriverWait(driver, PAGE_TIMEOUT_S, poll_frequency=0.05).until(
-                    lambda d: d.execute_script("return window.__hilRendered || 0")
-                )
-                t = driver.execute_script(
-                    "const n = performance.getEntriesByType('navigation')[0];"
-                    "return [n.loadEventEnd, window.__hilRendered]"
-                )
-                load.append(t[0] / 1000)
-                rendered.append(t[1] / 1000)
-            page["chromium_load_s"] = round(statistics.median(load), 2)
-            page["chromium_rendered_s"] = round(statistics.median(rendered), 2)
-            page["chromium_rendered_range_s"] = [round(min(rendered), 2), round(max(rendered), 2)]
+            with headless_chromium(profile, page_timeout_s=PAGE_TIMEOUT_S) as driver:
+                _time_loads(driver, page, loads)
         except TimeoutException:
             page["chromium_rendered_s"] = f"> {PAGE_TIMEOUT_S}"
         finally:
-            try:
-                driver.quit()
-            finally:
-                if service.process is not None and service.process.poll() is None:
-                    service.process.kill()
-                shutil.rmtree(profile, ignore_errors=True)
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+def _time_loads(driver, page: dict, loads: int) -> None:
+    """Load `page` `loads` times in one browser; medians (and the range) into `page`."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {"source": RENDERED_JS.replace("WANT", str(int(page["tests"])))},
+    )
+    load, rendered = [], []
+    for _ in range(loads):
+        driver.get("about:blank")
+        driver.get(Path(page["html"]).as_uri())
+        WebDriverWait(driver, PAGE_TIMEOUT_S, poll_frequency=0.05).until(
+            lambda d: d.execute_script("return window.__hilRendered || 0")
+        )
+        t = driver.execute_script(
+            "const n = performance.getEntriesByType('navigation')[0];"
+            "return [n.loadEventEnd, window.__hilRendered]"
+        )
+        load.append(t[0] / 1000)
+        rendered.append(t[1] / 1000)
+    page["chromium_load_s"] = round(statistics.median(load), 2)
+    page["chromium_rendered_s"] = round(statistics.median(rendered), 2)
+    page["chromium_rendered_range_s"] = [round(min(rendered), 2), round(max(rendered), 2)]
 
 
 SIM_SAMPLES = (3, 5, 8, 10, 15, 20, 30)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 MALLOC_ARENAS = 2  # glibc arenas of a process that runs media sessions (its threads share them)
 _M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -7,9 +7,7 @@ says "not comparable"."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import textwrap
 from pathlib import Path
 
@@ -19,53 +17,23 @@ import pytest
 from harness.cli import main
 from harness.measure import Measurement
 from harness.report import ResultRecord
+from harness.report.chromium import INSTALL_HINT, PAGE_TIMEOUT_S, executables, headless_chromium
 from harness.report.conditions import rate_health
 from harness.report.history import History
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-PAGE_TIMEOUT_S = 30.0
-CHROMIUM_ARGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-)
 
 
 @pytest.fixture
 def browser(tmp_path):
     """A headless Chromium driven by chromedriver (both stopped at teardown, by PID)."""
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("no Chromium: apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install -e '.[test]'")
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in CHROMIUM_ARGS:
-        opts.add_argument(arg)
+    if executables() is None:
+        pytest.skip(f"no Chromium: {INSTALL_HINT}")
+    pytest.importorskip("selenium.webdriver", reason="pip install -e '.[test]'")
     profile = tmp_path / "chromium-profile"  # fresh, removed with tmp_path
-    opts.add_argument(f"--user-data-dir={profile}")
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(executable_path=CHROMEDRIVER)  # never Selenium Manager (no downloads)
-    driver = webdriver.Chrome(service=service, options=opts)
-    driver.set_page_load_timeout(PAGE_TIMEOUT_S)
     try:
-        yield driver
+        with headless_chromium(profile, console_log=True) as driver:
+            yield driver
     finally:
-        try:
-            driver.quit()
-        finally:
-            proc = getattr(service, "process", None)
-            if proc is not None and proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-            shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _open(driver, path: Path, ready_js: str) -> list[dict]:
