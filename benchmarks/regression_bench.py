@@ -8,10 +8,12 @@ against one twin, and whether it flags a planted +30 % p95 latency.
 One adb server and one twin, started here and stopped (by PID) at the end. Each run is a real
 pytest against that twin (`--device`), a run directory of its own in one reports dir; the
 plugin appends it to reports/history.sqlite as any run does. After each run the detector
-(harness.report.regression.regressions) compares it with its baseline (the last 5 runs of the same
-series): a flag on an unchanged run is a false alarm. Then a real slowdown of what the harness
-measures is planted, 30 % of the p95 of the last baseline, and the next `--planted` runs are
-compared with the unchanged runs before them. Bounded: each pytest run RUN_TIMEOUT_S, the whole
+(harness.report.regression.regressions) judges it as the plugin does: against its baseline (the
+last 5 comparable runs of the same series), "suspected" when flagged once, REGRESSION when the
+next run confirms it. A REGRESSION on an unchanged run is a false alarm (a suspected one is
+counted apart). Then a real slowdown of what the harness measures is planted, 30 % of the last
+baseline's p95, and the next `--planted` runs are judged in turn: the first is expected
+suspected, the next ones flagged. Bounded: each pytest run RUN_TIMEOUT_S, the whole
 --budget-s (runs not started past it are reported as such).
 
 `--metric connect` (default): suites/test_connect.py::test_connect_time_within_budget (3
@@ -58,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 from harness.farm import AdbServer, TwinProcess  # noqa: E402
 from harness.report.conditions import Conditions  # noqa: E402
 from harness.report.history import HISTORY_FILE, History  # noqa: E402
-from harness.report.regression import BASELINE_RUNS, regressions  # noqa: E402
+from harness.report.regression import BASELINE_RUNS, baseline_p95, regressions  # noqa: E402
 from harness.twin.rtc import SHARE_FPS  # noqa: E402  the twin's nominal share rate
 
 TEST = "suites/test_connect.py::test_connect_time_within_budget"
@@ -143,13 +145,10 @@ def _pytest(
     return new[0], wall, tail
 
 
-def _compare(
-    reports: Path, run_id: str, metric: str = METRIC, exclude: tuple[str, ...] = ()
-) -> dict:
-    """The detector's verdicts of one stored run (per metric; the baseline never one of the
-    `exclude` runs) and the figures of `metric`."""
+def _compare(reports: Path, run_id: str, metric: str = METRIC) -> dict:
+    """The detector's verdicts of one stored run (per metric) and the figures of `metric`."""
     with History(reports / HISTORY_FILE) as h:
-        comps = regressions(h, run_id, exclude_runs=exclude)
+        comps = regressions(h, run_id)
         rows = [r for r in h.run_records(run_id) if r["metric"] == metric]
     samples = json.loads(rows[0]["samples"]) if rows else []
     return {
@@ -165,6 +164,7 @@ def _compare(
         "compared": {
             c.metric: {
                 "flagged": c.regression,
+                "suspected": c.suspected,
                 "verdict": c.verdict,
                 "why_not_comparable": c.not_comparable,
                 "uncertainty": round(c.uncertainty, 3),
@@ -179,7 +179,7 @@ def _compare(
 
 
 def _baseline_p95(reports: Path, run_id: str, metric: str = METRIC) -> float:
-    """p95 of the `metric` samples of the last BASELINE_RUNS runs up to `run_id` that were
+    """The p95 (median of the runs' p95s) of the last BASELINE_RUNS runs up to `run_id` that were
     measured under conditions comparable with its own (the detector's baseline of a run like
     it; all of the last BASELINE_RUNS when none is)."""
     with History(reports / HISTORY_FILE) as h:
@@ -191,8 +191,7 @@ def _baseline_p95(reports: Path, run_id: str, metric: str = METRIC) -> float:
     ok = [r for r in healthy if like.starved() or like.incomparable(Conditions.from_row(r)) is None]
     before = ok or healthy or before
     runs = list(dict.fromkeys(r["run_id"] for r in before))[-BASELINE_RUNS:]
-    values = [v for r in before if r["run_id"] in runs for v in json.loads(r["samples"])]
-    return float(np.percentile(values, 95))
+    return baseline_p95([json.loads(r["samples"]) for r in before if r["run_id"] in runs])
 
 
 SHOT_WIDTH_PX = 1600
@@ -367,10 +366,9 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
                         plant_info = {"baseline_p95": round(base_p95, 3), **plant}
                     run_id, wall, tail = _pytest(target, reports, test, env)
                     walls.append(wall)
-                    # a planted run is compared with the unchanged runs before the plant, never
-                    # with the planted runs before it (the regression is not yet the norm)
-                    exclude = tuple(r["run"] for r in planted)
-                    row = _compare(reports, run_id, metric, exclude) | {
+                    # each run judged as the plugin judges it: the first planted run suspected,
+                    # the next confirms it (harness.report.regression)
+                    row = _compare(reports, run_id, metric) | {
                         "wall_s": round(wall, 1),
                         "tail": tail,
                         "load_average_1min": round(os.getloadavg()[0], 1),
@@ -406,7 +404,12 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
     false_alarms = sum(any(c["flagged"] for c in r["compared"].values()) for r in compared)
     series_checks = sum(len(r["compared"]) for r in compared)
     series_alarms = sum(c["flagged"] for r in compared for c in r["compared"].values())
+    suspected = sum(any(c["suspected"] for c in r["compared"].values()) for r in compared)
     detected = sum(r["compared"].get(metric, {}).get("flagged", False) for r in planted)
+    seen = sum(
+        any(r["compared"].get(metric, {}).get(k, False) for k in ("flagged", "suspected"))
+        for r in planted
+    )
     verdicts: dict[str, int] = {}
     for r in planted:
         v = r["compared"].get(metric, {}).get("verdict", "no baseline")
@@ -421,10 +424,12 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         "unchanged_runs": len(unchanged),
         "unchanged_runs_compared": len(compared),
         "false_alarm_runs": false_alarms,
+        "suspected_unchanged_runs": suspected,
         "series_compared": series_checks,
         "series_false_alarms": series_alarms,
         "planted_runs": len(planted),
         "planted_flagged": detected,
+        "planted_flagged_or_suspected": seen,
         "planted_verdicts": verdicts,
         "unchanged_verdicts": unchanged_verdicts,
         "load_1min_range": [min(loads), max(loads)] if loads else None,
@@ -438,10 +443,11 @@ def main() -> int:  # noqa: C901 -- one linear procedure: unchanged runs, plant,
         "total_s": round(time.monotonic() - t0, 1),
     }
     print(
-        f"\nfalse alarms: {false_alarms} of {len(compared)} unchanged runs compared "
-        f"({series_alarms} of {series_checks} series comparisons; {metric} verdicts "
-        f"{unchanged_verdicts}); planted +{PLANT:.0%} p95: {metric} flagged in {detected} of "
-        f"{len(planted)} runs (verdicts {verdicts}); {summary['total_s']:.0f} s, host load "
+        f"\nfalse alarms: {false_alarms} of {len(compared)} unchanged runs compared, "
+        f"{suspected} suspected ({series_alarms} of {series_checks} series comparisons; "
+        f"{metric} verdicts {unchanged_verdicts}); planted +{PLANT:.0%} p95: {metric} flagged "
+        f"in {detected} of {len(planted)} runs, flagged or suspected in {seen} (verdicts "
+        f"{verdicts}); {summary['total_s']:.0f} s, host load "
         f"average (1 min, at each run's end) {summary['load_1min_range']} on {os.cpu_count()} "
         f"CPUs" + (f", health {summary['health_range']}" if healths else "")
     )

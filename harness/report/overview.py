@@ -51,7 +51,7 @@ STYLE = """
 #hil-overview table.hil-trend{border-collapse:collapse}
 #hil-overview table.hil-trend th,#hil-overview table.hil-trend td{border:1px solid #bbb;
  padding:.25em .5em;font-size:.85em;text-align:left;color:#222}
-#hil-overview tr.hil-regression td{background:#f2bcbc}#hil-overview tr.hil-too-few td.hil-flag,
+#hil-overview tr.hil-regression td{background:#f2bcbc}#hil-overview tr.hil-suspected td{background:#fde3c8}#hil-overview tr.hil-too-few td.hil-flag,
 #hil-overview tr.hil-unclear td.hil-flag{color:#a15c00}
 #hil-overview .hil-method{font-size:.85em;color:#444}
 </style>

@@ -8,23 +8,39 @@ big samples; an effect size alone flags noise in small ones.
 
 A run with fewer than MIN_SAMPLES samples in a series is too small to see a +30 % p95 reliably:
 its comparison says "too few samples" rather than "ok" (a regression it does see is still
-flagged). The figure comes from simulating the detector (benchmarks/report_bench.py, 1,000
-lognormal series per case, baseline 5 runs): at log-sd 0.1 a +30 % p95 is flagged in 62 % of
-runs of 3 samples, 92 % of 10, 99 % of 30, with 0 false alarms from 5 samples up (1 in 1,000 at
-3); at log-sd 0.25, 12 % / 49 % / 81 %, with 0 false alarms only at 30.
+flagged). The figure comes from simulating the rule (benchmarks/report_bench.py, 1,000
+lognormal series per case, baseline 5 runs): at log-sd 0.1 a +30 % p95 is flagged at once
+(suspected) in 81 % of runs of 3 samples, 96 % of 10, 99.7 % of 30, with at most 2 unchanged
+runs in 1,000 suspected and none confirmed; at log-sd 0.25, 18 % / 60 % / 89 %, with 1-6
+suspected and 0-1 confirmed.
 
 Like with like: each series row also stores the conditions it was measured under (the host's
 load average, CPU count and CPU pressure, the measurement's health: harness.report.conditions).
 A baseline holds only runs of comparable conditions (the last K of them), and a run that is
 starved, or has fewer than MIN_BASELINE_RUNS comparable runs before it, says "not comparable:
 <why>" (never a regression flag).
+
+Like with like, for the tail too: the baseline's p95 is the median of its runs' own p95s, not
+the p95 of their samples pooled. Today's p95 is one run's; so is each baseline run's, with the
+same sampling spread; a pooled p95 is a different estimator, and one tail-heavy run in the
+baseline raises it (the quiet bench's run B: one run's slow stretch put the pooled p95 at
+44.8 ms against runs of 30-40, and hid a planted +30 %).
+
+Confirmed by the next run: a single run that the rule flags is "suspected", and becomes a
+REGRESSION when the next run of the series is flagged as well (against the same baseline). A
+suspected run that the next one does not confirm was a one-off (a slow stretch on the host or
+the device), and it never enters a baseline. This is how step detectors on performance
+dashboards work (Mozilla's Perfherder alerts on a change seen over several runs; a single
+point is noise until repeated); the cost is one run of delay before the red flag, with the
+suspicion shown at once. A chosen baseline run (`--baseline`) is a deliberate comparison:
+there one run's flag is the verdict.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,6 +56,9 @@ BASELINE_RUNS = 5  # K
 # unchanged run's figures move from run to run; a chosen --baseline run is taken as it is)
 MIN_BASELINE_RUNS = 3
 MIN_SAMPLES = 10  # per run: fewer cannot show a +30 % p95 reliably (see above)
+# earlier runs judged again (oldest first) to know which of the baseline's candidates were
+# unconfirmed one-offs and whether the run before today was flagged: the baseline's K and two
+WALK_RUNS = BASELINE_RUNS + 2
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,9 @@ class Comparison:
     # why today cannot be compared ("" when it can): starved, or no comparable baseline run
     not_comparable: str = ""
     conditions: str = ""  # today's, in words
+    # flagged by the rule, not yet confirmed by the next run (never with regression)
+    suspected: bool = False
+    outliers_left_out: int = 0  # unconfirmed suspected runs kept out of the baseline
 
     @property
     def comparable(self) -> bool:
@@ -80,6 +102,7 @@ class Comparison:
         U test and the effect size saw today worse, the figures cannot confirm it."""
         return (
             not self.regression
+            and not self.suspected
             and self.comparable
             and self.p_value < ALPHA
             and self.cliffs_delta >= MIN_DELTA
@@ -93,19 +116,23 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        """ "REGRESSION", "not comparable" (starved, or no baseline run of comparable
-        conditions: not judged), "within uncertainty", "too few samples" (not flagged, but it
-        could not have seen one) or "ok"."""
+        """ "REGRESSION", "suspected" (flagged, to be confirmed by the next run), "not
+        comparable" (starved, or no baseline run of comparable conditions: not judged), "within
+        uncertainty", "too few samples" (not flagged, but it could not have seen one) or "ok"."""
         if not self.comparable:
             return "not comparable"
         if self.regression:
             return "REGRESSION"
+        if self.suspected:
+            return "suspected"
         if self.within_uncertainty:
             return "within uncertainty"
         return "too few samples" if self.too_few_samples else "ok"
 
     def describe(self) -> str:
         word = "REGRESSION" if self.regression else "no regression"
+        if self.suspected:
+            word = "suspected regression (the next run confirms it or not)"
         if not self.comparable:
             word = f"not comparable: {self.not_comparable}; figures for information"
         elif self.within_uncertainty:
@@ -115,8 +142,20 @@ class Comparison:
         return (
             f"{word}: {self.metric} p95 {self.today_p95:.4g} vs {self.base_p95:.4g} {self.unit} "
             f"({self.p95_change:+.0%}), Cliff's delta {self.cliffs_delta:+.2f}, "
-            f"Mann-Whitney U p = {self.p_value:.2g} ({self.base_runs} baseline runs)"
+            f"Mann-Whitney U p = {self.p_value:.2g} ({self.base_runs} baseline runs"
+            + (
+                f"; {self.outliers_left_out} unconfirmed one-off{'s' if self.outliers_left_out != 1 else ''} left out"
+                if self.outliers_left_out
+                else ""
+            )
+            + ")"
         )
+
+
+def baseline_p95(runs: list[list[float]]) -> float:
+    """The baseline's p95: the median of its runs' own p95s (one run: its p95). Like today's,
+    each is one run's p95; one tail-heavy run cannot raise it (see the module's docstring)."""
+    return float(np.median([np.percentile(np.asarray(r, float), 95) for r in runs]))
 
 
 def compare(
@@ -125,17 +164,20 @@ def compare(
     *,
     lower_better: bool = True,
     uncertainty: float = 0.0,
+    base_p95: float | None = None,
 ) -> tuple[float, float, float, bool, str]:
     """(p_value, cliffs_delta, p95_change, regression, method) of today against baseline,
-    oriented so that positive delta and change mean worse."""
+    oriented so that positive delta and change mean worse. `base_p95`: the baseline's p95
+    (baseline_p95 of its runs); None: the p95 of `baseline`'s samples."""
     t = np.asarray(today, float)
     b = np.asarray(baseline, float)
     sign = 1.0 if lower_better else -1.0
-    test = mann_whitney_greater(sign * t, sign * b)
-    tp95, bp95 = float(np.percentile(t, 95)), float(np.percentile(b, 95))
+    tp95 = float(np.percentile(t, 95))
+    bp95 = float(np.percentile(b, 95)) if base_p95 is None else float(base_p95)
     scale = abs(bp95) if bp95 else 1.0
     change = sign * (tp95 - bp95) / scale
     beyond_noise = sign * (tp95 - bp95) > MIN_P95_CHANGE * scale + uncertainty
+    test = mann_whitney_greater(sign * t, sign * b)
     regression = test.p_value < ALPHA and test.cliffs_delta >= MIN_DELTA and beyond_noise
     return test.p_value, test.cliffs_delta, change, bool(regression), test.method
 
@@ -149,12 +191,14 @@ def regressions(
     exclude_runs: Collection[str] = (),
 ) -> list[Comparison]:
     """Every series of a stored run against its baseline: the last `baseline_runs` runs of the
-    same series before it measured under comparable conditions (never one of `exclude_runs`),
-    or the one `baseline_run`.
+    same series before it measured under comparable conditions (never one of `exclude_runs`,
+    nor an unconfirmed suspected run), or the one `baseline_run`.
 
-    A series whose run is starved, or that has earlier runs but none of comparable conditions
-    (or whose chosen baseline run is not comparable), is compared for information only: its
-    Comparison says why in `not_comparable` and is never a regression.
+    A run the rule flags is "suspected" unless the run before it was flagged too, which
+    confirms it (REGRESSION); a chosen `baseline_run` is a deliberate comparison, where one
+    flag is the verdict. A series whose run is starved, or that has earlier runs but none of
+    comparable conditions (or whose chosen baseline run is not comparable), is compared for
+    information only: its Comparison says why in `not_comparable` and is never flagged.
 
     Raises:
         HistoryError: an unknown run or baseline run.
@@ -171,22 +215,84 @@ def regressions(
     for row in history.run_records(run_id):
         if row["interrupted"]:
             continue
-        today_c = Conditions.from_row(row)
+        judge = _Judge(baseline_runs)
         if baseline_run is not None:
-            before = base_by_series.get(row["series"], [])
+            c = judge.compare(row, base_by_series.get(row["series"], []), chosen=True)
         else:
             before = [
                 r
                 for r in history.series_rows(row["series"], before_t=row["t"])
                 if r["run_id"] not in exclude_runs
             ]
+            c = judge.in_turn(row, before)
+        if c is not None:
+            out.append(c)
+    return out
+
+
+class _Judge:
+    """The rule applied to one series: a run against its candidates, and in turn over the
+    runs before today (which of them were unconfirmed one-offs, whether the last was flagged)."""
+
+    def __init__(self, baseline_runs: int):
+        self.k = baseline_runs
+        self._samples: dict[str, list[float]] = {}
+
+    def samples(self, row: dict) -> list[float]:
+        key = row["run_id"]
+        if key not in self._samples:
+            self._samples[key] = json.loads(row["samples"])
+        return self._samples[key]
+
+    def in_turn(self, today: dict, before: list[dict]) -> Comparison | None:
+        """Today against the runs before it, judging the last WALK_RUNS of those in turn
+        (oldest first; the ones before them are taken as accepted)."""
         if not before:
-            continue
+            return None
+        lower = lower_is_better(today["metric"])
+        start = max(0, len(before) - WALK_RUNS)
+        accepted, pending, streak, left_out = list(before[:start]), None, False, 0
+        for r in before[start:]:
+            flagged = bool(accepted) and self._flagged(r, accepted, lower)
+            if flagged and (pending is not None or streak):  # confirmed: the new level
+                accepted += [pending, r] if pending is not None else [r]
+                pending, streak = None, True
+            elif flagged:
+                pending = r  # suspected: out of the next run's baseline until confirmed
+            else:
+                left_out += pending is not None  # an unconfirmed one-off: out for good
+                pending, streak = None, False
+                accepted.append(r)
+        c = self.compare(today, accepted or before, lower=lower, left_out=left_out)
+        if c is None or not c.regression:  # a pending suspect today does not confirm: a one-off
+            return c if c is None or pending is None else replace(c, outliers_left_out=left_out + 1)
+        if pending is None and not streak:
+            return replace(c, regression=False, suspected=True)
+        return c
+
+    def _flagged(self, row: dict, candidates: list[dict], lower: bool) -> bool:
+        c = self.compare(row, candidates, lower=lower)
+        return c is not None and c.regression
+
+    def compare(
+        self,
+        row: dict,
+        before: list[dict],
+        *,
+        chosen: bool = False,
+        lower: bool | None = None,
+        left_out: int = 0,
+    ) -> Comparison | None:
+        """One run against its baseline chosen among `before` (comparable conditions, the
+        last K runs; all of `before` when `chosen`). None: nothing before it."""
+        if not before:
+            return None
+        today_c = Conditions.from_row(row)
         why_not = {r["run_id"]: today_c.incomparable(Conditions.from_row(r)) for r in before}
         comparable = [r for r in before if why_not[r["run_id"]] is None]
         reason = today_c.starved() or ""
         n_comparable = len({r["run_id"] for r in comparable})
-        if comparable and (baseline_run is not None or n_comparable >= MIN_BASELINE_RUNS):
+        if comparable and (chosen or n_comparable >= MIN_BASELINE_RUNS):
             pool = comparable
         elif comparable:
             pool = comparable
@@ -204,40 +310,40 @@ def regressions(
                 + "; ".join(reasons[:3])
                 + ")"
             )
-        runs = list(dict.fromkeys(r["run_id"] for r in pool))[-baseline_runs:]
+        runs = list(dict.fromkeys(r["run_id"] for r in pool))[-self.k :]
         base = [r for r in pool if r["run_id"] in runs]
-        today = json.loads(row["samples"])
-        base_samples = [v for r in base for v in json.loads(r["samples"])]
-        lower = lower_is_better(row["metric"])
+        today = self.samples(row)
+        per_run = [self.samples(r) for r in base]
+        base_samples = [v for r in per_run for v in r]
+        lower = lower_is_better(row["metric"]) if lower is None else lower
         # bounds, not standard deviations: they add (docs/report.md: why not root-sum-square)
         unc = float(row["uncertainty"] or 0.0) + max(float(r["uncertainty"] or 0) for r in base)
+        bp95 = baseline_p95(per_run)
         p, delta, change, flagged, method = compare(
-            today, base_samples, lower_better=lower, uncertainty=unc
+            today, base_samples, lower_better=lower, uncertainty=unc, base_p95=bp95
         )
-        out.append(
-            Comparison(
-                series=row["series"],
-                test=row["test"],
-                device=row["device_key"],
-                metric=row["metric"],
-                network=row["network"] or "",
-                unit=row["unit"],
-                today_p50=float(np.percentile(today, 50)),
-                today_p95=float(np.percentile(today, 95)),
-                base_p50=float(np.percentile(base_samples, 50)),
-                base_p95=float(np.percentile(base_samples, 95)),
-                n_today=len(today),
-                n_base=len(base_samples),
-                base_runs=len({r["run_id"] for r in base}),
-                p_value=p,
-                cliffs_delta=delta,
-                p95_change=change,
-                regression=flagged and not reason,
-                lower_is_better=lower,
-                method=method,
-                uncertainty=unc,
-                not_comparable=reason,
-                conditions=today_c.describe(),
-            )
+        return Comparison(
+            series=row.get("series", ""),
+            test=row.get("test", ""),
+            device=row.get("device_key", ""),
+            metric=row.get("metric", ""),
+            network=row.get("network") or "",
+            unit=row["unit"],
+            today_p50=float(np.percentile(today, 50)),
+            today_p95=float(np.percentile(today, 95)),
+            base_p50=float(np.percentile(base_samples, 50)),
+            base_p95=bp95,
+            n_today=len(today),
+            n_base=len(base_samples),
+            base_runs=len(per_run),
+            p_value=p,
+            cliffs_delta=delta,
+            p95_change=change,
+            regression=flagged and not reason,
+            lower_is_better=lower,
+            method=method,
+            uncertainty=unc,
+            not_comparable=reason,
+            conditions=today_c.describe(),
+            outliers_left_out=left_out,
         )
-    return out

@@ -30,6 +30,7 @@ table.hil-trend{border-collapse:collapse;margin:.5em 0 1em 0}
 table.hil-trend th,table.hil-trend td{border:1px solid #bbb;padding:.25em .5em;font-size:.88em;
  text-align:left;vertical-align:middle;color:#222}
 tr.hil-regression td{background:#f2bcbc}tr.hil-regression td.hil-flag{font-weight:bold;color:#b00020}
+tr.hil-suspected td{background:#fde3c8}tr.hil-suspected td.hil-flag{font-weight:bold;color:#a14500}
 tr.hil-unchanged td.hil-flag{color:#1b5e20}
 tr.hil-too-few td.hil-flag,tr.hil-unclear td.hil-flag{color:#a15c00}
 tr.hil-not-comparable td.hil-flag{color:#37474f}
@@ -60,7 +61,10 @@ def method_note(baseline_run: str | None = None) -> str:
         f"with a one-sided Mann-Whitney U test (ranks only: latency samples are skewed, few and "
         f"have outliers; no normality assumed). Flagged when p &lt; {ALPHA:g}, Cliff's delta "
         f"&ge; {MIN_DELTA:g} (today worse in most pairs) and p95 worse by more than "
-        f"{MIN_P95_CHANGE:.0%} plus the figures' uncertainty. A run with fewer than "
+        f"{MIN_P95_CHANGE:.0%} plus the figures' uncertainty; the baseline's p95 is the median "
+        f"of its runs' own p95s. A first flagged run is &quot;suspected&quot;; the next run "
+        f"flagged as well confirms it (REGRESSION); one the next run does not confirm was a "
+        f"one-off and never enters a baseline. A run with fewer than "
         f"{MIN_SAMPLES} samples in a series says &quot;too few samples&quot; instead of ok: "
         f"it would miss a +30 % p95 in most runs (docs/report.md); &quot;within "
         f"uncertainty&quot;: the test and effect size say worse, but the p95 change is inside "
@@ -82,6 +86,7 @@ table.hil-trend-grid td a{color:inherit;text-decoration:none;display:block}
 table.hil-trend-grid td a:hover{text-decoration:underline}
 table.hil-trend-grid td img{display:block;width:160px;height:auto}
 td.hil-g-regression{background:#f2bcbc}td.hil-g-regression .hil-grid-flag{color:#b00020}
+td.hil-g-suspected{background:#fde3c8}td.hil-g-suspected .hil-grid-flag{color:#a14500}
 td.hil-g-unclear,td.hil-g-few{background:#fcf1c7}td.hil-g-ok{background:#dff0d8}
 td.hil-g-none{background:#f4f4f4}td.hil-g-nc{background:#e3e8f0}.hil-grid-n{color:#555;font-size:.9em}
 </style>"""
@@ -92,10 +97,12 @@ _VERDICT_RANK = {
     "not comparable": 2,
     "too few samples": 3,
     "within uncertainty": 4,
-    "REGRESSION": 5,
+    "suspected": 5,
+    "REGRESSION": 6,
 }
 _GRID_CLASS = {
     "REGRESSION": "hil-g-regression",
+    "suspected": "hil-g-suspected",
     "within uncertainty": "hil-g-unclear",
     "too few samples": "hil-g-few",
     "ok": "hil-g-ok",
@@ -129,6 +136,7 @@ def _items(history: History, comps: dict[str, Comparison], last: int) -> list[di
             flag = c.verdict
             cls = {
                 "REGRESSION": "hil-regression",
+                "suspected": "hil-suspected",
                 "ok": "hil-unchanged",
                 "within uncertainty": "hil-unclear",
                 "not comparable": "hil-not-comparable",
@@ -137,6 +145,8 @@ def _items(history: History, comps: dict[str, Comparison], last: int) -> list[di
                 flag = f"{flag}: {_esc(c.not_comparable)}"
             elif c.within_uncertainty:
                 flag = f"{flag} (&plusmn; {_num(c.uncertainty)} {_esc(c.unit)})"
+            elif c.suspected:
+                flag = f"{flag} (the next run confirms it or not)"
             elif flag != "ok" and not c.regression:
                 flag = f"{flag} ({c.n_today} &lt; {MIN_SAMPLES})"
             figures = (
@@ -197,8 +207,11 @@ def grid_html(items: list[dict]) -> str:
             for it in its:
                 counts[it["verdict"]] = counts.get(it["verdict"], 0) + 1
             flagged = counts.get("REGRESSION", 0)
+            suspected = counts.get("suspected", 0)
             summary = (
-                f"{len(its)} series" + (f", {flagged} flagged" if flagged else "")
+                f"{len(its)} series"
+                + (f", {flagged} flagged" if flagged else "")
+                + (f", {suspected} suspected" if suspected else "")
                 if len(its) > 1
                 else ""
             )
@@ -237,8 +250,9 @@ def _rows(items: list[dict], open_rows: int | None = None) -> str:
     a thousand rows, 500 tests x 2 metrics, costs Chromium most of a second to lay out at
     load; a grid cell's link to a collapsed row opens it: Chromium expands a <details> on
     fragment navigation)."""
-    rows = [it["row"] for it in items if it["verdict"] == "REGRESSION"]
-    quiet = [it["row"] for it in items if it["verdict"] != "REGRESSION"]
+    loud = ("REGRESSION", "suspected")
+    rows = [it["row"] for it in items if it["verdict"] in loud]
+    quiet = [it["row"] for it in items if it["verdict"] not in loud]
     if open_rows is None or len(rows) + len(quiet) <= open_rows:
         rows, quiet = [it["row"] for it in items], []
     head = (
@@ -251,7 +265,7 @@ def _rows(items: list[dict], open_rows: int | None = None) -> str:
         return table
     return (
         f"{table}<details class='hil-trend-more'><summary>{len(quiet)} more series "
-        f"(not flagged)</summary><table class='hil-trend'>{head}{''.join(quiet)}</table></details>"
+        f"(not flagged nor suspected)</summary><table class='hil-trend'>{head}{''.join(quiet)}</table></details>"
     )
 
 
@@ -267,12 +281,18 @@ def trend_section(
     past `open_rows` series, only the flagged ones open; None: all)."""
     comps = {c.series: c for c in regressions(history, run_id, baseline_run=baseline_run)}
     flagged = sum(c.regression for c in comps.values())
+    suspected = sum(c.suspected for c in comps.values())
     few = sum(c.verdict == "too few samples" for c in comps.values())
     unclear = sum(c.within_uncertainty for c in comps.values())
     apart = sum(not c.comparable for c in comps.values())
     line = (
         f"{flagged} regression{'s' if flagged != 1 else ''} in run {_esc(run_id)} "
         f"({len(comps)} series with a baseline"
+        + (
+            f"; {suspected} suspected: flagged in this run only, the next run confirms it or not"
+            if suspected
+            else ""
+        )
         + (
             f"; {few} with too few samples to see one: fewer than {MIN_SAMPLES} in this run"
             if few

@@ -201,7 +201,10 @@ def test_trend_html_in_chromium_flags_the_planted_regression_only(browser, tmp_p
     with History(tmp_path / "history.sqlite") as h:
         for k in range(7):
             last = k == 6
-            planted = 120 * rng.lognormal(0, 0.1, 30) * (1.3 if last else 1.0)
+            # +30 % in the last two runs: the first suspected, the second confirms it
+            planted = 120 * rng.lognormal(0, 0.1, 30) * (1.3 if k >= 5 else 1.0)
+            # +30 % in the last run only: suspected, not (yet) a regression
+            oneoff = 120 * rng.lognormal(0, 0.1, 30) * (1.3 if last else 1.0)
             unchanged = 120 * rng.lognormal(0, 0.1, 30)
             # a third series whose last run the host starved: a third of its frames, twice
             # as slow; not judged ("not comparable"), never flagged
@@ -211,6 +214,7 @@ def test_trend_html_in_chromium_flags_the_planted_regression_only(browser, tmp_p
                 f"run-{k}",
                 [
                     _records(planted, "planted"),
+                    _records(oneoff, "oneoff"),
                     _records(unchanged, "unchanged"),
                     _records(starved, "starved", health),
                 ],
@@ -220,9 +224,9 @@ def test_trend_html_in_chromium_flags_the_planted_regression_only(browser, tmp_p
     assert main(["report", "trend", "--reports", str(tmp_path), "-o", str(out)]) == 0
     logs = _open(browser, out, "return !!document.getElementById('hil-trend')")
     assert [e for e in logs if e["level"] == "SEVERE"] == []
-    # three series' sparklines, and the grid's one cell (one device x one metric) shows the
+    # four series' sparklines, and the grid's one cell (one device x one metric) shows the
     # worst
-    assert _broken_images(browser) == [] and _image_count(browser) == 4
+    assert _broken_images(browser) == [] and _image_count(browser) == 5
     grid = browser.execute_script(
         "return [...document.querySelectorAll('tr.hil-grid-row')].map(r => ({device: "
         "r.dataset.device, cells: [...r.querySelectorAll('td.hil-grid-cell')].map(c => "
@@ -251,5 +255,13 @@ def test_trend_html_in_chromium_flags_the_planted_regression_only(browser, tmp_p
     )
     assert flags == {
         "test_media.py::test_planted": "REGRESSION",
+        "test_media.py::test_oneoff": "suspected (the next run confirms it or not)",
         "test_media.py::test_unchanged": "ok",
     }
+    rows = browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('tr.hil-trend-row')]"
+        ".map(r => [r.children[2].textContent, getComputedStyle(r.children[0]).backgroundColor]))"
+    )
+    red, orange = "rgb(242, 188, 188)", "rgb(253, 227, 200)"
+    assert rows["test_media.py::test_planted"] == red
+    assert rows["test_media.py::test_oneoff"] == orange

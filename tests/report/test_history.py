@@ -86,17 +86,27 @@ def test_schema_versioned_and_a_newer_store_refused(tmp_path):
 def test_planted_regression_flagged_unchanged_runs_not(tmp_path):
     h, rng = _history(tmp_path)
     h.append_run("run-planted", _records(_latencies(rng, scale=1.3)), t=2000.0)
-    (planted,) = regressions(h, "run-planted")
-    assert planted.regression and planted.base_runs == 5 and planted.p95_change > 0.15
-    assert planted.p_value < 0.01 and planted.cliffs_delta >= 0.5
+    (first,) = regressions(h, "run-planted")  # flagged once: suspected
+    assert first.suspected and not first.regression and first.verdict == "suspected"
+    assert first.base_runs == 5 and first.p95_change > 0.15
+    assert "suspected regression" in first.describe()
+    h.append_run("run-planted-2", _records(_latencies(rng, scale=1.3)), t=2001.0)
+    (planted,) = regressions(h, "run-planted-2")  # the next run confirms it
+    assert planted.regression and not planted.suspected and planted.p95_change > 0.15
+    assert planted.p_value < 0.01 and planted.cliffs_delta >= 0.33
     assert "REGRESSION" in planted.describe()
+    # its baseline: the 5 unchanged runs before the first flagged one (not run-planted)
+    runs = [json.loads(h.run_records(f"run-{k:02d}")[0]["samples"]) for k in range(1, 6)]
+    assert planted.base_runs == 5
+    assert planted.base_p95 == pytest.approx(np.median([np.percentile(r, 95) for r in runs]))
     # unchanged runs: 20 more from the same distribution, each against its own last 5
-    false_alarms = 0
+    false_alarms = suspected = 0
     for k in range(20):
         h.append_run(f"same-{k:02d}", _records(_latencies(rng)), t=3000.0 + k)
         (c,) = regressions(h, f"same-{k:02d}")
         false_alarms += c.regression
-    assert false_alarms == 0
+        suspected += c.suspected
+    assert false_alarms == 0 and suspected == 0
     # an improvement is never a regression; another network profile is another series
     h.append_run("faster", _records(_latencies(rng, scale=0.7)), t=4000.0)
     assert not regressions(h, "faster")[0].regression
@@ -114,16 +124,22 @@ def test_baseline_run_option_compares_with_one_run(tmp_path):
     assert vs_old.regression
     # a run known to be slow kept out of the baseline: today against the 5 runs before it
     (vs_last5,) = regressions(h, "today", exclude_runs={"slow-day"})
-    five = [v for k in range(1, 6) for v in json.loads(h.run_records(f"run-{k:02d}")[0]["samples"])]
-    assert vs_last5.base_runs == 5 and vs_last5.base_p95 == pytest.approx(np.percentile(five, 95))
-    assert regressions(h, "today")[0].base_p95 != vs_last5.base_p95  # slow-day in, run-01 out
+    five = [json.loads(h.run_records(f"run-{k:02d}")[0]["samples"]) for k in range(1, 6)]
+    p95s = [np.percentile(r, 95) for r in five]  # the baseline's p95: the median of its runs'
+    assert vs_last5.base_runs == 5 and vs_last5.base_p95 == pytest.approx(np.median(p95s))
+    assert vs_last5.suspected  # flagged, with no flagged run before it
+    # without exclusion, slow-day was flagged (suspected): kept out of today's baseline, and
+    # today, flagged as well, confirms it
+    (c,) = regressions(h, "today")
+    assert c.regression and c.base_p95 == vs_last5.base_p95
     with pytest.raises(HistoryError, match="no baseline run 'nope'"):
         regressions(h, "today", baseline_run="nope")
 
 
 def test_hil_report_trend_builds_the_page_from_history_alone(tmp_path, capsys):
     h, rng = _history(tmp_path)
-    h.append_run("run-planted", _records(_latencies(rng, scale=1.3)), t=2000.0)
+    h.append_run("run-suspect", _records(_latencies(rng, scale=1.3)), t=2000.0)
+    h.append_run("run-planted", _records(_latencies(rng, scale=1.3)), t=2001.0)
     h.close()
     out = tmp_path / "trend.html"
     assert (
@@ -174,8 +190,8 @@ def test_worse_within_the_figures_uncertainty_is_said_not_flagged(tmp_path):
     c = compared(1.5, "coarse")  # +30 %, the figures good to +/- 1.5 s each
     assert not c.regression and c.within_uncertainty and c.verdict == "within uncertainty"
     assert c.uncertainty == pytest.approx(3.0) and "within the figures' uncertainty" in c.describe()
-    precise = compared(0.01, "precise")  # the same shift, measured precisely
-    assert precise.regression and not precise.within_uncertainty
+    precise = compared(0.01, "precise")  # the same shift, measured precisely: flagged
+    assert precise.suspected and not precise.within_uncertainty
 
 
 def test_the_history_grid_is_device_by_metric_with_the_flag_on_its_cell(tmp_path):
@@ -188,9 +204,8 @@ def test_the_history_grid_is_device_by_metric_with_the_flag_on_its_cell(tmp_path
     rng = np.random.default_rng(13)
     with History(tmp_path / "history.sqlite") as h:
         for k in range(7):
-            last = k == 6
             recs = (
-                _records(_latencies(rng, scale=1.3 if last else 1.0))  # KFTHWI share: planted
+                _records(_latencies(rng, scale=1.3 if k >= 5 else 1.0))  # KFTHWI share: planted
                 + _records(_latencies(rng), network="edge")  # KFTHWI share under edge: same
                 + _records(_latencies(rng), metric="glass_to_glass_ms")
                 + _records(_latencies(rng), serial="SERIAL-B")  # a real device, unchanged
@@ -219,3 +234,38 @@ def test_the_history_grid_is_device_by_metric_with_the_flag_on_its_cell(tmp_path
     assert cells[("SERIAL-B", "share_latency_ms")][0] == "ok"
     assert ("SERIAL-B", "glass_to_glass_ms") not in cells  # an empty cell: no series there
     assert "2 series, 1 flagged" in grid and sum(c.regression for c in comps.values()) == 1
+
+
+def test_a_one_off_slow_run_is_suspected_then_left_out_and_cannot_hide_a_regression(tmp_path):
+    """The quiet bench's run B: one unchanged run with a slow stretch (a third of its samples
+    +50 %) was flagged, then its tail raised the pooled baseline p95 above the planted runs'.
+    Now it is only suspected, the next (unchanged) run does not confirm it, it stays out of
+    every later baseline, and the baseline's p95 is the median of its runs' own p95s."""
+    rng = np.random.default_rng(21)
+    with History(tmp_path / "history.sqlite") as h:
+        for k in range(6):
+            h.append_run(f"run-{k}", _records(_latencies(rng, n=60)), t=1000.0 + k)
+        slow = _latencies(rng, n=60)
+        slow[20:] *= 1.5
+        h.append_run("one-off", _records(slow), t=1010.0)
+        (c,) = regressions(h, "one-off")
+        assert c.verdict == "suspected" and not c.regression
+        h.append_run("after", _records(_latencies(rng, n=60)), t=1011.0)
+        (c,) = regressions(h, "after")
+        assert (
+            c.verdict == "ok"
+            and c.outliers_left_out == 1
+            and "1 unconfirmed one-off" in (c.describe())
+        )
+        for j in range(2):
+            h.append_run(f"planted-{j}", _records(_latencies(rng, n=60, scale=1.3)), t=1020.0 + j)
+        (c,) = regressions(h, "planted-1")
+        assert c.regression and c.outliers_left_out == 1
+        kept = ["run-3", "run-4", "run-5", "after", "planted-0"]  # not the one-off
+        p95s = [np.percentile(json.loads(h.run_records(r)[0]["samples"]), 95) for r in kept[:4]]
+        assert c.base_runs == 5 and c.base_p95 != pytest.approx(np.median(p95s))
+        base = [
+            np.percentile(json.loads(h.run_records(r)[0]["samples"]), 95)
+            for r in ["run-2", "run-3", "run-4", "run-5", "after"]
+        ]
+        assert c.base_p95 == pytest.approx(np.median(base))  # planted-0 pending, one-off out
