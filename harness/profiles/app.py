@@ -155,6 +155,9 @@ class AppProfile:
     waiting: tuple[WaitingState, ...]
     messages: tuple[tuple[str, Localized], ...]
     twin: TwinLook | None = None
+    # the share's nominal frame rate as the app encodes it (media.share_fps): the figures'
+    # health (frames received against it) goes into the history with them
+    share_fps: float | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def selector(self, name: str) -> ElementSelector:
@@ -392,6 +395,11 @@ def parse_app_profile(path: Path | str, data: Any) -> AppProfile:  # noqa: C901 
         t.finish()
         if method == "launcher" and not twin.app_label:
             raise t.error("app_label", "required when the twin plays a launcher app")
+    share_fps = None
+    if "media" in f.data:
+        media = f.sub("media")
+        share_fps = media.get("share_fps", float, None, min_value=0.5, max_value=120.0)
+        media.finish()
     profile = AppProfile(
         name=name,
         file=str(path),
@@ -404,6 +412,7 @@ def parse_app_profile(path: Path | str, data: Any) -> AppProfile:  # noqa: C901 
         waiting=tuple(waiting),
         messages=tuple(messages),
         twin=twin,
+        share_fps=share_fps,
     )
     f.finish()
     return profile

@@ -70,7 +70,7 @@ def rate_health(received: int, nominal_rate_hz: float, window_s: float, what: st
     return {
         HEALTH_KEY: round(min(1.0, received / nominal), 3),
         HEALTH_NOTE_KEY: f"{received} of {nominal:.0f} {what} ({nominal_rate_hz:g}/s x "
-        f"{window_s:g} s)",
+        f"{window_s:.3g} s)",
     }
 
 

@@ -44,6 +44,10 @@ def test_mayday_profile_matches_the_twin_support_app_constants():
     assert m.message("unsupported", "en") == support.MSG_UNSUPPORTED
     assert m.selector("agent_video").resolve("en")["description"] == "agent video"
     assert m.waiting_state("queued").colour_rgb == (255, 176, 0)
+    from harness.twin.rtc import SHARE_FPS
+
+    assert m.share_fps == SHARE_FPS  # the twin's share rate: the figures' nominal
+    assert load_app_profile("helpdesk").share_fps is None  # optional: no health recorded
 
 
 @pytest.mark.parametrize(
@@ -215,6 +219,9 @@ def _mutations():
             "required when the twin plays a launcher",
         ),
         (MAYDAY, setk(["colour"], 1), "colour", "unknown key"),
+        (MAYDAY, setk(["media", "share_fps"], 0), "media.share_fps", "must be >= 0.5"),
+        (MAYDAY, setk(["media", "share_fps"], "15"), "media.share_fps", "expected float"),
+        (MAYDAY, setk(["media", "fps"], 15), "media.fps", "unknown key"),
     ]
 
 
