@@ -25,6 +25,7 @@ from harness.errors import MeasurementError
 from harness.measure import Measurement
 from harness.vision.latency import Capture, frame_latency
 from harness.vision.timecode import ScaledStamps, TimecodeLayout, decode_fast, feed_layout
+from harness.vision.workers import analysis_threads
 
 TIMECODE_APP = "com.mayday.hil.timecode"
 TIMECODE_ANCHOR = "center"
@@ -97,8 +98,9 @@ def share_reference(
     """Reference frames for the share: the tablet's screen (Timecode app, static but for its code)
     scaled to the share's size, with each code re-stamped, in frame-number order."""
     h, w = screen_bgr.shape[:2]
-    stamps = ScaledStamps(screen_bgr, timecode_layout(w, h), share_size)
-    return [stamps.frame(int(n), t_ms) for n in frame_nos]
+    with analysis_threads():
+        stamps = ScaledStamps(screen_bgr, timecode_layout(w, h), share_size)
+        return [stamps.frame(int(n), t_ms) for n in frame_nos]
 
 
 MIC_RATE_HZ = 8000
@@ -243,7 +245,8 @@ def agent_to_tablet(
 
     # only the rows down to the pane's bottom are read (raw screencap)
     source = PollingSource(device, capture_method, rate_hz=rate_hz, rows=y2)
-    source.run(on_frame, duration_s)
+    with analysis_threads():  # a pane's conversion: OpenCV's pool costs more than it saves
+        source.run(on_frame, duration_s)
     if source.error is not None and not captures:
         raise MeasurementError(f"glass-to-glass: frame capture failed: {source.error}")
     return frame_latency(dict(sent), captures)

@@ -29,6 +29,7 @@ from harness.vision.fidelity.similarity import (
 )
 from harness.vision.image import check_image
 from harness.vision.timecode import BLOCK_CELLS, TimecodeLayout, decode_fast
+from harness.vision.workers import analysis_threads
 
 ALIGN_MAX_SKIP_FRAMES = 30  # SSIM alignment looks this many source frames ahead
 _THUMB_SHORT_SIDE_PX = 96
@@ -173,7 +174,7 @@ class _ScoreMask:
         return total / count, psnr_of_mse(mse, 255.0, PSNR_CAP_DB)
 
 
-def compare(  # noqa: C901 -- alignment in time (timecode or best SSIM) and the report in one pass over the frames
+def compare(
     reference: Sequence[np.ndarray],
     received: Iterable[np.ndarray],
     *,
@@ -198,6 +199,19 @@ def compare(  # noqa: C901 -- alignment in time (timecode or best SSIM) and the 
     Raises:
         MeasurementError: no reference or received frames, bad frames, no alignment.
     """
+    with analysis_threads():  # small frames: OpenCV's pool costs more CPU than it saves
+        return _compare(reference, received, received_times_s, fps, geometry, align, exclude_code)
+
+
+def _compare(  # noqa: C901, PLR0913 -- compare()'s body, with OpenCV's threads set
+    reference: Sequence[np.ndarray],
+    received: Iterable[np.ndarray],
+    received_times_s: Sequence[float] | None,
+    fps: float,
+    geometry: Geometry | None,
+    align: str,
+    exclude_code: bool,
+) -> FidelityReport:
     if align not in ("auto", "timecode", "ssim"):
         raise MeasurementError(f"fidelity: align must be auto, timecode or ssim, got {align!r}")
     if len(reference) == 0:
