@@ -131,9 +131,10 @@ class _GrayFrames:
     """The luma of each frame of a sequence, converted when first asked for (a timecode-aligned
     comparison scores only the reference frames that were shown, often half of them)."""
 
-    def __init__(self, frames: Sequence[np.ndarray]) -> None:
-        self.frames = frames
+    def __init__(self, frames: Sequence[np.ndarray], checked: bool) -> None:
+        self.frames, self.checked = frames, checked
         self.gray: dict[int, np.ndarray] = {}
+        self.shape: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -141,7 +142,16 @@ class _GrayFrames:
     def __getitem__(self, i: int) -> np.ndarray:
         g = self.gray.get(i)
         if g is None:
-            g = self.gray[i] = to_gray(self.frames[i])
+            f = self.frames[i]
+            if not self.checked:  # frames made on demand: checked when made
+                check_image(f, f"reference frame {i}", min_size=(16, 16))
+                if self.shape is not None and f.shape[:2] != self.shape:
+                    raise MeasurementError(
+                        f"fidelity: reference frame {i} is {f.shape[1]}x{f.shape[0]}, frame 0 is"
+                        f" {self.shape[1]}x{self.shape[0]}"
+                    )
+            g = self.gray[i] = to_gray(f)
+            self.shape = self.shape or g.shape
         return g
 
     def __iter__(self):
@@ -218,6 +228,7 @@ def compare(
     align: str = "auto",
     exclude_code: bool = True,
     exact_ssim: bool = False,
+    reference_frame_nos: Sequence[int] | None = None,
 ) -> FidelityReport:
     """SSIM and PSNR of received frames against the reference frames they show.
 
@@ -232,13 +243,25 @@ def compare(
         exclude_code: leave the timecode's block out of the scores.
         exact_ssim: every SSIM over every window (default: over a sample of the windows
             unless that is within SSIM_SAMPLE_MARGIN of SSIM_FLOOR; FrameFidelity.ssim_exact).
+        reference_frame_nos: the code stamped in each reference frame, when the caller stamped
+            them (then they are not read, and a lazy `reference` such as
+            harness.vision.image.LazyFrames is made only where shown; a list or tuple is
+            checked whole first).
 
     Raises:
         MeasurementError: no reference or received frames, bad frames, no alignment.
     """
     with analysis_threads():  # small frames: OpenCV's pool costs more CPU than it saves
         return _compare(
-            reference, received, received_times_s, fps, geometry, align, exclude_code, exact_ssim
+            reference,
+            received,
+            received_times_s,
+            fps,
+            geometry,
+            align,
+            exclude_code,
+            exact_ssim,
+            reference_frame_nos,
         )
 
 
@@ -251,16 +274,24 @@ def _compare(  # noqa: C901, PLR0913 -- compare()'s body, with OpenCV's threads 
     align: str,
     exclude_code: bool,
     exact_ssim: bool,
+    reference_frame_nos: Sequence[int] | None,
 ) -> FidelityReport:
     if align not in ("auto", "timecode", "ssim"):
         raise MeasurementError(f"fidelity: align must be auto, timecode or ssim, got {align!r}")
     if len(reference) == 0:
         raise MeasurementError("fidelity: no reference frames")
-    for i, f in enumerate(reference):
-        check_image(f, f"reference frame {i}", min_size=(16, 16))
-    refs = _GrayFrames(reference)
+    eager = isinstance(reference, (list, tuple))
+    if reference_frame_nos is not None and len(reference_frame_nos) != len(reference):
+        raise MeasurementError(
+            f"fidelity: {len(reference_frame_nos)} reference frame numbers for"
+            f" {len(reference)} reference frames"
+        )
+    if eager:
+        for i, f in enumerate(reference):
+            check_image(f, f"reference frame {i}", min_size=(16, 16))
+    refs = _GrayFrames(reference, checked=eager)
     rh, rw = refs[0].shape
-    for i, f in enumerate(reference):
+    for i, f in enumerate(reference if eager else ()):
         if f.shape[:2] != (rh, rw):
             raise MeasurementError(
                 f"fidelity: reference frame {i} is {f.shape[1]}x{f.shape[0]}, frame 0 is {rw}x{rh}"
@@ -274,8 +305,11 @@ def _compare(  # noqa: C901, PLR0913 -- compare()'s body, with OpenCV's threads 
         first = [r for r in read_all(refs[0]) if r.ok]
         if first:
             layout = _layout_from_corners(first[0].corners, rw, rh)
-            for i, f in enumerate(reference):  # read on the frame as given: no conversion
-                r = decode_fast(f, layout)
+            if reference_frame_nos is not None:
+                for i, no in enumerate(reference_frame_nos):
+                    ref_by_no.setdefault(int(no), i)
+            for i, f in enumerate(reference if reference_frame_nos is None else ()):
+                r = decode_fast(f, layout)  # read on the frame as given: no conversion
                 if r.ok:
                     ref_by_no.setdefault(r.frame_no, i)
         if align == "timecode" and not ref_by_no:
