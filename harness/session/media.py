@@ -125,8 +125,14 @@ def share_reference(
         with analysis_threads():
             return stamps.frame(nos[i], t_ms)
 
+    def make_luma(i: int) -> np.ndarray:
+        with analysis_threads():
+            return stamps.frame_luma(nos[i], t_ms)
+
     refs = LazyFrames(len(nos), make)
     refs.frame_nos = nos  # the code stamped in each: compare(reference_frame_nos=)
+    refs.luma = LazyFrames(len(nos), make_luma)  # their luma, made without the colour frame
+    refs.luma.frame_nos = nos
     return refs
 
 
@@ -135,7 +141,8 @@ def share_fidelity(refs, frames, side: str, **kw):
     pane (`side`), aligned by the code; only the references shown are made and cropped."""
     from harness.vision.fidelity import compare
 
-    cropped = LazyFrames(len(refs), lambda i: crop_share(refs[i], SHARE_KEEP, side))
+    source = getattr(refs, "luma", None) or refs  # compared on luma: the luma if made apart
+    cropped = LazyFrames(len(refs), lambda i: crop_share(source[i], SHARE_KEEP, side))
     return compare(
         cropped,
         [crop_share(f.image, SHARE_KEEP, side) for f in frames],

@@ -80,6 +80,7 @@ class LazyFrames(Sequence):
         self._n, self._make = int(n), make
         self._made: dict[int, np.ndarray] = {}
         self.frame_nos: list[int] | None = None  # the code stamped in each, when known
+        self.luma: LazyFrames | None = None  # the same frames' luma, when made apart
 
     def __len__(self) -> int:
         return self._n

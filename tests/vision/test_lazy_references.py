@@ -43,7 +43,8 @@ def test_lazy_references_give_the_same_report():
     assert lazy.frames == eager.frames
     assert lazy.dropped == eager.dropped and len(lazy.dropped) == len(every) // 2 - 1
     assert [f.duration_s for f in lazy.freezes] == [f.duration_s for f in eager.freezes]
-    assert refs.made == len(set(shown))  # only the references shown were made
+    assert refs.luma.made == len(set(shown))  # only the references shown were made,
+    assert refs.made == 0  # as luma only
     assert np.array_equal(refs[3], refs_all[3])
 
 
@@ -60,3 +61,20 @@ def test_lazy_frames_index_and_errors():
         compare(bad, [noise] * 2, align="ssim")
     with pytest.raises(MeasurementError, match="2 reference frame numbers for 3"):
         compare(frames, [np.zeros((16, 16), np.uint8)], reference_frame_nos=[1, 2])
+
+
+@pytest.mark.parametrize("size", [(640, 400), (500, 300)])  # half size (the block alone), other
+@pytest.mark.parametrize("channels", [3, 4])
+def test_reference_luma_is_the_luma_of_the_reference(size, channels):
+    import cv2
+
+    from harness.vision.timecode import ScaledStamps
+
+    rng = np.random.default_rng(channels)
+    picture = rng.integers(0, 256, (SCREEN_H, SCREEN_W, channels), np.uint8)
+    stamps = ScaledStamps(picture, media.timecode_layout(SCREEN_W, SCREEN_H), size)
+    code = cv2.COLOR_BGRA2GRAY if channels == 4 else cv2.COLOR_BGR2GRAY
+    for n in (7, 4_000_000):
+        assert np.array_equal(stamps.frame_luma(n, 99), cv2.cvtColor(stamps.frame(n, 99), code))
+    refs = media.share_reference(picture, size, [5, 6])
+    assert np.array_equal(refs.luma[1], cv2.cvtColor(refs[1], code))
