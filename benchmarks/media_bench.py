@@ -6,7 +6,8 @@ One twin (API 34) in a live session with the reference AgentBot (agent video 30 
 share 15 fps up, audio both ways, WebRTC on loopback). Three windows of S seconds:
 - idle: the session alone (the bot sends and receives, nothing is analysed);
 - analysing: the Timecode app in front; the screen polled at 30 captures/s (raw screencap,
-  since session 6 only the rows down to the agent pane's bottom read after the first capture)
+  since session 6 only the rows down to the agent pane's bottom read after the first capture,
+  since session 7 down to the bottom of the code in it)
   with the agent pane's code read in each (agent_to_tablet, glass-to-glass), then the share
   frames of the same window scored as share_run scores them (latency per code, SSIM/PSNR
   against the screen; since session 7 OpenCV without its thread pool, each code read once,
@@ -287,7 +288,7 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             ssim = [f.ssim for f in fid.frames if f.ssim is not None]
             rows.append(
                 (
-                    "screencap (raw, rows to pane) at 30/s, decoded",
+                    "screencap (raw, rows to code) at 30/s, decoded",
                     f"{paced_rate:.1f}",
                     f"{SCREENCAP_RATE_HZ:.0f} polled",
                     _pct(busy["twin"]),
@@ -318,7 +319,7 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             per_frame_ms = main_s / cap.captures * 1000 if cap.captures else 0.0
             rows.append(
                 (
-                    "screencap (raw, rows to pane) back to back",
+                    "screencap (raw, rows to code) back to back",
                     f"{capacity:.1f}",
                     "-",
                     _pct(full["twin"]),

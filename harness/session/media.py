@@ -251,6 +251,18 @@ def wait_for_chirp(
         time.sleep(poll_s)
 
 
+CODE_ROWS_MARGIN_PX = 2  # rows kept below a code's block
+
+
+def code_rows_layout(layout: TimecodeLayout) -> TimecodeLayout:
+    """The same code in the frame's top rows only, down to the block's bottom (and
+    CODE_ROWS_MARGIN_PX): a fast read samples the same pixels, and a polled capture needs only
+    those rows (a feed's code sits at its top-left)."""
+    _, y, _, h = layout.bbox
+    rows = min(layout.frame_h, y + h + CODE_ROWS_MARGIN_PX)
+    return TimecodeLayout(layout.frame_w, rows, layout.x, layout.y, layout.cell_w, layout.cell_h)
+
+
 def agent_to_tablet(
     device,
     pane,
@@ -280,21 +292,22 @@ def agent_to_tablet(
     from harness.device.frames import PollingSource
 
     x1, y1, x2, y2 = pane.bounds
-    layout = feed_layout(x2 - x1, y2 - y1)
+    layout = code_rows_layout(feed_layout(x2 - x1, y2 - y1))
+    y_end = y1 + layout.frame_h  # the pane's rows down to its code's bottom
     captures: list[Capture] = []
 
     def on_frame(f) -> bool:
         captures.append(
             Capture.from_read(
-                f.t_arrival, decode_fast(f.region_view(x1, y1, x2, y2), layout), f.t_request
+                f.t_arrival, decode_fast(f.region_view(x1, y1, x2, y_end), layout), f.t_request
             )
         )
         if poll_interval_s:
             time.sleep(poll_interval_s)
         return max_captures is not None and len(captures) >= max_captures
 
-    # only the rows down to the pane's bottom are read (raw screencap)
-    source = PollingSource(device, capture_method, rate_hz=rate_hz, rows=y2)
+    # only the rows down to the code's bottom are read (raw screencap)
+    source = PollingSource(device, capture_method, rate_hz=rate_hz, rows=y_end)
     with analysis_threads():  # OpenCV's pool, if a frame is converted: more cost than gain
         source.run(on_frame, duration_s)
     if source.error is not None and not captures:
