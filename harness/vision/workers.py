@@ -6,7 +6,9 @@ wake-ups than they save. Measured on a share window (90 frames, 2 cores, session
 process CPU per frame with cv2's default pool, 6.6 ms with no pool (`cv2.setNumThreads(0)`),
 the main thread's share the same. So the analysis (fidelity, reference frames, the polled
 code reads) runs with `analysis_threads()`, which restores the caller's setting on the way out:
-the user's own OpenCV code keeps its pool outside the analysis.
+the user's own OpenCV code keeps its pool outside the analysis. The setting is OpenCV's, for
+the whole process: while an analysis block runs, other threads' OpenCV calls run without the
+pool too (slower in wall time for large images, not in CPU).
 """
 
 from __future__ import annotations
