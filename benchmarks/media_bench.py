@@ -6,10 +6,13 @@ One twin (API 34) in a live session with the reference AgentBot (agent video 30 
 share 15 fps up, audio both ways, WebRTC on loopback). Three windows of S seconds:
 - idle: the session alone (the bot sends and receives, nothing is analysed);
 - analysing: the Timecode app in front; the screen polled at 30 captures/s (raw screencap,
-  since session 6 only the rows down to the agent pane's bottom read after the first capture)
+  since session 6 only the rows down to the agent pane's bottom read after the first capture,
+  since session 7 down to the bottom of the code in it)
   with the agent pane's code read in each (agent_to_tablet, glass-to-glass), then the share
   frames of the same window scored as share_run scores them (latency per code, SSIM/PSNR
-  against the screen): CPU per second of session, i.e. every thread's over the window plus
+  against the screen; since session 7 OpenCV without its thread pool, each code read once,
+  only the references shown made, SSIM from a sample of its windows away from the budget's
+  floor): CPU per second of session, i.e. every thread's over the window plus
   the share analysis' own (main thread, cv2's workers) divided by the window. (Until session 5
   every thread was counted until the analysis ended: the session's own CPU during the
   analysis' extra seconds inflated the figure, by a few points quiet and by tens under load;
@@ -50,17 +53,14 @@ from harness.session import SessionDriver  # noqa: E402
 from harness.session.agent import AGENT_VIDEO_SIZE, AiortcAgentBot  # noqa: E402
 from harness.session.driver import AGENT_VIDEO_DESC  # noqa: E402
 from harness.session.media import (  # noqa: E402
-    SHARE_KEEP,
     TIMECODE_APP,
     agent_to_tablet,
-    crop_share,
     pane_side,
+    share_fidelity,
     share_latency,
+    share_reads,
     share_reference,
-    timecode_layout,
 )
-from harness.vision.fidelity import compare  # noqa: E402
-from harness.vision.timecode import decode_fast  # noqa: E402
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 SCREENCAP_RATE_HZ = 30.0  # the polling rate the glass-to-glass suites need
@@ -188,7 +188,8 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
         "--cv2-threads",
         type=int,
         default=None,
-        help="cv2.setNumThreads(N) in this process first (default: cv2's own, one per core)",
+        help="cv2.setNumThreads(N) in this process first (default: cv2's own, one per core);"
+        " the analysis itself runs without a pool (harness.vision.workers)",
     )
     args = ap.parse_args()
     if args.cv2_threads is not None:
@@ -256,18 +257,11 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             frames = [f for f in list(bot.session.share) if m.t0 <= f.t_arrival < t_end]
             ma = Meter(tp.pid, adb_pid)  # the share analysis (after the window): its threads
             t_a = time.perf_counter()
-            lat = share_latency(frames, (w, h))
-            layout = timecode_layout(w, h)
-            codes = sorted(
-                {r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok}
-            )
+            reads = share_reads(frames, (w, h))  # as share_run scores them
+            lat = share_latency(frames, (w, h), reads)
+            codes = sorted({r.frame_no for r in reads if r.ok})
             refs = share_reference(screen, frames[0].size, range(codes[0], codes[-1] + 1))
-            fid = compare(
-                [crop_share(r, SHARE_KEEP, side) for r in refs],
-                [crop_share(f.image, SHARE_KEEP, side) for f in frames],
-                received_times_s=[f.t_arrival for f in frames],
-                align="timecode",
-            )
+            fid = share_fidelity(refs, frames, side)
             share_analysis_s = time.perf_counter() - t_a
             old_busy = m.stop(window)  # the old accounting: the session's own CPU while the
             # share was analysed after the window counted too (inflated by a slow analysis)
@@ -275,6 +269,13 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             # the analysis' CPU: the main thread's and cv2's workers', not the session's threads
             # (the bot's loop, encoders, decoders: counted at their rate within the window)
             share_cpu = sum(v for v, k in ma.threads if k == "MainThread" or k.startswith("native"))
+            share_main = next((v for v, k in ma.threads if k == "MainThread"), 0.0)
+            share_ms = share_cpu * window / len(frames) * 1000 if frames else 0.0
+            share_workers_ms = (
+                (share_cpu - share_main) * window / len(frames) * 1000 if frames else 0.0
+            )
+            poll_main = next((v for v, k in polled_threads if k == "MainThread"), 0.0)
+            poll_ms = poll_main * window / g2g.captures * 1000 if g2g.captures else 0.0
             busy = dict(polled)
             busy["harness"] = polled["harness"] + share_cpu  # per second of session
             names = {k for _, k in polled_threads} | {k for _, k in ma.threads}
@@ -287,7 +288,7 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             ssim = [f.ssim for f in fid.frames if f.ssim is not None]
             rows.append(
                 (
-                    "screencap (raw, rows to pane) at 30/s, decoded",
+                    "screencap (raw, rows to code) at 30/s, decoded",
                     f"{paced_rate:.1f}",
                     f"{SCREENCAP_RATE_HZ:.0f} polled",
                     _pct(busy["twin"]),
@@ -318,7 +319,7 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             per_frame_ms = main_s / cap.captures * 1000 if cap.captures else 0.0
             rows.append(
                 (
-                    "screencap (raw, rows to pane) back to back",
+                    "screencap (raw, rows to code) back to back",
                     f"{capacity:.1f}",
                     "-",
                     _pct(full["twin"]),
@@ -376,6 +377,10 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
         f" CPU (main thread, cv2 workers) per second of session; by the old accounting (every"
         f" thread until the analysis ended, over the window) {_pct(old_busy['harness'])}"
         f" (share analysis {share_analysis_s:.1f} s after a {window:.1f} s window)"
+    )
+    print(
+        f"  analysis CPU: share {share_ms:.2f} ms a frame (of it cv2's workers"
+        f" {share_workers_ms:.2f}); polling at 30/s: main thread {poll_ms:.2f} ms a capture"
     )
     print(f"  peer: plain aiortc loopback (640x480 30 fps + audio, both ends) {_pct(loop_cpu)}")
     for label, threads in (("idle", idle_threads), ("analysing", busy_threads)):

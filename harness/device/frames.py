@@ -70,6 +70,22 @@ class Frame:
             return self._image[y1:y2, x1:x2]
         return _rgba_to_bgr(self._rgba[y1:y2, x1:x2])
 
+    def region_view(self, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+        """BGR pixels of [y1:y2, x1:x2] without a conversion: a read-only view of the device's
+        RGBA bytes with the channels reversed (negative channel stride) when the frame holds
+        them. For numpy readers that sample a few points (the code read of a pane); OpenCV
+        needs region()'s contiguous copy.
+
+        Raises:
+            ValueError: the region reaches below the rows this frame holds (a partial read)."""
+        if self._image is not None:
+            return self.region(x1, y1, x2, y2)
+        if y2 > self._rgba.shape[0]:
+            raise ValueError(f"Frame.region: rows to {y2}, the frame holds {self._rgba.shape[0]}")
+        view = self._rgba[y1:y2, x1:x2, 2::-1].view()
+        view.flags.writeable = False
+        return view
+
     @property
     def t(self) -> float:
         return self.t_arrival

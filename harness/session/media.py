@@ -17,14 +17,23 @@ legibility parts are in share_quality.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from harness.errors import MeasurementError
 from harness.measure import Measurement
+from harness.vision.image import LazyFrames
 from harness.vision.latency import Capture, frame_latency
-from harness.vision.timecode import ScaledStamps, TimecodeLayout, decode_fast, feed_layout
+from harness.vision.timecode import (
+    ScaledStamps,
+    TimecodeLayout,
+    TimecodeRead,
+    decode_fast,
+    feed_layout,
+)
+from harness.vision.workers import analysis_threads
 
 TIMECODE_APP = "com.mayday.hil.timecode"
 TIMECODE_ANCHOR = "center"
@@ -50,16 +59,26 @@ def timecode_layout(screen_w: int, screen_h: int) -> TimecodeLayout:
     )
 
 
-def share_latency(frames, screen_size: tuple[int, int]) -> ShareLatency:
+def share_reads(frames, screen_size: tuple[int, int]) -> list[TimecodeRead]:
+    """The code of each received share frame, read once (share_latency, share_reference)."""
+    layout = timecode_layout(*screen_size)
+    return [decode_fast(f.image, layout) for f in frames]
+
+
+def share_latency(frames, screen_size: tuple[int, int], reads=None) -> ShareLatency:
     """Per-code latency of received share frames (harness.session.agent.ReceivedFrame).
+
+    Args:
+        reads: the frames' codes when already read (share_reads); else read here.
 
     Raises:
         MeasurementError: no frames, or no frame whose code could be read.
     """
     if not frames:
         raise MeasurementError("share latency: the agent received no share frames")
-    layout = timecode_layout(*screen_size)
-    captures = [Capture.from_read(f.t_arrival, decode_fast(f.image, layout)) for f in frames]
+    if reads is None:
+        reads = share_reads(frames, screen_size)
+    captures = [Capture.from_read(f.t_arrival, r) for f, r in zip(frames, reads, strict=True)]
     result = frame_latency(None, captures)
     m = Measurement(
         "share_latency_ms",
@@ -93,12 +112,45 @@ def share_latency(frames, screen_size: tuple[int, int]) -> ShareLatency:
 
 def share_reference(
     screen_bgr: np.ndarray, share_size: tuple[int, int], frame_nos, t_ms: int = 0
-) -> list[np.ndarray]:
+) -> LazyFrames:
     """Reference frames for the share: the tablet's screen (Timecode app, static but for its code)
-    scaled to the share's size, with each code re-stamped, in frame-number order."""
+    scaled to the share's size, with each code re-stamped, in frame-number order; each made when
+    first asked for (a share at 15 fps shows half of the 30 fps codes)."""
     h, w = screen_bgr.shape[:2]
-    stamps = ScaledStamps(screen_bgr, timecode_layout(w, h), share_size)
-    return [stamps.frame(int(n), t_ms) for n in frame_nos]
+    nos = [int(n) for n in frame_nos]
+    with analysis_threads():
+        stamps = ScaledStamps(screen_bgr, timecode_layout(w, h), share_size)
+
+    def make(i: int) -> np.ndarray:
+        with analysis_threads():
+            return stamps.frame(nos[i], t_ms)
+
+    def make_luma(i: int) -> np.ndarray:
+        with analysis_threads():
+            return stamps.frame_luma(nos[i], t_ms)
+
+    refs = LazyFrames(len(nos), make)
+    refs.frame_nos = nos  # the code stamped in each: compare(reference_frame_nos=)
+    refs.luma = LazyFrames(len(nos), make_luma)  # their luma, made without the colour frame
+    refs.luma.frame_nos = nos
+    return refs
+
+
+def share_fidelity(refs, frames, side: str, **kw):
+    """compare() of the received share frames with their references, away from the session
+    pane (`side`), aligned by the code; only the references shown are made and cropped."""
+    from harness.vision.fidelity import compare
+
+    source = getattr(refs, "luma", None) or refs  # compared on luma: the luma if made apart
+    cropped = LazyFrames(len(refs), lambda i: crop_share(source[i], SHARE_KEEP, side))
+    return compare(
+        cropped,
+        [crop_share(f.image, SHARE_KEEP, side) for f in frames],
+        received_times_s=[f.t_arrival for f in frames],
+        align="timecode",
+        reference_frame_nos=getattr(refs, "frame_nos", None),
+        **kw,
+    )
 
 
 MIC_RATE_HZ = 8000
@@ -199,6 +251,18 @@ def wait_for_chirp(
         time.sleep(poll_s)
 
 
+CODE_ROWS_MARGIN_PX = 2  # rows kept below a code's block
+
+
+def code_rows_layout(layout: TimecodeLayout) -> TimecodeLayout:
+    """The same code in the frame's top rows only, down to the block's bottom (and
+    CODE_ROWS_MARGIN_PX): a fast read samples the same pixels, and a polled capture needs only
+    those rows (a feed's code sits at its top-left)."""
+    _, y, _, h = layout.bbox
+    rows = min(layout.frame_h, y + h + CODE_ROWS_MARGIN_PX)
+    return TimecodeLayout(layout.frame_w, rows, layout.x, layout.y, layout.cell_w, layout.cell_h)
+
+
 def agent_to_tablet(
     device,
     pane,
@@ -228,22 +292,24 @@ def agent_to_tablet(
     from harness.device.frames import PollingSource
 
     x1, y1, x2, y2 = pane.bounds
-    layout = feed_layout(x2 - x1, y2 - y1)
+    layout = code_rows_layout(feed_layout(x2 - x1, y2 - y1))
+    y_end = y1 + layout.frame_h  # the pane's rows down to its code's bottom
     captures: list[Capture] = []
 
     def on_frame(f) -> bool:
         captures.append(
             Capture.from_read(
-                f.t_arrival, decode_fast(f.region(x1, y1, x2, y2), layout), f.t_request
+                f.t_arrival, decode_fast(f.region_view(x1, y1, x2, y_end), layout), f.t_request
             )
         )
         if poll_interval_s:
             time.sleep(poll_interval_s)
         return max_captures is not None and len(captures) >= max_captures
 
-    # only the rows down to the pane's bottom are read (raw screencap)
-    source = PollingSource(device, capture_method, rate_hz=rate_hz, rows=y2)
-    source.run(on_frame, duration_s)
+    # only the rows down to the code's bottom are read (raw screencap)
+    source = PollingSource(device, capture_method, rate_hz=rate_hz, rows=y_end)
+    with analysis_threads():  # OpenCV's pool, if a frame is converted: more cost than gain
+        source.run(on_frame, duration_s)
     if source.error is not None and not captures:
         raise MeasurementError(f"glass-to-glass: frame capture failed: {source.error}")
     return frame_latency(dict(sent), captures)
@@ -403,7 +469,7 @@ class ShareRun:
     latency: ShareLatency | None  # None: a secure window hid the whole window
     fidelity: object  # harness.vision.fidelity.FidelityReport (None when hidden)
     frames: list  # the frames scored: those a secure window did not hide
-    references: list[np.ndarray]
+    references: Sequence[np.ndarray]  # made when first asked for (share_reference)
     side: str = "right"  # where the session pane floats (fidelity is scored away from it)
     perceptual: list = field(default_factory=list)  # ssimulacra2.ScoredFrame, sampled
     perceptual_cpu_s: float = 0.0
@@ -521,7 +587,6 @@ def share_run(
 
     from harness.session import share_quality as sq
     from harness.session.privacy import SHARE_LAG_S, SecureWatch
-    from harness.vision.fidelity import compare
     from harness.vision.legibility import ocr_unavailable
     from harness.vision.stretches import HIDDEN, classify, stretches
 
@@ -566,16 +631,12 @@ def share_run(
         run.stretches = stretches(kinds, [f.t_arrival for f in received])
         run.cer_absent = f"the share was {HIDDEN} (FLAG_SECURE)"
         return run
-    latency = share_latency(frames, (w, h))
+    reads = share_reads(frames, (w, h))
+    latency = share_latency(frames, (w, h), reads)
     share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
-    codes = sorted({r.frame_no for r in (decode_fast(f.image, layout) for f in frames) if r.ok})
+    codes = sorted({r.frame_no for r in reads if r.ok})
     refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
-    report = compare(
-        [crop_share(r, SHARE_KEEP, side) for r in refs],
-        [crop_share(f.image, SHARE_KEEP, side) for f in frames],
-        received_times_s=[f.t_arrival for f in frames],
-        align="timecode",
-    )
+    report = share_fidelity(refs, frames, side)
     report.freezes.extend(trailing_freeze(report, t_end))
     run = ShareRun(latency, report, frames, refs, side)
     box = layout.scaled_to(*share_size).bbox

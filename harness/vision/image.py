@@ -7,6 +7,8 @@ inside OpenCV.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from harness.errors import MeasurementError
@@ -67,3 +69,34 @@ def gray_of(frame: np.ndarray) -> np.ndarray:
     b, g, r = LUMA_WEIGHTS_BGR
     y = frame[:, :, 0] * b + frame[:, :, 1] * g + frame[:, :, 2] * r
     return np.clip(y + 0.5, 0, 255).astype(np.uint8)
+
+
+class LazyFrames(Sequence):
+    """A sequence of frames each made by `make(i)` when first asked for (then kept): its
+    consumers pay only for the frames they look at (a timecode-aligned comparison looks at the
+    reference frames that were shown, half of them for a share at 15 fps of a 30 fps code)."""
+
+    def __init__(self, n: int, make: Callable[[int], np.ndarray]) -> None:
+        self._n, self._make = int(n), make
+        self._made: dict[int, np.ndarray] = {}
+        self.frame_nos: list[int] | None = None  # the code stamped in each, when known
+        self.luma: LazyFrames | None = None  # the same frames' luma, when made apart
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):  # int -> frame; slice -> list of frames
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        j = i + self._n if i < 0 else i
+        if not 0 <= j < self._n:
+            raise IndexError(f"LazyFrames: index {i} out of range for {self._n} frames")
+        f = self._made.get(j)
+        if f is None:
+            f = self._made[j] = self._make(j)
+        return f
+
+    @property
+    def made(self) -> int:
+        """How many frames were made so far."""
+        return len(self._made)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from harness.device.frames import _rgba_to_bgr
 
@@ -26,6 +27,25 @@ def test_a_frame_converts_a_region_as_the_whole_image_would():
     assert lazy.image is lazy.image and np.array_equal(lazy.region(7, 3, 50, 31), region)
     bgr = Frame(rgba[:, :, 2::-1].copy(), 1, 1.2, 1.3, "framebuffer")
     assert np.array_equal(bgr.region(7, 3, 50, 31), region)
+
+
+def test_a_region_view_is_the_region_without_a_copy():
+    from harness.device.frames import Frame
+    from harness.vision.timecode import decode_fast, feed_layout, stamp
+
+    bgr = np.random.default_rng(6).integers(0, 256, (260, 300, 3), dtype=np.uint8)
+    layout = feed_layout(240, 200)  # the agent pane's code, as agent_to_tablet reads it
+    stamp(bgr[20:220, 30:270], 4242, 777, layout)
+    rgba = np.dstack([bgr[:, :, ::-1], np.full(bgr.shape[:2], 255, np.uint8)])
+    f = Frame(None, 0, 1.0, 1.1, "screencap", rgba=rgba)
+    view = f.region_view(30, 20, 270, 220)
+    assert np.shares_memory(view, rgba) and not view.flags.writeable
+    assert np.array_equal(view, f.region(30, 20, 270, 220))
+    read = decode_fast(view, layout)
+    assert read.ok and (read.frame_no, read.t_ms) == (4242, 777)
+    assert decode_fast(f.region(30, 20, 270, 220), layout) == read
+    with pytest.raises(ValueError, match="rows to 261"):
+        f.region_view(0, 0, 10, 261)
 
 
 def _counting_source(rate_hz):

@@ -14,6 +14,8 @@ from harness.vision.fidelity.similarity import to_gray
 from harness.vision.image import check_image
 
 _ECC_SHORT_SIDE_PX = 360
+ECC_GOOD = 0.98  # a refinement this correlated ends the search
+AGREE_PX = 0.05  # two refinements from different starts this close at every corner: one fit
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,10 @@ def _ecc_refine(
 def fit_geometry(reference: np.ndarray, received: np.ndarray, *, refine: bool = True) -> Geometry:  # noqa: C901 -- a fallback chain (content box, features, ECC), each step optional
     """Find the 2x3 affine that maps a reference frame into a received frame.
 
-    Tries, in order: the timecode's corners in both frames, the content box (letterbox and
-    pillarbox bars removed), ORB features with RANSAC; then refines by ECC.
+    Tries, in order: the timecode's corners in both frames, ORB features with RANSAC, the
+    content box (letterbox and pillarbox bars removed); refines each by ECC and keeps the best,
+    stopping once one reaches ECC_GOOD or two from different starts agree within AGREE_PX (a
+    further start would refine to the same fit: a wrong content box costs the most to refine).
 
     Raises:
         MeasurementError: bad frames, or no alignment found.
@@ -103,6 +107,9 @@ def fit_geometry(reference: np.ndarray, received: np.ndarray, *, refine: bool = 
             if m is not None:
                 candidates.append(("timecode", m))
             break
+    feat = _feature_affine(ref, rec)
+    if feat is not None:
+        candidates.append(("features", feat))
     box = _content_box(rec)
     if box is not None:
         x, y, w, h = box
@@ -110,9 +117,6 @@ def fit_geometry(reference: np.ndarray, received: np.ndarray, *, refine: bool = 
         candidates.append(
             ("content box", np.array([[sx, 0, x + 0.5 * sx - 0.5], [0, sy, y + 0.5 * sy - 0.5]]))
         )
-    feat = _feature_affine(ref, rec)
-    if feat is not None:
-        candidates.append(("features", feat))
     if not candidates:
         raise MeasurementError(
             f"fidelity: cannot align the received frame ({received.shape}) with the reference "
@@ -122,6 +126,7 @@ def fit_geometry(reference: np.ndarray, received: np.ndarray, *, refine: bool = 
         return Geometry(candidates[0][1], candidates[0][0])
     best: Geometry | None = None
     tried: list[np.ndarray] = []
+    fits: list[np.ndarray] = []  # each refinement's corners in the received frame
     for method, m0 in candidates:
         if any(np.array_equal(m0, t) for t in tried):
             continue  # the same start refines to the same fit (a content box of the whole frame)
@@ -132,9 +137,20 @@ def fit_geometry(reference: np.ndarray, received: np.ndarray, *, refine: bool = 
         g = Geometry(got[0], f"{method}+ecc", got[1])
         if best is None or g.ecc > best.ecc:  # type: ignore[operator]
             best = g
-        if g.ecc > 0.98:
+        if g.ecc > ECC_GOOD:
             break
+        corners = _corners(got[0], ref.shape)
+        if any(np.abs(corners - c).max() <= AGREE_PX for c in fits):
+            break
+        fits.append(corners)
     return best or Geometry(candidates[0][1], candidates[0][0])
+
+
+def _corners(m: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Where an affine puts a frame's four corner pixels (pixel centres)."""
+    h, w = shape[:2]
+    pts = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float)
+    return pts @ np.asarray(m, float).T
 
 
 def _feature_affine(ref: np.ndarray, rec: np.ndarray) -> np.ndarray | None:

@@ -31,7 +31,8 @@ def to_gray(img: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
 
 
-_SSIM_TILE_ROWS = 64  # rows per strip: the working set stays in cache
+_SSIM_TILE_ROWS = 64  # rows per strip: the working set stays in cache (even: a step of 2 stays
+# on the same rows from strip to strip)
 
 
 def ssim_sum(
@@ -41,13 +42,18 @@ def ssim_sum(
     sigma: float,
     mask: np.ndarray | None = None,
     want_map: bool = False,
+    step: int = 1,
 ) -> tuple[float, int, np.ndarray | None]:
     """Sum and count of the SSIM index over the interior of two single-channel images.
 
     The interior excludes the window radius at every edge (as scikit-image's crop); `mask`
     narrows it further. Works in strips of rows for speed; float32 with values shifted to zero
-    mean, which keeps the variance terms accurate.
+    mean, which keeps the variance terms accurate. `step` > 1: only every step-th window of
+    every step-th row (each the exact SSIM index of its window; the blurs are whole, the
+    index's arithmetic on 1/step^2 of the windows); no map then.
     """
+    if step > 1 and want_map:
+        raise ValueError("ssim_sum: a map needs every window (step=1)")
     radius = int(SSIM_TRUNCATE * sigma + 0.5)
     ksize = (2 * radius + 1, 2 * radius + 1)
     h, w = a.shape
@@ -67,7 +73,7 @@ def ssim_sum(
 
         def blur(img: np.ndarray, _r0: int = r0, _lo: int = lo, _r1: int = r1) -> np.ndarray:
             out = cv2.GaussianBlur(img, ksize, sigma, borderType=cv2.BORDER_REFLECT)
-            return out[_r0 - _lo : _r1 - _lo, cols]
+            return out[_r0 - _lo : _r1 - _lo : step, radius : w - radius : step]
 
         mx, my = blur(x), blur(y)
         s2 = blur(x * x + y * y)  # only the sum of the variances is needed
@@ -89,7 +95,7 @@ def ssim_sum(
         den_l *= den_cs
         lum /= den_l
         if mask is not None:
-            sel = mask[r0:r1, cols]
+            sel = mask[r0:r1:step, radius : w - radius : step]
             total += float(lum[sel].sum(dtype=np.float64))
             count += int(np.count_nonzero(sel))
         else:
