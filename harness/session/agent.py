@@ -23,6 +23,7 @@ Size: the AgentBot interface and its reference adapter (signalling, WebRTC media
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
 import logging
@@ -57,6 +58,7 @@ POLL_WAIT_S = 10.0  # the backend holds an events poll this long when nothing ha
 HTTP_TIMEOUT_S = 5.0  # any HTTP request to the backend (a poll: POLL_WAIT_S more)
 _POLL_RETRIES = 3  # consecutive failed polls before the bot gives up on the backend
 _KEEP_FRAMES = 900
+AUDIO_KEEP_S = 60.0  # the microphone audio kept (the newest): 50 chunks/s, ~11 MB a minute
 _VIDEO_CLOCK = 90000
 _VIDEO_TIME_BASE = Fraction(1, _VIDEO_CLOCK)
 
@@ -109,7 +111,8 @@ class BotSession:
     sent: dict[int, float] = field(default_factory=dict)  # frame_no -> host send time (s)
     share: deque = field(default_factory=lambda: deque(maxlen=_KEEP_FRAMES))
     share_count: int = 0
-    audio: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (arrival, samples)
+    # (arrival, samples) of the newest AUDIO_KEEP_S of microphone (20 ms chunks)
+    audio: deque = field(default_factory=lambda: deque(maxlen=round(AUDIO_KEEP_S / 0.02)))
     audio_rate: int = 0
     replies: list[tuple[float, dict]] = field(default_factory=list)
     ended: bool = False
@@ -184,6 +187,7 @@ class AiortcAgentBot:
     # --- lifecycle (sync API, an asyncio loop in a thread)
     def start(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(InlineEncoding(thread_name_prefix=f"agentbot-{self.name}"))
         self._thread = threading.Thread(
             target=self.loop.run_forever, name=f"agentbot-{self.name}", daemon=True
         )
@@ -498,7 +502,7 @@ class AiortcAgentBot:
             except MediaStreamError:
                 return
             session.audio_rate = frame.sample_rate
-            session.audio.append((time.monotonic(), frame.to_ndarray().reshape(-1).copy()))
+            session.audio.append((time.monotonic(), frame.to_ndarray().reshape(-1)))  # a new array
 
     async def _close_pc(self) -> None:
         if self.pc is not None:
@@ -667,6 +671,24 @@ def use_lean_encoder(sender, sdp: str) -> bool:
     return True
 
 
+class InlineEncoding(concurrent.futures.ThreadPoolExecutor):
+    """The bot loop's default executor. aiortc's sender encodes each video frame through it
+    (run_in_executor(None, encoder.encode, ...)); a LeanVp8Encoder's encode (about 1 ms of CPU
+    a frame) runs at once on the calling thread, the loop's, instead of handing the frame to a
+    worker thread and the result back (two thread wake-ups a frame, more CPU than the hand-off
+    saves). Anything else goes to the pool's threads, as with asyncio's own executor."""
+
+    def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:
+        if not isinstance(getattr(fn, "__self__", None), _lean_encoder_class()):
+            return super().submit(fn, *args, **kwargs)
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 -- handed to the awaiting sender, as a pool does
+            future.set_exception(e)
+        return future
+
+
 def lean_vp8_encoder():
     """A new LeanVp8Encoder (aiortc's encoder interface: encode, pack, target_bitrate)."""
     return _lean_encoder_class()()
@@ -750,7 +772,7 @@ def opus_silence() -> bytes:
 
     ctx = av.CodecContext.create("libopus", "w")
     ctx.bit_rate, ctx.format, ctx.layout, ctx.sample_rate = 96000, "s16", "stereo", OPUS_RATE_HZ
-    ctx.options = {"application": "voip"}
+    ctx.options = {"application": "voip", "frame_duration": f"{OPUS_FRAME_S * 1000:g}"}
     n = int(OPUS_RATE_HZ * OPUS_FRAME_S)
     packets: list[bytes] = []
     for i in range(10):

@@ -137,3 +137,45 @@ def test_the_silent_microphone_is_one_opus_packet_of_silence_every_20_ms():
     assert isinstance(first, av.AudioFrame)
     assert [p.pts for p in got] == [0, 960, 1920] and got[0].time_base == Fraction(1, 48000)
     assert bytes(got[1]) == opus_silence()
+
+
+def test_the_bots_executor_encodes_on_the_loop_thread_and_pools_the_rest():
+    """InlineEncoding: a LeanVp8Encoder's encode, as aiortc's sender calls it
+    (run_in_executor(None, ...)), runs on the loop's own thread and gives the same payloads as
+    a direct call; any other call still goes to a worker thread; an encoder's error reaches the
+    awaiting side."""
+    import threading
+
+    from harness.session.agent import InlineEncoding, _lean_encoder_class
+
+    where: list[int] = []
+
+    class Spy(_lean_encoder_class()):
+        def encode(self, frame, force_keyframe=False):
+            where.append(threading.get_ident())
+            return super().encode(frame, force_keyframe)
+
+    spy, ref = Spy(), lean_vp8_encoder()
+    ref.picture_id = spy.picture_id
+    loop = asyncio.new_event_loop()
+    executor = InlineEncoding(max_workers=1, thread_name_prefix="test-inline")
+    loop.set_default_executor(executor)
+
+    async def run():
+        for i, frame in _frames(3):
+            got = await loop.run_in_executor(None, spy.encode, frame, i == 3)
+            assert got == ref.encode(frame, i == 3)
+        assert _depacketize(got[0])[0] & 1 == 0  # the forced keyframe went through
+        other = await loop.run_in_executor(None, threading.get_ident)
+        with pytest.raises(AttributeError):
+            await loop.run_in_executor(None, spy.encode, None, False)
+        return other
+
+    try:
+        other = loop.run_until_complete(run())
+    finally:
+        loop.close()
+        executor.shutdown(wait=True)
+    me = threading.get_ident()  # run_until_complete runs the loop on this thread
+    assert where == [me] * 4  # three frames and the failing call, all on the loop's thread
+    assert other != me
