@@ -37,7 +37,7 @@ from typing import Protocol
 import numpy as np
 
 from harness.errors import SessionError
-from harness.vision.timecode import feed_layout, stamp
+from harness.vision.timecode import BLOCK_CELLS, code_block, feed_layout, stamp
 
 log = logging.getLogger(__name__)
 
@@ -851,9 +851,14 @@ class AgentFrames:
         self._box = (slice(y, y2), slice(x, x2))
         # chroma samples each cover 2x2 pixels: those that the code covers (rounded outward)
         self._cbox = (slice(y // 2, (y2 + 1) // 2), slice(x // 2, (x2 + 1) // 2))
-        self._pool: list = []  # [(VideoFrame, its luma plane as a (H, W) array)], made on first use
+        self._pool: list = []  # [(VideoFrame, its code's luma as (14, cell, 14, cell))], made on first use
         self._turn = 0
-        self._scratch: np.ndarray | None = None  # a luma plane to stamp: only its box is read
+        cell = layout.cell_w
+        if cell != layout.cell_h or cell != int(cell) or (bw, bh) != (BLOCK_CELLS * cell,) * 2:
+            raise SessionError(
+                f"agent video {w}x{h}: the code's layout {layout} is not on whole pixels"
+            )
+        self._cell = int(cell)
 
     def frame(self, frame_no: int, t_ms: int) -> np.ndarray:
         """A new yuv420p array holding the picture with the code (frame_no, t_ms)."""
@@ -874,10 +879,10 @@ class AgentFrames:
 
         if not self._pool:
             self._fill_pool()
-        video, luma = self._pool[self._turn]
+        video, cells = self._pool[self._turn]
         self._turn = (self._turn + 1) % len(self._pool)
-        stamp(self._scratch, frame_no, t_ms, self.layout)  # writes its whole box
-        luma[self._box] = self._luma[self._scratch[self._box]]
+        # stamp's pixels: each of the 14 x 14 cells' level, as video-range luma, cell x cell times
+        cells[...] = self._luma[code_block(frame_no, t_ms)][:, None, :, None]
         video.pict_type = PictureType.NONE  # an encoder's forced keyframe is not inherited
         return video
 
@@ -886,12 +891,12 @@ class AgentFrames:
 
         w, h = self.size
         first = self.frame(0, 0)  # the picture with neutral chroma under the code
-        self._scratch = first[:h].copy()
+        n, cell = BLOCK_CELLS, self._cell
         for _ in range(self.FRAME_POOL):
             video = VideoFrame.from_ndarray(first, format="yuv420p")
             plane = video.planes[0]
             luma = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]
-            self._pool.append((video, luma))
+            self._pool.append((video, luma[self._box].reshape(n, cell, n, cell)))
 
 
 def _agent_picture(w: int, h: int) -> np.ndarray:
