@@ -761,12 +761,14 @@ def lean_vp8_context(width: int, height: int, bitrate_bps: int):
 
 
 OPUS_RATE_HZ = 48000
-OPUS_FRAME_S = 0.02  # aiortc's audio packet time
+# the agent's silent microphone in 60 ms Opus packets (RFC 7587 allows up to 120 ms; aiortc's
+# own encoder sends 20 ms): a third of the packets to make, protect and send, the same stream
+OPUS_FRAME_S = 0.06
 
 
 @functools.cache
 def opus_silence() -> bytes:
-    """One Opus packet of 20 ms of stereo silence (libopus, as aiortc's encoder sets it up),
+    """One Opus packet of OPUS_FRAME_S of stereo silence (libopus as aiortc's encoder sets it up),
     taken once the encoder has settled: every packet of a silent microphone."""
     import av
 
@@ -785,9 +787,9 @@ def opus_silence() -> bytes:
 
 
 def _silence_track():
-    """The agent's microphone: silence. Once Opus is negotiated (`use_packets`), each 20 ms is
-    the same pre-encoded Opus packet (aiortc only packetizes it: no samples made, no encoder
-    run); before that, or with another codec, aiortc's own silent track."""
+    """The agent's microphone: silence. Once Opus is negotiated (`use_packets`), each
+    OPUS_FRAME_S is the same pre-encoded Opus packet (aiortc only packetizes it: no samples
+    made, no encoder run); before that, or with another codec, aiortc's own silent track."""
     from fractions import Fraction
 
     import av
@@ -851,7 +853,7 @@ class AgentFrames:
         self._box = (slice(y, y2), slice(x, x2))
         # chroma samples each cover 2x2 pixels: those that the code covers (rounded outward)
         self._cbox = (slice(y // 2, (y2 + 1) // 2), slice(x // 2, (x2 + 1) // 2))
-        self._pool: list = []  # [(VideoFrame, its code's luma as (14, cell, 14, cell))], made on first use
+        self._pool: list = []  # (VideoFrame, its code's luma as (14, cell, 14, cell)): on first use
         self._turn = 0
         cell = layout.cell_w
         if cell != layout.cell_h or cell != int(cell) or (bw, bh) != (BLOCK_CELLS * cell,) * 2:

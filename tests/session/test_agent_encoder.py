@@ -111,31 +111,36 @@ def test_the_lean_encoder_goes_only_on_a_vp8_sender():
     assert not use_lean_encoder(vp8, _SDP.format(pts="96 97 102"))  # it has one already
 
 
-def test_the_silent_microphone_is_one_opus_packet_of_silence_every_20_ms():
+def test_the_silent_microphone_is_one_opus_packet_of_silence_every_opus_frame():
+    """Each packet decodes to OPUS_FRAME_S of stereo silence (60 ms: 2880 samples a channel),
+    and the packets' timestamps advance by as much."""
     import numpy as np
 
-    from harness.session.agent import OPUS_RATE_HZ, _silence_track, opus_silence
+    from harness.session.agent import OPUS_FRAME_S, OPUS_RATE_HZ, _silence_track, opus_silence
 
+    n = round(OPUS_RATE_HZ * OPUS_FRAME_S)
+    assert n == 2880
     decoder = av.CodecContext.create("libopus", "r")
     decoder.sample_rate, decoder.layout = OPUS_RATE_HZ, "stereo"
     samples = []
     for _ in range(5):
-        for frame in decoder.decode(av.Packet(opus_silence())):
-            samples.append(frame.to_ndarray())
+        decoded = decoder.decode(av.Packet(opus_silence()))
+        assert sum(f.samples for f in decoded) == n
+        samples += [f.to_ndarray() for f in decoded]
     pcm = np.concatenate([s.reshape(-1) for s in samples])
-    assert pcm.size >= 5 * 960 and np.abs(pcm).max() < 1e-3  # 20 ms stereo frames of silence
+    assert pcm.size == 5 * n * 2 and np.abs(pcm).max() < 1e-3  # stereo silence
 
-    async def packets(n: int):
+    async def packets(k: int):
         track = _silence_track()
         first = await track.recv()  # before Opus is negotiated: aiortc's silent frames
         track.use_packets = True
-        out = [await track.recv() for _ in range(n)]
+        out = [await track.recv() for _ in range(k)]
         track.stop()
         return first, out
 
     first, got = asyncio.run(packets(3))
     assert isinstance(first, av.AudioFrame)
-    assert [p.pts for p in got] == [0, 960, 1920] and got[0].time_base == Fraction(1, 48000)
+    assert [p.pts for p in got] == [0, n, 2 * n] and got[0].time_base == Fraction(1, 48000)
     assert bytes(got[1]) == opus_silence()
 
 
