@@ -23,6 +23,7 @@ Size: the AgentBot interface and its reference adapter (signalling, WebRTC media
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
 import logging
@@ -30,12 +31,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Protocol
 
 import numpy as np
 
 from harness.errors import SessionError
-from harness.vision.timecode import feed_layout, stamp
+from harness.vision.timecode import BLOCK_CELLS, code_block, feed_layout, stamp
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,9 @@ POLL_WAIT_S = 10.0  # the backend holds an events poll this long when nothing ha
 HTTP_TIMEOUT_S = 5.0  # any HTTP request to the backend (a poll: POLL_WAIT_S more)
 _POLL_RETRIES = 3  # consecutive failed polls before the bot gives up on the backend
 _KEEP_FRAMES = 900
+AUDIO_KEEP_S = 60.0  # the microphone audio kept (the newest): 50 chunks/s, ~11 MB a minute
 _VIDEO_CLOCK = 90000
+_VIDEO_TIME_BASE = Fraction(1, _VIDEO_CLOCK)
 
 
 class ReceivedFrame:
@@ -107,7 +111,8 @@ class BotSession:
     sent: dict[int, float] = field(default_factory=dict)  # frame_no -> host send time (s)
     share: deque = field(default_factory=lambda: deque(maxlen=_KEEP_FRAMES))
     share_count: int = 0
-    audio: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (arrival, samples)
+    # (arrival, samples) of the newest AUDIO_KEEP_S of microphone (20 ms chunks)
+    audio: deque = field(default_factory=lambda: deque(maxlen=round(AUDIO_KEEP_S / 0.02)))
     audio_rate: int = 0
     replies: list[tuple[float, dict]] = field(default_factory=list)
     ended: bool = False
@@ -182,6 +187,7 @@ class AiortcAgentBot:
     # --- lifecycle (sync API, an asyncio loop in a thread)
     def start(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(InlineEncoding(thread_name_prefix=f"agentbot-{self.name}"))
         self._thread = threading.Thread(
             target=self.loop.run_forever, name=f"agentbot-{self.name}", daemon=True
         )
@@ -422,7 +428,6 @@ class AiortcAgentBot:
 
     def _tracks(self, session: BotSession):
         from aiortc import VideoStreamTrack
-        from av import VideoFrame
 
         bot = self
 
@@ -439,13 +444,12 @@ class AiortcAgentBot:
                     await asyncio.sleep(max(0.0, self.t0 + self.n / bot.fps - time.monotonic()))
                 self.n += 1
                 t_send = time.monotonic()
-                img = bot._frames.frame(self.n, int(t_send * 1000) % (1 << 32))
+                frame = bot._frames.video_frame(self.n, int(t_send * 1000) % (1 << 32))
                 session.sent[self.n] = t_send
                 if bot.display_url and self.n == 1:
                     _keep(asyncio.ensure_future(bot._show_on_monitor(bot._base)))
-                frame = VideoFrame.from_ndarray(img, format="yuv420p")
                 frame.pts = int(self.n * _VIDEO_CLOCK / bot.fps)
-                frame.time_base = __import__("fractions").Fraction(1, _VIDEO_CLOCK)
+                frame.time_base = _VIDEO_TIME_BASE
                 return frame
 
         return AgentVideo(), _silence_track()
@@ -498,7 +502,7 @@ class AiortcAgentBot:
             except MediaStreamError:
                 return
             session.audio_rate = frame.sample_rate
-            session.audio.append((time.monotonic(), frame.to_ndarray().reshape(-1).copy()))
+            session.audio.append((time.monotonic(), frame.to_ndarray().reshape(-1)))  # a new array
 
     async def _close_pc(self) -> None:
         if self.pc is not None:
@@ -667,6 +671,24 @@ def use_lean_encoder(sender, sdp: str) -> bool:
     return True
 
 
+class InlineEncoding(concurrent.futures.ThreadPoolExecutor):
+    """The bot loop's default executor. aiortc's sender encodes each video frame through it
+    (run_in_executor(None, encoder.encode, ...)); a LeanVp8Encoder's encode (about 1 ms of CPU
+    a frame) runs at once on the calling thread, the loop's, instead of handing the frame to a
+    worker thread and the result back (two thread wake-ups a frame, more CPU than the hand-off
+    saves). Anything else goes to the pool's threads, as with asyncio's own executor."""
+
+    def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:
+        if not isinstance(getattr(fn, "__self__", None), _lean_encoder_class()):
+            return super().submit(fn, *args, **kwargs)
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 -- handed to the awaiting sender, as a pool does
+            future.set_exception(e)
+        return future
+
+
 def lean_vp8_encoder():
     """A new LeanVp8Encoder (aiortc's encoder interface: encode, pack, target_bitrate)."""
     return _lean_encoder_class()()
@@ -739,18 +761,20 @@ def lean_vp8_context(width: int, height: int, bitrate_bps: int):
 
 
 OPUS_RATE_HZ = 48000
-OPUS_FRAME_S = 0.02  # aiortc's audio packet time
+# the agent's silent microphone in 60 ms Opus packets (RFC 7587 allows up to 120 ms; aiortc's
+# own encoder sends 20 ms): a third of the packets to make, protect and send, the same stream
+OPUS_FRAME_S = 0.06
 
 
 @functools.cache
 def opus_silence() -> bytes:
-    """One Opus packet of 20 ms of stereo silence (libopus, as aiortc's encoder sets it up),
+    """One Opus packet of OPUS_FRAME_S of stereo silence (libopus as aiortc's encoder sets it up),
     taken once the encoder has settled: every packet of a silent microphone."""
     import av
 
     ctx = av.CodecContext.create("libopus", "w")
     ctx.bit_rate, ctx.format, ctx.layout, ctx.sample_rate = 96000, "s16", "stereo", OPUS_RATE_HZ
-    ctx.options = {"application": "voip"}
+    ctx.options = {"application": "voip", "frame_duration": f"{OPUS_FRAME_S * 1000:g}"}
     n = int(OPUS_RATE_HZ * OPUS_FRAME_S)
     packets: list[bytes] = []
     for i in range(10):
@@ -763,9 +787,9 @@ def opus_silence() -> bytes:
 
 
 def _silence_track():
-    """The agent's microphone: silence. Once Opus is negotiated (`use_packets`), each 20 ms is
-    the same pre-encoded Opus packet (aiortc only packetizes it: no samples made, no encoder
-    run); before that, or with another codec, aiortc's own silent track."""
+    """The agent's microphone: silence. Once Opus is negotiated (`use_packets`), each
+    OPUS_FRAME_S is the same pre-encoded Opus packet (aiortc only packetizes it: no samples
+    made, no encoder run); before that, or with another codec, aiortc's own silent track."""
     from fractions import Fraction
 
     import av
@@ -804,7 +828,13 @@ class AgentFrames:
     code written into the luma plane (grey v as 16 + 219 v / 255, BT.601 video range, what the
     converter makes of it) and neutral chroma under it. The same frame as stamping the RGB
     picture and converting it, to a level of chroma at the code's edge (tests/session), at a
-    seventieth of the cost (0.13 ms against 9 ms a 640x480 frame)."""
+    seventieth of the cost (0.13 ms against 9 ms a 640x480 frame).
+
+    `video_frame` gives the same pixels as av.VideoFrames from a pool of FRAME_POOL frames
+    filled with the picture once: per frame only the code's block is rewritten (no full-size
+    copy, no conversion to a new frame)."""
+
+    FRAME_POOL = 4  # frames in turn: aiortc's sender encodes each before it asks for the next
 
     def __init__(self, rgb: np.ndarray, layout) -> None:
         """Args: rgb: the picture (H, W, 3), even sizes; layout: where the code goes."""
@@ -823,6 +853,14 @@ class AgentFrames:
         self._box = (slice(y, y2), slice(x, x2))
         # chroma samples each cover 2x2 pixels: those that the code covers (rounded outward)
         self._cbox = (slice(y // 2, (y2 + 1) // 2), slice(x // 2, (x2 + 1) // 2))
+        self._pool: list = []  # (VideoFrame, its code's luma as (14, cell, 14, cell)): on first use
+        self._turn = 0
+        cell = layout.cell_w
+        if cell != layout.cell_h or cell != int(cell) or (bw, bh) != (BLOCK_CELLS * cell,) * 2:
+            raise SessionError(
+                f"agent video {w}x{h}: the code's layout {layout} is not on whole pixels"
+            )
+        self._cell = int(cell)
 
     def frame(self, frame_no: int, t_ms: int) -> np.ndarray:
         """A new yuv420p array holding the picture with the code (frame_no, t_ms)."""
@@ -834,6 +872,33 @@ class AgentFrames:
         for plane in (out[h : h + h // 4], out[h + h // 4 :]):
             plane.reshape(h // 2, w // 2)[self._cbox] = 128
         return out
+
+    def video_frame(self, frame_no: int, t_ms: int):
+        """The picture with the code (frame_no, t_ms) as a yuv420p av.VideoFrame, the same pixels
+        as `frame`. It is one of FRAME_POOL frames used in turn: valid until FRAME_POOL - 1 more
+        calls (pts, time_base and pict_type are the caller's to set; pict_type is reset here)."""
+        from av.video.frame import PictureType
+
+        if not self._pool:
+            self._fill_pool()
+        video, cells = self._pool[self._turn]
+        self._turn = (self._turn + 1) % len(self._pool)
+        # stamp's pixels: each of the 14 x 14 cells' level, as video-range luma, cell x cell times
+        cells[...] = self._luma[code_block(frame_no, t_ms)][:, None, :, None]
+        video.pict_type = PictureType.NONE  # an encoder's forced keyframe is not inherited
+        return video
+
+    def _fill_pool(self) -> None:
+        from av import VideoFrame
+
+        w, h = self.size
+        first = self.frame(0, 0)  # the picture with neutral chroma under the code
+        n, cell = BLOCK_CELLS, self._cell
+        for _ in range(self.FRAME_POOL):
+            video = VideoFrame.from_ndarray(first, format="yuv420p")
+            plane = video.planes[0]
+            luma = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]
+            self._pool.append((video, luma[self._box].reshape(n, cell, n, cell)))
 
 
 def _agent_picture(w: int, h: int) -> np.ndarray:

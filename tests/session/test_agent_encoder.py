@@ -111,29 +111,76 @@ def test_the_lean_encoder_goes_only_on_a_vp8_sender():
     assert not use_lean_encoder(vp8, _SDP.format(pts="96 97 102"))  # it has one already
 
 
-def test_the_silent_microphone_is_one_opus_packet_of_silence_every_20_ms():
+def test_the_silent_microphone_is_one_opus_packet_of_silence_every_opus_frame():
+    """Each packet decodes to OPUS_FRAME_S of stereo silence (60 ms: 2880 samples a channel),
+    and the packets' timestamps advance by as much."""
     import numpy as np
 
-    from harness.session.agent import OPUS_RATE_HZ, _silence_track, opus_silence
+    from harness.session.agent import OPUS_FRAME_S, OPUS_RATE_HZ, _silence_track, opus_silence
 
+    n = round(OPUS_RATE_HZ * OPUS_FRAME_S)
+    assert n == 2880
     decoder = av.CodecContext.create("libopus", "r")
     decoder.sample_rate, decoder.layout = OPUS_RATE_HZ, "stereo"
     samples = []
     for _ in range(5):
-        for frame in decoder.decode(av.Packet(opus_silence())):
-            samples.append(frame.to_ndarray())
+        decoded = decoder.decode(av.Packet(opus_silence()))
+        assert sum(f.samples for f in decoded) == n
+        samples += [f.to_ndarray() for f in decoded]
     pcm = np.concatenate([s.reshape(-1) for s in samples])
-    assert pcm.size >= 5 * 960 and np.abs(pcm).max() < 1e-3  # 20 ms stereo frames of silence
+    assert pcm.size == 5 * n * 2 and np.abs(pcm).max() < 1e-3  # stereo silence
 
-    async def packets(n: int):
+    async def packets(k: int):
         track = _silence_track()
         first = await track.recv()  # before Opus is negotiated: aiortc's silent frames
         track.use_packets = True
-        out = [await track.recv() for _ in range(n)]
+        out = [await track.recv() for _ in range(k)]
         track.stop()
         return first, out
 
     first, got = asyncio.run(packets(3))
     assert isinstance(first, av.AudioFrame)
-    assert [p.pts for p in got] == [0, 960, 1920] and got[0].time_base == Fraction(1, 48000)
+    assert [p.pts for p in got] == [0, n, 2 * n] and got[0].time_base == Fraction(1, 48000)
     assert bytes(got[1]) == opus_silence()
+
+
+def test_the_bots_executor_encodes_on_the_loop_thread_and_pools_the_rest():
+    """InlineEncoding: a LeanVp8Encoder's encode, as aiortc's sender calls it
+    (run_in_executor(None, ...)), runs on the loop's own thread and gives the same payloads as
+    a direct call; any other call still goes to a worker thread; an encoder's error reaches the
+    awaiting side."""
+    import threading
+
+    from harness.session.agent import InlineEncoding, _lean_encoder_class
+
+    where: list[int] = []
+
+    class Spy(_lean_encoder_class()):
+        def encode(self, frame, force_keyframe=False):
+            where.append(threading.get_ident())
+            return super().encode(frame, force_keyframe)
+
+    spy, ref = Spy(), lean_vp8_encoder()
+    ref.picture_id = spy.picture_id
+    loop = asyncio.new_event_loop()
+    executor = InlineEncoding(max_workers=1, thread_name_prefix="test-inline")
+    loop.set_default_executor(executor)
+
+    async def run():
+        for i, frame in _frames(3):
+            got = await loop.run_in_executor(None, spy.encode, frame, i == 3)
+            assert got == ref.encode(frame, i == 3)
+        assert _depacketize(got[0])[0] & 1 == 0  # the forced keyframe went through
+        other = await loop.run_in_executor(None, threading.get_ident)
+        with pytest.raises(AttributeError):
+            await loop.run_in_executor(None, spy.encode, None, False)
+        return other
+
+    try:
+        other = loop.run_until_complete(run())
+    finally:
+        loop.close()
+        executor.shutdown(wait=True)
+    me = threading.get_ident()  # run_until_complete runs the loop on this thread
+    assert where == [me] * 4  # three frames and the failing call, all on the loop's thread
+    assert other != me

@@ -67,3 +67,26 @@ def test_received_frame_converts_on_first_use_to_the_same_pixels():
     assert plain.image is expected
     with pytest.raises(ValueError):
         ReceivedFrame(None, 0.0, 0)
+
+
+def test_pooled_video_frames_hold_the_same_pixels_as_new_ones():
+    """video_frame: the pooled frames rewrite only the code's block, yet each holds exactly what
+    `frame` makes, whatever code the frame held before; a forced keyframe is not inherited."""
+    from av.video.frame import PictureType
+
+    w, h = 320, 240
+    frames = AgentFrames(_agent_picture(w, h), feed_layout(w, h))
+    codes = [(n, n * 33 + 12345) for n in range(1, 3 * AgentFrames.FRAME_POOL + 2)]
+    codes.append(((1 << 24) - 1, (1 << 32) - 1))  # every bit set, then none: no stale bits
+    codes.append((0, 0))
+    seen = set()
+    for n, t_ms in codes:
+        video = frames.video_frame(n, t_ms)
+        seen.add(id(video))
+        assert (video.width, video.height, video.format.name) == (w, h, "yuv420p")
+        assert np.array_equal(video.to_ndarray(), frames.frame(n, t_ms))
+        assert video.pict_type == PictureType.NONE
+        video.pict_type = PictureType.I  # as an encoder asked for a keyframe does
+        read = decode_fast(video.to_ndarray(format="bgr24"), feed_layout(w, h))
+        assert read.ok and (read.frame_no, read.t_ms) == (n % (1 << 24), t_ms)
+    assert len(seen) == AgentFrames.FRAME_POOL  # a pool, not a new frame each time
