@@ -23,7 +23,6 @@ Size: the AgentBot interface and its reference adapter (signalling, WebRTC media
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import json
 import logging
@@ -187,7 +186,6 @@ class AiortcAgentBot:
     # --- lifecycle (sync API, an asyncio loop in a thread)
     def start(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.loop.set_default_executor(InlineEncoding(thread_name_prefix=f"agentbot-{self.name}"))
         self._thread = threading.Thread(
             target=self.loop.run_forever, name=f"agentbot-{self.name}", daemon=True
         )
@@ -669,24 +667,6 @@ def use_lean_encoder(sender, sdp: str) -> bool:
         return False
     setattr(sender, _SENDER_ENCODER, lean_vp8_encoder())
     return True
-
-
-class InlineEncoding(concurrent.futures.ThreadPoolExecutor):
-    """The bot loop's default executor. aiortc's sender encodes each video frame through it
-    (run_in_executor(None, encoder.encode, ...)); a LeanVp8Encoder's encode (about 1 ms of CPU
-    a frame) runs at once on the calling thread, the loop's, instead of handing the frame to a
-    worker thread and the result back (two thread wake-ups a frame, more CPU than the hand-off
-    saves). Anything else goes to the pool's threads, as with asyncio's own executor."""
-
-    def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:
-        if not isinstance(getattr(fn, "__self__", None), _lean_encoder_class()):
-            return super().submit(fn, *args, **kwargs)
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as e:  # noqa: BLE001 -- handed to the awaiting sender, as a pool does
-            future.set_exception(e)
-        return future
 
 
 def lean_vp8_encoder():
