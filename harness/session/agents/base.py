@@ -47,7 +47,8 @@ class AgentAdapter(Protocol):
     Media out: `session.sent` maps each video frame number the agent sent to its host send
     time (monotonic seconds); the frames carry harness.vision.timecode codes. Media in:
     `session.share` holds the received screen-share frames (BGR image, host arrival time),
-    `session.audio` the microphone chunks (host arrival time, samples) at `session.audio_rate`.
+    `session.audio` the microphone chunks (host arrival time, samples) at `session.audio_rate`
+    (the reference bot keeps the newest 60 s).
 
     Optional: a class attribute `lab_monitor = True` says the adapter puts its picture on the lab
     camera's agent monitor (AgentContext.display_url), which dual-view glass-to-glass films;
