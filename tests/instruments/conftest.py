@@ -83,9 +83,13 @@ class FakeScreen:
         self.latency_s = latency_s
         self.shown: list[tuple[float, float, bool]] = []  # (t_request, t_pixels, white)
 
-    def draw(self, white: bool) -> None:
+    def draw(self, white: bool) -> float:
+        """Its own request time, which the truth counts from (walt_latency.Request: a draw
+        that knows when it asked; else a thread switch between the caller's clock read and
+        this one, under load, would count as draw latency the truth does not have)."""
         t = time.monotonic()
         self.show_at(t, t + self.rng.uniform(*self.latency_s), white)
+        return t
 
     def show_at(self, t_request: float, t_pixels: float, white: bool) -> None:
         self.light.set(t_pixels, 1.0 if white else 0.0)
