@@ -27,9 +27,12 @@ baseline raises it (the quiet bench's run B: one run's slow stretch put the pool
 44.8 ms against runs of 30-40, and hid a planted +30 %).
 
 Confirmed by the next run: a single run that the rule flags is "suspected", and becomes a
-REGRESSION when the next run of the series is flagged as well (against the same baseline). A
-suspected run that the next one does not confirm was a one-off (a slow stretch on the host or
-the device), and it never enters a baseline. This is how step detectors on performance
+REGRESSION when the next run of the series is flagged as well (against the same baseline).
+Flagged runs stay out of the baselines: a suspected run that the next one does not confirm was
+a one-off (a slow stretch on the host or the device), and the runs of a regression that ended
+are not the norm either. K flagged runs in a row are a lasting change: they enter the baseline
+together and the new level is the norm from then on (a wanted change stops being flagged after
+K runs). This is how step detectors on performance
 dashboards work (Mozilla's Perfherder alerts on a change seen over several runs; a single
 point is noise until repeated); the cost is one run of delay before the red flag, with the
 suspicion shown at once. A chosen baseline run (`--baseline`) is a deliberate comparison:
@@ -57,8 +60,8 @@ BASELINE_RUNS = 5  # K
 MIN_BASELINE_RUNS = 3
 MIN_SAMPLES = 10  # per run: fewer cannot show a +30 % p95 reliably (see above)
 # earlier runs judged again (oldest first) to know which of the baseline's candidates were
-# unconfirmed one-offs and whether the run before today was flagged: the baseline's K and two
-WALK_RUNS = BASELINE_RUNS + 2
+# flagged (held out) and whether the run before today was: two baselines' K and two
+WALK_RUNS = 2 * BASELINE_RUNS + 2
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class Comparison:
     conditions: str = ""  # today's, in words
     # flagged by the rule, not yet confirmed by the next run (never with regression)
     suspected: bool = False
-    outliers_left_out: int = 0  # unconfirmed suspected runs kept out of the baseline
+    outliers_left_out: int = 0  # flagged runs kept out of the baseline (one-offs, regressions)
 
     @property
     def comparable(self) -> bool:
@@ -144,7 +147,7 @@ class Comparison:
             f"({self.p95_change:+.0%}), Cliff's delta {self.cliffs_delta:+.2f}, "
             f"Mann-Whitney U p = {self.p_value:.2g} ({self.base_runs} baseline runs"
             + (
-                f"; {self.outliers_left_out} unconfirmed one-off{'s' if self.outliers_left_out != 1 else ''} left out"
+                f"; {self.outliers_left_out} flagged run{'s' if self.outliers_left_out != 1 else ''} left out"
                 if self.outliers_left_out
                 else ""
             )
@@ -192,7 +195,7 @@ def regressions(
 ) -> list[Comparison]:
     """Every series of a stored run against its baseline: the last `baseline_runs` runs of the
     same series before it measured under comparable conditions (never one of `exclude_runs`,
-    nor an unconfirmed suspected run), or the one `baseline_run`.
+    nor a flagged run held out of the baselines), or the one `baseline_run`.
 
     A run the rule flags is "suspected" unless the run before it was flagged too, which
     confirms it (REGRESSION); a chosen `baseline_run` is a deliberate comparison, where one
@@ -232,7 +235,7 @@ def regressions(
 
 class _Judge:
     """The rule applied to one series: a run against its candidates, and in turn over the
-    runs before today (which of them were unconfirmed one-offs, whether the last was flagged)."""
+    runs before today (which of them are held out as flagged, whether the last was)."""
 
     def __init__(self, baseline_runs: int):
         self.k = baseline_runs
@@ -246,27 +249,28 @@ class _Judge:
 
     def in_turn(self, today: dict, before: list[dict]) -> Comparison | None:
         """Today against the runs before it, judging the last WALK_RUNS of those in turn
-        (oldest first; the ones before them are taken as accepted)."""
+        (oldest first; the ones before them are taken as accepted). A flagged run is held out
+        of the baselines; K flagged in a row are a lasting change, taken as the norm; a run
+        not flagged ends the run of flags, whose runs stay out for good."""
         if not before:
             return None
         lower = lower_is_better(today["metric"])
         start = max(0, len(before) - WALK_RUNS)
-        accepted, pending, streak, left_out = list(before[:start]), None, False, 0
+        accepted, held, left_out = list(before[:start]), [], 0
         for r in before[start:]:
-            flagged = bool(accepted) and self._flagged(r, accepted, lower)
-            if flagged and (pending is not None or streak):  # confirmed: the new level
-                accepted += [pending, r] if pending is not None else [r]
-                pending, streak = None, True
-            elif flagged:
-                pending = r  # suspected: out of the next run's baseline until confirmed
+            if accepted and self._flagged(r, accepted, lower):
+                held.append(r)
+                if len(held) >= self.k:  # a lasting change: the new level is the norm
+                    accepted += held
+                    held = []
             else:
-                left_out += pending is not None  # an unconfirmed one-off: out for good
-                pending, streak = None, False
+                left_out += len(held)  # a one-off, or a regression that ended
+                held = []
                 accepted.append(r)
-        c = self.compare(today, accepted or before, lower=lower, left_out=left_out)
-        if c is None or not c.regression:  # a pending suspect today does not confirm: a one-off
-            return c if c is None or pending is None else replace(c, outliers_left_out=left_out + 1)
-        if pending is None and not streak:
+        c = self.compare(today, accepted or before, lower=lower, left_out=left_out + len(held))
+        if c is None or not c.regression:
+            return c
+        if not held:  # flagged, and the run before was not: to be confirmed
             return replace(c, regression=False, suspected=True)
         return c
 
