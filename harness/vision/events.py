@@ -20,21 +20,13 @@ import cv2
 import numpy as np
 
 from harness.errors import MeasurementError
-from harness.vision.image import check_image
+from harness.vision.image import check_image, to_gray
 from harness.vision.timecode import TimecodeLayout, decode
 
 Region = tuple[int, int, int, int]  # x, y, width, height in pixels
 DEFAULT_HOLD_FRAMES = 3
 _REFERENCE_SHORT_SIDE_PX = 96  # ReferenceState compares thumbnails of this size
 _CHANGE_LEVELS = 30  # ChangeState: a pixel changed if it moved by more than this (8-bit)
-
-
-def _gray(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return frame
-    if frame.shape[2] == 1:
-        return frame[:, :, 0]
-    return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
 
 
 def crop(frame: np.ndarray, region: Region | None, what: str = "frame") -> np.ndarray:
@@ -87,8 +79,8 @@ def find_template(
     """
     check_image(frame, "frame")
     check_image(template, "template")
-    hay = _gray(crop(frame, region))
-    tpl0 = _gray(template)
+    hay = to_gray(crop(frame, region))
+    tpl0 = to_gray(template)
     ox, oy = (region[0], region[1]) if region else (0, 0)
     best: Match | None = None
     for s in scales:
@@ -134,7 +126,7 @@ class ReferenceState:
     ):
         check_image(reference, "reference picture")
         self.region, self.threshold = region, float(threshold)
-        self._ref = self._thumb(_gray(reference))
+        self._ref = self._thumb(to_gray(reference))
 
     @staticmethod
     def _thumb(gray: np.ndarray) -> np.ndarray:
@@ -146,7 +138,7 @@ class ReferenceState:
     def __call__(self, frame: np.ndarray) -> float:
         from harness.vision.fidelity import ssim
 
-        part = _gray(crop(frame, self.region))
+        part = to_gray(crop(frame, self.region))
         thumb = self._thumb(part)
         if thumb.shape != self._ref.shape:
             thumb = cv2.resize(part, self._ref.shape[::-1], interpolation=cv2.INTER_AREA)
@@ -181,10 +173,10 @@ class ChangeState:
     ):
         check_image(baseline, "baseline frame")
         self.region, self.min_fraction = region, float(min_fraction)
-        self._base = cv2.GaussianBlur(_gray(crop(baseline, region, "baseline")), (5, 5), 0)
+        self._base = cv2.GaussianBlur(to_gray(crop(baseline, region, "baseline")), (5, 5), 0)
 
     def __call__(self, frame: np.ndarray) -> float:
-        part = cv2.GaussianBlur(_gray(crop(frame, self.region)), (5, 5), 0)
+        part = cv2.GaussianBlur(to_gray(crop(frame, self.region)), (5, 5), 0)
         if part.shape != self._base.shape:
             raise MeasurementError(
                 f"ChangeState: frame region {part.shape} differs from the baseline's "

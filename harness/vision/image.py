@@ -1,4 +1,5 @@
-"""Checks on image arrays, shared by every vision module (numpy only, no OpenCV).
+"""Checks on image arrays, shared by every vision module (numpy only; to_gray calls OpenCV's
+converter, imported when first used).
 
 Every function that takes a frame validates it here first, so that a wrong shape or dtype ends
 in a MeasurementError that names the frame, its shape and dtype, never in a traceback from deep
@@ -100,3 +101,14 @@ class LazyFrames(Sequence):
     def made(self) -> int:
         """How many frames were made so far."""
         return len(self._made)
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """OpenCV's luma (BT.601) of a uint8 BGR / BGRA image; a gray one as it is."""
+    if img.ndim == 2:
+        return img
+    if img.shape[2] == 1:
+        return img[:, :, 0]
+    import cv2
+
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from harness.vision.image import check_image
+from harness.vision.image import check_image, to_gray
 from harness.vision.timecode import (
     BLOCK_CELLS,
     CANONICAL_POINTS,
@@ -36,15 +36,6 @@ _CANON_CORNERS = np.array(
     dtype=np.float32,
 )
 _CANON_H = np.column_stack([CANONICAL_POINTS, np.ones(len(CANONICAL_POINTS))])
-
-
-def _to_gray(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return frame
-    if frame.shape[2] == 1:
-        return frame[:, :, 0]
-    code = cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-    return cv2.cvtColor(frame, code)
 
 
 def _order_corners(pts: np.ndarray) -> np.ndarray:
@@ -153,7 +144,7 @@ def read_all(frame: np.ndarray, *, thorough: bool = True, expect: int = 1) -> li
         MeasurementError: bad frame (shape, dtype).
     """
     check_image(frame, "camera frame", min_size=(BLOCK_CELLS, BLOCK_CELLS))
-    gray = _to_gray(frame)
+    gray = to_gray(frame)
     h, w = gray.shape
     scale = 1.0 / max(1, round(min(h, w) / DETECT_SHORT_SIDE_PX))  # 1/k: a fast area resize
     reads = _search(gray, scale)

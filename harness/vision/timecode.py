@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import MeasurementError
-from harness.vision.image import LUMA_WEIGHTS_BGR, check_image
+from harness.vision.image import LUMA_WEIGHTS_BGR, check_image, to_gray
 
 FRAME_NO_BITS = 24
 T_MS_BITS = 32
@@ -598,31 +598,20 @@ class ScaledStamps:
         """A new array: the luma of frame() (the same bytes as cv2's BGR -> gray of it), from
         the scaled picture's luma made once and the code's block converted alone."""
         if not self.k or self.picture.ndim == 2:
-            return _luma_of(self.frame(frame_no, t_ms))
+            return to_gray(self.frame(frame_no, t_ms))
         import cv2
 
         x0, y0, x1, y1 = self._box
         k = self.k
         if self._base_luma is None:
-            self._base_luma = _luma_of(self._base)
+            self._base_luma = to_gray(self._base)
         patch = self.picture[y0:y1, x0:x1].copy()
         stamp(patch, frame_no, t_ms, self._patch_layout)
         out = self._base_luma.copy()
-        out[y0 // k : y1 // k, x0 // k : x1 // k] = _luma_of(
+        out[y0 // k : y1 // k, x0 // k : x1 // k] = to_gray(
             cv2.resize(patch, ((x1 - x0) // k, (y1 - y0) // k), interpolation=cv2.INTER_AREA)
         )
         return out
-
-
-def _luma_of(img: np.ndarray) -> np.ndarray:
-    """cv2's luma of a BGR / BGRA image (a gray one as it is)."""
-    import cv2
-
-    if img.ndim == 2:
-        return img
-    if img.shape[2] == 1:
-        return img[:, :, 0]
-    return cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
 
 
 FEED_CELLS_PER_SHORT_SIDE = 24

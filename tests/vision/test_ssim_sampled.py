@@ -98,3 +98,17 @@ def test_received_clip_fixture_keeps_its_verdicts(fixtures_dir):
         assert e.ref_index == f.ref_index
         assert abs(e.ssim - f.ssim) <= cmp.SSIM_SAMPLE_MARGIN / 2
         assert (e.ssim >= cmp.SSIM_FLOOR) == (f.ssim >= cmp.SSIM_FLOOR)
+
+
+def test_the_floor_is_the_shipped_budgets_share_ssim_limit():
+    """SSIM_FLOOR is where sampled values are scored again: it must be the share_ssim limit of
+    every budget the project ships (a budget with another floor keeps the sampled values'
+    SSIM_SAMPLE_MARGIN, not the exact rescoring at its own floor)."""
+    from harness.profiles import DEFAULT_PROFILES_DIR, load_budgets
+
+    floors = {
+        (b.name, lim.stat, lim.op, lim.value)
+        for b in load_budgets(DEFAULT_PROFILES_DIR / "budgets.yaml").values()
+        for lim in b.for_metric("share_ssim")
+    }
+    assert floors and {(op, v) for _, _, op, v in floors} == {(">=", cmp.SSIM_FLOOR)}, floors

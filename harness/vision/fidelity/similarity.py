@@ -13,22 +13,13 @@ import cv2
 import numpy as np
 
 from harness.errors import MeasurementError
-from harness.vision.image import check_image, check_same_shape
+from harness.vision.image import check_image, check_same_shape, to_gray
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5  # window radius = int(3.5 * 1.5 + 0.5) = 5 -> 11 taps
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 PSNR_CAP_DB = 48.0  # WebRTC's value for identical frames
-
-
-def to_gray(img: np.ndarray) -> np.ndarray:
-    """Luma of a checked uint8 image (BT.601, as OpenCV computes it)."""
-    if img.ndim == 2:
-        return img
-    if img.shape[2] == 1:
-        return img[:, :, 0]
-    return cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
 
 
 _SSIM_TILE_ROWS = 64  # rows per strip: the working set stays in cache (even: a step of 2 stays
