@@ -303,6 +303,8 @@ def test_background_jobs_and_wait(twins):
 
 
 # --- userland per API level ---------------------------------------------------------------
+# Each case makes the files it reads: xdist hands cases of one parametrize to either worker,
+# and each worker has its own twin.
 USERLAND_34 = [
     ("printf '%s=%d %x|%5s|%-3s|\\n' a 42 255 r l", "a=42 ff|    r|l  |\n"),
     ("printf '%s\\n' a b c", "a\nb\nc\n"),
@@ -354,8 +356,9 @@ USERLAND_34 = [
         "c\n1\n",
     ),
     (
-        "cd /data/local/tmp && ln -s /data/local/tmp/c1 lnk && readlink lnk && cat lnk",
-        "/data/local/tmp/c1\nc\n",
+        "cd /data/local/tmp && echo c > l1 && ln -s /data/local/tmp/l1 lnk && readlink lnk"
+        " && cat lnk",
+        "/data/local/tmp/l1\nc\n",
     ),
     ("cd /data/local/tmp && echo t | tee t1 t2 >/dev/null && cat t1 t2", "t\nt\n"),
     (
@@ -366,10 +369,16 @@ USERLAND_34 = [
     ("echo ABC | grep -i abc; echo 'a1b22' | grep -oE '[0-9]+'", "ABC\n1\n22\n"),
     ("env | grep ^PATH=", "PATH=/sbin:/vendor/bin:/system/sbin:/system/bin:/system/xbin\n"),
     ("X=1 env | grep ^X=", "X=1\n"),
-    ("du -s /data/local/tmp/u | cut -f2", "/data/local/tmp/u\n"),
+    (
+        "mkdir -p /data/local/tmp/d/e && du -s /data/local/tmp/d | cut -f2",
+        "/data/local/tmp/d\n",
+    ),
     ("df | head -n 1", "Filesystem       1K-blocks    Used Available Use% Mounted on\n"),
     ("pwd; cd /sdcard; pwd; cd -; pwd", "/\n/sdcard\n/\n"),
-    ("sed -i 's/c/C/' /data/local/tmp/c1 && cat /data/local/tmp/c1", "C\n"),
+    (
+        "echo c > /data/local/tmp/si && sed -i 's/c/C/' /data/local/tmp/si && cat /data/local/tmp/si",
+        "C\n",
+    ),
 ]
 
 
