@@ -237,12 +237,12 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             side = pane_side(pane, w)
             # 1. idle: the live session alone, nothing analysed
             m = Meter(tp.pid, adb_pid)
-            sent0, share0 = len(bot.session.sent), bot.session.share_count
+            sent0, share0 = bot.session.frames_sent, bot.session.share_count
             time.sleep(S)
             wall = time.monotonic() - m.t0
             idle = m.stop()
             idle_threads = m.threads
-            agent_fps = (len(bot.session.sent) - sent0) / wall
+            agent_fps = (bot.session.frames_sent - sent0) / wall
             share_fps = (bot.session.share_count - share0) / wall
 
             # 2. analysing: the screen polled at 30/s, then the share of the window scored

@@ -10,6 +10,10 @@ HTTP address it speaks the backend's JSON lines over one loopback TCP connection
 answers each session with an aiortc peer connection (DTLS-SRTP): it sends timecoded video it
 renders itself (frame number + host send time, harness.vision.timecode) and receives the screen
 share and the microphone, timestamping every frame on arrival with the host's monotonic clock.
+Its video is a loop of AGENT_LOOP_S encoded once per process (EncodedLoop: frame k of the loop
+carries frame number k; the codes repeat after the loop) and sent packet by packet; when the
+tablet asks for a keyframe (PLI/FIR: a lost packet), it encodes the same frames live until the
+loop comes round to its keyframe.
 Strokes, remote-control taps and access requests go over the data channel. ICE is pinned to
 127.0.0.1 and no STUN server is configured: no traffic leaves loopback.
 
@@ -57,6 +61,9 @@ POLL_WAIT_S = 10.0  # the backend holds an events poll this long when nothing ha
 HTTP_TIMEOUT_S = 5.0  # any HTTP request to the backend (a poll: POLL_WAIT_S more)
 _POLL_RETRIES = 3  # consecutive failed polls before the bot gives up on the backend
 _KEEP_FRAMES = 900
+# the agent's video loop: its codes repeat after this long (as the browser agent's clip), so a
+# latency window must be shorter; encoded once per process and size (~1.5 s of CPU, ~1 MB)
+AGENT_LOOP_S = 60.0
 AUDIO_KEEP_S = 60.0  # the microphone audio kept (the newest): 50 chunks/s, ~11 MB a minute
 _VIDEO_CLOCK = 90000
 _VIDEO_TIME_BASE = Fraction(1, _VIDEO_CLOCK)
@@ -107,7 +114,12 @@ class BotSession:
     device: str
     t_assigned: float
     connected: asyncio.Event | None = None
-    sent: dict[int, float] = field(default_factory=dict)  # frame_no -> host send time (s)
+    # frame_no -> host time (s) of its newest capture: the video's schedule, t0 + i / fps, what
+    # the lab monitor shows (the codes repeat after AGENT_LOOP_S)
+    sent: dict[int, float] = field(default_factory=dict)
+    frames_sent: int = 0  # video frames sent this session
+    live_frames: int = 0  # of them encoded live (after a keyframe request), not from the loop
+    late_frames: int = 0  # of them sent more than a frame interval after their capture time
     share: deque = field(default_factory=lambda: deque(maxlen=_KEEP_FRAMES))
     share_count: int = 0
     # (arrival, samples) of the newest AUDIO_KEEP_S of microphone (20 ms chunks)
@@ -154,7 +166,10 @@ class AiortcAgentBot:
         media_seed: int = 0,
         http: tuple[str, int] | None = None,
         token: str | None = None,
+        loop_s: float = AGENT_LOOP_S,
     ):
+        if not 0 < loop_s * fps < 1 << 24:
+            raise SessionError(f"agent bot {name}: loop_s {loop_s!r} at {fps} fps: no frames")
         self.token = token  # the run's agent credential (control op "backend": "token")
         self.backend = backend  # the backend's JSON-lines address (used when http is None)
         self.http = http  # the backend's HTTP agent API (host, port): preferred when given
@@ -182,6 +197,8 @@ class AiortcAgentBot:
         self.layout = feed_layout(*video_size)
         self._base = _agent_picture(*video_size)
         self._frames = AgentFrames(self._base, self.layout)
+        self.loop_s = loop_s  # the video loop's length (its codes repeat after it)
+        self._encoded_loop()  # encoded here, once per process and size, not while signalling
 
     # --- lifecycle (sync API, an asyncio loop in a thread)
     def start(self) -> None:
@@ -416,7 +433,8 @@ class AiortcAgentBot:
         await pc.setLocalDescription(answer)
         sdp = pc.localDescription.sdp
         # media starts once ICE and DTLS have connected (round trips away): the encoder is set first
-        use_lean_encoder(video_sender, sdp)
+        if use_lean_encoder(video_sender, sdp):
+            video.use_loop(video_sender)  # VP8: the loop's packets (it is encoded by then)
         audio.use_packets = (_first_video_codec(sdp, "audio") or "").lower() == "opus"
         if self.media_relay is not None:
             sdp = self.media_relay.rewrite_answer(sdp)
@@ -425,36 +443,21 @@ class AiortcAgentBot:
         )
 
     def _tracks(self, session: BotSession):
-        from aiortc import VideoStreamTrack
+        return _agent_video_class()(self, session), _silence_track()
 
-        bot = self
+    @property
+    def loop_frames(self) -> int:
+        """Frames in the agent's video loop (its codes run 1..loop_frames)."""
+        return max(1, round(self.loop_s * self.fps))
 
-        class AgentVideo(VideoStreamTrack):
-            def __init__(self) -> None:
-                super().__init__()
-                self.n = 0
-                self.t0: float | None = None
+    def _encoded_loop(self) -> EncodedLoop:
+        return encoded_loop(tuple(self.video_size), self.fps, self.loop_frames)
 
-            async def recv(self):
-                if self.t0 is None:
-                    self.t0 = time.monotonic()
-                else:
-                    await asyncio.sleep(max(0.0, self.t0 + self.n / bot.fps - time.monotonic()))
-                self.n += 1
-                t_send = time.monotonic()
-                frame = bot._frames.video_frame(self.n, int(t_send * 1000) % (1 << 32))
-                session.sent[self.n] = t_send
-                if bot.display_url and self.n == 1:
-                    _keep(asyncio.ensure_future(bot._show_on_monitor(bot._base)))
-                frame.pts = int(self.n * _VIDEO_CLOCK / bot.fps)
-                frame.time_base = _VIDEO_TIME_BASE
-                return frame
-
-        return AgentVideo(), _silence_track()
-
-    async def _show_on_monitor(self, rgb: np.ndarray) -> None:
-        """Put the agent's picture on the agent's monitor filmed by the lab camera
-        (/agent_display), which shows it with the code of each instant (the live preview)."""
+    async def _show_on_monitor(self, rgb: np.ndarray, t_first: float) -> None:
+        """Put the agent's picture on the agent's monitor filmed by the lab camera: POST
+        /agent_display in preview mode (X-Loop-Frames: the loop's length), then the anchor
+        {"i": 0, "t": t_first} (/agent_frames): frame i of the loop is sent at t_first + i / fps,
+        so the monitor shows the code being sent at every instant (harness/twin/camera.py)."""
         from urllib.parse import urlsplit
 
         import cv2
@@ -463,21 +466,31 @@ class AiortcAgentBot:
         ok, jpg = cv2.imencode(
             ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
         )
-        body = jpg.tobytes()
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(url.hostname, url.port), 2.0
-            )
-            writer.write(
-                f"POST /agent_display HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(body)}\r\n"
-                f"X-FPS: {self.fps}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-            await asyncio.wait_for(reader.read(256), 2.0)
-            writer.close()
-        except (TimeoutError, OSError) as e:
-            log.debug("agent monitor: %s", e)
+        anchor = json.dumps({"i": 0, "t": t_first}).encode()
+        posts = [
+            (
+                "/agent_display",
+                jpg.tobytes(),
+                f"X-FPS: {self.fps}\r\nX-Loop-Frames: {self.loop_frames}",
+            ),
+            ("/agent_frames", anchor, "Content-Type: application/json"),
+        ]
+        for path, body, headers in posts:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(url.hostname, url.port), 2.0
+                )
+                writer.write(
+                    f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                    f"Content-Length: {len(body)}\r\n{headers}\r\nConnection: close\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+                await asyncio.wait_for(reader.read(256), 2.0)
+                writer.close()
+            except (TimeoutError, OSError) as e:
+                log.info("agent monitor %s: %s", path, e)
+                return
 
     async def _receive_share(self, track, session: BotSession) -> None:
         from aiortc.mediastreams import MediaStreamError
@@ -652,6 +665,7 @@ def _first_video_codec(sdp: str, kind: str = "video") -> str | None:
 
 
 _SENDER_ENCODER = "_RTCRtpSender__encoder"  # aiortc's sender makes its encoder when this is None
+_SENDER_FORCE_KEYFRAME = "_RTCRtpSender__force_keyframe"  # set on PLI/FIR, read by its encode
 
 
 def use_lean_encoder(sender, sdp: str) -> bool:
@@ -738,6 +752,134 @@ def lean_vp8_context(width: int, height: int, bitrate_bps: int):
         "static-thresh": "1000",
     }
     return ctx
+
+
+@functools.cache
+def _agent_video_class() -> type:  # noqa: C901 -- one class, defined once aiortc is imported
+    from aiortc import VideoStreamTrack
+
+    class AgentVideo(VideoStreamTrack):
+        """The agent's camera: EncodedLoop's packets once `use_loop` has a VP8 sender, else
+        (and from a keyframe request until the loop's next keyframe) the same frames as
+        av.VideoFrames for the sender's encoder."""
+
+        def __init__(self, bot: AiortcAgentBot, session: BotSession) -> None:
+            super().__init__()
+            self.bot, self.session = bot, session
+            self.n = 0
+            self.t0: float | None = None
+            self.loop: EncodedLoop | None = None
+            self.sender = None
+            self.live = False
+
+        def use_loop(self, sender) -> None:
+            if not hasattr(sender, _SENDER_FORCE_KEYFRAME):
+                log.info("agent video: this aiortc's sender hides keyframe requests; live")
+                return
+            self.loop, self.sender = self.bot._encoded_loop(), sender
+
+        async def recv(self):
+            bot = self.bot
+            if self.t0 is None:
+                self.t0 = time.monotonic()
+            t_capture = self.t0 + self.n / bot.fps  # this frame's place in the schedule
+            await asyncio.sleep(max(0.0, t_capture - time.monotonic()))
+            self.n += 1
+            k = (self.n - 1) % bot.loop_frames + 1  # the loop's frame: its code
+            out = self._packet(k)
+            self._count(k, t_capture, live=out is None)
+            if out is None:
+                out = bot._frames.video_frame(k, loop_t_ms(k, bot.fps))
+            out.pts, out.time_base = int(self.n * _VIDEO_CLOCK / bot.fps), _VIDEO_TIME_BASE
+            return out
+
+        def _count(self, k: int, t_capture: float, live: bool) -> None:
+            """Frame k goes out: its capture time (what the lab monitor shows) in `sent`; a send
+            later than the next frame's capture is the bot's loop running late (counted)."""
+            bot, session = self.bot, self.session
+            session.sent[k] = t_capture
+            session.frames_sent += 1
+            session.live_frames += live
+            session.late_frames += time.monotonic() - t_capture > 1.0 / bot.fps
+            if bot.display_url and self.n == 1:
+                _keep(asyncio.ensure_future(bot._show_on_monitor(bot._base, t_capture)))
+
+        def _packet(self, k: int):
+            """Frame k's packet from the loop, or None: encode it live."""
+            if self.loop is None:
+                return None
+            asked = getattr(self.sender, _SENDER_FORCE_KEYFRAME, False)
+            if k == 1:  # the loop's keyframe answers any request
+                self.live = False
+                setattr(self.sender, _SENDER_FORCE_KEYFRAME, False)
+            elif asked and not self.live:
+                self.live = True  # the sender's encoder makes the keyframe asked for
+                log.info("agent video: keyframe asked for at frame %d; live to the loop's end", k)
+            return None if self.live else self.loop.packet(k)
+
+    return AgentVideo
+
+
+def loop_t_ms(k: int, fps: float) -> int:
+    """The time stamped in the code of the agent loop's frame k (1-based): ms into the loop."""
+    return int((k - 1) * 1000 / fps)
+
+
+class EncodedLoop:
+    """The agent's timecoded video encoded once: frame k (1..len) is the picture with the code
+    (k, loop_t_ms(k)), as LeanVp8Encoder makes it from a cold start at aiortc's starting bitrate
+    (frame 1 a keyframe, the only one; the loop's last frame is followed by its first). Sent
+    packet by packet (aiortc packetizes them), the agent's picture costs no encoding per frame.
+    The same stream as encoding live from the first frame, byte for byte, so the tablet sees
+    the same pictures (tests/session/test_agent_encoder.py)."""
+
+    def __init__(self, frames: AgentFrames, fps: float, n_frames: int) -> None:
+        from aiortc.codecs.vpx import DEFAULT_BITRATE
+
+        w, h = frames.size
+        ctx = lean_vp8_context(w, h, DEFAULT_BITRATE)
+        packets: list[bytes] = []
+        for k in range(1, n_frames + 1):
+            frame = frames.video_frame(k, loop_t_ms(k, fps))
+            frame.pts, frame.time_base = int(k * _VIDEO_CLOCK / fps), _VIDEO_TIME_BASE
+            packets.append(b"".join(bytes(p) for p in ctx.encode(frame)))
+        if not all(packets) or packets[0][0] & 1:  # VP8: frame type bit 0 is 0 on a keyframe
+            raise SessionError(
+                f"agent video loop {w}x{h}: libvpx held frames back or did not start on a keyframe"
+            )
+        self.packets = packets
+        self.fps = fps
+        self.size = (w, h)
+
+    def __len__(self) -> int:
+        return len(self.packets)
+
+    def packet(self, k: int):
+        """Frame k's encoded frame as an av.Packet (pts and time_base are the caller's)."""
+        import av
+
+        return av.Packet(self.packets[k - 1])
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(p) for p in self.packets)
+
+
+@functools.lru_cache(maxsize=4)
+def encoded_loop(size: tuple[int, int], fps: float, n_frames: int) -> EncodedLoop:
+    """The agent's video loop at this size and rate (cached: encoded once per process)."""
+    w, h = size
+    t0 = time.process_time()
+    loop = EncodedLoop(AgentFrames(_agent_picture(w, h), feed_layout(w, h)), fps, n_frames)
+    log.info(
+        "agent video loop %dx%d: %d frames, %d kB, encoded in %.1f s of CPU",
+        w,
+        h,
+        n_frames,
+        loop.bytes // 1000,
+        time.process_time() - t0,
+    )
+    return loop
 
 
 OPUS_RATE_HZ = 48000

@@ -451,7 +451,8 @@ class SessionDriver:
 
     def wifi_recovery(self, drop_s: float, timeout_s: float = 20.0) -> Recovery:
         """Drop the Wi-Fi (`svc wifi disable`) for drop_s mid-session and measure how long after
-        it comes back the agent's video moves again (a newer timecode in the pane).
+        it comes back the agent's video moves again (another timecode in the pane than the frozen
+        picture's: an agent's numbers may start again, as the reference agents' loops do).
 
         Raises:
             SessionRefused: the session ended with a message instead (the text is in .message).
@@ -465,7 +466,7 @@ class SessionDriver:
         def newest(f: Frame) -> bool:
             read = decode_fast(f.image[y1:y2, x1:x2], layout)
             if read.ok:
-                last["frame_no"] = max(last["frame_no"], read.frame_no)
+                last["frame_no"] = read.frame_no  # the last read: the frozen picture's
             return False
 
         self.device.shell("svc wifi disable", check=True)
@@ -481,7 +482,7 @@ class SessionDriver:
 
         def moving(f: Frame) -> bool:
             read = decode_fast(f.image[y1:y2, x1:x2], layout)
-            if read.ok and read.frame_no > frozen:
+            if read.ok and read.frame_no != frozen:
                 state["hit"] = (f.t_arrival, f.t_arrival - state["prev"])
                 return True
             state["prev"] = f.t_request

@@ -7,7 +7,7 @@ display side by side, as a real IP camera on the bench would (read it with cv2.V
   every instant, that picture with the code of that instant (frame number, host time), as the
   agent's own screen shows what is being sent now (an ideal, lag-free monitor).
   With header X-Loop-Frames: N (an agent whose camera plays a looping timecoded clip, as the
-  browser agent's fake capture device does) the monitor is the camera's preview instead: it
+  browser agent's fake capture device does and the AgentBot's encoded loop) the monitor is the camera's preview instead: it
   shows the clip frame the camera is capturing, from the anchors below, with the clip's own code
   (frame i + 1, t_ms = int(i * 1000 / fps), i counted from 0 from the camera's start); past the
   clip's first pass (i >= N) its codes repeat, so the monitor shows the picture without a code.

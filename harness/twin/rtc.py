@@ -404,6 +404,7 @@ class MediaPeer:
             "agent_frame_shown",
             t=t_shown,
             frame_no=read.frame_no if read.ok else None,
+            # the code's own time: the sender's stamp (the reference agents' loops: ms into the loop)
             t_send_ms=read.t_ms if read.ok else None,
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,21 @@ def read_truth(path: Path | str, event: str | None = None) -> list[dict[str, Any
             item = json.loads(line)
             if event is None or item.get("event") == event:
                 out.append(item)
+    return out
+
+
+def times_after(
+    path: Path | str, event: str, sent: Mapping[Any, float], key: str = "frame_no"
+) -> dict[Any, float]:
+    """{value of `key`: time of its first `event` at or after its time in `sent`}, e.g. when
+    each agent frame was shown after its newest capture: right for a sender whose numbers repeat
+    (the agents' 60 s loops), where first_times gives an earlier pass. Values not in `sent`
+    are left out."""
+    out: dict[Any, float] = {}
+    for item in read_truth(path, event):
+        v = item.get(key)
+        if v is not None and v not in out and v in sent and item["t"] >= sent[v]:
+            out[v] = item["t"]
     return out
 
 

@@ -13,7 +13,7 @@ from harness.device.ui import Ui
 from harness.errors import MeasurementError
 from harness.session import SessionDriver
 from harness.session.agent import AiortcAgentBot
-from harness.twin.truth import first_times
+from harness.twin.truth import times_after
 from harness.vision.latency import dual_view_latency
 from harness.vision.locator import read_all
 
@@ -57,8 +57,8 @@ def test_dual_view_latency_within_one_camera_frame_of_the_truth(filmed):
     assert cam.error is None, cam.error
     time.sleep(0.5)  # the last frames' truth lines are written just after they are shown
     result = dual_view_latency(shots, sender="right")
-    shown = first_times(info.truth, "agent_frame_shown")
-    sent = bot.session.sent
+    sent = dict(bot.session.sent)
+    shown = times_after(info.truth, "agent_frame_shown", sent)  # the newest pass
     assert result.captures >= 300 and len(result.samples) >= 60, (
         len(result.samples),
         result.captures,

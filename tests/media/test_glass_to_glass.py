@@ -8,7 +8,7 @@ import pytest
 from harness.network.console import TOKEN_FILE_NAME, EmulatorConsole
 from harness.session.driver import AGENT_VIDEO_DESC
 from harness.session.media import agent_to_tablet
-from harness.twin.truth import first_times
+from harness.twin.truth import times_after
 
 # captures until 200+ samples (one per new agent frame at 30 fps): today's raw twin screencap
 # (7 ms) gives ~180 agent frames in 700 captures, so up to 1,500 (about 10 s); 45 s bounds a slow one
@@ -27,8 +27,8 @@ def test_agent_to_tablet_latency_within_its_bounds_of_the_truth(live, delay_ms):
     result = agent_to_tablet(
         live.device, pane, live.bot.session.sent, duration_s=45.0, max_captures=MAX_CAPTURES
     )
-    shown = first_times(live.tp.twins[0].truth, "agent_frame_shown")
-    sent = live.bot.session.sent
+    sent = dict(live.bot.session.sent)
+    shown = times_after(live.tp.twins[0].truth, "agent_frame_shown", sent)  # the newest pass
     assert result.captures >= 300 and len(result.samples) >= 200, (
         len(result.samples),
         result.captures,

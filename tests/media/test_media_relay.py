@@ -11,7 +11,7 @@ import pytest
 from harness.network.profiles import parse_network_profile
 from harness.session.driver import AGENT_VIDEO_DESC
 from harness.session.media import TIMECODE_APP, agent_to_tablet, share_latency
-from harness.twin.truth import first_times, read_truth
+from harness.twin.truth import read_truth, times_after
 
 DOWN_MS, UP_MS = 100.0, 60.0
 # glass-to-glass polls the screen until this many captures (or 60 s): at the raw screencap's ~7 ms
@@ -32,8 +32,8 @@ def _agent_to_tablet_checked(live, duration_s: float, captures: int):
     result = agent_to_tablet(
         live.device, pane, live.bot.session.sent, duration_s=duration_s, max_captures=captures
     )
-    shown = first_times(live.tp.twins[0].truth, "agent_frame_shown")
-    sent = live.bot.session.sent
+    sent = dict(live.bot.session.sent)
+    shown = times_after(live.tp.twins[0].truth, "agent_frame_shown", sent)  # the newest pass
     checked = 0
     for s in result.samples:
         if s.frame_no not in shown:  # the twin could not read that frame's code itself

@@ -8,7 +8,7 @@ import time
 from harness.device.frames import ScreenrecordSource
 from harness.session.driver import AGENT_VIDEO_DESC
 from harness.session.media import TIMECODE_APP, timecode_layout
-from harness.twin.truth import first_times
+from harness.twin.truth import times_after
 from harness.vision.calibration import calibrate_delay
 from harness.vision.latency import Capture, frame_latency
 from harness.vision.timecode import decode_fast, feed_layout
@@ -50,8 +50,8 @@ def test_screenrecord_glass_to_glass_with_calibrated_pipeline_delay(live):
     src.run(on_frame, 40.0)
     assert src.error is None, src.error
     result = frame_latency(dict(live.bot.session.sent), captures)
-    shown = first_times(live.tp.twins[0].truth, "agent_frame_shown")
-    sent = live.bot.session.sent
+    sent = dict(live.bot.session.sent)
+    shown = times_after(live.tp.twins[0].truth, "agent_frame_shown", sent)  # the newest pass
     assert result.captures >= 300 and len(result.samples) >= 100
     inside = checked = 0
     for s in result.samples:

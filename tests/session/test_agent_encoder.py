@@ -142,3 +142,89 @@ def test_the_silent_microphone_is_one_opus_packet_of_silence_every_opus_frame():
     assert isinstance(first, av.AudioFrame)
     assert [p.pts for p in got] == [0, n, 2 * n] and got[0].time_base == Fraction(1, 48000)
     assert bytes(got[1]) == opus_silence()
+
+
+LOOP_FRAMES = 60
+
+
+def test_the_loop_is_the_live_encoder_from_a_cold_start_and_every_code_reads_back_round_it():
+    """EncodedLoop's packets are what LeanVp8Encoder makes live from the first frame, byte for
+    byte; the first is the only keyframe; decoded in turn and round the loop again, every code
+    reads back in order."""
+    from harness.session.agent import encoded_loop, loop_t_ms
+
+    layout = feed_layout(W, H)
+    loop = encoded_loop((W, H), 30.0, LOOP_FRAMES)
+    assert len(loop) == LOOP_FRAMES
+    frames, live = AgentFrames(_agent_picture(W, H), layout), lean_vp8_encoder()
+    for k in range(1, LOOP_FRAMES + 1):
+        frame = frames.video_frame(k, loop_t_ms(k, 30.0))
+        frame.pts, frame.time_base = k * 3000, Fraction(1, 90000)
+        payloads, _ = live.encode(frame)
+        assert _depacketize(payloads) == loop.packets[k - 1], k
+    assert [p[0] & 1 for p in loop.packets] == [0] + [1] * (LOOP_FRAMES - 1)
+    decoder = av.CodecContext.create("libvpx", "r")
+    read = []
+    for k in [*range(1, LOOP_FRAMES + 1), 1, 2, 3]:
+        for out in decoder.decode(loop.packet(k)):
+            r = decode_fast(out.to_ndarray(format="rgb24"), layout)
+            read.append((r.frame_no, r.t_ms) if r.ok else None)
+    expect = [*range(1, LOOP_FRAMES + 1), 1, 2, 3]
+    assert read == [(k, loop_t_ms(k, 30.0)) for k in expect]
+
+
+def test_a_keyframe_request_sends_live_frames_until_the_loop_comes_round():
+    """Over a real aiortc connection on loopback: the bot's video comes from its loop; a keyframe
+    request (what a PLI does) makes the sender encode the same codes live, from a keyframe, until
+    the loop's own keyframe; then the loop again. The receiver reads every code in order."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    from harness.session.agent import AiortcAgentBot, BotSession, pin_ice_to_loopback
+
+    fps, loop_s = 30.0, 1.0  # a 30-frame loop; the request after frame ~10
+    bot = AiortcAgentBot(("127.0.0.1", 9), fps=fps, loop_s=loop_s)
+    layout = feed_layout(W, H)
+
+    async def run():
+        pin_ice_to_loopback()
+        a, b = RTCPeerConnection(RTCConfiguration([])), RTCPeerConnection(RTCConfiguration([]))
+        session = BotSession(rid=1, device="t", t_assigned=0.0)
+        video, _ = bot._tracks(session)
+        sender = a.addTrack(video)
+        got: list[int | None] = []
+        done = asyncio.Event()
+
+        async def receive(track):
+            while len(got) < 75:
+                frame = await asyncio.wait_for(track.recv(), 5.0)
+                r = decode_fast(frame.to_ndarray(format="rgb24"), layout)
+                got.append(r.frame_no if r.ok else None)
+                if len(got) == 10:
+                    sender._send_keyframe()  # what aiortc does on a PLI or FIR
+                    live_at = session.frames_sent
+                    got.append(("asked", live_at))
+            done.set()
+
+        b.on("track", lambda t: asyncio.ensure_future(receive(t)))
+        try:
+            await a.setLocalDescription(await a.createOffer())
+            assert use_lean_encoder(sender, a.localDescription.sdp)
+            video.use_loop(sender)
+            await b.setRemoteDescription(a.localDescription)
+            await b.setLocalDescription(await b.createAnswer())
+            await a.setRemoteDescription(b.localDescription)
+            await asyncio.wait_for(done.wait(), 20.0)
+        finally:
+            video.stop()
+            await a.close()
+            await b.close()
+        return session, got
+
+    session, got = asyncio.run(run())
+    asked = next(x for x in got if isinstance(x, tuple))[1]
+    codes = [x for x in got if not isinstance(x, tuple)]
+    first = codes[0]
+    assert codes == [(first - 1 + i) % 30 + 1 for i in range(len(codes))]  # every code, in order
+    # live from the request (frame asked + 1 or the next) to the loop's end, then the loop again
+    assert abs(session.live_frames - (-asked) % 30) <= 1, (asked, session.live_frames)
+    assert session.frames_sent >= len(codes) and len(session.sent) == 30

@@ -45,7 +45,9 @@ class AgentAdapter(Protocol):
     """What the suites need from an agent. Every call is bounded; stop() never raises.
 
     Media out: `session.sent` maps each video frame number the agent sent to its host send
-    time (monotonic seconds); the frames carry harness.vision.timecode codes. Media in:
+    time (monotonic seconds); the frames carry harness.vision.timecode codes. The reference
+    agents send a loop (60 s) whose codes repeat: a number maps to its newest send, so a latency
+    window must be shorter than the loop. Media in:
     `session.share` holds the received screen-share frames (BGR image, host arrival time),
     `session.audio` the microphone chunks (host arrival time, samples) at `session.audio_rate`
     (the reference bot keeps the newest 60 s).
