@@ -74,6 +74,9 @@ def test_glass_to_glass_agent_to_tablet(
     pane = live_session[0].pane()
     result = agent_to_tablet(device, pane, agent_bot.session.sent, duration_s=G2G_WINDOW_S)
     m = result.to_measurement("glass_to_glass_ms")
+    for key in ("late_frames", "live_frames"):  # the reference bot's sender, when it says
+        if isinstance(getattr(agent_bot.session, key, None), int):
+            m.meta[f"agent_{key}"] = getattr(agent_bot.session, key)
     measure.measurements.append(m)
     attach_plots(extras, m, budget, f"glass to glass, agent -> {device.serial}", kinds=("cdf",))
     measure.check(m)
