@@ -261,7 +261,7 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             lat = share_latency(frames, (w, h), reads)
             codes = sorted({r.frame_no for r in reads if r.ok})
             refs = share_reference(screen, frames[0].size, range(codes[0], codes[-1] + 1))
-            fid = share_fidelity(refs, frames, side)
+            fid = share_fidelity(refs, frames, side, reads)
             share_analysis_s = time.perf_counter() - t_a
             old_busy = m.stop(window)  # the old accounting: the session's own CPU while the
             # share was analysed after the window counted too (inflated by a slow analysis)

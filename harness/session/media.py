@@ -136,9 +136,13 @@ def share_reference(
     return refs
 
 
-def share_fidelity(refs, frames, side: str, **kw):
+def share_fidelity(refs, frames, side: str, reads=None, **kw):
     """compare() of the received share frames with their references, away from the session
-    pane (`side`), aligned by the code; only the references shown are made and cropped."""
+    pane (`side`), aligned by the code; only the references shown are made and cropped.
+
+    Args:
+        reads: the frames' codes when already read (share_reads): not read again.
+    """
     from harness.vision.fidelity import compare
 
     source = getattr(refs, "luma", None) or refs  # compared on luma: the luma if made apart
@@ -149,6 +153,7 @@ def share_fidelity(refs, frames, side: str, **kw):
         received_times_s=[f.t_arrival for f in frames],
         align="timecode",
         reference_frame_nos=getattr(refs, "frame_nos", None),
+        received_reads=reads,
         **kw,
     )
 
@@ -636,7 +641,7 @@ def share_run(
     share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
     codes = sorted({r.frame_no for r in reads if r.ok})
     refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
-    report = share_fidelity(refs, frames, side)
+    report = share_fidelity(refs, frames, side, reads)
     report.freezes.extend(trailing_freeze(report, t_end))
     run = ShareRun(latency, report, frames, refs, side)
     box = layout.scaled_to(*share_size).bbox

@@ -28,7 +28,7 @@ from harness.vision.fidelity.similarity import (
     to_gray,
 )
 from harness.vision.image import check_image
-from harness.vision.timecode import BLOCK_CELLS, TimecodeLayout, decode_fast
+from harness.vision.timecode import BLOCK_CELLS, TimecodeLayout, TimecodeRead, decode_fast
 from harness.vision.workers import analysis_threads
 
 ALIGN_MAX_SKIP_FRAMES = 30  # SSIM alignment looks this many source frames ahead
@@ -229,6 +229,7 @@ def compare(
     exclude_code: bool = True,
     exact_ssim: bool = False,
     reference_frame_nos: Sequence[int] | None = None,
+    received_reads: Sequence[TimecodeRead | None] | None = None,
 ) -> FidelityReport:
     """SSIM and PSNR of received frames against the reference frames they show.
 
@@ -247,9 +248,14 @@ def compare(
             them (then they are not read, and a lazy `reference` such as
             harness.vision.image.LazyFrames is made only where shown; a list or tuple is
             checked whole first).
+        received_reads: the code of each received frame when the caller already read it
+            (harness.session.media.share_reads): an OK read whose frame is in the reference
+            is used as it is; any other frame is read here as without it (on the aligned
+            frame, then the robust path).
 
     Raises:
-        MeasurementError: no reference or received frames, bad frames, no alignment.
+        MeasurementError: no reference or received frames, bad frames, no alignment, or
+            received_reads not one per received frame.
     """
     with analysis_threads():  # small frames: OpenCV's pool costs more CPU than it saves
         return _compare(
@@ -262,6 +268,7 @@ def compare(
             exclude_code,
             exact_ssim,
             reference_frame_nos,
+            received_reads,
         )
 
 
@@ -275,11 +282,19 @@ def _compare(  # noqa: C901, PLR0913 -- compare()'s body, with OpenCV's threads 
     exclude_code: bool,
     exact_ssim: bool,
     reference_frame_nos: Sequence[int] | None,
+    received_reads: Sequence[TimecodeRead | None] | None,
 ) -> FidelityReport:
     if align not in ("auto", "timecode", "ssim"):
         raise MeasurementError(f"fidelity: align must be auto, timecode or ssim, got {align!r}")
     if len(reference) == 0:
         raise MeasurementError("fidelity: no reference frames")
+    if received_reads is not None:
+        received = list(received)
+        if len(received_reads) != len(received):
+            raise MeasurementError(
+                f"fidelity: {len(received_reads)} received reads for {len(received)} received"
+                " frames"
+            )
     eager = isinstance(reference, (list, tuple))
     if reference_frame_nos is not None and len(reference_frame_nos) != len(reference):
         raise MeasurementError(
@@ -342,7 +357,9 @@ def _compare(  # noqa: C901, PLR0913 -- compare()'s body, with OpenCV's threads 
             )
         ref_index, frame_no, how = None, None, "none"
         if use_code:
-            r = decode_fast(warped, layout)
+            r = received_reads[n] if received_reads is not None else None
+            if r is None or not r.ok or r.frame_no not in ref_by_no:
+                r = decode_fast(warped, layout)
             if not r.ok:
                 from harness.vision.locator import decode_robust
 
