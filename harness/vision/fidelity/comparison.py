@@ -22,9 +22,9 @@ from harness.vision.fidelity.similarity import (
     PSNR_CAP_DB,
     SSIM_SIGMA,
     SSIM_TRUNCATE,
+    SsimReference,
     psnr_of_mse,
     ssim,
-    ssim_sum,
     to_gray,
 )
 from harness.vision.image import check_image
@@ -180,7 +180,11 @@ class _ScoreMask:
 
     SSIM is first taken over a sample of the windows (SSIM_SAMPLE_STEP) and again over every
     window when the sampled value is within SSIM_SAMPLE_MARGIN of SSIM_FLOOR (`exact`: always
-    over every window); PSNR is always over every valid pixel."""
+    over every window); PSNR is always over every valid pixel. The reference's half of SSIM
+    (similarity.SsimReference) is kept from frame to frame: a reference that differs from the
+    kept one on a pixel a scored window reads replaces it (`rebased` counts them), so a share of
+    a static screen, whose references differ only in the code the mask leaves out, blurs its
+    reference once."""
 
     def __init__(self, mask: np.ndarray, exact: bool = False) -> None:
         radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
@@ -195,6 +199,17 @@ class _ScoreMask:
             self.inner = (
                 cv2.erode(self.mask_u8, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
             )
+        self.reference: SsimReference | None = None
+        self.rebased = 0  # references that replaced the kept one (the first one included)
+
+    def _reference(self, ref: np.ndarray) -> SsimReference:
+        if self.reference is None:
+            self.reference = SsimReference(ref, self.inner)
+            self.rebased += 1
+        elif not self.reference.covers(ref):
+            self.reference.rebase(ref)
+            self.rebased += 1
+        return self.reference
 
     def scores(self, ref: np.ndarray, rec: np.ndarray) -> tuple[float, float, bool]:
         """SSIM and capped PSNR of two same-shape gray frames over this mask, and whether the
@@ -204,13 +219,12 @@ class _ScoreMask:
         else:
             mse = cv2.norm(ref, rec, cv2.NORM_L2SQR, self.mask_u8) / max(self.n, 1)
         psnr_db = psnr_of_mse(mse, 255.0, PSNR_CAP_DB)
+        cached = self._reference(ref)
         if not self.exact:
-            total, count, _ = ssim_sum(
-                ref, rec, 255.0, SSIM_SIGMA, mask=self.inner, step=SSIM_SAMPLE_STEP
-            )
+            total, count = cached.ssim_sum(rec, SSIM_SAMPLE_STEP)
             if count and abs(total / count - SSIM_FLOOR) > SSIM_SAMPLE_MARGIN:
                 return total / count, psnr_db, False
-        total, count, _ = ssim_sum(ref, rec, 255.0, SSIM_SIGMA, mask=self.inner)
+        total, count = cached.ssim_sum(rec)
         if count == 0:
             raise MeasurementError(
                 "fidelity: the aligned received frame has no valid overlap with the reference"
