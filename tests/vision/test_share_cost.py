@@ -176,3 +176,21 @@ def test_score_mask_blurs_a_static_reference_once_and_follows_a_change(share):
         assert abs(s - total / count) < CACHED_VS_SSIM_SUM
     assert mask.rebased == 5
     assert all(f.ssim is not None and f.ssim > 0.9 for f in rep.frames)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_reference_luma_from_the_code_alone_is_byte_exact(channels):
+    """ScaledStamps.frame_luma after its first frame: the edge kept, the inside from the gray
+    code alone; the same bytes as cv2's luma of frame() for codes of every bit pattern (the
+    share's layout: cells of 25 px at odd offsets, a half-size share)."""
+    from harness.vision.timecode import ScaledStamps
+
+    rng = np.random.default_rng(11 + channels)
+    picture = rng.integers(0, 256, (SCREEN_H, SCREEN_W, channels), np.uint8)
+    stamps = ScaledStamps(picture, media.timecode_layout(SCREEN_W, SCREEN_H), SHARE)
+    code = cv2.COLOR_BGRA2GRAY if channels == 4 else cv2.COLOR_BGR2GRAY
+    numbers = [0, 1, 2, 3, 7, 255, 4_000_000, 2**24 - 1] + rng.integers(0, 2**24, 24).tolist()
+    for i, n in enumerate(numbers):
+        t_ms = int(rng.integers(0, 2**32)) if i % 2 else 0
+        assert np.array_equal(stamps.frame_luma(n, t_ms), cv2.cvtColor(stamps.frame(n, t_ms), code))
+    assert stamps._inner is not None  # every frame after the first from the code alone
