@@ -110,6 +110,9 @@ def share_latency(frames, screen_size: tuple[int, int], reads=None) -> ShareLate
     )
 
 
+SHARE_LUMA_KEEP = 4  # reference lumas kept by share_reference (a freeze re-reads the last)
+
+
 def share_reference(
     screen_bgr: np.ndarray, share_size: tuple[int, int], frame_nos, t_ms: int = 0
 ) -> LazyFrames:
@@ -131,7 +134,9 @@ def share_reference(
 
     refs = LazyFrames(len(nos), make)
     refs.frame_nos = nos  # the code stamped in each: compare(reference_frame_nos=)
-    refs.luma = LazyFrames(len(nos), make_luma)  # their luma, made without the colour frame
+    # their luma, made without the colour frame; compare() goes through them in order, so
+    # only the newest few are kept (SHARE_LUMA_KEEP)
+    refs.luma = LazyFrames(len(nos), make_luma, keep=SHARE_LUMA_KEEP)
     refs.luma.frame_nos = nos
     return refs
 
@@ -146,7 +151,8 @@ def share_fidelity(refs, frames, side: str, reads=None, **kw):
     from harness.vision.fidelity import compare
 
     source = getattr(refs, "luma", None) or refs  # compared on luma: the luma if made apart
-    cropped = LazyFrames(len(refs), lambda i: crop_share(source[i], SHARE_KEEP, side))
+    keep = getattr(source, "keep", None)
+    cropped = LazyFrames(len(refs), lambda i: crop_share(source[i], SHARE_KEEP, side), keep=keep)
     return compare(
         cropped,
         [crop_share(f.image, SHARE_KEEP, side) for f in frames],

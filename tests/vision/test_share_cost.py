@@ -194,3 +194,44 @@ def test_reference_luma_from_the_code_alone_is_byte_exact(channels):
         t_ms = int(rng.integers(0, 2**32)) if i % 2 else 0
         assert np.array_equal(stamps.frame_luma(n, t_ms), cv2.cvtColor(stamps.frame(n, t_ms), code))
     assert stamps._inner is not None  # every frame after the first from the code alone
+
+
+def test_lazy_frames_keep_only_the_newest_and_make_again():
+    from harness.vision.image import LazyFrames
+
+    made = []
+    frames = LazyFrames(6, lambda i: made.append(i) or np.full((4, 4), i, np.uint8), keep=2)
+    assert frames.keep == 2 and [frames[i][0, 0] for i in (0, 1, 1, 2, 0)] == [0, 1, 1, 2, 0]
+    assert made == [0, 1, 2, 0] and frames.made == 4  # 0 was dropped for 2, made again
+    with pytest.raises(ValueError, match="keep must be at least 1"):
+        LazyFrames(2, lambda i: np.zeros((4, 4), np.uint8), keep=0)
+
+
+def test_share_keeps_few_references_and_the_same_report(share):
+    """share_fidelity holds SHARE_LUMA_KEEP reference lumas at a time (not one per code shown),
+    makes each shown one once, and reports as when every one is kept."""
+    screen, every, frames = share
+    refs = media.share_reference(screen, SHARE, every)
+    assert refs.luma.keep == media.SHARE_LUMA_KEEP
+    kept = media.share_fidelity(refs, frames, "right")
+    assert refs.luma.made == len({f.ref_index for f in kept.frames})  # none made twice
+    assert len(refs.luma._made) <= media.SHARE_LUMA_KEEP
+    every_kept = media.share_reference(screen, SHARE, every)
+    every_kept.luma = LazyFramesAll(every_kept.luma)
+    assert media.share_fidelity(every_kept, frames, "right").frames == kept.frames
+
+
+class LazyFramesAll:
+    """The same frames, every one kept (no `keep`)."""
+
+    def __init__(self, frames) -> None:
+        from harness.vision.image import LazyFrames
+
+        self.inner = LazyFrames(len(frames), lambda i: frames[i])
+        self.frame_nos = frames.frame_nos
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        return self.inner[i]

@@ -129,11 +129,13 @@ class FidelityReport:
 
 class _GrayFrames:
     """The luma of each frame of a sequence, converted when first asked for (a timecode-aligned
-    comparison scores only the reference frames that were shown, often half of them)."""
+    comparison scores only the reference frames that were shown, often half of them). Frames
+    made on demand that keep only their newest few (LazyFrames(keep=)) are kept as few here."""
 
     def __init__(self, frames: Sequence[np.ndarray], checked: bool) -> None:
         self.frames, self.checked = frames, checked
         self.gray: dict[int, np.ndarray] = {}
+        self.keep: int | None = getattr(frames, "keep", None)
         self.shape: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
@@ -152,6 +154,8 @@ class _GrayFrames:
                     )
             g = self.gray[i] = to_gray(f)
             self.shape = self.shape or g.shape
+            if self.keep is not None and len(self.gray) > self.keep:
+                del self.gray[next(iter(self.gray))]  # the oldest
         return g
 
     def __iter__(self):
