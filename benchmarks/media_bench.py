@@ -12,7 +12,9 @@ share 15 fps up, audio both ways, WebRTC on loopback). Three windows of S second
   frames of the same window scored as share_run scores them (latency per code, SSIM/PSNR
   against the screen; since session 7 OpenCV without its thread pool, each code read once,
   only the references shown made, SSIM from a sample of its windows away from the budget's
-  floor): CPU per second of session, i.e. every thread's over the window plus
+  floor; since session 8 the codes share_reads read given to the fidelity too, the
+  reference's half of SSIM made once per window, the references' luma from the code alone,
+  a few of them held at a time): CPU per second of session, i.e. every thread's over the window plus
   the share analysis' own (main thread, cv2's workers) divided by the window. (Until session 5
   every thread was counted until the analysis ended: the session's own CPU during the
   analysis' extra seconds inflated the figure, by a few points quiet and by tens under load;
