@@ -140,6 +140,10 @@ def test_cached_reference_is_valid_only_where_the_windows_read(share):
         assert not cached.covers(read), (y, x)
     read_too = read
     assert not cached.covers(a[:-1])  # another shape
+    reused = a.copy()
+    mine = SsimReference(reused, windows)
+    reused[300, 300] ^= 1  # the caller's array changed in place: no longer the same
+    assert not mine.covers(reused) and mine.covers(a)
     cached.rebase(read_too)  # replaced: the same as made afresh for that reference
     fresh = SsimReference(read_too, windows)
     assert cached.ssim_sum(b, 2) == fresh.ssim_sum(b, 2) != before

@@ -204,7 +204,7 @@ class SsimReference:
         """Args: ref: (H, W) uint8; windows: the window centres to score (bool, H x W; None:
         every interior window), as ssim_sum's `mask`."""
         self.radius = r = int(SSIM_TRUNCATE * sigma + 0.5)
-        self.ref = ref
+        self.ref = np.array(ref, np.uint8, copy=True)  # its own copy: the caller may reuse theirs
         h, w = ref.shape
         self.windows = np.zeros((h, w), bool)
         self.windows[r : h - r, r : w - r] = True
@@ -230,7 +230,7 @@ class SsimReference:
 
     def covers(self, ref: np.ndarray) -> bool:
         """Whether `ref` equals this reference on every pixel a scored window reads."""
-        return ref is self.ref or (
+        return (
             ref.shape == self.ref.shape and cv2.norm(ref, self.ref, cv2.NORM_INF, self.cover) == 0
         )
 
@@ -253,7 +253,7 @@ class SsimReference:
         """Make this the half of SSIM of another reference of the same shape (same windows)."""
         if ref.shape != self.ref.shape:
             raise ValueError(f"SsimReference: {ref.shape} reference for {self.ref.shape}")
-        self.ref = ref
+        np.copyto(self.ref, ref)
         np.subtract(ref, self.off, out=self.x, dtype=np.float32)
         for at in self._at.values():
             self._fill(at)
