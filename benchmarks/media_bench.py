@@ -12,7 +12,9 @@ share 15 fps up, audio both ways, WebRTC on loopback). Three windows of S second
   frames of the same window scored as share_run scores them (latency per code, SSIM/PSNR
   against the screen; since session 7 OpenCV without its thread pool, each code read once,
   only the references shown made, SSIM from a sample of its windows away from the budget's
-  floor): CPU per second of session, i.e. every thread's over the window plus
+  floor; since session 8 the codes share_reads read given to the fidelity too, the
+  reference's half of SSIM made once per window, the references' luma from the code alone,
+  a few of them held at a time): CPU per second of session, i.e. every thread's over the window plus
   the share analysis' own (main thread, cv2's workers) divided by the window. (Until session 5
   every thread was counted until the analysis ended: the session's own CPU during the
   analysis' extra seconds inflated the figure, by a few points quiet and by tens under load;
@@ -261,7 +263,7 @@ def main() -> int:  # noqa: C901, PLR0915 -- one linear script
             lat = share_latency(frames, (w, h), reads)
             codes = sorted({r.frame_no for r in reads if r.ok})
             refs = share_reference(screen, frames[0].size, range(codes[0], codes[-1] + 1))
-            fid = share_fidelity(refs, frames, side)
+            fid = share_fidelity(refs, frames, side, reads)
             share_analysis_s = time.perf_counter() - t_a
             old_busy = m.stop(window)  # the old accounting: the session's own CPU while the
             # share was analysed after the window counted too (inflated by a slow analysis)

@@ -110,6 +110,9 @@ def share_latency(frames, screen_size: tuple[int, int], reads=None) -> ShareLate
     )
 
 
+SHARE_LUMA_KEEP = 4  # reference lumas kept by share_reference (a freeze re-reads the last)
+
+
 def share_reference(
     screen_bgr: np.ndarray, share_size: tuple[int, int], frame_nos, t_ms: int = 0
 ) -> LazyFrames:
@@ -131,24 +134,32 @@ def share_reference(
 
     refs = LazyFrames(len(nos), make)
     refs.frame_nos = nos  # the code stamped in each: compare(reference_frame_nos=)
-    refs.luma = LazyFrames(len(nos), make_luma)  # their luma, made without the colour frame
+    # their luma, made without the colour frame; compare() goes through them in order, so
+    # only the newest few are kept (SHARE_LUMA_KEEP)
+    refs.luma = LazyFrames(len(nos), make_luma, keep=SHARE_LUMA_KEEP)
     refs.luma.frame_nos = nos
     return refs
 
 
-def share_fidelity(refs, frames, side: str, **kw):
+def share_fidelity(refs, frames, side: str, reads=None, **kw):
     """compare() of the received share frames with their references, away from the session
-    pane (`side`), aligned by the code; only the references shown are made and cropped."""
+    pane (`side`), aligned by the code; only the references shown are made and cropped.
+
+    Args:
+        reads: the frames' codes when already read (share_reads): not read again.
+    """
     from harness.vision.fidelity import compare
 
     source = getattr(refs, "luma", None) or refs  # compared on luma: the luma if made apart
-    cropped = LazyFrames(len(refs), lambda i: crop_share(source[i], SHARE_KEEP, side))
+    keep = getattr(source, "keep", None)
+    cropped = LazyFrames(len(refs), lambda i: crop_share(source[i], SHARE_KEEP, side), keep=keep)
     return compare(
         cropped,
         [crop_share(f.image, SHARE_KEEP, side) for f in frames],
         received_times_s=[f.t_arrival for f in frames],
         align="timecode",
         reference_frame_nos=getattr(refs, "frame_nos", None),
+        received_reads=reads,
         **kw,
     )
 
@@ -636,7 +647,7 @@ def share_run(
     share_size = (frames[0].image.shape[1], frames[0].image.shape[0])
     codes = sorted({r.frame_no for r in reads if r.ok})
     refs = share_reference(screen, share_size, range(codes[0], codes[-1] + 1))
-    report = share_fidelity(refs, frames, side)
+    report = share_fidelity(refs, frames, side, reads)
     report.freezes.extend(trailing_freeze(report, t_end))
     run = ShareRun(latency, report, frames, refs, side)
     box = layout.scaled_to(*share_size).bbox

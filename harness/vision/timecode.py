@@ -565,6 +565,7 @@ class ScaledStamps:
         self.k = k if k and h // sh == k else 0
         self._base = None
         self._base_luma: np.ndarray | None = None
+        self._inner: tuple | None = None  # frame_luma's code-independent edge, once known
         if self.k:
             x, y, bw, bh = layout.bbox
             x0, y0 = max(0, x) // k * k, max(0, y) // k * k
@@ -596,7 +597,13 @@ class ScaledStamps:
 
     def frame_luma(self, frame_no: int, t_ms: int = 0) -> np.ndarray:
         """A new array: the luma of frame() (the same bytes as cv2's BGR -> gray of it), from
-        the scaled picture's luma made once and the code's block converted alone."""
+        the scaled picture's luma made once and the code's block alone.
+
+        With cells of at least k pixels, the scaled block's edge (k x k areas that take in
+        picture pixels) reads only the code's quiet zone, the same light level in every code:
+        it is kept from the first frame. Inside it every k x k area is gray cells (v, v, v),
+        whose area average is the same in each channel and whose luma is that average (cv2's
+        weights sum to one in fixed point): the area average of the gray code alone."""
         if not self.k or self.picture.ndim == 2:
             return to_gray(self.frame(frame_no, t_ms))
         import cv2
@@ -605,12 +612,28 @@ class ScaledStamps:
         k = self.k
         if self._base_luma is None:
             self._base_luma = to_gray(self._base)
-        patch = self.picture[y0:y1, x0:x1].copy()
-        stamp(patch, frame_no, t_ms, self._patch_layout)
         out = self._base_luma.copy()
-        out[y0 // k : y1 // k, x0 // k : x1 // k] = to_gray(
-            cv2.resize(patch, ((x1 - x0) // k, (y1 - y0) // k), interpolation=cv2.INTER_AREA)
-        )
+        cell = int(self._patch_layout.cell_w)
+        inner = self._inner
+        if inner is None or cell < k:
+            patch = self.picture[y0:y1, x0:x1].copy()
+            stamp(patch, frame_no, t_ms, self._patch_layout)
+            luma = to_gray(
+                cv2.resize(patch, ((x1 - x0) // k, (y1 - y0) // k), interpolation=cv2.INTER_AREA)
+            )
+            if cell >= k:  # its edge is every frame's
+                bx, by = int(self._patch_layout.x), int(self._patch_layout.y)
+                size = BLOCK_CELLS * cell
+                rows = slice(-(-by // k), (by + size) // k)
+                cols = slice(-(-bx // k), (bx + size) // k)
+                self._inner = (luma, rows, cols, np.zeros((y1 - y0, x1 - x0), np.uint8))
+        else:
+            edge, rows, cols, canvas = inner
+            stamp(canvas, frame_no, t_ms, self._patch_layout)
+            small = cv2.resize(canvas, (edge.shape[1], edge.shape[0]), interpolation=cv2.INTER_AREA)
+            luma = edge.copy()
+            luma[rows, cols] = small[rows, cols]
+        out[y0 // k : y1 // k, x0 // k : x1 // k] = luma
         return out
 
 

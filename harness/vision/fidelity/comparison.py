@@ -22,13 +22,13 @@ from harness.vision.fidelity.similarity import (
     PSNR_CAP_DB,
     SSIM_SIGMA,
     SSIM_TRUNCATE,
+    SsimReference,
     psnr_of_mse,
     ssim,
-    ssim_sum,
     to_gray,
 )
 from harness.vision.image import check_image
-from harness.vision.timecode import BLOCK_CELLS, TimecodeLayout, decode_fast
+from harness.vision.timecode import BLOCK_CELLS, TimecodeLayout, TimecodeRead, decode_fast
 from harness.vision.workers import analysis_threads
 
 ALIGN_MAX_SKIP_FRAMES = 30  # SSIM alignment looks this many source frames ahead
@@ -129,11 +129,13 @@ class FidelityReport:
 
 class _GrayFrames:
     """The luma of each frame of a sequence, converted when first asked for (a timecode-aligned
-    comparison scores only the reference frames that were shown, often half of them)."""
+    comparison scores only the reference frames that were shown, often half of them). Frames
+    made on demand that keep only their newest few (LazyFrames(keep=)) are kept as few here."""
 
     def __init__(self, frames: Sequence[np.ndarray], checked: bool) -> None:
         self.frames, self.checked = frames, checked
         self.gray: dict[int, np.ndarray] = {}
+        self.keep: int | None = getattr(frames, "keep", None)
         self.shape: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
@@ -152,6 +154,8 @@ class _GrayFrames:
                     )
             g = self.gray[i] = to_gray(f)
             self.shape = self.shape or g.shape
+            if self.keep is not None and len(self.gray) > self.keep:
+                del self.gray[next(iter(self.gray))]  # the oldest
         return g
 
     def __iter__(self):
@@ -180,7 +184,11 @@ class _ScoreMask:
 
     SSIM is first taken over a sample of the windows (SSIM_SAMPLE_STEP) and again over every
     window when the sampled value is within SSIM_SAMPLE_MARGIN of SSIM_FLOOR (`exact`: always
-    over every window); PSNR is always over every valid pixel."""
+    over every window); PSNR is always over every valid pixel. The reference's half of SSIM
+    (similarity.SsimReference) is kept from frame to frame: a reference that differs from the
+    kept one on a pixel a scored window reads replaces it (`rebased` counts them), so a share of
+    a static screen, whose references differ only in the code the mask leaves out, blurs its
+    reference once."""
 
     def __init__(self, mask: np.ndarray, exact: bool = False) -> None:
         radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
@@ -195,6 +203,17 @@ class _ScoreMask:
             self.inner = (
                 cv2.erode(self.mask_u8, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
             )
+        self.reference: SsimReference | None = None
+        self.rebased = 0  # references that replaced the kept one (the first one included)
+
+    def _reference(self, ref: np.ndarray) -> SsimReference:
+        if self.reference is None:
+            self.reference = SsimReference(ref, self.inner)
+            self.rebased += 1
+        elif not self.reference.covers(ref):
+            self.reference.rebase(ref)
+            self.rebased += 1
+        return self.reference
 
     def scores(self, ref: np.ndarray, rec: np.ndarray) -> tuple[float, float, bool]:
         """SSIM and capped PSNR of two same-shape gray frames over this mask, and whether the
@@ -204,13 +223,12 @@ class _ScoreMask:
         else:
             mse = cv2.norm(ref, rec, cv2.NORM_L2SQR, self.mask_u8) / max(self.n, 1)
         psnr_db = psnr_of_mse(mse, 255.0, PSNR_CAP_DB)
+        cached = self._reference(ref)
         if not self.exact:
-            total, count, _ = ssim_sum(
-                ref, rec, 255.0, SSIM_SIGMA, mask=self.inner, step=SSIM_SAMPLE_STEP
-            )
+            total, count = cached.ssim_sum(rec, SSIM_SAMPLE_STEP)
             if count and abs(total / count - SSIM_FLOOR) > SSIM_SAMPLE_MARGIN:
                 return total / count, psnr_db, False
-        total, count, _ = ssim_sum(ref, rec, 255.0, SSIM_SIGMA, mask=self.inner)
+        total, count = cached.ssim_sum(rec)
         if count == 0:
             raise MeasurementError(
                 "fidelity: the aligned received frame has no valid overlap with the reference"
@@ -229,6 +247,7 @@ def compare(
     exclude_code: bool = True,
     exact_ssim: bool = False,
     reference_frame_nos: Sequence[int] | None = None,
+    received_reads: Sequence[TimecodeRead | None] | None = None,
 ) -> FidelityReport:
     """SSIM and PSNR of received frames against the reference frames they show.
 
@@ -247,9 +266,14 @@ def compare(
             them (then they are not read, and a lazy `reference` such as
             harness.vision.image.LazyFrames is made only where shown; a list or tuple is
             checked whole first).
+        received_reads: the code of each received frame when the caller already read it
+            (harness.session.media.share_reads): an OK read whose frame is in the reference
+            is used as it is; any other frame is read here as without it (on the aligned
+            frame, then the robust path).
 
     Raises:
-        MeasurementError: no reference or received frames, bad frames, no alignment.
+        MeasurementError: no reference or received frames, bad frames, no alignment, or
+            received_reads not one per received frame.
     """
     with analysis_threads():  # small frames: OpenCV's pool costs more CPU than it saves
         return _compare(
@@ -262,6 +286,7 @@ def compare(
             exclude_code,
             exact_ssim,
             reference_frame_nos,
+            received_reads,
         )
 
 
@@ -275,11 +300,19 @@ def _compare(  # noqa: C901, PLR0913 -- compare()'s body, with OpenCV's threads 
     exclude_code: bool,
     exact_ssim: bool,
     reference_frame_nos: Sequence[int] | None,
+    received_reads: Sequence[TimecodeRead | None] | None,
 ) -> FidelityReport:
     if align not in ("auto", "timecode", "ssim"):
         raise MeasurementError(f"fidelity: align must be auto, timecode or ssim, got {align!r}")
     if len(reference) == 0:
         raise MeasurementError("fidelity: no reference frames")
+    if received_reads is not None:
+        received = list(received)
+        if len(received_reads) != len(received):
+            raise MeasurementError(
+                f"fidelity: {len(received_reads)} received reads for {len(received)} received"
+                " frames"
+            )
     eager = isinstance(reference, (list, tuple))
     if reference_frame_nos is not None and len(reference_frame_nos) != len(reference):
         raise MeasurementError(
@@ -342,7 +375,9 @@ def _compare(  # noqa: C901, PLR0913 -- compare()'s body, with OpenCV's threads 
             )
         ref_index, frame_no, how = None, None, "none"
         if use_code:
-            r = decode_fast(warped, layout)
+            r = received_reads[n] if received_reads is not None else None
+            if r is None or not r.ok or r.frame_no not in ref_by_no:
+                r = decode_fast(warped, layout)
             if not r.ok:
                 from harness.vision.locator import decode_robust
 

@@ -9,6 +9,8 @@ per-frame series, as WebRTC does, so identical frames do not dominate a mean).
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -173,3 +175,145 @@ def psnr_of_mse(mse: float, data_range: float, cap_db: float | None) -> float:
         return float("inf") if cap_db is None else float(cap_db)
     value = 10.0 * np.log10(data_range * data_range / mse)
     return float(value if cap_db is None else min(value, cap_db))
+
+
+class SsimReference:
+    """One reference frame's half of SSIM, made once and reused for every received frame scored
+    against a reference equal to it on the pixels the scored windows cover.
+
+    A static screen shared with its timecode gives references that differ only in the code's
+    block, which the score mask leaves out: x = ref - R/2, blur(x) and blur(x^2) are the same at
+    every window scored, so each received frame costs three blurs (y, y^2, x y) instead of four,
+    and the arithmetic runs on the sampled windows only. Valid while the windows (`windows`, the
+    same for every frame of one size under one geometry) and the reference's pixels under them
+    are the same: `covers(ref)` tells (exactly, on the uint8 pixels).
+
+    The blurs are taken in two 1-D passes (along rows, then down the sampled columns only), so
+    the sums equal ssim_sum's to float32 rounding, not bit for bit (both within 1e-5 of a float64
+    SSIM on the fixtures: tests/vision/test_share_cost.py). Work arrays are kept between
+    frames (a new 800 kB array per step costs page faults): one object serves one thread.
+    """
+
+    def __init__(
+        self,
+        ref: np.ndarray,
+        windows: np.ndarray | None,
+        data_range: float = 255.0,
+        sigma: float = SSIM_SIGMA,
+    ) -> None:
+        """Args: ref: (H, W) uint8; windows: the window centres to score (bool, H x W; None:
+        every interior window), as ssim_sum's `mask`."""
+        self.radius = r = int(SSIM_TRUNCATE * sigma + 0.5)
+        self.ref = np.array(ref, np.uint8, copy=True)  # its own copy: the caller may reuse theirs
+        h, w = ref.shape
+        self.windows = np.zeros((h, w), bool)
+        self.windows[r : h - r, r : w - r] = True
+        if windows is not None:
+            self.windows &= windows
+        side = 2 * r + 1
+        # the pixels the scored windows read: where the reference must stay the same
+        self.cover = cv2.dilate(
+            self.windows.astype(np.uint8), np.ones((side, side), np.uint8), borderValue=0
+        )
+        self.off = np.float32(data_range / 2)  # x zero-mean: accurate variances in float32
+        self.c1 = np.float32((SSIM_K1 * data_range) ** 2)
+        self.c2 = np.float32((SSIM_K2 * data_range) ** 2)
+        self.kernel = cv2.getGaussianKernel(side, sigma, cv2.CV_32F)
+        self.row_kernel = self.kernel.reshape(1, -1)
+        self._one = np.ones((1, 1), np.float32)
+        self.x = ref.astype(np.float32)
+        self.x -= self.off
+        self._y = np.empty((h, w), np.float32)  # work arrays, reused frame after frame
+        self._prod = np.empty((h, w), np.float32)
+        self._rows = np.empty((h, w), np.float32)
+        self._at: dict[int, dict[str, Any]] = {}
+
+    def covers(self, ref: np.ndarray) -> bool:
+        """Whether `ref` equals this reference on every pixel a scored window reads."""
+        return (
+            ref.shape == self.ref.shape and cv2.norm(ref, self.ref, cv2.NORM_INF, self.cover) == 0
+        )
+
+    def _blur(self, img: np.ndarray, at: dict[str, Any], out: np.ndarray) -> np.ndarray:
+        """The Gaussian blur of a float32 image at the interior windows of every step-th row and
+        column (ssim_sum's sample), into `out`."""
+        r, step = self.radius, at["step"]
+        h, w = img.shape
+        cv2.filter2D(img, -1, self.row_kernel, dst=self._rows, borderType=cv2.BORDER_REFLECT)
+        np.copyto(at["cols"], self._rows[:, r : w - r : step])
+        # down the columns: sepFilter2D's symmetric-kernel path, as accurate as GaussianBlur
+        # (filter2D's column pass: up to 5e-6 further from a float64 SSIM on the fixtures)
+        cv2.sepFilter2D(
+            at["cols"], -1, self._one, self.kernel, dst=at["vert"], borderType=cv2.BORDER_REFLECT
+        )
+        np.copyto(out, at["vert"][r : h - r : step])
+        return out
+
+    def rebase(self, ref: np.ndarray) -> None:
+        """Make this the half of SSIM of another reference of the same shape (same windows)."""
+        if ref.shape != self.ref.shape:
+            raise ValueError(f"SsimReference: {ref.shape} reference for {self.ref.shape}")
+        np.copyto(self.ref, ref)
+        np.subtract(ref, self.off, out=self.x, dtype=np.float32)
+        for at in self._at.values():
+            self._fill(at)
+
+    def _fill(self, at: dict[str, Any]) -> None:
+        """The reference's blurs and per-window terms at one step."""
+        mx = self._blur(self.x, at, at["mx"])
+        np.multiply(self.x, self.x, out=self._prod)
+        bxx = self._blur(self._prod, at, at["varx_c2"])
+        np.add(mx, self.off, out=at["ux"])
+        # per window: ux^2 + C1 and var x + C2 (x zero-mean: accurate in float32)
+        np.multiply(at["ux"], at["ux"], out=at["uxx_c1"])
+        at["uxx_c1"] += self.c1
+        np.multiply(mx, mx, out=at["t"])
+        bxx -= at["t"]
+        bxx += self.c2
+
+    def _reference_at(self, step: int) -> dict[str, Any]:
+        at = self._at.get(step)
+        if at is None:
+            r = self.radius
+            h, w = self.x.shape
+            sel = self.windows[r : h - r : step, r : w - r : step]
+            cols = np.empty((h, len(range(r, w - r, step))), np.float32)
+            at = {"step": step, "cols": cols, "vert": np.empty_like(cols), "sel": sel}
+            at["count"] = int(np.count_nonzero(sel))
+            names = ("mx", "ux", "uxx_c1", "varx_c2", "my", "sxy", "byy", "t")
+            at.update({k: np.empty(sel.shape, np.float32) for k in names})
+            self._fill(at)
+            self._at[step] = at
+        return at
+
+    def ssim_sum(self, b: np.ndarray, step: int = 1) -> tuple[float, int]:
+        """Sum and count of the SSIM index of `b` (uint8, the reference's shape) against this
+        reference over the scored windows of every step-th row and column (ssim_sum's sample)."""
+        at = self._reference_at(step)
+        if at["count"] == 0:
+            return 0.0, 0
+        y = np.subtract(b, self.off, out=self._y, dtype=np.float32)
+        my = self._blur(y, at, at["my"])
+        np.multiply(self.x, y, out=self._prod)
+        sxy = self._blur(self._prod, at, at["sxy"])
+        np.multiply(y, y, out=self._prod)
+        byy = self._blur(self._prod, at, at["byy"])
+        t, mx = at["t"], at["mx"]
+        # SSIM = (2 ux uy + C1)(2 cov + C2) / ((ux^2 + uy^2 + C1)(var x + var y + C2))
+        np.multiply(mx, my, out=t)
+        np.subtract(sxy, t, out=sxy)  # cov
+        sxy *= 2
+        sxy += self.c2
+        np.multiply(my, my, out=t)
+        np.subtract(byy, t, out=byy)  # var y
+        byy += at["varx_c2"]
+        my += self.off  # uy
+        np.multiply(at["ux"], my, out=t)
+        t *= 2
+        t += self.c1
+        t *= sxy
+        my *= my
+        my += at["uxx_c1"]
+        my *= byy
+        t /= my
+        return float(np.sum(t, dtype=np.float64, where=at["sel"])), at["count"]
