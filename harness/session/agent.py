@@ -40,6 +40,7 @@ from typing import Protocol
 import numpy as np
 
 from harness.errors import SessionError
+from harness.session.micaudio import MicAudio, tap_audio
 from harness.vision.timecode import BLOCK_CELLS, code_block, feed_layout, stamp
 
 log = logging.getLogger(__name__)
@@ -122,11 +123,15 @@ class BotSession:
     late_frames: int = 0  # of them sent more than a frame interval after their capture time
     share: deque = field(default_factory=lambda: deque(maxlen=_KEEP_FRAMES))
     share_count: int = 0
-    # (arrival, samples) of the newest AUDIO_KEEP_S of microphone (20 ms chunks)
-    audio: deque = field(default_factory=lambda: deque(maxlen=round(AUDIO_KEEP_S / 0.02)))
-    audio_rate: int = 0
+    # (arrival, samples) of the newest AUDIO_KEEP_S of microphone (20 ms chunks), decoded when read
+    audio: MicAudio = field(default_factory=lambda: MicAudio(round(AUDIO_KEEP_S / 0.02)))
     replies: list[tuple[float, dict]] = field(default_factory=list)
     ended: bool = False
+
+    @property
+    def audio_rate(self) -> int:
+        """The microphone's decoded sample rate (0 before any audio was read)."""
+        return self.audio.rate
 
 
 class AgentBot(Protocol):
@@ -411,7 +416,7 @@ class AiortcAgentBot:
 
                 complete_on_marker(pc, track)  # each share frame the moment it is complete
                 _keep(asyncio.ensure_future(self._receive_share(track, session)))
-            else:
+            elif not tap_audio(pc, track, session.audio):  # kept encoded, decoded when read
                 _keep(asyncio.ensure_future(self._receive_audio(track, session)))
 
         @pc.on("connectionstatechange")
@@ -512,7 +517,7 @@ class AiortcAgentBot:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            session.audio_rate = frame.sample_rate
+            session.audio.rate = frame.sample_rate
             session.audio.append((time.monotonic(), frame.to_ndarray().reshape(-1)))  # a new array
 
     async def _close_pc(self) -> None:
