@@ -8,7 +8,7 @@ signalling goes to POST /agents/ID/signal, a hang-up to /end, leaving is DELETE 
 request bounded by a timeout), the backend relaying the WebRTC signalling both ways. Without an
 HTTP address it speaks the backend's JSON lines over one loopback TCP connection instead. It
 answers each session with an aiortc peer connection (DTLS-SRTP): it sends timecoded video it
-renders itself (frame number + host send time, harness.vision.timecode) and receives the screen
+renders itself (frame number + time, harness.vision.timecode) and receives the screen
 share and the microphone, timestamping every frame on arrival with the host's monotonic clock.
 Its video is a loop of AGENT_LOOP_S encoded once per process (EncodedLoop: frame k of the loop
 carries frame number k; the codes repeat after the loop) and sent packet by packet; when the
@@ -782,6 +782,7 @@ def _agent_video_class() -> type:  # noqa: C901 -- one class, defined once aiort
                 log.info("agent video: this aiortc's sender hides keyframe requests; live")
                 return
             self.loop, self.sender = self.bot._encoded_loop(), sender
+            self.live = self.n > 0  # frames already went out live: until the loop's keyframe
 
         async def recv(self):
             bot = self.bot
@@ -866,7 +867,7 @@ class EncodedLoop:
         return av.Packet(self.packets[k - 1])
 
     @property
-    def bytes(self) -> int:
+    def size_bytes(self) -> int:
         return sum(len(p) for p in self.packets)
 
 
@@ -881,7 +882,7 @@ def encoded_loop(size: tuple[int, int], fps: float, n_frames: int) -> EncodedLoo
         w,
         h,
         n_frames,
-        loop.bytes // 1000,
+        loop.size_bytes // 1000,
         time.process_time() - t0,
     )
     return loop
