@@ -3,7 +3,9 @@
 Run: .venv/bin/python benchmarks/media_bench.py [--seconds S] [--no-api17]   (about 1 min at S=10)
 
 One twin (API 34) in a live session with the reference AgentBot (agent video 30 fps down, the
-share 15 fps up, audio both ways, WebRTC on loopback). Three windows of S seconds:
+share 15 fps up, audio both ways, WebRTC on loopback; since session 8 the agent video is its
+pre-encoded loop and the microphone is decoded only when read, which no window here does).
+Three windows of S seconds:
 - idle: the session alone (the bot sends and receives, nothing is analysed);
 - analysing: the Timecode app in front; the screen polled at 30 captures/s (raw screencap,
   since session 6 only the rows down to the agent pane's bottom read after the first capture,
