@@ -192,6 +192,7 @@ def test_a_keyframe_request_sends_live_frames_until_the_loop_comes_round():
         video, _ = bot._tracks(session)
         sender = a.addTrack(video)
         got: list[int | None] = []
+        asked: list[int] = []  # frames sent when the keyframe was asked for
         done = asyncio.Event()
 
         async def receive(track):
@@ -201,8 +202,7 @@ def test_a_keyframe_request_sends_live_frames_until_the_loop_comes_round():
                 got.append(r.frame_no if r.ok else None)
                 if len(got) == 10:
                     sender._send_keyframe()  # what aiortc does on a PLI or FIR
-                    live_at = session.frames_sent
-                    got.append(("asked", live_at))
+                    asked.append(session.frames_sent)
             done.set()
 
         b.on("track", lambda t: asyncio.ensure_future(receive(t)))
@@ -218,11 +218,9 @@ def test_a_keyframe_request_sends_live_frames_until_the_loop_comes_round():
             video.stop()
             await a.close()
             await b.close()
-        return session, got
+        return session, got, asked[0]
 
-    session, got = asyncio.run(run())
-    asked = next(x for x in got if isinstance(x, tuple))[1]
-    codes = [x for x in got if not isinstance(x, tuple)]
+    session, codes, asked = asyncio.run(run())
     first = codes[0]
     assert codes == [(first - 1 + i) % 30 + 1 for i in range(len(codes))]  # every code, in order
     # live from the request (frame asked + 1 or the next) to the loop's end, then the loop again

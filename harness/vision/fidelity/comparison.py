@@ -27,7 +27,7 @@ from harness.vision.fidelity.similarity import (
     ssim,
     to_gray,
 )
-from harness.vision.image import check_image
+from harness.vision.image import LazyFrames, check_image
 from harness.vision.timecode import BLOCK_CELLS, TimecodeLayout, TimecodeRead, decode_fast
 from harness.vision.workers import analysis_threads
 
@@ -127,39 +127,28 @@ class FidelityReport:
         return [ms, mp]
 
 
-class _GrayFrames:
+def _gray_frames(frames: Sequence[np.ndarray], checked: bool) -> LazyFrames:
     """The luma of each frame of a sequence, converted when first asked for (a timecode-aligned
-    comparison scores only the reference frames that were shown, often half of them). Frames
-    made on demand that keep only their newest few (LazyFrames(keep=)) are kept as few here."""
+    comparison scores only the reference frames that were shown, often half of them); as few
+    kept as the frames themselves keep (LazyFrames(keep=)). Unless `checked`, each frame is
+    checked when made, and against frame 0's size."""
+    shape: list[tuple[int, ...]] = []
 
-    def __init__(self, frames: Sequence[np.ndarray], checked: bool) -> None:
-        self.frames, self.checked = frames, checked
-        self.gray: dict[int, np.ndarray] = {}
-        self.keep: int | None = getattr(frames, "keep", None)
-        self.shape: tuple[int, ...] | None = None
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        g = self.gray.get(i)
-        if g is None:
-            f = self.frames[i]
-            if not self.checked:  # frames made on demand: checked when made
-                check_image(f, f"reference frame {i}", min_size=(16, 16))
-                if self.shape is not None and f.shape[:2] != self.shape:
-                    raise MeasurementError(
-                        f"fidelity: reference frame {i} is {f.shape[1]}x{f.shape[0]}, frame 0 is"
-                        f" {self.shape[1]}x{self.shape[0]}"
-                    )
-            g = self.gray[i] = to_gray(f)
-            self.shape = self.shape or g.shape
-            if self.keep is not None and len(self.gray) > self.keep:
-                del self.gray[next(iter(self.gray))]  # the oldest
+    def make(i: int) -> np.ndarray:
+        f = frames[i]
+        if not checked:  # frames made on demand: checked when made
+            check_image(f, f"reference frame {i}", min_size=(16, 16))
+            if shape and f.shape[:2] != shape[0]:
+                raise MeasurementError(
+                    f"fidelity: reference frame {i} is {f.shape[1]}x{f.shape[0]}, frame 0 is"
+                    f" {shape[0][1]}x{shape[0][0]}"
+                )
+        g = to_gray(f)
+        if not shape:
+            shape.append(g.shape)
         return g
 
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
+    return LazyFrames(len(frames), make, keep=getattr(frames, "keep", None))
 
 
 def _thumb(gray: np.ndarray) -> np.ndarray:
@@ -322,7 +311,7 @@ def _compare(  # noqa: C901, PLR0913 -- compare()'s body, with OpenCV's threads 
     if eager:
         for i, f in enumerate(reference):
             check_image(f, f"reference frame {i}", min_size=(16, 16))
-    refs = _GrayFrames(reference, checked=eager)
+    refs = _gray_frames(reference, checked=eager)
     rh, rw = refs[0].shape
     for i, f in enumerate(reference if eager else ()):
         if f.shape[:2] != (rh, rw):
@@ -420,7 +409,7 @@ def _layout_from_corners(corners, width: int, height: int) -> TimecodeLayout:
     return TimecodeLayout(width, height, float(x), float(y), float(cell_w), float(cell_h))
 
 
-def _ref_guess(refs: _GrayFrames, gray: np.ndarray, ref_by_no: dict[int, int]) -> np.ndarray:
+def _ref_guess(refs: LazyFrames, gray: np.ndarray, ref_by_no: dict[int, int]) -> np.ndarray:
     from harness.vision.locator import decode_robust
 
     r = decode_robust(gray)
